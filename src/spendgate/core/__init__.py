@@ -1,0 +1,1 @@
+"""The pure core: money, usage, pricing, periods and policy. No I/O lives here."""

@@ -1,0 +1,133 @@
+"""Exact money.
+
+Rates are :class:`~decimal.Decimal` USD per unit. Amounts that are stored or added up are
+integers of **nano-USD** (1e-9 USD). There is exactly one rounding rule: a Decimal USD
+amount becomes nano-USD by rounding half to even at the 9th decimal (:func:`to_nano`).
+Floats never hold money; a float given to :func:`parse_rate` is converted through its
+shortest ``repr`` so ``2.5e-06`` means exactly ``0.0000025``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
+
+from spendgate.errors import MoneyError
+
+__all__ = [
+    "NANOS_PER_USD",
+    "ZERO",
+    "MoneyError",
+    "allocate_nanos",
+    "format_usd",
+    "from_nano",
+    "parse_rate",
+    "to_nano",
+]
+
+NANOS_PER_USD = 1_000_000_000
+ZERO = Decimal(0)
+_NANO = Decimal("1e-9")
+# Enough precision that no product of a rate and a token count is ever rounded.
+_CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
+
+
+def to_nano(usd: Decimal) -> int:
+    """Round a USD amount to integer nano-USD, half to even (the one rounding rule)."""
+    with localcontext(_CTX):
+        return int(usd.quantize(_NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
+
+
+def from_nano(nanos: int) -> Decimal:
+    """Exact USD value of an integer nano-USD amount."""
+    return Decimal(nanos).scaleb(-9)
+
+
+def allocate_nanos(parts: list[Decimal], total_nanos: int) -> list[int]:
+    """Split ``total_nanos`` over ``parts`` so each is within 1 nano of its exact value.
+
+    Largest-remainder allocation: the integers always add up to ``total_nanos`` exactly,
+    which plain per-item rounding cannot promise.
+    """
+    with localcontext(_CTX):
+        exact = [p.scaleb(9) for p in parts]
+        floors = [int(e.to_integral_value(rounding="ROUND_FLOOR")) for e in exact]
+        # sum(floors) <= floor(sum(exact)) <= round(sum(exact)), so ``rest`` is never
+        # negative, and it is below len(parts) when total_nanos = to_nano(sum(parts)).
+        rest = total_nanos - sum(floors)
+        order = sorted(range(len(parts)), key=lambda i: exact[i] - floors[i], reverse=True)
+        for n, i in enumerate(order):
+            if n >= rest:
+                break
+            floors[i] += 1
+        if rest > len(parts):
+            floors[order[0] if order else 0] += rest - len(parts)
+        return floors
+
+
+_UNIT_SCALE = {
+    "": 1,
+    "token": 1,
+    "tokens": 1,
+    "k": 1_000,
+    "1k": 1_000,
+    "1k tokens": 1_000,
+    "k tokens": 1_000,
+    "m": 1_000_000,
+    "1m": 1_000_000,
+    "mtok": 1_000_000,
+    "1m tokens": 1_000_000,
+    "m tokens": 1_000_000,
+}
+_PRICE_RE = re.compile(r"^\$?\s*(?P<num>[0-9.eE+-]+)\s*(?:(?:per|/)\s*(?P<unit>.+))?$")
+
+
+def parse_rate(value: str | int | float | Decimal) -> Decimal:
+    """Read a rate in USD per unit.
+
+    Accepts numbers, numeric strings (``"3e-7"``) and per-quantity prices such as
+    ``"2.5 per 1M tokens"``, ``"$0.15/1K tokens"`` or ``"3 per mtok"``, which are scaled
+    down to a per-unit rate. Negative rates and non-finite values are refused.
+    """
+    if isinstance(value, bool):
+        raise MoneyError(f"not a price: {value!r}")
+    if isinstance(value, Decimal):
+        rate = value
+    elif isinstance(value, int):
+        rate = Decimal(value)
+    elif isinstance(value, float):
+        rate = Decimal(repr(value))
+    elif isinstance(value, str):
+        match = _PRICE_RE.match(value.strip())
+        if match is None:
+            raise MoneyError(f"not a price: {value!r}")
+        unit = (match["unit"] or "").strip().lower()
+        if unit not in _UNIT_SCALE:
+            raise MoneyError(f"unknown price unit {unit!r} in {value!r}")
+        try:
+            rate = Decimal(match["num"]) / _UNIT_SCALE[unit]
+        except InvalidOperation:
+            raise MoneyError(f"not a price: {value!r}") from None
+    else:
+        raise MoneyError(f"not a price: {value!r}")
+    if not rate.is_finite() or rate < 0:
+        raise MoneyError(f"a price must be a finite number >= 0, got {value!r}")
+    return rate.normalize() if rate else ZERO
+
+
+def format_usd(amount: Decimal | int, *, places: int | None = None) -> str:
+    """Format USD for people: ``$0.0075``; ints are read as nano-USD.
+
+    Without ``places`` the amount is shown exactly (down to the nano), with at least two
+    decimals.
+    """
+    usd = from_nano(amount) if isinstance(amount, int) else amount
+    sign = "-" if usd < 0 else ""
+    usd = abs(usd)
+    if places is not None:
+        text = f"{usd.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+    else:
+        text = f"{usd.normalize():f}" if usd else "0"
+        whole, _, frac = text.partition(".")
+        text = f"{whole}.{frac.ljust(2, '0')}"
+    return f"{sign}${text}"

@@ -1,0 +1,122 @@
+"""The itemized result of pricing one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from spendgate.core.money import ZERO, allocate_nanos, to_nano
+from spendgate.core.usage.model import Usage
+
+__all__ = ["ITEMS", "PROMPT_ITEMS", "CostBreakdown"]
+
+# Items billed for the prompt side and for the completion side. Their sum, plus the
+# adjustments, is the total.
+PROMPT_ITEMS = ("input", "cache_read", "cache_write", "input_audio", "input_image", "input_video")
+COMPLETION_ITEMS = ("output", "reasoning", "output_audio", "output_image", "output_video")
+ITEMS = (*PROMPT_ITEMS, *COMPLETION_ITEMS, "tools", "discount", "margin")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostBreakdown:
+    """What one call cost, item by item, in exact Decimal USD.
+
+    ``total`` is exactly the sum of the items; ``discount`` is negative or zero.
+    ``total_nanos`` is ``total`` rounded half-even to nano-USD, and :meth:`item_nanos`
+    splits that integer over the items so the integers add up too.
+
+    An unpriced call (no price known for the model) has ``priced=False``, every item
+    zero, and ``unpriced_reason`` set: it must be recorded as unpriced, never as $0.
+    """
+
+    model: str
+    """The model name as asked for."""
+    priced: bool
+    resolved_model: str | None = None
+    """The catalogue id the price came from."""
+    provider: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    service_tier: str | None = None
+    catalogue_version: str | None = None
+    price_source: str | None = None
+    unpriced_reason: str | None = None
+
+    input: Decimal = ZERO
+    """Uncached text input (and per-character / per-query input charges)."""
+    cache_read: Decimal = ZERO
+    cache_write: Decimal = ZERO
+    input_audio: Decimal = ZERO
+    input_image: Decimal = ZERO
+    input_video: Decimal = ZERO
+    output: Decimal = ZERO
+    """Text output (and per-second / per-character output charges)."""
+    reasoning: Decimal = ZERO
+    output_audio: Decimal = ZERO
+    output_image: Decimal = ZERO
+    """Image output tokens, or images generated."""
+    output_video: Decimal = ZERO
+    tools: Decimal = ZERO
+    """Built-in tools: web-search calls."""
+    discount: Decimal = ZERO
+    margin: Decimal = ZERO
+
+    @property
+    def prompt_cost(self) -> Decimal:
+        """Input side, before discount and margin (LiteLLM's ``prompt_tokens_cost_usd_dollar``)."""
+        return sum((getattr(self, n) for n in PROMPT_ITEMS), ZERO)
+
+    @property
+    def completion_cost(self) -> Decimal:
+        """Output side plus tools, before discount and margin."""
+        return sum((getattr(self, n) for n in COMPLETION_ITEMS), ZERO) + self.tools
+
+    @property
+    def audio(self) -> Decimal:
+        return self.input_audio + self.output_audio
+
+    @property
+    def image(self) -> Decimal:
+        return self.input_image + self.output_image
+
+    @property
+    def video(self) -> Decimal:
+        return self.input_video + self.output_video
+
+    @property
+    def subtotal(self) -> Decimal:
+        """Cost at list price, before discount and margin."""
+        return self.prompt_cost + self.completion_cost
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal + self.discount + self.margin
+
+    @property
+    def total_nanos(self) -> int:
+        return to_nano(self.total)
+
+    def item_nanos(self) -> dict[str, int]:
+        """Every item in nano-USD; the values add up to :attr:`total_nanos` exactly."""
+        parts = [getattr(self, n) for n in ITEMS]
+        return dict(zip(ITEMS, allocate_nanos(parts, self.total_nanos), strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: amounts as decimal strings, plus ``total_nanos``."""
+        out: dict[str, Any] = {
+            "model": self.model,
+            "resolved_model": self.resolved_model,
+            "provider": self.provider,
+            "priced": self.priced,
+            "unpriced_reason": self.unpriced_reason,
+            "service_tier": self.service_tier,
+            "catalogue_version": self.catalogue_version,
+            "price_source": self.price_source,
+        }
+        for name in ITEMS:
+            out[name] = str(getattr(self, name))
+        out["prompt_cost"] = str(self.prompt_cost)
+        out["completion_cost"] = str(self.completion_cost)
+        out["total"] = str(self.total)
+        out["total_nanos"] = self.total_nanos
+        return out

@@ -1,0 +1,333 @@
+"""Price one call: a :class:`PriceSpec` and a :class:`Usage` in, a :class:`CostBreakdown` out.
+
+Rate resolution follows LiteLLM's semantics (reference §1.2–1.4, §1.8), in this order:
+
+1. **Service tier.** ``flex`` / ``priority`` overlay their declared rates on the base rates
+   key by key. ``batch`` uses the model's batch rates when it has a batch input rate — and
+   then cached tokens without a batch cache-read rate are *not* discounted (they pay the
+   batch input rate) — else 50 % of every standard rate.
+2. **Tiers** (all-or-nothing): the tier with ``start < input_tokens <= end`` (above the last:
+   the last) prices every token of the request. Undeclared tier rates fall back to the
+   tier's input rate, except output, which falls back to the model's output rate.
+3. **Long-context thresholds**: every threshold the prompt is strictly above (``>=`` for
+   providers flagged inclusive) overlays its rates, ascending, so the highest wins, and it
+   re-prices the whole request, not the tokens above the line.
+4. **Off-peak**: inside a window, the off-peak rates overlay everything else.
+5. **Fallbacks**: no cache-read or cache-write rate → the input rate (no discount); no 1 h
+   write rate → the write rate; no reasoning rate → the output rate; no modality rate →
+   the input or output rate of its side; cached audio → the cache-read rate.
+
+Then token accounting (§1.3): uncached input = input − cache reads − cache writes; audio,
+image and video input are carved out of it (capped at what remains) and the rest is text.
+Output text = output − reasoning − audio − image − video. Non-token units (characters,
+seconds, images, queries, web-search calls) are priced where the model declares a rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from spendgate.core.money import ZERO
+from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
+from spendgate.core.usage.model import Usage
+
+__all__ = ["Adjustment", "EffectiveRates", "calculate", "effective_rates"]
+
+_HALF = Decimal("0.5")
+_TOKEN_MODES = frozenset({"chat", "completion", "responses", "embedding", "realtime"})
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A discount and a margin: ``total = subtotal × (1 − discount) × (1 + margin) + fixed``.
+
+    Fractions, not percents: ``discount=Decimal("0.05")`` is 5 % off.
+    """
+
+    discount: Decimal = ZERO
+    margin: Decimal = ZERO
+    margin_fixed: Decimal = ZERO
+
+    @property
+    def is_identity(self) -> bool:
+        return not (self.discount or self.margin or self.margin_fixed)
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRates:
+    """The fully resolved per-unit rates one request pays; every token rate is set."""
+
+    rates: Rates
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    cache_write_1h: Decimal
+    reasoning: Decimal
+    cache_read_audio: Decimal
+    input_audio: Decimal
+    input_image: Decimal
+    input_video: Decimal
+    output_audio: Decimal
+    output_image: Decimal
+    output_video: Decimal
+
+
+def _batch_rates(spec: PriceSpec) -> tuple[Rates, tuple[tuple[int, Rates], ...]]:
+    """Base rates and thresholds for a batch request (reference §1.8)."""
+    batch = spec.service_tiers.get("batch")
+    base = spec.rates
+    if batch is not None and batch.rates.input is not None:
+        b = batch.rates
+        rates = base.overlay(b)
+        halved = base.scaled(_HALF)
+        # Declared batch rates win; output without a batch rate is half price; cache reads
+        # without a batch cache rate are not discounted (ordinary batch input).
+        rates = replace(
+            rates,
+            output=b.output if b.output is not None else halved.output,
+            cache_read=b.cache_read if b.cache_read is not None else b.input,
+            cache_write=b.cache_write if b.cache_write is not None else b.input,
+            cache_write_1h=b.cache_write_1h,
+            reasoning=b.reasoning if b.reasoning is not None else b.output,
+            output_image=b.output_image if b.output_image is not None else halved.output_image,
+        )
+        thresholds = tuple((t.above, t.rates) for t in batch.thresholds)
+        return rates, thresholds
+    halved = base.scaled(_HALF)
+    if halved.cache_read is None and halved.input is not None:
+        halved = replace(halved, cache_read=halved.input)
+    thresholds = tuple((t.above, t.rates.scaled(_HALF)) for t in spec.thresholds)
+    return halved, thresholds
+
+
+def _in_off_peak(off_peak: OffPeak, at: datetime) -> bool:
+    utc = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    now = utc.time().replace(tzinfo=None)
+    try:
+        calendar = ZoneInfo(off_peak.weekday_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        calendar = ZoneInfo("UTC")
+    weekday = utc.astimezone(calendar).isoweekday()
+    for window in off_peak.windows:
+        if window.weekdays is not None and weekday not in window.weekdays:
+            continue
+        for start, end in window.hours:
+            if start < end:
+                if start <= now < end:
+                    return True
+            elif now >= start or now < end:  # wraps midnight; start == end is all day
+                return True
+    return False
+
+
+def effective_rates(
+    spec: PriceSpec,
+    usage: Usage,
+    *,
+    service_tier: str | None = None,
+    at: datetime | None = None,
+    inclusive_thresholds: bool = False,
+) -> EffectiveRates:
+    """Resolve the rates this request pays (steps 1–5 of the module docstring)."""
+    prompt = usage.input_tokens
+    thresholds: tuple[tuple[int, Rates], ...]
+    if service_tier == "batch":
+        rates, thresholds = _batch_rates(spec)
+    else:
+        rates = spec.rates
+        thresholds = tuple((t.above, t.rates) for t in spec.thresholds)
+        tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
+        if tier_spec is not None:
+            rates = rates.overlay(tier_spec.rates)
+            by_level = dict(thresholds)
+            for t in tier_spec.thresholds:
+                by_level[t.above] = by_level[t.above].overlay(t.rates) if t.above in by_level else t.rates
+            thresholds = tuple(sorted(by_level.items()))
+
+    if spec.tiers and prompt > 0:
+        chosen = next((t for t in spec.tiers if t.start < prompt <= (t.end or prompt)), spec.tiers[-1])
+        tr = chosen.rates
+        if tr.input is not None:
+            rates = rates.overlay(tr)
+            rates = replace(
+                rates,
+                output=tr.output if tr.output is not None else spec.rates.output,
+                cache_read=tr.cache_read if tr.cache_read is not None else tr.input,
+                cache_write=tr.cache_write if tr.cache_write is not None else tr.input,
+                reasoning=tr.reasoning if tr.reasoning is not None else tr.output,
+            )
+
+    for above, level_rates in thresholds:
+        if prompt > above or (inclusive_thresholds and prompt >= above):
+            rates = rates.overlay(level_rates)
+
+    if spec.off_peak is not None and at is not None and _in_off_peak(spec.off_peak, at):
+        rates = rates.overlay(spec.off_peak.rates)
+
+    inp = rates.input if rates.input is not None else ZERO
+    out = rates.output if rates.output is not None else ZERO
+    if not out and rates.output_image is not None:
+        out = rates.output_image  # image models price all output as image tokens
+    cache_read = rates.cache_read if rates.cache_read is not None else inp
+    cache_write = rates.cache_write if rates.cache_write is not None else inp
+    return EffectiveRates(
+        rates=rates,
+        input=inp,
+        output=out,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        cache_write_1h=rates.cache_write_1h if rates.cache_write_1h is not None else cache_write,
+        reasoning=rates.reasoning if rates.reasoning is not None else out,
+        cache_read_audio=rates.cache_read_audio if rates.cache_read_audio is not None else cache_read,
+        input_audio=rates.input_audio if rates.input_audio is not None else inp,
+        input_image=rates.input_image if rates.input_image is not None else inp,
+        input_video=rates.input_video if rates.input_video is not None else inp,
+        output_audio=rates.output_audio if rates.output_audio is not None else out,
+        output_image=rates.output_image if rates.output_image is not None else out,
+        output_video=rates.output_video if rates.output_video is not None else out,
+    )
+
+
+def _image_price(rates: Rates, size: str | None, quality: str | None) -> Decimal | None:
+    variants = rates.image_variants
+    if variants:
+        s = size.lower().replace("-x-", "x") if size else None
+        q = quality.lower() if quality else None
+        for key in (f"{q}/{s}" if q and s else None, s, q):
+            if key is not None and key in variants:
+                return variants[key]
+    return rates.output_per_image
+
+
+def calculate(
+    spec: PriceSpec,
+    usage: Usage,
+    *,
+    model: str,
+    resolved_model: str | None = None,
+    provider: str | None = None,
+    mode: str = "chat",
+    service_tier: str | None = None,
+    at: datetime | None = None,
+    inclusive_thresholds: bool = False,
+    adjustment: Adjustment | None = None,
+    catalogue_version: str | None = None,
+    price_source: str | None = None,
+) -> CostBreakdown:
+    """Price ``usage`` with ``spec``; see the module docstring for every rule."""
+    r = effective_rates(
+        spec, usage, service_tier=service_tier, at=at, inclusive_thresholds=inclusive_thresholds
+    )
+    u = usage
+    flat = r.rates
+
+    # ---- input side
+    cache_read = min(u.cache_read_tokens, u.input_tokens)
+    cache_write = min(u.cache_write_tokens, u.input_tokens - cache_read)
+    write_1h = min(u.cache_write_1h_tokens, cache_write)
+    remaining = u.input_tokens - cache_read - cache_write
+    cached_audio = min(u.cache_read_audio_tokens, cache_read)
+    audio_in = min(max(u.input_audio_tokens - cached_audio, 0), remaining)
+    remaining -= audio_in
+    image_in = min(u.input_image_tokens, remaining)
+    remaining -= image_in
+    video_in = min(u.input_video_tokens, remaining)
+    text_in = remaining - video_in
+
+    input_cost = ZERO
+    if flat.input_per_character is not None and u.input_characters:
+        input_cost += flat.input_per_character * u.input_characters
+    else:
+        input_cost += r.input * text_in
+    if flat.input_per_query is not None and u.queries:
+        input_cost += flat.input_per_query * u.queries
+    cache_read_cost = r.cache_read * (cache_read - cached_audio) + r.cache_read_audio * cached_audio
+    cache_write_cost = r.cache_write * (cache_write - write_1h) + r.cache_write_1h * write_1h
+    input_audio_cost = r.input_audio * audio_in
+    if flat.input_per_image is not None and u.input_images:
+        input_image_cost = flat.input_per_image * u.input_images
+    else:
+        input_image_cost = r.input_image * image_in
+    input_video_cost = r.input_video * video_in
+
+    # ---- output side
+    reasoning = min(u.reasoning_tokens, u.output_tokens)
+    rest = u.output_tokens - reasoning
+    audio_out = min(u.output_audio_tokens, rest)
+    rest -= audio_out
+    image_out = min(u.output_image_tokens, rest)
+    rest -= image_out
+    video_out = min(u.output_video_tokens, rest)
+    text_out = rest - video_out
+
+    output_cost = r.output * text_out
+    if flat.output_per_character is not None and u.output_characters:
+        output_cost += flat.output_per_character * u.output_characters
+    reasoning_cost = r.reasoning * reasoning
+    output_audio_cost = r.output_audio * audio_out
+    output_image_cost = r.output_image * image_out
+    output_video_cost = r.output_video * video_out
+
+    if u.images:
+        per_image = _image_price(flat, u.image_size, u.image_quality)
+        if per_image is not None:
+            output_image_cost += per_image * u.images
+
+    if u.seconds:
+        # Per-second models (transcription, video, custom per-second deployments) bill the
+        # seconds once, on the output side. Token-priced usage is not billed twice.
+        per_second = flat.output_per_second
+        if per_second is None:
+            per_second = flat.per_second if flat.per_second is not None else flat.input_per_second
+        token_priced = flat.has_token_rates and (u.input_tokens or u.output_tokens)
+        if per_second is not None and (not token_priced or mode not in _TOKEN_MODES):
+            if mode == "video_generation":
+                output_video_cost += per_second * u.seconds
+            else:
+                output_cost += per_second * u.seconds
+
+    tools = ZERO
+    if u.web_search_requests and flat.web_search:
+        size = (u.search_context_size or "medium").lower()
+        per_call = flat.web_search.get(size) or flat.web_search.get("medium")
+        if per_call is not None:
+            tools += per_call * u.web_search_requests
+
+    breakdown = CostBreakdown(
+        model=model,
+        priced=True,
+        resolved_model=resolved_model,
+        provider=provider,
+        usage=usage,
+        service_tier=service_tier,
+        catalogue_version=catalogue_version,
+        price_source=price_source,
+        input=input_cost,
+        cache_read=cache_read_cost,
+        cache_write=cache_write_cost,
+        input_audio=input_audio_cost,
+        input_image=input_image_cost,
+        input_video=input_video_cost,
+        output=output_cost,
+        reasoning=reasoning_cost,
+        output_audio=output_audio_cost,
+        output_image=output_image_cost,
+        output_video=output_video_cost,
+        tools=tools,
+    )
+    return adjust(breakdown, adjustment) if adjustment is not None else breakdown
+
+
+def adjust(breakdown: CostBreakdown, adjustment: Adjustment) -> CostBreakdown:
+    """Apply a discount, then a margin (percentage and fixed amount), to a breakdown."""
+    if adjustment.is_identity or not breakdown.priced:
+        return breakdown
+    subtotal = breakdown.subtotal
+    discount = -(subtotal * adjustment.discount)
+    margin = (subtotal + discount) * adjustment.margin + adjustment.margin_fixed
+    return replace(breakdown, discount=discount, margin=margin)

@@ -1,0 +1,266 @@
+"""A versioned set of model prices and the rules that find a model in it.
+
+:class:`Catalogue` is one layer of prices (the bundled file, an operator's file, one
+deployment's prices). :class:`PriceBook` stacks layers, lowest first, and resolves a
+model name through all of them: the lowest layer that knows the model gives the base
+spec, each higher layer that knows it overlays its declared rates. The result names the
+catalogue version and every price source that contributed.
+
+Name resolution, in order: the name with the caller's provider (``openai`` +
+``gpt-4o`` → ``openai/gpt-4o``); the exact id or alias; a known provider prefix
+(``azure/…``, ``bedrock/…``, ``vertex_ai/…``) mapped to its canonical provider, then the
+bare model; then the same with a dated snapshot suffix removed
+(``gpt-4o-2024-08-06`` → ``gpt-4o``, ``claude-3-5-sonnet@20240620``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from spendgate.core.pricing.spec import (
+    CatalogueFormatError,
+    ModelEntry,
+    PriceSpec,
+    entry_from_dict,
+    entry_to_dict,
+)
+
+__all__ = [
+    "CATALOGUE_FORMAT",
+    "PROVIDER_ALIASES",
+    "Catalogue",
+    "PriceBook",
+    "ResolvedPrice",
+    "canonical_provider",
+]
+
+CATALOGUE_FORMAT = "spendgate-catalogue/1"
+
+# Spellings users and LiteLLM use for a provider → the catalogue's provider id.
+PROVIDER_ALIASES: Mapping[str, str] = {
+    "openai": "openai",
+    "text-completion-openai": "openai",
+    "azure": "azure",
+    "azure_openai": "azure",
+    "azure_ai": "azure_ai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "google": "gemini",
+    "google_ai_studio": "gemini",
+    "vertex_ai": "vertex_ai",
+    "vertex": "vertex_ai",
+    "vertex_ai_beta": "vertex_ai",
+    "bedrock": "bedrock",
+    "bedrock_converse": "bedrock",
+    "aws": "bedrock",
+    "mistral": "mistral",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "deepseek": "deepseek",
+    "xai": "xai",
+    "groq": "groq",
+    "together_ai": "together_ai",
+    "together": "together_ai",
+    "fireworks_ai": "fireworks_ai",
+    "fireworks": "fireworks_ai",
+    "perplexity": "perplexity",
+    "openrouter": "openrouter",
+}
+
+_SNAPSHOT = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}))$|(?:-latest)$")
+
+
+def canonical_provider(name: str) -> str:
+    """The catalogue's provider id for a user's or LiteLLM's spelling of it."""
+    key = name.strip().lower()
+    return PROVIDER_ALIASES.get(key, key)
+
+
+class Catalogue:
+    """One layer of model prices, indexed by id and alias."""
+
+    def __init__(
+        self,
+        entries: Iterable[ModelEntry],
+        *,
+        version: str,
+        name: str = "bundled",
+        prices_checked: str | None = None,
+    ) -> None:
+        self.version = version
+        self.name = name
+        self.prices_checked = prices_checked
+        self._by_id: dict[str, ModelEntry] = {}
+        self._by_name: dict[str, ModelEntry] = {}
+        for entry in entries:
+            self._by_id[entry.id] = entry
+        # Ids first so an alias can never shadow a canonical id; the first alias wins.
+        for entry in self._by_id.values():
+            self._by_name[entry.id.lower()] = entry
+        for entry in self._by_id.values():
+            for alias in entry.aliases:
+                self._by_name.setdefault(alias.lower(), entry)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, name: str = "bundled") -> Catalogue:
+        """Build a catalogue from its JSON form (``{"format", "version", "models": [...]}``)."""
+        fmt = data.get("format")
+        if fmt != CATALOGUE_FORMAT:
+            raise CatalogueFormatError(f"format: expected {CATALOGUE_FORMAT!r}, got {fmt!r}")
+        models = data.get("models")
+        if not isinstance(models, list):
+            raise CatalogueFormatError("models: expected a list")
+        entries = [entry_from_dict(m, f"models[{i}]") for i, m in enumerate(models)]
+        return cls(
+            entries,
+            version=str(data.get("version", "unversioned")),
+            name=name,
+            prices_checked=data.get("prices_checked"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CATALOGUE_FORMAT,
+            "version": self.version,
+            "prices_checked": self.prices_checked,
+            "models": [entry_to_dict(e) for e in self._by_id.values()],
+        }
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self._by_id.values())
+
+    def get(self, entry_id: str) -> ModelEntry | None:
+        return self._by_id.get(entry_id)
+
+    def find(self, model: str, provider: str | None = None) -> ModelEntry | None:
+        """Find a model by the resolution rules of the module docstring."""
+        for candidate in _candidates(model, provider):
+            entry = self._by_name.get(candidate)
+            if entry is not None:
+                return entry
+        return None
+
+    def search(self, text: str, limit: int = 50) -> list[ModelEntry]:
+        """Entries whose id or an alias contains ``text`` (case-insensitive)."""
+        needle = text.lower()
+        hits = [
+            e
+            for e in self._by_id.values()
+            if needle in e.id.lower() or any(needle in a.lower() for a in e.aliases)
+        ]
+        hits.sort(key=lambda e: (len(e.id), e.id))
+        return hits[:limit]
+
+
+def _candidates(model: str, provider: str | None) -> Iterator[str]:
+    name = model.strip().lower()
+    prov = canonical_provider(provider) if provider else None
+    seen: set[str] = set()
+
+    def variants(n: str) -> Iterator[str]:
+        if prov:
+            yield f"{prov}/{n}"
+        yield n
+        head, sep, rest = n.partition("/")
+        if sep and head in PROVIDER_ALIASES:
+            yield f"{PROVIDER_ALIASES[head]}/{rest}"
+            yield rest
+
+    for base in (name, _SNAPSHOT.sub("", name)):
+        for v in variants(base):
+            if v not in seen:
+                seen.add(v)
+                yield v
+        # A snapshot suffix may also hide behind a provider prefix: azure/gpt-4o-2024-08-06.
+        _, sep, rest = base.partition("/")
+        if sep:
+            stripped = _SNAPSHOT.sub("", rest)
+            if stripped != rest:
+                for v in variants(f"{base.partition('/')[0]}/{stripped}"):
+                    if v not in seen:
+                        seen.add(v)
+                        yield v
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPrice:
+    """The spec a call is priced with, and where it came from."""
+
+    entry: ModelEntry
+    spec: PriceSpec
+    catalogue_version: str
+    source: str
+    """Layer names that contributed, lowest first, e.g. ``"bundled+operator"``."""
+
+
+class PriceBook:
+    """Layers of catalogues, lowest first: bundled < operator file < deployment < scope."""
+
+    def __init__(self, layers: Iterable[Catalogue]) -> None:
+        self.layers: tuple[Catalogue, ...] = tuple(layers)
+        if not self.layers:
+            raise ValueError("a PriceBook needs at least one catalogue")
+
+    @property
+    def version(self) -> str:
+        return "+".join(layer.version for layer in self.layers)
+
+    def with_layer(self, layer: Catalogue) -> PriceBook:
+        """A new book with ``layer`` on top."""
+        return PriceBook((*self.layers, layer))
+
+    def find(self, model: str, provider: str | None = None) -> ModelEntry | None:
+        for layer in reversed(self.layers):
+            entry = layer.find(model, provider)
+            if entry is not None:
+                return entry
+        return None
+
+    def resolve(
+        self, model: str, provider: str | None = None, at: datetime | None = None
+    ) -> ResolvedPrice | None:
+        """The spec in force for ``model`` at ``at``, all layers applied; None if unpriced."""
+        found: list[tuple[Catalogue, ModelEntry, PriceSpec]] = []
+        for layer in self.layers:
+            entry = layer.find(model, provider)
+            if entry is None and found:
+                # An override layer may name the model by the id the lower layer resolved to.
+                entry = layer.get(found[0][1].id) or layer.find(found[0][1].model, found[0][1].provider)
+            if entry is None:
+                continue
+            spec = entry.spec_at(at)
+            if spec is not None:
+                found.append((layer, entry, spec))
+        if not found:
+            return None
+        _, base_entry, spec = found[0]
+        for _, _, top in found[1:]:
+            spec = spec.overlay(top)
+        entry = base_entry
+        for _, top_entry, _ in found[1:]:
+            # Limits and flags declared by an override win, the identity stays the base's.
+            if top_entry.max_output_tokens is not None or top_entry.max_input_tokens is not None:
+                entry = ModelEntry(
+                    id=entry.id,
+                    provider=entry.provider,
+                    model=entry.model,
+                    mode=entry.mode,
+                    aliases=entry.aliases,
+                    max_input_tokens=top_entry.max_input_tokens or entry.max_input_tokens,
+                    max_output_tokens=top_entry.max_output_tokens or entry.max_output_tokens,
+                    inclusive_thresholds=entry.inclusive_thresholds,
+                    prices=entry.prices,
+                )
+        return ResolvedPrice(
+            entry=entry,
+            spec=spec,
+            catalogue_version=self.layers[0].version,
+            source="+".join(layer.name for layer, _, _ in found),
+        )

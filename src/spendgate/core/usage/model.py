@@ -1,0 +1,122 @@
+"""The normalized :class:`Usage` of one billable call.
+
+Token buckets nest; the nesting is the whole point of the model, so it is spelled out:
+
+* ``input_tokens`` counts **every** prompt token, OpenAI style: uncached text, cache reads,
+  cache writes, audio, image and video input.
+* ``cache_read_tokens`` ⊂ ``input_tokens``; ``cache_read_audio_tokens`` ⊂ both
+  ``cache_read_tokens`` and ``input_audio_tokens``.
+* ``cache_write_tokens`` ⊂ ``input_tokens`` (all TTLs); ``cache_write_1h_tokens`` ⊂
+  ``cache_write_tokens`` (the rest are 5-minute writes).
+* ``input_audio_tokens``, ``input_image_tokens``, ``input_video_tokens`` ⊂ ``input_tokens``.
+* ``output_tokens`` counts every generated token; ``reasoning_tokens``,
+  ``output_audio_tokens``, ``output_image_tokens``, ``output_video_tokens`` ⊂ it.
+
+Anthropic reports ``input_tokens`` *without* cache reads and writes; its extractor adds
+them, so the same call always has the same ``Usage`` whichever provider served it.
+
+Counts for non-token pricing sit beside the tokens: images generated, input images,
+seconds of audio or video, characters, queries and web-search calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal
+
+from spendgate.errors import UsageError
+
+__all__ = ["Usage", "UsageError"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token and unit counts of one call. All counts are non-negative integers."""
+
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    input_audio_tokens: int = 0
+    cache_read_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    input_video_tokens: int = 0
+
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_image_tokens: int = 0
+    output_video_tokens: int = 0
+
+    images: int = 0
+    """Images generated (priced per image)."""
+    input_images: int = 0
+    """Images sent as input to a model priced per input image."""
+    image_size: str | None = None
+    """Size of generated images, e.g. ``"1024x1024"``."""
+    image_quality: str | None = None
+    """Quality of generated images, e.g. ``"standard"``, ``"hd"``, ``"high"``."""
+    seconds: Decimal = _ZERO
+    """Seconds of audio (transcription) or video, or of wall-clock for per-second models."""
+    input_characters: int = 0
+    output_characters: int = 0
+    queries: int = 0
+    """Search or rerank queries."""
+    web_search_requests: int = 0
+    """Built-in web-search calls the model made."""
+    search_context_size: str | None = None
+    """``low`` | ``medium`` | ``high``: the web-search context size requested."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise UsageError(f"usage field {f.name} must be an integer, got {value!r}")
+                if value < 0:
+                    raise UsageError(f"usage field {f.name} must not be negative, got {value}")
+        if not isinstance(self.seconds, Decimal):
+            object.__setattr__(self, "seconds", _to_decimal(self.seconds))
+        if not self.seconds.is_finite() or self.seconds < 0:
+            raise UsageError(f"usage field seconds must be a finite number >= 0, got {self.seconds}")
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the call used nothing billable at all."""
+        return all(not getattr(self, f.name) for f in fields(self) if f.name not in _DESCRIPTIVE)
+
+    def __add__(self, other: Usage) -> Usage:
+        """Sum two usages (batches, retries). Descriptive fields keep the first value set."""
+        if not isinstance(other, Usage):
+            return NotImplemented
+        values: dict[str, object] = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            values[f.name] = (a or b) if f.name in _DESCRIPTIVE else a + b
+        return Usage(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Usage:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_DESCRIPTIVE = frozenset({"image_size", "image_quality", "search_context_size"})
+
+
+def _to_decimal(value: object) -> Decimal:
+    if isinstance(value, bool):
+        raise UsageError(f"usage field seconds must be a number, got {value!r}")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int | str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            pass
+    raise UsageError(f"usage field seconds must be a number, got {value!r}")
