@@ -7,7 +7,7 @@ the same vectors through the public API and the real catalogue).
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from decimal import Decimal as D
 
 from spendgate.core.pricing.calculator import Adjustment, calculate
@@ -212,9 +212,9 @@ DEEPSEEK_FLASH = PriceSpec(
 
 def test_18_off_peak_windows() -> None:
     usage = Usage(input_tokens=1000, output_tokens=1000)
-    monday_peak = datetime(2026, 11, 16, 2, 0, tzinfo=timezone.utc)
-    monday_off = datetime(2026, 11, 16, 5, 0, tzinfo=timezone.utc)
-    saturday = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+    monday_peak = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+    monday_off = datetime(2026, 11, 16, 5, 0, tzinfo=UTC)
+    saturday = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
     assert price(DEEPSEEK_FLASH, usage, at=monday_peak) == (D("0.0003"), D("0.0012"))
     assert price(DEEPSEEK_FLASH, usage, at=monday_off) == (D("0.00015"), D("0.0006"))
     assert price(DEEPSEEK_FLASH, usage, at=saturday) == (D("0.00015"), D("0.0006"))

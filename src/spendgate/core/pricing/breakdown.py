@@ -18,9 +18,9 @@ COMPLETION_ITEMS = ("output", "reasoning", "output_audio", "output_image", "outp
 ITEMS = (*PROMPT_ITEMS, *COMPLETION_ITEMS, "tools", "discount", "margin")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CostBreakdown:
-    """What one call cost, item by item, in exact Decimal USD.
+    """What one call cost, item by item, in exact Decimal USD. Treat it as a value.
 
     ``total`` is exactly the sum of the items; ``discount`` is negative or zero.
     ``total_nanos`` is ``total`` rounded half-even to nano-USD, and :meth:`item_nanos`

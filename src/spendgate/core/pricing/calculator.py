@@ -25,6 +25,7 @@ seconds, images, queries, web-search calls) are priced where the model declares 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,7 +39,6 @@ from spendgate.core.usage.model import Usage
 __all__ = ["Adjustment", "EffectiveRates", "calculate", "effective_rates"]
 
 _HALF = Decimal("0.5")
-_TOKEN_MODES = frozenset({"chat", "completion", "responses", "embedding", "realtime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,7 @@ class EffectiveRates:
     output_video: Decimal
 
 
+@functools.lru_cache(maxsize=4096)
 def _batch_rates(spec: PriceSpec) -> tuple[Rates, tuple[tuple[int, Rates], ...]]:
     """Base rates and thresholds for a batch request (reference §1.8)."""
     batch = spec.service_tiers.get("batch")
@@ -133,40 +134,67 @@ def effective_rates(
     at: datetime | None = None,
     inclusive_thresholds: bool = False,
 ) -> EffectiveRates:
-    """Resolve the rates this request pays (steps 1–5 of the module docstring)."""
+    """Resolve the rates this request pays (steps 1–5 of the module docstring).
+
+    Only a few facts about the request select the rates (which tier, how many thresholds
+    crossed, off-peak or not), so the resolved rates are cached on those facts.
+    """
     prompt = usage.input_tokens
-    thresholds: tuple[tuple[int, Rates], ...]
+    tier_index = -1
+    if spec.tiers and prompt > 0:
+        tier_index = len(spec.tiers) - 1
+        for i, t in enumerate(spec.tiers):
+            if t.start < prompt and (t.end is None or prompt <= t.end):
+                tier_index = i
+                break
+    crossed = 0
+    for above, _ in _levels(spec, service_tier):
+        if prompt > above or (inclusive_thresholds and prompt >= above):
+            crossed += 1
+    off_peak = spec.off_peak is not None and at is not None and _in_off_peak(spec.off_peak, at)
+    return _resolve(spec, service_tier, tier_index, crossed, off_peak)
+
+
+@functools.lru_cache(maxsize=8192)
+def _levels(spec: PriceSpec, service_tier: str | None) -> tuple[tuple[int, Rates], ...]:
+    """The long-context thresholds that apply under ``service_tier``, ascending."""
     if service_tier == "batch":
-        rates, thresholds = _batch_rates(spec)
+        return _batch_rates(spec)[1]
+    levels = {t.above: t.rates for t in spec.thresholds}
+    tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
+    if tier_spec is not None:
+        for t in tier_spec.thresholds:
+            levels[t.above] = levels[t.above].overlay(t.rates) if t.above in levels else t.rates
+    return tuple(sorted(levels.items()))
+
+
+@functools.lru_cache(maxsize=8192)
+def _resolve(
+    spec: PriceSpec, service_tier: str | None, tier_index: int, crossed: int, off_peak: bool
+) -> EffectiveRates:
+    if service_tier == "batch":
+        rates = _batch_rates(spec)[0]
     else:
         rates = spec.rates
-        thresholds = tuple((t.above, t.rates) for t in spec.thresholds)
         tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
         if tier_spec is not None:
             rates = rates.overlay(tier_spec.rates)
-            by_level = dict(thresholds)
-            for t in tier_spec.thresholds:
-                by_level[t.above] = by_level[t.above].overlay(t.rates) if t.above in by_level else t.rates
-            thresholds = tuple(sorted(by_level.items()))
 
-    if spec.tiers and prompt > 0:
-        chosen = next((t for t in spec.tiers if t.start < prompt <= (t.end or prompt)), spec.tiers[-1])
-        tr = chosen.rates
+    if tier_index >= 0:
+        tr = spec.tiers[tier_index].rates
         if tr.input is not None:
-            rates = rates.overlay(tr)
             rates = replace(
-                rates,
+                rates.overlay(tr),
                 output=tr.output if tr.output is not None else spec.rates.output,
                 cache_read=tr.cache_read if tr.cache_read is not None else tr.input,
                 cache_write=tr.cache_write if tr.cache_write is not None else tr.input,
                 reasoning=tr.reasoning if tr.reasoning is not None else tr.output,
             )
 
-    for above, level_rates in thresholds:
-        if prompt > above or (inclusive_thresholds and prompt >= above):
-            rates = rates.overlay(level_rates)
+    for _, level_rates in _levels(spec, service_tier)[:crossed]:
+        rates = rates.overlay(level_rates)
 
-    if spec.off_peak is not None and at is not None and _in_off_peak(spec.off_peak, at):
+    if off_peak and spec.off_peak is not None:
         rates = rates.overlay(spec.off_peak.rates)
 
     inp = rates.input if rates.input is not None else ZERO
@@ -226,54 +254,69 @@ def calculate(
     u = usage
     flat = r.rates
 
-    # ---- input side
-    cache_read = min(u.cache_read_tokens, u.input_tokens)
-    cache_write = min(u.cache_write_tokens, u.input_tokens - cache_read)
-    write_1h = min(u.cache_write_1h_tokens, cache_write)
-    remaining = u.input_tokens - cache_read - cache_write
-    cached_audio = min(u.cache_read_audio_tokens, cache_read)
-    audio_in = min(max(u.input_audio_tokens - cached_audio, 0), remaining)
-    remaining -= audio_in
-    image_in = min(u.input_image_tokens, remaining)
-    remaining -= image_in
-    video_in = min(u.input_video_tokens, remaining)
-    text_in = remaining - video_in
+    # ---- input side (conditional expressions, not min(): this runs on every request)
+    total_in = u.input_tokens
+    cache_read = u.cache_read_tokens if u.cache_read_tokens < total_in else total_in
+    cache_write = u.cache_write_tokens
+    if cache_write > total_in - cache_read:
+        cache_write = total_in - cache_read
+    write_1h = u.cache_write_1h_tokens if u.cache_write_1h_tokens < cache_write else cache_write
+    remaining = total_in - cache_read - cache_write
+    cached_audio = audio_in = image_in = video_in = 0
+    if u.input_audio_tokens or u.input_image_tokens or u.input_video_tokens:
+        cached_audio = min(u.cache_read_audio_tokens, cache_read)
+        audio_in = min(max(u.input_audio_tokens - cached_audio, 0), remaining)
+        remaining -= audio_in
+        image_in = min(u.input_image_tokens, remaining)
+        remaining -= image_in
+        video_in = min(u.input_video_tokens, remaining)
+        remaining -= video_in
+    text_in = remaining
 
-    input_cost = ZERO
+    # Multiplying Decimals is the expensive part; zero counts are skipped.
     if flat.input_per_character is not None and u.input_characters:
-        input_cost += flat.input_per_character * u.input_characters
+        input_cost = flat.input_per_character * u.input_characters
     else:
-        input_cost += r.input * text_in
+        input_cost = r.input * text_in if text_in else ZERO
     if flat.input_per_query is not None and u.queries:
         input_cost += flat.input_per_query * u.queries
-    cache_read_cost = r.cache_read * (cache_read - cached_audio) + r.cache_read_audio * cached_audio
-    cache_write_cost = r.cache_write * (cache_write - write_1h) + r.cache_write_1h * write_1h
-    input_audio_cost = r.input_audio * audio_in
+    cache_read_cost = r.cache_read * (cache_read - cached_audio) if cache_read else ZERO
+    if cached_audio:
+        cache_read_cost += r.cache_read_audio * cached_audio
+    cache_write_cost = r.cache_write * (cache_write - write_1h) if cache_write else ZERO
+    if write_1h:
+        cache_write_cost += r.cache_write_1h * write_1h
+    input_audio_cost = r.input_audio * audio_in if audio_in else ZERO
     if flat.input_per_image is not None and u.input_images:
         input_image_cost = flat.input_per_image * u.input_images
     else:
-        input_image_cost = r.input_image * image_in
-    input_video_cost = r.input_video * video_in
+        input_image_cost = r.input_image * image_in if image_in else ZERO
+    input_video_cost = r.input_video * video_in if video_in else ZERO
 
     # ---- output side
-    reasoning = min(u.reasoning_tokens, u.output_tokens)
-    rest = u.output_tokens - reasoning
-    audio_out = min(u.output_audio_tokens, rest)
-    rest -= audio_out
-    image_out = min(u.output_image_tokens, rest)
-    rest -= image_out
-    video_out = min(u.output_video_tokens, rest)
-    text_out = rest - video_out
+    total_out = u.output_tokens
+    reasoning = u.reasoning_tokens if u.reasoning_tokens < total_out else total_out
+    rest = total_out - reasoning
+    audio_out = image_out = video_out = 0
+    if u.output_audio_tokens or u.output_image_tokens or u.output_video_tokens:
+        audio_out = min(u.output_audio_tokens, rest)
+        rest -= audio_out
+        image_out = min(u.output_image_tokens, rest)
+        rest -= image_out
+        video_out = min(u.output_video_tokens, rest)
+        rest -= video_out
+    text_out = rest
 
-    output_cost = r.output * text_out
+    output_cost = r.output * text_out if text_out else ZERO
     if flat.output_per_character is not None and u.output_characters:
         output_cost += flat.output_per_character * u.output_characters
-    reasoning_cost = r.reasoning * reasoning
-    output_audio_cost = r.output_audio * audio_out
-    output_image_cost = r.output_image * image_out
-    output_video_cost = r.output_video * video_out
+    reasoning_cost = r.reasoning * reasoning if reasoning else ZERO
+    output_audio_cost = r.output_audio * audio_out if audio_out else ZERO
+    output_image_cost = r.output_image * image_out if image_out else ZERO
+    output_video_cost = r.output_video * video_out if video_out else ZERO
 
-    if u.images:
+    if u.images and not u.output_tokens:
+        # Per-image price, unless the model reported image tokens (gpt-image-1 is token-priced).
         per_image = _image_price(flat, u.image_size, u.image_quality)
         if per_image is not None:
             output_image_cost += per_image * u.images
@@ -285,7 +328,7 @@ def calculate(
         if per_second is None:
             per_second = flat.per_second if flat.per_second is not None else flat.input_per_second
         token_priced = flat.has_token_rates and (u.input_tokens or u.output_tokens)
-        if per_second is not None and (not token_priced or mode not in _TOKEN_MODES):
+        if per_second is not None and not token_priced:
             if mode == "video_generation":
                 output_video_cost += per_second * u.seconds
             else:

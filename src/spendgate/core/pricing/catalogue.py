@@ -15,9 +15,10 @@ bare model; then the same with a dated snapshot suffix removed
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -207,6 +208,7 @@ class PriceBook:
         self.layers: tuple[Catalogue, ...] = tuple(layers)
         if not self.layers:
             raise ValueError("a PriceBook needs at least one catalogue")
+        self._found: dict[tuple[str, str | None], tuple[tuple[Catalogue, ModelEntry], ...]] = {}
 
     @property
     def version(self) -> str:
@@ -227,40 +229,52 @@ class PriceBook:
         self, model: str, provider: str | None = None, at: datetime | None = None
     ) -> ResolvedPrice | None:
         """The spec in force for ``model`` at ``at``, all layers applied; None if unpriced."""
-        found: list[tuple[Catalogue, ModelEntry, PriceSpec]] = []
+        key = (model, provider)
+        found = self._found.get(key)
+        if found is None:
+            found = self._find_in_layers(model, provider)
+            if len(self._found) < 65536:  # bounded: names come from requests
+                self._found[key] = found
+        if not found:
+            return None
+        specs = []
+        for layer, entry in found:
+            spec = entry.spec_at(at)
+            if spec is not None:
+                specs.append((layer, entry, spec))
+        if not specs:
+            return None
+        if len(specs) == 1:
+            layer, entry, spec = specs[0]
+            return ResolvedPrice(entry, spec, self.layers[0].version, layer.name)
+        return _merge(tuple(specs), self.layers[0].version)
+
+    def _find_in_layers(self, model: str, provider: str | None) -> tuple[tuple[Catalogue, ModelEntry], ...]:
+        found: list[tuple[Catalogue, ModelEntry]] = []
         for layer in self.layers:
             entry = layer.find(model, provider)
             if entry is None and found:
                 # An override layer may name the model by the id the lower layer resolved to.
-                entry = layer.get(found[0][1].id) or layer.find(found[0][1].model, found[0][1].provider)
-            if entry is None:
-                continue
-            spec = entry.spec_at(at)
-            if spec is not None:
-                found.append((layer, entry, spec))
-        if not found:
-            return None
-        _, base_entry, spec = found[0]
-        for _, _, top in found[1:]:
-            spec = spec.overlay(top)
-        entry = base_entry
-        for _, top_entry, _ in found[1:]:
-            # Limits and flags declared by an override win, the identity stays the base's.
-            if top_entry.max_output_tokens is not None or top_entry.max_input_tokens is not None:
-                entry = ModelEntry(
-                    id=entry.id,
-                    provider=entry.provider,
-                    model=entry.model,
-                    mode=entry.mode,
-                    aliases=entry.aliases,
-                    max_input_tokens=top_entry.max_input_tokens or entry.max_input_tokens,
-                    max_output_tokens=top_entry.max_output_tokens or entry.max_output_tokens,
-                    inclusive_thresholds=entry.inclusive_thresholds,
-                    prices=entry.prices,
-                )
-        return ResolvedPrice(
-            entry=entry,
-            spec=spec,
-            catalogue_version=self.layers[0].version,
-            source="+".join(layer.name for layer, _, _ in found),
-        )
+                base = found[0][1]
+                entry = layer.get(base.id) or layer.find(base.model, base.provider)
+            if entry is not None:
+                found.append((layer, entry))
+        return tuple(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _merge(
+    specs: tuple[tuple[Catalogue, ModelEntry, PriceSpec], ...], catalogue_version: str
+) -> ResolvedPrice:
+    """Overlay the specs of several layers, lowest first (cached: specs hash by identity)."""
+    _, entry, spec = specs[0]
+    for _, top_entry, top in specs[1:]:
+        spec = spec.overlay(top)
+        # Limits declared by an override win; the identity stays the base's.
+        if top_entry.max_output_tokens is not None or top_entry.max_input_tokens is not None:
+            entry = replace(
+                entry,
+                max_input_tokens=top_entry.max_input_tokens or entry.max_input_tokens,
+                max_output_tokens=top_entry.max_output_tokens or entry.max_output_tokens,
+            )
+    return ResolvedPrice(entry, spec, catalogue_version, "+".join(layer.name for layer, _, _ in specs))

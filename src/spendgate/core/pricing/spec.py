@@ -158,9 +158,12 @@ class OffPeak:
     """The calendar on which the weekdays are read (hours are always UTC)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class PriceSpec:
-    """The prices of a model from ``effective_from`` on (``None`` = since always)."""
+    """The prices of a model from ``effective_from`` on (``None`` = since always).
+
+    Compared and hashed by identity, so resolved rates can be cached per spec.
+    """
 
     rates: Rates
     thresholds: tuple[Threshold, ...] = ()

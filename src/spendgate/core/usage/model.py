@@ -31,9 +31,14 @@ __all__ = ["Usage", "UsageError"]
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Usage:
-    """Token and unit counts of one call. All counts are non-negative integers."""
+    """Token and unit counts of one call. All counts are non-negative integers.
+
+    Treat a Usage as a value: derive a changed copy with :meth:`with_`. (It is not a
+    frozen dataclass only because frozen ``__init__`` is 5x slower, and a Usage is built
+    on every request.)
+    """
 
     input_tokens: int = 0
     cache_read_tokens: int = 0
@@ -70,16 +75,39 @@ class Usage:
     """``low`` | ``medium`` | ``high``: the web-search context size requested."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int":
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise UsageError(f"usage field {f.name} must be an integer, got {value!r}")
-                if value < 0:
-                    raise UsageError(f"usage field {f.name} must not be negative, got {value}")
-        if not isinstance(self.seconds, Decimal):
-            object.__setattr__(self, "seconds", _to_decimal(self.seconds))
-        if not self.seconds.is_finite() or self.seconds < 0:
+        # One pass that is cheap when everything is fine (a Usage is built per request):
+        # min() catches negatives and non-numbers, sum() catches floats and Decimals.
+        counts = (
+            self.input_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            self.input_audio_tokens,
+            self.cache_read_audio_tokens,
+            self.input_image_tokens,
+            self.input_video_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+            self.output_audio_tokens,
+            self.output_image_tokens,
+            self.output_video_tokens,
+            self.images,
+            self.input_images,
+            self.input_characters,
+            self.output_characters,
+            self.queries,
+            self.web_search_requests,
+        )
+        try:
+            ok = min(counts) >= 0 and sum(counts).__class__ is int
+        except TypeError:
+            ok = False
+        if not ok:
+            for name in _INT_FIELDS:
+                _check_count(name, getattr(self, name))
+        if self.seconds.__class__ is not Decimal:
+            self.seconds = _to_decimal(self.seconds)
+        if self.seconds and (not self.seconds.is_finite() or self.seconds < 0):
             raise UsageError(f"usage field seconds must be a finite number >= 0, got {self.seconds}")
 
     @property
@@ -107,6 +135,14 @@ class Usage:
 
 
 _DESCRIPTIVE = frozenset({"image_size", "image_quality", "search_context_size"})
+_INT_FIELDS = tuple(f.name for f in fields(Usage) if f.type == "int")
+
+
+def _check_count(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UsageError(f"usage field {name} must be an integer, got {value!r}")
+    if value < 0:
+        raise UsageError(f"usage field {name} must not be negative, got {value}")
 
 
 def _to_decimal(value: object) -> Decimal:

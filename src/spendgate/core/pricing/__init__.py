@@ -1,0 +1,1 @@
+"""Prices: the catalogue data model, name resolution, and the calculator (pure)."""
