@@ -18,7 +18,7 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 sync: $(VENV)/.synced
 
 run: sync
-	$(VENV)/bin/spendgate demo
+	$(VENV)/bin/spendgate cost --model gpt-4o --input 1000 --output 500 --cached 600
 
 test: sync
 	$(VENV)/bin/ruff check src tests bench tools
@@ -36,10 +36,9 @@ bench: $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --group bench
 	$(VENV)/bin/python bench/pricing.py
 
-# Rebuild the bundled price catalogue from the pinned upstream data (needs the bench group).
-catalogue: $(UV)
-	$(UV) sync --frozen --python $(PYTHON) --group bench
-	$(VENV)/bin/python -m tools.catalogue build
+# Rebuild the bundled price catalogue from the pinned upstream wheels (downloaded at build time only).
+catalogue: sync
+	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(VENV)/bin/python -m tools.catalogue build
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

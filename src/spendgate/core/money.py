@@ -22,6 +22,7 @@ __all__ = [
     "format_usd",
     "from_nano",
     "parse_rate",
+    "tidy",
     "to_nano",
 ]
 
@@ -113,6 +114,14 @@ def parse_rate(value: str | int | float | Decimal) -> Decimal:
     if not rate.is_finite() or rate < 0:
         raise MoneyError(f"a price must be a finite number >= 0, got {value!r}")
     return rate.normalize() if rate else ZERO
+
+
+def tidy(amount: Decimal) -> Decimal:
+    """The same value without trailing zeros (``0.0025000`` → ``0.0025``, ``1E+2`` → ``100``)."""
+    if not amount:
+        return ZERO
+    norm = amount.normalize()
+    return norm if norm.adjusted() < 0 or norm != norm.to_integral_value() else norm.quantize(1)
 
 
 def format_usd(amount: Decimal | int, *, places: int | None = None) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from spendgate.core.money import ZERO, allocate_nanos, to_nano
+from spendgate.core.money import ZERO, allocate_nanos, tidy, to_nano
 from spendgate.core.usage.model import Usage
 
 __all__ = ["ITEMS", "PROMPT_ITEMS", "CostBreakdown"]
@@ -64,12 +64,26 @@ class CostBreakdown:
     @property
     def prompt_cost(self) -> Decimal:
         """Input side, before discount and margin (LiteLLM's ``prompt_tokens_cost_usd_dollar``)."""
-        return sum((getattr(self, n) for n in PROMPT_ITEMS), ZERO)
+        return (
+            self.input
+            + self.cache_read
+            + self.cache_write
+            + self.input_audio
+            + self.input_image
+            + self.input_video
+        )
 
     @property
     def completion_cost(self) -> Decimal:
         """Output side plus tools, before discount and margin."""
-        return sum((getattr(self, n) for n in COMPLETION_ITEMS), ZERO) + self.tools
+        return (
+            self.output
+            + self.reasoning
+            + self.output_audio
+            + self.output_image
+            + self.output_video
+            + self.tools
+        )
 
     @property
     def audio(self) -> Decimal:
@@ -114,9 +128,9 @@ class CostBreakdown:
             "price_source": self.price_source,
         }
         for name in ITEMS:
-            out[name] = str(getattr(self, name))
-        out["prompt_cost"] = str(self.prompt_cost)
-        out["completion_cost"] = str(self.completion_cost)
-        out["total"] = str(self.total)
+            out[name] = f"{tidy(getattr(self, name)):f}"
+        out["prompt_cost"] = f"{tidy(self.prompt_cost):f}"
+        out["completion_cost"] = f"{tidy(self.completion_cost):f}"
+        out["total"] = f"{tidy(self.total):f}"
         out["total_nanos"] = self.total_nanos
         return out

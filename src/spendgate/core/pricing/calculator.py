@@ -84,18 +84,26 @@ def _batch_rates(spec: PriceSpec) -> tuple[Rates, tuple[tuple[int, Rates], ...]]
     base = spec.rates
     if batch is not None and batch.rates.input is not None:
         b = batch.rates
-        rates = base.overlay(b)
         halved = base.scaled(_HALF)
-        # Declared batch rates win; output without a batch rate is half price; cache reads
-        # without a batch cache rate are not discounted (ordinary batch input).
+        # Declared batch rates win. Without one: output is half price; cache reads are not
+        # discounted (ordinary batch input); modality input pays the batch input rate and
+        # modality output the batch output rate; 1-hour cache writes are half price, as
+        # providers bill every batch token.
+        out = b.output if b.output is not None else halved.output
         rates = replace(
-            rates,
-            output=b.output if b.output is not None else halved.output,
+            base.overlay(b),
+            output=out,
             cache_read=b.cache_read if b.cache_read is not None else b.input,
             cache_write=b.cache_write if b.cache_write is not None else b.input,
-            cache_write_1h=b.cache_write_1h,
-            reasoning=b.reasoning if b.reasoning is not None else b.output,
+            cache_write_1h=b.cache_write_1h if b.cache_write_1h is not None else halved.cache_write_1h,
+            reasoning=b.reasoning if b.reasoning is not None else out,
+            input_audio=b.input_audio if b.input_audio is not None else b.input,
+            cache_read_audio=b.cache_read_audio,
+            input_image=b.input_image if b.input_image is not None else b.input,
+            input_video=b.input_video if b.input_video is not None else b.input,
+            output_audio=b.output_audio if b.output_audio is not None else out,
             output_image=b.output_image if b.output_image is not None else halved.output_image,
+            output_video=b.output_video if b.output_video is not None else out,
         )
         thresholds = tuple((t.above, t.rates) for t in batch.thresholds)
         return rates, thresholds
@@ -151,7 +159,7 @@ def effective_rates(
     for above, _ in _levels(spec, service_tier):
         if prompt > above or (inclusive_thresholds and prompt >= above):
             crossed += 1
-    off_peak = spec.off_peak is not None and at is not None and _in_off_peak(spec.off_peak, at)
+    off_peak = spec.off_peak is not None and _in_off_peak(spec.off_peak, at or datetime.now(UTC))
     return _resolve(spec, service_tier, tier_index, crossed, off_peak)
 
 
@@ -178,7 +186,10 @@ def _resolve(
         rates = spec.rates
         tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
         if tier_spec is not None:
-            rates = rates.overlay(tier_spec.rates)
+            tr = tier_spec.rates
+            rates = rates.overlay(tr)
+            if tr.output is not None and tr.reasoning is None:
+                rates = replace(rates, reasoning=tr.output)  # a tier's output rate covers reasoning
 
     if tier_index >= 0:
         tr = spec.tiers[tier_index].rates

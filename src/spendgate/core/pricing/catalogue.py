@@ -209,6 +209,7 @@ class PriceBook:
         if not self.layers:
             raise ValueError("a PriceBook needs at least one catalogue")
         self._found: dict[tuple[str, str | None], tuple[tuple[Catalogue, ModelEntry], ...]] = {}
+        self._static: dict[tuple[str, str | None], ResolvedPrice] = {}
 
     @property
     def version(self) -> str:
@@ -230,6 +231,9 @@ class PriceBook:
     ) -> ResolvedPrice | None:
         """The spec in force for ``model`` at ``at``, all layers applied; None if unpriced."""
         key = (model, provider)
+        static = self._static.get(key)
+        if static is not None:
+            return static
         found = self._found.get(key)
         if found is None:
             found = self._find_in_layers(model, provider)
@@ -246,8 +250,14 @@ class PriceBook:
             return None
         if len(specs) == 1:
             layer, entry, spec = specs[0]
-            return ResolvedPrice(entry, spec, self.layers[0].version, layer.name)
-        return _merge(tuple(specs), self.layers[0].version)
+            resolved = ResolvedPrice(entry, spec, self.layers[0].version, layer.name)
+        else:
+            resolved = _merge(tuple(specs), self.layers[0].version)
+        if all(len(e.prices) == 1 and e.prices[0].effective_from is None for _, e in found):
+            # No price history anywhere: the answer does not depend on the time.
+            if len(self._static) < 65536:
+                self._static[key] = resolved
+        return resolved
 
     def _find_in_layers(self, model: str, provider: str | None) -> tuple[tuple[Catalogue, ModelEntry], ...]:
         found: list[tuple[Catalogue, ModelEntry]] = []

@@ -207,11 +207,14 @@ class ModelEntry:
     """Oldest first; the last one with ``effective_from <= t`` is in force at ``t``."""
 
     def spec_at(self, at: datetime | None) -> PriceSpec | None:
-        """The spec in force at ``at`` (``None`` = the newest), or None before the first."""
+        """The spec in force at ``at`` (``None`` = now), or None before the first."""
         if not self.prices:
             return None
         if at is None:
-            return self.prices[-1]
+            last = self.prices[-1]
+            if last.effective_from is None:
+                return last
+            at = datetime.now(UTC)
         found: PriceSpec | None = None
         for spec in self.prices:
             if spec.effective_from is None or spec.effective_from <= at:

@@ -1,0 +1,129 @@
+"""Benchmark: the cost of pricing one call, spendgate against genai-prices and LiteLLM.
+
+Run with ``make bench`` (installs the bench-only group), or
+``.venv/bin/python bench/pricing.py [--samples 30] [--calls 2000]``.
+
+Every library prices the same two calls in the same process, interleaved sample by
+sample so that machine noise hits them alike:
+
+* gpt-4o, 1000 input / 500 output tokens;
+* claude-sonnet-4-5 with caching: 1000 fresh input, 5000 cache-read, 2000 cache-write
+  tokens and 300 output.
+
+Reported: the median, min and max over samples of the time per call, in µs, and each
+library's median relative to spendgate's. The libraries we compare against are optional:
+a missing one is reported as such, never faked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network for LiteLLM's map
+
+
+def _spendgate() -> dict[str, Callable[[], object]]:
+    import spendgate
+    from spendgate import Usage
+
+    sonnet_usage = Usage(
+        input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300
+    )
+    expected = {"gpt-4o": Decimal("0.0075"), "sonnet": Decimal("0.0165")}
+    got = {
+        "gpt-4o": sum(spendgate.cost_per_token("gpt-4o", 1000, 500)),
+        "sonnet": spendgate.price("claude-sonnet-4-5", sonnet_usage).total,
+    }
+    assert got == expected, got
+    return {
+        "gpt-4o": lambda: spendgate.cost_per_token("gpt-4o", 1000, 500),
+        "sonnet": lambda: spendgate.price(
+            "claude-sonnet-4-5",
+            Usage(input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300),
+        ),
+    }
+
+
+def _genai_prices() -> dict[str, Callable[[], object]]:
+    from genai_prices import Usage as GUsage
+    from genai_prices import calc_price
+
+    def gpt() -> object:
+        return calc_price(
+            GUsage(input_tokens=1000, output_tokens=500), model_ref="gpt-4o", provider_id="openai"
+        )
+
+    def sonnet() -> object:
+        usage = GUsage(input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300)
+        return calc_price(usage, model_ref="claude-sonnet-4-5", provider_id="anthropic")
+
+    return {"gpt-4o": gpt, "sonnet": sonnet}
+
+
+def _litellm() -> dict[str, Callable[[], object]]:
+    import litellm
+
+    def gpt() -> object:
+        return litellm.cost_per_token(model="gpt-4o", prompt_tokens=1000, completion_tokens=500)
+
+    def sonnet() -> object:
+        return litellm.cost_per_token(
+            model="claude-sonnet-4-5",
+            prompt_tokens=8000,
+            completion_tokens=300,
+            cache_read_input_tokens=5000,
+            cache_creation_input_tokens=2000,
+            custom_llm_provider="anthropic",
+        )
+
+    return {"gpt-4o": gpt, "sonnet": sonnet}
+
+
+def _sample(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter_ns() - start) / calls / 1000  # µs per call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per sample")
+    args = parser.parse_args()
+
+    libraries: dict[str, dict[str, Callable[[], object]]] = {}
+    for name, loader in (("spendgate", _spendgate), ("genai-prices", _genai_prices), ("litellm", _litellm)):
+        try:
+            libraries[name] = loader()
+        except ImportError as exc:
+            print(f"{name}: not installed ({exc.name}); run `make bench` to install the bench group")
+    for fns in libraries.values():
+        for fn in fns.values():
+            _sample(fn, max(args.calls // 10, 10))  # warm caches and lazy loads
+
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.samples):
+        for lib, fns in libraries.items():
+            for case, fn in fns.items():
+                results.setdefault((lib, case), []).append(_sample(fn, args.calls))
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{args.samples} samples × {args.calls} calls; µs per call\n")
+    print(f"{'case':<8} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
+    for case in ("gpt-4o", "sonnet"):
+        base = statistics.median(results[("spendgate", case)])
+        for lib in libraries:
+            xs = results[(lib, case)]
+            med = statistics.median(xs)
+            print(f"{case:<8} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
+
+
+if __name__ == "__main__":
+    main()
