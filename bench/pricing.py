@@ -7,6 +7,7 @@ Every library prices the same two calls in the same process, interleaved sample 
 sample so that machine noise hits them alike:
 
 * gpt-4o, 1000 input / 500 output tokens;
+* the same through ``spendgate.price`` (the itemized breakdown, no tuple conversion);
 * claude-sonnet-4-5 with caching: 1000 fresh input, 5000 cache-read, 2000 cache-write
   tokens and 300 output.
 
@@ -41,8 +42,10 @@ def _spendgate() -> dict[str, Callable[[], object]]:
         "sonnet": spendgate.price("claude-sonnet-4-5", sonnet_usage).total,
     }
     assert got == expected, got
+    gpt_usage = Usage(input_tokens=1000, output_tokens=500)
     return {
         "gpt-4o": lambda: spendgate.cost_per_token("gpt-4o", 1000, 500),
+        "gpt-4o price()": lambda: spendgate.price("gpt-4o", gpt_usage),
         "sonnet": lambda: spendgate.price(
             "claude-sonnet-4-5",
             Usage(input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300),
@@ -114,15 +117,22 @@ def main() -> None:
             for case, fn in fns.items():
                 results.setdefault((lib, case), []).append(_sample(fn, args.calls))
 
+    def nothing() -> None:
+        return None
+
+    call = statistics.median(_sample(nothing, args.calls * 10) for _ in range(5))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"calibration: an empty Python function call takes {call * 1000:.0f} ns here")
     print(f"{args.samples} samples × {args.calls} calls; µs per call\n")
-    print(f"{'case':<8} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
-    for case in ("gpt-4o", "sonnet"):
-        base = statistics.median(results[("spendgate", case)])
+    print(f"{'case':<15} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
+    for case in ("gpt-4o", "gpt-4o price()", "sonnet"):
+        base = statistics.median(results[("spendgate", "gpt-4o" if case.endswith("()") else case)])
         for lib in libraries:
+            if (lib, case) not in results:
+                continue
             xs = results[(lib, case)]
             med = statistics.median(xs)
-            print(f"{case:<8} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
+            print(f"{case:<15} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
 
 
 if __name__ == "__main__":

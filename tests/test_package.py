@@ -5,16 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import spendgate
 
 
 def test_public_names_are_exported_and_sorted() -> None:
-    names = [n for n in dir(spendgate) if not n.startswith("_")]
-    public = {n for n in names if not isinstance(getattr(spendgate, n), type(spendgate))}
-    assert set(spendgate.__all__) == public - {"annotations"}
-    assert spendgate.__all__ == sorted(spendgate.__all__, key=str.lower) or spendgate.__all__ == sorted(
-        spendgate.__all__
-    )
+    assert spendgate.__all__ == sorted(spendgate.__all__)
+    for name in spendgate.__all__:
+        assert getattr(spendgate, name) is not None
+    assert set(spendgate.__all__) <= set(dir(spendgate))
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        spendgate.no_such_name  # noqa: B018
 
 
 def _run(code: str) -> str:
@@ -34,7 +39,8 @@ def test_import_loads_no_price_data_and_no_heavy_dependency() -> None:
     code = (
         "import sys, spendgate; "
         "heavy = {'sqlalchemy', 'httpx', 'orjson', 'typer', 'rich', 'pydantic', 'yaml'} & set(sys.modules); "
-        "loaded = 'spendgate.catalogue.bundled' in sys.modules; print(sorted(heavy), loaded)"
+        "loaded = 'spendgate.catalogue.bundled' in sys.modules; spendgate.price; "
+        "loaded = loaded or 'spendgate.catalogue.bundled' in sys.modules; print(sorted(heavy), loaded)"
     )
     assert _run(code) == "[] False"
 
@@ -54,3 +60,7 @@ import spendgate
 print(spendgate.cost_per_token("gpt-4o", 1000, 500))
 """
     assert _run(code) == "(Decimal('0.0025'), Decimal('0.005'))"
+
+
+def test_lazy_export_table_matches_all() -> None:
+    assert set(spendgate._EXPORTS) == set(spendgate.__all__)
