@@ -9,7 +9,8 @@ call is priced (and even then only the bundled file is read).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not imported from typing: keeps `import spendgate` at ~1 ms
 
 __version__ = "0.1.0"
 
@@ -83,6 +84,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from spendgate.core.money import format_usd, from_nano, parse_rate, to_nano
     from spendgate.core.pricing.breakdown import CostBreakdown
     from spendgate.core.pricing.calculator import Adjustment

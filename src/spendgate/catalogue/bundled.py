@@ -22,7 +22,7 @@ def _loads(raw: bytes) -> Any:
 def bundled_catalogue() -> Catalogue:
     """The bundled catalogue, parsed once per process on first use."""
     raw = resources.files("spendgate.catalogue").joinpath("data/catalogue.json").read_bytes()
-    return Catalogue.from_dict(_loads(raw), name="bundled")
+    return Catalogue.from_dict(_loads(raw), name="bundled", lazy=True)
 
 
 def load_catalogue_file(path: str | Path, *, name: str | None = None) -> Catalogue:

@@ -82,7 +82,13 @@ def canonical_provider(name: str) -> str:
 
 
 class Catalogue:
-    """One layer of model prices, indexed by id and alias."""
+    """One layer of model prices, indexed by id and alias.
+
+    Built from parsed entries, or lazily from raw JSON entries (:meth:`from_dict` with
+    ``lazy=True``): then only the name index is built up front and an entry is parsed
+    and validated the first time it is looked up, so loading thousands of models costs
+    milliseconds.
+    """
 
     def __init__(
         self,
@@ -95,67 +101,91 @@ class Catalogue:
         self.version = version
         self.name = name
         self.prices_checked = prices_checked
-        self._by_id: dict[str, ModelEntry] = {}
-        self._by_name: dict[str, ModelEntry] = {}
-        for entry in entries:
-            self._by_id[entry.id] = entry
+        self._by_id: dict[str, ModelEntry] = {e.id: e for e in entries}
+        self._raw: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        self._index({eid: e.aliases for eid, e in self._by_id.items()})
+
+    def _index(self, aliases_by_id: Mapping[str, Iterable[str]]) -> None:
         # Ids first so an alias can never shadow a canonical id; the first alias wins.
-        for entry in self._by_id.values():
-            self._by_name[entry.id.lower()] = entry
-        for entry in self._by_id.values():
-            for alias in entry.aliases:
-                self._by_name.setdefault(alias.lower(), entry)
+        self._by_name: dict[str, str] = {eid.lower(): eid for eid in aliases_by_id}
+        for eid, aliases in aliases_by_id.items():
+            for alias in aliases:
+                self._by_name.setdefault(alias.lower(), eid)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, name: str = "bundled") -> Catalogue:
-        """Build a catalogue from its JSON form (``{"format", "version", "models": [...]}``)."""
+    def from_dict(cls, data: Mapping[str, Any], *, name: str = "bundled", lazy: bool = False) -> Catalogue:
+        """Build a catalogue from its JSON form (``{"format", "version", "models": [...]}``).
+
+        With ``lazy=False`` every entry is validated now (use it for operator files, so
+        a mistake is reported at start-up); ``lazy=True`` defers parsing to first use.
+        """
         fmt = data.get("format")
         if fmt != CATALOGUE_FORMAT:
             raise CatalogueFormatError(f"format: expected {CATALOGUE_FORMAT!r}, got {fmt!r}")
         models = data.get("models")
         if not isinstance(models, list):
             raise CatalogueFormatError("models: expected a list")
-        entries = [entry_from_dict(m, f"models[{i}]") for i, m in enumerate(models)]
-        return cls(
-            entries,
-            version=str(data.get("version", "unversioned")),
-            name=name,
-            prices_checked=data.get("prices_checked"),
-        )
+        version = str(data.get("version", "unversioned"))
+        checked = data.get("prices_checked")
+        if not lazy:
+            entries = [entry_from_dict(m, f"models[{i}]") for i, m in enumerate(models)]
+            return cls(entries, version=version, name=name, prices_checked=checked)
+        cat = cls((), version=version, name=name, prices_checked=checked)
+        aliases: dict[str, Iterable[str]] = {}
+        raw = cat._raw
+        for i, m in enumerate(models):
+            if m.__class__ is not dict or "provider" not in m or "model" not in m:
+                entry_from_dict(m, f"models[{i}]")  # raises the precise error
+            eid = m.get("id") or f"{m['provider']}/{m['model']}"
+            raw[eid] = (i, m)
+            aliases[eid] = m.get("aliases", ())
+        cat._index(aliases)
+        return cat
+
+    def _entry(self, entry_id: str) -> ModelEntry | None:
+        entry = self._by_id.get(entry_id)
+        if entry is None:
+            raw = self._raw.get(entry_id)
+            if raw is None:
+                return None
+            entry = self._by_id[entry_id] = entry_from_dict(raw[1], f"models[{raw[0]}]")
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": CATALOGUE_FORMAT,
             "version": self.version,
             "prices_checked": self.prices_checked,
-            "models": [entry_to_dict(e) for e in self._by_id.values()],
+            "models": [entry_to_dict(e) for e in self],
         }
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_id.keys() | self._raw.keys())
 
     def __iter__(self) -> Iterator[ModelEntry]:
-        return iter(self._by_id.values())
+        """Every entry (parsing any not parsed yet), in file order."""
+        ids = list(self._by_id) + [eid for eid in self._raw if eid not in self._by_id]
+        for eid in ids:
+            entry = self._entry(eid)
+            if entry is not None:
+                yield entry
 
     def get(self, entry_id: str) -> ModelEntry | None:
-        return self._by_id.get(entry_id)
+        return self._entry(entry_id)
 
     def find(self, model: str, provider: str | None = None) -> ModelEntry | None:
         """Find a model by the resolution rules of the module docstring."""
         for candidate in _candidates(model, provider):
-            entry = self._by_name.get(candidate)
-            if entry is not None:
-                return entry
+            entry_id = self._by_name.get(candidate)
+            if entry_id is not None:
+                return self._entry(entry_id)
         return None
 
     def search(self, text: str, limit: int = 50) -> list[ModelEntry]:
         """Entries whose id or an alias contains ``text`` (case-insensitive)."""
         needle = text.lower()
-        hits = [
-            e
-            for e in self._by_id.values()
-            if needle in e.id.lower() or any(needle in a.lower() for a in e.aliases)
-        ]
+        ids = {eid for name, eid in self._by_name.items() if needle in name}
+        hits = [e for e in map(self._entry, ids) if e is not None]
         hits.sort(key=lambda e: (len(e.id), e.id))
         return hits[:limit]
 
