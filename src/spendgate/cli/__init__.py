@@ -23,6 +23,11 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("spendgate.cli.db", "db"),
     ("spendgate.cli.spend", "spend"),
     ("spendgate.cli.mock", None),
+    ("spendgate.cli.serve", None),
+    ("spendgate.cli.keys", "keys"),
+    ("spendgate.cli.teams", "teams"),
+    ("spendgate.cli.users", "users"),
+    ("spendgate.cli.budget", "budget"),
 )
 
 

@@ -1,0 +1,63 @@
+"""Anthropic message batches with the official anthropic SDK."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from mock_helpers import chat_prompt
+
+MODEL = "claude-haiku-4-5"
+
+
+def _request(custom_id: str, text: str, max_tokens: int) -> dict[str, object]:
+    return {
+        "custom_id": custom_id,
+        "params": {"model": MODEL, "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]},
+    }
+
+
+def test_lifecycle_and_results(anthropic_client: anthropic.Anthropic) -> None:
+    batches = anthropic_client.messages.batches
+    created = batches.create(
+        requests=[
+            _request("a", "Hello", 5),
+            _request("fail-b", "nope", 5),
+            _request("c", "Longer text here", 9),
+        ],  # type: ignore[list-item]
+        extra_headers={"x-mock-cached-tokens": "2"},
+    )
+    assert created.processing_status == "in_progress" and created.results_url is None
+    assert created.request_counts.processing == 3
+    assert batches.retrieve(created.id).processing_status == "in_progress"
+    ended = batches.retrieve(created.id)
+    assert ended.processing_status == "ended" and ended.ended_at is not None and ended.results_url
+    counts = ended.request_counts
+    assert (counts.processing, counts.succeeded, counts.errored) == (0, 2, 1)
+    results = {row.custom_id: row.result for row in batches.results(created.id)}
+    ok = results["c"]
+    assert ok.type == "succeeded"
+    assert ok.message.model == MODEL
+    assert ok.message.usage.output_tokens == 9
+    assert ok.message.usage.cache_read_input_tokens == 2
+    assert ok.message.usage.input_tokens == chat_prompt([{"content": "Longer text here"}]) - 2
+    failed = results["fail-b"]
+    assert failed.type == "errored" and failed.error.error.type == "invalid_request_error"
+    assert [b.id for b in batches.list(limit=1).data] == [created.id]
+
+
+def test_cancel(anthropic_client: anthropic.Anthropic) -> None:
+    batches = anthropic_client.messages.batches
+    created = batches.create(requests=[_request("a", "x", 1)])  # type: ignore[list-item]
+    canceling = batches.cancel(created.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
+    ended = batches.retrieve(created.id)
+    assert ended.processing_status == "ended" and ended.request_counts.canceled == 1
+    [row] = list(batches.results(created.id))
+    assert row.result.type == "canceled"
+
+
+def test_errors(anthropic_client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic_client.messages.batches.retrieve("msgbatch_missing")
+    with pytest.raises(anthropic.BadRequestError):
+        anthropic_client.messages.batches.create(requests=[])
