@@ -1,0 +1,56 @@
+"""The worst case a request can cost, for the reservation (DESIGN §1.4).
+
+``prompt estimate × input rate + max output × max(output, reasoning) rate``, with the rates
+the prompt selects (tier, long-context threshold, service tier), resolved by the same
+calculator that prices the real call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from spendgate.core.money import to_nano
+from spendgate.core.pricing.calculator import effective_rates
+from spendgate.core.pricing.spec import PriceSpec
+from spendgate.core.usage.model import Usage
+
+__all__ = ["OUTPUT_CAP_FIELDS", "declared_max_output", "worst_case_nanos", "worst_case_tokens"]
+
+OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""Every field a client can cap output with; the largest counts, so none can be slipped past."""
+
+
+def declared_max_output(payload: Mapping[str, Any]) -> int | None:
+    """The largest output cap the request declares (None: none declared)."""
+    caps = [v for f in OUTPUT_CAP_FIELDS if isinstance(v := payload.get(f), int) and not isinstance(v, bool)]
+    return max(caps) if caps else None
+
+
+def worst_case_tokens(prompt_tokens: int, payload: Mapping[str, Any], default_output: int) -> int:
+    """Prompt estimate + the largest declared output cap (else ``default_output``)."""
+    cap = declared_max_output(payload)
+    return max(0, prompt_tokens) + max(0, default_output if cap is None else cap)
+
+
+def worst_case_nanos(
+    spec: PriceSpec,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    *,
+    service_tier: str | None = None,
+    at: datetime | None = None,
+    inclusive_thresholds: bool = False,
+) -> int:
+    """The reservation for a call: every prompt token at the input rate, every output
+    token at the larger of the output and reasoning rates, at the tier the prompt selects."""
+    rates = effective_rates(
+        spec,
+        Usage(input_tokens=max(0, prompt_tokens)),
+        service_tier=service_tier,
+        at=at,
+        inclusive_thresholds=inclusive_thresholds,
+    )
+    out_rate = max(rates.output, rates.reasoning)
+    return to_nano(rates.input * max(0, prompt_tokens) + out_rate * max(0, max_output_tokens))

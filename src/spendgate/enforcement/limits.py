@@ -1,0 +1,256 @@
+"""What is limited: scopes, budgets and rate limits, and the storage keys they count in.
+
+These are plain values; they hold no state and do no I/O. The admission
+(:mod:`spendgate.enforcement.admission`) turns them into storage operations.
+
+Storage keys all start with one Redis Cluster hash tag, ``{<prefix>}``, so every key of a
+request lands in one slot and a single Lua script can reserve across every scope at once,
+all or nothing (see ``docs/enforcement.md``, "Redis Cluster").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from spendgate.core.periods import Window, parse_window
+
+__all__ = [
+    "SCOPE_TYPES",
+    "BudgetLimit",
+    "KeySpace",
+    "RateKind",
+    "RateLimit",
+    "Scope",
+    "scope_limits",
+]
+
+SCOPE_TYPES = (
+    "global",
+    "organization",
+    "team",
+    "team_member",
+    "user",
+    "key",
+    "end_user",
+    "tag",
+    "key_model",
+    "team_model",
+    "provider",
+    "deployment",
+)
+"""Scope types. ``team_member`` ids are ``team:user``; ``key_model`` / ``team_model`` ids are
+``<key or team>:<model>`` (LiteLLM's ``model_max_budget`` and ``model_rpm_limit``)."""
+
+RateKind = Literal["requests", "tokens", "parallel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Something spend is attributed to and limited by: ``Scope("team", "t-1")``."""
+
+    type: str
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in SCOPE_TYPES:
+            raise ValueError(f"unknown scope type {self.type!r}; expected one of {', '.join(SCOPE_TYPES)}")
+
+    @classmethod
+    def team_member(cls, team_id: str, user_id: str) -> Scope:
+        return cls("team_member", f"{team_id}:{user_id}")
+
+    @classmethod
+    def key_model(cls, key: str, model: str) -> Scope:
+        return cls("key_model", f"{key}:{model}")
+
+    @classmethod
+    def team_model(cls, team_id: str, model: str) -> Scope:
+        return cls("team_model", f"{team_id}:{model}")
+
+    def __str__(self) -> str:
+        return self.type if self.type == "global" else f"{self.type}:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimit:
+    """A spend cap for one scope and one window, in integer nano-USD.
+
+    ``max_nanos=None`` is unlimited; ``0`` allows nothing. A request is admitted when
+    ``spend + reserved + estimate <= max`` (the boundary is allowed: spend may reach the
+    limit exactly, never pass it). ``soft_nanos`` never blocks; crossing it is reported on
+    the ticket. ``temp_increase_nanos`` raises the limit until ``temp_expiry`` (UTC).
+    ``tz`` is the IANA timezone the window's calendar is read in.
+    """
+
+    scope: Scope
+    window: Window
+    max_nanos: int | None
+    soft_nanos: int | None = None
+    tz: str | None = None
+    temp_increase_nanos: int = 0
+    temp_expiry: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        scope: Scope,
+        window: str | Window,
+        max_nanos: int | None,
+        *,
+        soft_nanos: int | None = None,
+        tz: str | None = None,
+        fiscal_start_month: int = 1,
+        temp_increase_nanos: int = 0,
+        temp_expiry: datetime | None = None,
+    ) -> BudgetLimit:
+        """Build from a duration or window string (``"24h"``, ``"1mo"``, ``"quarter"``, ``"rolling:7d"``)."""
+        if isinstance(window, str):
+            window = parse_window(window, fiscal_start_month=fiscal_start_month)
+        return cls(scope, window, max_nanos, soft_nanos, tz, temp_increase_nanos, temp_expiry)
+
+    def effective_max(self, now: datetime) -> int | None:
+        """The limit at ``now``: ``max`` plus a temporary increase that has not expired."""
+        if self.max_nanos is None:
+            return None
+        if self.temp_increase_nanos and (self.temp_expiry is None or now < self.temp_expiry):
+            return self.max_nanos + self.temp_increase_nanos
+        return self.max_nanos
+
+    def effective_max_ms(self, now_ms: int) -> int | None:
+        if self.max_nanos is None:
+            return None
+        if self.temp_increase_nanos and (
+            self.temp_expiry is None or now_ms < int(self.temp_expiry.timestamp() * 1000)
+        ):
+            return self.max_nanos + self.temp_increase_nanos
+        return self.max_nanos
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """``limit`` requests or tokens per sliding ``window_seconds``, or ``limit`` parallel requests.
+
+    ``limit=None`` is unlimited; ``0`` allows nothing. ``window_seconds`` is ignored for
+    ``parallel`` (a slot is held until release, or until its lease runs out).
+    """
+
+    scope: Scope
+    kind: RateKind
+    limit: int | None
+    window_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("requests", "tokens", "parallel"):
+            raise ValueError(f"unknown rate limit kind {self.kind!r}")
+        if self.kind != "parallel" and self.window_seconds * 1000 < 1:
+            raise ValueError("a rate limit window must be at least 1 ms")
+
+    @property
+    def window_ms(self) -> int:
+        return 0 if self.kind == "parallel" else round(self.window_seconds * 1000)
+
+
+def scope_limits(
+    scope: Scope,
+    *,
+    max_budget_nanos: int | None = None,
+    budget_duration: str | None = None,
+    budget_windows: Iterable[tuple[str, int | None]] = (),
+    soft_budget_nanos: int | None = None,
+    tz: str | None = None,
+    fiscal_start_month: int = 1,
+    temp_increase_nanos: int = 0,
+    temp_expiry: datetime | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    rpd_limit: int | None = None,
+    tpd_limit: int | None = None,
+    max_parallel_requests: int | None = None,
+    rate_window_seconds: float = 60.0,
+) -> tuple[list[BudgetLimit], list[RateLimit]]:
+    """The budgets and rate limits of one scope from LiteLLM's entity fields (money in nanos).
+
+    * ``max_budget`` + ``budget_duration`` is the main window (no duration: lifetime); the
+      soft budget and a temporary increase apply to it. A soft budget without a max is a
+      soft-only window (never blocks).
+    * ``budget_windows`` are LiteLLM's ``budget_limits``: ``(budget_duration, max)`` pairs.
+    * ``rpm_limit`` / ``tpm_limit``: per ``rate_window_seconds`` (default 60 s, sliding);
+      ``rpd_limit`` / ``tpd_limit``: per sliding 24 h; ``max_parallel_requests``: slots.
+
+    ``None`` means unlimited (the limit is left out); ``0`` allows nothing.
+    """
+    budgets: list[BudgetLimit] = []
+    if max_budget_nanos is not None or soft_budget_nanos is not None:
+        window = parse_window(budget_duration or "lifetime", fiscal_start_month=fiscal_start_month)
+        budgets.append(
+            BudgetLimit(
+                scope, window, max_budget_nanos, soft_budget_nanos, tz, temp_increase_nanos, temp_expiry
+            )
+        )
+    for duration, max_nanos in budget_windows:
+        budgets.append(
+            BudgetLimit.of(scope, duration, max_nanos, tz=tz, fiscal_start_month=fiscal_start_month)
+        )
+    rates: list[RateLimit] = []
+    for kind, limit, seconds in (
+        ("requests", rpm_limit, rate_window_seconds),
+        ("tokens", tpm_limit, rate_window_seconds),
+        ("requests", rpd_limit, 86_400.0),
+        ("tokens", tpd_limit, 86_400.0),
+    ):
+        if limit is not None:
+            rates.append(RateLimit(scope, kind, limit, seconds))  # type: ignore[arg-type]
+    if max_parallel_requests is not None:
+        rates.append(RateLimit(scope, "parallel", max_parallel_requests))
+    return budgets, rates
+
+
+def _escape(part: str) -> str:
+    # Keys are ':'-separated; ids may contain ':' (team:user), so escape it and '%'.
+    if "%" in part or ":" in part:
+        return part.replace("%", "%25").replace(":", "%3A")
+    return part
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Builds storage keys. Every key starts with the hash tag ``{prefix}``.
+
+    Layout (all under ``{prefix}:``):
+
+    * ``b:<scope>:<window>:<period key>`` — a budget counter (hash: ``s`` spend, ``r``
+      reserved, ``q<request id>`` per open reservation; rolling windows use ``b<bucket>`` fields);
+    * ``l:<scope>:<window>:<period key>`` — its reservation leases (zset, score = expiry ms);
+    * ``rl:<scope>:<kind>:<window ms>`` — a sliding-window counter (hash ``w``, ``p``, ``c``);
+    * ``pl:<scope>`` — parallel slots (zset, member = request id, score = lease expiry ms);
+    * ``q:<request id>`` — the request's terminal state (``s`` settled, ``x`` released).
+    """
+
+    prefix: str = "sg"
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "{}"):
+            raise ValueError(f"a key prefix must be non-empty and free of braces, got {self.prefix!r}")
+
+    def _scope(self, scope: Scope) -> str:
+        return f"{scope.type}:{_escape(scope.id)}"
+
+    def budget(self, scope: Scope, window: Window, period_key: str) -> tuple[str, str]:
+        """The counter key and its lease key."""
+        tail = f"{self._scope(scope)}:{window.name}:{_escape(period_key)}"
+        return f"{{{self.prefix}}}:b:{tail}", f"{{{self.prefix}}}:l:{tail}"
+
+    def rate(self, limit: RateLimit) -> str:
+        if limit.kind == "parallel":
+            return f"{{{self.prefix}}}:pl:{self._scope(limit.scope)}"
+        return f"{{{self.prefix}}}:rl:{self._scope(limit.scope)}:{limit.kind}:{limit.window_ms}"
+
+    def request(self, request_id: str) -> str:
+        return f"{{{self.prefix}}}:q:{_escape(request_id)}"
+
+
+def utc_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -1,0 +1,72 @@
+-- common.lua: helpers prepended to every spendgate script (not a script by itself).
+-- Numbers are Lua doubles: exact for integers below 2^53 (nano-USD: about $9M per counter).
+local TICKS = 1000
+local function int(x) return string.format('%d', x) end
+local function num(x) if x then return tonumber(x) end return 0 end
+
+-- Spend of a budget counter: field 's' (calendar period), or the sum of fields 'b<i>' for
+-- i = oldest .. now // bucket (rolling window: scan the fields when there are fewer fields
+-- than buckets, else read the buckets by name). Returns spend, oldest non-empty bucket
+-- (-1: none).
+local function spend_of(key, bucket, oldest, now)
+  if bucket == 0 then return num(redis.call('HGET', key, 's')), -1 end
+  local last = math.floor(now / bucket)
+  local spend, first = 0, -1
+  if redis.call('HLEN', key) < last - oldest + 1 then
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local idx = string.match(all[i], '^b(%d+)$')
+      local x = tonumber(all[i + 1])
+      if idx and x ~= 0 then
+        idx = tonumber(idx)
+        if idx >= oldest and idx <= last then
+          spend = spend + x
+          if first < 0 or idx < first then first = idx end
+        end
+      end
+    end
+    return spend, first
+  end
+  local names = {}
+  for i = oldest, last do table.insert(names, 'b' .. int(i)) end
+  local values = redis.call('HMGET', key, unpack(names))
+  for j, v in ipairs(values) do
+    if v then
+      local x = tonumber(v)
+      if x ~= 0 then
+        spend = spend + x
+        if first < 0 then first = oldest + j - 1 end
+      end
+    end
+  end
+  return spend, first
+end
+
+-- Delete the buckets older than oldest (run when a new bucket is started).
+local function prune_buckets(key, oldest)
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    local idx = string.match(name, '^b(%d+)$')
+    if idx and tonumber(idx) < oldest then redis.call('HDEL', key, name) end
+  end
+end
+
+-- A sliding-window counter rotated to now: previous, current, elapsed ms, window index.
+local function window_state(key, now, window)
+  local idx = math.floor(now / window)
+  local previous, current = 0, 0
+  local h = redis.call('HMGET', key, 'w', 'p', 'c')
+  if h[1] then
+    local w = tonumber(h[1])
+    if w == idx then
+      previous, current = num(h[2]), num(h[3])
+    elseif w == idx - 1 then
+      previous = num(h[3])
+    end
+  end
+  return previous, current, now - idx * window, idx
+end
+
+-- Live parallel slots (lease expiry > now).
+local function live_slots(key, now)
+  return redis.call('ZCOUNT', key, '(' .. int(now), '+inf')
+end
