@@ -10,7 +10,7 @@ shortest ``repr`` so ``2.5e-06`` means exactly ``0.0000025``.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from spendgate.errors import MoneyError
 
@@ -31,12 +31,13 @@ ZERO = Decimal(0)
 _NANO = Decimal("1e-9")
 # Enough precision that no product of a rate and a token count is ever rounded.
 _CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_FLOOR_CTX = Context(prec=60, rounding=ROUND_FLOOR)
 
 
 def to_nano(usd: Decimal) -> int:
     """Round a USD amount to integer nano-USD, half to even (the one rounding rule)."""
-    with localcontext(_CTX):
-        return int(usd.quantize(_NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
+    # Context methods instead of `localcontext()`: this runs for every recorded call.
+    return int(_CTX.scaleb(_CTX.quantize(usd, _NANO), 9))
 
 
 def from_nano(nanos: int) -> Decimal:
@@ -48,22 +49,32 @@ def allocate_nanos(parts: list[Decimal], total_nanos: int) -> list[int]:
     """Split ``total_nanos`` over ``parts`` so each is within 1 nano of its exact value.
 
     Largest-remainder allocation: the integers always add up to ``total_nanos`` exactly,
-    which plain per-item rounding cannot promise.
+    which plain per-item rounding cannot promise. (This runs once per recorded call, so
+    zero parts and parts that are already whole nanos take a short path.)
     """
-    with localcontext(_CTX):
-        exact = [p.scaleb(9) for p in parts]
-        floors = [int(e.to_integral_value(rounding="ROUND_FLOOR")) for e in exact]
-        # sum(floors) <= floor(sum(exact)) <= round(sum(exact)), so ``rest`` is never
-        # negative, and it is below len(parts) when total_nanos = to_nano(sum(parts)).
-        rest = total_nanos - sum(floors)
-        order = sorted(range(len(parts)), key=lambda i: exact[i] - floors[i], reverse=True)
-        for n, i in enumerate(order):
+    floors = [0] * len(parts)
+    fractions: list[tuple[Decimal, int]] = []
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        scaled = _CTX.scaleb(part, 9)
+        floor = int(_FLOOR_CTX.to_integral_value(scaled))
+        floors[i] = floor
+        if scaled != floor:
+            fractions.append((scaled - floor, i))
+    # sum(floors) <= floor(sum(exact)) <= round(sum(exact)), so ``rest`` is never
+    # negative, and it is at most the number of fractional parts when
+    # total_nanos = to_nano(sum(parts)).
+    rest = total_nanos - sum(floors)
+    if rest:
+        fractions.sort(reverse=True)
+        for n, (_, i) in enumerate(fractions):
             if n >= rest:
                 break
             floors[i] += 1
-        if rest > len(parts):
-            floors[order[0] if order else 0] += rest - len(parts)
-        return floors
+        if rest > len(fractions):  # only when total_nanos was not the rounded sum
+            floors[fractions[0][1] if fractions else 0] += rest - len(fractions)
+    return floors
 
 
 _UNIT_SCALE = {

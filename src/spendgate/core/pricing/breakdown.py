@@ -113,7 +113,8 @@ class CostBreakdown:
     def item_nanos(self) -> dict[str, int]:
         """Every item in nano-USD; the values add up to :attr:`total_nanos` exactly."""
         parts = [getattr(self, n) for n in ITEMS]
-        return dict(zip(ITEMS, allocate_nanos(parts, self.total_nanos), strict=True))
+        total = to_nano(sum(parts, ZERO))  # the same value as total_nanos, computed once
+        return dict(zip(ITEMS, allocate_nanos(parts, total), strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form: amounts as decimal strings, plus ``total_nanos``."""
