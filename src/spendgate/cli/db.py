@@ -1,0 +1,99 @@
+"""``spendgate db``: migrate the database and show its schema revision."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from spendgate.cli._output import console, fail
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Database schema: upgrade, status and spend-event retention.", no_args_is_help=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; default $SPENDGATE_DATABASE_URL, else sqlite+aiosqlite:///./spendgate.db.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def upgrade(database_url: DatabaseUrl = None, revision: str = "head") -> None:
+    """Apply the schema migrations (and create the PostgreSQL spend-event partitions ahead)."""
+    from spendgate.stores.database import create_engine, schema_status
+    from spendgate.stores.database import database_url as resolve
+    from spendgate.stores.database import upgrade as run_upgrade
+
+    async def main() -> None:
+        engine = create_engine(resolve(database_url))
+        try:
+            await run_upgrade(engine, revision)
+            status = await schema_status(engine)
+        finally:
+            await engine.dispose()
+        console.print(
+            f"{status.url}: at revision [bold]{status.current}[/] (head {status.head})", highlight=False
+        )
+
+    try:
+        asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def status(database_url: DatabaseUrl = None) -> None:
+    """Show the current and the newest schema revision. Exit code 1 when behind."""
+    from spendgate.stores.database import create_engine, schema_status
+    from spendgate.stores.database import database_url as resolve
+
+    async def main() -> bool:
+        engine = create_engine(resolve(database_url))
+        try:
+            s = await schema_status(engine)
+        finally:
+            await engine.dispose()
+        console.print(f"database: {s.url}", highlight=False)
+        console.print(f"current:  {s.current or '(empty: run `spendgate db upgrade`)'}", highlight=False)
+        console.print(f"head:     {s.head}", highlight=False)
+        console.print("up to date" if s.up_to_date else "[yellow]behind: run `spendgate db upgrade`[/]")
+        return s.up_to_date
+
+    try:
+        ok = asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def retention(
+    keep: Annotated[str, typer.Option("--keep", help="spend_logs_retention, e.g. 90d, 12w, 6mo.")] = "90d",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Drop spend-event partitions older than --keep (PostgreSQL); DELETE by time on SQLite.
+
+    Rollups are kept, so reports over the dropped months stay exact.
+    """
+    from spendgate.stores.database import create_engine, drop_expired_partitions
+    from spendgate.stores.database import database_url as resolve
+
+    async def main() -> list[str]:
+        engine = create_engine(resolve(database_url))
+        try:
+            return await drop_expired_partitions(engine, keep)
+        finally:
+            await engine.dispose()
+
+    try:
+        dropped = asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"dropped: {', '.join(dropped) if dropped else 'nothing'}", highlight=False)

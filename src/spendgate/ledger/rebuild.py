@@ -1,0 +1,138 @@
+"""Counter rebuild: the spend of a scope in its current period, computed from the ledger.
+
+Enforcement counters that are cold (a restart, a Redis flush, a new instance) are
+**set** to these values, never incremented by them, so a rebuild can run any number of
+times. Calendar windows of 15 minutes or more are read from the rollups (which retention
+never touches); shorter windows and rolling windows read the raw events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from spendgate.core.periods import Period, Window, parse_window, period_for
+from spendgate.ledger.rollups import GRAINS
+from spendgate.stores.database.models import SpendEventRow, SpendRollup
+
+__all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Rollup scope type → the spend_events column that attributes it.
+_EVENT_COLUMN = {
+    "key": "api_key",
+    "user": "user_id",
+    "team": "team_id",
+    "org": "organization_id",
+    "customer": "end_user",
+}
+SCOPE_TYPES = ("global", *_EVENT_COLUMN, "tag")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeWindow:
+    """One counter to rebuild: a scope, a window and optionally a model."""
+
+    scope_type: str
+    scope_id: str
+    window: Window | str
+    model: str | None = None
+
+
+def _epoch(at: datetime) -> int | None:
+    """Epoch seconds, or None when ``at`` is not a whole second."""
+    delta = at.astimezone(UTC) - _EPOCH
+    return None if delta.microseconds else delta.days * 86400 + delta.seconds
+
+
+async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolling: bool) -> int:
+    if item.scope_type not in SCOPE_TYPES:
+        raise ValueError(f"unknown scope type {item.scope_type!r}; choose from {', '.join(SCOPE_TYPES)}")
+    lo, hi = _epoch(period.start), _epoch(period.end)
+    grains = [g for g in GRAINS if lo is not None and hi is not None and lo % g == 0 and hi % g == 0]
+    if grains and not rolling:
+        grain = max(grains)
+        stmt: Any = select(func.coalesce(func.sum(SpendRollup.cost_nanos), 0)).where(
+            SpendRollup.grain == grain,
+            SpendRollup.scope_type == item.scope_type,
+            SpendRollup.scope_id == ("" if item.scope_type == "global" else item.scope_id),
+            SpendRollup.bucket >= lo,
+            SpendRollup.bucket < hi,
+        )
+        if item.model is not None:
+            stmt = stmt.where(SpendRollup.model == item.model)
+        return int((await conn.execute(stmt)).scalar_one())
+
+    events = SpendEventRow.__table__.c
+    time_filter = (
+        (events.occurred_at > period.start) & (events.occurred_at <= period.end)
+        if rolling
+        else (events.occurred_at >= period.start) & (events.occurred_at < period.end)
+    )
+    if item.scope_type == "tag":
+        rows = await conn.execute(
+            select(events.cost_nanos, events.request_tags, events.model).where(
+                time_filter, events.request_tags.is_not(None)
+            )
+        )
+        return sum(
+            cost
+            for cost, tags, model in rows
+            if item.scope_id in (tags or []) and (item.model is None or model == item.model)
+        )
+    stmt = select(func.coalesce(func.sum(events.cost_nanos), 0)).where(time_filter)
+    if item.scope_type != "global":
+        stmt = stmt.where(events[_EVENT_COLUMN[item.scope_type]] == item.scope_id)
+    if item.model is not None:
+        stmt = stmt.where(events.model == item.model)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def current_period_spend_many(
+    db: AsyncEngine | AsyncConnection,
+    items: Iterable[ScopeWindow],
+    *,
+    tz: str | tzinfo | None = "UTC",
+    now: datetime | None = None,
+) -> dict[ScopeWindow, tuple[Period, int]]:
+    """For each item, its current period and the nano-USD spent in it so far."""
+    at = now or datetime.now(UTC)
+    out: dict[ScopeWindow, tuple[Period, int]] = {}
+
+    async def run(conn: AsyncConnection) -> None:
+        for item in items:
+            window = parse_window(item.window) if isinstance(item.window, str) else item.window
+            period = period_for(window, at, tz)
+            out[item] = (period, await _spend(conn, item, period, rolling=not window.is_calendar))
+
+    if isinstance(db, AsyncEngine):
+        async with db.connect() as conn:
+            await run(conn)
+    else:
+        await run(db)
+    return out
+
+
+async def current_period_spend(
+    db: AsyncEngine | AsyncConnection,
+    scope_type: str,
+    scope_id: str,
+    window: Window | str,
+    *,
+    tz: str | tzinfo | None = "UTC",
+    now: datetime | None = None,
+    model: str | None = None,
+) -> int:
+    """Nano-USD spent by one scope in the current period of ``window`` (in ``tz``).
+
+    ``scope_type`` is one of ``global``, ``key`` (the key hash), ``user``, ``team``,
+    ``org``, ``customer`` or ``tag``. Set the counter to this value; never add it.
+    """
+    item = ScopeWindow(scope_type, scope_id, window, model)
+    result = await current_period_spend_many(db, [item], tz=tz, now=now)
+    return result[item][1]

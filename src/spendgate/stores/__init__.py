@@ -1,0 +1,1 @@
+"""Storage backends: counters (memory | redis) and the database (SQLAlchemy)."""

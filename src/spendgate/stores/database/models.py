@@ -1,0 +1,396 @@
+"""SQLAlchemy models: the entities, the spend-event ledger and its rollups.
+
+Conventions (STYLE §12): a ``naming_convention`` on the metadata so constraint names are
+deterministic; timezone-aware UTC timestamps; **every** amount of money is a BIGINT of
+nano-USD (columns end in ``_nanos``) and every token or unit count is a BIGINT. Field
+names follow LiteLLM's schema where one exists (``key_alias``, ``max_budget``…, with
+``_nanos`` added to money columns because the unit differs from LiteLLM's float USD).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "COST_ITEMS",
+    "USAGE_COLUMNS",
+    "Base",
+    "Budget",
+    "BudgetWindow",
+    "EndCustomer",
+    "Organization",
+    "OrganizationMembership",
+    "SpendEventRow",
+    "SpendRollup",
+    "Tag",
+    "Team",
+    "TeamMembership",
+    "UTCDateTime",
+    "User",
+    "VirtualKey",
+    "metadata",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# The integer buckets of core.usage.Usage, one BIGINT column each (``seconds`` is a Decimal
+# there and is stored as integer microseconds in ``seconds_micros``).
+USAGE_COLUMNS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "input_audio_tokens",
+    "cache_read_audio_tokens",
+    "input_image_tokens",
+    "input_video_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+    "output_video_tokens",
+    "images",
+    "input_images",
+    "input_characters",
+    "output_characters",
+    "queries",
+    "web_search_requests",
+)
+# core.pricing.breakdown.ITEMS, each stored as ``cost_<item>_nanos``.
+COST_ITEMS = (
+    "input",
+    "cache_read",
+    "cache_write",
+    "input_audio",
+    "input_image",
+    "input_video",
+    "output",
+    "reasoning",
+    "output_audio",
+    "output_image",
+    "output_video",
+    "tools",
+    "discount",
+    "margin",
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on both databases.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time type: the value is stored as
+    naive UTC text (which sorts correctly) and comes back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+    }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Audited:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=_utcnow, onupdate=_utcnow, server_default=func.now()
+    )
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    updated_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class _Limits:
+    """Budget and rate-limit fields LiteLLM puts directly on keys, users, teams, orgs."""
+
+    max_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    soft_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    budget_duration: Mapped[str | None] = mapped_column(String(32))
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
+    max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    model_max_budget: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class Budget(_Audited, Base):
+    """A reusable budget profile (LiteLLM_BudgetTable)."""
+
+    __tablename__ = "budgets"
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    soft_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
+    model_max_budget: Mapped[dict[str, Any] | None] = mapped_column()
+    budget_duration: Mapped[str | None] = mapped_column(String(32))
+    allowed_models: Mapped[list[str] | None] = mapped_column()
+
+
+class BudgetWindow(_Audited, Base):
+    """One of several budget windows of an entity (LiteLLM ``budget_limits``)."""
+
+    __tablename__ = "budget_windows"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope_type: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(255))
+    budget_duration: Mapped[str] = mapped_column(String(32))
+    max_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    soft_budget_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (
+        Index("uq_budget_windows_scope", "scope_type", "scope_id", "budget_duration", unique=True),
+    )
+
+
+class Organization(_Limits, _Audited, Base):
+    __tablename__ = "organizations"
+    organization_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    organization_alias: Mapped[str | None] = mapped_column(String(255))
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class Team(_Limits, _Audited, Base):
+    __tablename__ = "teams"
+    team_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    team_alias: Mapped[str | None] = mapped_column(String(255))
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.organization_id"), index=True
+    )
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class User(_Limits, _Audited, Base):
+    __tablename__ = "users"
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_email: Mapped[str | None] = mapped_column(String(255))
+    user_alias: Mapped[str | None] = mapped_column(String(255))
+    user_role: Mapped[str] = mapped_column(
+        String(32), default="internal_user", server_default="internal_user"
+    )
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.organization_id"), index=True
+    )
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class TeamMembership(_Audited, Base):
+    """A user in a team; the member's own budget lives in the linked budget row."""
+
+    __tablename__ = "team_memberships"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.team_id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), default="user", server_default="user")
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+
+
+class OrganizationMembership(_Audited, Base):
+    __tablename__ = "organization_memberships"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.organization_id", ondelete="CASCADE"), primary_key=True
+    )
+    user_role: Mapped[str] = mapped_column(String(32), default="org_member", server_default="org_member")
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+
+
+class EndCustomer(_Limits, _Audited, Base):
+    """An end customer of the platform (LiteLLM_EndUserTable; its id is ``user_id``)."""
+
+    __tablename__ = "end_customers"
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    alias: Mapped[str | None] = mapped_column(String(255))
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+    allowed_model_region: Mapped[str | None] = mapped_column(String(32))
+    default_model: Mapped[str | None] = mapped_column(String(255))
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class VirtualKey(_Limits, _Audited, Base):
+    """A virtual key. Only its SHA-256 hash (``token``) is stored, plus a display prefix."""
+
+    __tablename__ = "virtual_keys"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    key_name: Mapped[str | None] = mapped_column(String(255))
+    key_alias: Mapped[str | None] = mapped_column(String(255), unique=True)
+    expires: Mapped[datetime | None] = mapped_column()
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    tags: Mapped[list[str] | None] = mapped_column()
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.user_id"), index=True)
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"), index=True)
+    organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.organization_id"))
+    end_user_id: Mapped[str | None] = mapped_column(ForeignKey("end_customers.user_id"))
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+    last_active: Mapped[datetime | None] = mapped_column()
+
+
+class Tag(_Audited, Base):
+    __tablename__ = "tags"
+    tag_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(1024))
+    budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
+    models: Mapped[list[str] | None] = mapped_column()
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+
+
+def _bigint() -> Any:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
+class SpendEventRow(Base):
+    """One billable event. Append-only; unique on ``(event_id, occurred_at)``.
+
+    ``occurred_at`` is when the event was billed (the request settled) and is the
+    PostgreSQL partition key, which is why it is part of the primary key: a replayed event
+    always carries the timestamp it was journaled with.
+    """
+
+    __tablename__ = "spend_events"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16))
+    unpriced: Mapped[bool] = mapped_column(Boolean)
+    estimated: Mapped[bool] = mapped_column(Boolean)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger)
+    catalogue_version: Mapped[str | None] = mapped_column(String(64))
+    price_source: Mapped[str | None] = mapped_column(String(64))
+    unpriced_reason: Mapped[str | None] = mapped_column(String(255))
+    service_tier: Mapped[str | None] = mapped_column(String(32))
+    api_key: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    team_id: Mapped[str | None] = mapped_column(String(255))
+    organization_id: Mapped[str | None] = mapped_column(String(255))
+    end_user: Mapped[str | None] = mapped_column(String(255))
+    request_tags: Mapped[list[str] | None] = mapped_column()
+    requested_model: Mapped[str | None] = mapped_column(String(255))
+    model: Mapped[str | None] = mapped_column(String(255))
+    resolved_model: Mapped[str | None] = mapped_column(String(255))
+    deployment_id: Mapped[str | None] = mapped_column(String(255))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    endpoint: Mapped[str | None] = mapped_column(String(64))
+    operation_id: Mapped[str | None] = mapped_column(String(255))
+    batch_id: Mapped[str | None] = mapped_column(String(255))
+    latency_ms: Mapped[int | None] = mapped_column(BigInteger)
+    overhead_ms: Mapped[int | None] = mapped_column(BigInteger)
+    seconds_micros: Mapped[int] = _bigint()
+    image_size: Mapped[str | None] = mapped_column(String(32))
+    image_quality: Mapped[str | None] = mapped_column(String(32))
+    search_context_size: Mapped[str | None] = mapped_column(String(16))
+    messages: Mapped[dict[str, Any] | None] = mapped_column()
+    response: Mapped[dict[str, Any] | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_spend_events_occurred_at", "occurred_at"),
+        Index("ix_spend_events_api_key_occurred_at", "api_key", "occurred_at"),
+        Index("ix_spend_events_operation_id", "operation_id"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
+    )
+
+
+for _name in USAGE_COLUMNS:
+    setattr(
+        SpendEventRow, _name, mapped_column(_name, BigInteger, nullable=False, default=0, server_default="0")
+    )
+for _item in COST_ITEMS:
+    _col = f"cost_{_item}_nanos"
+    setattr(
+        SpendEventRow, _col, mapped_column(_col, BigInteger, nullable=False, default=0, server_default="0")
+    )
+
+
+class SpendRollup(Base):
+    """Exact totals per time bucket and (scope, model, provider, deployment).
+
+    ``grain`` is the bucket width in seconds (900, 3600 or 86400) and ``bucket`` the UTC
+    epoch second it starts at. ``scope_type`` is ``global``, ``key``, ``user``, ``team``,
+    ``org``, ``customer`` or ``tag``; an event with no team is counted under team ``''``,
+    and an event with several tags once under each tag.
+    """
+
+    __tablename__ = "spend_rollups"
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    scope_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    requests: Mapped[int] = _bigint()
+    successful_requests: Mapped[int] = _bigint()
+    failed_requests: Mapped[int] = _bigint()
+    unpriced_requests: Mapped[int] = _bigint()
+    estimated_requests: Mapped[int] = _bigint()
+    cost_nanos: Mapped[int] = _bigint()
+    input_tokens: Mapped[int] = _bigint()
+    output_tokens: Mapped[int] = _bigint()
+    cache_read_tokens: Mapped[int] = _bigint()
+    cache_write_tokens: Mapped[int] = _bigint()
+    reasoning_tokens: Mapped[int] = _bigint()
+    latency_ms: Mapped[int] = _bigint()
+
+    __table_args__ = (Index("ix_spend_rollups_scope", "scope_type", "scope_id", "grain", "bucket"),)

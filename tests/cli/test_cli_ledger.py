@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from spendgate.cli import _register, app
+from spendgate.cli.spend import parse_when
+from spendgate.core.usage.model import Usage
+from spendgate.ledger.events import SpendEvent
+from spendgate.ledger.repository import LedgerRepository
+from spendgate.stores.database import create_engine
+
+runner = CliRunner()
+_register()
+
+
+def _seed(url: str) -> None:
+    now = datetime.now(UTC)
+
+    async def main() -> None:
+        engine = create_engine(url)
+        events = [
+            SpendEvent(
+                event_id=f"cli-{i}",
+                occurred_at=now - timedelta(days=i % 10, minutes=5),
+                cost_nanos=1_500_000_000,
+                usage=Usage(input_tokens=100, output_tokens=10),
+                team_id="team-a" if i % 2 else "team-b",
+                model="gpt-4o-mini",
+                provider="openai",
+            )
+            for i in range(20)
+        ]
+        await LedgerRepository(engine).write_batch(events)
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_db_upgrade_status_and_spend_report(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    behind = runner.invoke(app, ["db", "status", "--database-url", url])
+    assert behind.exit_code == 1 and "behind" in behind.output
+    up = runner.invoke(app, ["db", "upgrade", "--database-url", url])
+    assert up.exit_code == 0, up.output
+    ok = runner.invoke(app, ["db", "status", "--database-url", url])
+    assert ok.exit_code == 0 and "up to date" in ok.output
+    _seed(url)
+
+    table = runner.invoke(app, ["spend", "report", "--by", "team", "--since", "30d", "--database-url", url])
+    assert table.exit_code == 0, table.output
+    assert "team-a" in table.output and "$30.00" in table.output
+
+    as_json = runner.invoke(
+        app, ["spend", "report", "--by", "team,model", "--since", "30d", "--json", "--database-url", url]
+    )
+    data = json.loads(as_json.output)
+    assert data["totals"]["spend"] == "30.000000000"
+    assert {r["team"] for r in data["rows"]} == {"team-a", "team-b"}
+    assert sum(r["cost_nanos"] for r in data["rows"]) == data["totals"]["cost_nanos"] == 30 * 10**9
+
+    as_csv = runner.invoke(
+        app,
+        [
+            "spend",
+            "report",
+            "--by",
+            "team",
+            "-g",
+            "day",
+            "--tz",
+            "Asia/Kolkata",
+            "--since",
+            "30d",
+            "--csv",
+            "--database-url",
+            url,
+        ],
+    )
+    rows = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert sum(int(r["requests"]) for r in rows) == 20
+    assert all(r["period_start"].endswith("+05:30") for r in rows)
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    runner.invoke(app, ["db", "upgrade", "--database-url", url])
+    bad = runner.invoke(app, ["spend", "report", "--by", "planet", "--database-url", url])
+    assert bad.exit_code == 2 and "unknown dimension" in bad.output
+    both = runner.invoke(app, ["spend", "report", "--by", "team,user", "--database-url", url])
+    assert both.exit_code == 2 and "cannot group by both" in both.output
+
+
+def test_parse_when() -> None:
+    now = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    assert parse_when("30d", now=now, tz="UTC") == now - timedelta(days=30)
+    assert parse_when("2026-11-01", now=now, tz="Europe/Berlin").utcoffset() == timedelta(hours=1)
+    with pytest.raises(ValueError, match="cannot read time"):
+        parse_when("last tuesday", now=now, tz="UTC")

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ledger_helpers import make_event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from spendgate.ledger.rebuild import ScopeWindow, current_period_spend, current_period_spend_many
+from spendgate.ledger.repository import LedgerRepository
+from spendgate.stores.database import drop_expired_partitions
+
+pytestmark = pytest.mark.asyncio
+NOW = datetime(2026, 11, 18, 14, 35, 10, tzinfo=UTC)
+
+
+async def _seed(engine: AsyncEngine) -> None:
+    events = [
+        make_event(1, occurred_at=NOW - timedelta(minutes=1), cost_nanos=100),
+        make_event(2, occurred_at=NOW - timedelta(hours=1), cost_nanos=200, tags=("a", "b")),
+        make_event(3, occurred_at=NOW - timedelta(hours=15), cost_nanos=400, team_id="team-b"),
+        make_event(4, occurred_at=NOW - timedelta(days=3), cost_nanos=800, model="other"),
+        make_event(5, occurred_at=NOW - timedelta(days=40), cost_nanos=1600),
+        make_event(6, occurred_at=NOW + timedelta(minutes=5), cost_nanos=3200),  # later in this period
+    ]
+    await LedgerRepository(engine).write_batch(events)
+
+
+@pytest.mark.parametrize(
+    ("scope", "scope_id", "window", "tz", "expected"),
+    [
+        ("team", "team-a", "1d", "UTC", 100 + 200 + 3200),
+        ("team", "team-a", "24h", "Asia/Kolkata", 100 + 200 + 3200),  # day began 17th 18:30Z
+        ("team", "team-b", "1d", "UTC", 0),
+        ("team", "team-b", "1d", "America/New_York", 0),  # NY day began 05:00Z
+        ("global", "", "7d", "UTC", 100 + 200 + 400 + 3200),  # event 4 was on Sunday
+        ("key", "hash-a", "1mo", "UTC", 100 + 200 + 400 + 800 + 3200),  # not event 5 (October)
+        ("tag", "b", "1h", "UTC", 0),
+        ("tag", "a", "6h", "UTC", 200),
+        ("customer", "cust-a", "lifetime", "UTC", 6300),
+        ("user", "user-a", "1m", "UTC", 0),
+        ("user", "user-a", "5m", "UTC", 0),
+        ("global", "", "rolling:2h", "UTC", 300),
+        ("tag", "a", "rolling:2h", "UTC", 200),
+    ],
+)
+async def test_current_period_spend(
+    engine: AsyncEngine, scope: str, scope_id: str, window: str, tz: str, expected: int
+) -> None:
+    await _seed(engine)
+    assert await current_period_spend(engine, scope, scope_id, window, tz=tz, now=NOW) == expected
+
+
+async def test_batch_form_and_model_filter_and_retention(engine: AsyncEngine) -> None:
+    await _seed(engine)
+    items = [ScopeWindow("team", "team-a", "1mo"), ScopeWindow("team", "team-a", "1mo", model="other")]
+    result = await current_period_spend_many(engine, items, now=NOW)
+    assert result[items[0]][1] == 100 + 200 + 800 + 3200
+    assert result[items[1]][1] == 800
+    assert result[items[0]][0].start == datetime(2026, 11, 1, tzinfo=UTC)
+    # Raw events expire; the rollups (and so the rebuild) keep every period exact.
+    await drop_expired_partitions(engine, "1d", now=NOW + timedelta(days=60))
+    assert await current_period_spend(engine, "customer", "cust-a", "lifetime", now=NOW) == 6300
