@@ -175,19 +175,20 @@ def price(
             + (f" from provider {provider!r}" if provider else ""),
         )
     entry: ModelEntry = resolved.entry
+    # By position, in calculate()'s order: this is the per-request hot path.
     return calculate(
         resolved.spec,
         usage,
-        model=model,
-        resolved_model=entry.id,
-        provider=entry.provider,
-        mode=entry.mode,
-        service_tier=service_tier,
-        at=when,
-        inclusive_thresholds=entry.inclusive_thresholds,
-        adjustment=adjustment,
-        catalogue_version=resolved.catalogue_version,
-        price_source=resolved.source,
+        model,
+        entry.id,
+        entry.provider,
+        entry.mode,
+        service_tier,
+        when,
+        entry.inclusive_thresholds,
+        adjustment,
+        resolved.catalogue_version,
+        resolved.source,
     )
 
 

