@@ -7,9 +7,10 @@ Every library prices the same two calls in the same process, interleaved sample 
 sample so that machine noise hits them alike:
 
 * gpt-4o, 1000 input / 500 output tokens;
-* the same through ``spendgate.price`` (the itemized breakdown, no tuple conversion);
 * claude-sonnet-4-5 with caching: 1000 fresh input, 5000 cache-read, 2000 cache-write
-  tokens and 300 output.
+  tokens and 300 output;
+* both again through ``spendgate.price`` with a ready ``Usage`` (one cost calculation:
+  resolve, rate, itemize), which is what the gateway calls per request.
 
 Reported: the median, min and max over samples of the time per call, in µs, and each
 library's median relative to spendgate's. The libraries we compare against are optional:
@@ -46,10 +47,10 @@ def _spendgate() -> dict[str, Callable[[], object]]:
     return {
         "gpt-4o": lambda: spendgate.cost_per_token("gpt-4o", 1000, 500),
         "gpt-4o price()": lambda: spendgate.price("gpt-4o", gpt_usage),
-        "sonnet": lambda: spendgate.price(
-            "claude-sonnet-4-5",
-            Usage(input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300),
+        "sonnet": lambda: spendgate.cost_per_token(
+            "claude-sonnet-4-5", 8000, 300, cache_read_input_tokens=5000, cache_creation_input_tokens=2000
         ),
+        "sonnet price()": lambda: spendgate.price("claude-sonnet-4-5", sonnet_usage),
     }
 
 
@@ -125,8 +126,8 @@ def main() -> None:
     print(f"calibration: an empty Python function call takes {call * 1000:.0f} ns here")
     print(f"{args.samples} samples × {args.calls} calls; µs per call\n")
     print(f"{'case':<15} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
-    for case in ("gpt-4o", "gpt-4o price()", "sonnet"):
-        base = statistics.median(results[("spendgate", "gpt-4o" if case.endswith("()") else case)])
+    for case in ("gpt-4o", "gpt-4o price()", "sonnet", "sonnet price()"):
+        base = statistics.median(results[("spendgate", case.removesuffix(" price()"))])
         for lib in libraries:
             if (lib, case) not in results:
                 continue
