@@ -18,7 +18,7 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 sync: $(VENV)/.synced
 
 run: sync
-	$(VENV)/bin/spendgate cost --model gpt-4o --input 1000 --output 500 --cached 600
+	$(VENV)/bin/spendgate serve --config examples/config.yaml --mock-provider 8090
 
 test: sync
 	$(VENV)/bin/ruff check src tests bench tools

@@ -1,0 +1,125 @@
+"""``spendgate serve``: run the gateway (uvicorn with uvloop and httptools)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from spendgate.cli._output import err_console, fail
+from spendgate.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from spendgate.config import GatewayConfig
+
+__all__ = ["create_app", "register"]
+
+_CONFIG_ENV = "SPENDGATE_CONFIG"
+
+
+def create_app() -> object:
+    """The app factory each uvicorn worker calls (the config path comes from ``$SPENDGATE_CONFIG``)."""
+    from spendgate.config import load_config
+    from spendgate.gateway import build_app
+
+    return build_app(load_config(os.environ[_CONFIG_ENV]))
+
+
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The YAML config (LiteLLM style).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 4000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    mock_provider: Annotated[
+        int | None,
+        typer.Option(
+            help="Also run the mock provider on this port (offline demo: examples/config.yaml uses 8090)."
+        ),
+    ] = None,
+) -> None:
+    """Run the gateway: an OpenAI- and Anthropic-compatible proxy that prices and records every call."""
+    from spendgate.config import load_config
+
+    try:
+        loaded = load_config(config)  # validate before forking workers: errors name the field
+    except ConfigurationError as exc:
+        fail(str(exc))
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in loaded.warnings:
+        err_console.print(f"[yellow]config warning:[/] {warning}", highlight=False, soft_wrap=True)
+    os.environ[_CONFIG_ENV] = str(config.resolve())
+    if workers > 1 and loaded.general_settings.run_migrations:
+        _migrate(loaded)  # once, here: workers starting together must not race on the schema
+    with contextlib.ExitStack() as stack:
+        if mock_provider is not None:
+            from spendgate.providers.mock import run_mock_provider
+
+            mock = stack.enter_context(run_mock_provider(port=mock_provider))
+            err_console.print(f"mock provider on {mock.url}", highlight=False)
+        _banner(host, port, workers, loaded)
+        _run(host, port, workers, log_level, access_log)
+
+
+def _migrate(config: GatewayConfig) -> None:
+    import asyncio
+
+    from spendgate.stores.database import create_engine, database_url, upgrade
+
+    async def run() -> None:
+        engine = create_engine(database_url(config.general_settings.database_url))
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _banner(host: str, port: int, workers: int, config: GatewayConfig) -> None:
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    key = config.general_settings.master_key or "anything"
+    model = config.model_list[0].model_name if config.model_list else "gpt-4o"
+    err_console.print(
+        f"spendgate gateway on {base}/v1 ({len(config.model_list)} deployments, "
+        f"{workers} worker{'s' if workers > 1 else ''}). Try:\n\n"
+        f"  curl {base}/v1/chat/completions -H 'authorization: Bearer {key}' \\\n"
+        f"    -H 'content-type: application/json' \\\n"
+        f'    -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}]}}\' -i\n\n'
+        f"  python -c \"import openai; c = openai.OpenAI(base_url='{base}/v1', api_key='{key}'); "
+        f"r = c.chat.completions.with_raw_response.create(model='{model}', "
+        f"messages=[{{'role': 'user', 'content': 'Hello'}}]); "
+        f"print(r.parse().choices[0].message.content, r.headers['x-spendgate-response-cost'])\"\n",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _run(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "spendgate.cli.serve:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+        backlog=4096,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,440 @@
+"""The gateway's YAML configuration, LiteLLM style.
+
+::
+
+    model_list:                       # model groups: every entry is one deployment
+      - model_name: gpt-4o            # the name clients ask for
+        litellm_params:
+          model: openai/gpt-4o        # provider/model upstream
+          api_base: http://127.0.0.1:8090
+          api_key: os.environ/OPENAI_API_KEY
+          input_cost_per_token: 0.0000025   # optional per-deployment prices
+        model_info: {id: gpt-4o-primary, base_model: gpt-4o}
+    general_settings: {master_key: sk-..., database_url: sqlite+aiosqlite:///spendgate.db}
+    litellm_settings: {num_retries: 2, request_timeout: 600}
+    router_settings: {routing_strategy: simple-shuffle, fallbacks: [{gpt-4o: [claude]}]}
+
+Every section accepts the keys spendgate implements; keys that LiteLLM knows but
+spendgate does not implement (``drop_params``, ``telemetry``, ``success_callback`` …) are
+accepted with a warning (:attr:`GatewayConfig.warnings`), so an existing LiteLLM config
+starts unchanged; a key unknown to both is an error that names it. Any string value
+``os.environ/NAME`` is read from the environment (or ``environment_variables``), and
+``SPENDGATE_*`` variables override ``general_settings`` (see :data:`ENV_OVERRIDES`).
+Errors name the field: ``model_list[2].litellm_params.api_base: …``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spendgate.errors import ConfigurationError
+
+__all__ = [
+    "ENV_OVERRIDES",
+    "DeploymentConfig",
+    "GatewayConfig",
+    "GeneralSettings",
+    "LiteLLMParams",
+    "LitellmSettings",
+    "ModelInfo",
+    "RouterSettings",
+    "load_config",
+    "parse_config",
+]
+
+ENV_OVERRIDES: Mapping[str, str] = {
+    "SPENDGATE_MASTER_KEY": "master_key",
+    "SPENDGATE_DATABASE_URL": "database_url",
+    "SPENDGATE_REDIS_URL": "redis_url",
+    "SPENDGATE_MAX_REQUEST_SIZE_MB": "max_request_size_mb",
+}
+"""Environment variable → ``general_settings`` key it overrides."""
+
+_ENV_PREFIX = "os.environ/"
+_COST_FIELD = re.compile(r"(^|_)(cost|costs|price)(_|$)")
+
+
+def is_cost_field(name: str) -> bool:
+    """True for LiteLLM's per-model price fields (``input_cost_per_token`` …)."""
+    return bool(_COST_FIELD.search(name))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset()
+    """LiteLLM keys of this section that spendgate accepts and ignores (with a warning)."""
+
+
+class LiteLLMParams(BaseModel):
+    """How to reach one deployment. Unknown keys are passed on by LiteLLM; here they warn."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(min_length=1)
+    """``provider/model``: ``openai/gpt-4o``, ``azure/<deployment>``, ``anthropic/claude-…``."""
+    api_base: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    """Azure OpenAI's ``api-version``."""
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    weight: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    base_model: str | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    def cost_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if is_cost_field(k)}
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str | None = None
+    base_model: str | None = None
+    mode: str | None = None
+
+    def cost_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if is_cost_field(k)}
+
+
+class DeploymentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_name: str = Field(min_length=1)
+    litellm_params: LiteLLMParams
+    model_info: ModelInfo = ModelInfo()
+
+
+class GeneralSettings(_Section):
+    master_key: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    max_request_size_mb: float = Field(default=32, gt=0)
+    """Bodies larger than this are refused with 413 while being read, before parsing."""
+    forward_client_headers_to_llm_api: bool = False
+    """Forward the client's ``x-*`` headers (not its credentials) to the upstream."""
+    trust_end_user_field: bool = True
+    """Attribute calls to the end customer named by the request's ``user`` field."""
+    key_cache_ttl_seconds: float = Field(default=10, ge=0)
+    """How long a virtual key looked up in the database is trusted before a new look-up."""
+    budget_exceeded_status: Literal[400, 402, 403, 422, 429] = 402
+    """HTTP status of a budget_exceeded error (LiteLLM has used 400, 429 and 422)."""
+    budget_mode: Literal["strict", "check_only"] = "strict"
+    """``strict``: reserve the worst case (cannot be raced past); ``check_only``: LiteLLM's."""
+    fail_open_budgets: bool = False
+    """Admit requests with budgets unchecked when the counter storage (Redis) is down."""
+    fail_open_rate_limits: bool = True
+    """Admit requests with only rate limits unchecked when the counter storage is down."""
+    apply_user_budget_to_team_keys: bool = False
+    """Also check the key owner's own budget on team keys (LiteLLM's setting)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """CIDRs whose ``x-spendgate-end-user`` header names the end customer."""
+    default_max_output_tokens: int = Field(default=4096, ge=0)
+    """Output tokens reserved when neither the request nor the catalogue bounds them."""
+    enforcement_key_prefix: str = "sg"
+    """Prefix (Redis hash tag) of the enforcement counters."""
+    rate_limit_window_seconds: float = Field(default=60, gt=0)
+    """Window of rpm_limit / tpm_limit (60: per minute; shorter only for tests)."""
+    reservation_lease_seconds: float = Field(default=900, gt=0)
+    """How long a reservation or parallel slot lives without a settle or release."""
+    upstream_http_client: Literal["fast", "aiohttp", "httpx"] = "fast"
+    """``fast``: spendgate's HTTP/1.1 transport (see docs/benchmarks.md); ``aiohttp``: one pooled
+    ``aiohttp.ClientSession``; ``httpx``: httpx's own (HTTP proxies from the environment, HTTP/2
+    not enabled)."""
+    run_migrations: bool = True
+    """Migrate the database at start-up; when off, start only if it is up to date."""
+    journal_dir: str | None = None
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset(
+        {
+            "alerting", "alerting_args", "alerting_threshold", "alert_to_webhook_url", "alert_types",
+            "allow_client_side_credentials", "allow_requests_on_db_unavailable", "allowed_ips",
+            "allowed_routes", "background_health_checks", "custom_auth", "custom_key_generate",
+            "database_connection_pool_limit", "database_connection_timeout",
+            "disable_adding_master_key_hash_to_db", "disable_master_key_return",
+            "disable_prisma_schema_update", "disable_reset_budget",
+            "disable_retry_on_max_parallel_request_limit_error",
+            "disable_spend_logs", "embedding_model", "enable_jwt_auth", "enable_oauth2_auth",
+            "enforce_user_param", "global_max_parallel_requests", "health_check_details",
+            "health_check_interval", "infer_model_from_keys", "key_management_settings",
+            "key_management_system", "litellm_jwtauth", "max_parallel_requests", "max_response_size_mb",
+            "maximum_spend_logs_retention_interval", "maximum_spend_logs_retention_period",
+            "pass_through_endpoints", "proxy_batch_write_at", "proxy_budget_rescheduler_max_time",
+            "proxy_budget_rescheduler_min_time", "public_routes", "spend_report_frequency",
+            "store_model_in_db", "store_prompts_in_spend_logs", "ui_access_mode",
+            "use_client_credentials_pass_through_routes", "use_redis_transaction_buffer",
+            "user_header_name",
+        }
+    )  # fmt: skip
+
+
+class LitellmSettings(_Section):
+    num_retries: int | None = Field(default=None, ge=0)
+    request_timeout: float | None = Field(default=None, gt=0)
+    fallbacks: list[dict[str, list[str]]] | None = None
+    cost_discount_config: dict[str, Any] | None = None
+    cost_margin_config: dict[str, Any] | None = None
+    max_budget: Decimal | None = Field(default=None, ge=0)
+    """The global budget (USD) over every request; ``budget_duration`` is its window."""
+    budget_duration: str | None = None
+    max_end_user_budget: Decimal | None = Field(default=None, ge=0)
+    """The budget (USD) an unknown end customer gets on first sight (lifetime, LiteLLM's)."""
+    timezone: str = "UTC"
+    """IANA timezone of budget calendars (day, month …) unless an entity sets its own."""
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset(
+        {
+            "allowed_fails", "cache", "cache_params", "callback_settings", "callbacks",
+            "content_policy_fallbacks", "context_window_fallbacks", "default_fallbacks",
+            "default_internal_user_params", "default_key_generate_params", "default_team_settings",
+            "disable_add_transform_inline_image_block", "disable_end_user_cost_tracking",
+            "drop_params", "enable_json_schema_validation", "enable_preview_features",
+            "extra_spend_tag_headers", "failure_callback", "force_ipv4", "json_logs",
+            "key_generation_settings", "max_internal_user_budget",
+            "modify_params", "redact_messages_in_exceptions", "redact_user_api_key_info",
+            "return_response_headers", "service_callback", "set_verbose", "ssl_verify",
+            "success_callback", "telemetry", "turn_off_message_logging", "upperbound_key_generate_params",
+        }
+    )  # fmt: skip
+
+
+_STRATEGIES = {
+    "simple-shuffle": "simple-shuffle",
+    "least-busy": "least-busy",
+    "lowest-cost": "lowest-cost",
+    "cost-based-routing": "lowest-cost",
+}
+
+
+class RouterSettings(_Section):
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int | None = Field(default=None, ge=0)
+    fallbacks: list[dict[str, list[str]]] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    retry_after: float = Field(default=0.05, ge=0)
+    """Base of the exponential back-off between retries, in seconds."""
+    max_retry_delay: float = Field(default=2.0, ge=0)
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset(
+        {
+            "allowed_fails", "allowed_fails_policy", "content_policy_fallbacks", "context_window_fallbacks",
+            "cooldown_time", "default_fallbacks", "default_litellm_params", "disable_cooldowns",
+            "enable_pre_call_checks", "enable_tag_filtering", "max_fallbacks", "model_group_alias",
+            "optional_pre_call_checks", "provider_budget_config", "redis_host", "redis_password",
+            "redis_port", "retry_policy", "routing_strategy_args", "stream_timeout",
+        }
+    )  # fmt: skip
+
+    @property
+    def strategy(self) -> Literal["simple-shuffle", "least-busy", "lowest-cost"]:
+        return _STRATEGIES.get(self.routing_strategy, "simple-shuffle")  # type: ignore[return-value]
+
+
+_TOP_LEVEL_LITELLM_ONLY = frozenset(
+    {"callback_settings", "credential_list", "files_settings", "guardrails", "include", "mcp_servers",
+     "search_tools", "vector_store_registry", "assistant_settings", "finetune_settings"}
+)  # fmt: skip
+
+
+class GatewayConfig(BaseModel):
+    """The whole configuration. Build it with :func:`load_config` or :func:`parse_config`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_list: list[DeploymentConfig] = Field(default_factory=list)
+    general_settings: GeneralSettings = GeneralSettings()
+    litellm_settings: LitellmSettings = LitellmSettings()
+    router_settings: RouterSettings = RouterSettings()
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """LiteLLM keys accepted but not implemented, one line each, for the start-up log."""
+
+    @property
+    def num_retries(self) -> int:
+        for value in (self.router_settings.num_retries, self.litellm_settings.num_retries):
+            if value is not None:
+                return value
+        return 2
+
+    @property
+    def timeout(self) -> float:
+        for value in (self.router_settings.timeout, self.litellm_settings.request_timeout):
+            if value is not None:
+                return value
+        return 600.0
+
+    @property
+    def fallbacks(self) -> dict[str, list[str]]:
+        merged: dict[str, list[str]] = {}
+        for rules in (self.litellm_settings.fallbacks or [], self.router_settings.fallbacks or []):
+            for rule in rules:
+                for group, targets in rule.items():
+                    merged.setdefault(group, []).extend(t for t in targets if t not in merged.get(group, []))
+        return merged
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(Decimal(str(self.general_settings.max_request_size_mb)) * 1024 * 1024)
+
+
+_SECTIONS: Mapping[str, type[_Section]] = {
+    "general_settings": GeneralSettings,
+    "litellm_settings": LitellmSettings,
+    "router_settings": RouterSettings,
+}
+_DEPLOYMENT_LITELLM_ONLY = frozenset({"model_name", "litellm_params", "model_info", "tpm", "rpm"})
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read, resolve and validate a YAML config file.
+
+    Raises:
+        ConfigurationError: unreadable file, bad YAML or a bad field (the message names it).
+    """
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigurationError(f"{p}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{p}: not valid YAML: {exc}") from None
+    return parse_config(raw if raw is not None else {}, environ=environ)
+
+
+def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate a config already parsed from YAML (see :func:`load_config`)."""
+    if not isinstance(raw, dict):
+        raise ConfigurationError("config: expected a mapping of sections (model_list, general_settings, …)")
+    env = dict(os.environ if environ is None else environ)
+    extra_env = raw.get("environment_variables") or {}
+    if not isinstance(extra_env, dict):
+        raise ConfigurationError("environment_variables: expected a mapping of NAME: value")
+    env = {**{str(k): str(v) for k, v in extra_env.items()}, **env}
+    warnings: list[str] = []
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _TOP_LEVEL_LITELLM_ONLY:
+            warnings.append(f"{key}: LiteLLM section not implemented by spendgate; ignored")
+        elif key in GatewayConfig.model_fields and key != "warnings":
+            data[key] = _resolve_env(value, key, env)
+        else:
+            raise ConfigurationError(f"{key}: unknown section (neither spendgate nor LiteLLM has it)")
+    for name, section in _SECTIONS.items():
+        value = data.get(name)
+        if value is None:
+            data.pop(name, None)
+            continue
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{name}: expected a mapping")
+        data[name] = _check_section(name, value, section, warnings)
+    general = dict(data.get("general_settings") or {})
+    for var, key in ENV_OVERRIDES.items():
+        if env.get(var):
+            general[key] = env[var]
+    data["general_settings"] = general
+    models = data.get("model_list") or []
+    if isinstance(models, list):
+        for i, entry in enumerate(models):
+            if isinstance(entry, dict):
+                _check_deployment(i, entry, warnings)
+    strategy = (data.get("router_settings") or {}).get("routing_strategy")
+    if isinstance(strategy, str) and strategy not in _STRATEGIES:
+        warnings.append(
+            f"router_settings.routing_strategy: {strategy!r} is not implemented; using simple-shuffle "
+            f"(spendgate has {', '.join(sorted(_STRATEGIES))})"
+        )
+    try:
+        config = GatewayConfig.model_validate({**data, "warnings": tuple(warnings)})
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+    _check_references(config)
+    return config
+
+
+def _check_section(
+    name: str, value: dict[str, Any], section: type[_Section], warnings: list[str]
+) -> dict[str, Any]:
+    ignored = section.litellm_only
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in section.model_fields:
+            kept[key] = item
+        elif key in ignored:
+            warnings.append(f"{name}.{key}: LiteLLM setting not implemented by spendgate; ignored")
+        else:
+            raise ConfigurationError(f"{name}.{key}: unknown setting (neither spendgate nor LiteLLM has it)")
+    return kept
+
+
+def _check_deployment(index: int, entry: dict[str, Any], warnings: list[str]) -> None:
+    where = f"model_list[{index}]"
+    for key in entry:
+        if key not in _DEPLOYMENT_LITELLM_ONLY:
+            raise ConfigurationError(
+                f"{where}.{key}: unknown field (expected model_name, litellm_params, model_info)"
+            )
+    params = entry.get("litellm_params")
+    if isinstance(params, dict):
+        for key in params:
+            if key not in LiteLLMParams.model_fields and not is_cost_field(key):
+                warnings.append(f"{where}.litellm_params.{key}: not used by spendgate; ignored")
+
+
+def _check_references(config: GatewayConfig) -> None:
+    groups = {d.model_name for d in config.model_list}
+    for source, targets in config.fallbacks.items():
+        for target in (source, *targets):
+            if target not in groups:
+                raise ConfigurationError(
+                    f"router_settings.fallbacks: {target!r} is not a model_name in model_list"
+                )
+    seen: dict[str, int] = {}
+    for i, d in enumerate(config.model_list):
+        ident = d.model_info.id
+        if ident is not None:
+            if ident in seen:
+                raise ConfigurationError(
+                    f"model_list[{i}].model_info.id: {ident!r} is already the id of model_list[{seen[ident]}]"
+                )
+            seen[ident] = i
+
+
+def _resolve_env(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith(_ENV_PREFIX):
+        name = value[len(_ENV_PREFIX) :]
+        if name not in env:
+            raise ConfigurationError(f"{path}: environment variable {name} is not set")
+        return env[name]
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{path}.{k}", env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        lines.append(f"{path or 'config'}: {err['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,167 @@
+"""Who is calling: the master key, or a virtual key looked up (hashed) in the database.
+
+The key comes from ``Authorization: Bearer <key>``, ``x-api-key`` (Anthropic clients) or
+``api-key`` (Azure clients). Only its SHA-256 hash (:func:`spendgate.core.keys.hash_key`)
+is compared, cached and recorded. Look-ups are cached in-process for a short TTL
+(``general_settings.key_cache_ttl_seconds``), misses included, so the request path does
+not wait for SQL once a key has been seen. A blocked or expired key fails after at most
+one TTL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from spendgate.core.keys import hash_key
+from spendgate.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from spendgate.stores.database.models import Team, VirtualKey
+
+__all__ = ["Authenticator", "Principal", "key_from_headers"]
+
+_MAX_CACHED = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller and the scopes its key belongs to."""
+
+    key_hash: str | None
+    """The key's hash (None only when authentication is off)."""
+    is_master: bool = False
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    organization_id: str | None = None
+    end_user_id: str | None = None
+    """The end customer the key is bound to, if any (wins over the request's ``user``)."""
+    models: tuple[str, ...] = ()
+    """Model groups the key may use; empty means all."""
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def may_use(self, model_group: str) -> bool:
+        return not self.models or model_group in self.models or "all-proxy-models" in self.models
+
+
+ANONYMOUS = Principal(key_hash=None)
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("x-api-key") or headers.get("api-key") or None
+
+
+class Authenticator:
+    """Resolves a request's credentials to a :class:`Principal` (or raises 401/403)."""
+
+    def __init__(
+        self,
+        master_key: str | None,
+        engine: AsyncEngine | None,
+        *,
+        ttl_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._master_hash = hash_key(master_key) if master_key else None
+        self._engine = engine
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Principal | GatewayError]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._master_hash is not None
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        if self._master_hash is None:
+            return ANONYMOUS
+        raw = key_from_headers(headers)
+        if raw is None:
+            raise AuthenticationFailed(
+                "no API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                code="missing_api_key",
+            )
+        digest = hash_key(raw)
+        if hmac.compare_digest(digest, self._master_hash):
+            return Principal(key_hash=digest, is_master=True, key_alias="master_key")
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is None or cached[0] <= now:
+            result = await self._lookup(digest)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            cached = (now + self._ttl, result)
+            self._cache[digest] = cached
+        result = cached[1]
+        if isinstance(result, GatewayError):
+            raise result
+        return result
+
+    def forget(self, key_hash: str | None = None) -> None:
+        """Drop cached look-ups (one key, or all): the next request reads the database."""
+        if key_hash is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_hash, None)
+
+    async def _lookup(self, digest: str) -> Principal | GatewayError:
+        if self._engine is None:
+            return AuthenticationFailed("invalid API key")
+        stmt = (
+            select(
+                VirtualKey.blocked,
+                VirtualKey.expires,
+                VirtualKey.models,
+                VirtualKey.metadata_.label("metadata"),
+                VirtualKey.tags,
+                VirtualKey.user_id,
+                VirtualKey.team_id,
+                VirtualKey.organization_id,
+                VirtualKey.end_user_id,
+                VirtualKey.key_alias,
+                Team.blocked.label("team_blocked"),
+                Team.models.label("team_models"),
+                Team.organization_id.label("team_organization_id"),
+            )
+            .outerjoin(Team, Team.team_id == VirtualKey.team_id)
+            .where(VirtualKey.token == digest)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return AuthenticationFailed("invalid API key")
+        key = row._mapping
+        if key["blocked"]:
+            return PermissionDenied("this API key is blocked", code="key_blocked")
+        expires = key["expires"]
+        if expires is not None and (
+            expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        ) <= datetime.now(UTC):
+            return AuthenticationFailed("this API key has expired", code="key_expired")
+        if key["team_blocked"]:
+            return PermissionDenied(f"team {key['team_id']!r} is blocked", code="team_blocked")
+        models = tuple(key["models"] or ()) or tuple(key["team_models"] or ())
+        metadata = key["metadata"] or {}
+        return Principal(
+            key_hash=digest,
+            key_alias=key["key_alias"],
+            user_id=key["user_id"],
+            team_id=key["team_id"],
+            organization_id=key["organization_id"] or key["team_organization_id"],
+            end_user_id=key["end_user_id"],
+            models=models,
+            tags=tuple(key["tags"] or ()),
+            metadata=metadata if isinstance(metadata, dict) else {},
+        )

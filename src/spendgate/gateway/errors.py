@@ -1,0 +1,204 @@
+"""The gateway's error contract: every failure becomes one OpenAI-shaped error.
+
+::
+
+    {"error": {"message": "...", "type": "...", "param": "model" | null, "code": "..." | null}}
+
+==================================  ======  ==========================================
+exception                           status  type / code
+==================================  ======  ==========================================
+MalformedRequest                    400     invalid_request_error
+AuthenticationFailed                401     authentication_error / invalid_api_key
+PermissionDenied                    403     permission_denied
+NotFound                            404     invalid_request_error / model_not_found
+MethodNotAllowed                    405     invalid_request_error
+PayloadTooLarge                     413     invalid_request_error / request_too_large
+InvalidField                        422     invalid_request_error / invalid_value
+RateLimited (spendgate.errors)      429     rate_limit_error (+ Retry-After, x-ratelimit-*)
+BudgetExceeded                      402*    budget_exceeded (+ Retry-After); *configurable
+LimitsUnavailable (gateway.limits)  503     service_unavailable / limits_unavailable
+UpstreamStatusError 4xx             same    the upstream's own error, passed on
+UpstreamStatusError 401/403         502     upstream_error / upstream_auth_failed
+UpstreamStatusError 429             429     rate_limit_error
+UpstreamStatusError 5xx, others     502     upstream_error
+UpstreamTimeout                     504     upstream_timeout
+anything else                       500     internal_error (generic text; traceback logged)
+==================================  ======  ==========================================
+
+Nothing else in the gateway builds an error response.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+
+from spendgate.errors import (
+    BudgetExceeded,
+    LimitExceeded,
+    RateLimited,
+    SpendgateError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+
+__all__ = [
+    "AuthenticationFailed",
+    "GatewayError",
+    "InvalidField",
+    "MalformedRequest",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "error_body",
+    "render_error",
+]
+
+log = logging.getLogger("spendgate.gateway")
+
+
+class GatewayError(SpendgateError):
+    """An error the gateway answers with; carries its status and OpenAI error fields."""
+
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class MalformedRequest(GatewayError):
+    status = 400
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_denied"
+    code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "request_too_large"
+
+
+class InvalidField(GatewayError):
+    status = 422
+    code = "invalid_value"
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, bytes, dict[str, str]]:
+    """``(status, JSON body, extra headers)`` for any exception. Logs unexpected ones.
+
+    ``budget_status`` is the status of :class:`~spendgate.errors.BudgetExceeded`
+    (``general_settings.budget_exceeded_status``).
+    """
+    if isinstance(exc, GatewayError):
+        return exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
+    if isinstance(exc, LimitExceeded):
+        headers = {} if exc.retry_after is None else {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+        if isinstance(exc, BudgetExceeded):
+            return budget_status, error_body(str(exc), "budget_exceeded", None, str(budget_status)), headers
+        if isinstance(exc, RateLimited):
+            kind = "tokens" if exc.kind == "tokens" else "requests"
+            headers[f"x-ratelimit-limit-{kind}"] = str(exc.limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = "0"
+            if exc.retry_after is not None:
+                headers[f"x-ratelimit-reset-{kind}"] = _duration(exc.retry_after)
+        return 429, error_body(str(exc), "rate_limit_error", None, "rate_limit_exceeded"), headers
+    if isinstance(exc, UpstreamStatusError):
+        return _upstream_status(exc)
+    if isinstance(exc, UpstreamTimeout):
+        return 504, error_body(str(exc), "upstream_timeout", None, "upstream_timeout"), {}
+    if isinstance(exc, UpstreamError):
+        return 502, error_body(str(exc), "upstream_error", None, "upstream_unavailable"), {}
+    log.error("unexpected error in the gateway", exc_info=exc)
+    return (
+        500,
+        error_body("internal error; see the gateway log", "internal_error", None, "internal_error"),
+        {},
+    )
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format (``20ms``, ``1.5s``, ``6m0s``)."""
+    ms = max(0, math.ceil(seconds * 1000))
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, secs = divmod(ms / 1000, 60)
+    text = f"{secs:.3f}".rstrip("0").rstrip(".")
+    return f"{int(minutes)}m{text}s" if minutes else f"{text}s"
+
+
+def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, str]]:
+    upstream: dict[str, Any] = {}
+    try:
+        parsed = orjson.loads(exc.body) if exc.body else None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            upstream = parsed["error"]
+    except orjson.JSONDecodeError:
+        pass
+    said = upstream.get("message") or exc.body[:500].decode("utf-8", "replace")
+    message = f"upstream error {exc.status_code}: {said}"
+    if exc.status_code == 429:
+        retry = exc.headers.get("retry-after")
+        return (
+            429,
+            error_body(message, "rate_limit_error", None, "upstream_rate_limited"),
+            ({"retry-after": retry} if retry else {}),
+        )
+    if exc.status_code in (401, 403, 407):
+        # The gateway's own provider credentials were refused: not the client's fault.
+        return 502, error_body(message, "upstream_error", None, "upstream_auth_failed"), {}
+    if 400 <= exc.status_code < 500:
+        # The request itself was refused upstream (bad parameters, context too long …).
+        code = upstream.get("code")
+        return (
+            exc.status_code,
+            error_body(
+                message,
+                str(upstream.get("type") or "invalid_request_error"),
+                upstream.get("param"),
+                str(code) if code is not None else None,
+            ),
+            {},
+        )
+    return 502, error_body(message, "upstream_error", None, "upstream_error"), {}

@@ -1,0 +1,733 @@
+"""Budgets and rate limits in the gateway: the :class:`~spendgate.gateway.admission.Admission`
+protocol on top of :class:`spendgate.enforcement.Admission`.
+
+For every request, :class:`GatewayLimits` resolves the scopes it belongs to and the limits
+stored for them (entities cached per key for ``general_settings.key_cache_ttl_seconds``,
+dropped at once when the management API changes the key), estimates its worst case, and
+reserves it in one enforcement admission (one Redis round trip with ``redis_url``)::
+
+    global       litellm_settings.max_budget + budget_duration
+    key          the key's max_budget, budget_duration, budget_limits, soft_budget,
+                 temp_budget_increase, rpm/tpm/rpd/tpd_limit, max_parallel_requests
+    key_model    the key's model_max_budget[model], model_rpm_limit / model_tpm_limit[model]
+    user         the key owner's limits (skipped for team keys unless
+                 general_settings.apply_user_budget_to_team_keys, as LiteLLM)
+    team         the team's limits; team_model: its model_max_budget / model_*_limit
+    team_member  the member's budget inside the team (team/member_add's max_budget_in_team)
+    organization the organization of the key (or of its team)
+    end_user     the request's customer; an unknown one gets litellm_settings.max_end_user_budget
+    tag          every tag of the key and of the request with a budget profile
+
+Entity fields are read first from the entity, then from its ``budget_id`` profile.
+Strictest wins: every scope is checked, all or nothing. The worst case is the largest over
+every deployment the call may be billed at (the model group and its fallback groups): the
+prompt estimate at the input rate plus the largest declared output cap (else the
+catalogue's maximum output, else ``general_settings.default_max_output_tokens``) at the
+output rate, times ``n``. The admission happens once, before routing, so a fallback is
+covered by that reservation; scope-per-model budgets (``key_model``) are those of the
+model group the client asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from spendgate.config import GatewayConfig
+from spendgate.core.money import to_nano
+from spendgate.core.periods import Period, parse_window
+from spendgate.core.usage.model import Usage
+from spendgate.enforcement import Admission as Enforcement
+from spendgate.enforcement import (
+    BudgetLimit,
+    EnforcementRequest,
+    RateLimit,
+    Scope,
+    ScopeWindowState,
+    Storage,
+    declared_max_output,
+    explain,
+    limit_headers,
+    scope_limits,
+    storage_from_url,
+    worst_case_nanos,
+)
+from spendgate.errors import StorageError
+from spendgate.gateway.admission import AdmissionRequest, Ticket
+from spendgate.gateway.errors import GatewayError, PermissionDenied
+from spendgate.gateway.routing import Deployment, Router
+from spendgate.ledger.rebuild import current_period_spend
+from spendgate.stores.database.models import (
+    Budget,
+    BudgetWindow,
+    EndCustomer,
+    Organization,
+    SpendEventRow,
+    Tag,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
+
+__all__ = ["END_USER_HEADER", "GatewayLimits", "LimitSpec", "LimitsUnavailable", "trusted_peer"]
+
+log = logging.getLogger("spendgate.gateway")
+
+END_USER_HEADER = "x-spendgate-end-user"
+"""Names the end customer; trusted only from ``general_settings.trusted_proxies``."""
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+# Enforcement scope type → the ledger's rebuild scope type (``ledger.rebuild``).
+_LEDGER_SCOPE = {
+    "global": "global",
+    "key": "key",
+    "user": "user",
+    "team": "team",
+    "organization": "org",
+    "end_user": "customer",
+    "tag": "tag",
+}
+
+
+class LimitsUnavailable(GatewayError):
+    """The counter storage is down and the fail-closed policy applies."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "limits_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """One entity's budget and rate-limit fields (money in nano-USD)."""
+
+    max_budget_nanos: int | None = None
+    soft_budget_nanos: int | None = None
+    budget_duration: str | None = None
+    windows: tuple[tuple[str, int | None, str | None], ...] = ()
+    """``budget_limits``: (duration, max nanos, timezone)."""
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    rpd_limit: int | None = None
+    tpd_limit: int | None = None
+    max_parallel_requests: int | None = None
+    model_max_budget: Mapping[str, Any] = field(default_factory=dict)
+    model_rpm_limit: Mapping[str, Any] = field(default_factory=dict)
+    model_tpm_limit: Mapping[str, Any] = field(default_factory=dict)
+    temp_increase_nanos: int = 0
+    temp_expiry: datetime | None = None
+    blocked: bool = False
+
+    def limits(
+        self, scope: Scope, *, tz: str, rate_window: float
+    ) -> tuple[list[BudgetLimit], list[RateLimit]]:
+        budgets, rates = scope_limits(
+            scope,
+            max_budget_nanos=self.max_budget_nanos,
+            budget_duration=self.budget_duration,
+            soft_budget_nanos=self.soft_budget_nanos,
+            tz=tz,
+            temp_increase_nanos=self.temp_increase_nanos,
+            temp_expiry=self.temp_expiry,
+            rpm_limit=self.rpm_limit,
+            tpm_limit=self.tpm_limit,
+            rpd_limit=self.rpd_limit,
+            tpd_limit=self.tpd_limit,
+            max_parallel_requests=self.max_parallel_requests,
+            rate_window_seconds=rate_window,
+        )
+        for duration, max_nanos, window_tz in self.windows:
+            budgets.append(BudgetLimit.of(scope, duration, max_nanos, tz=window_tz or tz))
+        return budgets, rates
+
+    def model_limits(
+        self, scope: Scope, model: str, *, tz: str, rate_window: float
+    ) -> tuple[list[BudgetLimit], list[RateLimit]]:
+        """``model_max_budget[model]`` and ``model_rpm_limit`` / ``model_tpm_limit[model]``."""
+        cfg = self.model_max_budget.get(model)
+        cfg = cfg if isinstance(cfg, Mapping) else {}
+        rpm = _int(self.model_rpm_limit.get(model))
+        tpm = _int(self.model_tpm_limit.get(model))
+        rpm = _min(rpm, _int(cfg.get("rpm_limit")))
+        tpm = _min(tpm, _int(cfg.get("tpm_limit")))
+        return scope_limits(
+            scope,
+            max_budget_nanos=_int(cfg.get("max_budget_nanos")),
+            budget_duration=cfg.get("budget_duration")
+            if isinstance(cfg.get("budget_duration"), str)
+            else None,
+            tz=tz,
+            rpm_limit=rpm,
+            tpm_limit=tpm,
+            rate_window_seconds=rate_window,
+        )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _spec(row: Any, profile: Budget | None, windows: Sequence[BudgetWindow] = ()) -> LimitSpec:
+    """An entity's fields, falling back to its budget profile's where the entity has none."""
+
+    def pick(name: str) -> Any:
+        value = getattr(row, name, None) if row is not None else None
+        if value is None and profile is not None:
+            value = getattr(profile, name, None)
+        return value
+
+    metadata = getattr(row, "metadata_", None) or {}
+    metadata = metadata if isinstance(metadata, dict) else {}
+    expiry: datetime | None = None
+    raw_expiry = metadata.get("temp_budget_expiry")
+    if isinstance(raw_expiry, str):
+        try:
+            expiry = datetime.fromisoformat(raw_expiry)
+            expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
+        except ValueError:
+            expiry = None
+    model_rpm = metadata.get("model_rpm_limit")
+    model_tpm = metadata.get("model_tpm_limit")
+    return LimitSpec(
+        max_budget_nanos=pick("max_budget_nanos"),
+        soft_budget_nanos=pick("soft_budget_nanos"),
+        budget_duration=pick("budget_duration"),
+        windows=tuple((w.budget_duration, w.max_budget_nanos, w.timezone) for w in windows),
+        tpm_limit=pick("tpm_limit"),
+        rpm_limit=pick("rpm_limit"),
+        rpd_limit=_int(metadata.get("rpd_limit")),
+        tpd_limit=pick("tpd_limit"),
+        max_parallel_requests=pick("max_parallel_requests"),
+        model_max_budget=pick("model_max_budget") or {},
+        model_rpm_limit=model_rpm if isinstance(model_rpm, dict) else {},
+        model_tpm_limit=model_tpm if isinstance(model_tpm, dict) else {},
+        temp_increase_nanos=_int(metadata.get("temp_budget_increase_nanos")) or 0,
+        temp_expiry=expiry,
+        blocked=bool(getattr(row, "blocked", False)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntities:
+    """The entities above one key, as stored (loaded once per cache TTL)."""
+
+    key: LimitSpec
+    user_id: str | None = None
+    user: LimitSpec | None = None
+    team_id: str | None = None
+    team: LimitSpec | None = None
+    member: LimitSpec | None = None
+    organization_id: str | None = None
+    organization: LimitSpec | None = None
+    end_user_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class _Cache(Generic[V]):
+    """A TTL cache with single flight: concurrent misses of one key share one load."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._values: dict[str, tuple[float, V]] = {}
+        self._loading: dict[str, asyncio.Future[V]] = {}
+
+    async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        hit = self._values.get(key)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+        # Shielded: a cancelled caller does not cancel the load the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        try:
+            value = await load()
+            if len(self._values) > 50_000:
+                self._values.clear()
+            self._values[key] = (self.clock() + self.ttl, value)
+            return value
+        finally:
+            self._loading.pop(key, None)
+
+    def forget(self, key: str | None = None) -> None:
+        if key is None:
+            self._values.clear()
+        else:
+            self._values.pop(key, None)
+
+
+def trusted_peer(host: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """True when ``host`` (the TCP peer) is inside one of ``networks``."""
+    if not host or not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+class GatewayLimits:
+    """Budgets and rate limits for the gateway (the pipeline's ``admission``).
+
+    Args:
+        config: the gateway config (``general_settings``: ``redis_url``, ``budget_mode``,
+            ``fail_open_*``, ``apply_user_budget_to_team_keys``, ``default_max_output_tokens``,
+            ``enforcement_key_prefix``, ``rate_limit_window_seconds``,
+            ``reservation_lease_seconds``; ``litellm_settings``: ``max_budget``,
+            ``budget_duration``, ``max_end_user_budget``, ``timezone``).
+        engine: the database (entities; the ledger seeds cold counters).
+        router: the model groups (their deployments' prices bound the worst case).
+        storage: the counter storage (default: from ``redis_url``, else in-process).
+        clock: seconds since the epoch (the enforcement's clock).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        engine: AsyncEngine,
+        router: Router,
+        *,
+        storage: Storage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        general = config.general_settings
+        settings = config.litellm_settings
+        self.engine = engine
+        self.router = router
+        self.fallbacks = config.fallbacks
+        self.tz = settings.timezone
+        self.rate_window = general.rate_limit_window_seconds
+        self.default_output = general.default_max_output_tokens
+        self.user_on_team_keys = general.apply_user_budget_to_team_keys
+        self.global_spec = LimitSpec(
+            max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
+            budget_duration=settings.budget_duration,
+        )
+        self.end_user_default = (
+            None if settings.max_end_user_budget is None else to_nano(settings.max_end_user_budget)
+        )
+        if storage is None:
+            if general.redis_url:
+                # A cold burst opens many connections at once on a busy event loop: give the
+                # connect more than the storage's 1 s default before failing (closed) on it.
+                storage = storage_from_url(
+                    general.redis_url,
+                    prefix=general.enforcement_key_prefix,
+                    socket_connect_timeout=5.0,
+                    socket_timeout=5.0,
+                )
+            else:
+                storage = storage_from_url("memory://", prefix=general.enforcement_key_prefix)
+        self.storage = storage
+        self.enforcement = Enforcement(
+            storage,
+            mode=general.budget_mode,
+            lease_seconds=general.reservation_lease_seconds,
+            clock=clock,
+            loader=self._ledger_spend,
+            fail_open_budgets=general.fail_open_budgets,
+            fail_open_rate_limits=general.fail_open_rate_limits,
+        )
+        ttl = general.key_cache_ttl_seconds
+        self._keys: _Cache[KeyEntities | None] = _Cache(ttl, time.monotonic)
+        self._customers: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
+        self._tags: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
+        # Validate durations now, not on the first request.
+        if settings.budget_duration:
+            parse_window(settings.budget_duration)
+
+    # -- the Admission protocol -------------------------------------------------------------
+
+    async def admit(self, request: AdmissionRequest) -> Ticket:
+        scopes = request.scopes
+        principal = request.principal
+        budgets, rates = await self.limits_for(
+            key_hash=None if principal.is_master else scopes.api_key,
+            end_user=scopes.end_user,
+            tags=scopes.tags,
+            model=scopes.model_group,
+        )
+        if not budgets and not rates:
+            return Ticket(request.request_id)
+        prompt = request.estimated_input_tokens
+        output = self._max_output(request.payload, request.deployments)
+        estimate = self._worst_case(request.deployments, scopes.model_group, prompt, output)
+        try:
+            ticket = await self.enforcement.admit(
+                EnforcementRequest(request.request_id, budgets, rates, estimate, prompt + output)
+            )
+        except StorageError as exc:
+            log.error("request %s refused: %s", request.request_id, exc, exc_info=True)
+            raise LimitsUnavailable(
+                "budgets cannot be checked right now (counter storage unavailable); try again shortly"
+            ) from exc
+        for crossing in ticket.soft_crossed:
+            if crossing.first:
+                log.warning(
+                    "soft budget reached: %s %s spend %d nanos >= soft %d nanos",
+                    crossing.budget.scope,
+                    crossing.budget.window.name,
+                    crossing.spend_nanos,
+                    crossing.soft_nanos,
+                )
+        return Ticket(
+            request.request_id,
+            reserved_nanos=ticket.reserved_nanos,
+            headers=limit_headers(ticket),
+            data={"ticket": ticket},
+        )
+
+    async def settle(self, ticket: Ticket, cost_nanos: int, usage: Usage) -> None:
+        inner = ticket.data.get("ticket")
+        if inner is not None:
+            tokens = max(0, usage.input_tokens) + max(0, usage.output_tokens)
+            await self.enforcement.settle(inner, max(0, cost_nanos), tokens)
+
+    async def release(self, ticket: Ticket) -> None:
+        inner = ticket.data.get("ticket")
+        if inner is not None:
+            await self.enforcement.release(inner)
+
+    # -- explain (/budget/explain) ------------------------------------------------------------
+
+    async def explain(
+        self, *, key_hash: str, end_user: str | None, tags: Sequence[str], model: str | None
+    ) -> list[ScopeWindowState]:
+        """Every budget window a request of this key (customer, model) is checked against,
+        from the same builder as :meth:`admit`; ``exceeded`` means it would be refused now."""
+        budgets, _ = await self.limits_for(
+            key_hash=key_hash, end_user=end_user, tags=tags, model=model or "", create_customer=False
+        )
+        return await explain(self.enforcement, EnforcementRequest("explain", budgets, (), 0, 0))
+
+    def forget(self, key_hash: str | None = None) -> None:
+        """Drop the cached entities of one key (or everything)."""
+        self._keys.forget(key_hash)
+        if key_hash is None:
+            self._customers.forget()
+            self._tags.forget()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    # -- scopes and limits -------------------------------------------------------------------
+
+    async def limits_for(
+        self,
+        *,
+        key_hash: str | None,
+        end_user: str | None,
+        tags: Iterable[str],
+        model: str,
+        create_customer: bool = True,
+    ) -> tuple[list[BudgetLimit], list[RateLimit]]:
+        """Every budget and rate limit of a request (deduplicated: one per counter)."""
+        budgets: list[BudgetLimit] = []
+        rates: list[RateLimit] = []
+
+        def add(pair: tuple[list[BudgetLimit], list[RateLimit]]) -> None:
+            budgets.extend(pair[0])
+            rates.extend(pair[1])
+
+        tz, window = self.tz, self.rate_window
+        add(self.global_spec.limits(Scope("global"), tz=tz, rate_window=window))
+        tag_names = list(tags)
+        if key_hash is not None:
+            ents = await self._keys.get(key_hash, lambda: self._load_key(key_hash))
+            if ents is not None:
+                add(ents.key.limits(Scope("key", key_hash), tz=tz, rate_window=window))
+                if model:
+                    add(
+                        ents.key.model_limits(
+                            Scope.key_model(key_hash, model), model, tz=tz, rate_window=window
+                        )
+                    )
+                if (
+                    ents.user is not None
+                    and ents.user_id
+                    and (ents.team_id is None or self.user_on_team_keys)
+                ):
+                    add(ents.user.limits(Scope("user", ents.user_id), tz=tz, rate_window=window))
+                if ents.team is not None and ents.team_id:
+                    add(ents.team.limits(Scope("team", ents.team_id), tz=tz, rate_window=window))
+                    if model:
+                        add(
+                            ents.team.model_limits(
+                                Scope.team_model(ents.team_id, model), model, tz=tz, rate_window=window
+                            )
+                        )
+                    if ents.member is not None and ents.user_id:
+                        add(
+                            ents.member.limits(
+                                Scope.team_member(ents.team_id, ents.user_id), tz=tz, rate_window=window
+                            )
+                        )
+                if ents.organization is not None and ents.organization_id:
+                    add(
+                        ents.organization.limits(
+                            Scope("organization", ents.organization_id), tz=tz, rate_window=window
+                        )
+                    )
+                tag_names = [*ents.tags, *tag_names]
+        if end_user:
+            customer = await self._customer(end_user, create=create_customer)
+            if customer is not None:
+                if customer.blocked:
+                    raise PermissionDenied(f"customer {end_user!r} is blocked", code="customer_blocked")
+                add(customer.limits(Scope("end_user", end_user), tz=tz, rate_window=window))
+        for tag in dict.fromkeys(tag_names):
+            spec = await self._tags.get(tag, lambda t=tag: self._load_tag(t))  # type: ignore[misc]
+            if spec is not None:
+                add(spec.limits(Scope("tag", tag), tz=tz, rate_window=window))
+        return _dedupe_budgets(budgets), _dedupe_rates(rates)
+
+    # -- the worst case ----------------------------------------------------------------------
+
+    def _candidates(self, deployments: Sequence[Any], group: str) -> list[Deployment]:
+        out = [d for d in deployments if isinstance(d, Deployment)]
+        for name in self.fallbacks.get(group, ()):
+            out.extend(self.router.group(name) or ())
+        return out
+
+    def _max_output(self, payload: Mapping[str, Any], deployments: Sequence[Any]) -> int:
+        declared = declared_max_output(payload)
+        if declared is None:
+            caps = []
+            for d in deployments:
+                if isinstance(d, Deployment):
+                    entry = d.book.find(d.price_model, d.price_provider)
+                    if entry is not None and entry.max_output_tokens:
+                        caps.append(entry.max_output_tokens)
+            declared = max(caps) if caps else self.default_output
+        n = payload.get("n")
+        choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+        return max(0, declared) * choices
+
+    def _worst_case(self, deployments: Sequence[Any], group: str, prompt: int, output: int) -> int:
+        worst = 0
+        for d in self._candidates(deployments, group):
+            resolved = d.book.resolve(d.price_model, d.price_provider)
+            if resolved is None:
+                continue  # unpriced: recorded as such, nothing to reserve
+            worst = max(worst, worst_case_nanos(resolved.spec, prompt, output))
+            breakdown = d.price(Usage(input_tokens=prompt, output_tokens=output))
+            if breakdown.priced:  # discounts and margins applied
+                worst = max(worst, breakdown.total_nanos)
+        return worst
+
+    # -- loading -----------------------------------------------------------------------------
+
+    async def _load_key(self, key_hash: str) -> KeyEntities | None:
+        async with AsyncSession(self.engine) as conn:
+            vk = await _one(conn, VirtualKey, VirtualKey.token, key_hash)
+            return None if vk is None else await self._entities(conn, vk)
+
+    async def _entities(self, conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
+        team = await _one(conn, Team, Team.team_id, vk.team_id)
+        user = await _one(conn, User, User.user_id, vk.user_id)
+        org_id = vk.organization_id or (team.organization_id if team is not None else None)
+        org = await _one(conn, Organization, Organization.organization_id, org_id)
+        member_profile: Budget | None = None
+        if vk.team_id and vk.user_id:
+            membership = await _first(
+                conn,
+                select(TeamMembership).where(
+                    TeamMembership.team_id == vk.team_id, TeamMembership.user_id == vk.user_id
+                ),
+            )
+            if membership is not None and membership.budget_id:
+                member_profile = await _one(conn, Budget, Budget.budget_id, membership.budget_id)
+        wanted = [("key", vk.token)]
+        wanted += [("user", vk.user_id)] if vk.user_id else []
+        wanted += [("team", vk.team_id)] if vk.team_id else []
+        wanted += [("organization", org_id)] if org_id else []
+        windows = await _windows(conn, wanted)
+        return KeyEntities(
+            key=_spec(
+                vk,
+                await _one(conn, Budget, Budget.budget_id, vk.budget_id),
+                windows.get(("key", vk.token), ()),
+            ),
+            user_id=vk.user_id,
+            user=None if user is None else _spec(user, None, windows.get(("user", user.user_id), ())),
+            team_id=vk.team_id,
+            team=None
+            if team is None
+            else _spec(
+                team,
+                await _one(conn, Budget, Budget.budget_id, team.budget_id),
+                windows.get(("team", team.team_id), ()),
+            ),
+            member=None if member_profile is None else _spec(None, member_profile),
+            organization_id=org_id,
+            organization=None
+            if org is None
+            else _spec(
+                org,
+                await _one(conn, Budget, Budget.budget_id, org.budget_id),
+                windows.get(("organization", org.organization_id), ()),
+            ),
+            end_user_id=vk.end_user_id,
+            tags=tuple(vk.tags or ()),
+        )
+
+    async def _customer(self, customer_id: str, *, create: bool) -> LimitSpec | None:
+        spec = await self._customers.get(customer_id, lambda: self._load_customer(customer_id))
+        if spec is None and create and self.end_user_default is not None:
+            self._customers.forget(customer_id)
+            spec = await self._customers.get(customer_id, lambda: self._create_customer(customer_id))
+        return spec
+
+    async def _load_customer(self, customer_id: str) -> LimitSpec | None:
+        async with AsyncSession(self.engine) as conn:
+            row = await _one(conn, EndCustomer, EndCustomer.user_id, customer_id)
+            if row is None:
+                return None
+            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
+            windows = await _windows(conn, [("end_user", customer_id)])
+            return _spec(row, profile, windows.get(("end_user", customer_id), ()))
+
+    async def _create_customer(self, customer_id: str) -> LimitSpec | None:
+        """Insert the customer with the default budget unless it exists (insert-or-ignore:
+        any number of concurrent first requests, in any number of processes, create it once)."""
+        values = {
+            "user_id": customer_id,
+            "max_budget_nanos": self.end_user_default,
+            "blocked": False,
+            "created_by": "spendgate:max_end_user_budget",
+            "updated_by": "spendgate:max_end_user_budget",
+        }
+        async with self.engine.begin() as conn:
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                await conn.execute(pg_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+            elif dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                await conn.execute(sqlite_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+                found = await conn.scalar(
+                    select(EndCustomer.user_id).where(EndCustomer.user_id == customer_id)
+                )
+                if found is None:
+                    await conn.execute(sa_insert(EndCustomer).values(**values))
+        return await self._load_customer(customer_id)
+
+    async def _load_tag(self, tag: str) -> LimitSpec | None:
+        async with AsyncSession(self.engine) as conn:
+            row = await _one(conn, Tag, Tag.tag_name, tag)
+            if row is None or not row.budget_id:
+                return None
+            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
+            return None if profile is None else _spec(None, profile)
+
+    async def _ledger_spend(self, budget: BudgetLimit, period: Period) -> int:
+        """A cold counter's spend in ``period``, from the ledger (set, never added)."""
+        scope = budget.scope
+        ledger_type = _LEDGER_SCOPE.get(scope.type)
+        tz = budget.tz or self.tz
+        if ledger_type is not None:
+            at = period.start if budget.window.is_calendar else period.end
+            return await current_period_spend(
+                self.engine, ledger_type, scope.id, budget.window, tz=tz, now=at
+            )
+        events = SpendEventRow.__table__.c
+        if budget.window.is_calendar:
+            where = [events.occurred_at >= period.start, events.occurred_at < period.end]
+        else:
+            where = [events.occurred_at > period.start, events.occurred_at <= period.end]
+        if budget.window.unit == "lifetime":
+            where = []
+        owner, _, rest = scope.id.partition(":")
+        if scope.type == "team_member":
+            where += [events.team_id == owner, events.user_id == rest]
+        elif scope.type == "key_model":
+            where += [events.api_key == owner, events.requested_model == rest]
+        elif scope.type == "team_model":
+            where += [events.team_id == owner, events.requested_model == rest]
+        else:
+            return 0  # provider / deployment budgets are not built by the gateway
+        async with self.engine.connect() as conn:
+            total = await conn.scalar(select(func.coalesce(func.sum(events.cost_nanos), 0)).where(*where))
+        return int(total or 0)
+
+
+async def _one(session: AsyncSession, model: type[T], column: Any, value: Any) -> T | None:
+    if value is None:
+        return None
+    found: T | None = await session.scalar(select(model).where(column == value).limit(1))
+    return found
+
+
+async def _first(session: AsyncSession, stmt: Any) -> Any:
+    return await session.scalar(stmt)
+
+
+async def _windows(
+    session: AsyncSession, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[BudgetWindow]]:
+    out: dict[tuple[str, str], list[BudgetWindow]] = {}
+    for scope_type, scope_id in wanted:
+        rows = await session.scalars(
+            select(BudgetWindow)
+            .where(BudgetWindow.scope_type == scope_type, BudgetWindow.scope_id == scope_id)
+            .order_by(BudgetWindow.id)
+        )
+        out[(scope_type, scope_id)] = list(rows)
+    return out
+
+
+def _dedupe_budgets(budgets: list[BudgetLimit]) -> list[BudgetLimit]:
+    """One limit per counter (scope, window, timezone): the strictest."""
+    seen: dict[tuple[Any, ...], BudgetLimit] = {}
+    for b in budgets:
+        ident = (b.scope, b.window, b.tz)
+        old = seen.get(ident)
+        if old is None or (
+            b.max_nanos is not None and (old.max_nanos is None or b.max_nanos < old.max_nanos)
+        ):
+            seen[ident] = b
+    return list(seen.values())
+
+
+def _dedupe_rates(rates: list[RateLimit]) -> list[RateLimit]:
+    seen: dict[tuple[Any, ...], RateLimit] = {}
+    for r in rates:
+        ident = (r.scope, r.kind, r.window_ms)
+        old = seen.get(ident)
+        if old is None or (r.limit is not None and (old.limit is None or r.limit < old.limit)):
+            seen[ident] = r
+    return list(seen.values())

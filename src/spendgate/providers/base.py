@@ -1,0 +1,214 @@
+"""What the gateway asks of an upstream adapter.
+
+A :class:`ClientCall` is one request as the client sent it (parsed once). An adapter
+turns it, for one :class:`Target` (a deployment's connection settings), into an
+:class:`Exchange`: the ``httpx.Request`` to send, how to read usage from the answer,
+how to translate the answer back for the client, and, for streams, a
+:class:`StreamTranslator` that rewrites upstream SSE bytes into the client's dialect
+while accumulating usage.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.usage.model import Usage
+from spendgate.providers.http import UpstreamRequest
+
+__all__ = [
+    "ClientCall",
+    "Exchange",
+    "Pricer",
+    "SSESplitter",
+    "StreamTranslator",
+    "Target",
+    "estimate_prompt_tokens",
+    "estimate_text_tokens",
+    "sse_data",
+]
+
+Pricer = Callable[[Usage], CostBreakdown]
+"""Prices a usage at the deployment that served it (used to put ``usage.cost`` in streams)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """How to reach one deployment."""
+
+    kind: str
+    """The wire protocol: ``openai`` (any OpenAI-compatible base URL), ``azure`` or ``anthropic``."""
+    provider: str
+    """The provider, for pricing and the ledger: ``openai``, ``azure``, ``anthropic``, ``groq`` …"""
+    model: str
+    """The model (Azure: the deployment name) sent upstream."""
+    api_base: str
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    timeout: float = 600.0
+    stream_timeout: float | None = None
+
+
+@dataclass(slots=True)
+class ClientCall:
+    """One client request, parsed once."""
+
+    endpoint: str
+    """``chat``, ``completions``, ``embeddings``, ``responses``, ``images``, ``transcriptions``,
+    ``speech`` or ``messages`` (Anthropic)."""
+    model: str
+    payload: dict[str, Any]
+    """The JSON body (for multipart: the text fields)."""
+    raw: bytes = b""
+    content_type: str = "application/json"
+    stream: bool = False
+    include_usage: bool = False
+    """The client asked for usage in the stream (``stream_options.include_usage``)."""
+    forward_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class StreamTranslator(ABC):
+    """Rewrites an upstream SSE stream for the client and accumulates its usage."""
+
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+        self.breakdown: CostBreakdown | None = None
+        """The price of the final usage, once the usage chunk has been seen."""
+        self.finished = False
+        """The upstream ended its stream properly (``[DONE]``, ``message_stop``, terminal event)."""
+
+    @abstractmethod
+    def feed(self, data: bytes) -> bytes:
+        """Upstream bytes in (split anywhere), bytes for the client out (may be empty)."""
+
+    def close(self) -> bytes:
+        """The upstream body ended: anything still to send."""
+        return b""
+
+    @abstractmethod
+    def usage(self) -> Usage | None:
+        """The usage the upstream reported, or None."""
+
+    @property
+    @abstractmethod
+    def text(self) -> str:
+        """The generated text so far (for an estimate)."""
+
+    @abstractmethod
+    def error_event(self, message: str) -> bytes:
+        """An SSE event telling the client the upstream failed mid-stream."""
+
+    def price(self, usage: Usage) -> CostBreakdown:
+        self.breakdown = self.pricer(usage)
+        return self.breakdown
+
+
+class Exchange(ABC):
+    """One :class:`ClientCall` prepared for one :class:`Target`."""
+
+    def __init__(self, call: ClientCall, target: Target) -> None:
+        self.call = call
+        self.target = target
+
+    @abstractmethod
+    def build_request(self) -> UpstreamRequest:
+        """The upstream request."""
+
+    def _timeouts(self) -> tuple[float, float]:
+        """(read timeout, connect timeout) of this call on its target."""
+        target = self.target
+        read = (target.stream_timeout or target.timeout) if self.call.stream else target.timeout
+        return read, min(target.timeout, 10.0)
+
+    @abstractmethod
+    def read_response(self, body: bytes, content_type: str) -> tuple[Usage | None, bytes, str]:
+        """``(usage or None when the answer has none, body for the client, its content type)``."""
+
+    @abstractmethod
+    def stream_translator(self, pricer: Pricer) -> StreamTranslator:
+        """A translator for a streamed answer."""
+
+    def estimate(self, generated_text: str = "") -> Usage:
+        """A usage estimate: the prompt estimated from the request, the output from text."""
+        return Usage(
+            input_tokens=estimate_prompt_tokens(self.call.payload),
+            output_tokens=estimate_text_tokens(generated_text),
+        )
+
+
+def estimate_text_tokens(text: str) -> int:
+    """A tokenizer-free estimate: about four characters per token, rounded up."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
+    """Estimate the prompt tokens of a request: its text (messages, system, input, prompt)
+    at four characters a token, plus four tokens of framing per message."""
+    total = 0
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            total += 4 + estimate_text_tokens(
+                _text_of(message.get("content") if isinstance(message, dict) else message)
+            )
+    for key in ("system", "instructions"):  # one more message
+        if payload.get(key):
+            total += 4 + estimate_text_tokens(_text_of(payload[key]))
+    for key in ("input", "prompt"):
+        if key in payload:
+            total += estimate_text_tokens(_text_of(payload[key]))
+    return total
+
+
+def _text_of(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_text_of(v) for v in value)
+    if isinstance(value, dict):
+        for key in ("text", "content", "input_text"):
+            if key in value:
+                return _text_of(value[key])
+        return ""
+    return ""
+
+
+class SSESplitter:
+    """Splits a byte stream into complete server-sent events (each ending in a blank line)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer + data
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        parts = buffer.split(b"\n\n")
+        self._buffer = parts.pop()
+        return [p + b"\n\n" for p in parts if p.strip()]
+
+    def close(self) -> list[bytes]:
+        rest, self._buffer = self._buffer, b""
+        return [rest.rstrip(b"\n") + b"\n\n"] if rest.strip() else []
+
+
+def sse_data(event: bytes) -> bytes | None:
+    """The ``data`` of one event (its data lines joined), or None when it has none."""
+    lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+    if not lines:
+        return None
+    return b"\n".join(lines)
+
+
+def sse_event(data: Any, event: str | None = None) -> bytes:
+    """One SSE event carrying ``data`` as JSON."""
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"
