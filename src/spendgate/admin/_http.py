@@ -1,0 +1,263 @@
+"""How one management request is served, top to bottom.
+
+authenticate (401 before anything else) → read and parse the body or query (400 / 413)
+→ validate it against the endpoint's pydantic model (422 naming the field) → open **one**
+transaction → resolve the caller's role → run the handler (which may raise 403 / 404 / 409
+/ 422) → commit → answer JSON. Any error rolls the whole transaction back, so a failing
+request never leaves a partial write. Errors are rendered by the gateway's one renderer
+(:func:`spendgate.gateway.errors.render_error`), in the OpenAI error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spendgate.admin.roles import Caller, resolve_caller
+from spendgate.core.keys import hash_key
+from spendgate.gateway.auth import key_from_headers
+from spendgate.gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidField,
+    MalformedRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+    render_error,
+)
+
+__all__ = [
+    "AdminSettings",
+    "Conflict",
+    "Context",
+    "Endpoint",
+    "ServiceUnavailable",
+    "make_handler",
+    "validation_message",
+]
+
+log = logging.getLogger("spendgate.admin")
+
+MAX_BODY_BYTES = 1 << 20
+
+
+class Conflict(GatewayError):
+    """409: the object already exists (an id or ``key_alias``) or is still in use."""
+
+    status = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(GatewayError):
+    """503: the database could not be reached; nothing was written."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "database_unavailable"
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler gets: the open session (never committed by the handler), the caller,
+    the request time, and the hashes of keys it changed (their cached look-ups are dropped
+    after the commit)."""
+
+    session: AsyncSession
+    caller: Caller
+    now: datetime
+    request: Request
+    settings: AdminSettings
+    changed_keys: list[str] = field(default_factory=list)
+
+
+Handler = Callable[[Context, Any], Awaitable[Any]]
+Explainer = Callable[[Request, Any], Awaitable[Any]]
+"""``(request, ExplainTarget) -> Sequence[ScopeWindowState]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One management route: path, methods, input model, handler, and whether it writes.
+
+    ``body`` models are read from the JSON body, ``query`` models from the query string.
+    Read-only roles (``proxy_admin_viewer``, ``internal_user_viewer``) get 403 on every
+    endpoint with ``write=True``; finer, per-object rules live in the handlers.
+    """
+
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+    summary: str
+    tag: str
+    write: bool
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    path_param: str | None = None
+    """A ``{name}`` in the path whose value is passed as this body field (``/key/{key}/regenerate``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """How the admin routes find the database and the master key.
+
+    ``engine`` is an engine, or a function of the request returning one (the gateway opens
+    its engine in the lifespan, after the routes are built). ``on_key_change(request, hash)``
+    is called, after the commit, for every key that was blocked, deleted, regenerated or
+    updated (the gateway drops its cached look-up of it).
+    """
+
+    engine: AsyncEngine | Callable[[Request], AsyncEngine]
+    master_key_hash: str | None
+    on_key_change: Callable[[Request, str], None] | None = None
+    explainer: Explainer | None = None
+    """What ``/budget/explain`` asks (see :mod:`spendgate.admin.explain`); None: answers 501."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_master_key(
+        cls,
+        engine: AsyncEngine | Callable[[Request], AsyncEngine],
+        master_key: str | None,
+        **kwargs: Any,
+    ) -> AdminSettings:
+        return cls(engine, hash_key(master_key) if master_key else None, **kwargs)
+
+    def engine_for(self, request: Request) -> AsyncEngine:
+        if isinstance(self.engine, AsyncEngine):
+            return self.engine
+        return self.engine(request)
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    """A one-line message and the ``param`` (dotted field path) of the first error."""
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown field {loc!r}", loc or None
+    if first["type"] == "missing":
+        return f"{loc}: field required", loc or None
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return (f"{loc}: {msg}" if loc else msg), loc or None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(endpoint: Endpoint, request: Request) -> Any:
+    data: dict[str, Any]
+    if endpoint.body is not None:
+        raw = await _read_body(request)
+        if raw.strip():
+            try:
+                # Decimal, not float: a USD amount with 18 significant digits stays exact.
+                loaded = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+            except (ValueError, RecursionError) as exc:
+                raise MalformedRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+            if not isinstance(loaded, dict):
+                raise MalformedRequest("the body must be a JSON object", code="invalid_json")
+            data = loaded
+        else:
+            data = {}
+        if endpoint.path_param is not None:
+            data[endpoint.path_param] = request.path_params[endpoint.path_param]
+        model: type[BaseModel] = endpoint.body
+    elif endpoint.query is not None:
+        data = dict(request.query_params)
+        model = endpoint.query
+    else:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, param = validation_message(exc)
+        raise InvalidField(message, param=param) from None
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint for ``endpoint``: always answers, never raises."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await _serve(endpoint, settings, request)
+        except Exception as exc:  # a GatewayError, or a bug (logged with its traceback, answered without)
+            status, body, headers = render_error(exc)
+            return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    handle.__name__ = "admin_" + endpoint.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    return handle
+
+
+async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) -> Response:
+    if settings.master_key_hash is None:
+        raise AuthenticationFailed(
+            "the management API is disabled: set general_settings.master_key", code="no_master_key"
+        )
+    raw_key = key_from_headers(request.headers)
+    if raw_key is None:
+        raise AuthenticationFailed(
+            "no API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+        )
+    engine = settings.engine_for(request)
+    now = settings.clock()
+    changed: Sequence[str]
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            # Authenticate before parsing: an unauthenticated caller learns nothing about fields.
+            async with session.begin():
+                caller = await resolve_caller(session, raw_key, settings.master_key_hash, now)
+                if caller.role is None:
+                    raise PermissionDenied(
+                        "this key belongs to no user, so it has no management rights", code="no_role"
+                    )
+                if endpoint.write and caller.read_only:
+                    raise PermissionDenied(
+                        f"role {caller.role} is read-only: {request.method} {endpoint.path} is not allowed"
+                    )
+                parsed = await _parse(endpoint, request)
+                ctx = Context(session, caller, now, request, settings)
+                result = await endpoint.handler(ctx, parsed)
+                changed = ctx.changed_keys
+            # Leaving ``session.begin()`` without an error committed the one transaction.
+    except IntegrityError as exc:
+        log.info("admin write refused by the database: %s", exc.orig)
+        raise Conflict(
+            "the change conflicts with existing data (a duplicate id or alias, or an object in use)"
+        ) from None
+    except DataError as exc:  # e.g. a text longer than its column on PostgreSQL
+        log.info("admin write refused by the database: %s", exc.orig)
+        raise InvalidField("a value does not fit its database column (too long?)") from None
+    except OperationalError as exc:
+        log.warning("admin request failed: database unavailable: %s", exc.orig)
+        raise ServiceUnavailable("the database is unavailable; nothing was changed") from None
+    if settings.on_key_change is not None:
+        for key_hash in dict.fromkeys(changed):
+            settings.on_key_change(request, key_hash)
+    return _json(result)

@@ -1,0 +1,304 @@
+"""The management API's routes (LiteLLM's paths and fields) and its OpenAPI document.
+
+Mount them in the gateway (``build_app``, before ``Starlette(routes=routes, ...)``) with::
+
+    routes += admin_routes(AdminSettings.from_master_key(
+        lambda request: request.app.state.gateway.engine,
+        general.master_key,
+        on_key_change=lambda request, h: request.app.state.gateway.pipeline.auth.forget(h),
+    ))
+
+or run them alone with :func:`build_admin_app` (tests, a separate admin port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spendgate.admin import budgets, customers, explain, keys, organizations, teams, users
+from spendgate.admin import schemas as s
+from spendgate.admin._http import AdminSettings, Endpoint, Explainer, make_handler
+
+__all__ = ["ENDPOINTS", "admin_routes", "build_admin_app", "openapi_document"]
+
+_R = ("GET",)
+_W = ("POST",)
+
+
+def _ep(
+    path: str,
+    handler: Callable[..., Any],
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    methods: tuple[str, ...] | None = None,
+    write: bool = True,
+    path_param: str | None = None,
+) -> Endpoint:
+    return Endpoint(
+        path=path,
+        methods=methods or (_R if query is not None else _W),
+        handler=handler,
+        summary=summary,
+        tag=path.strip("/").split("/")[0],
+        write=write,
+        body=body,
+        query=query,
+        path_param=path_param,
+    )
+
+
+def _customer_endpoints(prefix: str) -> list[Endpoint]:
+    return [
+        _ep(f"/{prefix}/new", customers.new_customer, "Create a customer (end user)", body=s.CustomerNew),
+        _ep(
+            f"/{prefix}/info",
+            customers.customer_info,
+            "Read a customer",
+            query=s.CustomerInfoQuery,
+            write=False,
+        ),
+        _ep(f"/{prefix}/update", customers.update_customer, "Change a customer", body=s.CustomerUpdate),
+        _ep(f"/{prefix}/delete", customers.delete_customers, "Delete customers", body=s.CustomerIds),
+        _ep(f"/{prefix}/list", customers.list_customers, "List customers", query=s.Empty, write=False),
+        _ep(f"/{prefix}/block", customers.block_customers, "Block customers", body=s.CustomerIds),
+        _ep(f"/{prefix}/unblock", customers.unblock_customers, "Unblock customers", body=s.CustomerIds),
+    ]
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    _ep(
+        "/key/generate",
+        keys.generate_key,
+        "Create a virtual key (the raw key is shown once)",
+        body=s.KeyGenerate,
+    ),
+    _ep("/key/update", keys.update_key, "Change a key", body=s.KeyUpdate),
+    _ep(
+        "/key/info",
+        keys.key_info,
+        "Read a key (default: the caller's own)",
+        query=s.KeyInfoQuery,
+        write=False,
+    ),
+    _ep("/key/list", keys.list_keys, "List keys", query=s.KeyListQuery, write=False),
+    _ep("/key/delete", keys.delete_key, "Delete keys", body=s.KeyDelete),
+    _ep("/key/regenerate", keys.regenerate_key, "Replace a key's secret", body=s.KeyRegenerate),
+    _ep(
+        "/key/{key}/regenerate",
+        keys.regenerate_key,
+        "Replace a key's secret (LiteLLM form; pass the hash, not the raw key, in the URL)",
+        body=s.KeyRegenerate,
+        path_param="key",
+    ),
+    _ep("/key/block", keys.block_key, "Block a key", body=s.KeyRef),
+    _ep("/key/unblock", keys.unblock_key, "Unblock a key", body=s.KeyRef),
+    _ep("/user/new", users.new_user, "Create a user (and, by default, a key for it)", body=s.UserNew),
+    _ep(
+        "/user/info",
+        users.user_info,
+        "Read a user with their keys and teams",
+        query=s.UserInfoQuery,
+        write=False,
+    ),
+    _ep("/user/update", users.update_user, "Change a user", body=s.UserUpdate),
+    _ep("/user/delete", users.delete_users, "Delete users with their keys", body=s.UserIds),
+    _ep("/user/list", users.list_users, "List users", query=s.UserListQuery, write=False),
+    _ep("/team/new", teams.new_team, "Create a team", body=s.TeamNew),
+    _ep(
+        "/team/info", teams.team_info, "Read a team with keys and members", query=s.TeamInfoQuery, write=False
+    ),
+    _ep("/team/update", teams.update_team, "Change a team", body=s.TeamUpdate),
+    _ep("/team/delete", teams.delete_team, "Delete teams with their keys", body=s.TeamIds),
+    _ep("/team/list", teams.list_teams, "List teams", query=s.TeamListQuery, write=False),
+    _ep("/team/member_add", teams.add_members, "Add members (with an in-team budget)", body=s.TeamMemberAdd),
+    _ep(
+        "/team/member_update",
+        teams.member_update,
+        "Change a member's role or budget",
+        body=s.TeamMemberUpdate,
+    ),
+    _ep(
+        "/team/member_delete",
+        teams.member_delete,
+        "Remove a member (and their team keys)",
+        body=s.TeamMemberDelete,
+    ),
+    _ep(
+        "/organization/new", organizations.new_organization, "Create an organization", body=s.OrganizationNew
+    ),
+    _ep(
+        "/organization/info",
+        organizations.organization_info,
+        "Read an organization",
+        query=s.OrganizationInfoQuery,
+        write=False,
+    ),
+    _ep(
+        "/organization/update",
+        organizations.update_organization,
+        "Change an organization",
+        body=s.OrganizationUpdate,
+        methods=("PATCH", "POST"),
+    ),
+    _ep(
+        "/organization/delete",
+        organizations.delete_organizations,
+        "Delete organizations",
+        body=s.OrganizationIds,
+        methods=("DELETE", "POST"),
+    ),
+    _ep(
+        "/organization/list",
+        organizations.list_organizations,
+        "List organizations",
+        query=s.OrganizationListQuery,
+        write=False,
+    ),
+    *_customer_endpoints("customer"),
+    *_customer_endpoints("end_user"),
+    _ep("/budget/new", budgets.new_budget, "Create a budget profile", body=s.BudgetNew),
+    _ep("/budget/info", budgets.budget_info, "Read budget profiles", body=s.BudgetIds, write=False),
+    _ep("/budget/update", budgets.update_budget, "Change a budget profile", body=s.BudgetUpdate),
+    _ep("/budget/delete", budgets.delete_budget, "Delete a budget profile", body=s.BudgetDelete),
+    _ep("/budget/list", budgets.list_budgets, "List budget profiles", query=s.Empty, write=False),
+    _ep(
+        "/budget/explain",
+        explain.explain_budget,
+        "Every budget scope and window of a key: spend, reserved, limit, period, verdict",
+        body=s.BudgetExplain,
+        write=False,
+    ),
+)
+"""Every management endpoint (``/end_user/*`` are LiteLLM's aliases of ``/customer/*``)."""
+
+
+def admin_routes(settings: AdminSettings, *, with_openapi: bool = True) -> list[Route]:
+    """The management routes (plus ``GET /openapi.json``), to add to an app's routes."""
+    routes = [Route(ep.path, make_handler(ep, settings), methods=list(ep.methods)) for ep in ENDPOINTS]
+    if with_openapi:
+        routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    return routes
+
+
+def build_admin_app(
+    engine: AsyncEngine | Callable[[Request], AsyncEngine],
+    master_key: str | None,
+    *,
+    on_key_change: Callable[[Request, str], None] | None = None,
+    explainer: Explainer | None = None,
+) -> Starlette:
+    """A standalone Starlette app serving only the management API."""
+    settings = AdminSettings.from_master_key(
+        engine, master_key, on_key_change=on_key_change, explainer=explainer
+    )
+    return Starlette(routes=admin_routes(settings))
+
+
+_OPENAPI_CACHE: list[bytes] = []
+
+
+def _slug(path: str) -> str:
+    return path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+
+
+def openapi_document() -> dict[str, Any]:
+    """An OpenAPI 3.1 document of every management path, method and request schema."""
+    models = sorted(
+        {m for ep in ENDPOINTS for m in (ep.body, ep.query) if m is not None}, key=lambda m: m.__name__
+    )
+    refs, top = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    paths: dict[str, Any] = {}
+    for ep in ENDPOINTS:
+        item = paths.setdefault(ep.path, {})
+        for method in ep.methods:
+            op: dict[str, Any] = {
+                "summary": ep.summary,
+                "tags": [ep.tag],
+                "operationId": f"{method.lower()}_{_slug(ep.path)}",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": {}}}},
+                    **{
+                        code: {"$ref": "#/components/responses/Error"}
+                        for code in ("400", "401", "403", "404", "409", "422")
+                    },
+                },
+            }
+            if ep.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": refs[(ep.body, "validation")]}},
+                }
+            parameters: list[dict[str, Any]] = []
+            if ep.path_param is not None:
+                parameters.append(
+                    {"name": ep.path_param, "in": "path", "required": True, "schema": {"type": "string"}}
+                )
+            if ep.query is not None:
+                schema = ep.query.model_json_schema()
+                required = set(schema.get("required", ()))
+                for name, prop in schema.get("properties", {}).items():
+                    parameters.append(
+                        {"name": name, "in": "query", "required": name in required, "schema": prop}
+                    )
+            if parameters:
+                op["parameters"] = parameters
+            item[method.lower()] = op
+    error_schema = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
+                },
+                "required": ["message", "type", "param", "code"],
+            }
+        },
+        "required": ["error"],
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "spendgate management API",
+            "version": "1",
+            "description": (
+                "LiteLLM-compatible key, user, team, organization, customer and budget management."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "An error in the OpenAI shape",
+                    "content": {"application/json": {"schema": error_schema}},
+                }
+            },
+        },
+    }
+
+
+async def _openapi(request: Request) -> Response:
+    if not _OPENAPI_CACHE:
+        _OPENAPI_CACHE.append(orjson.dumps(openapi_document()))
+    return Response(_OPENAPI_CACHE[0], media_type="application/json")

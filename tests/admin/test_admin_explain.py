@@ -1,0 +1,119 @@
+"""POST /budget/explain: who may ask, what is passed to the enforcement layer, the answer's
+shape; and the key-change hook the gateway uses to drop cached key look-ups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from admin_helpers import MASTER, Api
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from spendgate.admin import ExplainTarget, build_admin_app
+from spendgate.core.keys import hash_key
+from spendgate.enforcement import BudgetLimit, Scope, ScopeWindowState
+
+
+def _state(scope: Scope, window: str, spend: int, limit: int | None, verdict: Any) -> ScopeWindowState:
+    budget = BudgetLimit.of(scope, window, limit)
+    return ScopeWindowState(
+        scope=scope,
+        window=window,
+        spend_nanos=spend,
+        reserved_nanos=10,
+        limit_nanos=limit,
+        soft_nanos=None,
+        period_start=datetime(2026, 11, 22, tzinfo=UTC),
+        period_end=datetime(2026, 11, 23, tzinfo=UTC),
+        verdict=verdict,
+        budget=budget,
+    )
+
+
+async def test_explain_passes_the_keys_scopes_and_renders_every_window(sqlite_engine: AsyncEngine) -> None:
+    seen: list[ExplainTarget] = []
+
+    async def explainer(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
+        seen.append(target)
+        return [
+            _state(Scope("key", target.key_hash), "1d", 1_000_000_000, 1_000_000_001, "ok"),
+            _state(Scope("team", "t1"), "1mo", 5_000_000_000, 5_000_000_000, "exceeded"),
+            _state(Scope("user", "ann"), "lifetime", 0, None, "unlimited"),
+        ]
+
+    app = build_admin_app(sqlite_engine, MASTER, explainer=explainer)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as client:
+        api = Api(client)
+        await api.ok("POST", "/team/new", {"team_id": "t1", "members_with_roles": [{"user_id": "ann"}]})
+        await api.ok("POST", "/customer/new", {"user_id": "bound"})
+        raw = (
+            await api.ok(
+                "POST",
+                "/key/generate",
+                {"user_id": "ann", "team_id": "t1", "end_user_id": "bound", "tags": ["x"]},
+            )
+        )["key"]
+        out = await api.ok("POST", "/budget/explain", {"key": raw, "customer": "spoofed", "model": "gpt-4o"})
+        assert seen[0] == ExplainTarget(
+            key_hash=hash_key(raw),
+            key_alias=None,
+            user_id="ann",
+            team_id="t1",
+            organization_id=None,
+            customer="bound",  # a bound key's customer wins over the one asked about
+            tags=("x",),
+            model="gpt-4o",
+        )
+        assert out["verdict"] == "exceeded" and out["customer"] == "bound"
+        first, second, third = out["windows"]
+        assert first == {
+            "scope": f"key:{hash_key(raw)}",
+            "scope_type": "key",
+            "scope_id": hash_key(raw),
+            "window": "1d",
+            "spend": 1,
+            "reserved": Decimal("1E-8"),
+            "limit": Decimal("1.000000001"),
+            "soft_budget": None,
+            "remaining": 0,  # limit - spend - reserved < 0 is shown as 0
+            "period_start": "2026-11-22T00:00:00+00:00",
+            "period_end": "2026-11-23T00:00:00+00:00",
+            "verdict": "ok",
+        }
+        assert second["remaining"] == 0 and second["verdict"] == "exceeded"
+        assert third["limit"] is None and third["remaining"] is None
+        # the owner may ask; an outsider may not
+        ann_key = (await api.ok("POST", "/key/generate", {"user_id": "ann"}))["key"]
+        await api.ok("POST", "/budget/explain", {"key": hash_key(raw)}, key=ann_key)
+        await api.ok("POST", "/user/new", {"user_id": "eve", "auto_create_key": False})
+        eve = (await api.ok("POST", "/key/generate", {"user_id": "eve"}))["key"]
+        status, _ = await api.post("/budget/explain", {"key": raw}, key=eve)
+        assert status == 403
+        status, _ = await api.post("/budget/explain", {"key": "sk-nope"})
+        assert status == 404
+
+
+async def test_explain_without_enforcement_is_501(sqlite_api: Api) -> None:
+    raw = (await sqlite_api.ok("POST", "/key/generate", {}))["key"]
+    status, err = await sqlite_api.post("/budget/explain", {"key": raw})
+    assert status == 501 and err["error"]["code"] == "explain_unavailable"
+
+
+async def test_key_changes_are_reported_after_the_commit(sqlite_engine: AsyncEngine) -> None:
+    changed: list[str] = []
+    app = build_admin_app(sqlite_engine, MASTER, on_key_change=lambda request, h: changed.append(h))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as client:
+        api = Api(client)
+        raw = (await api.ok("POST", "/key/generate", {}))["key"]
+        assert changed == []
+        await api.ok("POST", "/key/block", {"key": raw})
+        assert changed == [hash_key(raw)]
+        new = (await api.ok("POST", "/key/regenerate", {"key": raw}))["key"]
+        assert changed[-1] == hash_key(raw)
+        status, _ = await api.post("/key/update", {"key": new, "team_id": "missing"})
+        assert status == 404 and len(changed) == 2  # nothing committed, nothing reported
+        await api.ok("POST", "/key/delete", {"keys": [new]})
+        assert changed[-1] == hash_key(new)

@@ -1,0 +1,327 @@
+"""The role matrix: every management endpoint × every kind of caller → the expected status.
+
+Callers: the master key; users with role proxy_admin and proxy_admin_viewer; ``tadmin``,
+an internal_user who is admin of team t1; ``member``, an internal_user in t1 who owns the
+target key; ``outsider``, an internal_user in no team. Each case runs on its own copy of a
+seeded database, so writes never leak into the next case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admin_helpers import MASTER, Api, admin_client, copy_database
+
+from spendgate.stores.database import create_engine
+
+ROLES = ("master", "admin", "viewer", "tadmin", "member", "outsider")
+OK, NO = 200, 403
+ADMIN_WRITE = (OK, OK, NO, NO, NO, NO)
+ADMIN_READ = (OK, OK, OK, NO, NO, NO)
+EVERYONE = (OK,) * 6
+
+# (id, method, path, body or query, expected status per role in ROLES order)
+CASES: list[tuple[str, str, str, dict[str, Any] | None, tuple[int, ...]]] = [
+    ("key-generate-own", "POST", "/key/generate", {}, (OK, OK, NO, OK, OK, OK)),
+    (
+        "key-generate-for-t1-admin",
+        "POST",
+        "/key/generate",
+        {"team_id": "t1", "user_id": "tadmin"},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    ("key-generate-own-in-t1", "POST", "/key/generate", {"team_id": "t1"}, (OK, OK, NO, OK, OK, NO)),
+    (
+        "key-generate-temp-budget",
+        "POST",
+        "/key/generate",
+        {"temp_budget_increase": 1, "temp_budget_expiry": "2031-01-01T00:00:00Z"},
+        (OK, OK, NO, NO, NO, NO),
+    ),
+    (
+        "key-update-lower",
+        "POST",
+        "/key/update",
+        {"key": "{target}", "max_budget": 1},
+        (OK, OK, NO, OK, OK, NO),
+    ),
+    (
+        "key-update-raise",
+        "POST",
+        "/key/update",
+        {"key": "{target}", "max_budget": 50},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    (
+        "key-update-unlimit",
+        "POST",
+        "/key/update",
+        {"key": "{target}", "max_budget": None},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    (
+        "key-update-owner",
+        "POST",
+        "/key/update",
+        {"key": "{target}", "user_id": "outsider"},
+        (OK, OK, NO, 422, NO, NO),
+    ),
+    ("key-info", "GET", "/key/info", {"key": "{target}"}, (OK, OK, OK, OK, OK, NO)),
+    ("key-list", "GET", "/key/list", {}, EVERYONE),
+    ("key-delete", "POST", "/key/delete", {"keys": ["{target}"]}, (OK, OK, NO, OK, OK, NO)),
+    ("key-regenerate", "POST", "/key/regenerate", {"key": "{target}"}, (OK, OK, NO, OK, OK, NO)),
+    ("key-block", "POST", "/key/block", {"key": "{target}"}, (OK, OK, NO, OK, OK, NO)),
+    ("key-unblock", "POST", "/key/unblock", {"key": "{target}"}, (OK, OK, NO, OK, NO, NO)),
+    ("user-new", "POST", "/user/new", {"user_id": "new-user"}, ADMIN_WRITE),
+    ("user-info", "GET", "/user/info", {"user_id": "member"}, (OK, OK, OK, OK, OK, NO)),
+    (
+        "user-update-alias",
+        "POST",
+        "/user/update",
+        {"user_id": "member", "user_alias": "M"},
+        (OK, OK, NO, NO, OK, NO),
+    ),
+    (
+        "user-update-lower",
+        "POST",
+        "/user/update",
+        {"user_id": "member", "max_budget": 1},
+        (OK, OK, NO, NO, OK, NO),
+    ),
+    ("user-update-raise", "POST", "/user/update", {"user_id": "member", "max_budget": 100}, ADMIN_WRITE),
+    (
+        "user-update-role",
+        "POST",
+        "/user/update",
+        {"user_id": "member", "user_role": "proxy_admin"},
+        ADMIN_WRITE,
+    ),
+    ("user-delete", "POST", "/user/delete", {"user_ids": ["member"]}, ADMIN_WRITE),
+    ("user-list", "GET", "/user/list", {}, EVERYONE),
+    ("team-new", "POST", "/team/new", {"team_id": "t9"}, ADMIN_WRITE),
+    ("team-info", "GET", "/team/info", {"team_id": "t1"}, (OK, OK, OK, OK, OK, NO)),
+    (
+        "team-update-alias",
+        "POST",
+        "/team/update",
+        {"team_id": "t1", "team_alias": "T"},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    ("team-update-budget", "POST", "/team/update", {"team_id": "t1", "max_budget": 1}, ADMIN_WRITE),
+    ("team-delete", "POST", "/team/delete", {"team_ids": ["t1"]}, ADMIN_WRITE),
+    ("team-list", "GET", "/team/list", {}, EVERYONE),
+    (
+        "team-member-add",
+        "POST",
+        "/team/member_add",
+        {"team_id": "t1", "member": {"user_id": "outsider"}},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    (
+        "team-member-update",
+        "POST",
+        "/team/member_update",
+        {"team_id": "t1", "user_id": "member", "max_budget_in_team": 1},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    (
+        "team-member-delete",
+        "POST",
+        "/team/member_delete",
+        {"team_id": "t1", "user_id": "member"},
+        (OK, OK, NO, OK, NO, NO),
+    ),
+    ("org-new", "POST", "/organization/new", {"organization_alias": "N"}, ADMIN_WRITE),
+    ("org-info", "GET", "/organization/info", {"organization_id": "o1"}, (OK, OK, OK, NO, OK, NO)),
+    ("org-update", "PATCH", "/organization/update", {"organization_id": "o1", "max_budget": 1}, ADMIN_WRITE),
+    ("org-delete", "DELETE", "/organization/delete", {"organization_ids": ["o2"]}, ADMIN_WRITE),
+    ("org-list", "GET", "/organization/list", {}, EVERYONE),
+    ("customer-new", "POST", "/customer/new", {"user_id": "c9"}, ADMIN_WRITE),
+    ("customer-info", "GET", "/customer/info", {"end_user_id": "c1"}, ADMIN_READ),
+    ("customer-update", "POST", "/customer/update", {"user_id": "c1", "alias": "x"}, ADMIN_WRITE),
+    ("customer-delete", "POST", "/customer/delete", {"user_ids": ["c1"]}, ADMIN_WRITE),
+    ("customer-list", "GET", "/customer/list", {}, ADMIN_READ),
+    ("customer-block", "POST", "/customer/block", {"user_ids": ["c1"]}, ADMIN_WRITE),
+    ("customer-unblock", "POST", "/customer/unblock", {"user_ids": ["c1"]}, ADMIN_WRITE),
+    ("budget-new", "POST", "/budget/new", {"budget_id": "b9"}, ADMIN_WRITE),
+    ("budget-info", "POST", "/budget/info", {"budgets": ["b1"]}, ADMIN_READ),
+    ("budget-update", "POST", "/budget/update", {"budget_id": "b1", "max_budget": 1}, ADMIN_WRITE),
+    ("budget-delete", "POST", "/budget/delete", {"id": "b1"}, ADMIN_WRITE),
+    ("budget-list", "GET", "/budget/list", {}, ADMIN_READ),
+    # no enforcement is configured here: allowed callers get 501, the others 403
+    ("budget-explain", "POST", "/budget/explain", {"key": "{target}"}, (501, 501, 501, 501, 501, NO)),
+]
+
+PARAMS = [
+    pytest.param(case, role, expected[i], id=f"{case[0]}-{role}")
+    for case in CASES
+    for i, role in enumerate(ROLES)
+    for expected in [case[4]]
+]
+
+
+@pytest.fixture(scope="session")
+def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A seeded database and the raw keys of its callers."""
+    path = tmp_path_factory.mktemp("admin-world") / "world.db"
+    url = copy_database(sqlite_template, path)
+
+    async def seed() -> dict[str, str]:
+        engine = create_engine(url)
+        keys = {"master": MASTER}
+        try:
+            async with admin_client(engine) as client:
+                api = Api(client)
+                for org in ("o1", "o2"):
+                    await api.ok(
+                        "POST", "/organization/new", {"organization_id": org, "organization_alias": org}
+                    )
+                for user, role, extra in (
+                    ("admin", "proxy_admin", {}),
+                    ("viewer", "proxy_admin_viewer", {}),
+                    ("tadmin", "internal_user", {}),
+                    ("member", "internal_user", {"organization_id": "o1", "max_budget": 10}),
+                    ("outsider", "internal_user", {}),
+                ):
+                    created = await api.ok("POST", "/user/new", {"user_id": user, "user_role": role, **extra})
+                    keys[user] = created["key"]
+                await api.ok(
+                    "POST",
+                    "/team/new",
+                    {
+                        "team_id": "t1",
+                        "organization_id": "o1",
+                        "members_with_roles": [
+                            {"role": "admin", "user_id": "tadmin"},
+                            {"role": "user", "user_id": "member"},
+                        ],
+                    },
+                )
+                target = await api.ok(
+                    "POST", "/key/generate", {"user_id": "member", "team_id": "t1", "max_budget": 5}
+                )
+                keys["target"] = target["key"]
+                keys["userless"] = (await api.ok("POST", "/key/generate", {"key_alias": "service"}))["key"]
+                await api.ok("POST", "/customer/new", {"user_id": "c1"})
+                await api.ok("POST", "/budget/new", {"budget_id": "b1"})
+        finally:
+            await engine.dispose()
+        return keys
+
+    return path, asyncio.run(seed())
+
+
+def _fill(value: Any, keys: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return keys["target"] if value == "{target}" else value
+    if isinstance(value, list):
+        return [_fill(v, keys) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, keys) for k, v in value.items()}
+    return value
+
+
+async def _call(
+    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, key: str | None
+) -> tuple[int, Any]:
+    path, keys = world
+    _, method, route, payload, _ = case
+    engine = create_engine(copy_database(path, tmp_path / "case.db"))
+    try:
+        async with admin_client(engine) as client:
+            api = Api(client)
+            payload = _fill(payload, keys)
+            if method == "GET":
+                return await api.call(method, route, params=payload, key=key)
+            return await api.call(method, route, payload, key=key)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(("case", "role", "expected"), PARAMS)
+async def test_role_matrix(
+    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, role: str, expected: int
+) -> None:
+    status, body = await _call(world, tmp_path, case, world[1][role])
+    assert status == expected, body
+    if status == NO:
+        assert body["error"]["type"] == "permission_denied"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+async def test_unknown_missing_and_userless_keys(
+    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any
+) -> None:
+    status, body = await _call(world, tmp_path, case, "sk-not-a-key")
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    status, body = await _call(world, tmp_path, case, None)
+    assert status == 401 and body["error"]["code"] == "missing_api_key"
+    status, body = await _call(world, tmp_path, case, world[1]["userless"])
+    assert status == 403 and body["error"]["code"] == "no_role"
+
+
+async def test_lists_are_scoped_to_what_the_caller_may_see(
+    world: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    path, keys = world
+    engine = create_engine(copy_database(path, tmp_path / "lists.db"))
+    try:
+        async with admin_client(engine) as client:
+            api = Api(client)
+            from spendgate.core.keys import hash_key
+
+            def tokens(data: Any) -> set[str]:
+                return set(data["keys"])
+
+            everything = tokens(await api.ok("GET", "/key/list", params={"size": 100}))
+            assert len(everything) == 7
+            assert tokens(await api.ok("GET", "/key/list", key=keys["outsider"])) == {
+                hash_key(keys["outsider"])
+            }
+            assert tokens(await api.ok("GET", "/key/list", key=keys["member"])) == {
+                hash_key(keys["member"]),
+                hash_key(keys["target"]),
+            }
+            # a team admin sees their own keys and the team's keys
+            assert tokens(await api.ok("GET", "/key/list", key=keys["tadmin"])) == {
+                hash_key(keys["tadmin"]),
+                hash_key(keys["target"]),
+            }
+            users = await api.ok("GET", "/user/list", key=keys["outsider"])
+            assert [u["user_id"] for u in users["users"]] == ["outsider"]
+            users = await api.ok("GET", "/user/list", key=keys["tadmin"])
+            assert sorted(u["user_id"] for u in users["users"]) == ["member", "tadmin"]
+            assert await api.ok("GET", "/team/list", key=keys["outsider"]) == []
+            assert [t["team_id"] for t in await api.ok("GET", "/team/list", key=keys["member"])] == ["t1"]
+            assert [
+                o["organization_id"] for o in await api.ok("GET", "/organization/list", key=keys["member"])
+            ] == ["o1"]
+            # the default /key/info is the caller's own key
+            mine = await api.ok("GET", "/key/info", key=keys["outsider"])
+            assert mine["info"]["user_id"] == "outsider"
+            # an internal user's new key is owned by them, whatever they send
+            created = await api.ok("POST", "/key/generate", {"key_alias": "mine"}, key=keys["outsider"])
+            assert created["user_id"] == "outsider"
+            # a member reading the team sees only their own keys in it
+            info = await api.ok("GET", "/team/info", params={"team_id": "t1"}, key=keys["member"])
+            assert [k["user_id"] for k in info["keys"]] == ["member"]
+    finally:
+        await engine.dispose()
+
+
+async def test_internal_user_keys_stay_within_their_models(sqlite_api: Api) -> None:
+    api = sqlite_api
+    user = await api.ok("POST", "/user/new", {"user_id": "ria", "models": ["gpt-4o-mini"]})
+    mine = await api.ok("POST", "/key/generate", {}, key=user["key"])
+    assert mine["models"] == ["gpt-4o-mini"]  # not "all models"
+    status, err = await api.post("/key/generate", {"models": ["gpt-4o"]}, key=user["key"])
+    assert status == 403 and err["error"]["message"].startswith("models")
+    status, _ = await api.post("/key/update", {"key": mine["key"], "models": ["gpt-4o"]}, key=user["key"])
+    assert status == 403
+    # an admin decides for themselves
+    assert (await api.ok("POST", "/key/generate", {"user_id": "ria", "models": ["gpt-4o"]}))["models"] == [
+        "gpt-4o"
+    ]
