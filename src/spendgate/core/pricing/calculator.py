@@ -137,7 +137,6 @@ def _in_off_peak(off_peak: OffPeak, at: datetime) -> bool:
 def effective_rates(
     spec: PriceSpec,
     usage: Usage,
-    *,
     service_tier: str | None = None,
     at: datetime | None = None,
     inclusive_thresholds: bool = False,
@@ -273,9 +272,7 @@ def calculate(
     The parameters may be passed by position (the hot path in ``spendgate.costs`` does,
     to skip keyword parsing); everything after ``model`` is clearer by keyword.
     """
-    r = effective_rates(
-        spec, usage, service_tier=service_tier, at=at, inclusive_thresholds=inclusive_thresholds
-    )
+    r = effective_rates(spec, usage, service_tier, at, inclusive_thresholds)
     u = usage
     flat = r.rates
 
@@ -299,11 +296,11 @@ def calculate(
     text_in = remaining
 
     # Multiplying Decimals is the expensive part; zero counts are skipped.
-    if flat.input_per_character is not None and u.input_characters:
+    if u.input_characters and flat.input_per_character is not None:
         input_cost = flat.input_per_character * u.input_characters
     else:
         input_cost = r.input * text_in if text_in else ZERO
-    if flat.input_per_query is not None and u.queries:
+    if u.queries and flat.input_per_query is not None:
         input_cost += flat.input_per_query * u.queries
     cache_read_cost = r.cache_read * (cache_read - cached_audio) if cache_read else ZERO
     if cached_audio:
@@ -312,7 +309,7 @@ def calculate(
     if write_1h:
         cache_write_cost += r.cache_write_1h * write_1h
     input_audio_cost = r.input_audio * audio_in if audio_in else ZERO
-    if flat.input_per_image is not None and u.input_images:
+    if u.input_images and flat.input_per_image is not None:
         input_image_cost = flat.input_per_image * u.input_images
     else:
         input_image_cost = r.input_image * image_in if image_in else ZERO
@@ -333,7 +330,7 @@ def calculate(
     text_out = rest
 
     output_cost = r.output * text_out if text_out else ZERO
-    if flat.output_per_character is not None and u.output_characters:
+    if u.output_characters and flat.output_per_character is not None:
         output_cost += flat.output_per_character * u.output_characters
     reasoning_cost = r.reasoning * reasoning if reasoning else ZERO
     output_audio_cost = r.output_audio * audio_out if audio_out else ZERO
