@@ -272,7 +272,10 @@ def calculate(
     The parameters may be passed by position (the hot path in ``spendgate.costs`` does,
     to skip keyword parsing); everything after ``model`` is clearer by keyword.
     """
-    r = effective_rates(spec, usage, service_tier, at, inclusive_thresholds)
+    # _STANDARD only holds specs whose rates nothing about a request can change.
+    r = _STANDARD.get(spec) if service_tier is None else None
+    if r is None:
+        r = effective_rates(spec, usage, service_tier, at, inclusive_thresholds)
     u = usage
     flat = r.rates
 
