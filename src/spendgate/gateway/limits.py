@@ -26,6 +26,12 @@ catalogue's maximum output, else ``general_settings.default_max_output_tokens``)
 output rate, times ``n``. The admission happens once, before routing, so a fallback is
 covered by that reservation; scope-per-model budgets (``key_model``) are those of the
 model group the client asked for.
+
+Per deployment (``litellm_params.rpm`` / ``tpm``), :class:`DeploymentLimits` is the router's
+gate: each attempt takes 1 request and the request's token estimate in the deployment's
+sliding window (scope ``deployment:<id>``, same storage and window as the other limits),
+separately from the admission since it depends on the deployment routing picks. Its hold
+rides on the admission ticket: reconciled at settle, released with it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +69,7 @@ from spendgate.enforcement import (
     storage_from_url,
     worst_case_nanos,
 )
+from spendgate.enforcement import Ticket as EnforcementTicket
 from spendgate.errors import StorageError
 from spendgate.gateway.admission import AdmissionRequest, Ticket
 from spendgate.gateway.errors import GatewayError, PermissionDenied
@@ -80,9 +88,20 @@ from spendgate.stores.database.models import (
     VirtualKey,
 )
 
-__all__ = ["END_USER_HEADER", "GatewayLimits", "LimitSpec", "LimitsUnavailable", "trusted_peer"]
+__all__ = [
+    "DEPLOYMENT_HOLDS",
+    "END_USER_HEADER",
+    "DeploymentLimits",
+    "GatewayLimits",
+    "LimitSpec",
+    "LimitsUnavailable",
+    "trusted_peer",
+]
 
 log = logging.getLogger("spendgate.gateway")
+
+DEPLOYMENT_HOLDS = "deployment_holds"
+"""``Ticket.data`` entry: the router's holds on the serving deployment (settled, released here)."""
 
 END_USER_HEADER = "x-spendgate-end-user"
 """Names the end customer; trusted only from ``general_settings.trusted_proxies``."""
@@ -297,6 +316,51 @@ def trusted_peer(host: str | None, networks: Sequence[ipaddress.IPv4Network | ip
     return any(address in network for network in networks)
 
 
+class DeploymentLimits:
+    """A deployment's ``rpm`` / ``tpm`` in the enforcement storage: the router's gate.
+
+    :meth:`take` is one enforcement admission of the deployment's rate limits alone (atomic,
+    one round trip on Redis, so the limits hold across instances); a saturated deployment
+    raises :class:`~spendgate.errors.RateLimited` and takes nothing.
+    """
+
+    def __init__(self, enforcement: Enforcement, window_seconds: float) -> None:
+        self.enforcement = enforcement
+        self.window_seconds = window_seconds
+
+    def limits(self, deployment: Deployment) -> list[RateLimit]:
+        scope = Scope("deployment", deployment.id)
+        window = self.window_seconds
+        out = [] if deployment.rpm is None else [RateLimit(scope, "requests", deployment.rpm, window)]
+        if deployment.tpm is not None:
+            out.append(RateLimit(scope, "tokens", deployment.tpm, window))
+        return out
+
+    async def take(self, deployment: Deployment, tokens: int) -> EnforcementTicket | None:
+        rates = self.limits(deployment)
+        if not rates:
+            return None
+        # One id per attempt: settle and release are idempotent by request id.
+        hold_id = f"deployment:{deployment.id}:{uuid.uuid4().hex}"
+        try:
+            return await self.enforcement.admit(EnforcementRequest(hold_id, (), rates, 0, tokens))
+        except StorageError as exc:
+            log.error("deployment %s: limits unavailable: %s", deployment.id, exc, exc_info=True)
+            raise LimitsUnavailable(
+                "deployment rate limits cannot be checked right now (counter storage unavailable)"
+            ) from exc
+
+    async def settle(self, hold: object, tokens: int) -> None:
+        """Reconcile the hold's tokens to the real usage."""
+        if isinstance(hold, EnforcementTicket):
+            await self.enforcement.settle(hold, 0, tokens)
+
+    async def release(self, hold: object) -> None:
+        """Give the tokens back (the request still counts against ``rpm``: it was sent)."""
+        if isinstance(hold, EnforcementTicket):
+            await self.enforcement.release(hold)
+
+
 class GatewayLimits:
     """Budgets and rate limits for the gateway (the pipeline's ``admission``).
 
@@ -359,6 +423,7 @@ class GatewayLimits:
             fail_open_budgets=general.fail_open_budgets,
             fail_open_rate_limits=general.fail_open_rate_limits,
         )
+        self.deployments = DeploymentLimits(self.enforcement, self.rate_window)
         ttl = general.key_cache_ttl_seconds
         self._keys: _Cache[KeyEntities | None] = _Cache(ttl, time.monotonic)
         self._customers: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
@@ -378,10 +443,10 @@ class GatewayLimits:
             tags=scopes.tags,
             model=scopes.model_group,
         )
-        if not budgets and not rates:
-            return Ticket(request.request_id)
         prompt = request.estimated_input_tokens
         output = self._max_output(request.payload, request.deployments)
+        if not budgets and not rates:
+            return Ticket(request.request_id, tokens=prompt + output)
         estimate = self._worst_case(request.deployments, scopes.model_group, prompt, output)
         try:
             ticket = await self.enforcement.admit(
@@ -404,20 +469,25 @@ class GatewayLimits:
         return Ticket(
             request.request_id,
             reserved_nanos=ticket.reserved_nanos,
+            tokens=prompt + output,
             headers=limit_headers(ticket),
             data={"ticket": ticket},
         )
 
     async def settle(self, ticket: Ticket, cost_nanos: int, usage: Usage) -> None:
+        tokens = max(0, usage.input_tokens) + max(0, usage.output_tokens)
         inner = ticket.data.get("ticket")
         if inner is not None:
-            tokens = max(0, usage.input_tokens) + max(0, usage.output_tokens)
             await self.enforcement.settle(inner, max(0, cost_nanos), tokens)
+        for hold in ticket.data.get(DEPLOYMENT_HOLDS, ()):
+            await self.deployments.settle(hold, tokens)
 
     async def release(self, ticket: Ticket) -> None:
         inner = ticket.data.get("ticket")
         if inner is not None:
             await self.enforcement.release(inner)
+        for hold in ticket.data.get(DEPLOYMENT_HOLDS, ()):
+            await self.deployments.release(hold)
 
     # -- explain (/budget/explain) ------------------------------------------------------------
 

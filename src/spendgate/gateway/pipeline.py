@@ -47,7 +47,7 @@ from spendgate.gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
+from spendgate.gateway.limits import DEPLOYMENT_HOLDS, END_USER_HEADER, trusted_peer
 from spendgate.gateway.routing import Deployment, Router
 from spendgate.gateway.streaming import StreamOutcome, StreamRelay
 from spendgate.ledger.events import EventStatus, SpendEvent
@@ -164,7 +164,11 @@ class Pipeline:
         # 5. route and forward (retries and fallbacks; failed attempts recorded)
         try:
             deployment, (exchange, upstream, upstream_body) = await self.router.run(
-                client_call.model, partial(self._attempt, call), partial(self._record_failure, call)
+                client_call.model,
+                partial(self._attempt, call),
+                partial(self._record_failure, call),
+                tokens=call.ticket.tokens,
+                holds=call.ticket.data.setdefault(DEPLOYMENT_HOLDS, []),
             )
         except BaseException:
             await self.admission.release(call.ticket)

@@ -13,6 +13,13 @@ error) is retried up to ``num_retries`` times, on another deployment of the grou
 there is one, after an exponential back-off (or the upstream's ``Retry-After``, capped).
 When the group is exhausted, the fallback groups are tried in order, each with the same
 retries. A non-retryable error (a 400 from the upstream) ends the call at once.
+
+A deployment with ``rpm`` / ``tpm`` in its ``litellm_params`` is gated by the router's
+:class:`DeploymentGate` (the gateway's ``DeploymentLimits``): before an attempt the router
+takes the deployment's units (1 request, the request's estimated tokens); a saturated
+deployment is skipped (no retry used, no back-off) for the next one in strategy order,
+then the fallback groups. When every deployment is saturated the call fails with
+:class:`~spendgate.errors.RateLimited` (429) carrying the smallest retry-after.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from spendgate.catalogue.litellm_format import litellm_to_catalogue
 from spendgate.config import DeploymentConfig, GatewayConfig
@@ -33,10 +40,10 @@ from spendgate.core.pricing.calculator import Adjustment
 from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_provider
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
-from spendgate.errors import ConfigurationError, UpstreamError, UpstreamStatusError
+from spendgate.errors import ConfigurationError, RateLimited, UpstreamError, UpstreamStatusError
 from spendgate.providers.base import Target
 
-__all__ = ["Deployment", "Router", "build_deployments", "target_of"]
+__all__ = ["Deployment", "DeploymentGate", "Router", "build_deployments", "target_of"]
 
 T = TypeVar("T")
 
@@ -75,6 +82,10 @@ class Deployment:
     adjustment: Adjustment | None = None
     weight: float = 1.0
     in_flight: int = 0
+    rpm: int | None = None
+    """Requests per window this deployment accepts (``litellm_params.rpm``); None: unlimited."""
+    tpm: int | None = None
+    """Tokens per window (``litellm_params.tpm``); None: unlimited."""
 
     @property
     def provider(self) -> str:
@@ -172,9 +183,24 @@ def build_deployments(
                 book=deployment_book,
                 adjustment=adjustment_for(price_provider, price_model),
                 weight=float(weight),
+                rpm=params.rpm,
+                tpm=params.tpm,
             )
         )
     return out
+
+
+class DeploymentGate(Protocol):
+    """Takes and gives back a deployment's rate-limit units (its ``rpm`` / ``tpm``)."""
+
+    async def take(self, deployment: Deployment, tokens: int) -> object | None:
+        """Take 1 request and ``tokens`` in the deployment's window: a hold (None when it has
+        no limits), or raise :class:`~spendgate.errors.RateLimited` when it is saturated."""
+        ...
+
+    async def release(self, hold: object) -> None:
+        """Give back a hold's tokens (the attempt failed or was cancelled)."""
+        ...
 
 
 class Router:
@@ -191,7 +217,9 @@ class Router:
         max_retry_delay: float = 2.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: DeploymentGate | None = None,
     ) -> None:
+        self.gate = gate
         self.groups: dict[str, list[Deployment]] = {}
         for d in deployments:
             self.groups.setdefault(d.group, []).append(d)
@@ -227,41 +255,85 @@ class Router:
         group: str,
         attempt: Callable[[Deployment, int], Awaitable[T]],
         on_failure: Callable[[Deployment, int, UpstreamError], Awaitable[None]],
+        *,
+        tokens: int = 0,
+        holds: list[object] | None = None,
     ) -> tuple[Deployment, T]:
         """Call ``attempt(deployment, attempt_number)`` until one succeeds.
 
         The returned deployment has ``in_flight`` incremented: the caller calls
         ``deployment.in_flight -= 1`` when the call is over (a stream, when it ends).
         ``on_failure`` is awaited for every failed attempt, before any retry.
+        With a :attr:`gate`, each attempt first takes 1 request and ``tokens`` of its
+        deployment (released when the attempt fails); the successful attempt's hold is
+        appended to ``holds``, for the caller to settle or release.
         """
         number = 0
         last: UpstreamError | None = None
+        refusals: list[RateLimited] = []
         for name in (group, *self.fallbacks.get(group, ())):
             deployments = self.groups.get(name) or []
             tried: set[int] = set()
+            saturated: set[int] = set()
             for retry in range(self.num_retries + 1):
-                if not deployments:
+                picked = await self._take(deployments, tried, saturated, tokens, refusals)
+                if picked is None:
                     break
-                fresh = [d for d in deployments if id(d) not in tried] or deployments
-                deployment = self.pick(fresh)
+                deployment, hold = picked
                 tried.add(id(deployment))
                 number += 1
                 deployment.in_flight += 1
                 try:
-                    return deployment, await attempt(deployment, number)
+                    result = await attempt(deployment, number)
                 except UpstreamError as exc:
                     deployment.in_flight -= 1
+                    await self._release(hold)
                     await on_failure(deployment, number, exc)
                     if not exc.retryable:
                         raise
                     last = exc
                 except BaseException:
                     deployment.in_flight -= 1
+                    await self._release(hold)
                     raise
+                else:
+                    if hold is not None and holds is not None:
+                        holds.append(hold)
+                    return deployment, result
                 if retry < self.num_retries:
                     await self._sleep(self._delay(retry, last))
+        if last is None and refusals:
+            raise _saturated(group, refusals)
         assert last is not None, "a model group always has a deployment"
         raise last
+
+    async def _take(
+        self,
+        deployments: list[Deployment],
+        tried: set[int],
+        saturated: set[int],
+        tokens: int,
+        refusals: list[RateLimited],
+    ) -> tuple[Deployment, object | None] | None:
+        """The next deployment by the strategy (untried first) whose units could be taken
+        (and its hold); a saturated one is skipped and remembered. None: all saturated."""
+        while True:
+            open_ = [d for d in deployments if id(d) not in saturated]
+            candidates = [d for d in open_ if id(d) not in tried] or open_
+            if not candidates:
+                return None
+            deployment = self.pick(candidates)
+            if self.gate is None:
+                return deployment, None
+            try:
+                return deployment, await self.gate.take(deployment, tokens)
+            except RateLimited as exc:
+                saturated.add(id(deployment))
+                refusals.append(exc)
+
+    async def _release(self, hold: object | None) -> None:
+        if hold is not None and self.gate is not None:
+            await self.gate.release(hold)
 
     def _delay(self, retry: int, error: UpstreamError | None) -> float:
         if isinstance(error, UpstreamStatusError):
@@ -274,3 +346,15 @@ class Router:
                 return float(min(seconds, self.max_retry_delay))
         base: float = min(self.max_retry_delay, self.retry_after * 2.0**retry)
         return base * (0.5 + self._rng.random() / 2)
+
+
+def _saturated(group: str, refusals: list[RateLimited]) -> RateLimited:
+    """The 429 when every deployment is saturated: the one that frees up first."""
+    soonest = min(refusals, key=lambda r: math.inf if r.retry_after is None else r.retry_after)
+    return RateLimited(
+        scope=f"model group {group!r} (every deployment is saturated)",
+        kind=soonest.kind,
+        limit=soonest.limit,
+        window_seconds=soonest.window_seconds,
+        retry_after=soonest.retry_after,
+    )
