@@ -1,10 +1,11 @@
 """Build the gateway's ASGI app from a :class:`~spendgate.config.GatewayConfig`.
 
 The lifespan opens the database engine and migrates it (or checks it is up to date),
-starts the spend recorder, opens one pooled ``httpx.AsyncClient`` for every upstream,
-and on shutdown flushes the recorder before closing the rest. Routes: the OpenAI API
-(each also without ``/v1``), Anthropic's ``/v1/messages``, ``GET /v1/models`` and the
-health checks.
+starts the spend recorder and the limits (budgets and rate limits, in-process or on
+Redis), opens one pooled upstream client (``general_settings.upstream_http_client``; see
+:mod:`spendgate.providers.http`), and on shutdown flushes the recorder before closing
+the rest. Routes: the OpenAI API (each also without ``/v1``), Anthropic's
+``/v1/messages``, ``GET /v1/models``, the health checks and the management API.
 """
 
 from __future__ import annotations
