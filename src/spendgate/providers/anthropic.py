@@ -18,7 +18,13 @@ import orjson
 from spendgate.core.usage import AnthropicStreamAccumulator, from_anthropic_message
 from spendgate.core.usage.model import Usage
 from spendgate.errors import UsageError
-from spendgate.providers.base import Exchange, Pricer, SSESplitter, StreamTranslator, sse_data, sse_event
+from spendgate.providers.base import (
+    Exchange,
+    PassthroughStream,
+    Pricer,
+    StreamTranslator,
+    sse_event,
+)
 from spendgate.providers.http import UpstreamRequest
 
 __all__ = ["AnthropicChatExchange", "AnthropicExchange", "chat_to_messages", "message_to_chat"]
@@ -250,46 +256,14 @@ def message_to_chat(message: dict[str, Any], usage: Usage | None) -> dict[str, A
     return out
 
 
-class MessagesStreamPassthrough(StreamTranslator):
+class MessagesStreamPassthrough(PassthroughStream):
     """Anthropic stream events passed through unchanged; usage accumulated."""
 
     def __init__(self, pricer: Pricer) -> None:
-        super().__init__(pricer)
-        self._acc = AnthropicStreamAccumulator()
-        self._split = SSESplitter()
+        super().__init__(pricer, AnthropicStreamAccumulator())
 
-    def feed(self, data: bytes) -> bytes:
-        for event in self._split.feed(data):
-            self._event(event)
-        return data
-
-    def close(self) -> bytes:
-        for event in self._split.close():
-            self._event(event)
-        return b""
-
-    def _event(self, event: bytes) -> dict[str, Any] | None:
-        data = sse_data(event)
-        if data is None:
-            return None
-        try:
-            parsed = orjson.loads(data)
-            self._acc.add(parsed)
-        except (orjson.JSONDecodeError, UsageError):
-            return None
-        if isinstance(parsed, dict) and parsed.get("type") == "message_stop":
-            self.finished = True
-        return parsed if isinstance(parsed, dict) else None
-
-    def usage(self) -> Usage | None:
-        try:
-            return self._acc.usage()
-        except UsageError:
-            return None
-
-    @property
-    def text(self) -> str:
-        return self._acc.text
+    def _finishes(self, parsed: Any) -> bool:
+        return isinstance(parsed, dict) and parsed.get("type") == "message_stop"
 
     def error_event(self, message: str) -> bytes:
         return sse_event({"type": "error", "error": {"type": "api_error", "message": message}}, event="error")

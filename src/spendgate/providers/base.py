@@ -14,17 +14,19 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
+from spendgate.errors import UsageError
 from spendgate.providers.http import UpstreamRequest
 
 __all__ = [
     "ClientCall",
     "Exchange",
+    "PassthroughStream",
     "Pricer",
     "SSESplitter",
     "StreamTranslator",
@@ -107,6 +109,67 @@ class StreamTranslator(ABC):
     def price(self, usage: Usage) -> CostBreakdown:
         self.breakdown = self.pricer(usage)
         return self.breakdown
+
+
+class _Accumulator(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def saw_usage(self) -> bool: ...
+
+    def add(self, chunk: Any) -> None: ...
+    def usage(self) -> Usage | None: ...
+
+
+class PassthroughStream(StreamTranslator):
+    """Upstream SSE events passed to the client unchanged while an accumulator meters them.
+
+    Subclasses say when the upstream has finished (:meth:`_finishes`) and how an error
+    looks in their dialect (:meth:`error_event`).
+    """
+
+    def __init__(self, pricer: Pricer, accumulator: _Accumulator) -> None:
+        super().__init__(pricer)
+        self._acc = accumulator
+        self._split = SSESplitter()
+
+    def feed(self, data: bytes) -> bytes:
+        for event in self._split.feed(data):
+            self._event(event)
+        return data
+
+    def close(self) -> bytes:
+        for event in self._split.close():
+            self._event(event)
+        return b""
+
+    def _event(self, event: bytes) -> dict[str, Any] | None:
+        """Meter one event; its JSON object, or None for anything else."""
+        data = sse_data(event)
+        if data is None:
+            return None
+        try:
+            parsed = orjson.loads(data)  # `[DONE]` and other non-JSON data end here
+            self._acc.add(parsed)
+        except (orjson.JSONDecodeError, UsageError):
+            return None
+        if not self.finished and self._finishes(parsed):
+            self.finished = True
+        return parsed if isinstance(parsed, dict) else None
+
+    @abstractmethod
+    def _finishes(self, parsed: Any) -> bool:
+        """True when this event shows the upstream ended its stream properly."""
+
+    def usage(self) -> Usage | None:
+        try:
+            return self._acc.usage()
+        except UsageError:
+            return None
+
+    @property
+    def text(self) -> str:
+        return self._acc.text
 
 
 class Exchange(ABC):

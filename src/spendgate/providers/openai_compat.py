@@ -34,6 +34,7 @@ from spendgate.errors import UsageError
 from spendgate.providers.base import (
     ClientCall,
     Exchange,
+    PassthroughStream,
     Pricer,
     SSESplitter,
     StreamTranslator,
@@ -222,45 +223,14 @@ class ChatStreamRelay(StreamTranslator):
         )
 
 
-class ResponsesStreamPassthrough(StreamTranslator):
+class ResponsesStreamPassthrough(PassthroughStream):
     """Responses API events, passed through unchanged; usage from the terminal event."""
 
     def __init__(self, pricer: Pricer) -> None:
-        super().__init__(pricer)
-        self._acc = OpenAIResponsesStreamAccumulator()
-        self._split = SSESplitter()
+        super().__init__(pricer, OpenAIResponsesStreamAccumulator())
 
-    def feed(self, data: bytes) -> bytes:
-        for event in self._split.feed(data):
-            self._account(event)
-        return data
-
-    def close(self) -> bytes:
-        for event in self._split.close():
-            self._account(event)
-        return b""
-
-    def _account(self, event: bytes) -> None:
-        data = sse_data(event)
-        if data is None or data.strip() == b"[DONE]":
-            return
-        try:
-            parsed = orjson.loads(data)
-            self._acc.add(parsed)
-        except (orjson.JSONDecodeError, UsageError):
-            return
-        if self._acc.saw_usage and not self.finished:
-            self.finished = True
-
-    def usage(self) -> Usage | None:
-        try:
-            return self._acc.usage()
-        except UsageError:
-            return None
-
-    @property
-    def text(self) -> str:
-        return self._acc.text
+    def _finishes(self, parsed: Any) -> bool:
+        return self._acc.saw_usage  # the terminal event carries the usage
 
     def error_event(self, message: str) -> bytes:
         return sse_event(
