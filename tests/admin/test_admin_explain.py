@@ -39,7 +39,7 @@ async def test_explain_passes_the_keys_scopes_and_renders_every_window(sqlite_en
     async def explainer(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
         seen.append(target)
         return [
-            _state(Scope("key", target.key_hash), "1d", 1_000_000_000, 1_000_000_001, "ok"),
+            _state(Scope("key", target.key_id), "1d", 1_000_000_000, 1_000_000_001, "ok"),
             _state(Scope("team", "t1"), "1mo", 5_000_000_000, 5_000_000_000, "exceeded"),
             _state(Scope("user", "ann"), "lifetime", 0, None, "unlimited"),
         ]
@@ -58,7 +58,7 @@ async def test_explain_passes_the_keys_scopes_and_renders_every_window(sqlite_en
         )["key"]
         out = await api.ok("POST", "/budget/explain", {"key": raw, "customer": "spoofed", "model": "gpt-4o"})
         assert seen[0] == ExplainTarget(
-            key_hash=hash_key(raw),
+            key_id=hash_key(raw),
             key_alias=None,
             user_id="ann",
             team_id="t1",
@@ -116,4 +116,4 @@ async def test_key_changes_are_reported_after_the_commit(sqlite_engine: AsyncEng
         status, _ = await api.post("/key/update", {"key": new, "team_id": "missing"})
         assert status == 404 and len(changed) == 2  # nothing committed, nothing reported
         await api.ok("POST", "/key/delete", {"keys": [new]})
-        assert changed[-1] == hash_key(new)
+        assert changed[-2:] == [hash_key(new), hash_key(raw)]  # its hash, then its stable id

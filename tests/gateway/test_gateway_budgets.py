@@ -250,3 +250,30 @@ async def test_success_headers_name_the_tightest_budget(admin: Admin, client_for
     # Remaining after this call's reservation (then settled at the same $0.01).
     assert headers["x-spendgate-budget-remaining"] == "0.49"
     assert headers["x-spendgate-budget-reset"].endswith("T00:00:00Z")
+
+
+@pytest.mark.asyncio
+async def test_regenerating_a_key_keeps_its_spend_and_model_windows(
+    admin: Admin, client_for: ClientFactory, db: Path
+) -> None:
+    """A key's budgets follow its stable id, not its hash: rotating an over-budget key does
+    not hand it a fresh budget (the bug LiteLLM users report for /key/regenerate)."""
+    old = admin.key(
+        max_budget=0.02,
+        budget_duration="1d",
+        model_max_budget={"cent": {"max_budget": 0.01, "budget_duration": "1d"}},
+    )
+    assert (await cent_call(client_for(old)))[0] == 200
+    new = admin.post("/key/regenerate", {"key": old})["key"]
+    assert (await cent_call(client_for(old)))[0] == 401
+    key_id = hash_key(old)
+    status, error, _ = await cent_call(client_for(new))  # the model window is spent
+    _assert_budget_error(status, error, f"key_model:{key_id}:cent")
+    assert (await cent_call(client_for(new), model="cent-parallel"))[0] == 200
+    status, error, _ = await cent_call(client_for(new), model="cent-parallel")
+    _assert_budget_error(status, error, f"key:{key_id}")
+    explained = {w["scope"]: w for w in admin.explain(new, model="cent")["windows"]}
+    assert explained[f"key:{key_id}"]["spend"] == 0.02
+    assert explained[f"key_model:{key_id}:cent"]["spend"] == 0.01
+    # Both calls are on the ledger under the one stable id.
+    assert _ledger_total(db, "api_key = ? AND status = 'success'", (key_id,), 2) == 2 * CENT

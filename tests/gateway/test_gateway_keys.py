@@ -21,7 +21,8 @@ from spendgate.core.keys import hash_key
 def _add_key(db: Path, raw: str, **fields: object) -> None:
     now = datetime.now(UTC).isoformat()
     stamps = {"created_at": now, "updated_at": now}
-    columns = {"token": hash_key(raw), "key_prefix": raw[:8], "blocked": 0, **stamps, **fields}
+    digest = hash_key(raw)
+    columns = {"token": digest, "key_id": digest, "key_prefix": raw[:8], "blocked": 0, **stamps, **fields}
     for name in ("models", "tags", "metadata"):
         if name in columns:
             columns[name] = json.dumps(columns[name])

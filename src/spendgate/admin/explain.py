@@ -40,7 +40,8 @@ class ExplainTarget:
     requests are always billed to it), else the one asked about.
     """
 
-    key_hash: str
+    key_id: str
+    """The key's stable id (what its budgets and counters are named by)."""
     key_alias: str | None
     user_id: str | None
     team_id: str | None
@@ -85,7 +86,7 @@ async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
     if explainer is None:
         raise NotAvailable("budget explain is not available: the gateway did not configure enforcement")
     target = ExplainTarget(
-        key_hash=vk.token,
+        key_id=vk.key_id,
         key_alias=vk.key_alias,
         user_id=vk.user_id,
         team_id=vk.team_id,

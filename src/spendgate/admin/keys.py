@@ -105,6 +105,15 @@ async def find_key(session: AsyncSession, ref: str) -> VirtualKey | None:
     return await session.get(VirtualKey, hash_key(ref))
 
 
+async def _hash_in_use(session: AsyncSession, token: str, *, but: str | None = None) -> bool:
+    """Whether ``token`` is a key's current hash or another key's stable id (a retired
+    hash: reusing it would make two keys indistinguishable in old spend events)."""
+    taken = await session.scalar(
+        select(VirtualKey.key_id).where(or_(VirtualKey.token == token, VirtualKey.key_id == token)).limit(1)
+    )
+    return taken is not None and taken != but
+
+
 async def _key_or_404(session: AsyncSession, ref: str, param: str = "key") -> VirtualKey:
     found = await find_key(session, ref)
     if found is None:
@@ -117,6 +126,7 @@ def key_out(vk: VirtualKey, windows: list[dict[str, Any]]) -> dict[str, Any]:
     metadata = vk.metadata_ or {}
     return {
         "token": vk.token,
+        "key_id": vk.key_id,
         "key_name": vk.key_name,
         "key_alias": vk.key_alias,
         "expires": vk.expires,
@@ -139,8 +149,8 @@ def key_out(vk: VirtualKey, windows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def keys_out(session: AsyncSession, rows: list[VirtualKey]) -> list[dict[str, Any]]:
-    windows = await load_windows(session, "key", [vk.token for vk in rows])
-    return [key_out(vk, windows[vk.token]) for vk in rows]
+    windows = await load_windows(session, "key", [vk.key_id for vk in rows])
+    return [key_out(vk, windows[vk.key_id]) for vk in rows]
 
 
 def _may_manage(caller: Caller, vk: VirtualKey) -> bool:
@@ -245,7 +255,7 @@ def _check_owner_update(vk: VirtualKey, body: KeyUpdate) -> None:
 
 async def _check_owner_windows(session: AsyncSession, vk: VirtualKey, body: KeyUpdate) -> None:
     rows = await session.scalars(
-        select(BudgetWindow).where(BudgetWindow.scope_type == "key", BudgetWindow.scope_id == vk.token)
+        select(BudgetWindow).where(BudgetWindow.scope_type == "key", BudgetWindow.scope_id == vk.key_id)
     )
     new = {w.budget_duration: nanos(w.max_budget) for w in body.budget_limits or ()}
     for w in rows:
@@ -324,10 +334,10 @@ async def generate_key(ctx: Context, body: KeyGenerate) -> dict[str, Any]:
     await _check_alias(ctx.session, body.key_alias, None)
     raw = body.key or new_raw_key()
     token = hash_key(raw)
-    if await ctx.session.get(VirtualKey, token) is not None:
+    if await _hash_in_use(ctx.session, token):
         raise Conflict("this key already exists", param="key")
     prefix, name = _display(raw)
-    vk = VirtualKey(token=token, key_prefix=prefix, key_name=name, blocked=False)
+    vk = VirtualKey(token=token, key_id=token, key_prefix=prefix, key_name=name, blocked=False)
     if body.team_id is not None and body.organization_id is None:
         team = await ctx.session.get(Team, body.team_id)
         vk.organization_id = team.organization_id if team else None
@@ -335,7 +345,7 @@ async def generate_key(ctx: Context, body: KeyGenerate) -> dict[str, Any]:
     stamp(vk, ctx.now, caller.name, created=True)
     ctx.session.add(vk)
     await ctx.session.flush()
-    await replace_windows(ctx.session, "key", token, body.budget_limits, now=ctx.now, by=caller.name)
+    await replace_windows(ctx.session, "key", vk.key_id, body.budget_limits, now=ctx.now, by=caller.name)
     return {"key": raw, "token_id": token, **key_out(vk, _windows_json(body))}
 
 
@@ -395,8 +405,8 @@ async def _update_checked(ctx: Context, vk: VirtualKey, body: KeyUpdate) -> None
     stamp(vk, ctx.now, caller.name)
     await ctx.session.flush()
     if "budget_limits" in given:
-        await replace_windows(ctx.session, "key", vk.token, body.budget_limits, now=ctx.now, by=caller.name)
-    ctx.changed_keys.append(vk.token)
+        await replace_windows(ctx.session, "key", vk.key_id, body.budget_limits, now=ctx.now, by=caller.name)
+    ctx.changed_keys += (vk.token, vk.key_id)
 
 
 async def update_key(ctx: Context, body: KeyUpdate) -> dict[str, Any]:
@@ -406,14 +416,14 @@ async def update_key(ctx: Context, body: KeyUpdate) -> dict[str, Any]:
 
 
 async def regenerate_key(ctx: Context, body: KeyRegenerate) -> dict[str, Any]:
-    """A new raw key for the same key: same id fields, limits and windows; the old raw key
-    stops working at once."""
+    """A new raw key for the same key: same ``key_id``, limits, windows and spend; the old
+    raw key stops working at once."""
     vk = await _key_for_update(ctx, body)
     await _update_checked(ctx, vk, body)
     old = vk.token
     raw = body.new_key or new_raw_key()
     token = hash_key(raw)
-    if token == old or await ctx.session.get(VirtualKey, token) is not None:
+    if token == old or await _hash_in_use(ctx.session, token, but=vk.key_id):
         raise Conflict("new_key is already in use", param="new_key")
     prefix, name = _display(raw)
     s = ctx.session
@@ -423,15 +433,9 @@ async def regenerate_key(ctx: Context, body: KeyRegenerate) -> dict[str, Any]:
         .values(token=token, key_prefix=prefix, key_name=name, updated_at=ctx.now, updated_by=ctx.caller.name)
         .execution_options(synchronize_session=False)
     )
-    await s.execute(
-        update(BudgetWindow)
-        .where(BudgetWindow.scope_type == "key", BudgetWindow.scope_id == old)
-        .values(scope_id=token)
-        .execution_options(synchronize_session=False)
-    )
     s.expunge(vk)
     fresh = await _key_or_404(s, token)
-    ctx.changed_keys.append(old)
+    ctx.changed_keys += (old, vk.key_id)
     return {"key": raw, "token_id": token, **(await keys_out(s, [fresh]))[0]}
 
 
@@ -493,11 +497,11 @@ async def delete_key(ctx: Context, body: KeyDelete) -> dict[str, Any]:
         if not _may_manage(ctx.caller, vk):
             raise PermissionDenied(f"you may not delete key {vk.key_name}")
     tokens = list(rows)
-    await delete_windows(ctx.session, "key", tokens)
+    await delete_windows(ctx.session, "key", [vk.key_id for vk in rows.values()])
     await ctx.session.execute(
         delete(VirtualKey).where(VirtualKey.token.in_(tokens)).execution_options(synchronize_session=False)
     )
-    ctx.changed_keys.extend(tokens)
+    ctx.changed_keys += [*tokens, *(vk.key_id for vk in rows.values())]
     return {"deleted_keys": [*(body.keys or ()), *(body.key_aliases or ())]}
 
 
@@ -511,7 +515,7 @@ async def _set_blocked(ctx: Context, body: KeyRef, blocked: bool) -> dict[str, A
     vk.blocked = blocked
     stamp(vk, ctx.now, caller.name)
     await ctx.session.flush()
-    ctx.changed_keys.append(vk.token)
+    ctx.changed_keys += (vk.token, vk.key_id)
     return (await keys_out(ctx.session, [vk]))[0]
 
 
@@ -524,13 +528,15 @@ async def unblock_key(ctx: Context, body: KeyRef) -> dict[str, Any]:
 
 
 async def delete_keys_where(session: AsyncSession, *conditions: Any) -> list[str]:
-    """Delete every key matching ``conditions`` and its windows; returns their hashes."""
-    tokens = list(await session.scalars(select(VirtualKey.token).where(*conditions)))
-    await delete_windows(session, "key", tokens)
+    """Delete every key matching ``conditions`` and its windows; returns their hashes and
+    stable ids (the names the gateway's caches know them by)."""
+    found = (await session.execute(select(VirtualKey.token, VirtualKey.key_id).where(*conditions))).all()
+    tokens = [token for token, _ in found]
+    await delete_windows(session, "key", [key_id for _, key_id in found])
     if tokens:
         await session.execute(
             delete(VirtualKey)
             .where(VirtualKey.token.in_(tokens))
             .execution_options(synchronize_session=False)
         )
-    return tokens
+    return [*tokens, *(key_id for _, key_id in found)]

@@ -279,11 +279,12 @@ async def _models(request: Request) -> Response:
     return await state.pipeline.list_models(request)
 
 
-def _forget_key(request: Request, key_hash: str) -> None:
+def _forget_key(request: Request, key: str) -> None:
+    """Drop a changed key from the caches (``key``: its hash or its stable id)."""
     state: GatewayState = request.app.state.gateway
-    state.pipeline.auth.forget(key_hash)
+    state.pipeline.auth.forget(key)
     if state.limits is not None:
-        state.limits.forget(key_hash)
+        state.limits.forget(key)
 
 
 async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
@@ -294,7 +295,7 @@ async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowS
     if state.limits is None:
         raise NotAvailable("budget explain is not available: this gateway runs its own admission")
     return await state.limits.explain(
-        key_hash=target.key_hash, end_user=target.customer, tags=target.tags, model=target.model
+        key_id=target.key_id, end_user=target.customer, tags=target.tags, model=target.model
     )
 
 

@@ -35,6 +35,9 @@ class Principal:
 
     key_hash: str | None
     """The key's hash (None only when authentication is off)."""
+    key_id: str | None = None
+    """The key's stable id, which budgets, counters and spend events name it by (its hash
+    changes when it is regenerated; this does not)."""
     is_master: bool = False
     key_alias: str | None = None
     user_id: str | None = None
@@ -95,7 +98,7 @@ class Authenticator:
             )
         digest = hash_key(raw)
         if hmac.compare_digest(digest, self._master_hash):
-            return Principal(key_hash=digest, is_master=True, key_alias="master_key")
+            return Principal(key_hash=digest, key_id=digest, is_master=True, key_alias="master_key")
         now = self._clock()
         cached = self._cache.get(digest)
         if cached is None or cached[0] <= now:
@@ -110,7 +113,8 @@ class Authenticator:
         return result
 
     def forget(self, key_hash: str | None = None) -> None:
-        """Drop cached look-ups (one key, or all): the next request reads the database."""
+        """Drop cached look-ups (one key by its hash, or all): the next request reads the
+        database."""
         if key_hash is None:
             self._cache.clear()
         else:
@@ -121,6 +125,7 @@ class Authenticator:
             return AuthenticationFailed("invalid API key")
         stmt = (
             select(
+                VirtualKey.key_id,
                 VirtualKey.blocked,
                 VirtualKey.expires,
                 VirtualKey.models,
@@ -156,6 +161,7 @@ class Authenticator:
         metadata = key["metadata"] or {}
         return Principal(
             key_hash=digest,
+            key_id=key["key_id"],
             key_alias=key["key_alias"],
             user_id=key["user_id"],
             team_id=key["team_id"],

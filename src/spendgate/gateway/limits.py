@@ -438,7 +438,7 @@ class GatewayLimits:
         scopes = request.scopes
         principal = request.principal
         budgets, rates = await self.limits_for(
-            key_hash=None if principal.is_master else scopes.api_key,
+            key_id=None if principal.is_master else scopes.api_key,
             end_user=scopes.end_user,
             tags=scopes.tags,
             model=scopes.model_group,
@@ -492,19 +492,19 @@ class GatewayLimits:
     # -- explain (/budget/explain) ------------------------------------------------------------
 
     async def explain(
-        self, *, key_hash: str, end_user: str | None, tags: Sequence[str], model: str | None
+        self, *, key_id: str, end_user: str | None, tags: Sequence[str], model: str | None
     ) -> list[ScopeWindowState]:
         """Every budget window a request of this key (customer, model) is checked against,
         from the same builder as :meth:`admit`; ``exceeded`` means it would be refused now."""
         budgets, _ = await self.limits_for(
-            key_hash=key_hash, end_user=end_user, tags=tags, model=model or "", create_customer=False
+            key_id=key_id, end_user=end_user, tags=tags, model=model or "", create_customer=False
         )
         return await explain(self.enforcement, EnforcementRequest("explain", budgets, (), 0, 0))
 
-    def forget(self, key_hash: str | None = None) -> None:
+    def forget(self, key_id: str | None = None) -> None:
         """Drop the cached entities of one key (or everything)."""
-        self._keys.forget(key_hash)
-        if key_hash is None:
+        self._keys.forget(key_id)
+        if key_id is None:
             self._customers.forget()
             self._tags.forget()
 
@@ -516,7 +516,7 @@ class GatewayLimits:
     async def limits_for(
         self,
         *,
-        key_hash: str | None,
+        key_id: str | None,
         end_user: str | None,
         tags: Iterable[str],
         model: str,
@@ -533,14 +533,14 @@ class GatewayLimits:
         tz, window = self.tz, self.rate_window
         add(self.global_spec.limits(Scope("global"), tz=tz, rate_window=window))
         tag_names = list(tags)
-        if key_hash is not None:
-            ents = await self._keys.get(key_hash, lambda: self._load_key(key_hash))
+        if key_id is not None:
+            ents = await self._keys.get(key_id, lambda: self._load_key(key_id))
             if ents is not None:
-                add(ents.key.limits(Scope("key", key_hash), tz=tz, rate_window=window))
+                add(ents.key.limits(Scope("key", key_id), tz=tz, rate_window=window))
                 if model:
                     add(
                         ents.key.model_limits(
-                            Scope.key_model(key_hash, model), model, tz=tz, rate_window=window
+                            Scope.key_model(key_id, model), model, tz=tz, rate_window=window
                         )
                     )
                 if (
@@ -618,9 +618,9 @@ class GatewayLimits:
 
     # -- loading -----------------------------------------------------------------------------
 
-    async def _load_key(self, key_hash: str) -> KeyEntities | None:
+    async def _load_key(self, key_id: str) -> KeyEntities | None:
         async with AsyncSession(self.engine) as conn:
-            vk = await _one(conn, VirtualKey, VirtualKey.token, key_hash)
+            vk = await _one(conn, VirtualKey, VirtualKey.key_id, key_id)
             return None if vk is None else await self._entities(conn, vk)
 
     async def _entities(self, conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
@@ -638,7 +638,7 @@ class GatewayLimits:
             )
             if membership is not None and membership.budget_id:
                 member_profile = await _one(conn, Budget, Budget.budget_id, membership.budget_id)
-        wanted = [("key", vk.token)]
+        wanted = [("key", vk.key_id)]
         wanted += [("user", vk.user_id)] if vk.user_id else []
         wanted += [("team", vk.team_id)] if vk.team_id else []
         wanted += [("organization", org_id)] if org_id else []
@@ -647,7 +647,7 @@ class GatewayLimits:
             key=_spec(
                 vk,
                 await _one(conn, Budget, Budget.budget_id, vk.budget_id),
-                windows.get(("key", vk.token), ()),
+                windows.get(("key", vk.key_id), ()),
             ),
             user_id=vk.user_id,
             user=None if user is None else _spec(user, None, windows.get(("user", user.user_id), ())),

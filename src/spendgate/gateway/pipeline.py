@@ -232,7 +232,7 @@ class Pipeline:
         if isinstance(metadata, dict) and isinstance(metadata.get("tags"), list):
             tags += [t for t in metadata["tags"] if isinstance(t, str)]
         return Scopes(
-            api_key=principal.key_hash,
+            api_key=principal.key_id,
             user_id=principal.user_id,
             team_id=principal.team_id,
             organization_id=principal.organization_id,

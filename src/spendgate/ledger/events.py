@@ -52,7 +52,7 @@ class SpendEvent:
     service_tier: str | None = None
     started_at: datetime | None = None
     api_key: str | None = None
-    """The key's hash, never the key."""
+    """The key's stable id (the hash it was first issued with), never the key."""
     user_id: str | None = None
     team_id: str | None = None
     organization_id: str | None = None

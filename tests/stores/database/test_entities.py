@@ -44,6 +44,7 @@ async def test_entities_round_trip(engine: AsyncEngine) -> None:
         session.add(
             VirtualKey(
                 token="ab" * 32,
+                key_id="ab" * 32,
                 key_prefix="sk-…abcd",
                 key_alias="ci",
                 expires=expires,

@@ -268,10 +268,15 @@ class EndCustomer(_Limits, _Audited, Base):
 
 
 class VirtualKey(_Limits, _Audited, Base):
-    """A virtual key. Only its SHA-256 hash (``token``) is stored, plus a display prefix."""
+    """A virtual key. Only its SHA-256 hash (``token``) is stored, plus a display prefix.
+
+    ``token`` changes when the key is regenerated; ``key_id`` (the hash it was first issued
+    with) never does, so budgets, counters and spend events name the key by ``key_id``.
+    """
 
     __tablename__ = "virtual_keys"
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))
     key_name: Mapped[str | None] = mapped_column(String(255))
     key_alias: Mapped[str | None] = mapped_column(String(255), unique=True)
