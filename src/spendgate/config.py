@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spendgate.core.periods import parse_window
 from spendgate.errors import ConfigurationError
 
 __all__ = [
@@ -60,6 +61,12 @@ ENV_OVERRIDES: Mapping[str, str] = {
 
 _ENV_PREFIX = "os.environ/"
 _COST_FIELD = re.compile(r"(^|_)(cost|costs|price)(_|$)")
+
+
+def _valid_window(value: str | None) -> str | None:
+    if value is not None:
+        parse_window(value)  # its ValueError names the bad duration
+    return value
 
 
 def is_cost_field(name: str) -> bool:
@@ -92,6 +99,15 @@ class LiteLLMParams(BaseModel):
     stream_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     base_model: str | None = None
+    max_budget: Decimal | None = Field(default=None, ge=0)
+    """This deployment's budget (USD): over it, routing skips the deployment."""
+    budget_duration: str | None = None
+    """The window of ``max_budget`` ("1d", "1mo" …); none: lifetime."""
+
+    @field_validator("budget_duration")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return _valid_window(value)
 
     @field_validator("api_base")
     @classmethod
@@ -224,6 +240,22 @@ _STRATEGIES = {
 }
 
 
+class ProviderBudget(BaseModel):
+    """One provider's budget (``router_settings.provider_budget_config``, LiteLLM's names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_budget: Decimal = Field(ge=0, validation_alias=AliasChoices("max_budget", "budget_limit"))
+    budget_duration: str | None = Field(
+        default=None, validation_alias=AliasChoices("budget_duration", "time_period")
+    )
+
+    @field_validator("budget_duration")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return _valid_window(value)
+
+
 class RouterSettings(_Section):
     routing_strategy: str = "simple-shuffle"
     num_retries: int | None = Field(default=None, ge=0)
@@ -232,13 +264,16 @@ class RouterSettings(_Section):
     retry_after: float = Field(default=0.05, ge=0)
     """Base of the exponential back-off between retries, in seconds."""
     max_retry_delay: float = Field(default=2.0, ge=0)
+    provider_budget_config: dict[str, ProviderBudget] = Field(default_factory=dict)
+    """Budgets per provider (``openai``, ``anthropic``, ``azure`` …): over its budget, every
+    deployment of the provider is skipped by routing."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
             "allowed_fails", "allowed_fails_policy", "content_policy_fallbacks", "context_window_fallbacks",
             "cooldown_time", "default_fallbacks", "default_litellm_params", "disable_cooldowns",
             "enable_pre_call_checks", "enable_tag_filtering", "max_fallbacks", "model_group_alias",
-            "optional_pre_call_checks", "provider_budget_config", "redis_host", "redis_password",
+            "optional_pre_call_checks", "redis_host", "redis_password",
             "redis_port", "retry_policy", "routing_strategy_args", "stream_timeout",
         }
     )  # fmt: skip

@@ -54,6 +54,12 @@ class GatewayServer:
         self._thread.join(timeout=30)
         self._socket.close()
 
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -97,6 +97,12 @@ class Admin:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def add_tag_budget(db: Path, tag: str, max_budget_nanos: int, duration: str | None = "1d") -> None:
     """A tag with a budget profile (there is no /tag endpoint yet): straight into the tables."""

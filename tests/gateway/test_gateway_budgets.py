@@ -29,18 +29,14 @@ def gw(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         apply_user_budget_to_team_keys=True,
         litellm__max_end_user_budget="0.02",
     )
-    server = GatewayServer(config).start()
-    try:
+    with GatewayServer(config) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def admin(gw: GatewayServer) -> Iterator[Admin]:
-    a = Admin(gw.base_url)
-    yield a
-    a.close()
+    with Admin(gw.base_url) as a:
+        yield a
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,16 @@ def test_example_config_loads_and_routes_to_the_mock() -> None:
         ({"model_list": [{"model_name": "m"}]}, "model_list[0].litellm_params: Field required"),
         ({"model_list": [_deployment(api_key="os.environ/NOT_SET_X")]}, "environment variable NOT_SET_X"),
         ({"model_list": [_deployment()], "router_settings": {"fallbacks": [{"m": ["nope"]}]}}, "'nope'"),
+        ({"model_list": [_deployment(budget_duration="3x")]}, "model_list[0].litellm_params.budget_duration"),
+        ({"model_list": [_deployment(max_budget=-1)]}, "model_list[0].litellm_params.max_budget"),
+        (
+            {"router_settings": {"provider_budget_config": {"groq": {"max_budget": 1, "time_period": "9"}}}},
+            "router_settings.provider_budget_config.groq.time_period",
+        ),
+        (
+            {"router_settings": {"provider_budget_config": {"openai": {"time_period": "1d"}}}},
+            "router_settings.provider_budget_config.openai.max_budget: Field required",
+        ),
     ],
 )
 def test_errors_name_the_field(raw: dict[str, Any], message: str) -> None:

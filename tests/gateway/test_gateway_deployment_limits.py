@@ -155,7 +155,7 @@ class _FullGate:
         self.waits = waits
         self.asked: list[str] = []
 
-    async def take(self, deployment: Deployment, tokens: int) -> object | None:
+    async def take(self, deployment: Deployment) -> object | None:
         self.asked.append(deployment.id)
         wait = self.waits[deployment.id]
         raise RateLimited(
@@ -173,7 +173,7 @@ async def test_router_tries_the_group_and_its_fallbacks_then_names_the_soonest_r
         return Deployment(ident, group, nothing, "m", "openai", nothing)
 
     gate = _FullGate({"a": 9.0, "b": 4.0, "c": 6.0})
-    router = Router([d("a", "g"), d("b", "g"), d("c", "h")], fallbacks={"g": ["h"]}, gate=gate)
+    router = Router([d("a", "g"), d("b", "g"), d("c", "h")], fallbacks={"g": ["h"]})
 
     async def attempt(deployment: Deployment, number: int) -> None:
         raise AssertionError("no attempt may be sent")
@@ -182,6 +182,6 @@ async def test_router_tries_the_group_and_its_fallbacks_then_names_the_soonest_r
         raise AssertionError("no attempt failed")
 
     with pytest.raises(RateLimited) as refused:
-        await router.run("g", attempt, on_failure, tokens=10)
+        await router.run("g", attempt, on_failure, gate=gate)
     assert sorted(gate.asked) == ["a", "b", "c"]
     assert refused.value.retry_after == 4.0 and "model group 'g'" in str(refused.value)

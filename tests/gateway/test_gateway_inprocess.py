@@ -188,6 +188,9 @@ class RecordingAdmission:
     async def release(self, ticket: Ticket) -> None:
         self.calls.append(("release", ticket.request_id))
 
+    def attempts(self, ticket: Ticket) -> None:
+        return None
+
 
 async def test_admission_is_asked_then_settled_or_released(tmp_path: Path) -> None:
     status = {"code": 200}

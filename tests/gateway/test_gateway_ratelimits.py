@@ -24,18 +24,14 @@ from spendgate.providers.mock import MockServer
 def gw(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     tmp = tmp_path_factory.mktemp("ratelimits")
     config = limits_config(mock_server.base_url, tmp, trusted_proxies=["127.0.0.1/32"])
-    server = GatewayServer(config).start()
-    try:
+    with GatewayServer(config) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def admin(gw: GatewayServer) -> Iterator[Admin]:
-    a = Admin(gw.base_url)
-    yield a
-    a.close()
+    with Admin(gw.base_url) as a:
+        yield a
 
 
 @pytest_asyncio.fixture

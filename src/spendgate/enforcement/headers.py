@@ -34,10 +34,11 @@ def _tightest(views: list[RateView]) -> RateView | None:
     return min(views, key=lambda v: (v.remaining, -v.reset_ms), default=None)
 
 
-def limit_headers(ticket: Ticket) -> dict[str, str]:
-    """The budget and rate-limit headers for ``ticket`` (empty when nothing applies)."""
+def limit_headers(*tickets: Ticket) -> dict[str, str]:
+    """The budget and rate-limit headers for a request admitted by ``tickets`` (the tightest
+    over all of them; empty when nothing applies)."""
     out: dict[str, str] = {}
-    limited = [v for v in ticket.budgets if v.limit_nanos is not None]
+    limited = [v for t in tickets for v in t.budgets if v.limit_nanos is not None]
     if limited:
         view = min(limited, key=lambda v: v.remaining_nanos or 0)
         remaining = max(0, view.remaining_nanos or 0)
@@ -45,7 +46,7 @@ def limit_headers(ticket: Ticket) -> dict[str, str]:
         if view.period_end is not None:
             out["x-spendgate-budget-reset"] = view.period_end.isoformat().replace("+00:00", "Z")
     for kind in ("requests", "tokens"):
-        view_ = _tightest([v for v in ticket.rates if v.limit.kind == kind])
+        view_ = _tightest([v for t in tickets for v in t.rates if v.limit.kind == kind])
         if view_ is not None:
             out[f"x-ratelimit-limit-{kind}"] = str(view_.limit.limit)
             out[f"x-ratelimit-remaining-{kind}"] = str(view_.remaining)

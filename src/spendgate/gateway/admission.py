@@ -3,15 +3,18 @@
 The pipeline calls, for every request that passed authentication::
 
     ticket = await admission.admit(request)     # before routing; may raise (429, budget)
+    gate = admission.attempts(ticket)           # the router admits each attempt at its deployment
     ...                                           # route, forward, meter, price
     await admission.settle(ticket, cost_nanos, usage)   # the call was billed
     # or, when nothing was billed (the upstream failed before any usage):
     await admission.release(ticket)
 
 Exactly one of ``settle`` / ``release`` is called per ticket, also for streams (when the
-stream ends, however it ends). ``admit`` raises a :class:`~spendgate.gateway.errors.GatewayError`
-or a :class:`~spendgate.errors.LimitExceeded` (``RateLimited`` → 429, ``BudgetExceeded`` →
-``general_settings.budget_exceeded_status``; both with ``Retry-After``) to refuse.
+stream ends, however it ends); they also settle or release the serving attempt's hold,
+which the router appends to ``ticket.data[ATTEMPT_HOLDS]``. ``admit`` raises a
+:class:`~spendgate.gateway.errors.GatewayError` or a :class:`~spendgate.errors.LimitExceeded`
+(``RateLimited`` → 429, ``BudgetExceeded`` → ``general_settings.budget_exceeded_status``;
+both with ``Retry-After``) to refuse.
 :class:`AllowAll` is the implementation until budgets and rate limits exist.
 """
 
@@ -22,8 +25,13 @@ from typing import Any, Protocol
 
 from spendgate.core.usage.model import Usage
 from spendgate.gateway.auth import Principal
+from spendgate.gateway.routing import AttemptGate
 
-__all__ = ["Admission", "AdmissionRequest", "AllowAll", "Scopes", "Ticket"]
+__all__ = ["ATTEMPT_HOLDS", "Admission", "AdmissionRequest", "AllowAll", "Scopes", "Ticket"]
+
+ATTEMPT_HOLDS = "attempt_holds"
+"""``Ticket.data`` entry: the router's hold on the serving deployment (settled, released with
+the ticket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +39,7 @@ class Scopes:
     """Everything a request is attributed to (and may be limited by)."""
 
     api_key: str | None
-    """The key's hash."""
+    """The key's stable id (``virtual_keys.key_id``)."""
     user_id: str | None = None
     team_id: str | None = None
     organization_id: str | None = None
@@ -80,6 +88,10 @@ class Admission(Protocol):
         """Give the reservation back: nothing was billed."""
         ...
 
+    def attempts(self, ticket: Ticket) -> AttemptGate | None:
+        """The gate that admits the call's attempts at their deployments (None: none needed)."""
+        ...
+
 
 class AllowAll:
     """Admits everything (no budgets or rate limits configured)."""
@@ -91,4 +103,7 @@ class AllowAll:
         return None
 
     async def release(self, ticket: Ticket) -> None:
+        return None
+
+    def attempts(self, ticket: Ticket) -> AttemptGate | None:
         return None

@@ -154,7 +154,6 @@ def build_app(
 
                 redis_client = aioredis.from_url(general.redis_url)
             limits = GatewayLimits(config, engine, router) if admission is None else None
-            router.gate = None if limits is None else limits.deployments  # per-deployment rpm / tpm
             pipeline = Pipeline(
                 router=router,
                 auth=Authenticator(general.master_key, engine, ttl_seconds=general.key_cache_ttl_seconds),

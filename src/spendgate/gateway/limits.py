@@ -1,37 +1,47 @@
 """Budgets and rate limits in the gateway: the :class:`~spendgate.gateway.admission.Admission`
 protocol on top of :class:`spendgate.enforcement.Admission`.
 
-For every request, :class:`GatewayLimits` resolves the scopes it belongs to and the limits
-stored for them (entities cached per key for ``general_settings.key_cache_ttl_seconds``,
-dropped at once when the management API changes the key), estimates its worst case, and
-reserves it in one enforcement admission (one Redis round trip with ``redis_url``)::
+A request is admitted in two steps, each one atomic enforcement admission (all or
+nothing; one Redis round trip with ``redis_url``), entities cached per key for
+``general_settings.key_cache_ttl_seconds`` and dropped at once when the management API
+changes the key.
+
+**1. The request** (:meth:`GatewayLimits.admit`, before routing): the scopes the caller
+belongs to, whichever deployment serves it::
 
     global       litellm_settings.max_budget + budget_duration
     key          the key's max_budget, budget_duration, budget_limits, soft_budget,
                  temp_budget_increase, rpm/tpm/rpd/tpd_limit, max_parallel_requests
-    key_model    the key's model_max_budget[model], model_rpm_limit / model_tpm_limit[model]
     user         the key owner's limits (skipped for team keys unless
                  general_settings.apply_user_budget_to_team_keys, as LiteLLM)
-    team         the team's limits; team_model: its model_max_budget / model_*_limit
+    team         the team's limits
     team_member  the member's budget inside the team (team/member_add's max_budget_in_team)
     organization the organization of the key (or of its team)
     end_user     the request's customer; an unknown one gets litellm_settings.max_end_user_budget
     tag          every tag of the key and of the request with a budget profile
 
-Entity fields are read first from the entity, then from its ``budget_id`` profile.
-Strictest wins: every scope is checked, all or nothing. The worst case is the largest over
-every deployment the call may be billed at (the model group and its fallback groups): the
-prompt estimate at the input rate plus the largest declared output cap (else the
-catalogue's maximum output, else ``general_settings.default_max_output_tokens``) at the
-output rate, times ``n``. The admission happens once, before routing, so a fallback is
-covered by that reservation; scope-per-model budgets (``key_model``) are those of the
-model group the client asked for.
+The worst case reserved is the largest over every deployment the call may be billed at
+(the model group and its fallback groups): the prompt estimate at the input rate plus the
+largest declared output cap (else the catalogue's maximum output, else
+``general_settings.default_max_output_tokens``) at the output rate, times ``n``.
 
-Per deployment (``litellm_params.rpm`` / ``tpm``), :class:`DeploymentLimits` is the router's
-gate: each attempt takes 1 request and the request's token estimate in the deployment's
-sliding window (scope ``deployment:<id>``, same storage and window as the other limits),
-separately from the admission since it depends on the deployment routing picks. Its hold
-rides on the admission ticket: reconciled at settle, released with it.
+**2. Each attempt, at the deployment routing picks** (:meth:`GatewayLimits.attempts`, the
+router's gate), with the worst case priced at that deployment::
+
+    key_model    the key's model_max_budget / model_rpm_limit / model_tpm_limit for the
+                 model group of the deployment (a fallback is checked at its own group)
+    team_model   the same for the team
+    provider     router_settings.provider_budget_config[provider]
+    deployment   litellm_params.max_budget + budget_duration, rpm, tpm
+
+A deployment that refuses is skipped for the next one, then the fallbacks; the budget is
+so checked at the deployment actually billed, again on fallback. The serving attempt's hold
+rides on the request's ticket: settled with the real cost, or released, with it. A failed
+attempt's hold is released (its request still counts against request-rate limits: it was
+sent).
+
+Entity fields are read first from the entity, then from its ``budget_id`` profile.
+Strictest wins: every scope is checked.
 """
 
 from __future__ import annotations
@@ -40,7 +50,6 @@ import asyncio
 import ipaddress
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,7 +80,7 @@ from spendgate.enforcement import (
 )
 from spendgate.enforcement import Ticket as EnforcementTicket
 from spendgate.errors import StorageError
-from spendgate.gateway.admission import AdmissionRequest, Ticket
+from spendgate.gateway.admission import ATTEMPT_HOLDS, AdmissionRequest, Ticket
 from spendgate.gateway.errors import GatewayError, PermissionDenied
 from spendgate.gateway.routing import Deployment, Router
 from spendgate.ledger.rebuild import current_period_spend
@@ -89,9 +98,7 @@ from spendgate.stores.database.models import (
 )
 
 __all__ = [
-    "DEPLOYMENT_HOLDS",
     "END_USER_HEADER",
-    "DeploymentLimits",
     "GatewayLimits",
     "LimitSpec",
     "LimitsUnavailable",
@@ -99,9 +106,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("spendgate.gateway")
-
-DEPLOYMENT_HOLDS = "deployment_holds"
-"""``Ticket.data`` entry: the router's holds on the serving deployment (settled, released here)."""
 
 END_USER_HEADER = "x-spendgate-end-user"
 """Names the end customer; trusted only from ``general_settings.trusted_proxies``."""
@@ -316,49 +320,52 @@ def trusted_peer(host: str | None, networks: Sequence[ipaddress.IPv4Network | ip
     return any(address in network for network in networks)
 
 
-class DeploymentLimits:
-    """A deployment's ``rpm`` / ``tpm`` in the enforcement storage: the router's gate.
+@dataclass(slots=True)
+class _CallContext:
+    """What the attempt gate needs of a call, kept on its ticket."""
 
-    :meth:`take` is one enforcement admission of the deployment's rate limits alone (atomic,
-    one round trip on Redis, so the limits hold across instances); a saturated deployment
-    raises :class:`~spendgate.errors.RateLimited` and takes nothing.
-    """
+    request_id: str
+    key_id: str | None
+    prompt_tokens: int
+    output_tokens: int
+    attempts: int = 0
 
-    def __init__(self, enforcement: Enforcement, window_seconds: float) -> None:
-        self.enforcement = enforcement
-        self.window_seconds = window_seconds
 
-    def limits(self, deployment: Deployment) -> list[RateLimit]:
-        scope = Scope("deployment", deployment.id)
-        window = self.window_seconds
-        out = [] if deployment.rpm is None else [RateLimit(scope, "requests", deployment.rpm, window)]
-        if deployment.tpm is not None:
-            out.append(RateLimit(scope, "tokens", deployment.tpm, window))
-        return out
+class _AttemptGate:
+    """The router's gate for one call: admits each attempt at its deployment (step 2 of the
+    module docstring)."""
 
-    async def take(self, deployment: Deployment, tokens: int) -> EnforcementTicket | None:
-        rates = self.limits(deployment)
-        if not rates:
+    def __init__(self, limits: GatewayLimits, ticket: Ticket, call: _CallContext) -> None:
+        self.limits = limits
+        self.ticket = ticket
+        self.call = call
+
+    async def take(self, deployment: Deployment) -> EnforcementTicket | None:
+        limits, call = self.limits, self.call
+        budgets, rates = await limits.deployment_limits(call.key_id, deployment)
+        if not budgets and not rates:
             return None
+        call.attempts += 1
+        estimate = limits.worst_case_at(deployment, call.prompt_tokens, call.output_tokens) if budgets else 0
         # One id per attempt: settle and release are idempotent by request id.
-        hold_id = f"deployment:{deployment.id}:{uuid.uuid4().hex}"
+        hold_id = f"{call.request_id}@{deployment.id}#{call.attempts}"
+        tokens = call.prompt_tokens + call.output_tokens
+        request = EnforcementRequest(hold_id, budgets, rates, estimate, tokens)
         try:
-            return await self.enforcement.admit(EnforcementRequest(hold_id, (), rates, 0, tokens))
+            hold = await limits.enforcement.admit(request)
         except StorageError as exc:
             log.error("deployment %s: limits unavailable: %s", deployment.id, exc, exc_info=True)
             raise LimitsUnavailable(
-                "deployment rate limits cannot be checked right now (counter storage unavailable)"
+                "deployment limits cannot be checked right now (counter storage unavailable)"
             ) from exc
-
-    async def settle(self, hold: object, tokens: int) -> None:
-        """Reconcile the hold's tokens to the real usage."""
-        if isinstance(hold, EnforcementTicket):
-            await self.enforcement.settle(hold, 0, tokens)
+        # The response headers name the tightest limit of both admissions.
+        inner = self.ticket.data.get("ticket")
+        self.ticket.headers = limit_headers(*(t for t in (inner, hold) if isinstance(t, EnforcementTicket)))
+        return hold
 
     async def release(self, hold: object) -> None:
-        """Give the tokens back (the request still counts against ``rpm``: it was sent)."""
         if isinstance(hold, EnforcementTicket):
-            await self.enforcement.release(hold)
+            await self.limits.enforcement.release(hold)
 
 
 class GatewayLimits:
@@ -423,7 +430,9 @@ class GatewayLimits:
             fail_open_budgets=general.fail_open_budgets,
             fail_open_rate_limits=general.fail_open_rate_limits,
         )
-        self.deployments = DeploymentLimits(self.enforcement, self.rate_window)
+        self._deployment_static = {
+            d.id: self._static_deployment_limits(d, config) for group in router.groups.values() for d in group
+        }
         ttl = general.key_cache_ttl_seconds
         self._keys: _Cache[KeyEntities | None] = _Cache(ttl, time.monotonic)
         self._customers: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
@@ -437,16 +446,13 @@ class GatewayLimits:
     async def admit(self, request: AdmissionRequest) -> Ticket:
         scopes = request.scopes
         principal = request.principal
-        budgets, rates = await self.limits_for(
-            key_id=None if principal.is_master else scopes.api_key,
-            end_user=scopes.end_user,
-            tags=scopes.tags,
-            model=scopes.model_group,
-        )
+        key_id = None if principal.is_master else scopes.api_key
+        budgets, rates = await self.limits_for(key_id=key_id, end_user=scopes.end_user, tags=scopes.tags)
         prompt = request.estimated_input_tokens
-        output = self._max_output(request.payload, request.deployments)
+        output = self._max_output(request.payload, self._candidates(request.deployments, scopes.model_group))
+        call = _CallContext(request.request_id, key_id, prompt, output)
         if not budgets and not rates:
-            return Ticket(request.request_id, tokens=prompt + output)
+            return Ticket(request.request_id, tokens=prompt + output, data={"call": call})
         estimate = self._worst_case(request.deployments, scopes.model_group, prompt, output)
         try:
             ticket = await self.enforcement.admit(
@@ -471,7 +477,7 @@ class GatewayLimits:
             reserved_nanos=ticket.reserved_nanos,
             tokens=prompt + output,
             headers=limit_headers(ticket),
-            data={"ticket": ticket},
+            data={"ticket": ticket, "call": call},
         )
 
     async def settle(self, ticket: Ticket, cost_nanos: int, usage: Usage) -> None:
@@ -479,15 +485,81 @@ class GatewayLimits:
         inner = ticket.data.get("ticket")
         if inner is not None:
             await self.enforcement.settle(inner, max(0, cost_nanos), tokens)
-        for hold in ticket.data.get(DEPLOYMENT_HOLDS, ()):
-            await self.deployments.settle(hold, tokens)
+        for hold in ticket.data.get(ATTEMPT_HOLDS, ()):
+            if isinstance(hold, EnforcementTicket):
+                await self.enforcement.settle(hold, max(0, cost_nanos), tokens)
 
     async def release(self, ticket: Ticket) -> None:
         inner = ticket.data.get("ticket")
         if inner is not None:
             await self.enforcement.release(inner)
-        for hold in ticket.data.get(DEPLOYMENT_HOLDS, ()):
-            await self.deployments.release(hold)
+        for hold in ticket.data.get(ATTEMPT_HOLDS, ()):
+            if isinstance(hold, EnforcementTicket):
+                await self.enforcement.release(hold)
+
+    def attempts(self, ticket: Ticket) -> _AttemptGate | None:
+        call = ticket.data.get("call")
+        return _AttemptGate(self, ticket, call) if isinstance(call, _CallContext) else None
+
+    async def deployment_limits(
+        self, key_id: str | None, deployment: Deployment
+    ) -> tuple[list[BudgetLimit], list[RateLimit]]:
+        """The limits of an attempt at ``deployment`` (step 2 of the module docstring)."""
+        static_budgets, static_rates = self._deployment_static.get(deployment.id, ((), ()))
+        if key_id is None:
+            return list(static_budgets), list(static_rates)
+        budgets, rates = await self._model_limits(key_id, deployment.group)
+        budgets.extend(static_budgets)
+        rates.extend(static_rates)
+        return budgets, rates
+
+    async def _model_limits(self, key_id: str, model: str) -> tuple[list[BudgetLimit], list[RateLimit]]:
+        """The key's and its team's limits for one model group."""
+        budgets: list[BudgetLimit] = []
+        rates: list[RateLimit] = []
+        ents = await self._keys.get(key_id, lambda: self._load_key(key_id))
+        if ents is None:
+            return budgets, rates
+        tz, window = self.tz, self.rate_window
+        b, r = ents.key.model_limits(Scope.key_model(key_id, model), model, tz=tz, rate_window=window)
+        budgets += b
+        rates += r
+        if ents.team is not None and ents.team_id:
+            b, r = ents.team.model_limits(
+                Scope.team_model(ents.team_id, model), model, tz=tz, rate_window=window
+            )
+            budgets += b
+            rates += r
+        return budgets, rates
+
+    def _static_deployment_limits(
+        self, deployment: Deployment, config: GatewayConfig
+    ) -> tuple[tuple[BudgetLimit, ...], tuple[RateLimit, ...]]:
+        """A deployment's own limits and its provider's budget (fixed by the config)."""
+        budgets: list[BudgetLimit] = []
+        provider = config.router_settings.provider_budget_config.get(deployment.provider)
+        if provider is not None:
+            b, _ = scope_limits(
+                Scope("provider", deployment.provider),
+                max_budget_nanos=to_nano(provider.max_budget),
+                budget_duration=provider.budget_duration,
+                tz=self.tz,
+            )
+            budgets += b
+        if deployment.max_budget_nanos is not None:
+            b, _ = scope_limits(
+                Scope("deployment", deployment.id),
+                max_budget_nanos=deployment.max_budget_nanos,
+                budget_duration=deployment.budget_duration,
+                tz=self.tz,
+            )
+            budgets += b
+        scope = Scope("deployment", deployment.id)
+        window = self.rate_window
+        rates = [] if deployment.rpm is None else [RateLimit(scope, "requests", deployment.rpm, window)]
+        if deployment.tpm is not None:
+            rates.append(RateLimit(scope, "tokens", deployment.tpm, window))
+        return tuple(budgets), tuple(rates)
 
     # -- explain (/budget/explain) ------------------------------------------------------------
 
@@ -496,9 +568,9 @@ class GatewayLimits:
     ) -> list[ScopeWindowState]:
         """Every budget window a request of this key (customer, model) is checked against,
         from the same builder as :meth:`admit`; ``exceeded`` means it would be refused now."""
-        budgets, _ = await self.limits_for(
-            key_id=key_id, end_user=end_user, tags=tags, model=model or "", create_customer=False
-        )
+        budgets, _ = await self.limits_for(key_id=key_id, end_user=end_user, tags=tags, create_customer=False)
+        if model:
+            budgets += (await self._model_limits(key_id, model))[0]
         return await explain(self.enforcement, EnforcementRequest("explain", budgets, (), 0, 0))
 
     def forget(self, key_id: str | None = None) -> None:
@@ -519,10 +591,10 @@ class GatewayLimits:
         key_id: str | None,
         end_user: str | None,
         tags: Iterable[str],
-        model: str,
         create_customer: bool = True,
     ) -> tuple[list[BudgetLimit], list[RateLimit]]:
-        """Every budget and rate limit of a request (deduplicated: one per counter)."""
+        """Every budget and rate limit of a request's own scopes (step 1 of the module
+        docstring), deduplicated: one per counter."""
         budgets: list[BudgetLimit] = []
         rates: list[RateLimit] = []
 
@@ -537,12 +609,6 @@ class GatewayLimits:
             ents = await self._keys.get(key_id, lambda: self._load_key(key_id))
             if ents is not None:
                 add(ents.key.limits(Scope("key", key_id), tz=tz, rate_window=window))
-                if model:
-                    add(
-                        ents.key.model_limits(
-                            Scope.key_model(key_id, model), model, tz=tz, rate_window=window
-                        )
-                    )
                 if (
                     ents.user is not None
                     and ents.user_id
@@ -551,12 +617,6 @@ class GatewayLimits:
                     add(ents.user.limits(Scope("user", ents.user_id), tz=tz, rate_window=window))
                 if ents.team is not None and ents.team_id:
                     add(ents.team.limits(Scope("team", ents.team_id), tz=tz, rate_window=window))
-                    if model:
-                        add(
-                            ents.team.model_limits(
-                                Scope.team_model(ents.team_id, model), model, tz=tz, rate_window=window
-                            )
-                        )
                     if ents.member is not None and ents.user_id:
                         add(
                             ents.member.limits(
@@ -605,15 +665,19 @@ class GatewayLimits:
         return max(0, declared) * choices
 
     def _worst_case(self, deployments: Sequence[Any], group: str, prompt: int, output: int) -> int:
-        worst = 0
-        for d in self._candidates(deployments, group):
-            resolved = d.book.resolve(d.price_model, d.price_provider)
-            if resolved is None:
-                continue  # unpriced: recorded as such, nothing to reserve
-            worst = max(worst, worst_case_nanos(resolved.spec, prompt, output))
-            breakdown = d.price(Usage(input_tokens=prompt, output_tokens=output))
-            if breakdown.priced:  # discounts and margins applied
-                worst = max(worst, breakdown.total_nanos)
+        return max(
+            (self.worst_case_at(d, prompt, output) for d in self._candidates(deployments, group)), default=0
+        )
+
+    def worst_case_at(self, deployment: Deployment, prompt: int, output: int) -> int:
+        """The most a call of ``prompt`` + ``output`` tokens can cost at ``deployment``."""
+        resolved = deployment.book.resolve(deployment.price_model, deployment.price_provider)
+        if resolved is None:
+            return 0  # unpriced: recorded as such, nothing to reserve
+        worst = worst_case_nanos(resolved.spec, prompt, output)
+        breakdown = deployment.price(Usage(input_tokens=prompt, output_tokens=output))
+        if breakdown.priced:  # discounts and margins applied
+            worst = max(worst, breakdown.total_nanos)
         return worst
 
     # -- loading -----------------------------------------------------------------------------
@@ -744,12 +808,18 @@ class GatewayLimits:
         owner, _, rest = scope.id.partition(":")
         if scope.type == "team_member":
             where += [events.team_id == owner, events.user_id == rest]
-        elif scope.type == "key_model":
-            where += [events.api_key == owner, events.requested_model == rest]
-        elif scope.type == "team_model":
-            where += [events.team_id == owner, events.requested_model == rest]
+        elif scope.type in ("key_model", "team_model"):
+            # Billed at the model group that served (a fallback's spend is its group's).
+            column = events.api_key if scope.type == "key_model" else events.team_id
+            served = [d.id for d in self.router.group(rest) or ()]
+            where += [column == owner]
+            where += [events.deployment_id.in_(served)] if served else [events.requested_model == rest]
+        elif scope.type == "provider":
+            where += [events.provider == scope.id]
+        elif scope.type == "deployment":
+            where += [events.deployment_id == scope.id]
         else:
-            return 0  # provider / deployment budgets are not built by the gateway
+            return 0
         async with self.engine.connect() as conn:
             total = await conn.scalar(select(func.coalesce(func.sum(events.cost_nanos), 0)).where(*where))
         return int(total or 0)

@@ -38,7 +38,7 @@ from starlette.responses import Response
 
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.errors import UpstreamError, UpstreamStatusError
-from spendgate.gateway.admission import Admission, AdmissionRequest, Scopes, Ticket
+from spendgate.gateway.admission import ATTEMPT_HOLDS, Admission, AdmissionRequest, Scopes, Ticket
 from spendgate.gateway.auth import Authenticator, Principal
 from spendgate.gateway.errors import (
     InvalidField,
@@ -47,7 +47,7 @@ from spendgate.gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from spendgate.gateway.limits import DEPLOYMENT_HOLDS, END_USER_HEADER, trusted_peer
+from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
 from spendgate.gateway.routing import Deployment, Router
 from spendgate.gateway.streaming import StreamOutcome, StreamRelay
 from spendgate.ledger.events import EventStatus, SpendEvent
@@ -161,14 +161,15 @@ class Pipeline:
                 deployments=tuple(group),
             )
         )
-        # 5. route and forward (retries and fallbacks; failed attempts recorded)
+        # 5. route and forward (retries and fallbacks, each attempt admitted at its deployment;
+        #    failed attempts recorded)
         try:
             deployment, (exchange, upstream, upstream_body) = await self.router.run(
                 client_call.model,
                 partial(self._attempt, call),
                 partial(self._record_failure, call),
-                tokens=call.ticket.tokens,
-                holds=call.ticket.data.setdefault(DEPLOYMENT_HOLDS, []),
+                gate=self.admission.attempts(call.ticket),
+                holds=call.ticket.data.setdefault(ATTEMPT_HOLDS, []),
             )
         except BaseException:
             await self.admission.release(call.ticket)

@@ -14,12 +14,14 @@ there is one, after an exponential back-off (or the upstream's ``Retry-After``, 
 When the group is exhausted, the fallback groups are tried in order, each with the same
 retries. A non-retryable error (a 400 from the upstream) ends the call at once.
 
-A deployment with ``rpm`` / ``tpm`` in its ``litellm_params`` is gated by the router's
-:class:`DeploymentGate` (the gateway's ``DeploymentLimits``): before an attempt the router
-takes the deployment's units (1 request, the request's estimated tokens); a saturated
-deployment is skipped (no retry used, no back-off) for the next one in strategy order,
-then the fallback groups. When every deployment is saturated the call fails with
-:class:`~spendgate.errors.RateLimited` (429) carrying the smallest retry-after.
+Before each attempt the call's :class:`AttemptGate` (from the admission) admits the
+attempt at its deployment: the limits that depend on where the call is served (the
+deployment's ``rpm`` / ``tpm`` and budget, its provider's budget, the key's and team's
+budgets for that model group). A deployment that refuses is skipped (no retry used, no
+back-off) for the next one in strategy order, then the fallback groups. When every
+deployment refuses, the call fails: with :class:`~spendgate.errors.RateLimited` (429, the
+smallest retry-after) when any was only saturated, else with the first
+:class:`~spendgate.errors.BudgetExceeded`.
 """
 
 from __future__ import annotations
@@ -35,15 +37,22 @@ from typing import Protocol, TypeVar
 
 from spendgate.catalogue.litellm_format import litellm_to_catalogue
 from spendgate.config import DeploymentConfig, GatewayConfig
+from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import Adjustment
 from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_provider
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
-from spendgate.errors import ConfigurationError, RateLimited, UpstreamError, UpstreamStatusError
+from spendgate.errors import (
+    ConfigurationError,
+    LimitExceeded,
+    RateLimited,
+    UpstreamError,
+    UpstreamStatusError,
+)
 from spendgate.providers.base import Target
 
-__all__ = ["Deployment", "DeploymentGate", "Router", "build_deployments", "target_of"]
+__all__ = ["AttemptGate", "Deployment", "Router", "build_deployments", "target_of"]
 
 T = TypeVar("T")
 
@@ -86,6 +95,10 @@ class Deployment:
     """Requests per window this deployment accepts (``litellm_params.rpm``); None: unlimited."""
     tpm: int | None = None
     """Tokens per window (``litellm_params.tpm``); None: unlimited."""
+    max_budget_nanos: int | None = None
+    """The deployment's budget (``litellm_params.max_budget``); None: unlimited."""
+    budget_duration: str | None = None
+    """The window of ``max_budget_nanos``; None: lifetime."""
 
     @property
     def provider(self) -> str:
@@ -173,6 +186,7 @@ def build_deployments(
                 raise ConfigurationError(f"{where}: per-deployment prices: {exc}") from None
         params = entry.litellm_params
         weight = params.weight or params.rpm or params.tpm or 1
+        budget = None if params.max_budget is None else to_nano(params.max_budget)
         out.append(
             Deployment(
                 id=ident,
@@ -185,21 +199,23 @@ def build_deployments(
                 weight=float(weight),
                 rpm=params.rpm,
                 tpm=params.tpm,
+                max_budget_nanos=budget,
+                budget_duration=params.budget_duration,
             )
         )
     return out
 
 
-class DeploymentGate(Protocol):
-    """Takes and gives back a deployment's rate-limit units (its ``rpm`` / ``tpm``)."""
+class AttemptGate(Protocol):
+    """Admits one call's attempts at the deployments routing picks."""
 
-    async def take(self, deployment: Deployment, tokens: int) -> object | None:
-        """Take 1 request and ``tokens`` in the deployment's window: a hold (None when it has
-        no limits), or raise :class:`~spendgate.errors.RateLimited` when it is saturated."""
+    async def take(self, deployment: Deployment) -> object | None:
+        """Admit an attempt at ``deployment``: a hold (None when nothing limits it there), or
+        raise :class:`~spendgate.errors.LimitExceeded` to have the deployment skipped."""
         ...
 
     async def release(self, hold: object) -> None:
-        """Give back a hold's tokens (the attempt failed or was cancelled)."""
+        """Give a hold back (the attempt failed or was cancelled)."""
         ...
 
 
@@ -217,9 +233,7 @@ class Router:
         max_retry_delay: float = 2.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        gate: DeploymentGate | None = None,
     ) -> None:
-        self.gate = gate
         self.groups: dict[str, list[Deployment]] = {}
         for d in deployments:
             self.groups.setdefault(d.group, []).append(d)
@@ -256,7 +270,7 @@ class Router:
         attempt: Callable[[Deployment, int], Awaitable[T]],
         on_failure: Callable[[Deployment, int, UpstreamError], Awaitable[None]],
         *,
-        tokens: int = 0,
+        gate: AttemptGate | None = None,
         holds: list[object] | None = None,
     ) -> tuple[Deployment, T]:
         """Call ``attempt(deployment, attempt_number)`` until one succeeds.
@@ -264,19 +278,19 @@ class Router:
         The returned deployment has ``in_flight`` incremented: the caller calls
         ``deployment.in_flight -= 1`` when the call is over (a stream, when it ends).
         ``on_failure`` is awaited for every failed attempt, before any retry.
-        With a :attr:`gate`, each attempt first takes 1 request and ``tokens`` of its
-        deployment (released when the attempt fails); the successful attempt's hold is
-        appended to ``holds``, for the caller to settle or release.
+        With a ``gate``, each attempt is first admitted at its deployment (its hold released
+        when the attempt fails); the successful attempt's hold is appended to ``holds``, for
+        the caller to settle or release.
         """
         number = 0
         last: UpstreamError | None = None
-        refusals: list[RateLimited] = []
+        refusals: list[LimitExceeded] = []
         for name in (group, *self.fallbacks.get(group, ())):
             deployments = self.groups.get(name) or []
             tried: set[int] = set()
             saturated: set[int] = set()
             for retry in range(self.num_retries + 1):
-                picked = await self._take(deployments, tried, saturated, tokens, refusals)
+                picked = await self._take(deployments, tried, saturated, gate, refusals)
                 if picked is None:
                     break
                 deployment, hold = picked
@@ -287,14 +301,14 @@ class Router:
                     result = await attempt(deployment, number)
                 except UpstreamError as exc:
                     deployment.in_flight -= 1
-                    await self._release(hold)
+                    await _release(gate, hold)
                     await on_failure(deployment, number, exc)
                     if not exc.retryable:
                         raise
                     last = exc
                 except BaseException:
                     deployment.in_flight -= 1
-                    await self._release(hold)
+                    await _release(gate, hold)
                     raise
                 else:
                     if hold is not None and holds is not None:
@@ -303,7 +317,7 @@ class Router:
                 if retry < self.num_retries:
                     await self._sleep(self._delay(retry, last))
         if last is None and refusals:
-            raise _saturated(group, refusals)
+            raise _refused(group, refusals)
         assert last is not None, "a model group always has a deployment"
         raise last
 
@@ -312,28 +326,24 @@ class Router:
         deployments: list[Deployment],
         tried: set[int],
         saturated: set[int],
-        tokens: int,
-        refusals: list[RateLimited],
+        gate: AttemptGate | None,
+        refusals: list[LimitExceeded],
     ) -> tuple[Deployment, object | None] | None:
-        """The next deployment by the strategy (untried first) whose units could be taken
-        (and its hold); a saturated one is skipped and remembered. None: all saturated."""
+        """The next deployment by the strategy (untried first) that admits the attempt (and
+        its hold); one that refuses is skipped and remembered. None: every one refused."""
         while True:
             open_ = [d for d in deployments if id(d) not in saturated]
             candidates = [d for d in open_ if id(d) not in tried] or open_
             if not candidates:
                 return None
             deployment = self.pick(candidates)
-            if self.gate is None:
+            if gate is None:
                 return deployment, None
             try:
-                return deployment, await self.gate.take(deployment, tokens)
-            except RateLimited as exc:
+                return deployment, await gate.take(deployment)
+            except LimitExceeded as exc:
                 saturated.add(id(deployment))
                 refusals.append(exc)
-
-    async def _release(self, hold: object | None) -> None:
-        if hold is not None and self.gate is not None:
-            await self.gate.release(hold)
 
     def _delay(self, retry: int, error: UpstreamError | None) -> float:
         if isinstance(error, UpstreamStatusError):
@@ -348,9 +358,18 @@ class Router:
         return base * (0.5 + self._rng.random() / 2)
 
 
-def _saturated(group: str, refusals: list[RateLimited]) -> RateLimited:
-    """The 429 when every deployment is saturated: the one that frees up first."""
-    soonest = min(refusals, key=lambda r: math.inf if r.retry_after is None else r.retry_after)
+async def _release(gate: AttemptGate | None, hold: object | None) -> None:
+    if hold is not None and gate is not None:
+        await gate.release(hold)
+
+
+def _refused(group: str, refusals: list[LimitExceeded]) -> LimitExceeded:
+    """The error when every deployment refused: a 429 naming the one that frees up first
+    when any was only saturated (a retry can succeed soon), else the first budget refusal."""
+    saturated = [r for r in refusals if isinstance(r, RateLimited)]
+    if not saturated:
+        return refusals[0]
+    soonest = min(saturated, key=lambda r: math.inf if r.retry_after is None else r.retry_after)
     return RateLimited(
         scope=f"model group {group!r} (every deployment is saturated)",
         kind=soonest.kind,
