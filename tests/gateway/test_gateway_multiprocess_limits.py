@@ -1,6 +1,7 @@
-"""Three `spendgate serve` processes sharing Redis (counters) and one SQLite ledger:
-a key budget raced by 300 requests spread over the three, and a 20-requests-per-2-seconds
-limit driven at three times that rate for 10 s."""
+"""Three `spendgate serve` processes sharing Redis (counters) and one PostgreSQL database
+(entities and ledger), as a scale-out deployment runs: a key budget raced by 300 requests
+spread over the three, and a 20-requests-per-2-seconds limit driven at three times that
+rate for 10 s."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import openai
 import pytest
 import yaml
-from gateway_helpers import MASTER_KEY, Ledger, free_port
+from gateway_helpers import MASTER_KEY, free_port
 from limits_helpers import CENT, MESSAGES, Admin, cent_call
+from sqlalchemy.engine import make_url
 
 from spendgate.core.keys import hash_key
 from spendgate.providers.mock import MockServer
@@ -36,7 +39,7 @@ def _redis_up() -> bool:
         return False
 
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +53,27 @@ def _require_redis() -> None:
 
 
 class Cluster:
-    def __init__(self, urls: list[str], db: Path, prefix: str) -> None:
+    def __init__(self, urls: list[str], database_url: str, prefix: str) -> None:
         self.urls = urls
-        self.db = db
+        self.database_url = database_url
         self.prefix = prefix
+
+    async def spend(self, key_id: str, count: int, timeout: float = 20) -> list[int]:
+        """The costs of the key's successful calls in the shared ledger, once ``count`` are
+        there (the recorders write behind)."""
+        dsn = make_url(self.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                rows = await conn.fetch(
+                    "SELECT cost_nanos FROM spend_events WHERE api_key = $1 AND status = 'success'", key_id
+                )
+                if len(rows) >= count or time.monotonic() > deadline:
+                    return [int(r["cost_nanos"]) for r in rows]
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -71,10 +91,11 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    mock_server: MockServer, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     prefix = f"sgtest-{uuid.uuid4().hex[:12]}"
-    db = tmp / "ledger.db"
     price = {"input_cost_per_token": "0", "output_cost_per_token": "0.0001"}
     raw: dict[str, Any] = {
         "model_list": [
@@ -85,7 +106,7 @@ def cluster(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -
         ],
         "general_settings": {
             "master_key": MASTER_KEY,
-            "database_url": f"sqlite+aiosqlite:///{db}",
+            "database_url": postgres_url,
             "journal_dir": str(tmp / "journal"),
             "redis_url": f"redis://{REDIS[0]}:{REDIS[1]}/0",
             "enforcement_key_prefix": prefix,
@@ -99,7 +120,7 @@ def cluster(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -
     urls: list[str] = []
     spendgate = Path(sys.executable).with_name("spendgate")
     try:
-        for i in range(3):  # one after the other: the first migrates the shared database
+        for i in range(3):
             port = free_port()
             log = tmp / f"gateway-{i}.log"
             with log.open("wb") as out:
@@ -122,7 +143,7 @@ def cluster(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) -
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url, proc, log)
             urls.append(url)
-        yield Cluster(urls, db, prefix)
+        yield Cluster(urls, postgres_url, prefix)
     finally:
         for proc in procs:
             proc.terminate()
@@ -166,8 +187,8 @@ async def test_budget_race_across_three_processes(cluster: Cluster, mock: MockSe
     for status, error, _ in (r for r in results if r[0] != 200):
         assert status == 402 and error["type"] == "budget_exceeded", (status, error)
         assert f"key:{hash_key(raw)}" in str(error["message"])
-    rows = Ledger(cluster.db).wait(100, "api_key = ? AND status = 'success'", (hash_key(raw),), timeout=20)
-    assert sum(int(r["cost_nanos"]) for r in rows) == 100 * CENT
+    costs = await cluster.spend(hash_key(raw), 100)
+    assert len(costs) == 100 and sum(costs) == 100 * CENT
 
 
 @pytest.mark.asyncio
