@@ -23,10 +23,18 @@ _CONFIG_ENV = "SPENDGATE_CONFIG"
 
 def create_app() -> object:
     """The app factory each uvicorn worker calls (the config path comes from ``$SPENDGATE_CONFIG``)."""
+    import gc
+
     from spendgate.config import load_config
     from spendgate.gateway import build_app
 
-    return build_app(load_config(os.environ[_CONFIG_ENV]))
+    app = build_app(load_config(os.environ[_CONFIG_ENV]))
+    # What start-up loaded (the price catalogue is a large object graph) lives as long as
+    # the process: move it out of the collector's reach, so a full collection under load
+    # does not walk it every time (a pause of milliseconds, straight into the p99).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(

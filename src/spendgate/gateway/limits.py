@@ -405,6 +405,10 @@ class GatewayLimits:
             max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
             budget_duration=settings.budget_duration,
         )
+        # Fixed by the config: built once, not per request.
+        self._global_limits = self.global_spec.limits(
+            Scope("global"), tz=self.tz, rate_window=self.rate_window
+        )
         self.end_user_default = (
             None if settings.max_end_user_budget is None else to_nano(settings.max_end_user_budget)
         )
@@ -603,7 +607,8 @@ class GatewayLimits:
             rates.extend(pair[1])
 
         tz, window = self.tz, self.rate_window
-        add(self.global_spec.limits(Scope("global"), tz=tz, rate_window=window))
+        budgets += self._global_limits[0]
+        rates += self._global_limits[1]
         tag_names = list(tags)
         if key_id is not None:
             ents = await self._keys.get(key_id, lambda: self._load_key(key_id))

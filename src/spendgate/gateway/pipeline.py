@@ -58,7 +58,7 @@ from spendgate.providers.multipart import form_fields
 from spendgate.providers.openai_compat import OpenAIExchange
 from spendgate.providers.transport import upstream_errors
 
-__all__ = ["EventSink", "Pipeline", "cost_header"]
+__all__ = ["EventSink", "Pipeline", "usd_text"]
 
 log = logging.getLogger("spendgate.gateway")
 
@@ -196,14 +196,15 @@ class Pipeline:
         finally:
             deployment.in_flight -= 1
         # 8. settle
-        await self.admission.settle(call.ticket, _nanos(breakdown), usage)
+        nanos = _nanos(breakdown)
+        await self.admission.settle(call.ticket, nanos, usage)
         # 9. record
         overhead = self._overhead(call)
         self._record(call, deployment, breakdown, EventStatus.SUCCESS, estimated=estimated, overhead=overhead)
         # 10. respond (the header's overhead includes recording)
         headers = {
             **call.ticket.headers,
-            RESPONSE_COST: cost_header(breakdown),
+            RESPONSE_COST: usd_text(nanos) if breakdown.priced else "unpriced",
             OVERHEAD_MS: _ms(self._overhead(call)),
         }
         return Response(
@@ -550,11 +551,8 @@ def _nanos(breakdown: CostBreakdown) -> int:
     return breakdown.total_nanos if breakdown.priced else 0
 
 
-def cost_header(breakdown: CostBreakdown) -> str:
-    """``x-spendgate-response-cost``: USD as a plain decimal number, or ``unpriced``."""
-    if not breakdown.priced:
-        return "unpriced"
-    nanos = breakdown.total_nanos
+def usd_text(nanos: int) -> str:
+    """Integer nano-USD as a plain decimal USD number (``0.0000625``)."""
     sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
     whole, frac = divmod(nanos, 1_000_000_000)
     return f"{sign}{whole}.{frac:09d}".rstrip("0").rstrip(".")

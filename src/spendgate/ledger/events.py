@@ -112,7 +112,7 @@ class SpendEvent:
         return cls(
             event_id=event_id,
             occurred_at=occurred_at,
-            cost_nanos=breakdown.total_nanos if breakdown.priced else 0,
+            cost_nanos=sum(items.values()),  # == total_nanos: the items are allocated from it
             cost_items=items,
             usage=breakdown.usage,
             status=EventStatus(status),

@@ -32,6 +32,8 @@ _SCALARS = (str, bytes, bytearray, int, float, Decimal)
 
 def get(obj: object, name: str) -> object:
     """Field ``name`` of a mapping or an object, or None when absent (or obj is None)."""
+    if obj.__class__ is dict:  # the usual case (a parsed body): skip the ABC checks below
+        return obj.get(name)
     if obj is None or isinstance(obj, _SCALARS):
         return None
     if isinstance(obj, Mapping):
@@ -66,6 +68,10 @@ def optional_count(value: object, path: str) -> int | None:
     bools, strings, negative and non-integral numbers with a :class:`UsageError`
     naming ``path``.
     """
+    if value.__class__ is int:  # the usual case
+        if value >= 0:
+            return value
+        raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
     if value is None:
         return None
     if isinstance(value, bool):
@@ -92,7 +98,12 @@ def count(value: object, path: str) -> int:
 
 def count_of(obj: object, name: str, parent: str) -> int:
     """The count ``obj.name`` (0 when absent), errors naming ``parent.name``."""
-    return count(get(obj, name), f"{parent}.{name}")
+    value = get(obj, name)
+    if value is None:
+        return 0
+    if value.__class__ is int and value >= 0:
+        return value
+    return count(value, f"{parent}.{name}")
 
 
 def seconds(value: object, path: str) -> Decimal | None:
@@ -121,7 +132,9 @@ def items(value: object, path: str) -> Sequence[object]:
     """A list field (``choices``, ``output``, ``data``), or () when absent."""
     if value is None:
         return ()
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+    if value.__class__ is list or (
+        isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+    ):
         return value
     raise UsageError(f"{path} must be a list, got {type(value).__name__}")
 
@@ -129,6 +142,20 @@ def items(value: object, path: str) -> Sequence[object]:
 def check_nesting(usage: Usage, source: str) -> Usage:
     """Refuse a usage whose subsets exceed their sets (a payload we would misprice)."""
     u = usage
+    if (  # every call: the plain comparisons first, the message only for a bad payload
+        u.cache_read_tokens + u.cache_write_tokens <= u.input_tokens
+        and u.cache_write_1h_tokens <= u.cache_write_tokens
+        and u.input_audio_tokens <= u.input_tokens
+        and u.input_image_tokens <= u.input_tokens
+        and u.input_video_tokens <= u.input_tokens
+        and u.cache_read_audio_tokens <= u.cache_read_tokens
+        and u.cache_read_audio_tokens <= u.input_audio_tokens
+        and u.reasoning_tokens <= u.output_tokens
+        and u.output_audio_tokens <= u.output_tokens
+        and u.output_image_tokens <= u.output_tokens
+        and u.output_video_tokens <= u.output_tokens
+    ):
+        return usage
     pairs = (
         ("cache_read_tokens + cache_write_tokens", u.cache_read_tokens + u.cache_write_tokens,
          "input_tokens", u.input_tokens),

@@ -27,7 +27,6 @@ from spendgate.core.usage._access import (
     check_nesting,
     count,
     count_of,
-    dig,
     first,
     get,
     items,
@@ -247,9 +246,11 @@ def _reasoning_is_extra(usage: object, path: str, prompt: int, completion: int, 
 
 
 def _xai_web_searches(usage: object, path: str = "usage") -> int | None:
+    details = get(usage, "server_side_tool_usage_details")
+    if details is None:
+        return None
     return optional_count(
-        dig(usage, "server_side_tool_usage_details", "web_search_calls"),
-        f"{path}.server_side_tool_usage_details.web_search_calls",
+        get(details, "web_search_calls"), f"{path}.server_side_tool_usage_details.web_search_calls"
     )
 
 
