@@ -46,13 +46,21 @@ def test_messages_native_stream_costs_the_same(anthropic_client: anthropic.Anthr
     kwargs = {"model": MODEL, "max_tokens": 13, "messages": [{"role": "user", "content": "Stream to me"}]}
     plain = anthropic_client.messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
     plain_row = ledger.operation(plain.headers["x-spendgate-request-id"], 1)[0]
+    costs = []
     with anthropic_client.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
-        text = "".join(stream.text_stream)
+        text = ""
+        for event in stream:
+            if event.type == "text":
+                text += event.text
+            elif event.type == "message_delta":
+                costs.append((event.usage.model_extra or {}).get("cost"))
         request_id = stream.response.headers["x-spendgate-request-id"]
     assert text
     row = ledger.operation(request_id, 1)[0]
     assert row["status"] == "success" and not row["estimated"]
     assert row["cost_nanos"] == plain_row["cost_nanos"] > 0
+    # The final usage (message_delta) carries the cost the ledger recorded.
+    assert costs == [float(spendgate.from_nano(row["cost_nanos"]))]
 
 
 async def test_messages_native_async(

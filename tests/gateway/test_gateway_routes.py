@@ -61,6 +61,8 @@ def test_responses_plain_and_streamed(client: openai.OpenAI, ledger: Ledger) -> 
     streamed = ledger.operation(request_id, 1)[0]
     assert final.usage is not None
     assert streamed["cost_nanos"] == row["cost_nanos"] and not streamed["estimated"]
+    # The terminal event's usage carries the cost the ledger recorded.
+    assert (final.usage.model_extra or {})["cost"] == float(spendgate.from_nano(streamed["cost_nanos"]))
 
 
 def test_images(client: openai.OpenAI, ledger: Ledger) -> None:

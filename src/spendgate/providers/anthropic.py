@@ -265,6 +265,10 @@ class MessagesStreamPassthrough(PassthroughStream):
     def _finishes(self, parsed: Any) -> bool:
         return isinstance(parsed, dict) and parsed.get("type") == "message_stop"
 
+    def _final_usage(self, parsed: dict[str, Any]) -> dict[str, Any] | None:
+        usage = parsed.get("usage") if parsed.get("type") == "message_delta" else None
+        return usage if isinstance(usage, dict) else None
+
     def error_event(self, message: str) -> bytes:
         return sse_event({"type": "error", "error": {"type": "api_error", "message": message}}, event="error")
 

@@ -122,10 +122,12 @@ class _Accumulator(Protocol):
 
 
 class PassthroughStream(StreamTranslator):
-    """Upstream SSE events passed to the client unchanged while an accumulator meters them.
+    """Upstream SSE events passed to the client unchanged while an accumulator meters them;
+    only the event that carries the final usage gets its cost added (``usage.cost``, USD).
 
-    Subclasses say when the upstream has finished (:meth:`_finishes`) and how an error
-    looks in their dialect (:meth:`error_event`).
+    Subclasses say when the upstream has finished (:meth:`_finishes`), which event carries
+    the final usage (:meth:`_final_usage`) and how an error looks in their dialect
+    (:meth:`error_event`).
     """
 
     def __init__(self, pricer: Pricer, accumulator: _Accumulator) -> None:
@@ -134,14 +136,29 @@ class PassthroughStream(StreamTranslator):
         self._split = SSESplitter()
 
     def feed(self, data: bytes) -> bytes:
-        for event in self._split.feed(data):
-            self._event(event)
-        return data
+        return b"".join([self._pass(event) for event in self._split.feed(data)])
 
     def close(self) -> bytes:
-        for event in self._split.close():
-            self._event(event)
-        return b""
+        return b"".join([self._pass(event) for event in self._split.close()])
+
+    def _pass(self, event: bytes) -> bytes:
+        parsed = self._event(event)
+        holder = None if parsed is None else self._final_usage(parsed)
+        if holder is None:
+            return event
+        usage = self.usage()
+        if usage is None:
+            return event
+        breakdown = self.price(usage)
+        if not breakdown.priced:
+            return event
+        assert parsed is not None
+        holder["cost"] = float(breakdown.total)
+        return sse_event(parsed, event=sse_name(event))
+
+    def _final_usage(self, parsed: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``usage`` object of an event that carries the final usage (it gets the cost)."""
+        return None
 
     def _event(self, event: bytes) -> dict[str, Any] | None:
         """Meter one event; its JSON object, or None for anything else."""
@@ -269,6 +286,14 @@ def sse_data(event: bytes) -> bytes | None:
     if not lines:
         return None
     return b"\n".join(lines)
+
+
+def sse_name(event: bytes) -> str | None:
+    """The ``event:`` name of one event, or None."""
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            return line[6:].strip().decode("utf-8", "replace")
+    return None
 
 
 def sse_event(data: Any, event: str | None = None) -> bytes:

@@ -232,6 +232,13 @@ class ResponsesStreamPassthrough(PassthroughStream):
     def _finishes(self, parsed: Any) -> bool:
         return self._acc.saw_usage  # the terminal event carries the usage
 
+    def _final_usage(self, parsed: dict[str, Any]) -> dict[str, Any] | None:
+        if parsed.get("type") not in ("response.completed", "response.incomplete", "response.failed"):
+            return None
+        response = parsed.get("response")
+        usage = response.get("usage") if isinstance(response, dict) else None
+        return usage if isinstance(usage, dict) else None
+
     def error_event(self, message: str) -> bytes:
         return sse_event(
             {"type": "error", "code": "upstream_error", "message": message, "param": None}, event="error"
