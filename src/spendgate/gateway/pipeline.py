@@ -48,6 +48,7 @@ from spendgate.gateway.errors import (
     PermissionDenied,
 )
 from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
+from spendgate.gateway.replies import BodyReply, header_map
 from spendgate.gateway.routing import Deployment, Router
 from spendgate.gateway.streaming import StreamOutcome, StreamRelay
 from spendgate.ledger.events import EventStatus, SpendEvent
@@ -123,11 +124,12 @@ class Pipeline:
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         state: dict[str, Any] = request.scope["state"]
+        headers = header_map(request.scope["headers"])
         # 1. authenticate
-        principal = await self.auth.authenticate(request.headers)
+        principal = await self.auth.authenticate(headers)
         # 2. read (size-limited, before parsing) and parse
-        body = await read_body(request, self.max_body_bytes)
-        client_call = parse_call(endpoint, body, request.headers.get("content-type", ""))
+        body = await read_body(request, self.max_body_bytes, headers.get("content-length"))
+        client_call = parse_call(endpoint, body, headers.get("content-type", ""))
         group = self.router.group(client_call.model)
         if group is None:
             raise NotFound(
@@ -137,7 +139,7 @@ class Pipeline:
             )
         if not principal.may_use(client_call.model):
             raise PermissionDenied(f"this key may not use model {client_call.model!r}", param="model")
-        client_call.forward_headers = self._forwarded(request.headers, endpoint)
+        client_call.forward_headers = self._forwarded(headers, endpoint)
         # 3. resolve scopes
         call = _Call(
             request_id=state["request_id"],
@@ -147,7 +149,7 @@ class Pipeline:
             state=state,
             principal=principal,
             client=client_call,
-            scopes=self._scopes(principal, client_call, self._end_user_header(request)),
+            scopes=self._scopes(principal, client_call, self._end_user_header(request, headers)),
         )
         # 4. admit (budgets and rate limits plug in here)
         call.ticket = await self.admission.admit(
@@ -202,20 +204,18 @@ class Pipeline:
         overhead = self._overhead(call)
         self._record(call, deployment, breakdown, EventStatus.SUCCESS, estimated=estimated, overhead=overhead)
         # 10. respond (the header's overhead includes recording)
-        headers = {
+        answer_headers = {
             **call.ticket.headers,
             RESPONSE_COST: usd_text(nanos) if breakdown.priced else "unpriced",
             OVERHEAD_MS: _ms(self._overhead(call)),
         }
-        return Response(
-            content, status_code=upstream.status_code, headers=headers, media_type=content_type or None
-        )
+        return BodyReply(content, upstream.status_code, answer_headers, content_type or None)
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _end_user_header(self, request: Request) -> str | None:
+    def _end_user_header(self, request: Request, headers: Mapping[str, str]) -> str | None:
         """``x-spendgate-end-user``, only from a peer in ``trusted_proxies`` (else ignored)."""
-        value = request.headers.get(END_USER_HEADER)
+        value = headers.get(END_USER_HEADER)
         if not value or not self.trusted_proxies:
             return None
         peer = request.client.host if request.client is not None else None
@@ -412,9 +412,9 @@ _INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "
 _NUMBER_FIELDS = ("temperature", "top_p")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, declared: str | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes
+    (``declared``: its ``content-length``, if given)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
