@@ -11,23 +11,38 @@ Cases (each request: admit, then settle with its real cost and tokens):
 
 in-process (MemoryStorage) and with Redis (sequential, one request at a time, so the
 figure is latency; Redis round trips are counted by wrapping the client's
-``execute_command`` and must be exactly one per admission and one per settlement).
+``execute_command`` and must be exactly one per admission and one per settlement). The
+Redis cases run twice, alternating: with redis-py's default reply parser (``hiredis``, a
+dependency of spendgate, when installed) and with its pure-Python parser, for comparison.
+In-process, the cases run again with ``limit_headers`` on each ticket, as the gateway does.
 Reported: the median over samples of µs per request (admit + settle), min and max, as
 wall time and as this process's CPU time (on a shared machine the wall time includes
-waiting for a core), and the CPU cost of an empty function call, to scale the figures.
+waiting for a core), the CPU cost of an empty function call, to scale the figures, and
+the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import statistics
 import time
 import uuid
 from typing import Any
 
-from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, RateLimit, Scope
+from redis._parsers import _AsyncRESP2Parser
+from redis.utils import HIREDIS_AVAILABLE
+
+from spendgate.enforcement import (
+    Admission,
+    BudgetLimit,
+    EnforcementRequest,
+    RateLimit,
+    Scope,
+    limit_headers,
+)
 from spendgate.enforcement.storage import MemoryStorage, Storage
 from spendgate.enforcement.storage.redis import RedisStorage
 
@@ -52,23 +67,27 @@ CASES: dict[str, tuple[list[BudgetLimit], list[RateLimit]]] = {
 }
 
 
-async def _run(admission: Admission, case: str, n: int) -> tuple[float, float]:
-    """(wall µs, process CPU µs) per request."""
+async def _run(admission: Admission, case: str, n: int, headers: bool = False) -> tuple[float, float]:
+    """(wall µs, process CPU µs) per request; ``headers``: also build the response headers."""
     budgets, limits = CASES[case]
     ids = [uuid.uuid4().hex for _ in range(n)]
     start, cpu = time.perf_counter(), time.process_time()
     for rid in ids:
         ticket = await admission.admit(EnforcementRequest(rid, budgets, limits, 10_000_000, 1500))
+        if headers:
+            limit_headers(ticket)
         await admission.settle(ticket, 7_000_000, 900)
     return (time.perf_counter() - start) / n * 1e6, (time.process_time() - cpu) / n * 1e6
 
 
-async def _bench(storage: Storage, case: str, n: int, samples: int) -> tuple[list[float], list[float]]:
+async def _bench(
+    storage: Storage, case: str, n: int, samples: int, headers: bool = False
+) -> tuple[list[float], list[float]]:
     admission = Admission(storage)
     await _run(admission, case, min(n, 200))  # warm up (period cache, scripts loaded)
     wall, cpu = [], []
     for _ in range(samples):
-        w, c = await _run(admission, case, n)
+        w, c = await _run(admission, case, n, headers)
         wall.append(w)
         cpu.append(c)
         await storage.clear()
@@ -118,6 +137,31 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} µs (min {min(values):.1f}, max {max(values):.1f})"
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def _bench_redis(
+    url: str, case: str, n: int, samples: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Samples with each reply parser, alternating so both see the same machine."""
+    parsers: dict[str, dict[str, Any]] = {"python parser": {"parser_class": _AsyncRESP2Parser}}
+    if HIREDIS_AVAILABLE:
+        parsers = {"hiredis": {}, **parsers}
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in parsers}
+    for _ in range(samples):
+        for name, options in parsers.items():
+            storage = RedisStorage.from_url(url, prefix=f"sgbench-{uuid.uuid4().hex[:8]}", **options)
+            try:
+                wall, cpu = await _bench(storage, case, n, 1)
+            finally:
+                await storage.clear()
+                await storage.close()
+            out[name][0].extend(wall)
+            out[name][1].extend(cpu)
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
@@ -126,21 +170,22 @@ async def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     print(f"Python {platform.python_version()}, {platform.machine()}; µs per request (admit + settle)")
+    print(f"load average (1, 5, 15 min): {_load()}")
     print(f"calibration: an empty Python function call costs {_calibrate():.0f} ns of CPU here")
     for case in CASES:
         wall, cpu = await _bench(MemoryStorage(prefix="bench"), case, args.requests, args.samples)
         print(f"in-process  {case:8s} wall {_fmt(wall)}; CPU {_fmt(cpu)}")
+    for case in CASES:  # what the gateway does per request: the headers too
+        wall, cpu = await _bench(MemoryStorage(prefix="bench"), case, args.requests, args.samples, True)
+        print(f"in-process  {case:8s} + limit_headers wall {_fmt(wall)}; CPU {_fmt(cpu)}")
     admit_rt, settle_rt = await _round_trips(args.redis)
     print(f"Redis round trips: admission {admit_rt}, settlement {settle_rt}")
     assert (admit_rt, settle_rt) == (1, 1), "one round trip per admission and per settlement"
     for case in CASES:
-        storage = RedisStorage.from_url(args.redis, prefix=f"sgbench-{uuid.uuid4().hex[:8]}")
-        try:
-            wall, cpu = await _bench(storage, case, args.redis_requests, args.samples)
-        finally:
-            await storage.clear()
-            await storage.close()
-        print(f"Redis       {case:8s} wall {_fmt(wall)}; client CPU {_fmt(cpu)}")
+        results = await _bench_redis(args.redis, case, args.redis_requests, args.samples)
+        for name, (wall, cpu) in results.items():
+            print(f"Redis       {case:8s} {name:13s} wall {_fmt(wall)}; client CPU {_fmt(cpu)}")
+    print(f"load average (1, 5, 15 min): {_load()}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,19 @@ class TestReserveSettle:
         clock.advance(11)
         assert await state(admission, b) == (0, 0)
 
+    @pytest.mark.parametrize("rid", ["with spaces and - dashes", "team:user%41", "ünïcode 請求", "-"])
+    async def test_any_request_id(self, make_admission: Callable[..., Admission], rid: str) -> None:
+        # (Redis sends the numbers of a call joined by spaces; the request id travels apart.)
+        admission = make_admission()
+        b = BudgetLimit.of(KEY, "1d", USD)
+        ticket = await admission.admit(req([b], 10 * CENT, rid=rid))
+        assert await state(admission, b) == (0, 10 * CENT)
+        assert await admission.renew(ticket) == 1
+        assert await admission.settle(ticket, 3 * CENT) is True
+        assert await admission.settle(ticket, 3 * CENT) is False
+        assert await admission.release(ticket) is False
+        assert await state(admission, b) == (3 * CENT, 0)
+
 
 @all_storages
 class TestLimits:

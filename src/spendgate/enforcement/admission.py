@@ -66,6 +66,9 @@ SeedLoader = Callable[[BudgetLimit, Period], Awaitable[int]]
 """Returns a cold counter's spend for a period, from the ledger (nano-USD)."""
 
 _SLACK_MS = 3_600_000
+# NamedTuple constructors are Python functions; tuple.__new__ builds the same value in C.
+# Used on the per-request path only, with every field given in order.
+_new = tuple.__new__
 _BUCKETS_MS = (1_000, 10_000, 60_000, 300_000, 600_000, 3_600_000, 21_600_000, 86_400_000)
 _MAX_BUCKETS = 200
 
@@ -199,50 +202,98 @@ class Ticket:
 
 def _views(
     own: int,
-    planned: list[_Planned],
+    plan: list[_Plan],
     states: tuple[BudgetState, ...],
     limits: list[RateLimit],
     ops: list[RateOp],
     rstates: tuple[RateState, ...],
 ) -> tuple[tuple[BudgetView, ...], tuple[RateView, ...]]:
-    views = tuple(
-        BudgetView(
-            p.budget,
-            None if p.op.max_nanos < 0 else p.op.max_nanos,
-            s.spend,
-            s.reserved + own,
-            p.start_ms,
-            p.end_ms,
-        )
-        for p, s in zip(planned, states, strict=True)
-    )
+    views = []
+    for (budget, bop, w, now_ms), s in zip(plan, states, strict=True):
+        if w.bucket_ms:  # rolling: the window up to now
+            start_ms, end_ms = now_ms - w.length_ms, now_ms
+        else:
+            start_ms, end_ms = w.start_ms, w.view_end_ms
+        limit = None if bop.max_nanos < 0 else bop.max_nanos
+        views.append(_new(BudgetView, (budget, limit, s.spend, s.reserved + own, start_ms, end_ms)))
     rviews = []
     for r, op, rs in zip(limits, ops, rstates, strict=True):
         if op.kind == RATE_PARALLEL:
-            rviews.append(RateView(r, rs.current + 1, 0))
+            rviews.append(_new(RateView, (r, rs.current + 1, 0)))
             continue
         ticks = rs.elapsed_ms * TICKS // op.window_ms
         used = -(-(rs.previous * (TICKS - ticks) + (rs.current + op.amount) * TICKS) // TICKS)
-        rviews.append(RateView(r, used, op.window_ms - rs.elapsed_ms))
-    return views, tuple(rviews)
+        rviews.append(_new(RateView, (r, used, op.window_ms - rs.elapsed_ms)))
+    return tuple(views), tuple(rviews)
 
 
-@dataclass(slots=True)
-class _Planned:
+class _Window:
+    """A budget window's keys and current period, cached per (scope, window, timezone).
+
+    Calendar windows hold the period containing the last request, ``[start_ms, end_ms)``,
+    until the clock leaves it (then :func:`~spendgate.core.periods.period_for` runs again,
+    so IANA zones and DST stay exact); ``expire_ms`` is the counter's absolute expiry
+    (period end + one period length + 1 h; 0: never). Rolling windows hold their bucket
+    length and the field of the bucket last charged.
+    """
+
+    __slots__ = (
+        "bucket",
+        "bucket_ms",
+        "end_ms",
+        "expire_ms",
+        "key",
+        "lease_key",
+        "length_ms",
+        "period",
+        "start_ms",
+        "view_end_ms",
+    )
+
+    def __init__(self, key: str, lease_key: str) -> None:
+        self.key = key
+        self.lease_key = lease_key
+        self.start_ms = 0
+        self.end_ms = 0  # the cache is valid while start_ms <= now < end_ms
+        self.view_end_ms = 0  # period end shown to callers (0: lifetime)
+        self.expire_ms = 0
+        self.period: Period | None = None
+        self.bucket_ms = 0
+        self.length_ms = 0
+        self.bucket = (-1, "")  # the last bucket charged: (index, field name)
+
+
+class _Planned(NamedTuple):
+    """One budget window of one request: the limit, its storage operation and its window."""
+
     budget: BudgetLimit
     op: BudgetOp
-    start_ms: int
-    end_ms: int  # 0: lifetime
-    _period: Period | None  # None: rolling, built on demand
+    window: _Window
+    now_ms: int
+
+    @property
+    def start_ms(self) -> int:
+        w = self.window
+        return self.now_ms - w.length_ms if w.bucket_ms else w.start_ms
+
+    @property
+    def end_ms(self) -> int:
+        """0 for a lifetime window."""
+        return self.now_ms if self.window.bucket_ms else self.window.view_end_ms
 
     @property
     def period(self) -> Period:
-        if self._period is None:
-            self._period = Period(utc_from_ms(self.start_ms), utc_from_ms(self.end_ms), "rolling")
-        return self._period
+        w = self.window
+        if w.period is None:  # rolling: the N seconds up to now
+            return Period(utc_from_ms(self.now_ms - w.length_ms), utc_from_ms(self.now_ms), "rolling")
+        return w.period
 
 
-_LIFETIME = Period(utc_from_ms(0), utc_from_ms(0), "")
+_Plan = tuple[BudgetLimit, BudgetOp, _Window, int]
+"""A :class:`_Planned` as a plain tuple: what the admission builds per budget (cheaper)."""
+
+_NEVER_MS = 1 << 62
+_CACHE_MAX = 100_000
 
 
 class Admission:
@@ -290,8 +341,9 @@ class Admission:
         self.fail_open_rate_limits = fail_open_rate_limits
         self.keys = KeySpace(storage.prefix)
         self.done_ttl_ms = max(int(idempotency_seconds * 1000), self.lease_ms)
-        self._periods: dict[tuple[Any, ...], tuple[int, int, Period, str, str]] = {}
-        self._rate_keys: dict[tuple[Any, ...], str] = {}
+        self._done_tag = self.keys.request("")  # + a request id that needs no escaping
+        self._windows: dict[tuple[Any, ...], _Window] = {}
+        self._rates: dict[tuple[Any, ...], tuple[str, int, int, int]] = {}
         self._seeding: dict[str, asyncio.Future[None]] = {}
 
     # ---- planning: limits → storage operations
@@ -299,71 +351,87 @@ class Admission:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _calendar(self, b: BudgetLimit, now_ms: int) -> tuple[int, int, Period, str, str]:
-        """The period containing now, and its keys; cached until the period ends."""
-        w = b.window
-        ident = (b.scope.type, b.scope.id, w.unit, w.count, w.fiscal_start_month, b.tz)
-        cached = self._periods.get(ident)
-        if cached is not None and cached[0] <= now_ms < cached[1]:
-            return cached
-        window = b.window
-        period = period_for(window, utc_from_ms(now_ms), b.tz)
-        start_ms = int(period.start.timestamp() * 1000)
-        end_ms = int(period.end.timestamp() * 1000) if window.unit != "lifetime" else 1 << 62
-        key, lease = self.keys.budget(b.scope, window, period.key)
-        if len(self._periods) > 100_000:
-            self._periods.clear()
-        entry = self._periods[ident] = (start_ms, end_ms, period, key, lease)
-        return entry
-
-    def _plan_budget(self, b: BudgetLimit, now_ms: int, estimate: int) -> _Planned:
-        window = b.window
+    def _plan(self, b: BudgetLimit, now_ms: int, estimate: int) -> _Plan:
+        """The storage operation of one budget window for a request admitted at ``now_ms``."""
+        scope, window = b.scope, b.window
+        ident = (scope.type, scope.id, window.unit, window.count, window.fiscal_start_month, b.tz)
+        w = self._windows.get(ident)
+        if w is None or not w.start_ms <= now_ms < w.end_ms:
+            w = self._refresh(b, ident, w, now_ms)
         limit = b.max_nanos if not b.temp_increase_nanos else b.effective_max_ms(now_ms)
         max_nanos = -1 if limit is None else limit
-        seed = self.loader is not None
-        if window.unit == "rolling":
-            length = window.count * 1000
-            step = bucket_ms_for(length)
-            ident = (b.scope.type, b.scope.id, "rolling", window.count, 0, None)
-            cached = self._periods.get(ident)
-            if cached is None:
-                key, lease = self.keys.budget(b.scope, window, "rolling")
-                cached = self._periods[ident] = (0, 0, _LIFETIME, key, lease)
-            op = BudgetOp(
-                cached[3],
-                cached[4],
-                max_nanos,
-                estimate,
-                f"b{now_ms // step}",
-                step,
-                (now_ms - length) // step,
-                length + step + _SLACK_MS,
-                seed,
-            )
-            return _Planned(b, op, now_ms - length, now_ms, None)
-        start_ms, end_ms, period, key, lease = self._calendar(b, now_ms)
-        if window.unit == "lifetime":
-            ttl, end_ms = 0, 0
-        else:
-            ttl = end_ms - now_ms + (end_ms - start_ms) + _SLACK_MS
-        return _Planned(
-            b, BudgetOp(key, lease, max_nanos, estimate, "s", 0, 0, ttl, seed), start_ms, end_ms, period
+        step = w.bucket_ms
+        if not step:
+            ttl = w.expire_ms - now_ms if w.expire_ms else 0
+            values = (w.key, w.lease_key, max_nanos, estimate, "s", 0, 0, ttl, self.loader is not None)
+            return b, _new(BudgetOp, values), w, now_ms
+        index = now_ms // step
+        bucket = w.bucket
+        if bucket[0] != index:
+            bucket = w.bucket = (index, f"b{index}")  # one store: safe if threads share this
+        length = w.length_ms
+        values = (
+            w.key,
+            w.lease_key,
+            max_nanos,
+            estimate,
+            bucket[1],
+            step,
+            (now_ms - length) // step,
+            length + step + _SLACK_MS,
+            self.loader is not None,
         )
+        return b, _new(BudgetOp, values), w, now_ms
+
+    def _refresh(self, b: BudgetLimit, ident: tuple[Any, ...], w: _Window | None, now_ms: int) -> _Window:
+        """A budget's window moved to the period containing now (first use, or the period ended)."""
+        scope, window = b.scope, b.window
+        if window.unit == "rolling":
+            if w is None:
+                w = _Window(*self.keys.budget(scope, window, "rolling"))
+                w.length_ms = window.count * 1000
+                w.bucket_ms = bucket_ms_for(w.length_ms)
+                w.end_ms = _NEVER_MS
+        else:
+            period = period_for(window, utc_from_ms(now_ms), b.tz)
+            w = _Window(*self.keys.budget(scope, window, period.key))
+            w.period = period
+            w.start_ms = int(period.start.timestamp() * 1000)
+            if window.unit == "lifetime":
+                w.end_ms = _NEVER_MS
+            else:
+                w.end_ms = w.view_end_ms = int(period.end.timestamp() * 1000)
+                w.expire_ms = 2 * w.end_ms - w.start_ms + _SLACK_MS
+        if len(self._windows) >= _CACHE_MAX:
+            self._windows.clear()
+        self._windows[ident] = w
+        return w
+
+    def _plan_budget(self, b: BudgetLimit, now_ms: int, estimate: int) -> _Planned:
+        return _Planned(*self._plan(b, now_ms, estimate))
 
     def _plan_rate(self, r: RateLimit, now_ms: int, tokens: int) -> RateOp:
         assert r.limit is not None
         ident = (r.scope.type, r.scope.id, r.kind, r.window_seconds)
-        key = self._rate_keys.get(ident)
-        if key is None:
-            if len(self._rate_keys) > 100_000:
-                self._rate_keys.clear()
-            key = self._rate_keys[ident] = self.keys.rate(r)
-        if r.kind == "parallel":
-            return RateOp(key, RATE_PARALLEL, r.limit, 1, 0, 0, self.lease_ms + _SLACK_MS)
-        w = r.window_ms
-        if r.kind == "tokens":
-            return RateOp(key, RATE_TOKENS, r.limit, tokens, w, now_ms // w, 2 * w + 1000)
-        return RateOp(key, RATE_WINDOW, r.limit, 1, w, now_ms // w, 2 * w + 1000)
+        cached = self._rates.get(ident)
+        if cached is None:
+            if len(self._rates) >= _CACHE_MAX:
+                self._rates.clear()
+            if r.kind == "parallel":
+                cached = (self.keys.rate(r), RATE_PARALLEL, 0, self.lease_ms + _SLACK_MS)
+            else:
+                w = r.window_ms
+                cached = (
+                    self.keys.rate(r),
+                    RATE_TOKENS if r.kind == "tokens" else RATE_WINDOW,
+                    w,
+                    2 * w + 1000,
+                )
+            self._rates[ident] = cached
+        key, kind, w, ttl = cached
+        if kind == RATE_PARALLEL:
+            return _new(RateOp, (key, kind, r.limit, 1, 0, 0, ttl))
+        return _new(RateOp, (key, kind, r.limit, tokens if kind == RATE_TOKENS else 1, w, now_ms // w, ttl))
 
     # ---- admission
 
@@ -378,40 +446,44 @@ class Admission:
         now_ms = int(self.clock() * 1000)
         strict = self.mode == "strict"
         estimate = request.estimate_nanos if strict and request.estimate_nanos > 0 else 0
-        planned: list[_Planned] = []
+        planned: list[_Plan] = []
         budget_ops: list[BudgetOp] = []
+        soft = False
         for b in request.budgets:
             # An unlimited budget is only counted when it has a soft threshold to report.
-            if b.max_nanos is not None or b.soft_nanos is not None:
-                p = self._plan_budget(b, now_ms, estimate)
-                if p.op.max_nanos == 0:  # zero allows nothing, whatever the request costs
-                    await self._refuse_zero_budget(p, estimate, now_ms)
-                planned.append(p)
-                budget_ops.append(p.op)
+            if b.max_nanos is None and b.soft_nanos is None:
+                continue
+            plan = self._plan(b, now_ms, estimate)
+            bop = plan[1]
+            if bop.max_nanos == 0:  # zero allows nothing, whatever the request costs
+                await self._refuse_zero_budget(_Planned(*plan), estimate, now_ms)
+            planned.append(plan)
+            budget_ops.append(bop)
+            if b.soft_nanos is not None:
+                soft = True
         tokens = request.estimate_tokens if request.estimate_tokens > 0 else 0
         limits: list[RateLimit] = []
         rate_ops: list[RateOp] = []
-        for r in request.rate_limits:
-            if r.limit is None:
-                continue
-            if r.limit == 0:
-                raise RateLimited(
-                    scope=str(r.scope),
-                    kind=r.kind,
-                    limit=0,
-                    window_seconds=None if r.kind == "parallel" else r.window_seconds,
-                    retry_after=None,
-                )
-            limits.append(r)
-            rate_ops.append(self._plan_rate(r, now_ms, tokens))
-        op = AdmitOp(request.request_id, now_ms, self.lease_ms, strict, budget_ops, rate_ops)
+        if request.rate_limits:
+            for r in request.rate_limits:
+                if r.limit is None:
+                    continue
+                if r.limit == 0:
+                    raise RateLimited(
+                        scope=str(r.scope),
+                        kind=r.kind,
+                        limit=0,
+                        window_seconds=None if r.kind == "parallel" else r.window_seconds,
+                        retry_after=None,
+                    )
+                limits.append(r)
+                rate_ops.append(self._plan_rate(r, now_ms, tokens))
+        op = _new(AdmitOp, (request.request_id, now_ms, self.lease_ms, strict, budget_ops, rate_ops))
         try:
-            result = await self.storage.admit(op)
-            for _ in range(3):
-                if result.status != "cold":
-                    break
-                await self._seed(planned, result.cold, now_ms)
-                result = await self.storage.admit(op)
+            storage = self.storage
+            result = storage.admit_nowait(op) if storage.nowait else await storage.admit(op)
+            if result.status == "cold":
+                result = await self._admit_cold(op, result, planned, now_ms)
         except StorageError:
             if (planned and not self.fail_open_budgets) or (rate_ops and not self.fail_open_rate_limits):
                 raise
@@ -421,18 +493,51 @@ class Admission:
                 exc_info=True,
             )
             return Ticket(request.request_id, now_ms, 0, tokens, enforced=False)
-        if result.status == "cold":
-            raise StorageError("budget counters stayed cold after seeding them from the ledger")
-        if result.status == "budget":
-            raise self._budget_error(planned, result, now_ms, strict)
-        if result.status == "rate":
-            raise self._rate_error(limits, rate_ops, result)
-        return self._ticket(request, now_ms, strict, planned, limits, rate_ops, result, op)
+        if result.status != "ok":
+            raise self._refusal(result, planned, limits, rate_ops, now_ms, strict)
+        own = estimate if planned else 0
+        return Ticket(
+            request.request_id,
+            now_ms,
+            own,
+            tokens,
+            tuple(budget_ops),
+            tuple(rate_ops),
+            self._soft_crossed(planned, result, request.estimate_nanos) if soft else (),
+            True,
+            (own, planned, result.budgets, limits, rate_ops, result.rates),
+        )
 
-    async def _seed(self, planned: list[_Planned], cold: Sequence[int], now_ms: int) -> None:
+    async def _admit_cold(
+        self, op: AdmitOp, result: AdmitResult, planned: list[_Plan], now_ms: int
+    ) -> AdmitResult:
+        """Seed the cold budget counters from the ledger and admit again (up to three times)."""
+        for _ in range(3):
+            if result.status != "cold":
+                break
+            await self._seed(planned, result.cold, now_ms)
+            result = await self.storage.admit(op)
+        return result
+
+    def _refusal(
+        self,
+        result: AdmitResult,
+        planned: list[_Plan],
+        limits: list[RateLimit],
+        rate_ops: list[RateOp],
+        now_ms: int,
+        strict: bool,
+    ) -> Exception:
+        if result.status == "cold":
+            return StorageError("budget counters stayed cold after seeding them from the ledger")
+        if result.status == "budget":
+            return self._budget_error([_Planned(*p) for p in planned], result, now_ms, strict)
+        return self._rate_error(limits, rate_ops, result)
+
+    async def _seed(self, planned: list[_Plan], cold: Sequence[int], now_ms: int) -> None:
         # One loader call per cold counter per process, however many requests wait on it.
         for i in cold:
-            p = planned[i]
+            p = _Planned(*planned[i])
             key = p.op.key
             task = self._seeding.get(key)
             if task is None:
@@ -529,36 +634,19 @@ class Admission:
             retry_after=None if wait == math.inf else max(0.001, wait / 1000),
         )
 
-    def _ticket(
-        self,
-        request: EnforcementRequest,
-        now_ms: int,
-        strict: bool,
-        planned: list[_Planned],
-        limits: list[RateLimit],
-        rate_ops: list[RateOp],
-        result: AdmitResult,
-        op: AdmitOp,
-    ) -> Ticket:
-        own = max(0, request.estimate_nanos) if strict and planned else 0
+    @staticmethod
+    def _soft_crossed(
+        planned: list[_Plan], result: AdmitResult, estimate: int
+    ) -> tuple[SoftBudgetCrossing, ...]:
         crossed: list[SoftBudgetCrossing] = []
         for p, s in zip(planned, result.budgets, strict=True):
-            soft = p.budget.soft_nanos
+            soft = p[0].soft_nanos
             if soft is not None:
                 before = s.spend + s.reserved
-                after = before + max(0, request.estimate_nanos)
+                after = before + max(0, estimate)
                 if after >= soft:
-                    crossed.append(SoftBudgetCrossing(p.budget, after, soft, before < soft))
-        return Ticket(
-            request.request_id,
-            now_ms,
-            own,
-            max(0, request.estimate_tokens),
-            tuple(op.budgets),
-            tuple(rate_ops),
-            tuple(crossed),
-            _source=(own, planned, result.budgets, limits, rate_ops, result.rates),
-        )
+                    crossed.append(SoftBudgetCrossing(p[0], after, soft, before < soft))
+        return tuple(crossed)
 
     # ---- settlement
 
@@ -572,7 +660,29 @@ class Admission:
         """
         if real_cost_nanos < 0 or (real_tokens is not None and real_tokens < 0):
             raise ValueError("a real cost or token count cannot be negative")
-        return await self._finish(ticket, True, real_cost_nanos, real_tokens)
+        if not ticket.enforced:
+            return False
+        rid = ticket.request_id
+        op = _new(
+            SettleOp,
+            (
+                rid,
+                int(self.clock() * 1000),
+                self._done_tag + rid if ":" not in rid and "%" not in rid else self.keys.request(rid),
+                self.done_ttl_ms,
+                True,
+                real_cost_nanos,
+                ticket.estimate_tokens if real_tokens is None else real_tokens,
+                ticket.budget_ops,
+                ticket.rate_ops,
+            ),
+        )
+        try:
+            storage = self.storage
+            return storage.settle_nowait(op) if storage.nowait else await storage.settle(op)
+        except StorageError:
+            self._not_recorded(op)
+            return False
 
     async def release(self, ticket: Ticket) -> bool:
         """Give back the reservation, the reserved tokens and the slot (nothing was billed).
@@ -580,33 +690,34 @@ class Admission:
         The request still counts against request-rate limits. Idempotent; a release after
         a settle does nothing.
         """
-        return await self._finish(ticket, False, 0, 0)
-
-    async def _finish(self, ticket: Ticket, settle: bool, cost: int, tokens: int | None) -> bool:
         if not ticket.enforced:
             return False
+        rid = ticket.request_id
         op = SettleOp(
-            ticket.request_id,
+            rid,
             self._now_ms(),
-            self.keys.request(ticket.request_id),
+            self.keys.request(rid),
             self.done_ttl_ms,
-            settle,
-            cost,
-            ticket.estimate_tokens if tokens is None else tokens,
+            False,
+            0,
+            0,
             ticket.budget_ops,
             ticket.rate_ops,
         )
         try:
             return await self.storage.settle(op)
         except StorageError:
-            what = "settle" if settle else "release"
-            log.warning(
-                "counter storage unavailable: %s of %s not recorded in the counters",
-                what,
-                ticket.request_id,
-                exc_info=True,
-            )
+            self._not_recorded(op)
             return False
+
+    @staticmethod
+    def _not_recorded(op: SettleOp) -> None:
+        log.warning(
+            "counter storage unavailable: %s of %s not recorded in the counters",
+            "settle" if op.settle else "release",
+            op.request_id,
+            exc_info=True,
+        )
 
     async def renew(self, ticket: Ticket) -> int:
         """Extend the lease of a long-running request (a long stream); returns leases renewed."""

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
-from spendgate.core.money import from_nano
-from spendgate.enforcement.admission import RateView, Ticket
+from functools import lru_cache
+
+from spendgate.enforcement.admission import BudgetView, RateView, Ticket
+from spendgate.enforcement.limits import utc_from_ms
 
 __all__ = ["format_reset", "limit_headers"]
 
@@ -18,6 +20,16 @@ def format_reset(ms: int) -> str:
     """OpenAI's duration format: ``20ms``, ``1s``, ``1.5s``, ``6m0s``, ``1h2m3s``."""
     if ms < 1000:
         return f"{max(ms, 0)}ms"
+    if type(ms) is int:  # integer arithmetic (the usual case); floats below
+        hours, rest = divmod(ms, 3_600_000)
+        minutes, rest = divmod(rest, 60_000)
+        secs, milli = divmod(rest, 1000)
+        text = f"{secs}.{milli:03d}".rstrip("0") if milli else str(secs)
+        if hours:
+            return f"{hours}h{minutes}m{text}s"
+        if minutes:
+            return f"{minutes}m{text}s"
+        return f"{text}s"
     seconds = ms / 1000
     hours, rest = divmod(int(seconds), 3600)
     minutes, secs = divmod(rest, 60)
@@ -30,25 +42,51 @@ def format_reset(ms: int) -> str:
     return f"{sec_text}s"
 
 
-def _tightest(views: list[RateView]) -> RateView | None:
-    return min(views, key=lambda v: (v.remaining, -v.reset_ms), default=None)
+def _usd(nanos: int) -> str:
+    """Exact USD of a non-negative nano-USD amount, without trailing zeros: ``12.5``, ``0``."""
+    whole, frac = divmod(nanos, 1_000_000_000)
+    return f"{whole}.{frac:09d}".rstrip("0") if frac else str(whole)
+
+
+@lru_cache(maxsize=1024)
+def _iso_utc(ms: int) -> str:
+    """ISO 8601 in UTC with ``Z`` (a period end: few distinct values, so cached)."""
+    return utc_from_ms(ms).isoformat().replace("+00:00", "Z")
 
 
 def limit_headers(*tickets: Ticket) -> dict[str, str]:
     """The budget and rate-limit headers for a request admitted by ``tickets`` (the tightest
     over all of them; empty when nothing applies)."""
     out: dict[str, str] = {}
-    limited = [v for t in tickets for v in t.budgets if v.limit_nanos is not None]
-    if limited:
-        view = min(limited, key=lambda v: v.remaining_nanos or 0)
-        remaining = max(0, view.remaining_nanos or 0)
-        out["x-spendgate-budget-remaining"] = format(from_nano(remaining).normalize(), "f")
-        if view.period_end is not None:
-            out["x-spendgate-budget-reset"] = view.period_end.isoformat().replace("+00:00", "Z")
-    for kind in ("requests", "tokens"):
-        view_ = _tightest([v for t in tickets for v in t.rates if v.limit.kind == kind])
-        if view_ is not None:
-            out[f"x-ratelimit-limit-{kind}"] = str(view_.limit.limit)
-            out[f"x-ratelimit-remaining-{kind}"] = str(view_.remaining)
-            out[f"x-ratelimit-reset-{kind}"] = format_reset(view_.reset_ms)
+    tightest: BudgetView | None = None  # the first window with the least room left
+    room = 0
+    rates: list[RateView] = []
+    for t in tickets:
+        for v in t.budgets:
+            if v.limit_nanos is not None:
+                left = v.limit_nanos - v.spend_nanos - v.reserved_nanos
+                if tightest is None or left < room:
+                    tightest, room = v, left
+        rates += t.rates
+    if tightest is not None:
+        out["x-spendgate-budget-remaining"] = _usd(max(0, room))
+        if tightest.end_ms:
+            out["x-spendgate-budget-reset"] = _iso_utc(tightest.end_ms)
+    if rates:
+        # Per kind, the first limit with the least remaining (ties: the later reset).
+        best: dict[str, tuple[int, int, RateView]] = {}
+        for rv in rates:
+            kind = rv.limit.kind
+            if kind == "parallel":
+                continue
+            key = (max(0, (rv.limit.limit or 0) - rv.used), -rv.reset_ms)
+            seen = best.get(kind)
+            if seen is None or key < seen[:2]:
+                best[kind] = (*key, rv)
+        for kind in ("requests", "tokens"):
+            if kind in best:
+                left, _, view = best[kind]
+                out[f"x-ratelimit-limit-{kind}"] = str(view.limit.limit)
+                out[f"x-ratelimit-remaining-{kind}"] = str(left)
+                out[f"x-ratelimit-reset-{kind}"] = format_reset(view.reset_ms)
     return out

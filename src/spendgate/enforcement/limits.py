@@ -11,7 +11,7 @@ all or nothing (see ``docs/enforcement.md``, "Redis Cluster").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -230,10 +230,12 @@ class KeySpace:
     """
 
     prefix: str = "sg"
+    _tag: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if not self.prefix or any(c in self.prefix for c in "{}"):
             raise ValueError(f"a key prefix must be non-empty and free of braces, got {self.prefix!r}")
+        object.__setattr__(self, "_tag", f"{{{self.prefix}}}:")
 
     def _scope(self, scope: Scope) -> str:
         return f"{scope.type}:{_escape(scope.id)}"
@@ -241,15 +243,17 @@ class KeySpace:
     def budget(self, scope: Scope, window: Window, period_key: str) -> tuple[str, str]:
         """The counter key and its lease key."""
         tail = f"{self._scope(scope)}:{window.name}:{_escape(period_key)}"
-        return f"{{{self.prefix}}}:b:{tail}", f"{{{self.prefix}}}:l:{tail}"
+        return f"{self._tag}b:{tail}", f"{self._tag}l:{tail}"
 
     def rate(self, limit: RateLimit) -> str:
         if limit.kind == "parallel":
-            return f"{{{self.prefix}}}:pl:{self._scope(limit.scope)}"
-        return f"{{{self.prefix}}}:rl:{self._scope(limit.scope)}:{limit.kind}:{limit.window_ms}"
+            return f"{self._tag}pl:{self._scope(limit.scope)}"
+        return f"{self._tag}rl:{self._scope(limit.scope)}:{limit.kind}:{limit.window_ms}"
 
     def request(self, request_id: str) -> str:
-        return f"{{{self.prefix}}}:q:{_escape(request_id)}"
+        if "%" in request_id or ":" in request_id:
+            request_id = _escape(request_id)
+        return self._tag + "q:" + request_id
 
 
 def utc_from_ms(ms: int) -> datetime:

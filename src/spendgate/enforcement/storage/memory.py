@@ -1,8 +1,22 @@
 """In-process counters: one gateway process, no Redis. The executable specification.
 
 Every method runs to completion without awaiting, so it is atomic with respect to other
-coroutines; a lock makes it atomic across threads too. The Lua scripts in ``lua/`` are
-line-by-line translations of these methods.
+coroutines; a lock makes it atomic across threads too.
+
+The data model is Redis's (see :mod:`~spendgate.enforcement.storage.base` and
+``docs/enforcement.md``), held in objects rather than string-keyed hashes because this is
+the path of every request:
+
+* a budget counter (:class:`_Counter`; Redis: the hash at ``BudgetOp.key`` and the lease
+  zset at ``BudgetOp.lease_key``): ``spend`` is field ``s``, ``buckets[i]`` field ``b<i>``,
+  ``reserved`` field ``r``, ``holds[request id]`` field ``q<request id>``, and ``leases``
+  the lease zset, with its own expiry (``lease_expires``) like the separate Redis key;
+* a sliding-window counter (:class:`_Sliding`): fields ``w``, ``p``, ``c``;
+* parallel slots (:class:`_ZSet`): request id → lease expiry.
+
+The Lua scripts in ``lua/`` implement the same operations on Redis keys; the equivalence
+test (``tests/enforcement/test_enforcement_equivalence.py``) runs random operation
+sequences against both and requires identical outcomes and counters.
 
 Key expiry follows the caller's clock (``now_ms``), so tests that move time see keys expire
 as they would on Redis.
@@ -31,16 +45,22 @@ __all__ = ["MemoryStorage"]
 
 _NEVER = 1 << 62
 _EMPTY = BudgetState(0, 0, -1)
+# NamedTuple constructors are Python functions; tuple.__new__ builds the same value in C
+# (used on the per-request path, with every field given in order).
+_new = tuple.__new__
+# A done marker is one int: (expiry << 2) | state, state 1 settled, 2 released.
+_SETTLED, _RELEASED = 1, 2
 
 
 class _ZSet:
-    """Member → score, with a lower bound on the smallest score to skip purges cheaply."""
+    """Member → score (a lease expiry), with a lower bound on the smallest score."""
 
-    __slots__ = ("low", "members")
+    __slots__ = ("expires", "low", "members")
 
     def __init__(self) -> None:
         self.members: dict[str, int] = {}
         self.low = _NEVER
+        self.expires = _NEVER
 
     def add(self, member: str, score: int) -> None:
         self.members[member] = score
@@ -62,339 +82,408 @@ class _ZSet:
             self.low = low
         return gone
 
-    def refresh_low(self) -> None:
-        self.low = min(self.members.values(), default=_NEVER)
+    def purge(self, now_ms: int) -> list[str]:
+        """Remove the expired members; returns them."""
+        gone = self.expired(now_ms)
+        if gone:
+            for member in gone:
+                del self.members[member]
+            self.low = min(self.members.values(), default=_NEVER)
+        return gone
 
 
-class _Entry:
-    __slots__ = ("expires", "value")
+class _Counter:
+    """A budget counter and its lease set (two Redis keys: a hash and a zset)."""
 
-    def __init__(self, value: dict[str, int] | _ZSet) -> None:
-        self.value = value
+    __slots__ = (
+        "buckets",
+        "expires",
+        "holds",
+        "lease_expires",
+        "lease_low",
+        "leases",
+        "registered",
+        "reserved",
+        "spend",
+    )
+
+    def __init__(self) -> None:
+        self.expires = _NEVER
+        self.spend = 0  # field s
+        self.buckets: dict[int, int] = {}  # fields b<i> (rolling windows)
+        self.reserved = 0  # field r
+        self.holds: dict[str, int] = {}  # fields q<request id>
+        # The lease zset: request id → lease expiry. It is a separate key in Redis, so it
+        # has its own expiry; "absent" is empty with lease_expires = _NEVER.
+        self.leases: dict[str, int] = {}
+        self.lease_low = _NEVER  # a lower bound on the smallest lease expiry
+        self.lease_expires = _NEVER
+        self.registered = False  # in MemoryStorage._leases (lease key → counter, for renew)
+
+    def drop_leases(self) -> None:
+        """The lease key expired: it is gone (its reservations stay in ``reserved``, as on Redis)."""
+        self.leases = {}
+        self.lease_low = _NEVER
+        self.lease_expires = _NEVER
+
+    def purge(self, now: int) -> None:
+        """Give back the reservations whose lease expired."""
+        if self.lease_expires <= now:
+            self.drop_leases()
+            return
+        low = _NEVER
+        gone = []
+        for member, score in self.leases.items():
+            if score <= now:
+                gone.append(member)
+            elif score < low:
+                low = score
+        self.lease_low = low
+        for member in gone:
+            del self.leases[member]
+            self.reserved -= self.holds.pop(member, 0)
+        if gone and not self.leases:
+            self.lease_expires = _NEVER  # Redis deletes an emptied zset
+
+    def expired_reserved(self, now: int) -> int:
+        """The reservations a purge would give back (read-only)."""
+        if self.lease_expires <= now or now < self.lease_low:
+            return 0
+        return sum(self.holds.get(m, 0) for m, score in self.leases.items() if score <= now)
+
+    def state(self, b: BudgetOp, now: int) -> BudgetState:
+        """Spend, reserved and (rolling windows) the oldest non-empty bucket in the window.
+
+        A rolling window sums buckets ``oldest_bucket .. now // bucket_ms``.
+        """
+        if not b.bucket_ms:
+            return _new(BudgetState, (self.spend, self.reserved, -1))
+        first, last = b.oldest_bucket, now // b.bucket_ms
+        spend, oldest = 0, -1
+        buckets = self.buckets
+        if len(buckets) < last - first + 1:  # fewer buckets stored than in the window: scan them
+            for index, value in buckets.items():
+                if value and first <= index <= last:
+                    spend += value
+                    if oldest < 0 or index < oldest:
+                        oldest = index
+        else:
+            for index in range(first, last + 1):
+                value = buckets.get(index, 0)
+                if value:
+                    spend += value
+                    if oldest < 0:
+                        oldest = index
+        return _new(BudgetState, (spend, self.reserved, oldest))
+
+    def set_field(self, name: str, value: int) -> None:
+        if name == "s":
+            self.spend = value
+        elif name == "r":
+            self.reserved = value
+        elif name[0] == "b" and name[1:].isdigit():
+            self.buckets[int(name[1:])] = value
+        elif name[0] == "q":
+            self.holds[name[1:]] = value
+        else:
+            raise ValueError(f"a budget counter has no field {name!r}")
+
+
+class _Sliding:
+    """A sliding-window rate counter: window index ``w``, its count ``c``, the previous ``p``."""
+
+    __slots__ = ("c", "expires", "p", "w")
+
+    def __init__(self, w: int, p: int, c: int) -> None:
+        self.w, self.p, self.c = w, p, c
         self.expires = _NEVER
 
 
 class MemoryStorage(Storage):
-    """Counters in a dict. Not shared between processes: for one gateway process only."""
+    """Counters in dicts. Not shared between processes: for one gateway process only."""
+
+    nowait = True
 
     def __init__(self, *, prefix: str = "sg") -> None:
         self.prefix = prefix
-        self._data: dict[str, _Entry] = {}
-        self._done: dict[str, tuple[int, int]] = {}
+        self._counters: dict[str, _Counter] = {}
+        self._leases: dict[str, _Counter] = {}  # lease key → its counter (for renew)
+        self._sliding: dict[str, _Sliding] = {}
+        self._slots: dict[str, _ZSet] = {}
+        self._done: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ops = 0
         self._sweep_at = 1000
 
-    # ---- primitive helpers (the Redis commands the Lua uses)
+    # ---- helpers
 
-    def _get(self, key: str, now: int) -> _Entry | None:
-        entry = self._data.get(key)
-        if entry is not None and entry.expires <= now:
-            del self._data[key]
+    def _counter(self, key: str, now: int) -> _Counter | None:
+        c = self._counters.get(key)
+        if c is not None and c.expires <= now:
+            del self._counters[key]
             return None
-        return entry
+        return c
 
-    def _hash(self, key: str, now: int) -> dict[str, int] | None:
-        entry = self._get(key, now)
-        return None if entry is None else entry.value  # type: ignore[return-value]
-
-    def _zset(self, key: str, now: int) -> _ZSet | None:
-        entry = self._get(key, now)
-        return None if entry is None else entry.value  # type: ignore[return-value]
-
-    def _create(self, key: str, now: int, zset: bool = False) -> _Entry:
-        entry = self._get(key, now)
-        if entry is None:
-            entry = self._data[key] = _Entry(_ZSet() if zset else {})
-        return entry
-
-    def _hcreate(self, key: str, now: int) -> tuple[_Entry, dict[str, int]]:
-        entry = self._create(key, now)
-        assert isinstance(entry.value, dict)
-        return entry, entry.value
-
-    def _zcreate(self, key: str, now: int) -> tuple[_Entry, _ZSet]:
-        entry = self._create(key, now, zset=True)
-        assert isinstance(entry.value, _ZSet)
-        return entry, entry.value
-
-    def _expire(self, entry: _Entry, ttl_ms: int, now: int) -> None:
-        if ttl_ms > 0:
-            entry.expires = now + ttl_ms
-
-    def _zrem(self, key: str, member: str, now: int) -> None:
-        # An emptied set is kept until its key expires (Redis deletes it; nothing can tell
-        # the difference, and reusing it saves an allocation per request).
-        entry = self._data.get(key)
-        if entry is not None:
-            entry.value.members.pop(member, None)  # type: ignore[union-attr]
-
-    def _purge_leases(self, h: dict[str, int], lease_key: str, now: int) -> int:
-        """Drop expired reservations; returns the reserved total that remains."""
-        zset = self._zset(lease_key, now)
-        if zset is not None:
-            gone = zset.expired(now)
-            if gone:
-                for member in gone:
-                    del zset.members[member]
-                    h["r"] = h.get("r", 0) - h.pop("q" + member, 0)
-                zset.refresh_low()
-                if not zset.members:
-                    del self._data[lease_key]
-        return h.get("r", 0)
-
-    def _expired_reserved(self, h: dict[str, int], lease_key: str, now: int) -> int:
-        zset = self._zset(lease_key, now)
-        if zset is None:
-            return 0
-        return sum(h.get("q" + m, 0) for m in zset.expired(now))
-
-    @staticmethod
-    def _spend(h: dict[str, int], b: BudgetOp, now: int) -> tuple[int, int]:
-        """Spend of a counter and its oldest non-empty bucket (rolling windows; else -1).
-
-        A rolling window sums buckets ``oldest_bucket .. now // bucket_ms``: it scans the
-        fields when there are fewer fields than buckets, else reads the buckets by name, so
-        the cost is at most the smaller of the two.
-        """
-        if not b.bucket_ms:
-            return h.get("s", 0), -1
-        first, last = b.oldest_bucket, now // b.bucket_ms
-        spend, oldest = 0, -1
-        if len(h) < last - first + 1:  # fewer fields than buckets: scan the fields
-            for name, value in h.items():
-                if value and name[0] == "b" and name[1:].isdigit():
-                    index = int(name[1:])
-                    if first <= index <= last:
-                        spend += value
-                        if oldest < 0 or index < oldest:
-                            oldest = index
-            return spend, oldest
-        for index in range(first, last + 1):
-            value = h.get(f"b{index}", 0)
-            if value:
-                spend += value
-                if oldest < 0:
-                    oldest = index
-        return spend, oldest
-
-    @staticmethod
-    def _prune_buckets(h: dict[str, int], oldest: int) -> None:
-        """Delete the buckets older than ``oldest`` (run when a new bucket is started)."""
-        for name in [n for n in h if n[0] == "b" and n[1:].isdigit() and int(n[1:]) < oldest]:
-            del h[name]
-
-    def _rate_state(self, r: RateOp, now: int) -> tuple[int, int, int, int]:
+    def _window(self, r: RateOp, now: int) -> tuple[int, int, int, int]:
         """(previous, current, elapsed ms, window index) of a sliding window, rotated to now."""
         index = now // r.window_ms
-        h = self._hash(r.key, now)
+        s = self._sliding.get(r.key)
         previous = current = 0
-        if h is not None:
-            w = h.get("w", 0)
-            if w == index:
-                previous, current = h.get("p", 0), h.get("c", 0)
-            elif w == index - 1:
-                previous = h.get("c", 0)
+        if s is not None:
+            if s.expires <= now:
+                del self._sliding[r.key]
+            elif s.w == index:
+                previous, current = s.p, s.c
+            elif s.w == index - 1:
+                previous = s.c
         return previous, current, now - index * r.window_ms, index
 
-    def _slots(self, r: RateOp, now: int, purge: bool) -> int:
+    def _live_slots(self, key: str, now: int, purge: bool) -> int:
         """Live parallel slots (lease expiry > now); expired ones are dropped if ``purge``."""
-        entry = self._data.get(r.key)
-        if entry is None:
+        z = self._slots.get(key)
+        if z is None:
             return 0
-        if entry.expires <= now:
-            del self._data[r.key]
+        if z.expires <= now:
+            del self._slots[key]
             return 0
-        zset: _ZSet = entry.value  # type: ignore[assignment]
-        if now < zset.low:
-            return len(zset.members)
-        gone = zset.expired(now)
+        if now < z.low:
+            return len(z.members)
         if not purge:
-            return len(zset.members) - len(gone)
-        for member in gone:
-            del zset.members[member]
-        zset.refresh_low()
-        if not zset.members:
-            del self._data[r.key]
-        return len(zset.members)
+            return len(z.members) - len(z.expired(now))
+        z.purge(now)
+        if not z.members:
+            del self._slots[key]
+        return len(z.members)
+
+    def _sweep(self, now: int) -> None:
+        # Redis expires keys actively; here an occasional sweep (amortised O(1) per request,
+        # counted at settlement: every admitted request is settled or released) drops keys
+        # nobody reads again (done markers, past periods).
+        for key in [k for k, c in self._counters.items() if c.expires <= now]:
+            del self._counters[key]
+        for key in [k for k, s in self._sliding.items() if s.expires <= now]:
+            del self._sliding[key]
+        for key in [k for k, z in self._slots.items() if z.expires <= now]:
+            del self._slots[key]
+        # A counter's lease key expires no later than the counter: both get the same expiry
+        # when a reservation is taken, and only the counter's is extended after that.
+        for key in [k for k, c in self._leases.items() if c.lease_expires <= now or c.expires <= now]:
+            self._leases.pop(key).registered = False
+        for key in [k for k, v in self._done.items() if v >> 2 <= now]:
+            del self._done[key]
+        self._ops = 0
+        self._sweep_at = max(
+            1000, len(self._counters) + len(self._sliding) + len(self._slots) + len(self._done)
+        )
 
     # ---- operations
 
     async def admit(self, op: AdmitOp) -> AdmitResult:
-        with self._lock:
-            return self._admit(op)
+        return self.admit_nowait(op)
 
-    def _tick(self, now: int) -> None:
-        # Redis expires keys actively; here an occasional sweep (amortised O(1) per call)
-        # drops keys nobody reads again (done markers, past periods).
-        self._ops += 1
-        if self._ops >= self._sweep_at:
-            for key in [k for k, e in self._data.items() if e.expires <= now]:
-                del self._data[key]
-            for key in [k for k, v in self._done.items() if v[1] <= now]:
-                del self._done[key]
-            self._ops = 0
-            self._sweep_at = max(1000, len(self._data) + len(self._done))
-
-    def _admit(self, op: AdmitOp) -> AdmitResult:
-        now = op.now_ms
-        strict = op.strict
-        data = self._data
-        self._tick(now)
-        budgets: list[BudgetState] = []
-        cold: list[int] = []
-        failed = False
-        for i, b in enumerate(op.budgets):
-            entry = data.get(b.key)
-            if entry is not None and entry.expires <= now:
-                del data[b.key]
-                entry = None
-            if entry is None:
-                if b.require_seed:
-                    cold.append(i)
-                budgets.append(_EMPTY)
-                spend = reserved = 0
-            else:
-                h: dict[str, int] = entry.value  # type: ignore[assignment]
-                lease = data.get(b.lease_key)
-                if lease is not None and (lease.expires <= now or lease.value.low <= now):  # type: ignore[union-attr]
-                    self._purge_leases(h, b.lease_key, now)
-                reserved = h.get("r", 0)
-                if b.bucket_ms:
-                    spend, oldest = self._spend(h, b, now)
-                    budgets.append(BudgetState(spend, reserved, oldest))
+    def admit_nowait(self, op: AdmitOp) -> AdmitResult:
+        # acquire/release rather than `with`: half the cost, on the path of every request.
+        self._lock.acquire()
+        try:
+            # The per-request path: fields are unpacked once, and the first pass keeps what
+            # the second (taking everything) needs.
+            rid, now, lease_ms, strict, bops, rops = op
+            counters = self._counters
+            budgets: list[BudgetState] = []
+            found: list[tuple[_Counter | None, str, str, int, int]] = []
+            cold: list[int] = []
+            failed = False
+            for b in bops:
+                key, lease_key, m, estimate, _, bucket_ms, _, ttl, require_seed = b
+                c = counters.get(key)
+                if c is not None and c.expires <= now:
+                    del counters[key]
+                    c = None
+                if c is None:
+                    if require_seed:
+                        cold.append(len(found))
+                    budgets.append(_EMPTY)
+                    spend = reserved = 0
                 else:
-                    spend = h.get("s", 0)
-                    budgets.append(BudgetState(spend, reserved, -1))
-            m = b.max_nanos
-            if m >= 0 and not failed:
+                    if c.lease_low <= now or c.lease_expires <= now:
+                        c.purge(now)  # expired leases give their reservations back
+                    if bucket_ms:
+                        state = c.state(b, now)
+                        spend, reserved = state[0], state[1]
+                        budgets.append(state)
+                    else:
+                        spend, reserved = c.spend, c.reserved
+                        budgets.append(_new(BudgetState, (spend, reserved, -1)))
+                found.append((c, key, lease_key, estimate, ttl))
+                if m >= 0 and not failed:
+                    failed = (spend + reserved + estimate > m) if strict else (spend + reserved >= m)
+            if cold:
+                return _new(AdmitResult, ("cold", tuple(budgets), (), tuple(cold)))
+
+            rates: list[RateState] = []
+            seen: list[tuple[int, int, int]] = []  # previous, current, window index
+            rate_failed = False
+            for r in rops:
+                key, kind, limit, amount, window_ms, _, _ = r
+                if kind == RATE_PARALLEL:
+                    n = self._live_slots(key, now, purge=True)
+                    rates.append(_new(RateState, (0, n, 0)))
+                    seen.append((0, 0, 0))
+                    if n + 1 > limit:
+                        rate_failed = True
+                    continue
+                # The sliding window rotated to now (as _window, inline: once per request).
+                index = now // window_ms
+                previous = current = 0
+                sw = self._sliding.get(key)
+                if sw is not None:
+                    if sw.expires <= now:
+                        del self._sliding[key]
+                    elif sw.w == index:
+                        previous, current = sw.p, sw.c
+                    elif sw.w == index - 1:
+                        previous = sw.c
+                elapsed = now - index * window_ms
+                rates.append(_new(RateState, (previous, current, elapsed)))
+                seen.append((previous, current, index))
+                ticks = elapsed * TICKS // window_ms
+                if previous * (TICKS - ticks) + (current + amount) * TICKS > limit * TICKS:
+                    rate_failed = True
+            if failed:
+                return _new(AdmitResult, ("budget", tuple(budgets), tuple(rates), ()))
+            if rate_failed:
+                return _new(AdmitResult, ("rate", tuple(budgets), tuple(rates), ()))
+
+            # Everything passed: take it all.
+            expiry = now + lease_ms
+            for c, key, lease_key, estimate, ttl in found:
+                if c is None:  # looked up again: the same key may appear twice in a request
+                    c = counters.get(key)
+                    if c is None:
+                        c = counters[key] = _Counter()
                 if strict:
-                    failed = spend + reserved + b.estimate_nanos > m
-                else:
-                    failed = spend + reserved >= m
-        if cold:
-            return AdmitResult("cold", tuple(budgets), (), tuple(cold))
-
-        rates: list[RateState] = []
-        windows: list[tuple[int, int, int]] = []
-        rate_failed = False
-        for r in op.rates:
-            if r.kind == RATE_PARALLEL:
-                n = self._slots(r, now, purge=True)
-                rates.append(RateState(0, n, 0))
-                windows.append((0, 0, 0))
-                rate_failed = rate_failed or n + 1 > r.limit
-            else:
-                previous, current, elapsed, index = self._rate_state(r, now)
-                rates.append(RateState(previous, current, elapsed))
-                windows.append((previous, current, index))
-                ticks = elapsed * TICKS // r.window_ms
-                rate_failed = rate_failed or (
-                    previous * (TICKS - ticks) + (current + r.amount) * TICKS > r.limit * TICKS
-                )
-        if failed:
-            return AdmitResult("budget", tuple(budgets), tuple(rates))
-        if rate_failed:
-            return AdmitResult("rate", tuple(budgets), tuple(rates))
-
-        rid = op.request_id
-        field = "q" + rid
-        expiry = now + op.lease_ms
-        for b in op.budgets:
-            entry = data.get(b.key)
-            if entry is None:
-                entry = data[b.key] = _Entry({})
-            h = entry.value  # type: ignore[assignment]
-            ttl = b.ttl_ms
-            if strict:
-                est = b.estimate_nanos
-                old = h.get(field, 0)
-                h[field] = est
-                h["r"] = h.get("r", 0) + est - old
-                lease = data.get(b.lease_key)
-                if lease is None or lease.expires <= now:
-                    lease = data[b.lease_key] = _Entry(_ZSet())
-                lease.value.add(rid, expiry)  # type: ignore[union-attr]
+                    holds = c.holds
+                    c.reserved += estimate - holds.get(rid, 0)
+                    holds[rid] = estimate
+                    if c.lease_expires <= now:  # the lease key expired: a new one
+                        c.drop_leases()
+                    c.leases[rid] = expiry
+                    if expiry < c.lease_low:
+                        c.lease_low = expiry
+                    if ttl > 0:
+                        c.lease_expires = now + ttl
+                    if not c.registered:
+                        self._leases[lease_key] = c
+                        c.registered = True
                 if ttl > 0:
-                    lease.expires = now + ttl
-            elif "r" not in h:
-                h["r"] = 0
-            if ttl > 0:
-                entry.expires = now + ttl
-        for r, (previous, current, index) in zip(op.rates, windows, strict=True):
-            if r.kind == RATE_PARALLEL:
-                entry, slots = self._zcreate(r.key, now)
-                slots.add(rid, expiry)
-            else:
-                entry = self._create(r.key, now)
-                entry.value = {"w": index, "p": previous, "c": current + r.amount}
-            self._expire(entry, r.ttl_ms, now)
-        return AdmitResult("ok", tuple(budgets), tuple(rates))
+                    c.expires = now + ttl
+            if rops:
+                for j, r in enumerate(rops):
+                    key, kind, _, amount, _, _, ttl = r
+                    if kind == RATE_PARALLEL:
+                        z = self._slots.get(key)
+                        if z is None or z.expires <= now:
+                            z = self._slots[key] = _ZSet()
+                        z.add(rid, expiry)
+                        if ttl > 0:
+                            z.expires = now + ttl
+                        continue
+                    previous, current, index = seen[j]
+                    s = self._sliding.get(key)
+                    if s is None or s.expires <= now:
+                        s = self._sliding[key] = _Sliding(index, previous, current + amount)
+                    else:
+                        s.w, s.p, s.c = index, previous, current + amount
+                    if ttl > 0:
+                        s.expires = now + ttl
+            return _new(AdmitResult, ("ok", tuple(budgets), tuple(rates), ()))
+        finally:
+            self._lock.release()
 
     async def settle(self, op: SettleOp) -> bool:
-        with self._lock:
-            return self._settle(op)
+        return self.settle_nowait(op)
 
-    def _settle(self, op: SettleOp) -> bool:
-        now, rid = op.now_ms, op.request_id
-        data = self._data
-        self._tick(now)
-        done = self._done.get(op.done_key)
-        state = None if done is None or done[1] <= now else done[0]
-        if state == 1 or (state is not None and not op.settle):
-            return False
-        released = state == 2
-        settle = op.settle
-        field = "q" + rid
-        for b in op.budgets:
-            entry = data.get(b.key)
-            if entry is not None and entry.expires <= now:
-                del data[b.key]
-                entry = None
-            if entry is None:
-                if b.require_seed or not settle:
-                    continue
-                entry = data[b.key] = _Entry({})
-                h: dict[str, int] = entry.value  # type: ignore[assignment]
-            else:
-                h = entry.value  # type: ignore[assignment]
-                old = h.pop(field, None)
-                if old is not None:
-                    h["r"] = h.get("r", 0) - old
-                    self._zrem(b.lease_key, rid, now)
-            if settle:
-                before = h.get(b.field, 0)
-                h[b.field] = before + op.cost_nanos
-                if b.bucket_ms and before == 0:
-                    self._prune_buckets(h, b.oldest_bucket)
-                if b.ttl_ms > 0:
-                    entry.expires = now + b.ttl_ms
-        for r in op.rates:
-            if r.kind == RATE_PARALLEL:
-                self._zrem(r.key, rid, now)
-            elif r.kind == RATE_TOKENS:
-                if settle:
-                    delta = op.real_tokens - (0 if released else r.amount)
+    def settle_nowait(self, op: SettleOp) -> bool:
+        self._lock.acquire()
+        try:
+            rid, now, done_key, done_ttl_ms, settle, cost, real_tokens, bops, rops = op
+            self._ops += 1
+            if self._ops >= self._sweep_at:
+                self._sweep(now)
+            done = self._done.get(done_key)
+            state = 0 if done is None or done >> 2 <= now else done & 3
+            if state == _SETTLED or (state and not settle):
+                return False
+            counters = self._counters
+            for b in bops:
+                key, _, _, _, name, bucket_ms, oldest, ttl, require_seed = b
+                c = counters.get(key)
+                if c is not None and c.expires <= now:
+                    del counters[key]
+                    c = None
+                if c is None:
+                    if require_seed or not settle:
+                        continue
+                    c = counters[key] = _Counter()
                 else:
-                    delta = -r.amount
-                hh = self._hash(r.key, now)
-                if hh is None or delta == 0:
-                    continue
-                w = hh.get("w", 0)
-                if w == r.window_index:
-                    hh["c"] = max(0, hh.get("c", 0) + delta)
-                elif w == r.window_index + 1:
-                    hh["p"] = max(0, hh.get("p", 0) + delta)
-        self._done[op.done_key] = (1 if settle else 2, now + op.done_ttl_ms if op.done_ttl_ms > 0 else _NEVER)
-        return True
+                    old = c.holds.pop(rid, None)
+                    if old is not None:
+                        c.reserved -= old
+                        c.leases.pop(rid, None)
+                if settle:
+                    if bucket_ms:
+                        index = int(name[1:])
+                        before = c.buckets.get(index, 0)
+                        c.buckets[index] = before + cost
+                        if before == 0:  # a new bucket: drop the ones that left the window
+                            for i in [i for i in c.buckets if i < oldest]:
+                                del c.buckets[i]
+                    else:
+                        c.spend += cost
+                    if ttl > 0:
+                        c.expires = now + ttl
+            if rops:
+                released = state == _RELEASED
+                for r in rops:
+                    key, kind, _, amount, _, window_index, _ = r
+                    if kind == RATE_PARALLEL:
+                        z = self._slots.get(key)
+                        if z is not None:
+                            z.members.pop(rid, None)
+                        continue
+                    if kind != RATE_TOKENS:
+                        continue
+                    delta = (real_tokens - (0 if released else amount)) if settle else -amount
+                    s = self._sliding.get(key)
+                    if s is None or delta == 0:
+                        continue
+                    if s.expires <= now:
+                        del self._sliding[key]
+                    elif s.w == window_index:
+                        s.c = max(0, s.c + delta)
+                    elif s.w == window_index + 1:
+                        s.p = max(0, s.p + delta)
+            expires = now + done_ttl_ms if done_ttl_ms > 0 else _NEVER
+            self._done[done_key] = expires << 2 | (_SETTLED if settle else _RELEASED)
+            return True
+        finally:
+            self._lock.release()
 
     async def renew(self, request_id: str, now_ms: int, lease_ms: int, keys: Sequence[str]) -> int:
         with self._lock:
             renewed = 0
             for key in keys:
-                zset = self._zset(key, now_ms)
-                if zset is not None and request_id in zset.members:
-                    zset.members[request_id] = now_ms + lease_ms
+                members: dict[str, int] | None = None
+                z = self._slots.get(key)
+                if z is not None:
+                    if z.expires > now_ms:
+                        members = z.members
+                else:
+                    c = self._leases.get(key)
+                    if c is not None and c.lease_expires > now_ms and c.expires > now_ms:
+                        members = c.leases
+                if members is not None and request_id in members:
+                    members[request_id] = now_ms + lease_ms
                     renewed += 1
             return renewed
 
@@ -405,37 +494,51 @@ class MemoryStorage(Storage):
             now = now_ms
             bout: list[BudgetState | None] = []
             for b in budgets:
-                h = self._hash(b.key, now)
-                if h is None:
+                c = self._counter(b.key, now)
+                if c is None:
                     bout.append(None)
                     continue
-                reserved = h.get("r", 0) - self._expired_reserved(h, b.lease_key, now)
-                spend, oldest = self._spend(h, b, now)
-                bout.append(BudgetState(spend, reserved, oldest))
+                spend, reserved, oldest = c.state(b, now)
+                bout.append(BudgetState(spend, reserved - c.expired_reserved(now), oldest))
             rout: list[RateState] = []
             for r in rates:
                 if r.kind == RATE_PARALLEL:
-                    rout.append(RateState(0, self._slots(r, now, purge=False), 0))
+                    rout.append(RateState(0, self._live_slots(r.key, now, purge=False), 0))
                 else:
-                    previous, current, elapsed, _ = self._rate_state(r, now)
+                    previous, current, elapsed, _ = self._window(r, now)
                     rout.append(RateState(previous, current, elapsed))
             return tuple(bout), tuple(rout)
 
     async def seed(self, key: str, values: Mapping[str, int], ttl_ms: int, now_ms: int) -> bool:
         with self._lock:
-            if self._get(key, now_ms) is not None:
+            if self._counter(key, now_ms) is not None:
                 return False
-            entry = self._create(key, now_ms)
-            entry.value = dict(values)
-            self._expire(entry, ttl_ms, now_ms)
+            c = self._counters[key] = _Counter()
+            for name, value in values.items():
+                c.set_field(name, value)
+            if ttl_ms > 0:
+                c.expires = now_ms + ttl_ms
             return True
 
     async def clear(self) -> None:
         with self._lock:
-            self._data.clear()
+            self._counters.clear()
+            for c in self._leases.values():
+                c.registered = False
+            self._leases.clear()
+            self._sliding.clear()
+            self._slots.clear()
             self._done.clear()
 
     def keys(self, now_ms: int) -> list[str]:
         """The live keys (for tests and debugging)."""
         with self._lock:
-            return [k for k in list(self._data) if self._get(k, now_ms) is not None]
+            live: list[str] = [k for k, c in self._counters.items() if c.expires > now_ms]
+            live += [
+                k
+                for k, c in self._leases.items()
+                if c.leases and c.lease_expires > now_ms and c.expires > now_ms
+            ]
+            live += [k for k, s in self._sliding.items() if s.expires > now_ms]
+            live += [k for k, z in self._slots.items() if z.expires > now_ms and z.members]
+            return live

@@ -1,19 +1,21 @@
 -- admit.lua: check every budget window and rate limit of one request and, if all pass, take
--- them all; if anything fails, take nothing. Mirrors MemoryStorage._admit line by line.
+-- them all; if anything fails, take nothing. Mirrors MemoryStorage.admit_nowait.
 -- Units: money in integer nano-USD; time in integer ms since the Unix epoch, from the
 -- caller's clock (ARGV), never Redis TIME; ttl_ms are relative key expiries.
 -- KEYS: per budget: counter hash, lease zset; then per rate limit: its hash or slot zset.
--- ARGV: now_ms, lease_ms, request_id, strict (1/0), n_budgets, n_rates, then
+-- ARGV (after unpack_argv; sent as request_id and a JSON array of the rest, request_id's
+--   place holding '-'): now_ms, lease_ms, request_id, strict (1/0), n_budgets, n_rates, then
 --   per budget (7): max_nanos (-1 unlimited), estimate_nanos, spend field, bucket_ms
 --     (0 = calendar period), oldest_bucket, ttl_ms (0 = no expiry), require_seed (1/0);
 --   per rate (5): kind (0 requests, 1 parallel, 2 tokens), limit, amount, window_ms, ttl_ms.
 -- Returns {status (0 ok, 1 budget, 2 rate, 3 cold), per budget: spend, reserved, oldest
 --   bucket; per rate: previous, current, elapsed_ms (parallel: 0, slots, 0);
 --   then the 0-based indices of cold budgets}. Values are as seen before this request.
+local ARGV = unpack_argv(3)
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local rid = ARGV[3]
-local strict = ARGV[4] == '1'
+local strict = ARGV[4] == 1
 local nb = tonumber(ARGV[5])
 local nr = tonumber(ARGV[6])
 local out = {0}
@@ -27,7 +29,7 @@ for i = 1, nb do
   local bucket, oldest = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local spend, reserved, first = 0, 0, -1
   if redis.call('EXISTS', key) == 0 then
-    if ARGV[a + 7] == '1' then table.insert(cold, i - 1) end
+    if ARGV[a + 7] == 1 then table.insert(cold, i - 1) end
   else
     local gone = redis.call('ZRANGEBYSCORE', lkey, '-inf', int(now))
     for _, m in ipairs(gone) do
@@ -91,7 +93,7 @@ for i = 1, nb do
   if strict then
     local est = tonumber(ARGV[a + 2])
     local old = num(redis.call('HGET', key, 'q' .. rid))
-    redis.call('HSET', key, 'q' .. rid, ARGV[a + 2])
+    redis.call('HSET', key, 'q' .. rid, int(est))
     redis.call('HINCRBY', key, 'r', int(est - old))
     redis.call('ZADD', lkey, expiry, rid)
     if ttl > 0 then redis.call('PEXPIRE', lkey, ttl) end

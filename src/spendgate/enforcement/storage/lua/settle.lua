@@ -1,16 +1,18 @@
 -- settle.lua: settle (charge the real cost) or release (give back) one request, exactly once.
--- Mirrors MemoryStorage._settle. Units: nano-USD, ms since the Unix epoch (caller's clock).
+-- Mirrors MemoryStorage.settle_nowait. Units: nano-USD, ms since the Unix epoch (caller's clock).
 -- KEYS: the request's state key, then per budget: counter hash, lease zset; then per rate
 --   limit: its hash or slot zset.
--- ARGV: now_ms, request_id, done_ttl_ms, settle (1 settle / 0 release), cost_nanos,
+-- ARGV (after unpack_argv; sent as request_id and a JSON array of the rest, request_id's
+--   place holding '-'): now_ms, request_id, done_ttl_ms, settle (1 settle / 0 release), cost_nanos,
 --   real_tokens, n_budgets, n_rates, then per budget (5): spend field, ttl_ms, require_seed,
 --   bucket_ms (0 = calendar period), oldest_bucket;
 --   per rate (3): kind (0 requests, 1 parallel, 2 tokens), reserved amount, window index.
 -- State key: '1' settled, '2' released. A settle after a release still charges the cost.
 -- Returns 1 if applied, 0 if it was already done.
+local ARGV = unpack_argv(2)
 local rid = ARGV[2]
-local settle = ARGV[4] == '1'
-local cost = ARGV[5]
+local settle = ARGV[4] == 1
+local cost = int(ARGV[5])
 local real = tonumber(ARGV[6])
 local nb, nr = tonumber(ARGV[7]), tonumber(ARGV[8])
 local state = redis.call('GET', KEYS[1])
@@ -23,7 +25,7 @@ for i = 1, nb do
   local ttl = tonumber(ARGV[a + 2])
   local apply = settle
   if redis.call('EXISTS', key) == 0 then
-    if ARGV[a + 3] == '1' then apply = false end
+    if ARGV[a + 3] == 1 then apply = false end
   else
     local old = redis.call('HGET', key, 'q' .. rid)
     if old then
@@ -64,5 +66,5 @@ for j = 1, nr do
 end
 local mark = '2'
 if settle then mark = '1' end
-redis.call('SET', KEYS[1], mark, 'PX', ARGV[3])
+redis.call('SET', KEYS[1], mark, 'PX', int(ARGV[3]))
 return 1
