@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from spendgate.core.money import ZERO, allocate_nanos, tidy, to_nano
@@ -112,7 +113,7 @@ class CostBreakdown:
 
     def item_nanos(self) -> dict[str, int]:
         """Every item in nano-USD; the values add up to :attr:`total_nanos` exactly."""
-        parts = [getattr(self, n) for n in ITEMS]
+        parts = list(_get_items(self))
         total = to_nano(sum(parts, ZERO))  # the same value as total_nanos, computed once
         return dict(zip(ITEMS, allocate_nanos(parts, total), strict=True))
 
@@ -138,6 +139,7 @@ class CostBreakdown:
 
 
 _new = object.__new__
+_get_items = attrgetter(*ITEMS)
 
 
 def priced_breakdown(
