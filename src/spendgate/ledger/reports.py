@@ -18,13 +18,16 @@ each of its tags, so its totals can exceed the spend of the same events grouped 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
-from operator import add
+from functools import partial, reduce
+from itertools import accumulate, compress, islice, pairwise, repeat
+from operator import itemgetter, ne, or_
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, literal, select, text
+from sqlalchemy import ColumnElement, Select, case, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from spendgate.core.money import from_nano
@@ -111,38 +114,92 @@ class ReportRow:
         return dict(zip(self.dimensions, self.values, strict=True))
 
 
-@dataclass(slots=True)
 class Report:
-    group_by: tuple[str, ...]
-    granularity: str | None
-    timezone: str
-    start: datetime
-    """The covered range, widened to whole periods: ``[start, end)`` (UTC)."""
-    end: datetime
-    grain: int
-    """The rollup bucket width (seconds) the report was computed from."""
-    rows: list[ReportRow] = field(default_factory=list)
-    totals: Totals = field(default_factory=Totals)
+    """A spend report. Its rows are kept column by column (:attr:`columns`), the compact
+    form a large report (a month by hour × team × model is 43,200 rows) is cheap to
+    build and to serialise in; :attr:`rows` builds one :class:`ReportRow` each, on first
+    use."""
+
+    __slots__ = ("_rows", "columns", "end", "grain", "granularity", "group_by", "start", "timezone", "totals")
+
+    def __init__(
+        self,
+        *,
+        group_by: tuple[str, ...],
+        granularity: str | None,
+        timezone: str,
+        start: datetime,
+        end: datetime,
+        grain: int,
+        columns: dict[str, list[Any]] | None = None,
+        totals: Totals | None = None,
+    ) -> None:
+        self.group_by = group_by
+        self.granularity = granularity
+        self.timezone = timezone
+        self.start = start
+        """The covered range, widened to whole periods: ``[start, end)`` (UTC)."""
+        self.end = end
+        self.grain = grain
+        """The rollup bucket width (seconds) the report was computed from."""
+        self.columns: dict[str, list[Any]] = columns if columns is not None else _empty_columns(group_by)
+        """The rows column by column: ``period`` (a :class:`Period`, ``None`` without a
+        granularity), then one column per dimension of :attr:`group_by` (``str | None``),
+        then one per metric of :class:`Totals` (``int``; money in nano-USD)."""
+        self.totals = totals if totals is not None else Totals()
+        """The sum of the rows, exactly."""
+        self._rows: list[ReportRow] | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.columns["period"])
+
+    @property
+    def rows(self) -> list[ReportRow]:
+        """One :class:`ReportRow` per row, in order: by period, then by the dimension
+        values (byte order, none first)."""
+        if self._rows is None:
+            group = self.group_by
+            values = zip(*(self.columns[d] for d in group), strict=True) if group else repeat(())
+            metrics = zip(*(self.columns[m] for m in _METRICS), strict=True)
+            self._rows = [
+                ReportRow(period, group, vals, Totals(*m))
+                for period, vals, m in zip(self.columns["period"], values, metrics, strict=False)
+            ]
+        return self._rows
 
     def to_dict(self) -> dict[str, Any]:
+        zone = get_timezone(self.timezone)
+        starts: dict[Period, str] = {}
+        periods = self.columns["period"]
+        for p in dict.fromkeys(periods):
+            if p is not None:
+                starts[p] = p.start.astimezone(zone).isoformat()
+        names = ["period_start", *self.group_by, *_METRICS]
+        cols: list[Iterable[Any]] = [
+            [None if p is None else starts[p] for p in periods],
+            *(self.columns[d] for d in self.group_by),
+            *(self.columns[m] for m in _METRICS),
+        ]
+        rows = []
+        for record in zip(*cols, strict=True):
+            row = dict(zip(names, record, strict=True))
+            row["spend"] = str(from_nano(row["cost_nanos"]))
+            row["total_tokens"] = row["input_tokens"] + row["output_tokens"]
+            rows.append(row)
         return {
             "group_by": list(self.group_by),
             "granularity": self.granularity,
             "timezone": self.timezone,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
-            "rows": [
-                {
-                    "period_start": r.period.start.astimezone(get_timezone(self.timezone)).isoformat()
-                    if r.period
-                    else None,
-                    **r.group,
-                    **r.totals.to_dict(),
-                }
-                for r in self.rows
-            ],
+            "rows": rows,
             "totals": self.totals.to_dict(),
         }
+
+
+def _empty_columns(group_by: Iterable[str]) -> dict[str, list[Any]]:
+    return {name: [] for name in ("period", *group_by, *_METRICS)}
 
 
 def _is_postgres(db: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
@@ -151,7 +208,7 @@ def _is_postgres(db: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
 
 
 def _epoch(at: datetime) -> int:
-    delta = at.astimezone(UTC) - _EPOCH
+    delta = at - _EPOCH  # aware datetimes subtract across zones exactly
     return delta.days * 86400 + delta.seconds
 
 
@@ -187,6 +244,20 @@ def _offset_segments(zone: tzinfo, start: datetime, end: datetime) -> list[tuple
         else:
             t = nxt
     return segments
+
+
+def _utc_hours(zone: tzinfo, lo: datetime, hi: datetime) -> list[Period] | None:
+    """The hourly periods of ``[lo, hi)`` when each is one UTC hour: the zone's offsets in
+    the range are whole hours and never step back (a repeated autumn hour is one period
+    of two UTC hours). ``None`` otherwise. The same periods as
+    :func:`~spendgate.core.periods.iter_periods` (the report tests compare them), built
+    without a calendar lookup per hour: a month by hour is 720 periods."""
+    segments = _offset_segments(zone, lo, hi)
+    if any(offset % 3600 for _, offset in segments) or any(b < a for (_, a), (_, b) in pairwise(segments)):
+        return None
+    hour = timedelta(hours=1)
+    starts = [lo + i * hour for i in range(_epoch(hi) // 3600 - _epoch(lo) // 3600)]
+    return [Period(s, s + hour, s.astimezone(zone).isoformat()) for s in starts]
 
 
 def _period_index(
@@ -271,7 +342,8 @@ async def spend_report(
         hi = period_for(
             window, max(end, start + timedelta(microseconds=1)) - timedelta(microseconds=1), zone
         ).end
-        periods = iter_periods(window, lo, hi, zone)
+        hours = _utc_hours(zone, lo, hi) if granularity == "hour" else None
+        periods = hours if hours is not None else iter_periods(window, lo, hi, zone)
         boundaries = [_epoch(p.start) for p in periods] + [_epoch(hi)]
     else:
         lo_s = _epoch(start) // 900 * 900
@@ -280,64 +352,139 @@ async def spend_report(
         boundaries = [lo_s, hi_s]
     grain = max(g for g in GRAINS if all(b % g == 0 for b in boundaries))
 
+    postgres = _is_postgres(db)
     scope_type = SCOPE_DIMENSIONS[scopes[0]] if scopes else "global"
     table = SpendRollup.__table__.c
-    keys: list[ColumnElement[Any]] = [
-        table.scope_id if d in SCOPE_DIMENSIONS else table[COLUMN_DIMENSIONS[d]] for d in group
-    ]
-    labels = [f"d{i}" for i in range(len(keys))]
-    index_map: dict[int, Period] = {}
-    if granularity is not None:
-        period_expr, index_map = _period_index(granularity, periods, zone, lo, hi)
-        keys.append(period_expr)
-        labels.append("p")
-    # Sums cast back to BIGINT: PostgreSQL's sum(bigint) is NUMERIC, slow to decode.
-    sums = [cast(func.sum(getattr(SpendRollup, m)), BigInteger).label(m) for m in _METRICS]
     # Byte order ("C") for the dimension values: the same order on both databases, and
     # much cheaper than a linguistic collation on PostgreSQL.
-    dim_order = [k.collate("C") if _is_postgres(db) else k for k in keys[: len(group)]]
-    order = ([keys[-1]] if granularity is not None else []) + dim_order
-    stmt = (
-        select(
-            *[(func.nullif(k, "") if n != "p" else k).label(n) for k, n in zip(keys, labels, strict=True)],
-            *sums,
+    dims: list[ColumnElement[Any]] = []
+    for dim in group:
+        column = table.scope_id if dim in SCOPE_DIMENSIONS else table[COLUMN_DIMENSIONS[dim]]
+        dims.append(column.collate("C") if postgres else column)
+    # When every period is one rollup bucket (hourly periods on the hourly grain, unless
+    # the range has a repeated autumn hour), a group is the rollup rows of one bucket with
+    # the same dimension values: read those rows in that order (PostgreSQL streams them
+    # out of ix_spend_rollups_report, no hash table, no sort) and add up, in Python, the
+    # neighbours that differ only in a key column the report does not show (a model under
+    # two providers, say). Otherwise, the database groups by period.
+    per_bucket = granularity is not None and all(b - a == grain for a, b in pairwise(boundaries))
+    period_map: dict[int, Period] = {}
+    keys: list[ColumnElement[Any]] = []
+    if per_bucket:
+        keys.append(table.bucket)
+        period_map = dict(zip(boundaries, periods, strict=False))
+    elif granularity is not None:
+        period_expr, period_map = _period_index(granularity, periods, zone, lo, hi)
+        keys.append(period_expr)
+    keys += dims
+    conditions = [
+        table.grain == grain,
+        table.scope_type == scope_type,
+        table.bucket >= _epoch(lo),
+        table.bucket < _epoch(hi),
+    ]
+    if scope_type == "global":
+        conditions.append(table.scope_id == "")  # always true; lets the index order serve
+    labels = [k.label(f"k{i}") for i, k in enumerate(keys)]
+    if per_bucket:
+        rest = [table[c] for c in ("scope_id", "model", "provider", "deployment_id")]
+        stmt = (
+            select(*labels, *[table[m] for m in _METRICS])
+            .where(*conditions)
+            .order_by(*keys, *[c.collate("C") if postgres else c for c in rest])
         )
-        .where(
-            SpendRollup.grain == grain,
-            SpendRollup.scope_type == scope_type,
-            SpendRollup.bucket >= _epoch(lo),
-            SpendRollup.bucket < _epoch(hi),
+    else:
+        # PostgreSQL's sum(bigint) is NUMERIC, slow to build and decode: spendgate_sum (an
+        # aggregate of BIGINT addition, migration 0003) stays BIGINT and raises on overflow.
+        total = func.spendgate_sum if postgres else func.sum
+        stmt = (
+            select(*labels, *[total(table[m]).label(m) for m in _METRICS])
+            .where(*conditions)
+            .group_by(*keys)
+            .order_by(*keys)
         )
-        .group_by(*keys)
-        .order_by(*order)
-    )
-
-    async def run(conn: AsyncConnection) -> list[Any]:
-        if conn.dialect.name == "postgresql":
-            # Enough memory to hash-aggregate a month of hourly groups without spilling.
-            await conn.execute(text("SET LOCAL work_mem = '64MB'"))
-        return list((await conn.execute(stmt)).all())
 
     if isinstance(db, AsyncEngine):
         async with db.connect() as conn:
-            result = await run(conn)
+            data = await _fetch_columns(conn, stmt, per_bucket)
     elif isinstance(db, AsyncSession):
-        result = await run(await db.connection())
+        data = await _fetch_columns(await db.connection(), stmt, per_bucket)
     else:
-        result = await run(db)
+        data = await _fetch_columns(db, stmt, per_bucket)
 
-    report = Report(group_by=group, granularity=granularity, timezone=tz_name, start=lo, end=hi, grain=grain)
-    rows = []
-    n = len(group)
-    k = len(_METRICS)
-    columns = [0] * k
-    for rec in result:
-        if rec[-k + 1] is None:  # SUM over no rows (no grouping): no row
-            continue
-        metrics = rec[-k:]
-        columns = list(map(add, columns, metrics))
-        period = index_map[rec[n]] if granularity is not None else None
-        rows.append(ReportRow(period, group, tuple(rec[:n]), Totals(*metrics)))
-    report.totals = Totals(*columns)
-    report.rows = rows
-    return report
+    n = len(keys)
+    if not keys and data[1] == [None]:
+        data = [[] for _ in data]  # SUM over no rows without grouping: no row
+    if per_bucket:
+        data = _add_up_neighbours(data, n)
+    count = len(data[0])
+    columns: dict[str, list[Any]] = {
+        "period": list(map(period_map.__getitem__, data[0])) if granularity is not None else [None] * count
+    }
+    for i, dim in enumerate(group, start=n - len(group)):
+        # '' is "none" (no team, no tag…)
+        columns[dim] = [value or None for value in data[i]] if "" in data[i] else data[i]
+    for i, metric in enumerate(_METRICS, start=n):
+        columns[metric] = data[i]
+    totals = Totals(*(sum(columns[m]) for m in _METRICS))
+    return Report(
+        group_by=group,
+        granularity=granularity,
+        timezone=tz_name,
+        start=lo,
+        end=hi,
+        grain=grain,
+        columns=columns,
+        totals=totals,
+    )
+
+
+def _add_up_neighbours(data: list[list[Any]], n: int) -> list[list[Any]]:
+    """Columns of rows sorted by their first ``n`` columns (the key), with the rows of
+    equal keys added up into one (the other columns are integers). In C where it can."""
+
+    def new_key() -> Iterator[bool]:  # per row after the first: does its key differ?
+        return reduce(partial(map, or_), (map(ne, islice(c, 1, None), c) for c in data[:n]))
+
+    if n == 0 or all(new_key()):
+        return data
+    starts = [0, *compress(range(1, len(data[0])), new_key())]
+    ends = [*starts[1:], len(data[0])]
+    out = [[column[i] for i in starts] for column in data[:n]]
+    for column in data[n:]:
+        running = list(accumulate(column, initial=0))
+        out.append([running[e] - running[s] for s, e in zip(starts, ends, strict=True)])
+    return out
+
+
+async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any], ordered_scan: bool) -> list[list[Any]]:
+    """The report's rows, column by column.
+
+    On PostgreSQL the database packs each column into one array (a month of hourly rows
+    is tens of thousands), which the driver decodes straight into a list: no row objects
+    and no transposing in Python.
+    """
+    if conn.dialect.name != "postgresql":
+        rows = (await conn.execute(stmt)).all()
+        return [list(map(itemgetter(i), rows)) for i in range(len(stmt.selected_columns))]
+    # Enough memory to hash-aggregate a month of hourly groups without spilling; no JIT
+    # (compiling the query would cost more than running it); and, when the groups come
+    # in index order, no sort (the planner's estimate favours sorting a bitmap scan).
+    await conn.execute(_PG_SETTINGS, {"sort": "off" if ordered_scan else "on"})
+    # array_agg over the ordered subquery keeps its order (PostgreSQL feeds an aggregate
+    # the rows of a sorted subquery in order); all columns come from the same row stream,
+    # so they stay aligned whatever happens.
+    rows = stmt.subquery("r")
+    packed = select(*[func.array_agg(c) for c in rows.c]).compile(dialect=conn.dialect)
+    params = packed.params
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    record = await driver.fetchrow(packed.string, *(params[name] for name in packed.positiontup or ()))
+    assert record is not None
+    return [c if c is not None else [] for c in record]  # arrays arrive as lists
+
+
+_PG_SETTINGS = text(
+    "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true), "
+    "set_config('enable_sort', :sort, true)"
+)

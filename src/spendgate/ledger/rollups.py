@@ -15,8 +15,8 @@ need. Every UTC offset in use since 1972 is a multiple of 15 minutes, so the 15-
 grain answers exactly in any zone (Asia/Kolkata +5:30, Asia/Kathmandu +5:45); zones with
 whole-hour offsets read the hourly grain (a month is 720 rows per group). The trade-off
 is write volume: each event touches 2 grains × 7 scope types (more with several tags);
-the writer aggregates a batch in memory first, so under load (bigger batches) the rows
-written per event fall.
+the writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
+:func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall.
 """
 
 from __future__ import annotations
