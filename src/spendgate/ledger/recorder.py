@@ -99,6 +99,7 @@ class Recorder:
         flush_interval: float = 0.25,
         fsync_interval: float = 0.01,
         retry_max: float = 5.0,
+        writers: int | None = None,
     ) -> None:
         self.repository = LedgerRepository(engine)
         self.journal = Journal(journal_dir, max_bytes=max_journal_bytes)
@@ -107,6 +108,11 @@ class Recorder:
         self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
         self.retry_max = retry_max
+        # PostgreSQL takes batches in parallel (the next one is built while the last one is
+        # written); SQLite has one writer anyway.
+        self.writers = writers if writers is not None else (2 if self.repository.postgres else 1)
+        if self.writers < 1:
+            raise ValueError("a recorder needs at least one writer")
         self._queue: deque[tuple[int, SpendEvent]] = deque()
         self._record_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -264,43 +270,91 @@ class Recorder:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _writer(self) -> None:
+        """Write the queue in batches, up to ``writers`` batches in flight.
+
+        Batches are taken from the head of the queue in order; a batch leaves the queue
+        (and the journal is confirmed past it) only once it and every batch before it are
+        written. After a transient failure the writer waits for the batches still in
+        flight, then retries from the head: rewriting what already reached the database
+        only finds duplicates.
+        """
         backoff = 0.05
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                await self._sleep(self.flush_interval)
-                continue
-            if len(self._queue) < self.batch_size and not self._closing:
-                # Gather a batch for at most one flush interval from its first event.
-                await self._sleep(self.flush_interval)
-            batch = [self._queue[i] for i in range(min(self.batch_size, len(self._queue)))]
-            started = time.perf_counter()
-            try:
-                try:
-                    result = await self.repository.write_batch([event for _, event in batch])
-                    inserted, duplicates = result.inserted, result.duplicates
-                except Exception as exc:
-                    if not _permanent(exc):
-                        raise
-                    inserted, duplicates = await self._isolate(batch)
-            except Exception as exc:
-                self._flush_errors += 1
-                self._last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("spend recorder: database write failed, retrying in %.2fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.retry_max)
-                continue
-            backoff = 0.05
-            elapsed = (time.perf_counter() - started) * 1000
-            for _ in batch:
-                self._queue.popleft()
-            self.journal.confirm(batch[-1][0])
-            self._written += inserted
-            self._duplicates += duplicates
-            self._flushes += 1
-            self._last_ms = elapsed
-            self._max_ms = max(self._max_ms, elapsed)
+        inflight: deque[tuple[list[tuple[int, SpendEvent]], asyncio.Task[tuple[int, int, float]]]] = deque()
+        claimed = 0  # events at the head of the queue held by batches in flight
+        try:
+            while True:
+                failed: BaseException | None = None
+                while inflight and inflight[0][1].done():
+                    batch, task = inflight.popleft()
+                    claimed -= len(batch)
+                    failed = task.exception()
+                    if failed is not None:
+                        break
+                    inserted, duplicates, elapsed = task.result()
+                    for _ in batch:
+                        self._queue.popleft()
+                    self.journal.confirm(batch[-1][0])
+                    self._account(inserted, duplicates, elapsed)
+                    backoff = 0.05
+                if failed is not None:
+                    for _, task in inflight:  # let them finish; their events are retried
+                        with contextlib.suppress(Exception):
+                            self._account(*(await task))
+                    inflight.clear()
+                    claimed = 0
+                    self._flush_errors += 1
+                    self._last_error = f"{type(failed).__name__}: {failed}"[:500]
+                    log.warning(
+                        "spend recorder: database write failed, retrying in %.2fs: %s", backoff, failed
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.retry_max)
+                    continue
+                unclaimed = len(self._queue) - claimed
+                if not inflight:
+                    if not unclaimed:
+                        if self._closing:
+                            return
+                        await self._sleep(self.flush_interval)
+                        continue
+                    if unclaimed < self.batch_size and not self._closing:
+                        # Gather a batch for at most one flush interval from its first event.
+                        await self._sleep(self.flush_interval)
+                        unclaimed = len(self._queue) - claimed
+                elif (
+                    len(inflight) >= self.writers
+                    or not unclaimed
+                    or (unclaimed < self.batch_size and not self._closing)
+                ):
+                    await asyncio.wait([task for _, task in inflight], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                if not unclaimed:
+                    continue
+                batch = [self._queue[claimed + i] for i in range(min(self.batch_size, unclaimed))]
+                claimed += len(batch)
+                inflight.append((batch, asyncio.create_task(self._write(batch))))
+        finally:
+            for _, task in inflight:
+                task.cancel()
+
+    async def _write(self, batch: list[tuple[int, SpendEvent]]) -> tuple[int, int, float]:
+        """Write one batch: (inserted, duplicates, milliseconds)."""
+        started = time.perf_counter()
+        try:
+            result = await self.repository.write_batch([event for _, event in batch])
+            inserted, duplicates = result.inserted, result.duplicates
+        except Exception as exc:
+            if not _permanent(exc):
+                raise
+            inserted, duplicates = await self._isolate(batch)
+        return inserted, duplicates, (time.perf_counter() - started) * 1000
+
+    def _account(self, inserted: int, duplicates: int, elapsed_ms: float) -> None:
+        self._written += inserted
+        self._duplicates += duplicates
+        self._flushes += 1
+        self._last_ms = elapsed_ms
+        self._max_ms = max(self._max_ms, elapsed_ms)
 
     async def _isolate(self, batch: list[tuple[int, SpendEvent]]) -> tuple[int, int]:
         """Write a batch that failed permanently event by event; dead-letter the bad ones.
