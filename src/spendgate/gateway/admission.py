@@ -68,7 +68,7 @@ class Ticket:
     request_id: str
     reserved_nanos: int = 0
     tokens: int = 0
-    """The request's token estimate (prompt + output cap), taken from a deployment's ``tpm``."""
+    """The request's token estimate (prompt + output cap)."""
     headers: dict[str, str] = field(default_factory=dict)
     """Response headers the implementation adds (``x-ratelimit-*``, budget remaining …)."""
     data: dict[str, Any] = field(default_factory=dict)

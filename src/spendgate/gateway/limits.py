@@ -453,11 +453,12 @@ class GatewayLimits:
         key_id = None if principal.is_master else scopes.api_key
         budgets, rates = await self.limits_for(key_id=key_id, end_user=scopes.end_user, tags=scopes.tags)
         prompt = request.estimated_input_tokens
-        output = self._max_output(request.payload, self._candidates(request.deployments, scopes.model_group))
+        candidates = self._candidates(request.deployments, scopes.model_group)
+        output = self._max_output(request.payload, candidates)
         call = _CallContext(request.request_id, key_id, prompt, output)
         if not budgets and not rates:
             return Ticket(request.request_id, tokens=prompt + output, data={"call": call})
-        estimate = self._worst_case(request.deployments, scopes.model_group, prompt, output)
+        estimate = max((self.worst_case_at(d, prompt, output) for d in candidates), default=0)
         try:
             ticket = await self.enforcement.admit(
                 EnforcementRequest(request.request_id, budgets, rates, estimate, prompt + output)
@@ -668,11 +669,6 @@ class GatewayLimits:
         n = payload.get("n")
         choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
         return max(0, declared) * choices
-
-    def _worst_case(self, deployments: Sequence[Any], group: str, prompt: int, output: int) -> int:
-        return max(
-            (self.worst_case_at(d, prompt, output) for d in self._candidates(deployments, group)), default=0
-        )
 
     def worst_case_at(self, deployment: Deployment, prompt: int, output: int) -> int:
         """The most a call of ``prompt`` + ``output`` tokens can cost at ``deployment``."""
