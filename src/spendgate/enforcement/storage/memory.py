@@ -25,6 +25,7 @@ as they would on Redis.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 from spendgate.enforcement.storage.base import (
@@ -41,7 +42,7 @@ from spendgate.enforcement.storage.base import (
     Storage,
 )
 
-__all__ = ["MemoryStorage"]
+__all__ = ["DEFAULT_MAX_DONE", "MemoryStorage"]
 
 _NEVER = 1 << 62
 _EMPTY = BudgetState(0, 0, -1)
@@ -50,6 +51,8 @@ _EMPTY = BudgetState(0, 0, -1)
 _new = tuple.__new__
 # A done marker is one int: (expiry << 2) | state, state 1 settled, 2 released.
 _SETTLED, _RELEASED = 1, 2
+DEFAULT_MAX_DONE = 100_000
+"""Done markers kept at most (oldest evicted first), whatever ``idempotency_seconds`` says."""
 
 
 class _ZSet:
@@ -200,17 +203,31 @@ class _Sliding:
 
 
 class MemoryStorage(Storage):
-    """Counters in dicts. Not shared between processes: for one gateway process only."""
+    """Counters in dicts. Not shared between processes: for one gateway process only.
+
+    Done markers (a settled or released request id) are bounded by time (the settle's
+    ``done_ttl_ms``) **and by count**: at most ``max_done`` are kept, the oldest evicted
+    first. A marker only has to outlive the terminal calls of its own request (a settle
+    after a release, an attempt's release then the request's settle), which come within
+    that request's handling; ``max_done`` later settlements are far longer than that, so
+    evicting by count keeps the guarantee while one gateway's memory stays flat however
+    many requests an hour brings. See ``docs/enforcement.md`` ("Idempotency markers").
+    """
 
     nowait = True
 
-    def __init__(self, *, prefix: str = "sg") -> None:
+    def __init__(self, *, prefix: str = "sg", max_done: int = DEFAULT_MAX_DONE) -> None:
+        if max_done < 1:
+            raise ValueError("max_done must be at least 1")
         self.prefix = prefix
+        self.max_done = max_done
         self._counters: dict[str, _Counter] = {}
         self._leases: dict[str, _Counter] = {}  # lease key → its counter (for renew)
         self._sliding: dict[str, _Sliding] = {}
         self._slots: dict[str, _ZSet] = {}
-        self._done: dict[str, int] = {}
+        # Insertion order is settle order (an updated marker moves to the end), so the first
+        # entry is the oldest: eviction by count is popitem(last=False), O(1).
+        self._done: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
         self._ops = 0
         self._sweep_at = 1000
@@ -464,7 +481,12 @@ class MemoryStorage(Storage):
                     elif s.w == window_index + 1:
                         s.p = max(0, s.p + delta)
             expires = now + done_ttl_ms if done_ttl_ms > 0 else _NEVER
-            self._done[done_key] = expires << 2 | (_SETTLED if settle else _RELEASED)
+            marks = self._done
+            if done is not None:  # a settle after a release (or a stale marker): now the newest
+                marks.move_to_end(done_key)
+            marks[done_key] = expires << 2 | (_SETTLED if settle else _RELEASED)
+            if len(marks) > self.max_done:
+                marks.popitem(last=False)
             return True
         finally:
             self._lock.release()
