@@ -4,8 +4,14 @@ The key comes from ``Authorization: Bearer <key>``, ``x-api-key`` (Anthropic cli
 ``api-key`` (Azure clients). Only its SHA-256 hash (:func:`spendgate.core.keys.hash_key`)
 is compared, cached and recorded. Look-ups are cached in-process for a short TTL
 (``general_settings.key_cache_ttl_seconds``), misses included, so the request path does
-not wait for SQL once a key has been seen. A blocked or expired key fails after at most
-one TTL.
+not wait for SQL once a key has been seen. A blocked key fails after at most one TTL; an
+expired key at its expiry time.
+
+The cache is a :class:`~spendgate.gateway.lookups.LookupCache`: concurrent look-ups of one
+key share one query, the wait for the database is bounded, and while the database is
+unreachable a key seen before is still honoured (up to
+``general_settings.stale_cache_max_seconds`` past its TTL); a key never seen gets a 503
+(``database_unavailable``), never a 500 or a hang.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.core.keys import hash_key
 from spendgate.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from spendgate.gateway.lookups import LookupCache
 from spendgate.stores.database.models import Team, VirtualKey
 
 __all__ = ["Authenticator", "Principal", "key_from_headers"]
@@ -49,6 +56,8 @@ class Principal:
     """Model groups the key may use; empty means all."""
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    expires: datetime | None = None
+    """When the key expires (UTC), if it does."""
 
     def may_use(self, model_group: str) -> bool:
         return not self.models or model_group in self.models or "all-proxy-models" in self.models
@@ -75,13 +84,20 @@ class Authenticator:
         engine: AsyncEngine | None,
         *,
         ttl_seconds: float = 10.0,
+        stale_seconds: float = 3600.0,
+        wait_seconds: float | None = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._master_hash = hash_key(master_key) if master_key else None
         self._engine = engine
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, Principal | GatewayError]] = {}
+        self._cache: LookupCache[Principal | GatewayError] = LookupCache(
+            ttl_seconds,
+            stale_seconds=stale_seconds,
+            wait=wait_seconds,
+            what="API key",
+            clock=clock,
+            max_entries=_MAX_CACHED,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -99,26 +115,17 @@ class Authenticator:
         digest = hash_key(raw)
         if hmac.compare_digest(digest, self._master_hash):
             return Principal(key_hash=digest, key_id=digest, is_master=True, key_alias="master_key")
-        now = self._clock()
-        cached = self._cache.get(digest)
-        if cached is None or cached[0] <= now:
-            result = await self._lookup(digest)
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            cached = (now + self._ttl, result)
-            self._cache[digest] = cached
-        result = cached[1]
+        result = await self._cache.get(digest, lambda: self._lookup(digest))
         if isinstance(result, GatewayError):
             raise result
+        if result.expires is not None and result.expires <= datetime.now(UTC):
+            raise AuthenticationFailed("this API key has expired", code="key_expired")
         return result
 
     def forget(self, key_hash: str | None = None) -> None:
         """Drop cached look-ups (one key by its hash, or all): the next request reads the
         database."""
-        if key_hash is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(key_hash, None)
+        self._cache.forget(key_hash)
 
     async def _lookup(self, digest: str) -> Principal | GatewayError:
         if self._engine is None:
@@ -151,9 +158,9 @@ class Authenticator:
         if key["blocked"]:
             return PermissionDenied("this API key is blocked", code="key_blocked")
         expires = key["expires"]
-        if expires is not None and (
-            expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-        ) <= datetime.now(UTC):
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        if expires is not None and expires <= datetime.now(UTC):
             return AuthenticationFailed("this API key has expired", code="key_expired")
         if key["team_blocked"]:
             return PermissionDenied(f"team {key['team_id']!r} is blocked", code="team_blocked")
@@ -170,4 +177,5 @@ class Authenticator:
             models=models,
             tags=tuple(key["tags"] or ()),
             metadata=metadata if isinstance(metadata, dict) else {},
+            expires=expires,
         )

@@ -9,7 +9,13 @@ than Redis hands over separate arguments); time is the caller's clock (``now_ms`
 ``docs/enforcement.md`` for clock skew).
 
 Any Redis or connection error is raised as :class:`~spendgate.errors.StorageError`; the
-admission applies the fail-open / fail-closed policy.
+admission applies the fail-open / fail-closed policy. Before that, a command that fails
+because its pooled connection is dead (Redis restarted, a proxy or load balancer dropped
+it) is retried once on a fresh connection, so a Redis restart costs no request an error;
+only a Redis that stays unreachable does. A timeout is not retried (the wait is bounded by
+``socket_timeout``). Every script is safe to run twice: a reservation, parallel slot, seed,
+renewal or settlement by the same request id replaces itself; only a request-rate counter
+can count a retried admission twice (conservative).
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from spendgate.enforcement.storage.base import (
@@ -82,19 +91,32 @@ class RedisStorage(Storage):
         socket_timeout: float = 2.0,
         socket_connect_timeout: float = 1.0,
         max_connections: int = 64,
+        reconnect_retries: int = 1,
+        health_check_interval: float = 30.0,
         **options: Any,
     ) -> RedisStorage:
         """Connect lazily to ``redis://host:port/db`` (the first call opens the connection).
 
         Up to ``max_connections`` calls run at once; more wait (up to ``socket_timeout``) for
-        a free connection rather than fail.
+        a free connection rather than fail. A command whose connection turns out dead is
+        retried ``reconnect_retries`` times on a new connection (after a few ms); a
+        connection idle longer than ``health_check_interval`` seconds is pinged before use.
         """
+        options.setdefault(
+            "retry",
+            Retry(
+                ExponentialWithJitterBackoff(cap=0.1, base=0.005),
+                reconnect_retries,
+                supported_errors=(RedisConnectionError,),
+            ),
+        )
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
             timeout=socket_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
+            health_check_interval=health_check_interval,
             **options,
         )
         return cls(aioredis.Redis(connection_pool=pool), prefix=prefix)

@@ -46,13 +46,24 @@ def masked_url(url: str | URL) -> str:
 
 
 def create_engine(
-    url: str | URL | None = None, *, sqlite_busy_timeout_ms: int = 5000, **kwargs: Any
+    url: str | URL | None = None,
+    *,
+    sqlite_busy_timeout_ms: int = 5000,
+    connect_timeout: float | None = 10.0,
+    command_timeout: float | None = None,
+    pool_timeout: float | None = None,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """An :class:`AsyncEngine` for ``url`` (see :func:`database_url` for the default).
 
     SQLite runs in WAL mode with ``synchronous=NORMAL``, foreign keys on and a busy timeout,
     so readers never block the writer. PostgreSQL connections are pinged before use, so a
     database that went away and came back is reconnected to transparently.
+
+    Waits for PostgreSQL are bounded, so an unreachable database (refused, or dropping
+    packets) fails a caller instead of hanging it: ``connect_timeout`` for opening a
+    connection, ``command_timeout`` for any one statement's answer (asyncpg cancels it),
+    ``pool_timeout`` for a free pooled connection (SQLAlchemy's default, 30 s, when None).
     """
     parsed = _normalise(url or database_url())
     if parsed.get_backend_name() == "sqlite":
@@ -69,6 +80,14 @@ def create_engine(
             cursor.close()
 
         return engine
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
+    if connect_timeout is not None:
+        connect_args.setdefault("timeout", connect_timeout)
+    if command_timeout is not None:
+        connect_args.setdefault("command_timeout", command_timeout)
+    kwargs["connect_args"] = connect_args
+    if pool_timeout is not None:
+        kwargs.setdefault("pool_timeout", pool_timeout)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)

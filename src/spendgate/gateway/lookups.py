@@ -1,0 +1,184 @@
+"""Cached database look-ups on the request path, kept usable through a database outage.
+
+The gateway reads keys and the entities above them (user, team, organization, customer,
+tag budgets) from the database and caches them for ``general_settings.key_cache_ttl_seconds``.
+If every expired entry were refreshed synchronously, a database outage would take all
+virtual-key traffic down with it as soon as the TTL ran out. So a :class:`LookupCache`:
+
+- serves a fresh entry from memory;
+- refreshes an expired one with **one** load per key at a time (single flight: concurrent
+  requests for a key share the load and its wait);
+- bounds every wait for the database (``general_settings.database_lookup_timeout_seconds``);
+- when the load fails because the database cannot be reached, serves the expired entry
+  (at most ``general_settings.stale_cache_max_seconds`` past its TTL) and, until a load
+  succeeds again, keeps serving it at once while refreshing in the background (so only the
+  first request of an outage waits for the database);
+- otherwise (never seen, or too stale) raises :class:`DatabaseUnavailable`, a 503 in the
+  gateway's error shape (``service_unavailable`` / ``database_unavailable``).
+
+An error that is not an outage (a bug, a constraint) is raised unchanged: serving stale
+data must not hide it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import exc as sa_exc
+
+from spendgate.gateway.errors import GatewayError
+
+__all__ = ["DatabaseUnavailable", "LookupCache", "bounded", "is_database_outage"]
+
+log = logging.getLogger("spendgate.gateway")
+
+V = TypeVar("V")
+R = TypeVar("R")
+
+_RETRY_SECONDS = 1.0
+"""While the database is down, how often one key's background refresh is tried again."""
+
+
+class DatabaseUnavailable(GatewayError):
+    """503: the database could not be reached in time and nothing cached could stand in."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "database_unavailable"
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached (refused, reset, timed out,
+    pool exhausted), as opposed to a query the database answered with an error."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    # Pool checkout timeout, the bounded wait, refused or reset connections (TimeoutError
+    # and ConnectionError are OSErrors).
+    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
+
+
+async def bounded(load: Callable[[], Awaitable[R]], seconds: float | None) -> R:
+    """``await load()``, given up after ``seconds`` with :class:`TimeoutError`."""
+    if seconds is None:
+        return await load()
+    async with asyncio.timeout(seconds):
+        return await load()
+
+
+@dataclass(slots=True)
+class _Entry(Generic[V]):
+    value: V
+    fresh_until: float
+    """Monotonic time until which the value is served without a refresh."""
+
+
+class LookupCache(Generic[V]):
+    """A TTL cache of database look-ups with single flight, a bounded wait and stale
+    service during a database outage (see the module docstring).
+
+    Args:
+        ttl: seconds an entry is served before it is refreshed.
+        stale_seconds: how long past its TTL an entry may be served while the database is
+            unreachable (0: never).
+        wait: the longest a caller waits for the database, in seconds (None: no bound).
+        what: what is looked up, for log lines and error messages.
+        clock: monotonic seconds (injected in tests).
+        max_entries: the cache is emptied when it reaches this size.
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        stale_seconds: float = 0.0,
+        wait: float | None = None,
+        what: str = "look-up",
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 50_000,
+    ) -> None:
+        self.ttl = ttl
+        self.stale_seconds = stale_seconds
+        self.wait = wait
+        self.what = what
+        self.clock = clock
+        self.max_entries = max_entries
+        self._values: dict[str, _Entry[V]] = {}
+        self._loading: dict[str, asyncio.Future[V]] = {}
+        self._retry_at: dict[str, float] = {}
+        self._down = False
+        """True from a load that failed for an outage to the next load that succeeds."""
+
+    @property
+    def database_down(self) -> bool:
+        return self._down
+
+    async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        now = self.clock()
+        hit = self._values.get(key)
+        if hit is not None and hit.fresh_until > now:
+            return hit.value
+        usable = hit is not None and now - hit.fresh_until <= self.stale_seconds
+        if usable and self._down:
+            # Known outage: answer now from the stale entry; refresh behind it.
+            assert hit is not None
+            if key not in self._loading and now >= self._retry_at.get(key, 0.0):
+                self._start(key, load)
+            return hit.value
+        pending = self._loading.get(key) or self._start(key, load)
+        try:
+            # Shielded: a cancelled caller does not cancel the load the others wait for.
+            return await asyncio.shield(pending)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            if usable:
+                assert hit is not None
+                return hit.value
+            raise DatabaseUnavailable(
+                f"the database is unavailable and this {self.what} is not cached; try again shortly"
+            ) from None
+
+    def _start(self, key: str, load: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        future = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+        # A background refresh nobody awaits must not log "exception never retrieved".
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return future
+
+    async def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        try:
+            value = await bounded(load, self.wait)
+        except Exception as exc:
+            if is_database_outage(exc):
+                if not self._down:
+                    log.warning(
+                        "database unreachable (%s: %s): serving cached %ss up to %.0f s past their TTL",
+                        type(exc).__name__,
+                        exc,
+                        self.what,
+                        self.stale_seconds,
+                    )
+                self._down = True
+                self._retry_at[key] = self.clock() + _RETRY_SECONDS
+            raise
+        finally:
+            self._loading.pop(key, None)
+        if self._down:
+            log.warning("database reachable again: %s cache refreshing", self.what)
+            self._down = False
+            self._retry_at.clear()
+        if len(self._values) >= self.max_entries:
+            self._values.clear()
+        self._values[key] = _Entry(value, self.clock() + self.ttl)
+        return value
+
+    def forget(self, key: str | None = None) -> None:
+        """Drop one entry (or all): the next look-up reads the database."""
+        if key is None:
+            self._values.clear()
+        else:
+            self._values.pop(key, None)
