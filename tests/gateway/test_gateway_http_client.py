@@ -1,20 +1,29 @@
-"""The upstream clients against tiny raw servers: keep-alive reuse, a stale connection
-retried once (FastClient), chunked and close-delimited bodies, timeouts and refused
-connections; and the gateway end to end with ``upstream_http_client: aiohttp``."""
+"""The upstream clients against tiny raw servers: keep-alive reuse, one release per
+connection (a half-read answer is closed, never pooled), chunked and close-delimited
+bodies, timeouts and refused connections, proxies from the environment; the config's
+client choice; and the gateway end to end on each client."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import openai
 import pytest
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger, free_port, make_config
 
+from spendgate.config import parse_config
 from spendgate.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
-from spendgate.providers.http import AiohttpClient, FastClient, UpstreamRequest
+from spendgate.providers.http import (
+    AiohttpClient,
+    HttpxClient,
+    UpstreamClient,
+    UpstreamRequest,
+    make_upstream_client,
+)
 from spendgate.providers.mock import MockServer
 from spendgate.providers.transport import upstream_errors
 
@@ -57,77 +66,7 @@ def _request(url: str, timeout: float = 5) -> UpstreamRequest:
     return UpstreamRequest("POST", f"{url}/v1/x?q=1", {"content-type": "application/json"}, b"{}", timeout, 2)
 
 
-async def test_keep_alive_reuses_one_connection() -> None:
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            request = await _read_request(reader)
-            assert request.startswith(b"POST /v1/x?q=1 HTTP/1.1\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-
-    async for server, url in _serve(reply):
-        client = FastClient()
-        for _ in range(3):
-            response = await client.send(_request(url))
-            assert response.status_code == 200 and await response.aread() == b"ok"
-        await client.aclose()
-        assert server.connections == 1
-
-
-async def test_stale_keep_alive_connection_is_retried_once_on_a_new_one() -> None:
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-        await writer.drain()
-        await _read_request(reader)  # the next request on this connection: hang up unanswered
-
-    async for server, url in _serve(reply):
-        client = FastClient()
-        assert await (await client.send(_request(url))).aread() == b"ok"
-        assert await (await client.send(_request(url))).aread() == b"ok"
-        assert server.connections == 2
-        await client.aclose()
-
-
-async def test_chunked_and_close_delimited_bodies() -> None:
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
-        await writer.drain()
-
-    async for _server, url in _serve(reply):
-        client = FastClient()
-        assert [c async for c in (await client.send(_request(url))).aiter_bytes()] == [b"abc", b"de"]
-        assert await (await client.send(_request(url))).aread() == b"until the end"
-        await client.aclose()
-
-
-async def test_read_timeout_and_refused_connection() -> None:
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        await asyncio.sleep(5)
-
-    async for _server, url in _serve(reply):
-        with pytest.raises(httpx.ReadTimeout):
-            await FastClient().send(_request(url, timeout=0.1))
-    with pytest.raises(httpx.ConnectError):
-        await FastClient().send(_request(f"http://127.0.0.1:{free_port()}"))
-
-
-async def test_server_dropping_mid_body_is_a_protocol_error() -> None:
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort")
-        await writer.drain()
-
-    async for _server, url in _serve(reply):
-        response = await FastClient().send(_request(url))
-        with pytest.raises(httpx.RemoteProtocolError):
-            await response.aread()
-
-
-# -- AiohttpClient (general_settings.upstream_http_client: aiohttp) ------------------------------
+# -- AiohttpClient (the default) ----------------------------------------------------------------
 # The same raw servers; errors are asserted as spendgate's, through the one mapping place.
 
 
@@ -244,12 +183,153 @@ async def test_aiohttp_idle_connection_closed_by_the_server_is_not_reused() -> N
         await client.aclose()
 
 
-def test_gateway_with_the_aiohttp_upstream_client(mock_server: MockServer, tmp_path: Path) -> None:
+# -- one owner of each connection's release, on both clients --------------------------------------
+
+CLIENTS = ["aiohttp", "httpx"]
+
+
+async def _echo_marker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer each request on the connection with its ``q`` marker, in two chunks."""
+    while True:
+        request = await _read_request(reader)
+        marker = request.split(b" ", 2)[1].partition(b"q=")[2]
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(marker), marker))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(b"1\r\n.\r\n0\r\n\r\n")
+        await writer.drain()
+
+
+def _marked(url: str, marker: str) -> UpstreamRequest:
+    return UpstreamRequest(
+        "POST", f"{url}/v1/x?q={marker}", {"content-type": "application/json"}, b"{}", 5, 2
+    )
+
+
+async def _ask(client: UpstreamClient, url: str, marker: str) -> bytes:
+    return await (await client.send(_marked(url, marker))).aread()
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_streamed_answer_releases_its_connection_once(kind: Literal["aiohttp", "httpx"]) -> None:
+    # The relay iterates the body to its end and then closes the response (twice here, as a
+    # careless owner might): the connection must enter the pool once, so the next two
+    # concurrent requests cannot both be given it.
+    async for server, url in _serve(_echo_marker):
+        client = make_upstream_client(kind)
+        response = await client.send(_marked(url, "first"))
+        assert b"".join([c async for c in response.aiter_bytes()]) == b"first."
+        await response.aclose()
+        await response.aclose()
+        answers = await asyncio.gather(_ask(client, url, "second"), _ask(client, url, "third"))
+        assert list(answers) == [b"second.", b"third."]
+        assert server.connections == 2
+        await client.aclose()
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_half_read_answer_is_closed_never_pooled(kind: Literal["aiohttp", "httpx"]) -> None:
+    async for server, url in _serve(_echo_marker):
+        client = make_upstream_client(kind)
+        response = await client.send(_marked(url, "cut"))
+        async for chunk in response.aiter_bytes():
+            assert chunk == b"cut"
+            break  # the client went away mid-answer
+        await response.aclose()
+        # aread cancelled mid-body (a cancelled request) closes the connection too
+        reading = asyncio.ensure_future((await client.send(_marked(url, "cancelled"))).aread())
+        await asyncio.sleep(0.005)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert await (await client.send(_marked(url, "next"))).aread() == b"next."
+        assert server.connections == 3  # the rest of "cut" and "cancelled" reached no one
+        await client.aclose()
+
+
+# -- proxies from the environment ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_proxies_come_from_the_environment(
+    kind: Literal["aiohttp", "httpx"], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await _read_request(reader)
+        seen.append(request.split(b"\r\n", 1)[0])
+        if request.startswith(b"CONNECT "):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nproxied")
+        await writer.drain()
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    async for _proxy, proxy_url in _serve(proxy):
+        async for direct, url in _serve(_echo_marker):
+            monkeypatch.setenv("HTTP_PROXY", proxy_url)
+            monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+            monkeypatch.setenv("NO_PROXY", "localhost,direct.example")
+            client = make_upstream_client(kind)
+            try:
+                plain = await client.send(_marked("http://api.example.test:8000", "1"))
+                assert await plain.aread() == b"proxied"
+                with pytest.raises(UpstreamConnectError), upstream_errors("test"):
+                    await client.send(_marked("https://api.example.test", "1"))  # tunnel refused
+            finally:
+                await client.aclose()
+            assert seen == [
+                b"POST http://api.example.test:8000/v1/x?q=1 HTTP/1.1",
+                b"CONNECT api.example.test:443 HTTP/1.1",
+            ]
+            # NO_PROXY: straight to the host
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+            client = make_upstream_client(kind)
+            try:
+                assert await (await client.send(_marked(url, "direct"))).aread() == b"direct."
+            finally:
+                await client.aclose()
+            assert direct.connections == 1 and len(seen) == 2
+
+
+# -- the choice in the config, and the gateway on each client ------------------------------------
+
+
+def test_the_removed_fast_client_is_read_as_aiohttp_with_a_warning() -> None:
+    raw = {"model_list": [], "general_settings": {"upstream_http_client": "fast"}}
+    config = parse_config(raw, environ={})
+    assert config.general_settings.upstream_http_client == "aiohttp"
+    assert any("upstream_http_client" in w and "'fast' was removed" in w for w in config.warnings)
+    assert parse_config({"model_list": []}, environ={}).general_settings.upstream_http_client == "aiohttp"
+
+
+async def test_the_client_is_httpx_for_http2_or_an_injected_transport() -> None:
+    default = make_upstream_client()
+    assert isinstance(default, AiohttpClient)
+    await default.aclose()
+    for client in (
+        make_upstream_client("httpx"),
+        make_upstream_client(http2=True),
+        make_upstream_client(transport=httpx.MockTransport(lambda request: httpx.Response(204))),
+    ):
+        assert isinstance(client, HttpxClient)
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"upstream_http_client": "httpx"}, {"upstream_http2": True}],
+    ids=["aiohttp", "httpx", "http2"],
+)
+def test_gateway_on_each_upstream_client(
+    settings: dict[str, object], mock_server: MockServer, tmp_path: Path
+) -> None:
     config = make_config(
-        mock_server.base_url,
-        tmp_path / "spendgate.db",
-        tmp_path / "journal",
-        general_settings={"upstream_http_client": "aiohttp"},
+        mock_server.base_url, tmp_path / "spendgate.db", tmp_path / "journal", general_settings=settings
     )
     server = GatewayServer(config).start()
     try:

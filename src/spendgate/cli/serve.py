@@ -27,7 +27,9 @@ def create_app() -> object:
 
     from spendgate.config import load_config
     from spendgate.gateway import build_app
+    from spendgate.gateway.logs import install_access_log_redaction
 
+    install_access_log_redaction()  # in each worker, after uvicorn configured its logging
     app = build_app(load_config(os.environ[_CONFIG_ENV]))
     # What start-up loaded (the price catalogue is a large object graph) lives as long as
     # the process: move it out of the collector's reach, so a full collection under load
@@ -44,6 +46,14 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="On SIGTERM/SIGINT, seconds to let requests in flight finish; then they are "
+            "answered 503 (shutting_down) and the spend recorder is flushed.",
+        ),
+    ] = 30,
     mock_provider: Annotated[
         int | None,
         typer.Option(
@@ -71,7 +81,7 @@ def serve(
             mock = stack.enter_context(run_mock_provider(port=mock_provider))
             err_console.print(f"mock provider on {mock.url}", highlight=False)
         _banner(host, port, workers, loaded)
-        _run(host, port, workers, log_level, access_log)
+        _run(host, port, workers, log_level, access_log, graceful_timeout)
 
 
 def _migrate(config: GatewayConfig) -> None:
@@ -91,7 +101,8 @@ def _migrate(config: GatewayConfig) -> None:
 
 def _banner(host: str, port: int, workers: int, config: GatewayConfig) -> None:
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    key = config.general_settings.master_key or "anything"
+    # The master key is never printed (logs keep stderr): the operator knows it.
+    key = "<master key>" if config.general_settings.master_key else "anything"
     model = config.model_list[0].model_name if config.model_list else "gpt-4o"
     err_console.print(
         f"spendgate gateway on {base}/v1 ({len(config.model_list)} deployments, "
@@ -109,7 +120,7 @@ def _banner(host: str, port: int, workers: int, config: GatewayConfig) -> None:
     )
 
 
-def _run(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
+def _run(host: str, port: int, workers: int, log_level: str, access_log: bool, graceful_timeout: int) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -124,7 +135,7 @@ def _run(host: str, port: int, workers: int, log_level: str, access_log: bool) -
         lifespan="on",
         log_level=log_level,
         access_log=access_log,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=graceful_timeout,
         backlog=4096,
     )
 

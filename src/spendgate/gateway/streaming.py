@@ -9,6 +9,13 @@ client goes away it stops reading, closes the upstream connection and still bill
 
 However the stream ends, ``finish`` is awaited exactly once with a :class:`StreamOutcome`:
 the pipeline meters, prices, settles and records from it.
+
+The relay owns the upstream response: it only iterates the body (which releases nothing)
+and closes the response exactly once, when the stream ends however it ends; the client
+hands the connection back to its pool only if the body was read to its end (see
+:mod:`spendgate.providers.http`). When the server's graceful stop runs out of time and
+cancels the request, the stream is ended with an error event in the call's dialect (not
+cut mid-chunk) and billed as partial.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ class StreamRelay(Response):
         self.finish = finish
         self.where = where
         self.outcome = StreamOutcome()
+        self._started = False
+        self._ended = False
+        """The response's last body message was sent."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = self.outcome
@@ -76,6 +86,7 @@ class StreamRelay(Response):
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
+            self._started = True
             pump = asyncio.ensure_future(self._pump(send))
             watch = asyncio.ensure_future(_wait_for_disconnect(receive))
             try:
@@ -91,10 +102,29 @@ class StreamRelay(Response):
                 outcome.client_disconnected = True
         except OSError:
             outcome.client_disconnected = True
+        except asyncio.CancelledError:
+            await self._end_cancelled(send)
+            raise
         finally:
-            await self.upstream.aclose()
+            await self.upstream.aclose()  # the one release of this upstream connection
             outcome.finished = self.translator.finished
             await self.finish(outcome)
+
+    async def _end_cancelled(self, send: Send) -> None:
+        """The request was cancelled (the server's graceful stop ran out of time): end the
+        stream with an error event rather than cut it, and bill it as partial."""
+        outcome = self.outcome
+        if outcome.upstream_error is None:
+            outcome.upstream_error = UpstreamError(
+                f"{self.where}: the gateway stopped before the stream ended"
+            )
+        if not self._started or self._ended or outcome.client_disconnected:
+            return
+        tail = self.translator.error_event("the gateway is shutting down; the stream was cut short")
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            self._ended = True
+            outcome.bytes_sent += len(tail)
 
     async def _pump(self, send: Send) -> None:
         outcome, translator = self.outcome, self.translator
@@ -121,6 +151,7 @@ class StreamRelay(Response):
             outcome.upstream_error = UpstreamError(f"{self.where}: stream relay failed")
             tail = translator.error_event("the gateway failed while relaying the stream")
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        self._ended = True
         outcome.bytes_sent += len(tail)
 
 

@@ -7,6 +7,7 @@ response payload (or the stream's SSE events); they do no I/O, so the batch runn
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import struct
 import zlib
@@ -31,6 +32,7 @@ from spendgate.providers.mock.tokens import (
     count_tokens,
     generate_text,
     input_tokens,
+    message_text,
     text_pieces,
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "audio_transcription",
     "chat_completion",
     "chat_completion_payload",
+    "chat_id",
     "completion",
     "completion_payload",
     "completion_tokens",
@@ -177,6 +180,15 @@ def _chat_plan(body: dict[str, Any], controls: Controls, options: MockOptions) -
     return _Plan(chat_prompt_tokens(messages), per_choice, _positive_int(body, "n", 1), controls)
 
 
+def chat_id(body: dict[str, Any]) -> str:
+    """``chatcmpl-<digest>-<unique>``: the digest (12 hex digits of the SHA-256 of the last
+    message's text) lets a client check that an answer is the one to its own request."""
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    text = message_text(last.get("content")) if isinstance(last, dict) else ""
+    return new_id(f"chatcmpl-{hashlib.sha256(text.encode()).hexdigest()[:12]}-")
+
+
 def chat_completion_payload(body: dict[str, Any], controls: Controls, options: MockOptions) -> dict[str, Any]:
     """A non-streaming ``chat.completion`` object."""
     model = _model(body)
@@ -187,7 +199,7 @@ def chat_completion_payload(body: dict[str, Any], controls: Controls, options: M
 def _chat_payload(body: dict[str, Any], model: str, plan: _Plan, controls: Controls) -> dict[str, Any]:
     text = generate_text(plan.visible)
     payload: dict[str, Any] = {
-        "id": new_id("chatcmpl-"),
+        "id": chat_id(body),
         "object": "chat.completion",
         "created": now(),
         "model": model,
@@ -250,7 +262,7 @@ def chat_completion(body: dict[str, Any], controls: Controls, options: MockOptio
         # route. It equals ``chat_completion_payload`` (tested).
         usage = b"" if controls.no_usage else b',"usage":' + _usage_json(plan)
         payload_bytes = _CHAT_TEMPLATE % (
-            new_id("chatcmpl-").encode(),
+            chat_id(body).encode(),
             now(),
             orjson.dumps(model),
             _chat_choices(plan.visible, plan.choices),
@@ -263,7 +275,7 @@ def chat_completion(body: dict[str, Any], controls: Controls, options: MockOptio
     include_usage = _include_usage(body, controls)
     head = (
         b'{"id":"'
-        + new_id("chatcmpl-").encode()
+        + chat_id(body).encode()
         + b'","object":"chat.completion.chunk","created":'
         + str(now()).encode()
         + b',"model":'

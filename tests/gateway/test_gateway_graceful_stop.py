@@ -1,0 +1,119 @@
+"""A graceful stop that runs out of time: the requests still running end cleanly.
+
+``spendgate serve --graceful-timeout 1`` is stopped with SIGTERM while a slow non-streamed
+call and a slow stream are in flight (the mock provider holds them). When the timeout
+passes, uvicorn cancels both: the non-streamed call gets a JSON 503 ``shutting_down`` in
+the documented error shape (not uvicorn's plain-text 500), the stream ends with an error
+event (not a cut connection) and is billed as partial, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+from gateway_helpers import MASTER_KEY, Ledger, free_port
+
+from spendgate.providers.mock import MockServer
+
+
+def _start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    spendgate = Path(sys.executable).with_name("spendgate")
+    args = [str(spendgate), "serve", "--config", str(config), "--port", str(port), "--graceful-timeout", "1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")
+
+
+async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_stream(
+    mock: MockServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "spendgate.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_list": [
+                    {
+                        "model_name": "gpt-4o",
+                        "litellm_params": {"model": "openai/gpt-4o", "api_base": mock.base_url},
+                    }
+                ],
+                "general_settings": {
+                    "master_key": MASTER_KEY,
+                    "database_url": f"sqlite+aiosqlite:///{db}",
+                    "journal_dir": str(tmp_path / "journal"),
+                    "forward_client_headers_to_llm_api": True,  # the x-mock-* delays reach the mock
+                },
+            }
+        )
+    )
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    proc = _start(config, port, log)
+    try:
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30
+        ) as client:
+            messages = [{"role": "user", "content": "take your time"}]
+            slow = asyncio.ensure_future(
+                client.chat.completions.create(
+                    model="gpt-4o",
+                    messages=messages,
+                    max_tokens=5,
+                    extra_headers={"x-mock-latency-ms": "20000"},
+                )
+            )
+            stream = await client.chat.completions.create(
+                model="gpt-4o",
+                messages=messages,
+                max_tokens=40,
+                stream=True,
+                extra_headers={"x-mock-chunk-delay-ms": "500"},
+            )
+            chunks = aiter(stream)
+            first = await anext(chunks)
+            proc.send_signal(signal.SIGTERM)
+            received = [first]
+            with pytest.raises(openai.APIError) as ended:
+                async for chunk in chunks:
+                    received.append(chunk)
+            assert "shutting down" in ended.value.message
+            assert len(received) < 40  # cut short by the stop, not finished
+            with pytest.raises(openai.APIStatusError) as refused:
+                await slow
+        assert refused.value.status_code == 503
+        assert refused.value.response.headers["content-type"] == "application/json"
+        body = refused.value.body
+        assert isinstance(body, dict) and isinstance(body.pop("message"), str)
+        assert body == {"type": "service_unavailable", "param": None, "code": "shutting_down"}
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it caught
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "Exception in ASGI application" not in text, text[-3000:]
+    rows = Ledger(db).rows()
+    assert [row["status"] for row in rows] == ["partial"]
