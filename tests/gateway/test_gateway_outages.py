@@ -122,6 +122,8 @@ async def _through_outage(
             during = await asyncio.gather(*(_call(gateway, key, clients) for _ in range(8)))
             later = await _call(gateway, key, clients)  # the outage is known: no wait at all
             unknown = await asyncio.gather(*(_call(gateway, f"sk-never-seen-{i}", clients) for i in range(3)))
+            with Admin(gateway.base_url) as admin:
+                refused = await asyncio.to_thread(admin.http.post, "/key/generate", json={})
         finally:
             proxy.restore()
         # The known key is honoured through the outage (its cache entry is past its TTL).
@@ -131,6 +133,9 @@ async def _through_outage(
             assert status == 503, (status, error)
             assert {k: error[k] for k in UNAVAILABLE} == UNAVAILABLE, error
             assert error["message"]
+        # The management API cannot write: 503, nothing changed.
+        assert refused.status_code == 503, refused.text
+        assert {k: refused.json()["error"][k] for k in UNAVAILABLE} == UNAVAILABLE
         # Billed exactly once each, once the database is back.
         ids = [rid for _, _, rid in [*before, *during, later]]
         assert all(ids) and len(set(ids)) == len(ids)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.core.keys import hash_key
 from spendgate.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from spendgate.gateway.lookups import LookupCache
+from spendgate.gateway.lookups import LookupCache, database_health
 from spendgate.stores.database.models import Team, VirtualKey
 
 __all__ = ["Authenticator", "Principal", "key_from_headers"]
@@ -95,6 +95,7 @@ class Authenticator:
             stale_seconds=stale_seconds,
             wait=wait_seconds,
             what="API key",
+            health=None if engine is None else database_health(engine),
             clock=clock,
             max_entries=_MAX_CACHED,
         )
