@@ -40,6 +40,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.errors import UpstreamError, UpstreamStatusError
 from spendgate.gateway.admission import ATTEMPT_HOLDS, Admission, AdmissionRequest, Scopes, Ticket
 from spendgate.gateway.auth import Authenticator, Principal
+from spendgate.gateway.bounds import MAX_TOKEN_ID, check_bounds, check_id
 from spendgate.gateway.errors import (
     InvalidField,
     MalformedRequest,
@@ -219,7 +220,10 @@ class Pipeline:
         if not value or not self.trusted_proxies:
             return None
         peer = request.client.host if request.client is not None else None
-        return value if trusted_peer(peer, self.trusted_proxies) else None
+        if not trusted_peer(peer, self.trusted_proxies):
+            return None
+        check_id(value, END_USER_HEADER)
+        return value
 
     def _scopes(self, principal: Principal, call: ClientCall, header_end_user: str | None = None) -> Scopes:
         # A key bound to a customer wins; then a trusted proxy's header; then the body's ``user``.
@@ -408,7 +412,8 @@ _REQUIRED = {
     "speech": ("input", str),
     "messages": ("messages", list),
 }
-_INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n")
+_TOKEN_ID_PROMPTS = {"completions": "prompt", "embeddings": "input"}
+"""Fields that may hold a pre-tokenized prompt (token ids), and so must have its shape."""
 _NUMBER_FIELDS = ("temperature", "top_p")
 
 
@@ -460,13 +465,13 @@ def parse_call(endpoint: str, body: bytes, content_type: str) -> ClientCall:
             raise InvalidField(f"{name!r} has the wrong type", param=name)
     if endpoint in ("chat", "messages"):
         _check_messages(payload["messages"])
+    prompt_field = _TOKEN_ID_PROMPTS.get(endpoint)
+    if prompt_field is not None:
+        _check_prompt(payload[prompt_field], prompt_field)
     tools = payload.get("tools")
     if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
         raise InvalidField("'tools' must be a list of objects", param="tools")
-    for name in _INTEGER_FIELDS:
-        value = payload.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise InvalidField(f"{name!r} must be a non-negative integer", param=name)
+    check_bounds(payload)
     for name in _NUMBER_FIELDS:
         value = payload.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
@@ -507,6 +512,24 @@ def _check_messages(messages: list[Any]) -> None:
         calls = message.get("tool_calls")
         if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
             raise InvalidField(f"{where}.tool_calls must be a list of objects", param=f"{where}.tool_calls")
+
+
+def _check_prompt(prompt: str | list[Any], name: str) -> None:
+    """A prompt is a string, a list of strings, a list of token ids, or a list of lists of
+    token ids (OpenAI's four forms); token ids are counted one token each."""
+    if isinstance(prompt, str) or all(isinstance(item, str) for item in prompt) or _token_ids(prompt):
+        return
+    if all(isinstance(item, list) and _token_ids(item) for item in prompt):
+        return
+    raise InvalidField(
+        f"{name!r} must be a string, a list of strings, a list of token ids (non-negative integers) "
+        "or a list of such lists",
+        param=name,
+    )
+
+
+def _token_ids(items: list[Any]) -> bool:
+    return all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_TOKEN_ID for i in items)
 
 
 def exchange_for(call: ClientCall, deployment: Deployment) -> Exchange:
