@@ -534,7 +534,7 @@ class Admission:
             return self._budget_error([_Planned(*p) for p in planned], result, now_ms, strict)
         return self._rate_error(limits, rate_ops, result)
 
-    async def _seed(self, planned: list[_Plan], cold: Sequence[int], now_ms: int) -> None:
+    async def _seed(self, planned: Sequence[_Plan], cold: Sequence[int], now_ms: int) -> None:
         # One loader call per cold counter per process, however many requests wait on it.
         for i in cold:
             p = _Planned(*planned[i])
@@ -730,12 +730,19 @@ class Admission:
     # ---- reading (explain)
 
     async def _read(
-        self, request: EnforcementRequest
+        self, request: EnforcementRequest, *, seed_cold: bool = False
     ) -> tuple[int, list[_Planned], list[BudgetState | None], list[RateLimit], list[RateOp], list[RateState]]:
+        """The counters of ``request``. ``seed_cold``: a budget counter that does not exist
+        yet (after a restart, a flush of Redis) is first seeded from the ledger exactly as
+        :meth:`admit` seeds it, so what is read is what the next admission would see."""
         now_ms = self._now_ms()
         estimate = max(0, request.estimate_nanos) if self.mode == "strict" else 0
         planned = [self._plan_budget(b, now_ms, estimate) for b in request.budgets]
         limits = [r for r in request.rate_limits if r.limit is not None]
         ops = [self._plan_rate(r, now_ms, max(0, request.estimate_tokens)) for r in limits]
         states, rstates = await self.storage.read(now_ms, [p.op for p in planned], ops)
+        cold = [i for i, st in enumerate(states) if st is None] if seed_cold and self.loader else []
+        if cold:
+            await self._seed(planned, cold, now_ms)
+            states, rstates = await self.storage.read(now_ms, [p.op for p in planned], ops)
         return now_ms, planned, list(states), limits, ops, list(rstates)

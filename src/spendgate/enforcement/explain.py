@@ -1,6 +1,7 @@
 """Why a request would be admitted or refused: every scope and window with its numbers.
 
-The data behind ``/budget/explain``: it reads the counters (never changes them) and
+The data behind ``/budget/explain``: it reads the counters (never adds to them: a cold
+counter is seeded from the ledger, by setting, exactly as the admission seeds it) and
 applies the same comparison as the admission.
 """
 
@@ -45,7 +46,9 @@ async def explain(admission: Admission, request: EnforcementRequest) -> list[Sco
     The request's ``estimate_nanos`` is what is tested against the room left (0 asks
     "is there any room at all?" in check-only terms: ``spend + reserved < limit``).
     """
-    now_ms, planned, states, _, _, _ = await admission._read(request)
+    # A cold counter is seeded from the ledger first, like the admission does: after a
+    # restart the answer is the ledger's spend, never a made-up zero.
+    now_ms, planned, states, _, _, _ = await admission._read(request, seed_cold=True)
     strict = admission.mode == "strict"
     out = []
     for p, s in zip(planned, states, strict=True):
