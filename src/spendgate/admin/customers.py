@@ -4,6 +4,10 @@ request or through a key bound to them (``end_user_id``).
 proxy_admin manages customers; proxy_admin_viewer reads them; other roles have no access.
 A customer that keys are bound to cannot be deleted (409): unbinding silently would let
 those keys name any customer.
+
+``team_id`` / ``organization_id`` say which tenant a customer belongs to: the gateway then
+lets only that team's (organization's) keys bill it by naming it in a request (403
+otherwise; docs/enforcement.md "Whose customer").
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from spendgate.admin.convert import (
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
 from spendgate.gateway.errors import InvalidField
-from spendgate.stores.database.models import Budget, EndCustomer, VirtualKey
+from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, VirtualKey
 
 __all__ = [
     "block_customers",
@@ -57,6 +61,8 @@ async def customers_out(session: AsyncSession, rows: list[EndCustomer]) -> list[
         {
             "user_id": c.user_id,
             "alias": c.alias,
+            "team_id": c.team_id,
+            "organization_id": c.organization_id,
             "blocked": c.blocked,
             "budget_id": c.budget_id,
             "allowed_model_region": c.allowed_model_region,
@@ -78,7 +84,16 @@ async def _apply(ctx: Context, c: EndCustomer, body: CustomerNew | CustomerUpdat
         raise InvalidField("give budget_id or max_budget, not both", param="budget_id")
     if body.budget_id is not None and "budget_id" in given:
         await require_row(ctx.session, Budget, body.budget_id, "budget", "budget_id")
-    for name in ("alias", "budget_id", "allowed_model_region", "default_model", "models"):
+    await _check_owner(ctx, c, body)
+    for name in (
+        "alias",
+        "team_id",
+        "organization_id",
+        "budget_id",
+        "allowed_model_region",
+        "default_model",
+        "models",
+    ):
         if name in given:
             setattr(c, name, getattr(body, name))
     if "blocked" in given:
@@ -86,6 +101,22 @@ async def _apply(ctx: Context, c: EndCustomer, body: CustomerNew | CustomerUpdat
     if "metadata" in given:
         c.metadata_ = merged_metadata(c.metadata_, body.metadata or {})
     apply_limits(c, body)
+
+
+async def _check_owner(ctx: Context, c: EndCustomer, body: CustomerNew | CustomerUpdate) -> None:
+    """404 for an unknown team or organization; 422 for a team outside the organization."""
+    given = body.model_fields_set
+    team_id = body.team_id if "team_id" in given else c.team_id
+    org_id = body.organization_id if "organization_id" in given else c.organization_id
+    if body.organization_id is not None and "organization_id" in given:
+        await require_row(ctx.session, Organization, body.organization_id, "organization", "organization_id")
+    if team_id is None:
+        return
+    team: Team = await require_row(ctx.session, Team, team_id, "team", "team_id")
+    if org_id is not None and team.organization_id != org_id:
+        raise InvalidField(
+            f"team {team_id!r} does not belong to organization {org_id!r}", param="organization_id"
+        )
 
 
 async def new_customer(ctx: Context, body: CustomerNew) -> dict[str, Any]:

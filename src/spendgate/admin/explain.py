@@ -6,8 +6,14 @@ the ``explainer`` the gateway passes in :class:`~spendgate.admin.AdminSettings`:
 an :class:`ExplainTarget` into the same budgets the admission would check, so the answer
 agrees with the decision. Without an explainer the endpoint answers 501.
 
-Who may ask: proxy_admin and proxy_admin_viewer for any key; a key's owner and the admins
-of its team for that key.
+Who may ask, and what they see: exactly what the endpoints the answer reflects would show
+them. proxy_admin and proxy_admin_viewer see every window of any key. Anyone else may ask
+about a key ``/key/info`` shows them (its owner, the admins of its team), and sees the
+windows of the key, its owner (``/user/info``), its team and their membership
+(``/team/info``) and its organization if they are a member (``/organization/info``); the
+global, customer and tag windows (spend across tenants, or a customer's: ``/customer/info``
+is for proxy admins) are withheld, named in ``withheld``. Asking about a ``customer`` takes
+the right to read customers (403 naming ``customer`` otherwise).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import Any
 
 from spendgate.admin._http import Context
 from spendgate.admin.convert import usd
-from spendgate.admin.keys import find_key
+from spendgate.admin.keys import find_key, may_read_key
+from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import BudgetExplain
 from spendgate.enforcement.explain import ScopeWindowState
 from spendgate.gateway.errors import GatewayError, NotFound, PermissionDenied
+from spendgate.stores.database.models import VirtualKey
 
 __all__ = ["ExplainTarget", "NotAvailable", "explain_budget", "explain_out"]
 
@@ -74,14 +82,34 @@ def explain_out(states: Sequence[ScopeWindowState]) -> list[dict[str, Any]]:
     return out
 
 
+def _readable(caller: Caller, vk: VirtualKey, st: ScopeWindowState) -> bool:
+    """Whether the endpoint showing this scope would show it to ``caller`` (who may read
+    the key ``vk``)."""
+    if caller.reads_all:
+        return True
+    kind = st.scope.type
+    if kind in ("key", "key_model"):
+        return True
+    if kind == "user":  # /user/info: themselves, or an admin of a team the user is in
+        return st.scope.id == caller.user_id or caller.teams.get(vk.team_id or "") == "admin"
+    if kind in ("team", "team_model", "team_member"):  # /team/info: its members
+        return caller.in_team(vk.team_id)
+    if kind == "organization":  # /organization/info: its members
+        return st.scope.id in caller.organization_ids
+    return False  # global, end_user, tag: another tenant's spend, or everyone's
+
+
 async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
     vk = await find_key(ctx.session, body.key)
     if vk is None:
         raise NotFound("key not found", param="key")
     caller = ctx.caller
-    mine = caller.user_id is not None and vk.user_id == caller.user_id
-    if not (caller.reads_all or mine or (vk.team_id is not None and caller.teams.get(vk.team_id) == "admin")):
+    if not may_read_key(caller, vk):
         raise PermissionDenied("you may not read this key's budgets")
+    if body.customer is not None and not caller.reads_all:  # as /customer/info
+        raise PermissionDenied(
+            "only a proxy_admin or proxy_admin_viewer may read customers", param="customer"
+        )
     explainer = ctx.settings.explainer
     if explainer is None:
         raise NotAvailable("budget explain is not available: the gateway did not configure enforcement")
@@ -95,7 +123,9 @@ async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
         tags=tuple(vk.tags or ()),
         model=body.model,
     )
-    windows = explain_out(await explainer(ctx.request, target))
+    states = await explainer(ctx.request, target)
+    shown = [st for st in states if _readable(caller, vk, st)]
+    windows = explain_out(shown)
     verdicts = {w["verdict"] for w in windows}
     return {
         "key": vk.token,
@@ -104,4 +134,5 @@ async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
         "model": body.model,
         "verdict": "exceeded" if "exceeded" in verdicts else "ok",
         "windows": windows,
+        "withheld": sorted({str(st.scope) for st in states} - {str(st.scope) for st in shown}),
     }

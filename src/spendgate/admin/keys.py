@@ -5,9 +5,18 @@ Who may do what (details in ``docs/admin-api.md``):
 
 * proxy_admin: everything; proxy_admin_viewer: read everything.
 * team admin: every key of their teams (create, update, block, unblock, regenerate, delete),
-  owned by any member of the team or by none.
+  owned by any member of the team (themselves when they name nobody).
 * the owner (the key's ``user_id``): read, block, regenerate, delete; create keys owned by
   themselves (optionally in a team they belong to); update only to *tighten* limits.
+
+A key made by anyone but a proxy_admin is owned by a user, so on a team key the owner's
+in-team member budget (``max_budget_in_team``) applies with the team's budget
+(docs/enforcement.md, "Team keys").
+
+What is stored of a raw key: its SHA-256 hash and a display name that reveals at most a
+fifth of the secret (:func:`_display`); a custom key needs ``sk-`` and at least 20 more
+characters (``schemas.CUSTOM_KEY``: a 422 otherwise), so what is shown never makes it
+guessable.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ __all__ = [
     "key_out",
     "keys_out",
     "list_keys",
+    "may_read_key",
     "new_raw_key",
     "regenerate_key",
     "unblock_key",
@@ -86,14 +96,26 @@ _ADMIN_ONLY = ("organization_id", "budget_id")
 _TEAM_ADMIN_ONLY = ("end_user_id", "temp_budget_increase", "temp_budget_expiry")
 
 
+_KEY_LEAD = "sk-"
+
+
 def new_raw_key() -> str:
     """A new raw key: ``sk-`` and 32 random bytes, URL-safe base64."""
-    return "sk-" + secrets.token_urlsafe(32)
+    return _KEY_LEAD + secrets.token_urlsafe(32)
 
 
 def _display(raw: str) -> tuple[str, str]:
-    """``(key_prefix, key_name)`` shown instead of the key: ``sk-AbCd`` and ``sk-...wxyz``."""
-    return raw[:7], f"{raw[:3]}...{raw[-4:]}"
+    """``(key_prefix, key_name)`` shown instead of the key, revealing at most a fifth of
+    its secret part: ``sk-AbCd`` and ``sk-...wxyz`` for a generated key (43 secret
+    characters); a shorter key shows no suffix (``sk-AbCd...``), and fewer leading
+    characters below 20."""
+    lead = _KEY_LEAD if raw.startswith(_KEY_LEAD) else ""
+    secret = raw[len(lead) :]
+    head = min(4, len(secret) // 5)
+    prefix = lead + secret[:head]
+    if len(secret) >= 40:  # 4 + 4 shown of 40 or more
+        return prefix, f"{lead}...{secret[-4:]}"
+    return prefix, f"{prefix}..."
 
 
 async def find_key(session: AsyncSession, ref: str) -> VirtualKey | None:
@@ -157,7 +179,7 @@ def _may_manage(caller: Caller, vk: VirtualKey) -> bool:
     return caller.admins_team(vk.team_id) or (caller.user_id is not None and vk.user_id == caller.user_id)
 
 
-def _may_read(caller: Caller, vk: VirtualKey) -> bool:
+def may_read_key(caller: Caller, vk: VirtualKey) -> bool:
     return (
         caller.reads_all
         or _may_manage(caller, vk)
@@ -215,7 +237,7 @@ def _check_create_rights(caller: Caller, body: KeyGenerate) -> None:
         if name in given and getattr(body, name) is not None:
             raise _forbid(name, "only a proxy_admin may set it")
     if body.team_id is not None and caller.admins_team(body.team_id):
-        return  # a team admin creates keys for any member of the team, or for none
+        return  # a team admin creates keys for any member of the team (default: themselves)
     if body.team_id is not None and not caller.in_team(body.team_id):
         raise _forbid("team_id", f"you are not a member of team {body.team_id!r}")
     if body.user_id is not None and body.user_id != caller.user_id:
@@ -324,7 +346,9 @@ def _apply(ctx: Context, vk: VirtualKey, body: KeyGenerate | KeyUpdate) -> None:
 async def generate_key(ctx: Context, body: KeyGenerate) -> dict[str, Any]:
     caller = ctx.caller
     _check_create_rights(caller, body)
-    if not caller.is_admin and body.user_id is None and not caller.admins_team(body.team_id):
+    if not caller.is_admin and body.user_id is None:
+        # Owned by its creator, team admins included: on a team key the creator's member
+        # budget then applies with the team's (a new key never escapes it).
         body = body.model_copy(update={"user_id": caller.user_id})
         body.model_fields_set.add("user_id")
     await _check_refs(ctx, body, None)
@@ -447,7 +471,7 @@ async def key_info(ctx: Context, query: KeyInfoQuery) -> dict[str, Any]:
         vk = await _key_or_404(ctx.session, ctx.caller.key_hash)
     else:
         vk = await _key_or_404(ctx.session, ref)
-        if not _may_read(ctx.caller, vk):
+        if not may_read_key(ctx.caller, vk):
             raise PermissionDenied("you may not read this key")
     return {"key": ref if ref is not None else vk.token, "info": (await keys_out(ctx.session, [vk]))[0]}
 

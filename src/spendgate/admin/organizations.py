@@ -37,6 +37,7 @@ from spendgate.admin.schemas import (
 from spendgate.gateway.errors import PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
+    EndCustomer,
     Organization,
     OrganizationMembership,
     Team,
@@ -170,7 +171,13 @@ async def delete_organizations(ctx: Context, body: OrganizationIds) -> dict[str,
     ids = body.organization_ids
     for org_id in ids:
         await require_row(s, Organization, org_id, "organization", "organization_ids")
-    for model, what in ((Team, "teams"), (User, "users"), (VirtualKey, "keys")):
+    owned: tuple[tuple[Any, str], ...] = (
+        (Team, "teams"),
+        (User, "users"),
+        (VirtualKey, "keys"),
+        (EndCustomer, "customers"),  # un-owning them silently would let any key bill them
+    )
+    for model, what in owned:
         count = await s.scalar(select(func.count()).where(model.organization_id.in_(ids)))
         if count:
             raise Conflict(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.admin._http import Conflict, Context
@@ -47,7 +47,15 @@ from spendgate.admin.schemas import (
     TeamUpdate,
 )
 from spendgate.gateway.errors import InvalidField, NotFound, PermissionDenied
-from spendgate.stores.database.models import Budget, Organization, Team, TeamMembership, User, VirtualKey
+from spendgate.stores.database.models import (
+    Budget,
+    EndCustomer,
+    Organization,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
 
 __all__ = [
     "add_members",
@@ -273,6 +281,10 @@ async def delete_team(ctx: Context, body: TeamIds) -> dict[str, Any]:
     s = ctx.session
     for team_id in body.team_ids:
         await require_row(s, Team, team_id, "team", "team_ids")
+    # Un-owning them silently would let any key bill them.
+    owned = await s.scalar(select(func.count()).where(EndCustomer.team_id.in_(body.team_ids)))
+    if owned:
+        raise Conflict(f"the team still has {owned} customers: move or delete them first", param="team_ids")
     ctx.changed_keys.extend(await delete_keys_where(s, VirtualKey.team_id.in_(body.team_ids)))
     await delete_memberships(s, TeamMembership.team_id.in_(body.team_ids))
     await delete_windows(s, "team", body.team_ids)

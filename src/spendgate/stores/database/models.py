@@ -254,11 +254,19 @@ class OrganizationMembership(_Audited, Base):
 
 
 class EndCustomer(_Limits, _Audited, Base):
-    """An end customer of the platform (LiteLLM_EndUserTable; its id is ``user_id``)."""
+    """An end customer of the platform (LiteLLM_EndUserTable; its id is ``user_id``).
+
+    ``team_id`` / ``organization_id`` (spendgate's addition): the tenant the customer
+    belongs to; only that tenant's keys may bill it by naming it in a request.
+    """
 
     __tablename__ = "end_customers"
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     alias: Mapped[str | None] = mapped_column(String(255))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.team_id"), index=True)
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.organization_id"), index=True
+    )
     budget_id: Mapped[str | None] = mapped_column(ForeignKey("budgets.budget_id"))
     allowed_model_region: Mapped[str | None] = mapped_column(String(32))
     default_model: Mapped[str | None] = mapped_column(String(255))
