@@ -16,10 +16,28 @@ from spendgate.core.pricing.calculator import effective_rates
 from spendgate.core.pricing.spec import PriceSpec
 from spendgate.core.usage.model import Usage
 
-__all__ = ["OUTPUT_CAP_FIELDS", "declared_max_output", "worst_case_nanos", "worst_case_tokens"]
+__all__ = [
+    "CHOICE_FIELDS",
+    "OUTPUT_CAP_FIELDS",
+    "declared_choices",
+    "declared_max_output",
+    "worst_case_nanos",
+    "worst_case_tokens",
+]
 
 OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 """Every field a client can cap output with; the largest counts, so none can be slipped past."""
+
+
+CHOICE_FIELDS = ("n", "best_of")
+"""How many completions a request has generated: ``n`` returned, ``best_of`` generated (and
+billed) server-side; the larger counts."""
+
+
+def declared_choices(payload: Mapping[str, Any]) -> int:
+    """The number of completions the request makes the upstream generate (at least 1)."""
+    counts = [v for f in CHOICE_FIELDS if isinstance(v := payload.get(f), int) and not isinstance(v, bool)]
+    return max([1, *counts])
 
 
 def declared_max_output(payload: Mapping[str, Any]) -> int | None:

@@ -228,8 +228,10 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
-    """Estimate the prompt tokens of a request: its text (messages, system, input, prompt)
-    at four characters a token, plus four tokens of framing per message."""
+    """Estimate the prompt tokens of a request, never below what a client can make it cost:
+    text (messages, system, input, prompt) at four characters a token, plus four tokens of
+    framing per message; a pre-tokenized prompt (token ids) at one token an id. A list of
+    prompts or inputs sums its items, each rounded up on its own."""
     total = 0
     messages = payload.get("messages")
     if isinstance(messages, list):
@@ -242,19 +244,40 @@ def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
             total += 4 + estimate_text_tokens(_text_of(payload[key]))
     for key in ("input", "prompt"):
         if key in payload:
-            total += estimate_text_tokens(_text_of(payload[key]))
+            total += _input_tokens(payload[key])
     return total
 
 
-def _text_of(value: object) -> str:
+_MAX_DEPTH = 32
+"""Deeper nesting than any API accepts is not read (and cannot exhaust the stack)."""
+
+
+def _input_tokens(value: object, depth: int = 0) -> int:
+    """A completions prompt, an embeddings input or a Responses input: a string at four
+    characters a token, a token id as one token, a message item as a message, a list as
+    the sum of its items."""
+    if isinstance(value, str):
+        return estimate_text_tokens(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 1
+    if isinstance(value, list) and depth < _MAX_DEPTH:
+        return sum(_input_tokens(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return 4 + estimate_text_tokens(_text_of(value))
+    return 0
+
+
+def _text_of(value: object, depth: int = 0) -> str:
     if isinstance(value, str):
         return value
+    if depth >= _MAX_DEPTH:
+        return ""
     if isinstance(value, list):
-        return " ".join(_text_of(v) for v in value)
+        return " ".join(_text_of(v, depth + 1) for v in value)
     if isinstance(value, dict):
         for key in ("text", "content", "input_text"):
             if key in value:
-                return _text_of(value[key])
+                return _text_of(value[key], depth + 1)
         return ""
     return ""
 
