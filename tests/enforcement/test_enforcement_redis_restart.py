@@ -1,0 +1,41 @@
+"""Redis restarted under the counters: the first admission after the restart succeeds (its
+dead pooled connections are replaced on the first failure), and a Redis that stays down
+still gets the declared policy (fail closed for budgets)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from enforcement_backends import CENT, USD
+
+from netfaults import RedisServer
+from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, Scope
+from spendgate.enforcement.storage.redis import RedisStorage
+from spendgate.errors import StorageError
+
+pytestmark = pytest.mark.redis
+BUDGET = [BudgetLimit.of(Scope("key", "restart"), "1d", USD)]
+
+
+async def _admit(admission: Admission, rid: str) -> None:
+    ticket = await admission.admit(EnforcementRequest(rid, BUDGET, (), CENT, 0))
+    await admission.settle(ticket, CENT, 0)
+
+
+async def test_first_admission_after_a_redis_restart_succeeds(tmp_path: Path) -> None:
+    with RedisServer(workdir=tmp_path) as redis:
+        storage = RedisStorage.from_url(redis.url, prefix="restart")
+        admission = Admission(storage)
+        try:
+            # Eight connections in the pool, all in use once.
+            await asyncio.gather(*(_admit(admission, f"before-{i}") for i in range(8)))
+            await asyncio.to_thread(redis.restart)
+            await _admit(admission, "first-after")
+            await asyncio.gather(*(_admit(admission, f"after-{i}") for i in range(8)))
+            await asyncio.to_thread(redis.stop)
+            with pytest.raises(StorageError):  # really down: budgets fail closed
+                await _admit(admission, "while-down")
+        finally:
+            await storage.close()
