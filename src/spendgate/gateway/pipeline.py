@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.usage.tier import requested_service_tier
 from spendgate.errors import UpstreamError, UpstreamStatusError
 from spendgate.gateway.admission import ATTEMPT_HOLDS, Admission, AdmissionRequest, Scopes, Ticket
 from spendgate.gateway.auth import Authenticator, Principal
@@ -92,6 +93,8 @@ class _Call:
     principal: Principal
     client: ClientCall
     scopes: Scopes
+    service_tier: str | None = None
+    """The service tier the request asks for (normalized; None: the provider's default)."""
     ticket: Ticket | None = None
 
 
@@ -151,6 +154,7 @@ class Pipeline:
             principal=principal,
             client=client_call,
             scopes=self._scopes(principal, client_call, self._end_user_header(request, headers)),
+            service_tier=requested_service_tier(client_call.payload),
         )
         # 4. admit (budgets and rate limits plug in here)
         call.ticket = await self.admission.admit(
@@ -179,7 +183,9 @@ class Pipeline:
             raise
         if upstream_body is None:
             # 6-10 for a stream happen when it ends: StreamRelay calls _finish_stream.
-            translator = exchange.stream_translator(partial(deployment.price, at=call.started_at))
+            translator = exchange.stream_translator(
+                partial(deployment.price, at=call.started_at, requested_tier=call.service_tier)
+            )
             headers = {**call.ticket.headers, OVERHEAD_MS: _ms(self._overhead(call))}
             finish = partial(self._finish_stream, call, deployment, exchange, translator)
             return StreamRelay(upstream, translator, headers, finish, where=deployment.id)
@@ -191,8 +197,10 @@ class Pipeline:
             estimated = usage is None
             if usage is None:
                 usage = exchange.estimate(response_text(upstream_body))
-            # 7. price
-            breakdown = deployment.price(usage, at=call.started_at)
+            # 7. price (at the service tier the answer reports, else the one requested)
+            breakdown = deployment.price(
+                usage, at=call.started_at, served_tier=exchange.service_tier, requested_tier=call.service_tier
+            )
         except BaseException:
             await self.admission.release(call.ticket)
             raise
@@ -317,7 +325,12 @@ class Pipeline:
             # 7. price (the price put into the usage chunk, when there was one)
             breakdown = translator.breakdown if (final and translator.breakdown is not None) else None
             if breakdown is None:
-                breakdown = deployment.price(usage, at=call.started_at)
+                breakdown = deployment.price(
+                    usage,
+                    at=call.started_at,
+                    served_tier=translator.service_tier,
+                    requested_tier=call.service_tier,
+                )
             # 8. settle
             assert call.ticket is not None
             await self.admission.settle(call.ticket, _nanos(breakdown), usage)

@@ -41,6 +41,7 @@ from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import Adjustment
 from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_provider
+from spendgate.core.pricing.spec import SERVICE_TIERS
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
 from spendgate.errors import (
@@ -52,7 +53,7 @@ from spendgate.errors import (
 )
 from spendgate.providers.base import Target
 
-__all__ = ["AttemptGate", "Deployment", "Router", "build_deployments", "target_of"]
+__all__ = ["AttemptGate", "Deployment", "Router", "billed_tier", "build_deployments", "target_of"]
 
 T = TypeVar("T")
 
@@ -104,12 +105,21 @@ class Deployment:
     def provider(self) -> str:
         return self.target.provider
 
-    def price(self, usage: Usage, at: datetime | None = None) -> CostBreakdown:
-        """Price a call this deployment served."""
+    def price(
+        self,
+        usage: Usage,
+        at: datetime | None = None,
+        *,
+        served_tier: str | None = None,
+        requested_tier: str | None = None,
+    ) -> CostBreakdown:
+        """Price a call this deployment served, at the service tier :func:`billed_tier`
+        picks from the one the answer reported and the one the request asked for."""
         return price(
             self.price_model,
             usage,
             provider=self.price_provider,
+            service_tier=billed_tier(served_tier, requested_tier),
             at=at,
             book=self.book,
             adjustment=self.adjustment,
@@ -119,6 +129,25 @@ class Deployment:
         """Cost of 1k input + 1k output tokens (for ``lowest-cost``); infinite if unpriced."""
         breakdown = self.price(Usage(input_tokens=1000, output_tokens=1000))
         return breakdown.total if breakdown.priced else Decimal("Infinity")
+
+
+_SURCHARGED_TIERS = frozenset({"priority"})
+"""Tiers dearer than standard: billed as requested even when the answer does not say."""
+
+
+def billed_tier(served: str | None, requested: str | None = None) -> str | None:
+    """The service tier a call is priced at (None: standard), from normalized names
+    (:mod:`spendgate.core.usage.tier`).
+
+    The tier the answer says served the call wins (OpenAI reports it on every answer, and
+    a ``priority`` request over its ramp limit is served and billed at standard). When the
+    answer does not say, the requested tier counts if it is dearer than standard
+    (``priority``); a discount (``flex``) needs the upstream to confirm it, since a server
+    that ignores the field serves, and charges, the standard tier. A tier without rates of
+    its own in the catalogue prices at the standard rates.
+    """
+    tier = served if served is not None else (requested if requested in _SURCHARGED_TIERS else None)
+    return tier if tier in SERVICE_TIERS else None
 
 
 def target_of(entry: DeploymentConfig, where: str, timeout: float) -> Target:

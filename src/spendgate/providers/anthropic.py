@@ -17,6 +17,7 @@ import orjson
 
 from spendgate.core.usage import AnthropicStreamAccumulator, from_anthropic_message
 from spendgate.core.usage.model import Usage
+from spendgate.core.usage.tier import reported_service_tier
 from spendgate.errors import UsageError
 from spendgate.providers.base import (
     Exchange,
@@ -56,8 +57,13 @@ class AnthropicExchange(Exchange):
 
     def read_response(self, body: bytes, content_type: str) -> tuple[Usage | None, bytes, str]:
         try:
-            return from_anthropic_message(orjson.loads(body)), body, content_type
-        except (orjson.JSONDecodeError, UsageError):
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None, body, content_type
+        self.service_tier = reported_service_tier(message)
+        try:
+            return from_anthropic_message(message), body, content_type
+        except UsageError:
             return None, body, content_type
 
     def stream_translator(self, pricer: Pricer) -> StreamTranslator:
@@ -75,6 +81,7 @@ class AnthropicChatExchange(AnthropicExchange):
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None, body, content_type
+        self.service_tier = reported_service_tier(message)
         try:
             usage: Usage | None = from_anthropic_message(message)
         except UsageError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,8 +36,13 @@ __all__ = [
     "sse_data",
 ]
 
-Pricer = Callable[[Usage], CostBreakdown]
-"""Prices a usage at the deployment that served it (used to put ``usage.cost`` in streams)."""
+
+class Pricer(Protocol):
+    """Prices a usage at the deployment that served it, at the service tier the answer
+    reported (``served_tier``; None when it did not say); used to put ``usage.cost`` in
+    streams."""
+
+    def __call__(self, usage: Usage, *, served_tier: str | None = None) -> CostBreakdown: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,11 @@ class StreamTranslator(ABC):
         self.finished = False
         """The upstream ended its stream properly (``[DONE]``, ``message_stop``, terminal event)."""
 
+    @property
+    def service_tier(self) -> str | None:
+        """The service tier the stream says served it (normalized), or None."""
+        return None
+
     @abstractmethod
     def feed(self, data: bytes) -> bytes:
         """Upstream bytes in (split anywhere), bytes for the client out (may be empty)."""
@@ -107,7 +117,7 @@ class StreamTranslator(ABC):
         """An SSE event telling the client the upstream failed mid-stream."""
 
     def price(self, usage: Usage) -> CostBreakdown:
-        self.breakdown = self.pricer(usage)
+        self.breakdown = self.pricer(usage, served_tier=self.service_tier)
         return self.breakdown
 
 
@@ -116,6 +126,8 @@ class _Accumulator(Protocol):
     def text(self) -> str: ...
     @property
     def saw_usage(self) -> bool: ...
+    @property
+    def service_tier(self) -> str | None: ...
 
     def add(self, chunk: Any) -> None: ...
     def usage(self) -> Usage | None: ...
@@ -188,6 +200,10 @@ class PassthroughStream(StreamTranslator):
     def text(self) -> str:
         return self._acc.text
 
+    @property
+    def service_tier(self) -> str | None:
+        return self._acc.service_tier
+
 
 class Exchange(ABC):
     """One :class:`ClientCall` prepared for one :class:`Target`."""
@@ -195,6 +211,9 @@ class Exchange(ABC):
     def __init__(self, call: ClientCall, target: Target) -> None:
         self.call = call
         self.target = target
+        self.service_tier: str | None = None
+        """The service tier the (non-streamed) answer says served it, normalized; set by
+        :meth:`read_response` (None: it did not say)."""
 
     @abstractmethod
     def build_request(self) -> UpstreamRequest:
@@ -208,7 +227,8 @@ class Exchange(ABC):
 
     @abstractmethod
     def read_response(self, body: bytes, content_type: str) -> tuple[Usage | None, bytes, str]:
-        """``(usage or None when the answer has none, body for the client, its content type)``."""
+        """``(usage or None when the answer has none, body for the client, its content type)``;
+        also sets :attr:`service_tier`."""
 
     @abstractmethod
     def stream_translator(self, pricer: Pricer) -> StreamTranslator:

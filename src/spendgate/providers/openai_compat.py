@@ -30,6 +30,7 @@ from spendgate.core.usage import (
     from_openai_transcription,
 )
 from spendgate.core.usage.model import Usage
+from spendgate.core.usage.tier import reported_service_tier
 from spendgate.errors import UsageError
 from spendgate.providers.base import (
     ClientCall,
@@ -109,6 +110,7 @@ class OpenAIExchange(Exchange):
             parsed: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None, body, content_type  # e.g. a transcription as plain text
+        self.service_tier = reported_service_tier(parsed)
         try:
             return _extract(call, parsed), body, content_type
         except UsageError:
@@ -216,6 +218,10 @@ class ChatStreamRelay(StreamTranslator):
     @property
     def text(self) -> str:
         return self._acc.text
+
+    @property
+    def service_tier(self) -> str | None:
+        return self._acc.service_tier
 
     def error_event(self, message: str) -> bytes:
         return sse_event(

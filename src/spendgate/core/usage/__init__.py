@@ -18,6 +18,7 @@ from spendgate.core.usage.stream import (
     OpenAIResponsesStreamAccumulator,
     OpenAIStreamAccumulator,
 )
+from spendgate.core.usage.tier import reported_service_tier, requested_service_tier, service_tier_name
 
 __all__ = [
     "AnthropicStreamAccumulator",
@@ -33,4 +34,7 @@ __all__ = [
     "from_openai_responses",
     "from_openai_speech",
     "from_openai_transcription",
+    "reported_service_tier",
+    "requested_service_tier",
+    "service_tier_name",
 ]

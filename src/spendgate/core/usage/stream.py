@@ -35,6 +35,7 @@ from spendgate.core.usage._access import dig, get, items, text
 from spendgate.core.usage.anthropic import anthropic_usage
 from spendgate.core.usage.model import Usage, UsageError
 from spendgate.core.usage.openai import chat_usage, has_url_citation, responses_usage
+from spendgate.core.usage.tier import reported_service_tier
 
 __all__ = ["AnthropicStreamAccumulator", "OpenAIResponsesStreamAccumulator", "OpenAIStreamAccumulator"]
 
@@ -121,7 +122,7 @@ def _parse_chunk(chunk: bytes | bytearray | str) -> object:
 class _Accumulator:
     """What every accumulator shares: input handling, text, model, finish reason."""
 
-    __slots__ = ("_decoder", "_parts", "finish_reason", "id", "model")
+    __slots__ = ("_decoder", "_parts", "finish_reason", "id", "model", "service_tier")
 
     def __init__(self) -> None:
         self._decoder: _SSEDecoder | None = None
@@ -132,6 +133,9 @@ class _Accumulator:
         """The upstream's response or message id."""
         self.finish_reason: str | None = None
         """Why generation stopped (``stop``, ``length``, ``end_turn``, ``incomplete`` …)."""
+        self.service_tier: str | None = None
+        """The service tier the stream says it was served at (the latest said; normalized by
+        :func:`~spendgate.core.usage.tier.service_tier_name`), or None."""
 
     def add(self, chunk: object) -> None:
         """Account one chunk: an SDK object, a parsed dict, or its JSON text (bytes or str)."""
@@ -204,6 +208,9 @@ class _Accumulator:
         ident = get(container, "id")
         if isinstance(ident, str) and ident:
             self.id = ident
+        tier = reported_service_tier(container)
+        if tier is not None:
+            self.service_tier = tier
 
 
 class OpenAIStreamAccumulator(_Accumulator):
@@ -371,6 +378,7 @@ class AnthropicStreamAccumulator(_Accumulator):
             self._merge(usage)
             if usage is not None:
                 self._final = True
+                self._set_model(event, "message_delta")
         elif kind == "content_block_start":
             block = get(event, "content_block")
             self._append(get(block, "text"))
