@@ -50,6 +50,7 @@ async def test_short_or_unprefixed_custom_keys_are_422(api: Api) -> None:
         status, err = await api.post("/key/generate", {"key": bad})
         assert status == 422, (bad, err)
         assert err["error"]["param"] == "key" and err["error"]["type"] == "invalid_request_error"
+        assert "'sk-' and at least 20 more" in err["error"]["message"]
     made = await api.ok("POST", "/key/generate", {})
     status, err = await api.post("/key/regenerate", {"key": made["key"], "new_key": "sk-abcd1234"})
     assert status == 422 and err["error"]["param"] == "new_key"

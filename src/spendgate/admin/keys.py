@@ -15,7 +15,7 @@ in-team member budget (``max_budget_in_team``) applies with the team's budget
 
 What is stored of a raw key: its SHA-256 hash and a display name that reveals at most a
 fifth of the secret (:func:`_display`); a custom key needs ``sk-`` and at least 20 more
-characters (``schemas.CUSTOM_KEY``: a 422 otherwise), so what is shown never makes it
+characters (``schemas.CustomKey``: a 422 otherwise), so what is shown never makes it
 guessable.
 """
 
