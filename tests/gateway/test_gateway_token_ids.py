@@ -136,6 +136,24 @@ def test_prompt_estimate_survives_deep_nesting() -> None:
     assert estimate_prompt_tokens({"input": deep}) >= 0
 
 
+@pytest.mark.asyncio
+async def test_best_of_is_reserved_and_billed_for_every_completion_generated(
+    gw: GatewayServer, mock: MockServer
+) -> None:
+    # Worst case: 4 prompt tokens + best_of × max_tokens, at 1,000 nano-USD a token.
+    async with _client(gw, _key(gw, max_budget=0.0002, budget_duration="1d")) as client:
+        with pytest.raises(openai.APIStatusError) as refused:  # 304,000 > 200,000
+            await client.completions.create(model="ids", prompt=[1, 2, 3, 4], max_tokens=100, best_of=3)
+        assert refused.value.status_code == 402
+        raw = await client.completions.with_raw_response.create(  # 154,000: fits
+            model="ids", prompt=[1, 2, 3, 4], max_tokens=50, best_of=3
+        )
+    reply = raw.parse()
+    assert len(reply.choices) == 1
+    assert reply.usage is not None and reply.usage.completion_tokens == 150
+    assert raw.headers["x-spendgate-response-cost"] == "0.000154"
+
+
 @pytest.mark.parametrize(
     ("payload", "choices"),
     [({}, 1), ({"n": 3}, 3), ({"best_of": 5}, 5), ({"n": 2, "best_of": 4}, 4), ({"n": True}, 1)],

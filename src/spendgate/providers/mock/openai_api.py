@@ -135,17 +135,21 @@ def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> di
 
 
 class _Plan:
-    """The token arithmetic of one text-generation request."""
+    """The token arithmetic of one text-generation request: ``choices`` returned, out of
+    ``generated`` (``best_of``; default ``choices``) generated and billed."""
 
     __slots__ = ("cached", "choices", "completion", "prompt", "reasoning", "visible")
 
-    def __init__(self, prompt: int, per_choice: int, choices: int, controls: Controls) -> None:
+    def __init__(
+        self, prompt: int, per_choice: int, choices: int, controls: Controls, generated: int | None = None
+    ) -> None:
         self.prompt = prompt
         self.choices = choices
+        billed = choices if generated is None else generated
         reasoning = min(controls.reasoning_tokens, per_choice)
         self.visible = per_choice - reasoning
-        self.reasoning = reasoning * choices
-        self.completion = per_choice * choices
+        self.reasoning = reasoning * billed
+        self.completion = per_choice * billed
         self.cached = min(controls.cached_tokens, prompt)
 
     def usage(self) -> dict[str, Any]:
@@ -316,7 +320,11 @@ def _completion_plan(body: dict[str, Any], controls: Controls, options: MockOpti
     if not isinstance(prompt, str | list):
         raise MockHTTPError(400, "prompt must be a string or an array", param="prompt")
     per_choice = completion_tokens(body, controls, options, "max_tokens")
-    return _Plan(input_tokens(prompt), per_choice, _positive_int(body, "n", 1), controls)
+    choices = _positive_int(body, "n", 1)
+    best_of = _positive_int(body, "best_of", choices)
+    if best_of < choices:
+        raise MockHTTPError(400, "best_of must be greater than or equal to n", param="best_of")
+    return _Plan(input_tokens(prompt), per_choice, choices, controls, generated=best_of)
 
 
 def completion_payload(body: dict[str, Any], controls: Controls, options: MockOptions) -> dict[str, Any]:

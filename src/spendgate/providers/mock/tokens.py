@@ -16,6 +16,8 @@ Tests compute expected usage with the same formula, documented in ``docs/mock-pr
 * Completion tokens per choice: the ``x-mock-completion-tokens`` header, else
   ``max_completion_tokens``, ``max_tokens`` or ``max_output_tokens`` from the body, else
   the server's default (16).
+* Completion tokens of a request: per choice × ``n``; a legacy completion with ``best_of``
+  generates (and bills, as OpenAI does) ``best_of`` choices and returns ``n`` of them.
 * The generated text for ``n`` tokens is ``n`` three-letter words, each followed by a space
   (the last by a period): exactly ``4 n`` characters, so ``tokens(text) == n``. A stream
   sends one such four-character piece per delta.
