@@ -1,9 +1,9 @@
 """How one management request is served, top to bottom.
 
-authenticate (401 before anything else) → read and parse the body or query (400 / 413)
-→ validate it against the endpoint's pydantic model (422 naming the field) → open **one**
-transaction → resolve the caller's role → run the handler (which may raise 403 / 404 / 409
-/ 422) → commit → answer JSON. Any error rolls the whole transaction back, so a failing
+authenticate (401 before anything else) → read and parse the body or query (400: empty,
+not JSON, not an object; 413) → validate it against the endpoint's pydantic model, strictly
+for a JSON body (422 naming the field) → open **one** transaction → resolve the caller's
+role → run the handler (which may raise 403 / 404 / 409 / 422) → commit → answer JSON. Any error rolls the whole transaction back, so a failing
 request never leaves a partial write. Errors are rendered by the gateway's one renderer
 (:func:`spendgate.gateway.errors.render_error`), in the OpenAI error shape.
 """
@@ -180,18 +180,25 @@ async def _parse(endpoint: Endpoint, request: Request) -> Any:
             if not isinstance(loaded, dict):
                 raise MalformedRequest("the body must be a JSON object", code="invalid_json")
             data = loaded
+        elif endpoint.path_param is not None:
+            data = {}  # LiteLLM's /key/{key}/regenerate takes an optional body
         else:
-            data = {}
+            raise MalformedRequest("the request body is empty: send a JSON object", code="missing_body")
         if endpoint.path_param is not None:
             data[endpoint.path_param] = request.path_params[endpoint.path_param]
         model: type[BaseModel] = endpoint.body
+        strict = True  # JSON has types: "5" is not a number, 1 is not a boolean
     elif endpoint.query is not None:
         data = dict(request.query_params)
+        for name, _ in request.query_params.multi_items():
+            if len(request.query_params.getlist(name)) > 1:
+                raise InvalidField(f"{name}: given more than once", param=name)
         model = endpoint.query
+        strict = False  # a query string is text: ?page=2 is the number 2
     else:
         return None
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         message, param = validation_message(exc)
         raise InvalidField(message, param=param) from None

@@ -1,16 +1,24 @@
 """Request models of the management API, with LiteLLM's field names.
 
-Every model forbids unknown fields (a typo is a 422 that names it). USD amounts arrive as
-JSON numbers (or numeric strings) and are read as ``Decimal(str(x))``: never float
-arithmetic. ``null`` means unlimited and ``0`` means nothing is allowed. Durations are
-checked with :func:`spendgate.core.periods.parse_duration`.
+These models both validate requests and generate the OpenAPI document
+(:func:`spendgate.admin.app.openapi_document`), so every rule a request is held to is
+stated once, here: limits (``MAX_*``), formats (``DURATION``, ``EXPIRY``, ``USD_TEXT``) and
+either-or rules (each model's ``json_schema_extra``, beside the validator that enforces it).
+
+Every model forbids unknown fields (a typo is a 422 that names it) and refuses a NUL
+character in any string, at any depth (PostgreSQL text cannot hold one). Bodies are
+validated strictly (``"5"`` is not an integer, ``1`` is not a boolean). USD amounts
+arrive as JSON numbers (or decimal strings) and are read as ``Decimal``: never float
+arithmetic; at most ``MAX_USD``, so their nano-USD fit a BIGINT. ``null`` means unlimited
+and ``0`` means nothing is allowed. Durations are checked with
+:func:`spendgate.core.periods.parse_duration`.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -28,7 +37,17 @@ from pydantic import (
 from spendgate.core.periods import HINT, parse_duration
 
 __all__ = [
+    "DURATION",
+    "EXPIRY",
+    "MAX_COUNT",
+    "MAX_ITEMS",
+    "MAX_PARALLEL",
+    "MAX_TEXT",
+    "MAX_USD",
+    "MAX_WINDOWS",
+    "NUL_FREE",
     "USD",
+    "USD_TEXT",
     "BudgetDelete",
     "BudgetExplain",
     "BudgetFields",
@@ -76,14 +95,49 @@ __all__ = [
 MAX_USD = Decimal(1_000_000_000)
 """Amounts above $1e9 are refused: nano-USD must fit a BIGINT with room to add."""
 
+MAX_COUNT = 2**62
+"""Token and request limits: an int64 (BIGINT, Redis) with room to add."""
+
+MAX_PARALLEL = 2**31 - 1
+"""``max_parallel_requests`` is an INTEGER column."""
+
+MAX_TEXT = 255
+"""Ids, aliases, e-mails, model and tag names: the width of their VARCHAR columns."""
+
+MAX_ITEMS = 100
+"""Lists (models, tags, ids, members) and maps (per-model limits) hold at most this many."""
+
+NUL_FREE = r"^[^\u0000]*$"
+"""The JSON-schema pattern of every free-text string: PostgreSQL text cannot hold NUL."""
+
+USD_TEXT = r"^[0-9]{1,10}(\.[0-9]{1,18})?$"
+"""A USD amount given as a string ("12.5"); numbers are read exactly either way."""
+
+DURATION = (
+    r"^(?:[1-9][0-9]{0,5}[smhd]|[1-9][0-9]{0,3}(?:w|mo)"
+    r"|hourly|daily|weekly|monthly|quarterly|yearly|annually)$"
+)
+"""``budget_duration``: LiteLLM's "30s", "1h", "24h", "7d", "30d", "1mo", or a calendar name.
+Hours above 24 must also be whole days ("48h"), which the pattern cannot say (a 422)."""
+
+EXPIRY = r"^(?:[1-9][0-9]{0,5}[smh]|[1-9][0-9]{0,4}[dw]|[1-9][0-9]{0,3}mo)$"
+"""A key's ``duration`` ("30d", "12h", "1mo" = 30 days): at most about 800 years."""
+
+_USD_TEXT_RE = re.compile(USD_TEXT)
+_DURATION_RE = re.compile(DURATION)
+_EXPIRY_RE = re.compile(r"^([0-9]+)(mo|[smhdw])$")
+_EXPIRY_FORMAT = re.compile(EXPIRY)
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
 
 def _usd(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValueError("must be a number of USD")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"must be a number of USD, got {value!r}") from None
+    if isinstance(value, str) and _USD_TEXT_RE.match(value) is None:
+        raise ValueError(f"must be a number of USD, got {value[:40]!r}")
+    amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError("must be a finite number of USD")
     return amount
@@ -93,50 +147,118 @@ USD = Annotated[
     Decimal,
     BeforeValidator(_usd),
     Field(ge=0, le=MAX_USD),
-    WithJsonSchema({"type": "number", "minimum": 0, "description": "USD; null = unlimited, 0 = nothing"}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
+                {"type": "string", "pattern": USD_TEXT},
+            ],
+            "description": "USD (at most 1e9); null = unlimited, 0 = nothing",
+        }
+    ),
 ]
 """A non-negative USD amount, read exactly."""
 
-Count = Annotated[int, Field(ge=0, le=2**62)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Parallel = Annotated[int, Field(ge=0, le=MAX_PARALLEL)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+"""A short free text (alias, e-mail, name)."""
+Ref = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+"""An id, or a reference to one."""
+Names = Annotated[list[Ref], Field(max_length=MAX_ITEMS)]
+"""A list of model names, tags or ids."""
+Ids = Annotated[list[Ref], Field(min_length=1, max_length=MAX_ITEMS)]
+"""The ids a delete, block or read acts on: at least one."""
+PerModel = Annotated[dict[Ref, Count], Field(max_length=MAX_ITEMS)]
+"""A limit per model name."""
+MAX_WINDOWS = 32
+"""``budget_limits`` holds at most this many windows (each a distinct ``budget_duration``)."""
+
+
+def _either(*names: str, kind: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON schema of "at least one of ``names`` is given (and not null)"."""
+    branch = kind or {"type": "string"}
+    return {"anyOf": [{"required": [name], "properties": {name: branch}} for name in names]}
 
 
 def _budget_duration(value: str) -> str:
-    if len(value.strip()) > 32:
-        raise ValueError(f"Invalid budget_duration: longer than 32 characters. {HINT}")
+    if _DURATION_RE.match(value) is None:
+        raise ValueError(f"Invalid budget_duration {value[:40]!r}. {HINT}")
     parse_duration(value)
-    return value.strip()
+    return value
 
 
 BudgetDuration = Annotated[
     str,
     AfterValidator(_budget_duration),
-    WithJsonSchema({"type": "string", "examples": ["1h", "24h", "7d", "30d", "1mo"]}),
+    WithJsonSchema({"type": "string", "pattern": DURATION, "examples": ["1h", "24h", "7d", "30d", "1mo"]}),
 ]
-
-_EXPIRY_RE = re.compile(r"^\s*(\d+)\s*(mo|s|m|h|d|w)\s*$")
-_EXPIRY_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 
 
 def parse_expiry_duration(text: str) -> int:
     """A key's ``duration`` ("30d", "12h", "1mo" = 30 days) in seconds."""
-    match = _EXPIRY_RE.match(text.lower())
-    if match is None or int(match[1]) <= 0:
-        raise ValueError(f"Invalid duration {text!r}. {HINT}")
+    match = _EXPIRY_RE.match(text)
+    if match is None or _EXPIRY_FORMAT.match(text) is None:
+        raise ValueError(f"Invalid duration {text[:40]!r}. {HINT}")
     return int(match[1]) * _EXPIRY_SECONDS[match[2]]
+
+
+_EXPIRY_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 
 
 def _expiry(value: str) -> str:
     parse_expiry_duration(value)
-    return value.strip()
+    return value
 
 
 ExpiryDuration = Annotated[
-    str, AfterValidator(_expiry), WithJsonSchema({"type": "string", "examples": ["30d"]})
+    str, AfterValidator(_expiry), WithJsonSchema({"type": "string", "pattern": EXPIRY, "examples": ["30d"]})
 ]
 
 
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, str) and _RFC3339.match(value) is not None:
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-01-31T00:00:00Z")
+
+
+Timestamp = Annotated[
+    datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})
+]
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string (value or key) in ``value`` that holds a NUL, if any."""
+    todo: list[tuple[Any, str]] = [(value, path)]
+    while todo:
+        item, where = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return f"{where}.{key!r}"
+                todo.append((sub, f"{where}.{key}"))
+        elif isinstance(item, list | tuple):
+            todo.extend((sub, f"{where}.{i}") for i, sub in enumerate(item))
+    return None
+
+
 class _Strict(BaseModel):
+    """Unknown fields are refused, and so is a NUL character in any string, at any depth."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        where = _nul_path(value, info.field_name or "")
+        if where is not None:
+            raise ValueError(f"a NUL character (\\u0000) is not allowed (in {where})")
+        return value
 
 
 class BudgetLimit(_Strict):
@@ -168,16 +290,16 @@ class BudgetFields(_Strict):
     tpm_limit: Count | None = None
     rpm_limit: Count | None = None
     tpd_limit: Count | None = None
-    max_parallel_requests: Count | None = None
-    model_max_budget: dict[str, ModelBudget] | None = None
+    max_parallel_requests: Parallel | None = None
+    model_max_budget: Annotated[dict[Ref, ModelBudget], Field(max_length=MAX_ITEMS)] | None = None
 
 
 class LimitFields(BudgetFields):
     """Budget and rate-limit fields shared by keys, users, teams, organizations, customers."""
 
-    budget_limits: list[BudgetLimit] | None = None
-    model_rpm_limit: dict[str, Count] | None = None
-    model_tpm_limit: dict[str, Count] | None = None
+    budget_limits: Annotated[list[BudgetLimit], Field(max_length=MAX_WINDOWS)] | None = None
+    model_rpm_limit: PerModel | None = None
+    model_tpm_limit: PerModel | None = None
 
     @field_validator("budget_limits")
     @classmethod
@@ -199,21 +321,29 @@ class Empty(_Strict):
 
 
 class _KeyFields(LimitFields):
-    key_alias: str | None = Field(default=None, min_length=1, max_length=255)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "dependentRequired": {
+                "temp_budget_increase": ["temp_budget_expiry"],
+                "temp_budget_expiry": ["temp_budget_increase"],
+            }
+        }
+    )
+    key_alias: Ref | None = None
     duration: ExpiryDuration | None = None
-    models: list[str] | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    organization_id: str | None = None
-    end_user_id: str | None = Field(
+    models: Names | None = None
+    user_id: Ref | None = None
+    team_id: Ref | None = None
+    organization_id: Ref | None = None
+    end_user_id: Ref | None = Field(
         default=None, description="Bind the key to this customer: its requests are billed to it."
     )
-    budget_id: str | None = None
+    budget_id: Ref | None = None
     metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    tags: Names | None = None
     blocked: bool | None = None
     temp_budget_increase: USD | None = None
-    temp_budget_expiry: datetime | None = None
+    temp_budget_expiry: Timestamp | None = None
 
     @model_validator(mode="after")
     def _temp_budget_together(self) -> _KeyFields:
@@ -224,39 +354,66 @@ class _KeyFields(LimitFields):
         return self
 
 
+_CUSTOM_KEY = r"^sk-[!-~]{20,}$"
+
+
+def _custom_key(value: Any) -> Any:
+    """The rule of :data:`CustomKey`, with a message that says it (before the schema's)."""
+    if isinstance(value, str) and re.fullmatch(_CUSTOM_KEY, value) is None:
+        raise ValueError(
+            "a custom key must be 'sk-' and at least 20 more visible ASCII characters "
+            "(no spaces): a short key can be guessed"
+        )
+    return value
+
+
+CustomKey = Annotated[
+    str,
+    Field(
+        min_length=23,
+        max_length=255,
+        pattern=_CUSTOM_KEY,
+        description="A custom raw key: 'sk-' and at least 20 more visible ASCII characters.",
+    ),
+    BeforeValidator(_custom_key),  # after the Field: runs first, and the pattern stays in the schema
+]
+"""A custom raw key (``key``, ``new_key``); docs/admin-api.md "Custom keys"."""
+
+
 class KeyGenerate(_KeyFields):
-    key: str | None = Field(default=None, min_length=8, max_length=255, description="A custom raw key.")
+    key: CustomKey | None = None
 
 
 class KeyUpdate(_KeyFields):
-    key: str | None = Field(default=None, description="The raw key or its hash (token).")
+    key: Ref | None = Field(default=None, description="The raw key or its hash (token).")
 
 
 class KeyRegenerate(KeyUpdate):
-    new_key: str | None = Field(default=None, min_length=8, max_length=255)
+    new_key: CustomKey | None = None
 
 
 class KeyRef(_Strict):
-    key: str = Field(min_length=1)
+    key: Ref
 
 
 class KeyInfoQuery(_Strict):
-    key: str | None = None
+    key: Ref | None = None
 
 
 class KeyListQuery(_Strict):
     page: int = Field(default=1, ge=1, le=1_000_000)
     size: int = Field(default=10, ge=1, le=1000)
-    user_id: str | None = None
-    team_id: str | None = None
-    organization_id: str | None = None
-    key_alias: str | None = None
+    user_id: Ref | None = None
+    team_id: Ref | None = None
+    organization_id: Ref | None = None
+    key_alias: Ref | None = None
     return_full_object: bool = False
 
 
 class KeyDelete(_Strict):
-    keys: list[str] | None = None
-    key_aliases: list[str] | None = None
+    model_config = ConfigDict(json_schema_extra=_either("keys", "key_aliases", kind={"minItems": 1}))
+    keys: Names | None = None
+    key_aliases: Names | None = None
 
     @model_validator(mode="after")
     def _something(self) -> KeyDelete:
@@ -271,31 +428,32 @@ UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "intern
 
 
 class TeamRef(_Strict):
-    team_id: str
+    team_id: Ref
     max_budget_in_team: USD | None = None
     user_role: Literal["admin", "user"] = "user"
 
 
 class _UserFields(LimitFields):
-    user_email: str | None = Field(default=None, max_length=255)
-    user_alias: str | None = Field(default=None, max_length=255)
+    user_email: Text | None = None
+    user_alias: Text | None = None
     user_role: UserRole | None = None
-    models: list[str] | None = None
+    models: Names | None = None
     metadata: dict[str, Any] | None = None
-    organization_id: str | None = None
+    organization_id: Ref | None = None
     blocked: bool | None = None
 
 
 class UserNew(_UserFields):
     user_id: str | None = Field(default=None, min_length=1, max_length=255)
-    teams: list[str | TeamRef] | None = None
+    teams: Annotated[list[Ref | TeamRef], Field(max_length=MAX_ITEMS)] | None = None
     auto_create_key: bool = True
-    key_alias: str | None = None
+    key_alias: Ref | None = None
     duration: ExpiryDuration | None = None
 
 
 class UserUpdate(_UserFields):
-    user_id: str | None = None
+    model_config = ConfigDict(json_schema_extra=_either("user_id", "user_email"))
+    user_id: Ref | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> UserUpdate:
@@ -305,28 +463,31 @@ class UserUpdate(_UserFields):
 
 
 class UserInfoQuery(_Strict):
-    user_id: str | None = None
+    user_id: Ref | None = None
 
 
 class UserListQuery(_Strict):
     page: int = Field(default=1, ge=1, le=1_000_000)
     page_size: int = Field(default=25, ge=1, le=1000)
     role: UserRole | None = None
-    user_ids: str | None = Field(default=None, description="Comma-separated user ids.")
-    organization_id: str | None = None
+    user_ids: str | None = Field(
+        default=None, max_length=MAX_ITEMS * (MAX_TEXT + 1), description="Comma-separated user ids."
+    )
+    organization_id: Ref | None = None
 
 
 class UserIds(_Strict):
-    user_ids: list[str] = Field(min_length=1)
+    user_ids: Ids
 
 
 # ---------------------------------------------------------------- teams
 
 
 class Member(_Strict):
+    model_config = ConfigDict(json_schema_extra=_either("user_id", "user_email"))
     role: Literal["admin", "user"] = "user"
-    user_id: str | None = None
-    user_email: str | None = Field(default=None, max_length=255)
+    user_id: Ref | None = None
+    user_email: Text | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Member:
@@ -336,55 +497,56 @@ class Member(_Strict):
 
 
 class _TeamFields(LimitFields):
-    team_alias: str | None = Field(default=None, max_length=255)
-    organization_id: str | None = None
+    team_alias: Text | None = None
+    organization_id: Ref | None = None
     metadata: dict[str, Any] | None = None
-    models: list[str] | None = None
+    models: Names | None = None
     blocked: bool | None = None
-    tags: list[str] | None = None
-    budget_id: str | None = None
+    tags: Names | None = None
+    budget_id: Ref | None = None
 
 
 class TeamNew(_TeamFields):
     team_id: str | None = Field(default=None, min_length=1, max_length=255)
-    members_with_roles: list[Member] | None = None
+    members_with_roles: Annotated[list[Member], Field(max_length=MAX_ITEMS)] | None = None
 
 
 class TeamUpdate(_TeamFields):
-    team_id: str
+    team_id: Ref
 
 
 class TeamInfoQuery(_Strict):
-    team_id: str
+    team_id: Ref
 
 
 class TeamListQuery(_Strict):
-    user_id: str | None = None
-    organization_id: str | None = None
+    user_id: Ref | None = None
+    organization_id: Ref | None = None
 
 
 class TeamIds(_Strict):
-    team_ids: list[str] = Field(min_length=1)
+    team_ids: Ids
 
 
 class TeamMemberAdd(_Strict):
-    team_id: str
-    member: Member | list[Member]
+    team_id: Ref
+    member: Member | Annotated[list[Member], Field(max_length=MAX_ITEMS)]
     max_budget_in_team: USD | None = None
     budget_duration: BudgetDuration | None = None
-    allowed_models: list[str] | None = None
+    allowed_models: Names | None = None
 
 
 class TeamMemberUpdate(_Strict):
-    team_id: str
-    user_id: str | None = None
-    user_email: str | None = Field(default=None, max_length=255)
+    model_config = ConfigDict(json_schema_extra=_either("user_id", "user_email"))
+    team_id: Ref
+    user_id: Ref | None = None
+    user_email: Text | None = None
     role: Literal["admin", "user"] | None = None
     max_budget_in_team: USD | None = None
     budget_duration: BudgetDuration | None = None
     tpm_limit: Count | None = None
     rpm_limit: Count | None = None
-    allowed_models: list[str] | None = None
+    allowed_models: Names | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> TeamMemberUpdate:
@@ -394,9 +556,10 @@ class TeamMemberUpdate(_Strict):
 
 
 class TeamMemberDelete(_Strict):
-    team_id: str
-    user_id: str | None = None
-    user_email: str | None = Field(default=None, max_length=255)
+    model_config = ConfigDict(json_schema_extra=_either("user_id", "user_email"))
+    team_id: Ref
+    user_id: Ref | None = None
+    user_email: Text | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> TeamMemberDelete:
@@ -409,8 +572,8 @@ class TeamMemberDelete(_Strict):
 
 
 class _OrganizationFields(LimitFields):
-    models: list[str] | None = None
-    budget_id: str | None = None
+    models: Names | None = None
+    budget_id: Ref | None = None
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
 
@@ -421,32 +584,42 @@ class OrganizationNew(_OrganizationFields):
 
 
 class OrganizationUpdate(_OrganizationFields):
-    organization_id: str
+    organization_id: Ref
     organization_alias: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class OrganizationInfoQuery(_Strict):
-    organization_id: str
+    organization_id: Ref
 
 
 class OrganizationListQuery(_Strict):
-    org_alias: str | None = None
+    org_alias: Text | None = None
 
 
 class OrganizationIds(_Strict):
-    organization_ids: list[str] = Field(min_length=1)
+    organization_ids: Ids
 
 
 # ---------------------------------------------------------------- customers (end users)
 
 
 class _CustomerFields(LimitFields):
-    alias: str | None = Field(default=None, max_length=255)
+    alias: Text | None = None
+    team_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The team the customer belongs to: only its keys may name the customer.",
+    )
+    organization_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The organization the customer belongs to: only its keys may name the customer.",
+    )
     blocked: bool | None = None
-    budget_id: str | None = None
+    budget_id: Ref | None = None
     allowed_model_region: Literal["eu", "us"] | None = None
-    default_model: str | None = Field(default=None, max_length=255)
-    models: list[str] | None = None
+    default_model: Text | None = None
+    models: Names | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -455,15 +628,15 @@ class CustomerNew(_CustomerFields):
 
 
 class CustomerUpdate(_CustomerFields):
-    user_id: str
+    user_id: Ref
 
 
 class CustomerInfoQuery(_Strict):
-    end_user_id: str
+    end_user_id: Ref
 
 
 class CustomerIds(_Strict):
-    user_ids: list[str] = Field(min_length=1)
+    user_ids: Ids
 
 
 # ---------------------------------------------------------------- budgets
@@ -471,27 +644,27 @@ class CustomerIds(_Strict):
 
 class BudgetNew(BudgetFields):
     budget_id: str | None = Field(default=None, min_length=1, max_length=64)
-    allowed_models: list[str] | None = None
+    allowed_models: Names | None = None
 
 
 class BudgetUpdate(BudgetFields):
-    budget_id: str
-    allowed_models: list[str] | None = None
+    budget_id: Ref
+    allowed_models: Names | None = None
 
 
 class BudgetIds(_Strict):
-    budgets: list[str] = Field(min_length=1)
+    budgets: Ids
 
 
 class BudgetInfoQuery(_Strict):
-    budget_id: str
+    budget_id: Ref
 
 
 class BudgetDelete(_Strict):
-    id: str
+    id: Ref
 
 
 class BudgetExplain(_Strict):
-    key: str = Field(min_length=1, description="The raw key or its hash (token).")
-    customer: str | None = None
-    model: str | None = None
+    key: Ref = Field(description="The raw key or its hash (token).")
+    customer: Ref | None = None
+    model: Ref | None = None
