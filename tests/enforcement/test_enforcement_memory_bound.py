@@ -12,7 +12,7 @@ from enforcement_backends import CENT, USD, FakeClock
 
 from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, MemoryStorage, Scope, Ticket
 
-DEFAULT_MAX_DONE = 100_000  # documented in docs/enforcement.md
+DEFAULT_MAX_DONE = 10_000  # documented in docs/enforcement.md
 
 BUDGET = BudgetLimit.of(Scope("key", "k"), "30d", 10**6 * USD)
 

@@ -51,7 +51,7 @@ _EMPTY = BudgetState(0, 0, -1)
 _new = tuple.__new__
 # A done marker is one int: (expiry << 2) | state, state 1 settled, 2 released.
 _SETTLED, _RELEASED = 1, 2
-DEFAULT_MAX_DONE = 100_000
+DEFAULT_MAX_DONE = 10_000
 """Done markers kept at most (oldest evicted first), whatever ``idempotency_seconds`` says."""
 
 
