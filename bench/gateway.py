@@ -8,11 +8,15 @@ concurrency: first the mock directly, then the same request through the gateway.
     python bench/gateway.py --server granian     # needs granian installed
     python bench/gateway.py --pin                # gateway on CPU 0, mock and wrk on CPU 1
     python bench/gateway.py --upstream-client httpx   # httpx.AsyncClient upstream instead
-    python bench/gateway.py --upstream-client fast,aiohttp,httpx   # compare, in one run
+    python bench/gateway.py --upstream-client aiohttp,httpx   # compare, in one run
+    python bench/gateway.py --baseline /tmp/sg-base/src:fast --rounds 2   # against an older tree
 
-With several upstream clients, one gateway per client runs side by side (each with its own
-ledger) and, at each concurrency, the mock is measured directly once and then each gateway
-in turn, so the clients are compared under the same conditions.
+With several gateways (upstream clients, and ``--baseline SRC[:CLIENT]``: the code under
+``SRC``, e.g. a ``git worktree`` of an earlier commit, run with that upstream client), they
+run side by side (each with its own ledger) and, at each concurrency, the mock is measured
+directly once and then each gateway in turn, so they are compared under the same
+conditions; with ``--rounds N`` the whole measurement is repeated N times, the gateways'
+order reversed every other round (so neither always runs first on a drifting machine).
 
 Reports, per concurrency: p50 / p99 latency direct and through the gateway, the added
 latency (the difference), requests per second, the gateway's CPU time per request, and
@@ -28,6 +32,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,10 +149,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
         procs.append(mock)
         gateways: list[dict[str, Any]] = []
-        for name in args.upstream_client:
-            gw_port, db, config = _free_port(), tmp / f"{name}.db", tmp / f"{name}.yaml"
-            _config(config, f"http://127.0.0.1:{mock_port}/v1", db, tmp / f"journal-{name}", name)
+        specs = [(name, name, None) for name in args.upstream_client]
+        for baseline in args.baseline:
+            src, _, client = baseline.partition(":")
+            specs.append((f"baseline {client or 'default'}", client or "aiohttp", src))
+        for i, (name, client, src) in enumerate(specs):
+            gw_port, db, config = _free_port(), tmp / f"gw{i}.db", tmp / f"gw{i}.yaml"
+            _config(config, f"http://127.0.0.1:{mock_port}/v1", db, tmp / f"journal-{i}", client)
             env = {**os.environ, "SPENDGATE_CONFIG": str(config)}
+            if src is not None:
+                env["PYTHONPATH"] = src
             if args.server == "granian":
                 cmd = [
                     *_pin(gw_cpu), "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
@@ -171,23 +182,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             gw["pid"] = _gateway_pid(gw["proc"].pid)
             warm = _wrk(gw["url"], 8, 2, script, load_cpu)
             gw["answered"] += warm["requests"] - warm["errors"]
-        for connections in args.connections:
-            direct = _wrk(direct_url, connections, args.duration, script, load_cpu)
-            for gw in gateways:
-                before = _cpu_seconds(gw["pid"])
-                through = _wrk(gw["url"], connections, args.duration, script, load_cpu)
-                cpu = _cpu_seconds(gw["pid"]) - before
-                gw["answered"] += through["requests"] - through["errors"]
-                gw["rows"].append(
-                    {
-                        "connections": connections,
-                        "direct": direct,
-                        "gateway": through,
-                        "added_p50_ms": through["p50_ms"] - direct["p50_ms"],
-                        "added_p99_ms": through["p99_ms"] - direct["p99_ms"],
-                        "gateway_cpu_ms_per_request": cpu * 1000 / max(through["requests"], 1),
-                    }
-                )
+        for round_ in range(args.rounds):
+            order = gateways if round_ % 2 == 0 else gateways[::-1]
+            for connections in args.connections:
+                _measure(args, round_ + 1, connections, direct_url, order, script, load_cpu)
         time.sleep(1.5)  # the recorder writes behind (250 ms batches)
         return [
             {
@@ -208,6 +206,35 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _measure(
+    args: argparse.Namespace,
+    round_: int,
+    connections: int,
+    direct_url: str,
+    gateways: list[dict[str, Any]],
+    script: Path,
+    load_cpu: str | None,
+) -> None:
+    """The mock directly once, then each gateway in turn, at one concurrency."""
+    direct = _wrk(direct_url, connections, args.duration, script, load_cpu)
+    for gw in gateways:
+        before = _cpu_seconds(gw["pid"])
+        through = _wrk(gw["url"], connections, args.duration, script, load_cpu)
+        cpu = _cpu_seconds(gw["pid"]) - before
+        gw["answered"] += through["requests"] - through["errors"]
+        gw["rows"].append(
+            {
+                "round": round_,
+                "connections": connections,
+                "direct": direct,
+                "gateway": through,
+                "added_p50_ms": through["p50_ms"] - direct["p50_ms"],
+                "added_p99_ms": through["p99_ms"] - direct["p99_ms"],
+                "gateway_cpu_ms_per_request": cpu * 1000 / max(through["requests"], 1),
+            }
+        )
+
+
 def _gateway_pid(pid: int) -> int:
     """The process serving requests (uvicorn with one worker serves in-process; granian forks)."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -222,7 +249,7 @@ def _gateway_pid(pid: int) -> int:
     return pid
 
 
-CLIENTS = ("fast", "aiohttp", "httpx")
+CLIENTS = ("aiohttp", "httpx")
 
 
 def _clients(value: str) -> list[str]:
@@ -243,16 +270,28 @@ def _comparison(reports: list[dict[str, Any]]) -> str:
         "gateway req/s",
         "gateway CPU/req (ms)",
     )
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines = ["| round | " + " | ".join(head) + " |", "|---:|---|" + "---:|" * (len(head) - 1)]
+    ratios: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for i, row in enumerate(reports[0]["results"]):
-        base = row["gateway_cpu_ms_per_request"]
+        base, base_rps = row["gateway_cpu_ms_per_request"], row["gateway"]["rps"]
         for report in reports:
             r = report["results"][i]
             g, cpu = r["gateway"], r["gateway_cpu_ms_per_request"]
             lines.append(
-                f"| {report['upstream_client']} | {r['connections']} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} "
+                f"| {r['round']} | {report['upstream_client']} | {r['connections']} "
+                f"| {g['p50_ms']:.2f} / {g['p99_ms']:.2f} "
                 f"| {r['added_p50_ms']:.2f} | {g['rps']:.0f} | {cpu:.3f} ({cpu / base - 1:+.0%}) |"
             )
+            ratios.setdefault((report["upstream_client"], r["connections"]), []).append(
+                (g["rps"] / base_rps, cpu / base)
+            )
+    first = reports[0]["upstream_client"]
+    lines.append(f"\nmedian over rounds, relative to {first} (req/s ratio, CPU/req ratio):")
+    for (name, connections), pairs in ratios.items():
+        if name != first:
+            rps = statistics.median(p[0] for p in pairs)
+            cpu = statistics.median(p[1] for p in pairs)
+            lines.append(f"  {name}, {connections} connections: req/s x{rps:.3f}, CPU/req x{cpu:.3f}")
     return "\n".join(lines)
 
 
@@ -266,11 +305,11 @@ def _table(report: dict[str, Any]) -> str:
         "gateway req/s",
         "gateway CPU/req (ms)",
     )
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    lines = ["| round | " + " | ".join(head) + " |", "|---:|" + "---:|" * len(head)]
     for r in report["results"]:
         d, g = r["direct"], r["gateway"]
         lines.append(
-            f"| {r['connections']} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} "
+            f"| {r['round']} | {r['connections']} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} "
             f"| {g['p50_ms']:.2f} / {g['p99_ms']:.2f} "
             f"| {r['added_p50_ms']:.2f} / {r['added_p99_ms']:.2f} | {d['rps']:.0f} | {g['rps']:.0f} "
             f"| {r['gateway_cpu_ms_per_request']:.3f} |"
@@ -287,9 +326,18 @@ def main() -> None:
     parser.add_argument(
         "--upstream-client",
         type=_clients,
-        default=["fast"],
+        default=["aiohttp"],
         help=f"one or several (comma-separated, compared in one run) of {', '.join(CLIENTS)}",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC[:CLIENT]",
+        action="append",
+        default=[],
+        help="also run the gateway from another source tree (PYTHONPATH=SRC) with that upstream client "
+        "(repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat, alternating the gateways' order")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     reports = run(args)
