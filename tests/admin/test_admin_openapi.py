@@ -161,6 +161,10 @@ async def test_nul_anywhere_is_422_naming_the_field(api: Api) -> None:
         status, err = await api.post(path, body)
         assert status == 422, (path, body, err)
         assert err["error"]["param"] == param and "NUL" in err["error"]["message"], err
+    status, err = await api.call("POST", "/key/generate", content=b'{"metadata": {"x": ["\\ud800"]}}')
+    assert status == 422 and err["error"]["param"] == "metadata" and "surrogate" in err["error"]["message"]
+    status, err = await api.call("POST", "/key/generate", content=b'{"key_alias": "a\\udfff"}')
+    assert status == 422 and err["error"]["param"] == "key_alias", err
     status, err = await api.get("/key/list", params={"user_id": "u\x00"})
     assert status == 422 and err["error"]["param"] == "user_id", err
     status, err = await api.post("/key/%00/regenerate", {})
@@ -192,6 +196,21 @@ async def test_numbers_beyond_the_limits_are_422(api: Api) -> None:
         status, err = await api.post("/key/generate", body)
         assert status == 422, (body, err)
         assert err["error"]["param"] == param, (body, err)
+    deep: Any = 1
+    for _ in range(s.MAX_DEPTH):
+        deep = [deep]
+    for metadata in ({"n": 2**63}, {"n": -(2**64)}, {"n": [1, {"m": 10**30}]}, {"deep": deep}):
+        status, err = await api.post("/key/generate", {"metadata": metadata})
+        assert status == 422 and err["error"]["param"] == "metadata", (metadata, err)
+    for metadata in ({"n": 2**63 - 1, "f": 1.5}, {"deep": deep[0]}):
+        await api.ok("POST", "/key/generate", {"metadata": metadata})
+    status, err = await api.call("POST", "/key/generate", content=b'{"metadata": {"n": 1e400}}')
+    assert status == 422 and err["error"]["param"] == "metadata", err
+    for expiry in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00"):  # no such instant in UTC
+        status, err = await api.post(
+            "/key/generate", {"temp_budget_increase": 1, "temp_budget_expiry": expiry}
+        )
+        assert status == 422 and err["error"]["param"] == "temp_budget_expiry", err
     status, err = await api.call("POST", "/key/generate", content=b'{"max_budget": 1000000000.000000001}')
     assert status == 422 and err["error"]["param"] == "max_budget", err  # a JSON number read exactly
     key = await api.ok(

@@ -3,8 +3,9 @@
 authenticate (401 before anything else) → read and parse the body or query (400: empty,
 not JSON, not an object; 413) → validate it against the endpoint's pydantic model, strictly
 for a JSON body (422 naming the field) → open **one** transaction → resolve the caller's
-role → run the handler (which may raise 403 / 404 / 409 / 422) → commit → answer JSON. Any error rolls the whole transaction back, so a failing
-request never leaves a partial write. Errors are rendered by the gateway's one renderer
+role → run the handler (which may raise 403 / 404 / 409 / 422) → commit → answer JSON.
+Any error rolls the whole transaction back, so a failing request never leaves a partial
+write. Errors are rendered by the gateway's one renderer
 (:func:`spendgate.gateway.errors.render_error`), in the OpenAI error shape.
 """
 

@@ -17,7 +17,7 @@ and ``0`` means nothing is allowed. Durations are checked with
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -40,7 +40,9 @@ __all__ = [
     "DURATION",
     "EXPIRY",
     "MAX_COUNT",
+    "MAX_DEPTH",
     "MAX_ITEMS",
+    "MAX_JSON_NUMBER",
     "MAX_PARALLEL",
     "MAX_TEXT",
     "MAX_USD",
@@ -217,11 +219,16 @@ ExpiryDuration = Annotated[
 
 
 def _timestamp(value: Any) -> Any:
-    if isinstance(value, str) and _RFC3339.match(value) is not None:
-        return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     if isinstance(value, datetime):
         return value
-    raise ValueError("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-01-31T00:00:00Z")
+    if not isinstance(value, str) or _RFC3339.match(value) is None:
+        raise ValueError("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-01-31T00:00:00Z")
+    parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be a date-time between the years 1 and 9999 in UTC") from None
+    return parsed
 
 
 Timestamp = Annotated[
@@ -229,35 +236,79 @@ Timestamp = Annotated[
 ]
 
 
-def _nul_path(value: Any, path: str) -> str | None:
-    """The path of the first string (value or key) in ``value`` that holds a NUL, if any."""
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character (\\u0000) is not allowed"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "a lone surrogate (an unpaired \\ud800-\\udfff escape) is not text"
+    return None
+
+
+def _bad_text(value: Any, path: str) -> str | None:
+    """Why the first bad string (value or key) in ``value`` cannot be stored, and where."""
     todo: list[tuple[Any, str]] = [(value, path)]
     while todo:
         item, where = todo.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return where
+            problem = _text_problem(item)
+            if problem is not None:
+                return problem if where == path else f"{problem} (in {where})"
         elif isinstance(item, dict):
             for key, sub in item.items():
-                if isinstance(key, str) and "\x00" in key:
-                    return f"{where}.{key!r}"
+                problem = _text_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    return f"{problem} (in a key of {where})"
                 todo.append((sub, f"{where}.{key}"))
         elif isinstance(item, list | tuple):
             todo.extend((sub, f"{where}.{i}") for i, sub in enumerate(item))
     return None
 
 
+MAX_DEPTH = 32
+"""``metadata`` nests at most this deep."""
+
+MAX_JSON_NUMBER = 2**63
+"""Numbers in ``metadata`` are below this in magnitude (an int64; JSON libraries agree on it)."""
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    todo: list[tuple[Any, str, int]] = [(value, "metadata", 1)]
+    while todo:
+        item, where, depth = todo.pop()
+        if depth > MAX_DEPTH and isinstance(item, dict | list):
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels (at {where})")
+        if isinstance(item, int | float | Decimal) and not isinstance(item, bool):
+            number = Decimal(item)
+            if not (number.is_finite() and abs(number) < MAX_JSON_NUMBER):
+                raise ValueError(f"a number beyond ±2^63 (at {where})")
+        elif isinstance(item, dict):
+            todo.extend((sub, f"{where}.{key}", depth + 1) for key, sub in item.items())
+        elif isinstance(item, list):
+            todo.extend((sub, f"{where}.{i}", depth + 1) for i, sub in enumerate(item))
+    return value
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    AfterValidator(_storable),
+    Field(description=f"Any JSON object: at most {MAX_DEPTH} levels deep, numbers within ±2^63."),
+]
+
+
 class _Strict(BaseModel):
-    """Unknown fields are refused, and so is a NUL character in any string, at any depth."""
+    """Unknown fields are refused, and so is a string PostgreSQL cannot store (a NUL, a lone
+    surrogate) anywhere in a field, at any depth."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
-        where = _nul_path(value, info.field_name or "")
-        if where is not None:
-            raise ValueError(f"a NUL character (\\u0000) is not allowed (in {where})")
+        problem = _bad_text(value, info.field_name or "")
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -339,7 +390,7 @@ class _KeyFields(LimitFields):
         default=None, description="Bind the key to this customer: its requests are billed to it."
     )
     budget_id: Ref | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     tags: Names | None = None
     blocked: bool | None = None
     temp_budget_increase: USD | None = None
@@ -438,7 +489,7 @@ class _UserFields(LimitFields):
     user_alias: Text | None = None
     user_role: UserRole | None = None
     models: Names | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     organization_id: Ref | None = None
     blocked: bool | None = None
 
@@ -499,7 +550,7 @@ class Member(_Strict):
 class _TeamFields(LimitFields):
     team_alias: Text | None = None
     organization_id: Ref | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     models: Names | None = None
     blocked: bool | None = None
     tags: Names | None = None
@@ -574,7 +625,7 @@ class TeamMemberDelete(_Strict):
 class _OrganizationFields(LimitFields):
     models: Names | None = None
     budget_id: Ref | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     blocked: bool | None = None
 
 
@@ -620,7 +671,7 @@ class _CustomerFields(LimitFields):
     allowed_model_region: Literal["eu", "us"] | None = None
     default_model: Text | None = None
     models: Names | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class CustomerNew(_CustomerFields):
