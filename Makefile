@@ -5,7 +5,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test lint typecheck check bench catalogue sync clean
+.PHONY: run test lint typecheck check bench catalogue sync clean reliability
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,6 +35,22 @@ typecheck: sync
 bench: $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --group bench
 	$(VENV)/bin/python bench/pricing.py
+
+# The reliability suite: real processes under load and faults, minutes long, so not part of
+# `make test`. Runs every script in reliability/ (or RELIABILITY="reliability/soak.py ..."),
+# each bounded by its own loops and by a timeout; fails if any script fails. See
+# docs/reliability.md for what each checks and the figures measured.
+RELIABILITY ?= $(sort $(filter-out reliability/_%,$(wildcard reliability/*.py reliability/*.sh)))
+RELIABILITY_TIMEOUT ?= 1800
+
+reliability: sync
+	@failed=""; for script in $(RELIABILITY); do \
+		echo "== $$script"; \
+		case $$script in *.sh) run="sh $$script";; *) run="$(VENV)/bin/python $$script";; esac; \
+		timeout -s INT -k 30 $(RELIABILITY_TIMEOUT) $$run || failed="$$failed $$script"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "reliability: FAILED:$$failed"; exit 1; fi; \
+	echo "reliability: every script passed"
 
 # Rebuild the bundled price catalogue from the pinned upstream wheels (downloaded at build time only).
 catalogue: sync
