@@ -92,6 +92,13 @@ def test_document_states_the_limits_formats_and_either_or_rules() -> None:
         ["keys"],
         ["key_aliases"],
     ]
+    assert [b["required"] for b in doc["components"]["schemas"]["KeyUpdate"]["anyOf"]] == [
+        ["key"],
+        ["key_alias"],
+    ]
+    assert "anyOf" not in doc["components"]["schemas"]["KeyRegenerateByPath"]  # the path names the key
+    assert doc["components"]["schemas"]["CustomerNew"]["not"]["required"] == ["budget_id", "max_budget"]
+    assert _props(doc, "TeamMemberAdd")["member"]["anyOf"][1]["minItems"] == 1
     assert _branch(_props(doc, "UserIds")["user_ids"])["minItems"] == 1
     page = next(p for p in doc["paths"]["/key/list"]["get"]["parameters"] if p["name"] == "page")
     assert page["schema"]["minimum"] == 1 and page["schema"]["maximum"] == 1_000_000

@@ -102,7 +102,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/key/{key}/regenerate",
         keys.regenerate_key,
         "Replace a key's secret (LiteLLM form; pass the hash, not the raw key, in the URL)",
-        body=s.KeyRegenerate,
+        body=s.KeyRegenerateByPath,
         path_param="key",
     ),
     _ep("/key/block", keys.block_key, "Block a key", body=s.KeyRef),

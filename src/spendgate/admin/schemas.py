@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from spendgate.core.periods import HINT, parse_duration
 
@@ -69,6 +70,7 @@ __all__ = [
     "KeyListQuery",
     "KeyRef",
     "KeyRegenerate",
+    "KeyRegenerateByPath",
     "KeyUpdate",
     "LimitFields",
     "Member",
@@ -177,7 +179,7 @@ MAX_WINDOWS = 32
 """``budget_limits`` holds at most this many windows (each a distinct ``budget_duration``)."""
 
 
-def _either(*names: str, kind: dict[str, Any] | None = None) -> dict[str, Any]:
+def _either(*names: str, kind: JsonDict | None = None) -> JsonDict:
     """JSON schema of "at least one of ``names`` is given (and not null)"."""
     branch = kind or {"type": "string"}
     return {"anyOf": [{"required": [name], "properties": {name: branch}} for name in names]}
@@ -371,15 +373,16 @@ class Empty(_Strict):
 # ---------------------------------------------------------------- keys
 
 
+_TEMP_TOGETHER: JsonDict = {
+    "dependentRequired": {
+        "temp_budget_increase": ["temp_budget_expiry"],
+        "temp_budget_expiry": ["temp_budget_increase"],
+    }
+}
+
+
 class _KeyFields(LimitFields):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "dependentRequired": {
-                "temp_budget_increase": ["temp_budget_expiry"],
-                "temp_budget_expiry": ["temp_budget_increase"],
-            }
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_TEMP_TOGETHER)
     key_alias: Ref | None = None
     duration: ExpiryDuration | None = None
     models: Names | None = None
@@ -436,11 +439,20 @@ class KeyGenerate(_KeyFields):
 
 
 class KeyUpdate(_KeyFields):
+    """Names the key by ``key`` or ``key_alias`` (the handler's 422 otherwise)."""
+
+    model_config = ConfigDict(json_schema_extra={**_TEMP_TOGETHER, **_either("key", "key_alias")})
     key: Ref | None = Field(default=None, description="The raw key or its hash (token).")
 
 
 class KeyRegenerate(KeyUpdate):
     new_key: CustomKey | None = None
+
+
+class KeyRegenerateByPath(KeyRegenerate):
+    """``/key/{key}/regenerate``: the key is the path's, so the body need not name it."""
+
+    model_config = ConfigDict(json_schema_extra=_TEMP_TOGETHER)
 
 
 class KeyRef(_Strict):
@@ -581,7 +593,12 @@ class TeamIds(_Strict):
 
 class TeamMemberAdd(_Strict):
     team_id: Ref
-    member: Member | Annotated[list[Member], Field(max_length=MAX_ITEMS)]
+    member: (
+        Member
+        | Annotated[
+            list[Member], Field(max_length=MAX_ITEMS, json_schema_extra={"minItems": 1})  # the handler's 422
+        ]
+    )
     max_budget_in_team: USD | None = None
     budget_duration: BudgetDuration | None = None
     allowed_models: Names | None = None
@@ -655,6 +672,15 @@ class OrganizationIds(_Strict):
 
 
 class _CustomerFields(LimitFields):
+    # budget_id or max_budget, not both (the handler's 422)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["budget_id", "max_budget"],
+                "properties": {"budget_id": {"type": "string"}, "max_budget": {"not": {"type": "null"}}},
+            }
+        }
+    )
     alias: Text | None = None
     team_id: str | None = Field(
         default=None,
