@@ -6,10 +6,15 @@ client choice; and the gateway end to end on each client."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import openai
 import pytest
@@ -318,6 +323,51 @@ async def test_the_client_is_httpx_for_http2_or_an_injected_transport() -> None:
     ):
         assert isinstance(client, HttpxClient)
         await client.aclose()
+
+
+async def _h2_serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A tiny HTTP/2-only server (the h2 library): answers each stream with its path."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    writer.write(conn.data_to_send())
+    paths: dict[int, bytes] = {}
+    while data := await reader.read(65536):
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                paths[event.stream_id] = dict(event.headers)[b":path"]
+            elif isinstance(event, h2.events.StreamEnded):
+                body = b"h2 " + paths.pop(event.stream_id)
+                conn.send_headers(event.stream_id, [(":status", "200"), ("content-length", str(len(body)))])
+                conn.send_data(event.stream_id, body, end_stream=True)
+        writer.write(conn.data_to_send())
+        await writer.drain()
+    writer.close()
+
+
+async def test_http2_is_spoken_with_an_upstream_that_offers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    tls.set_alpn_protocols(["h2"])  # HTTP/2 only: an HTTP/1.1 request would fail
+    listener = await asyncio.start_server(_h2_serve, "127.0.0.1", 0, ssl=tls)
+    port = listener.sockets[0].getsockname()[1]
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's certificate
+    async with listener:
+        client = make_upstream_client(http2=True)
+        try:
+            answers = await asyncio.gather(
+                *(_ask(client, f"https://localhost:{port}", str(i)) for i in range(3))
+            )
+        finally:
+            await client.aclose()
+    assert list(answers) == [f"h2 /v1/x?q={i}".encode() for i in range(3)]
 
 
 @pytest.mark.parametrize(
