@@ -82,7 +82,7 @@ async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_str
                     model="gpt-4o",
                     messages=messages,
                     max_tokens=5,
-                    extra_headers={"x-mock-latency-ms": "20000"},
+                    extra_headers={"x-mock-hang": "1"},
                 )
             )
             stream = await client.chat.completions.create(
@@ -113,6 +113,11 @@ async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_str
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # The stop closed both upstream calls (the mock sees them go away).
+    deadline = time.monotonic() + 5
+    while mock.stats()["in_flight"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert mock.stats()["in_flight"] == 0
     text = log.read_text()
     assert "Exception in ASGI application" not in text, text[-3000:]
     rows = Ledger(db).rows()

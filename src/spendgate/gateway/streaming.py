@@ -114,11 +114,11 @@ class StreamRelay(Response):
         """The request was cancelled (the server's graceful stop ran out of time): end the
         stream with an error event rather than cut it, and bill it as partial."""
         outcome = self.outcome
+        if self._ended or outcome.client_disconnected:
+            return  # the stream had ended anyway
         if outcome.upstream_error is None:
-            outcome.upstream_error = UpstreamError(
-                f"{self.where}: the gateway stopped before the stream ended"
-            )
-        if not self._started or self._ended or outcome.client_disconnected:
+            outcome.upstream_error = UpstreamError(f"{self.where}: the gateway stopped mid-stream")
+        if not self._started:
             return
         tail = self.translator.error_event("the gateway is shutting down; the stream was cut short")
         with contextlib.suppress(OSError):
