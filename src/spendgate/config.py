@@ -148,9 +148,22 @@ class GeneralSettings(_Section):
     forward_client_headers_to_llm_api: bool = False
     """Forward the client's ``x-*`` headers (not its credentials) to the upstream."""
     trust_end_user_field: bool = True
-    """Attribute calls to the end customer named by the request's ``user`` field."""
+    """Attribute calls to the end customer named by the request's ``user`` field (Anthropic:
+    ``metadata.user_id``); false turns body-named customers off (bound keys and a trusted
+    proxy's header still name them)."""
     key_cache_ttl_seconds: float = Field(default=10, ge=0)
     """How long a virtual key looked up in the database is trusted before a new look-up."""
+    stale_cache_max_seconds: float = Field(default=3600, ge=0)
+    """While the database is unreachable, how long past their TTL cached keys and entity
+    limits are still honoured (0: never; see docs/gateway.md, database outages)."""
+    database_lookup_timeout_seconds: float = Field(default=5, gt=0)
+    """The longest a request waits for a key or entity look-up in the database."""
+    database_connect_timeout_seconds: float = Field(default=5, gt=0)
+    """PostgreSQL: the longest a new connection may take to open."""
+    database_command_timeout_seconds: float | None = Field(default=60, gt=0)
+    """PostgreSQL: the longest one statement may wait for its answer (null: no limit)."""
+    database_pool_timeout_seconds: float = Field(default=5, gt=0)
+    """The longest a caller waits for a free pooled database connection."""
     budget_exceeded_status: Literal[400, 402, 403, 422, 429] = 402
     """HTTP status of a budget_exceeded error (LiteLLM has used 400, 429 and 422)."""
     budget_mode: Literal["strict", "check_only"] = "strict"
@@ -171,10 +184,11 @@ class GeneralSettings(_Section):
     """Window of rpm_limit / tpm_limit (60: per minute; shorter only for tests)."""
     reservation_lease_seconds: float = Field(default=900, gt=0)
     """How long a reservation or parallel slot lives without a settle or release."""
-    upstream_http_client: Literal["fast", "aiohttp", "httpx"] = "fast"
-    """``fast``: spendgate's HTTP/1.1 transport (see docs/benchmarks.md); ``aiohttp``: one pooled
-    ``aiohttp.ClientSession``; ``httpx``: httpx's own (HTTP proxies from the environment, HTTP/2
-    not enabled)."""
+    upstream_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    """``aiohttp``: one pooled ``aiohttp.ClientSession``; ``httpx``: an ``httpx.AsyncClient``
+    (both take proxies from the environment). ``fast`` (removed) is read as ``aiohttp``."""
+    upstream_http2: bool = False
+    """Speak HTTP/2 to upstreams that offer it (uses the httpx client)."""
     run_migrations: bool = True
     """Migrate the database at start-up; when off, start only if it is up to date."""
     journal_dir: str | None = None
@@ -384,6 +398,9 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
             general[key] = env[var]
+    if general.get("upstream_http_client") == "fast":  # the hand-written client, removed
+        general["upstream_http_client"] = "aiohttp"
+        warnings.append("general_settings.upstream_http_client: 'fast' was removed; using 'aiohttp'")
     data["general_settings"] = general
     models = data.get("model_list") or []
     if isinstance(models, list):

@@ -264,9 +264,9 @@ async def test_duplicate_alias_is_409(api: Api) -> None:
     other = (await api.ok("POST", "/key/generate", {"key_alias": "other"}))["key"]
     status, _ = await api.post("/key/update", {"key": other, "key_alias": "dup"})
     assert status == 409
-    status, _ = await api.post("/key/generate", {"key": "sk-custom-key-1"})
+    status, _ = await api.post("/key/generate", {"key": "sk-custom-key-0123456789abcdef"})
     assert status == 200
-    status, _ = await api.post("/key/generate", {"key": "sk-custom-key-1"})
+    status, _ = await api.post("/key/generate", {"key": "sk-custom-key-0123456789abcdef"})
     assert status == 409
 
 

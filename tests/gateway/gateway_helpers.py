@@ -131,7 +131,7 @@ def make_config(mock_base_url: str, db_path: Path, journal: Path, **overrides: A
             "forward_client_headers_to_llm_api": True,
             "max_request_size_mb": 1,
             # SPENDGATE_TEST_UPSTREAM_CLIENT=aiohttp (or httpx) runs the suite on another client
-            "upstream_http_client": os.environ.get("SPENDGATE_TEST_UPSTREAM_CLIENT", "fast"),
+            "upstream_http_client": os.environ.get("SPENDGATE_TEST_UPSTREAM_CLIENT", "aiohttp"),
         },
         "router_settings": {
             "routing_strategy": "lowest-cost",

@@ -38,6 +38,7 @@ from spendgate.gateway.errors import (
     PermissionDenied,
     render_error,
 )
+from spendgate.gateway.lookups import is_database_outage
 
 __all__ = [
     "AdminSettings",
@@ -264,6 +265,11 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
         raise InvalidField("a value does not fit its database column (too long?)") from None
     except OperationalError as exc:
         log.warning("admin request failed: database unavailable: %s", exc.orig)
+        raise ServiceUnavailable("the database is unavailable; nothing was changed") from None
+    except Exception as exc:  # refused, reset or timed out: the driver's errors, unwrapped
+        if not is_database_outage(exc):
+            raise
+        log.warning("admin request failed: database unavailable: %s: %s", type(exc).__name__, exc)
         raise ServiceUnavailable("the database is unavailable; nothing was changed") from None
     if settings.on_key_change is not None:
         for key_hash in dict.fromkeys(changed):

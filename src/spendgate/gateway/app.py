@@ -39,12 +39,12 @@ from spendgate.gateway.admission import Admission, AllowAll
 from spendgate.gateway.auth import Authenticator
 from spendgate.gateway.errors import error_body, render_error
 from spendgate.gateway.limits import GatewayLimits
-from spendgate.gateway.middleware import GatewayMiddleware
+from spendgate.gateway.middleware import GatewayMiddleware, InFlight
 from spendgate.gateway.pipeline import EventSink, Pipeline
 from spendgate.gateway.routing import Router, build_deployments
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.recorder import Recorder
-from spendgate.providers.http import AiohttpClient, FastClient, HttpxClient, UpstreamClient
+from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
 
 if TYPE_CHECKING:
@@ -114,9 +114,16 @@ def build_app(
     if not general.master_key:
         log.warning("no master_key configured: the gateway accepts every request without a key")
 
+    in_flight = InFlight()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(database_url(general.database_url))
+        engine = create_engine(
+            database_url(general.database_url),
+            connect_timeout=general.database_connect_timeout_seconds,
+            command_timeout=general.database_command_timeout_seconds,
+            pool_timeout=general.database_pool_timeout_seconds,
+        )
         redis_client = None
         try:
             if general.run_migrations:
@@ -135,28 +142,29 @@ def build_app(
                     await start()
             else:
                 recorder = await _start_recorder(engine, _journal_dir(config))
-            client: UpstreamClient
-            if transport is None and general.upstream_http_client == "fast":
-                client = FastClient()
-            elif transport is None and general.upstream_http_client == "aiohttp":
-                client = AiohttpClient()
-            else:
-                client = HttpxClient(
-                    httpx.AsyncClient(
-                        transport=transport,
-                        headers={"accept-encoding": "identity"},
-                        limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500),
-                        timeout=httpx.Timeout(config.timeout, connect=10.0),
-                    )
-                )
+            client = make_upstream_client(
+                general.upstream_http_client,
+                http2=general.upstream_http2,
+                transport=transport,
+                timeout=config.timeout,
+            )
             if general.redis_url:
                 import redis.asyncio as aioredis
 
-                redis_client = aioredis.from_url(general.redis_url)
+                # Readiness pings only: bounded, so a Redis that drops packets cannot hang it.
+                redis_client = aioredis.from_url(
+                    general.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0
+                )
             limits = GatewayLimits(config, engine, router) if admission is None else None
             pipeline = Pipeline(
                 router=router,
-                auth=Authenticator(general.master_key, engine, ttl_seconds=general.key_cache_ttl_seconds),
+                auth=Authenticator(
+                    general.master_key,
+                    engine,
+                    ttl_seconds=general.key_cache_ttl_seconds,
+                    stale_seconds=general.stale_cache_max_seconds,
+                    wait_seconds=general.database_lookup_timeout_seconds,
+                ),
                 admission=admission or limits or AllowAll(),
                 recorder=recorder,
                 client=client,
@@ -169,6 +177,8 @@ def build_app(
             try:
                 yield
             finally:
+                # Requests a graceful stop cancelled still settle and record: let them end first.
+                await in_flight.drained(timeout=5.0)
                 close = getattr(recorder, "close", None)
                 if close is not None:
                     await close()
@@ -207,6 +217,7 @@ def build_app(
             lifespan=lifespan,
         ),
         budget_exceeded_status=general.budget_exceeded_status,
+        in_flight=in_flight,
     )
 
 
@@ -218,10 +229,14 @@ class GatewayApp:
     everything else (lifespan, health, models, 404 and 405) goes through Starlette.
     """
 
-    def __init__(self, starlette: Starlette, *, budget_exceeded_status: int = 429) -> None:
+    def __init__(
+        self, starlette: Starlette, *, budget_exceeded_status: int = 429, in_flight: InFlight | None = None
+    ) -> None:
         self.starlette = starlette
         self.state = starlette.state
-        self._http = GatewayMiddleware(self._dispatch, budget_exceeded_status=budget_exceeded_status)
+        self._http = GatewayMiddleware(
+            self._dispatch, budget_exceeded_status=budget_exceeded_status, in_flight=in_flight
+        )
         self._routes = {f"{prefix}{path}": name for path, name in ENDPOINTS.items() for prefix in ("/v1", "")}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

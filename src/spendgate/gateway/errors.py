@@ -10,6 +10,7 @@ exception                           status  type / code
 MalformedRequest                    400     invalid_request_error
 AuthenticationFailed                401     authentication_error / invalid_api_key
 PermissionDenied                    403     permission_denied
+CustomerNotAllowed                  403     permission_denied / customer_not_allowed
 NotFound                            404     invalid_request_error / model_not_found
 MethodNotAllowed                    405     invalid_request_error
 PayloadTooLarge                     413     invalid_request_error / request_too_large
@@ -17,6 +18,7 @@ InvalidField                        422     invalid_request_error / invalid_valu
 RateLimited (spendgate.errors)      429     rate_limit_error (+ Retry-After, x-ratelimit-*)
 BudgetExceeded                      402*    budget_exceeded (+ Retry-After); *configurable
 LimitsUnavailable (gateway.limits)  503     service_unavailable / limits_unavailable
+DatabaseUnavailable (lookups)       503     service_unavailable / database_unavailable
 UpstreamStatusError 4xx             same    the upstream's own error, passed on
 UpstreamStatusError 401/403         502     upstream_error / upstream_auth_failed
 UpstreamStatusError 429             429     rate_limit_error
@@ -48,6 +50,7 @@ from spendgate.errors import (
 
 __all__ = [
     "AuthenticationFailed",
+    "CustomerNotAllowed",
     "GatewayError",
     "InvalidField",
     "MalformedRequest",
@@ -99,6 +102,13 @@ class PermissionDenied(GatewayError):
     status = 403
     type = "permission_denied"
     code = "permission_denied"
+
+
+class CustomerNotAllowed(PermissionDenied):
+    """The request names a customer that belongs to another team or organization
+    (``param``: the field that named it, e.g. ``user`` or ``metadata.user_id``)."""
+
+    code = "customer_not_allowed"
 
 
 class NotFound(GatewayError):

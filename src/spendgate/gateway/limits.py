@@ -17,13 +17,17 @@ belongs to, whichever deployment serves it::
     team         the team's limits
     team_member  the member's budget inside the team (team/member_add's max_budget_in_team)
     organization the organization of the key (or of its team)
-    end_user     the request's customer; an unknown one gets litellm_settings.max_end_user_budget
+    end_user     the request's customer; an unknown one gets litellm_settings.max_end_user_budget;
+                 one that belongs to a team or organization may be named only by its keys
+                 (:class:`CustomerOwners`: 403 naming the field otherwise)
     tag          every tag of the key and of the request with a budget profile
 
 The worst case reserved is the largest over every deployment the call may be billed at
 (the model group and its fallback groups): the prompt estimate at the input rate plus the
 largest declared output cap (else the catalogue's maximum output, else
-``general_settings.default_max_output_tokens``) at the output rate, times ``n``.
+``general_settings.default_max_output_tokens``) at the output rate, times ``n`` (or
+``best_of`` when larger), at the rates of the service tier requested when it is dearer
+than standard (``priority``). Token ids in a pre-tokenized prompt count one token each.
 
 **2. Each attempt, at the deployment routing picks** (:meth:`GatewayLimits.attempts`, the
 router's gate), with the worst case priced at that deployment::
@@ -46,14 +50,13 @@ Strictest wins: every scope is checked.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy import insert as sa_insert
@@ -63,6 +66,7 @@ from spendgate.config import GatewayConfig
 from spendgate.core.money import to_nano
 from spendgate.core.periods import Period, parse_window
 from spendgate.core.usage.model import Usage
+from spendgate.core.usage.tier import requested_service_tier
 from spendgate.enforcement import Admission as Enforcement
 from spendgate.enforcement import (
     BudgetLimit,
@@ -79,10 +83,12 @@ from spendgate.enforcement import (
     worst_case_nanos,
 )
 from spendgate.enforcement import Ticket as EnforcementTicket
+from spendgate.enforcement.estimate import declared_choices
 from spendgate.errors import StorageError
 from spendgate.gateway.admission import ATTEMPT_HOLDS, AdmissionRequest, Ticket
-from spendgate.gateway.errors import GatewayError, PermissionDenied
-from spendgate.gateway.routing import Deployment, Router
+from spendgate.gateway.errors import CustomerNotAllowed, GatewayError, PermissionDenied
+from spendgate.gateway.lookups import LookupCache, bounded, database_health
+from spendgate.gateway.routing import Deployment, Router, billed_tier
 from spendgate.ledger.rebuild import current_period_spend
 from spendgate.stores.database.models import (
     Budget,
@@ -99,6 +105,7 @@ from spendgate.stores.database.models import (
 
 __all__ = [
     "END_USER_HEADER",
+    "CustomerOwners",
     "GatewayLimits",
     "LimitSpec",
     "LimitsUnavailable",
@@ -111,7 +118,6 @@ END_USER_HEADER = "x-spendgate-end-user"
 """Names the end customer; trusted only from ``general_settings.trusted_proxies``."""
 
 T = TypeVar("T")
-V = TypeVar("V")
 
 # Enforcement scope type → the ledger's rebuild scope type (``ledger.rebuild``).
 _LEDGER_SCOPE = {
@@ -273,40 +279,45 @@ class KeyEntities:
     tags: tuple[str, ...] = ()
 
 
-class _Cache(Generic[V]):
-    """A TTL cache with single flight: concurrent misses of one key share one load."""
+@dataclass(frozen=True, slots=True)
+class CustomerOwners:
+    """Who may bill a customer by naming it in a request (docs/enforcement.md, "Whose
+    customer"): its own ``team_id`` / ``organization_id``, plus the team (else the
+    organization, else the user) of every key bound to it. Nobody: any key may."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._values: dict[str, tuple[float, V]] = {}
-        self._loading: dict[str, asyncio.Future[V]] = {}
+    teams: frozenset[str] = frozenset()
+    organizations: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
 
-    async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
-        hit = self._values.get(key)
-        if hit is not None and hit[0] > self.clock():
-            return hit[1]
-        pending = self._loading.get(key)
-        if pending is None:
-            pending = self._loading[key] = asyncio.ensure_future(self._load(key, load))
-        # Shielded: a cancelled caller does not cancel the load the others wait for.
-        return await asyncio.shield(pending)
+    def __bool__(self) -> bool:
+        return bool(self.teams or self.organizations or self.users)
 
-    async def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
-        try:
-            value = await load()
-            if len(self._values) > 50_000:
-                self._values.clear()
-            self._values[key] = (self.clock() + self.ttl, value)
-            return value
-        finally:
-            self._loading.pop(key, None)
+    def allow(self, ents: KeyEntities | None) -> bool:
+        """Whether a key with these entities may bill the customer."""
+        if not self:
+            return True
+        if ents is None:
+            return False
+        return (
+            (ents.team_id is not None and ents.team_id in self.teams)
+            or (ents.organization_id is not None and ents.organization_id in self.organizations)
+            or (ents.user_id is not None and ents.user_id in self.users)
+        )
 
-    def forget(self, key: str | None = None) -> None:
-        if key is None:
-            self._values.clear()
-        else:
-            self._values.pop(key, None)
+
+def named_customer_param(request: AdmissionRequest) -> str | None:
+    """The request field that named its customer (``user``, ``metadata.user_id`` or the
+    trusted proxy's header), or None when there is none or the key is bound to it."""
+    end_user = request.scopes.end_user
+    if not end_user or request.principal.end_user_id == end_user:
+        return None
+    payload = request.payload
+    if payload.get("user") == end_user:
+        return "user"
+    metadata = payload.get("metadata")
+    if isinstance(metadata, Mapping) and metadata.get("user_id") == end_user:
+        return "metadata.user_id"
+    return END_USER_HEADER
 
 
 def trusted_peer(host: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -329,6 +340,7 @@ class _CallContext:
     prompt_tokens: int
     output_tokens: int
     attempts: int = 0
+    service_tier: str | None = None
 
 
 class _AttemptGate:
@@ -346,7 +358,11 @@ class _AttemptGate:
         if not budgets and not rates:
             return None
         call.attempts += 1
-        estimate = limits.worst_case_at(deployment, call.prompt_tokens, call.output_tokens) if budgets else 0
+        estimate = (
+            limits.worst_case_at(deployment, call.prompt_tokens, call.output_tokens, call.service_tier)
+            if budgets
+            else 0
+        )
         # One id per attempt: settle and release are idempotent by request id.
         hold_id = f"{call.request_id}@{deployment.id}#{call.attempts}"
         tokens = call.prompt_tokens + call.output_tokens
@@ -430,7 +446,10 @@ class GatewayLimits:
             mode=general.budget_mode,
             lease_seconds=general.reservation_lease_seconds,
             clock=clock,
-            loader=self._ledger_spend,
+            # A cold counter is seeded from the ledger: within the bounded wait, else 503.
+            loader=lambda budget, period: bounded(
+                lambda: self._ledger_spend(budget, period), general.database_lookup_timeout_seconds
+            ),
             fail_open_budgets=general.fail_open_budgets,
             fail_open_rate_limits=general.fail_open_rate_limits,
         )
@@ -438,9 +457,21 @@ class GatewayLimits:
             d.id: self._static_deployment_limits(d, config) for group in router.groups.values() for d in group
         }
         ttl = general.key_cache_ttl_seconds
-        self._keys: _Cache[KeyEntities | None] = _Cache(ttl, time.monotonic)
-        self._customers: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
-        self._tags: _Cache[LimitSpec | None] = _Cache(ttl, time.monotonic)
+        # Through a database outage: bounded waits, cached entities honoured past their TTL.
+        stale, wait = general.stale_cache_max_seconds, general.database_lookup_timeout_seconds
+        health = database_health(engine)
+        self._keys: LookupCache[KeyEntities | None] = LookupCache(
+            ttl, stale_seconds=stale, wait=wait, what="key's limits", health=health
+        )
+        self._customers: LookupCache[LimitSpec | None] = LookupCache(
+            ttl, stale_seconds=stale, wait=wait, what="customer", health=health
+        )
+        self._tags: LookupCache[LimitSpec | None] = LookupCache(
+            ttl, stale_seconds=stale, wait=wait, what="tag", health=health
+        )
+        self._owners: LookupCache[CustomerOwners] = LookupCache(
+            ttl, stale_seconds=stale, wait=wait, what="customer's owner", health=health
+        )
         # Validate durations now, not on the first request.
         if settings.budget_duration:
             parse_window(settings.budget_duration)
@@ -451,14 +482,20 @@ class GatewayLimits:
         scopes = request.scopes
         principal = request.principal
         key_id = None if principal.is_master else scopes.api_key
-        budgets, rates = await self.limits_for(key_id=key_id, end_user=scopes.end_user, tags=scopes.tags)
+        budgets, rates = await self.limits_for(
+            key_id=key_id,
+            end_user=scopes.end_user,
+            tags=scopes.tags,
+            named_by=None if principal.is_master else named_customer_param(request),
+        )
         prompt = request.estimated_input_tokens
         candidates = self._candidates(request.deployments, scopes.model_group)
         output = self._max_output(request.payload, candidates)
-        call = _CallContext(request.request_id, key_id, prompt, output)
+        tier = billed_tier(None, requested_service_tier(request.payload))
+        call = _CallContext(request.request_id, key_id, prompt, output, service_tier=tier)
         if not budgets and not rates:
             return Ticket(request.request_id, tokens=prompt + output, data={"call": call})
-        estimate = max((self.worst_case_at(d, prompt, output) for d in candidates), default=0)
+        estimate = max((self.worst_case_at(d, prompt, output, tier) for d in candidates), default=0)
         try:
             ticket = await self.enforcement.admit(
                 EnforcementRequest(request.request_id, budgets, rates, estimate, prompt + output)
@@ -576,11 +613,17 @@ class GatewayLimits:
         budgets, _ = await self.limits_for(key_id=key_id, end_user=end_user, tags=tags, create_customer=False)
         if model:
             budgets += (await self._model_limits(key_id, model))[0]
-        return await explain(self.enforcement, EnforcementRequest("explain", budgets, (), 0, 0))
+        try:  # cold counters are seeded from the ledger first, as the admission does
+            return await explain(self.enforcement, EnforcementRequest("explain", budgets, (), 0, 0))
+        except StorageError as exc:
+            raise LimitsUnavailable(
+                "budgets cannot be read right now (counter storage or ledger unavailable)"
+            ) from exc
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop the cached entities of one key (or everything)."""
         self._keys.forget(key_id)
+        self._owners.forget()  # a key's binding names its customer's owners
         if key_id is None:
             self._customers.forget()
             self._tags.forget()
@@ -597,9 +640,14 @@ class GatewayLimits:
         end_user: str | None,
         tags: Iterable[str],
         create_customer: bool = True,
+        named_by: str | None = None,
     ) -> tuple[list[BudgetLimit], list[RateLimit]]:
         """Every budget and rate limit of a request's own scopes (step 1 of the module
-        docstring), deduplicated: one per counter."""
+        docstring), deduplicated: one per counter.
+
+        ``named_by``: the request field that named ``end_user`` (a virtual key's request,
+        not bound to it); the customer must then be one this key may bill, else 403
+        naming that field (:class:`CustomerOwners`)."""
         budgets: list[BudgetLimit] = []
         rates: list[RateLimit] = []
 
@@ -611,6 +659,7 @@ class GatewayLimits:
         budgets += self._global_limits[0]
         rates += self._global_limits[1]
         tag_names = list(tags)
+        ents: KeyEntities | None = None
         if key_id is not None:
             ents = await self._keys.get(key_id, lambda: self._load_key(key_id))
             if ents is not None:
@@ -637,6 +686,8 @@ class GatewayLimits:
                     )
                 tag_names = [*ents.tags, *tag_names]
         if end_user:
+            if named_by is not None:
+                await self._check_owner(end_user, ents, named_by)
             customer = await self._customer(end_user, create=create_customer)
             if customer is not None:
                 if customer.blocked:
@@ -666,17 +717,16 @@ class GatewayLimits:
                     if entry is not None and entry.max_output_tokens:
                         caps.append(entry.max_output_tokens)
             declared = max(caps) if caps else self.default_output
-        n = payload.get("n")
-        choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-        return max(0, declared) * choices
+        return max(0, declared) * declared_choices(payload)
 
-    def worst_case_at(self, deployment: Deployment, prompt: int, output: int) -> int:
-        """The most a call of ``prompt`` + ``output`` tokens can cost at ``deployment``."""
+    def worst_case_at(self, deployment: Deployment, prompt: int, output: int, tier: str | None = None) -> int:
+        """The most a call of ``prompt`` + ``output`` tokens can cost at ``deployment``
+        (at service tier ``tier``, as :func:`~spendgate.gateway.routing.billed_tier` names it)."""
         resolved = deployment.book.resolve(deployment.price_model, deployment.price_provider)
         if resolved is None:
             return 0  # unpriced: recorded as such, nothing to reserve
-        worst = worst_case_nanos(resolved.spec, prompt, output)
-        breakdown = deployment.price(Usage(input_tokens=prompt, output_tokens=output))
+        worst = worst_case_nanos(resolved.spec, prompt, output, service_tier=tier)
+        breakdown = deployment.price(Usage(input_tokens=prompt, output_tokens=output), requested_tier=tier)
         if breakdown.priced:  # discounts and margins applied
             worst = max(worst, breakdown.total_nanos)
         return worst
@@ -736,6 +786,45 @@ class GatewayLimits:
             end_user_id=vk.end_user_id,
             tags=tuple(vk.tags or ()),
         )
+
+    async def _check_owner(self, customer_id: str, ents: KeyEntities | None, param: str) -> None:
+        """403 unless the key may bill ``customer_id`` (before an unknown one is created:
+        an unknown customer has no owner)."""
+        owners = await self._owners.get(customer_id, lambda: self._load_owners(customer_id))
+        if not owners.allow(ents):
+            raise CustomerNotAllowed(
+                f"customer {customer_id!r} (named by {param!r}) belongs to another team or "
+                "organization: this key may not bill it",
+                param=param,
+            )
+
+    async def _load_owners(self, customer_id: str) -> CustomerOwners:
+        async with AsyncSession(self.engine) as conn:
+            own = (
+                await conn.execute(
+                    select(EndCustomer.team_id, EndCustomer.organization_id).where(
+                        EndCustomer.user_id == customer_id
+                    )
+                )
+            ).first()
+            if own is None:
+                return CustomerOwners()  # unknown: no key can be bound to it either
+            bound = await conn.execute(
+                select(VirtualKey.team_id, VirtualKey.organization_id, VirtualKey.user_id).where(
+                    VirtualKey.end_user_id == customer_id
+                )
+            )
+            teams = {own[0]} if own[0] else set()
+            orgs = {own[1]} if own[1] else set()
+            users: set[str] = set()
+            for team_id, org_id, user_id in bound:
+                if team_id:
+                    teams.add(team_id)
+                elif org_id:
+                    orgs.add(org_id)
+                elif user_id:
+                    users.add(user_id)
+            return CustomerOwners(frozenset(teams), frozenset(orgs), frozenset(users))
 
     async def _customer(self, customer_id: str, *, create: bool) -> LimitSpec | None:
         spec = await self._customers.get(customer_id, lambda: self._load_customer(customer_id))
