@@ -4,7 +4,8 @@
 call and a slow stream are in flight (the mock provider holds them). When the timeout
 passes, uvicorn cancels both: the non-streamed call gets a JSON 503 ``shutting_down`` in
 the documented error shape (not uvicorn's plain-text 500), the stream ends with an error
-event (not a cut connection) and is billed as partial, and the process exits 0.
+event (not a cut connection) and is billed as partial, the non-streamed call is billed its
+prompt estimate as cancelled, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -120,5 +121,9 @@ async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_str
     assert mock.stats()["in_flight"] == 0
     text = log.read_text()
     assert "Exception in ASGI application" not in text, text[-3000:]
+    # Both calls reached the provider, which bills them: the stream for what it produced,
+    # the non-streamed call for its prompt (an estimate: it never answered).
     rows = Ledger(db).rows()
-    assert [row["status"] for row in rows] == ["partial"]
+    assert sorted(row["status"] for row in rows) == ["cancelled", "partial"]
+    cancelled = next(row for row in rows if row["status"] == "cancelled")
+    assert cancelled["estimated"] and cancelled["input_tokens"] > 0 and cancelled["cost_nanos"] > 0

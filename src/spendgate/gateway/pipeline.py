@@ -17,12 +17,15 @@ Billing rules (DESIGN §1.8):
 * No usage in the answer (or a stream cut short): the usage is estimated (prompt from
   the request, output from the text produced) and the event is marked ``estimated``.
   A client that disconnects mid-stream is billed (``cancelled``); an upstream that fails
-  mid-stream is billed for what it produced (``partial``).
+  mid-stream is billed for what it produced (``partial``). A call the server cancels
+  while it is upstream (a graceful stop out of time) is billed its prompt estimate
+  (``cancelled``, ``estimated``).
 * A model without a price is recorded *unpriced* (cost 0, ``unpriced=True``), never as $0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -280,10 +283,28 @@ class Pipeline:
                 ):
                     return exchange, upstream, None
                 return exchange, upstream, await upstream.aread()
+        except asyncio.CancelledError:
+            await self._bill_cancelled(call, deployment, exchange)
+            raise
         finally:
             call.state["upstream_seconds"] = (
                 call.state.get("upstream_seconds", 0.0) + time.perf_counter() - started
             )
+
+    async def _bill_cancelled(self, call: _Call, deployment: Deployment, exchange: Exchange) -> None:
+        """A call cancelled while its attempt was upstream (only the server cancels a task: a
+        graceful stop that ran out of time). The request may have reached the provider, which
+        bills the prompt, so it is billed here too: the prompt estimate, ``cancelled`` and
+        ``estimated``, settled against the request's own reservation (the attempt's hold at
+        the deployment is released by the router)."""
+        try:
+            usage = exchange.estimate()
+            breakdown = deployment.price(usage, at=call.started_at)
+            if call.ticket is not None:
+                await self.admission.settle(call.ticket, _nanos(breakdown), usage)
+            self._record(call, deployment, breakdown, EventStatus.CANCELLED, estimated=True, overhead=None)
+        except Exception:
+            log.exception("could not bill cancelled call %s", call.request_id)
 
     async def _record_failure(
         self, call: _Call, deployment: Deployment, number: int, error: UpstreamError
