@@ -6,12 +6,16 @@ import asyncio
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
+import yaml
 
 from spendgate.config import GatewayConfig, parse_config
 from spendgate.gateway import build_app
@@ -173,3 +177,41 @@ class Ledger:
 
     def operation(self, request_id: str, count: int) -> list[dict[str, Any]]:
         return self.wait(count, "operation_id = ?", (request_id,))
+
+
+def serve_config(tmp_path: Path, mock_base_url: str, **general: Any) -> Path:
+    """A config file for ``spendgate serve``: gpt-4o on the mock, a SQLite ledger in ``tmp_path``."""
+    config = tmp_path / "config.yaml"
+    deployment = {
+        "model_name": "gpt-4o",
+        "litellm_params": {"model": "openai/gpt-4o", "api_base": mock_base_url},
+    }
+    settings = {
+        "master_key": MASTER_KEY,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'spendgate.db'}",
+        "journal_dir": str(tmp_path / "journal"),
+        **general,
+    }
+    config.write_text(yaml.safe_dump({"model_list": [deployment], "general_settings": settings}))
+    return config
+
+
+def serve(config: Path, port: int, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    """``spendgate serve`` as a real process (output to ``log``), returned once it answers."""
+    spendgate = Path(sys.executable).with_name("spendgate")
+    args = [str(spendgate), "serve", "--config", str(config), "--port", str(port), *options]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")

@@ -3,53 +3,21 @@ processes, as deployed) in front of key URLs LiteLLM clients use, its output rea
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import yaml
-from gateway_helpers import MASTER_KEY, free_port
+from gateway_helpers import MASTER_KEY, free_port, serve, serve_config
 
 from spendgate.providers.mock import MockServer
 
 _OPTIONS = ("--workers", "2", "--access-log", "--log-level", "info")
 
 
-def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    spendgate = Path(sys.executable).with_name("spendgate")
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(spendgate), "serve", "--config", str(config), "--port", str(port), *_OPTIONS],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
 def test_keys_in_urls_are_redacted_in_the_access_log(mock_server: MockServer, tmp_path: Path) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model_list": [
-                    {
-                        "model_name": "gpt-4o",
-                        "litellm_params": {"model": "openai/gpt-4o", "api_base": mock_server.base_url},
-                    }
-                ],
-                "general_settings": {
-                    "master_key": MASTER_KEY,
-                    "database_url": f"sqlite+aiosqlite:///{tmp_path / 'spendgate.db'}",
-                    "journal_dir": str(tmp_path / "journal"),
-                },
-            }
-        )
-    )
+    config = serve_config(tmp_path, mock_server.base_url)
     port, log = free_port(), tmp_path / "serve.log"
-    proc = _serve(config, port, log)
+    proc = serve(config, port, log, *_OPTIONS)
     raw_keys: list[str] = []
     try:
         with httpx.Client(

@@ -11,68 +11,26 @@ prompt estimate as cancelled, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
-import yaml
-from gateway_helpers import MASTER_KEY, Ledger, free_port
+from gateway_helpers import MASTER_KEY, Ledger, free_port, serve, serve_config
 
 from spendgate.providers.mock import MockServer
-
-
-def _start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    spendgate = Path(sys.executable).with_name("spendgate")
-    args = [str(spendgate), "serve", "--config", str(config), "--port", str(port), "--graceful-timeout", "1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")
 
 
 async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_stream(
     mock: MockServer, tmp_path: Path
 ) -> None:
     db = tmp_path / "spendgate.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model_list": [
-                    {
-                        "model_name": "gpt-4o",
-                        "litellm_params": {"model": "openai/gpt-4o", "api_base": mock.base_url},
-                    }
-                ],
-                "general_settings": {
-                    "master_key": MASTER_KEY,
-                    "database_url": f"sqlite+aiosqlite:///{db}",
-                    "journal_dir": str(tmp_path / "journal"),
-                    "forward_client_headers_to_llm_api": True,  # the x-mock-* delays reach the mock
-                },
-            }
-        )
-    )
+    # forward_client_headers: the x-mock-* delays reach the mock
+    config = serve_config(tmp_path, mock.base_url, forward_client_headers_to_llm_api=True)
     port = free_port()
     log = tmp_path / "gateway.log"
-    proc = _start(config, port, log)
+    proc = serve(config, port, log, "--graceful-timeout", "1")
     try:
         async with openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30
