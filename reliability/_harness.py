@@ -350,8 +350,11 @@ async def run_load(
     record: bool = True,
     stop: asyncio.Event | None = None,
     request_timeout: float = 60.0,
+    rate: float | None = None,
 ) -> LoadResult:
-    """Closed-loop load: ``concurrency`` workers each send one request after another.
+    """Closed-loop load: ``concurrency`` workers each send one request after another
+    (with ``rate``, paced: request *i* is not sent before ``i / rate`` seconds from the start,
+    so the load stays below what the machine sustains instead of saturating it).
 
     Stops after ``total`` requests, after ``duration`` seconds, or when ``stop`` is set,
     whichever comes first (at least one bound is required, so every run ends). A request
@@ -377,7 +380,10 @@ async def run_load(
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while more():
+            index = result.sent
             result.sent += 1
+            if rate is not None:
+                await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
             t0 = time.monotonic()
             rid, status, error = "", 0, ""
             try:
