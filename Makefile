@@ -21,13 +21,14 @@ run: sync
 	$(VENV)/bin/spendgate serve --config examples/config.yaml --mock-provider 8090
 
 test: sync
-	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff check src tests bench tools reliability
+	$(VENV)/bin/ruff format --check src tests bench tools reliability
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: sync
-	$(VENV)/bin/ruff check src tests bench tools
-	$(VENV)/bin/ruff format --check src tests bench tools
+	$(VENV)/bin/ruff check src tests bench tools reliability
+	$(VENV)/bin/ruff format --check src tests bench tools reliability
 
 typecheck: sync
 	$(VENV)/bin/mypy
