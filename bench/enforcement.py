@@ -43,8 +43,8 @@ from spendgate.enforcement import (
     Scope,
     limit_headers,
 )
-from spendgate.enforcement.storage import MemoryStorage, Storage
-from spendgate.enforcement.storage.redis import RedisStorage
+from spendgate.stores.counters import MemoryStorage, Storage
+from spendgate.stores.counters.redis import RedisStorage
 
 USD = 1_000_000_000
 KEY, TEAM, USER = Scope("key", "k-1"), Scope("team", "t-1"), Scope("user", "u-1")

@@ -14,7 +14,7 @@ from spendgate.enforcement import Admission, MemoryStorage, Storage
 
 
 async def _redis_storage(prefix: str) -> Storage:
-    from spendgate.enforcement.storage.redis import RedisStorage
+    from spendgate.stores.counters.redis import RedisStorage
 
     # Generous timeouts: the shared CI machine can be loaded; a timeout would fail the test.
     storage = RedisStorage.from_url(REDIS_URL, prefix=prefix, socket_timeout=15, socket_connect_timeout=5)

@@ -11,8 +11,8 @@ import sys
 import uuid
 
 from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, Scope
-from spendgate.enforcement.storage.redis import RedisStorage
 from spendgate.errors import BudgetExceeded
+from spendgate.stores.counters.redis import RedisStorage
 
 CENT = 10_000_000
 

@@ -14,8 +14,8 @@ import time
 import uuid
 
 from spendgate.enforcement import Admission, EnforcementRequest, RateLimit, Scope
-from spendgate.enforcement.storage.redis import RedisStorage
 from spendgate.errors import RateLimited
+from spendgate.stores.counters.redis import RedisStorage
 
 
 async def main(url: str, prefix: str, offset: float) -> tuple[int, int]:

@@ -55,7 +55,7 @@ def outcome(result: Any) -> Any:
 class Equivalence(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        from spendgate.enforcement.storage.redis import RedisStorage
+        from spendgate.stores.counters.redis import RedisStorage
 
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock(1_800_000_000.0)

@@ -10,8 +10,8 @@ import pytest
 from enforcement_backends import CENT, USD, FakeClock, all_storages
 
 from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, RateLimit, Scope, Ticket
-from spendgate.enforcement.storage.base import RateState
 from spendgate.errors import BudgetExceeded, RateLimited
+from spendgate.stores.counters.base import RateState
 
 KEY = Scope("key", "k-1")
 

@@ -14,9 +14,9 @@ import pytest
 from enforcement_backends import CENT, REDIS_URL, USD, FakeClock, unique_prefix
 
 from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, RateLimit, Scope, explain
-from spendgate.enforcement.storage import storage_from_url
-from spendgate.enforcement.storage.redis import RedisStorage, load_script
 from spendgate.errors import ConfigurationError, StorageError
+from spendgate.stores.counters import storage_from_url
+from spendgate.stores.counters.redis import RedisStorage, load_script
 
 pytestmark = pytest.mark.redis
 KEY = Scope("key", "k-1")

@@ -12,8 +12,8 @@ from enforcement_backends import CENT, USD
 
 from netfaults import RedisServer
 from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, Scope
-from spendgate.enforcement.storage.redis import RedisStorage
 from spendgate.errors import StorageError
+from spendgate.stores.counters.redis import RedisStorage
 
 pytestmark = pytest.mark.redis
 BUDGET = [BudgetLimit.of(Scope("key", "restart"), "1d", USD)]

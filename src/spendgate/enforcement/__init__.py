@@ -2,7 +2,7 @@
 
 * :mod:`~spendgate.enforcement.limits` — what is limited (scopes, budgets, rate limits, keys);
 * :mod:`~spendgate.enforcement.admission` — how (reserve at admission, settle or release);
-* :mod:`~spendgate.enforcement.storage` — where (in-process or Redis counters).
+* :mod:`~spendgate.stores.counters` — where (in-process or Redis counters).
 
 See ``docs/enforcement.md``.
 """
@@ -21,7 +21,7 @@ from spendgate.enforcement.estimate import declared_max_output, worst_case_nanos
 from spendgate.enforcement.explain import ScopeWindowState, explain
 from spendgate.enforcement.headers import limit_headers
 from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, Scope, scope_limits
-from spendgate.enforcement.storage import MemoryStorage, Storage, storage_from_url
+from spendgate.stores.counters import MemoryStorage, Storage, storage_from_url
 
 __all__ = [
     "Admission",

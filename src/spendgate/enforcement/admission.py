@@ -30,7 +30,8 @@ from typing import Any, Literal, NamedTuple
 
 from spendgate.core.periods import Period, period_for
 from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, utc_from_ms
-from spendgate.enforcement.storage.base import (
+from spendgate.errors import BudgetExceeded, ConfigurationError, RateLimited, StorageError
+from spendgate.stores.counters.base import (
     RATE_PARALLEL,
     RATE_TOKENS,
     RATE_WINDOW,
@@ -44,7 +45,6 @@ from spendgate.enforcement.storage.base import (
     SettleOp,
     Storage,
 )
-from spendgate.errors import BudgetExceeded, ConfigurationError, RateLimited, StorageError
 
 __all__ = [
     "Admission",
@@ -300,7 +300,7 @@ class Admission:
     """Admits, settles and releases requests against one storage.
 
     Args:
-        storage: where counters live (:func:`~spendgate.enforcement.storage_from_url`).
+        storage: where counters live (:func:`~spendgate.stores.counters_from_url`).
         mode: ``strict`` reserves the worst case (default); ``check_only`` compares the
             current spend only, like LiteLLM, and can be raced past by concurrent requests.
         lease_seconds: how long a reservation or parallel slot lives without a settle,

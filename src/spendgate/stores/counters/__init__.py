@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendgate.enforcement.storage.base import Storage
-from spendgate.enforcement.storage.memory import MemoryStorage
 from spendgate.errors import ConfigurationError
+from spendgate.stores.counters.base import Storage
+from spendgate.stores.counters.memory import MemoryStorage
 
 __all__ = ["MemoryStorage", "Storage", "storage_from_url"]
 
@@ -29,7 +29,7 @@ def storage_from_url(url: str, **options: Any) -> Storage:
     if scheme == "memory":
         return MemoryStorage(**options)
     if scheme in ("redis", "rediss", "unix"):
-        from spendgate.enforcement.storage.redis import RedisStorage
+        from spendgate.stores.counters.redis import RedisStorage
 
         return RedisStorage.from_url(url, **options)
     raise ConfigurationError(

@@ -32,7 +32,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from spendgate.enforcement.storage.base import (
+from spendgate.errors import StorageError
+from spendgate.stores.counters.base import (
     AdmitOp,
     AdmitResult,
     BudgetOp,
@@ -42,7 +43,6 @@ from spendgate.enforcement.storage.base import (
     SettleOp,
     Storage,
 )
-from spendgate.errors import StorageError
 
 __all__ = ["RedisStorage", "load_script"]
 
@@ -52,7 +52,7 @@ _SCRIPTS = ("admit", "settle", "read", "renew", "seed")
 
 def load_script(name: str) -> str:
     """The source of a script: ``common.lua`` (helpers) followed by ``<name>.lua``."""
-    folder = resources.files("spendgate.enforcement.storage").joinpath("lua")
+    folder = resources.files("spendgate.stores.counters").joinpath("lua")
     common = folder.joinpath("common.lua").read_text("utf-8")
     return common + "\n" + folder.joinpath(f"{name}.lua").read_text("utf-8")
 

@@ -3,7 +3,7 @@
 Every method runs to completion without awaiting, so it is atomic with respect to other
 coroutines; a lock makes it atomic across threads too.
 
-The data model is Redis's (see :mod:`~spendgate.enforcement.storage.base` and
+The data model is Redis's (see :mod:`~spendgate.stores.counters.base` and
 ``docs/enforcement.md``), held in objects rather than string-keyed hashes because this is
 the path of every request:
 
@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-from spendgate.enforcement.storage.base import (
+from spendgate.stores.counters.base import (
     RATE_PARALLEL,
     RATE_TOKENS,
     TICKS,

@@ -3,7 +3,7 @@
 A storage knows nothing about scopes, windows or money: the admission computes every key,
 period, amount and expiry and hands over one flat operation per call. Each call is
 **atomic** (one Lua script on Redis; one critical section in memory) and each is one round
-trip. :class:`~spendgate.enforcement.storage.memory.MemoryStorage` is the executable
+trip. :class:`~spendgate.stores.counters.memory.MemoryStorage` is the executable
 specification; the Lua scripts in ``lua/`` must behave identically (the shared test suite
 proves it on random operation sequences).
 
