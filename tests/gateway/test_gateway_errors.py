@@ -11,7 +11,7 @@ import openai
 import pytest
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger
 
-from spendgate.gateway.errors import render_error
+from spendgate.http.errors import render_error
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}

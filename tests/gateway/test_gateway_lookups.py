@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from spendgate.gateway.lookups import DatabaseUnavailable, LookupCache
+from spendgate.gateway.lookups import LookupCache
+from spendgate.http.errors import DatabaseUnavailable
 
 
 class Clock:

@@ -6,7 +6,7 @@ for a JSON body (422 naming the field) → open **one** transaction → resolve 
 role → run the handler (which may raise 403 / 404 / 409 / 422) → commit → answer JSON.
 Any error rolls the whole transaction back, so a failing request never leaves a partial
 write. Errors are rendered by the gateway's one renderer
-(:func:`spendgate.gateway.errors.render_error`), in the OpenAI error shape.
+(:func:`spendgate.http.errors.render_error`), in the OpenAI error shape.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from starlette.responses import Response
 
 from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.core.keys import hash_key
-from spendgate.gateway.auth import key_from_headers
-from spendgate.gateway.errors import (
+from spendgate.http.credentials import key_from_headers
+from spendgate.http.errors import (
     AuthenticationFailed,
     GatewayError,
     InvalidField,
     MalformedRequest,
     PayloadTooLarge,
     PermissionDenied,
+    is_database_outage,
     render_error,
 )
-from spendgate.gateway.lookups import is_database_outage
 
 __all__ = [
     "AdminSettings",

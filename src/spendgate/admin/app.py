@@ -29,7 +29,7 @@ from spendgate.admin import budgets, customers, explain, keys, organizations, te
 from spendgate.admin import schemas as s
 from spendgate.admin._http import AdminSettings, Endpoint, Explainer, make_handler
 from spendgate.admin.openapi import build_document
-from spendgate.gateway.errors import GatewayError, MethodNotAllowed, NotFound, render_error
+from spendgate.http.errors import GatewayError, MethodNotAllowed, NotFound, render_error
 
 __all__ = ["ENDPOINTS", "admin_routes", "build_admin_app", "openapi_document"]
 

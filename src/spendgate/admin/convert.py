@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.admin.schemas import BudgetLimit, ModelBudget
 from spendgate.core.money import from_nano, to_nano
-from spendgate.gateway.errors import InvalidField, NotFound
+from spendgate.http.errors import InvalidField, NotFound
 from spendgate.stores.database.models import Budget, BudgetWindow
 
 __all__ = [

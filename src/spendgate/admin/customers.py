@@ -33,7 +33,7 @@ from spendgate.admin.convert import (
 )
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
-from spendgate.gateway.errors import InvalidField
+from spendgate.http.errors import InvalidField
 from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, VirtualKey
 
 __all__ = [

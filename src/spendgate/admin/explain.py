@@ -28,7 +28,7 @@ from spendgate.admin.keys import find_key, may_read_key
 from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import BudgetExplain
 from spendgate.enforcement.explain import ScopeWindowState
-from spendgate.gateway.errors import GatewayError, NotFound, PermissionDenied
+from spendgate.http.errors import GatewayError, NotFound, PermissionDenied
 from spendgate.stores.database.models import VirtualKey
 
 __all__ = ["ExplainTarget", "NotAvailable", "explain_budget", "explain_out"]

@@ -58,7 +58,7 @@ from spendgate.admin.schemas import (
     parse_expiry_duration,
 )
 from spendgate.core.keys import hash_key
-from spendgate.gateway.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     BudgetWindow,

@@ -34,7 +34,7 @@ from spendgate.admin.schemas import (
     OrganizationNew,
     OrganizationUpdate,
 )
-from spendgate.gateway.errors import PermissionDenied
+from spendgate.http.errors import PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,

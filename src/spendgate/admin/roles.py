@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.core.keys import hash_key
-from spendgate.gateway.errors import AuthenticationFailed, PermissionDenied
+from spendgate.http.errors import AuthenticationFailed, PermissionDenied
 from spendgate.stores.database.models import OrganizationMembership, TeamMembership, User, VirtualKey
 
 __all__ = [

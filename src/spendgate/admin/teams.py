@@ -46,7 +46,7 @@ from spendgate.admin.schemas import (
     TeamNew,
     TeamUpdate,
 )
-from spendgate.gateway.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,

@@ -41,7 +41,7 @@ from spendgate.admin.schemas import (
     UserUpdate,
 )
 from spendgate.admin.teams import _add_member, delete_memberships, teams_out
-from spendgate.gateway.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Organization,
     OrganizationMembership,

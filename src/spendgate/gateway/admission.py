@@ -12,7 +12,7 @@ The pipeline calls, for every request that passed authentication::
 Exactly one of ``settle`` / ``release`` is called per ticket, also for streams (when the
 stream ends, however it ends); they also settle or release the serving attempt's hold,
 which the router appends to ``ticket.data[ATTEMPT_HOLDS]``. ``admit`` raises a
-:class:`~spendgate.gateway.errors.GatewayError` or a :class:`~spendgate.errors.LimitExceeded`
+:class:`~spendgate.http.errors.GatewayError` or a :class:`~spendgate.errors.LimitExceeded`
 (``RateLimited`` → 429, ``BudgetExceeded`` → ``general_settings.budget_exceeded_status``;
 both with ``Retry-After``) to refuse.
 :class:`AllowAll` is the implementation until budgets and rate limits exist.

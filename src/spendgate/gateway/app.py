@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import orjson
@@ -29,6 +29,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from spendgate.admin import AdminSettings, ExplainTarget, admin_routes
+from spendgate.admin.explain import NotAvailable
 from spendgate.config import GatewayConfig
 from spendgate.core.pricing.adjustments import AdjustmentRules
 from spendgate.core.pricing.catalogue import PriceBook
@@ -37,18 +39,15 @@ from spendgate.enforcement import ScopeWindowState
 from spendgate.errors import ConfigurationError
 from spendgate.gateway.admission import Admission, AllowAll
 from spendgate.gateway.auth import Authenticator
-from spendgate.gateway.errors import error_body, render_error
 from spendgate.gateway.limits import GatewayLimits
 from spendgate.gateway.middleware import GatewayMiddleware, InFlight
 from spendgate.gateway.pipeline import EventSink, Pipeline
 from spendgate.gateway.routing import Router, build_deployments
+from spendgate.http.errors import error_body, render_error
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.recorder import Recorder
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
-
-if TYPE_CHECKING:
-    from spendgate.admin import ExplainTarget
 
 __all__ = ["ENDPOINTS", "GatewayApp", "GatewayState", "build_app"]
 
@@ -200,8 +199,6 @@ def build_app(
     for path in ("/health/liveliness", "/health/liveness", "/health"):
         routes.append(Route(path, _liveliness, methods=["GET"]))
     routes.append(Route("/health/readiness", _readiness, methods=["GET"]))
-    from spendgate.admin import AdminSettings, admin_routes  # the admin API imports gateway.errors
-
     routes += admin_routes(
         AdminSettings.from_master_key(
             lambda request: request.app.state.gateway.engine,
@@ -303,8 +300,6 @@ def _forget_key(request: Request, key: str) -> None:
 
 async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
     """/budget/explain: the same scopes and limits the admission builds for the key."""
-    from spendgate.admin.explain import NotAvailable
-
     state: GatewayState = request.app.state.gateway
     if state.limits is None:
         raise NotAvailable("budget explain is not available: this gateway runs its own admission")

@@ -27,11 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.core.keys import hash_key
-from spendgate.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from spendgate.gateway.lookups import LookupCache, database_health
+from spendgate.http.credentials import key_from_headers
+from spendgate.http.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from spendgate.stores.database.models import Team, VirtualKey
 
-__all__ = ["Authenticator", "Principal", "key_from_headers"]
+__all__ = ["Authenticator", "Principal"]
 
 _MAX_CACHED = 50_000
 
@@ -64,15 +65,6 @@ class Principal:
 
 
 ANONYMOUS = Principal(key_hash=None)
-
-
-def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return headers.get("x-api-key") or headers.get("api-key") or None
 
 
 class Authenticator:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from spendgate.gateway.errors import InvalidField
+from spendgate.http.errors import InvalidField
 
 __all__ = [
     "INTEGER_BOUNDS",

@@ -86,9 +86,9 @@ from spendgate.enforcement import Ticket as EnforcementTicket
 from spendgate.enforcement.estimate import declared_choices
 from spendgate.errors import StorageError
 from spendgate.gateway.admission import ATTEMPT_HOLDS, AdmissionRequest, Ticket
-from spendgate.gateway.errors import CustomerNotAllowed, GatewayError, PermissionDenied
 from spendgate.gateway.lookups import LookupCache, bounded, database_health
 from spendgate.gateway.routing import Deployment, Router, billed_tier
+from spendgate.http.errors import CustomerNotAllowed, GatewayError, PermissionDenied
 from spendgate.ledger.rebuild import current_period_spend
 from spendgate.stores.database.models import (
     Budget,

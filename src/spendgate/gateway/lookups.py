@@ -30,17 +30,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import exc as sa_exc
-
-from spendgate.gateway.errors import GatewayError
+from spendgate.http.errors import DatabaseUnavailable, is_database_outage
 
 __all__ = [
     "DatabaseHealth",
-    "DatabaseUnavailable",
     "LookupCache",
     "bounded",
     "database_health",
-    "is_database_outage",
 ]
 
 log = logging.getLogger("spendgate.gateway")
@@ -50,24 +46,6 @@ R = TypeVar("R")
 
 _RETRY_SECONDS = 1.0
 """While the database is down, how often one key's background refresh is tried again."""
-
-
-class DatabaseUnavailable(GatewayError):
-    """503: the database could not be reached in time and nothing cached could stand in."""
-
-    status = 503
-    type = "service_unavailable"
-    code = "database_unavailable"
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """True when ``exc`` says the database could not be reached (refused, reset, timed out,
-    pool exhausted), as opposed to a query the database answered with an error."""
-    if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
-    # Pool checkout timeout, the bounded wait, refused or reset connections (TimeoutError
-    # and ConnectionError are OSErrors).
-    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
 
 
 async def bounded(load: Callable[[], Awaitable[R]], seconds: float | None) -> R:

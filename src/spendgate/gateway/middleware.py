@@ -5,7 +5,7 @@ every response, errors included: ``x-spendgate-request-id``; ``x-spendgate-overh
 (time in the gateway, upstream time excluded) and ``x-spendgate-response-cost`` (``0``
 when nothing was billed) unless the pipeline set them; streamed answers carry their
 cost in the final usage chunk instead. An exception that escapes the app becomes the
-OpenAI-shaped error of :func:`~spendgate.gateway.errors.render_error`, never a traceback.
+OpenAI-shaped error of :func:`~spendgate.http.errors.render_error`, never a traceback.
 
 When a graceful stop runs out of time (``spendgate serve --graceful-timeout``), uvicorn
 cancels the requests still running; uvicorn alone would answer those with a plain-text
@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spendgate.gateway.errors import error_body, render_error
+from spendgate.http.errors import error_body, render_error
 
 __all__ = ["GatewayMiddleware", "InFlight", "new_request_id"]
 

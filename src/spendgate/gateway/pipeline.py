@@ -45,17 +45,17 @@ from spendgate.errors import UpstreamError, UpstreamStatusError
 from spendgate.gateway.admission import ATTEMPT_HOLDS, Admission, AdmissionRequest, Scopes, Ticket
 from spendgate.gateway.auth import Authenticator, Principal
 from spendgate.gateway.bounds import MAX_TOKEN_ID, check_bounds, check_id
-from spendgate.gateway.errors import (
+from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
+from spendgate.gateway.replies import BodyReply, header_map
+from spendgate.gateway.routing import Deployment, Router
+from spendgate.gateway.streaming import StreamOutcome, StreamRelay
+from spendgate.http.errors import (
     InvalidField,
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
 )
-from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
-from spendgate.gateway.replies import BodyReply, header_map
-from spendgate.gateway.routing import Deployment, Router
-from spendgate.gateway.streaming import StreamOutcome, StreamRelay
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
 from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens, estimate_text_tokens

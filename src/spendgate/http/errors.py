@@ -1,4 +1,5 @@
-"""The gateway's error contract: every failure becomes one OpenAI-shaped error.
+"""The HTTP error contract of the gateway and the management API: every failure becomes
+one OpenAI-shaped error.
 
 ::
 
@@ -18,7 +19,7 @@ InvalidField                        422     invalid_request_error / invalid_valu
 RateLimited (spendgate.errors)      429     rate_limit_error (+ Retry-After, x-ratelimit-*)
 BudgetExceeded                      402*    budget_exceeded (+ Retry-After); *configurable
 LimitsUnavailable (gateway.limits)  503     service_unavailable / limits_unavailable
-DatabaseUnavailable (lookups)       503     service_unavailable / database_unavailable
+DatabaseUnavailable                 503     service_unavailable / database_unavailable
 UpstreamStatusError 4xx             same    the upstream's own error, passed on
 UpstreamStatusError 401/403         502     upstream_error / upstream_auth_failed
 UpstreamStatusError 429             429     rate_limit_error
@@ -27,7 +28,8 @@ UpstreamTimeout                     504     upstream_timeout
 anything else                       500     internal_error (generic text; traceback logged)
 ==================================  ======  ==========================================
 
-Nothing else in the gateway builds an error response.
+Nothing else builds an error response. :func:`is_database_outage` tells a database that
+could not be reached (503) from one that answered with an error.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import math
 from typing import Any
 
 import orjson
+from sqlalchemy import exc as sa_exc
 
 from spendgate.errors import (
     BudgetExceeded,
@@ -51,6 +54,7 @@ from spendgate.errors import (
 __all__ = [
     "AuthenticationFailed",
     "CustomerNotAllowed",
+    "DatabaseUnavailable",
     "GatewayError",
     "InvalidField",
     "MalformedRequest",
@@ -59,6 +63,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "error_body",
+    "is_database_outage",
     "render_error",
 ]
 
@@ -212,3 +217,21 @@ def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, st
             {},
         )
     return 502, error_body(message, "upstream_error", None, "upstream_error"), {}
+
+
+class DatabaseUnavailable(GatewayError):
+    """503: the database could not be reached in time and nothing cached could stand in."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "database_unavailable"
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached (refused, reset, timed out,
+    pool exhausted), as opposed to a query the database answered with an error."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    # Pool checkout timeout, the bounded wait, refused or reset connections (TimeoutError
+    # and ConnectionError are OSErrors).
+    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
