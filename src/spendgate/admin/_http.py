@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +31,7 @@ from spendgate.core.keys import hash_key
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import (
     AuthenticationFailed,
+    DatabaseUnavailable,
     GatewayError,
     InvalidField,
     MalformedRequest,
@@ -45,7 +46,6 @@ __all__ = [
     "Conflict",
     "Context",
     "Endpoint",
-    "ServiceUnavailable",
     "make_handler",
     "validation_message",
 ]
@@ -60,14 +60,6 @@ class Conflict(GatewayError):
 
     status = 409
     code = "conflict"
-
-
-class ServiceUnavailable(GatewayError):
-    """503: the database could not be reached; nothing was written."""
-
-    status = 503
-    type = "service_unavailable"
-    code = "database_unavailable"
 
 
 @dataclass(slots=True)
@@ -263,14 +255,11 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
     except DataError as exc:  # e.g. a text longer than its column on PostgreSQL
         log.info("admin write refused by the database: %s", exc.orig)
         raise InvalidField("a value does not fit its database column (too long?)") from None
-    except OperationalError as exc:
-        log.warning("admin request failed: database unavailable: %s", exc.orig)
-        raise ServiceUnavailable("the database is unavailable; nothing was changed") from None
-    except Exception as exc:  # refused, reset or timed out: the driver's errors, unwrapped
+    except Exception as exc:  # unreachable: OperationalError, or the driver's own errors unwrapped
         if not is_database_outage(exc):
             raise
         log.warning("admin request failed: database unavailable: %s: %s", type(exc).__name__, exc)
-        raise ServiceUnavailable("the database is unavailable; nothing was changed") from None
+        raise DatabaseUnavailable("the database is unavailable; nothing was changed") from None
     if settings.on_key_change is not None:
         for key_hash in dict.fromkeys(changed):
             settings.on_key_change(request, key_hash)
