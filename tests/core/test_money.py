@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spendgate.core.money import allocate_nanos, format_usd, from_nano, parse_rate, to_nano
+from spendgate.core.money import allocate_nanos, format_usd, from_nano, parse_rate, to_nano, usd_text
 from spendgate.errors import MoneyError
 
 
@@ -62,3 +62,16 @@ def test_format_usd() -> None:
     assert format_usd(8_837_500) == "$0.0088375"
     assert format_usd(D("-0.5")) == "-$0.50"
     assert format_usd(D("1.23456"), places=2) == "$1.23"
+
+
+def test_usd_text() -> None:
+    assert usd_text(62_500) == "0.0000625"
+    assert usd_text(0) == "0"
+    assert usd_text(1) == "0.000000001"
+    assert usd_text(1_000_000_000) == "1"
+    assert usd_text(10_000_000_000) == "10"
+    assert usd_text(12_500_000_000) == "12.5"
+    assert usd_text(-62_500) == "-0.0000625"
+    assert usd_text(-3_000_000_000) == "-3"
+    for nanos in (0, 1, 7, 62_500, 999_999_999, 1_000_000_001, 123_456_789_000, -5, -1_500_000_000):
+        assert D(usd_text(nanos)) == from_nano(nanos)

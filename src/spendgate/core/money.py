@@ -24,6 +24,7 @@ __all__ = [
     "parse_rate",
     "tidy",
     "to_nano",
+    "usd_text",
 ]
 
 NANOS_PER_USD = 1_000_000_000
@@ -43,6 +44,15 @@ def to_nano(usd: Decimal) -> int:
 def from_nano(nanos: int) -> Decimal:
     """Exact USD value of an integer nano-USD amount."""
     return Decimal(nanos).scaleb(-9)
+
+
+def usd_text(nanos: int) -> str:
+    """Integer nano-USD as plain decimal USD text, exact and without trailing zeros:
+    ``62500`` → ``"0.0000625"``, ``12_500_000_000`` → ``"12.5"``, ``0`` → ``"0"``,
+    ``-62500`` → ``"-0.0000625"``. The one text form of money in response headers."""
+    sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
+    whole, frac = divmod(nanos, NANOS_PER_USD)
+    return f"{sign}{whole}.{frac:09d}".rstrip("0").rstrip(".")
 
 
 def allocate_nanos(parts: list[Decimal], total_nanos: int) -> list[int]:

@@ -14,11 +14,12 @@ PermissionDenied                    403     permission_denied
 CustomerNotAllowed                  403     permission_denied / customer_not_allowed
 NotFound                            404     invalid_request_error / model_not_found
 MethodNotAllowed                    405     invalid_request_error
+Conflict                            409     invalid_request_error / conflict
 PayloadTooLarge                     413     invalid_request_error / request_too_large
 InvalidField                        422     invalid_request_error / invalid_value
 RateLimited (spendgate.errors)      429     rate_limit_error (+ Retry-After, x-ratelimit-*)
 BudgetExceeded                      402*    budget_exceeded (+ Retry-After); *configurable
-LimitsUnavailable (gateway.limits)  503     service_unavailable / limits_unavailable
+StorageError (spendgate.errors)     503     service_unavailable / limits_unavailable
 DatabaseUnavailable                 503     service_unavailable / database_unavailable
 UpstreamStatusError 4xx             same    the upstream's own error, passed on
 UpstreamStatusError 401/403         502     upstream_error / upstream_auth_failed
@@ -46,6 +47,7 @@ from spendgate.errors import (
     LimitExceeded,
     RateLimited,
     SpendgateError,
+    StorageError,
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -53,6 +55,7 @@ from spendgate.errors import (
 
 __all__ = [
     "AuthenticationFailed",
+    "Conflict",
     "CustomerNotAllowed",
     "DatabaseUnavailable",
     "GatewayError",
@@ -126,6 +129,13 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class Conflict(GatewayError):
+    """409: the object already exists (an id or ``key_alias``) or is still in use."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "request_too_large"
@@ -134,6 +144,9 @@ class PayloadTooLarge(GatewayError):
 class InvalidField(GatewayError):
     status = 422
     code = "invalid_value"
+
+
+_LIMITS_UNAVAILABLE = "budgets cannot be checked right now (counter storage unavailable); try again shortly"
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
@@ -159,6 +172,10 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
             if exc.retry_after is not None:
                 headers[f"x-ratelimit-reset-{kind}"] = _duration(exc.retry_after)
         return 429, error_body(str(exc), "rate_limit_error", None, "rate_limit_exceeded"), headers
+    if isinstance(exc, StorageError):
+        # The counter storage is down and the fail-closed policy applies.
+        log.error("limits unavailable: %s", exc, exc_info=exc)
+        return 503, error_body(_LIMITS_UNAVAILABLE, "service_unavailable", None, "limits_unavailable"), {}
     if isinstance(exc, UpstreamStatusError):
         return _upstream_status(exc)
     if isinstance(exc, UpstreamTimeout):
