@@ -1,0 +1,261 @@
+"""The gateway's read side of the entity tables: one engine-bound reader that answers the
+request path's questions (who is this key, what are the limits above it, whose customer is
+this, what does a tag allow) in one short transaction each. Callers own the caching.
+
+Every statement is parameterised; nothing here raises an HTTP error (the caller decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from spendgate.entities.limits import CustomerOwners, KeyEntities, LimitSpec, decode_limits
+from spendgate.stores.database.models import (
+    Budget,
+    BudgetWindow,
+    EndCustomer,
+    Organization,
+    Tag,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
+
+__all__ = ["EntityReader", "KeyRecord"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A virtual key as authentication needs it, with its team's block and models."""
+
+    key_id: str
+    blocked: bool
+    expires: datetime | None
+    """UTC (a naive stored value is read as UTC)."""
+    models: tuple[str, ...]
+    metadata: dict[str, Any]
+    tags: tuple[str, ...]
+    user_id: str | None
+    team_id: str | None
+    organization_id: str | None
+    """The key's own organization, else its team's."""
+    end_user_id: str | None
+    key_alias: str | None
+    team_blocked: bool
+    team_models: tuple[str, ...]
+
+
+class EntityReader:
+    """Engine-bound reads of keys, users, teams, organizations, customers and tags for the
+    gateway (and the one insert the gateway makes: an unknown customer's default budget)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def key_by_hash(self, digest: str) -> KeyRecord | None:
+        """The key whose stored hash is ``digest`` (authentication), or None."""
+        stmt = (
+            select(
+                VirtualKey.key_id,
+                VirtualKey.blocked,
+                VirtualKey.expires,
+                VirtualKey.models,
+                VirtualKey.metadata_.label("metadata"),
+                VirtualKey.tags,
+                VirtualKey.user_id,
+                VirtualKey.team_id,
+                VirtualKey.organization_id,
+                VirtualKey.end_user_id,
+                VirtualKey.key_alias,
+                Team.blocked.label("team_blocked"),
+                Team.models.label("team_models"),
+                Team.organization_id.label("team_organization_id"),
+            )
+            .outerjoin(Team, Team.team_id == VirtualKey.team_id)
+            .where(VirtualKey.token == digest)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        key = row._mapping
+        expires = key["expires"]
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        metadata = key["metadata"] or {}
+        return KeyRecord(
+            key_id=key["key_id"],
+            blocked=bool(key["blocked"]),
+            expires=expires,
+            models=tuple(key["models"] or ()),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            tags=tuple(key["tags"] or ()),
+            user_id=key["user_id"],
+            team_id=key["team_id"],
+            organization_id=key["organization_id"] or key["team_organization_id"],
+            end_user_id=key["end_user_id"],
+            key_alias=key["key_alias"],
+            team_blocked=bool(key["team_blocked"]),
+            team_models=tuple(key["team_models"] or ()),
+        )
+
+    async def key_entities(self, key_id: str) -> KeyEntities | None:
+        """The limits of the key ``key_id`` and of every entity above it, or None."""
+        async with AsyncSession(self.engine) as conn:
+            vk = await _one(conn, VirtualKey, VirtualKey.key_id, key_id)
+            return None if vk is None else await _entities(conn, vk)
+
+    async def customer_owners(self, customer_id: str) -> CustomerOwners:
+        """Who may bill ``customer_id`` by naming it (nobody named: anyone)."""
+        async with AsyncSession(self.engine) as conn:
+            own = (
+                await conn.execute(
+                    select(EndCustomer.team_id, EndCustomer.organization_id).where(
+                        EndCustomer.user_id == customer_id
+                    )
+                )
+            ).first()
+            if own is None:
+                return CustomerOwners()  # unknown: no key can be bound to it either
+            bound = await conn.execute(
+                select(VirtualKey.team_id, VirtualKey.organization_id, VirtualKey.user_id).where(
+                    VirtualKey.end_user_id == customer_id
+                )
+            )
+            teams = {own[0]} if own[0] else set()
+            orgs = {own[1]} if own[1] else set()
+            users: set[str] = set()
+            for team_id, org_id, user_id in bound:
+                if team_id:
+                    teams.add(team_id)
+                elif org_id:
+                    orgs.add(org_id)
+                elif user_id:
+                    users.add(user_id)
+            return CustomerOwners(frozenset(teams), frozenset(orgs), frozenset(users))
+
+    async def customer_limits(self, customer_id: str) -> LimitSpec | None:
+        """The customer's limits (with its budget profile and windows), or None if unknown."""
+        async with AsyncSession(self.engine) as conn:
+            row = await _one(conn, EndCustomer, EndCustomer.user_id, customer_id)
+            if row is None:
+                return None
+            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
+            windows = await _windows(conn, [("end_user", customer_id)])
+            return decode_limits(row, profile, windows.get(("end_user", customer_id), ()))
+
+    async def create_customer(self, customer_id: str, max_budget_nanos: int | None) -> None:
+        """Insert the customer with ``max_budget_nanos`` unless it exists (insert-or-ignore:
+        any number of concurrent first requests, in any number of processes, create it once)."""
+        values = {
+            "user_id": customer_id,
+            "max_budget_nanos": max_budget_nanos,
+            "blocked": False,
+            "created_by": "spendgate:max_end_user_budget",
+            "updated_by": "spendgate:max_end_user_budget",
+        }
+        async with self.engine.begin() as conn:
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                await conn.execute(pg_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+            elif dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                await conn.execute(sqlite_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+                found = await conn.scalar(
+                    select(EndCustomer.user_id).where(EndCustomer.user_id == customer_id)
+                )
+                if found is None:
+                    await conn.execute(sa_insert(EndCustomer).values(**values))
+
+    async def tag_limits(self, tag: str) -> LimitSpec | None:
+        """The limits of ``tag``'s budget profile, or None when it has none."""
+        async with AsyncSession(self.engine) as conn:
+            row = await _one(conn, Tag, Tag.tag_name, tag)
+            if row is None or not row.budget_id:
+                return None
+            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
+            return None if profile is None else decode_limits(None, profile)
+
+
+async def _entities(conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
+    team = await _one(conn, Team, Team.team_id, vk.team_id)
+    user = await _one(conn, User, User.user_id, vk.user_id)
+    org_id = vk.organization_id or (team.organization_id if team is not None else None)
+    org = await _one(conn, Organization, Organization.organization_id, org_id)
+    member_profile: Budget | None = None
+    if vk.team_id and vk.user_id:
+        membership = await conn.scalar(
+            select(TeamMembership).where(
+                TeamMembership.team_id == vk.team_id, TeamMembership.user_id == vk.user_id
+            )
+        )
+        if membership is not None and membership.budget_id:
+            member_profile = await _one(conn, Budget, Budget.budget_id, membership.budget_id)
+    wanted = [("key", vk.key_id)]
+    wanted += [("user", vk.user_id)] if vk.user_id else []
+    wanted += [("team", vk.team_id)] if vk.team_id else []
+    wanted += [("organization", org_id)] if org_id else []
+    windows = await _windows(conn, wanted)
+    return KeyEntities(
+        key=decode_limits(
+            vk,
+            await _one(conn, Budget, Budget.budget_id, vk.budget_id),
+            windows.get(("key", vk.key_id), ()),
+        ),
+        user_id=vk.user_id,
+        user=None if user is None else decode_limits(user, None, windows.get(("user", user.user_id), ())),
+        team_id=vk.team_id,
+        team=None
+        if team is None
+        else decode_limits(
+            team,
+            await _one(conn, Budget, Budget.budget_id, team.budget_id),
+            windows.get(("team", team.team_id), ()),
+        ),
+        member=None if member_profile is None else decode_limits(None, member_profile),
+        organization_id=org_id,
+        organization=None
+        if org is None
+        else decode_limits(
+            org,
+            await _one(conn, Budget, Budget.budget_id, org.budget_id),
+            windows.get(("organization", org.organization_id), ()),
+        ),
+        end_user_id=vk.end_user_id,
+        tags=tuple(vk.tags or ()),
+    )
+
+
+async def _one(session: AsyncSession, model: type[T], column: Any, value: Any) -> T | None:
+    if value is None:
+        return None
+    found: T | None = await session.scalar(select(model).where(column == value).limit(1))
+    return found
+
+
+async def _windows(
+    session: AsyncSession, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[BudgetWindow]]:
+    out: dict[tuple[str, str], list[BudgetWindow]] = {}
+    for scope_type, scope_id in wanted:
+        rows = await session.scalars(
+            select(BudgetWindow)
+            .where(BudgetWindow.scope_type == scope_type, BudgetWindow.scope_id == scope_id)
+            .order_by(BudgetWindow.id)
+        )
+        out[(scope_type, scope_id)] = list(rows)
+    return out
