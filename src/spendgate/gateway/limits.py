@@ -77,7 +77,6 @@ from spendgate.enforcement import (
     Storage,
     declared_max_output,
     explain,
-    limit_headers,
     scope_limits,
     storage_from_url,
     worst_case_nanos,
@@ -89,6 +88,7 @@ from spendgate.gateway.admission import ATTEMPT_HOLDS, AdmissionRequest, Ticket
 from spendgate.gateway.lookups import LookupCache, bounded, database_health
 from spendgate.gateway.routing import Deployment, Router, billed_tier
 from spendgate.http.errors import CustomerNotAllowed, GatewayError, PermissionDenied
+from spendgate.http.headers import limit_headers
 from spendgate.ledger.rebuild import current_period_spend
 from spendgate.stores.database.models import (
     Budget,

@@ -36,7 +36,6 @@ could not be reached (503) from one that answered with an error.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import orjson
@@ -52,6 +51,7 @@ from spendgate.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from spendgate.http.headers import RETRY_AFTER, format_wait, rate_limit_headers, retry_after_text
 
 __all__ = [
     "AuthenticationFailed",
@@ -162,15 +162,15 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
     if isinstance(exc, GatewayError):
         return exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
     if isinstance(exc, LimitExceeded):
-        headers = {} if exc.retry_after is None else {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+        wait = exc.retry_after
+        headers = {} if wait is None else {RETRY_AFTER: retry_after_text(wait)}
         if isinstance(exc, BudgetExceeded):
             return budget_status, error_body(str(exc), "budget_exceeded", None, str(budget_status)), headers
         if isinstance(exc, RateLimited):
             kind = "tokens" if exc.kind == "tokens" else "requests"
-            headers[f"x-ratelimit-limit-{kind}"] = str(exc.limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = "0"
-            if exc.retry_after is not None:
-                headers[f"x-ratelimit-reset-{kind}"] = _duration(exc.retry_after)
+            headers.update(
+                rate_limit_headers(kind, exc.limit, 0, None if wait is None else format_wait(wait))
+            )
         return 429, error_body(str(exc), "rate_limit_error", None, "rate_limit_exceeded"), headers
     if isinstance(exc, StorageError):
         # The counter storage is down and the fail-closed policy applies.
@@ -188,16 +188,6 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
         error_body("internal error; see the gateway log", "internal_error", None, "internal_error"),
         {},
     )
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's reset format (``20ms``, ``1.5s``, ``6m0s``)."""
-    ms = max(0, math.ceil(seconds * 1000))
-    if ms < 1000:
-        return f"{ms}ms"
-    minutes, secs = divmod(ms / 1000, 60)
-    text = f"{secs:.3f}".rstrip("0").rstrip(".")
-    return f"{int(minutes)}m{text}s" if minutes else f"{text}s"
 
 
 def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, str]]:
