@@ -1,6 +1,7 @@
 """Enforcement: budgets and rate limits that cannot be raced past.
 
-* :mod:`~spendgate.enforcement.limits` — what is limited (scopes, budgets, rate limits, keys);
+* :mod:`~spendgate.enforcement.limits` — what is limited (budgets, rate limits, keys) of which
+  :class:`~spendgate.core.scopes.Scope` (re-exported here);
 * :mod:`~spendgate.enforcement.admission` — how (reserve at admission, settle or release);
 * :mod:`~spendgate.stores.counters` — where (in-process or Redis counters).
 
@@ -9,6 +10,7 @@ See ``docs/enforcement.md``.
 
 from __future__ import annotations
 
+from spendgate.core.scopes import Scope
 from spendgate.enforcement.admission import (
     Admission,
     BudgetView,
@@ -20,7 +22,7 @@ from spendgate.enforcement.admission import (
 from spendgate.enforcement.estimate import declared_max_output, worst_case_nanos, worst_case_tokens
 from spendgate.enforcement.explain import ScopeWindowState, explain
 from spendgate.enforcement.headers import limit_headers
-from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, Scope, scope_limits
+from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, scope_limits
 from spendgate.stores.counters import MemoryStorage, Storage, storage_from_url
 
 __all__ = [

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from spendgate.core.scopes import Scope
 from spendgate.enforcement.admission import Admission, EnforcementRequest
-from spendgate.enforcement.limits import BudgetLimit, Scope, utc_from_ms
+from spendgate.enforcement.limits import BudgetLimit, utc_from_ms
 
 __all__ = ["ScopeWindowState", "Verdict", "explain"]
 

@@ -1,4 +1,6 @@
-"""What is limited: scopes, budgets and rate limits, and the storage keys they count in.
+"""What is limited: budgets and rate limits of scopes, and the storage keys they count in.
+
+Scopes themselves are defined in :mod:`spendgate.core.scopes`.
 
 These are plain values; they hold no state and do no I/O. The admission
 (:mod:`spendgate.enforcement.admission`) turns them into storage operations.
@@ -16,62 +18,17 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from spendgate.core.periods import Window, parse_window
+from spendgate.core.scopes import Scope
 
 __all__ = [
-    "SCOPE_TYPES",
     "BudgetLimit",
     "KeySpace",
     "RateKind",
     "RateLimit",
-    "Scope",
     "scope_limits",
 ]
 
-SCOPE_TYPES = (
-    "global",
-    "organization",
-    "team",
-    "team_member",
-    "user",
-    "key",
-    "end_user",
-    "tag",
-    "key_model",
-    "team_model",
-    "provider",
-    "deployment",
-)
-"""Scope types. ``team_member`` ids are ``team:user``; ``key_model`` / ``team_model`` ids are
-``<key or team>:<model>`` (LiteLLM's ``model_max_budget`` and ``model_rpm_limit``)."""
-
 RateKind = Literal["requests", "tokens", "parallel"]
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Something spend is attributed to and limited by: ``Scope("team", "t-1")``."""
-
-    type: str
-    id: str = ""
-
-    def __post_init__(self) -> None:
-        if self.type not in SCOPE_TYPES:
-            raise ValueError(f"unknown scope type {self.type!r}; expected one of {', '.join(SCOPE_TYPES)}")
-
-    @classmethod
-    def team_member(cls, team_id: str, user_id: str) -> Scope:
-        return cls("team_member", f"{team_id}:{user_id}")
-
-    @classmethod
-    def key_model(cls, key: str, model: str) -> Scope:
-        return cls("key_model", f"{key}:{model}")
-
-    @classmethod
-    def team_model(cls, team_id: str, model: str) -> Scope:
-        return cls("team_model", f"{team_id}:{model}")
-
-    def __str__(self) -> str:
-        return self.type if self.type == "global" else f"{self.type}:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,26 +17,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.periods import Period, Window, parse_window, period_for
+from spendgate.core.scopes import by_rollup
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
 __all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Rollup scope type → the spend_events column that attributes it.
-_EVENT_COLUMN = {
-    "key": "api_key",
-    "user": "user_id",
-    "team": "team_id",
-    "org": "organization_id",
-    "customer": "end_user",
-}
-SCOPE_TYPES = ("global", *_EVENT_COLUMN, "tag")
 
 
 @dataclass(frozen=True, slots=True)
 class ScopeWindow:
-    """One counter to rebuild: a scope, a window and optionally a model."""
+    """One counter to rebuild: a scope, a window and optionally a model.
+
+    ``scope_type`` is the scope type's rollup name (:attr:`spendgate.core.scopes.ScopeType.rollup`).
+    """
 
     scope_type: str
     scope_id: str
@@ -51,8 +46,7 @@ def _epoch(at: datetime) -> int | None:
 
 
 async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolling: bool) -> int:
-    if item.scope_type not in SCOPE_TYPES:
-        raise ValueError(f"unknown scope type {item.scope_type!r}; choose from {', '.join(SCOPE_TYPES)}")
+    column = by_rollup(item.scope_type).ledger_column  # raises ValueError for an unknown type
     lo, hi = _epoch(period.start), _epoch(period.end)
     grains = [g for g in GRAINS if lo is not None and hi is not None and lo % g == 0 and hi % g == 0]
     if grains and not rolling:
@@ -86,8 +80,8 @@ async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolli
             if item.scope_id in (tags or []) and (item.model is None or model == item.model)
         )
     stmt = select(func.coalesce(func.sum(events.cost_nanos), 0)).where(time_filter)
-    if item.scope_type != "global":
-        stmt = stmt.where(events[_EVENT_COLUMN[item.scope_type]] == item.scope_id)
+    if column is not None:  # global: every event
+        stmt = stmt.where(events[column] == item.scope_id)
     if item.model is not None:
         stmt = stmt.where(events.model == item.model)
     return int((await conn.execute(stmt)).scalar_one())
@@ -130,8 +124,10 @@ async def current_period_spend(
 ) -> int:
     """Nano-USD spent by one scope in the current period of ``window`` (in ``tz``).
 
-    ``scope_type`` is one of ``global``, ``key`` (the key hash), ``user``, ``team``,
-    ``org``, ``customer`` or ``tag``. Set the counter to this value; never add it.
+    ``scope_type`` is a rollup name (:data:`spendgate.core.scopes.ROLLUP_NAMES`): ``global``,
+    ``key`` (the key hash), ``user``, ``team``, ``org``, ``customer`` or ``tag``; for a
+    :class:`~spendgate.core.scopes.Scope`, ``SCOPE_TYPES[scope.type].rollup``. Set the counter
+    to this value; never add it.
     """
     item = ScopeWindow(scope_type, scope_id, window, model)
     result = await current_period_spend_many(db, [item], tz=tz, now=now)

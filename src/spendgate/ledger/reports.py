@@ -32,19 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
+from spendgate.core.scopes import ROLLUP_NAMES
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendRollup
 
 __all__ = ["DIMENSIONS", "GRANULARITIES", "Report", "ReportRow", "Totals", "spend_report"]
 
-SCOPE_DIMENSIONS = {
-    "key": "key",
-    "user": "user",
-    "team": "team",
-    "org": "org",
-    "customer": "customer",
-    "tag": "tag",
-}
+# Report dimension → rollup scope type. The scope dimensions are named as the rollups name
+# them (``org``, ``customer``; see spendgate.core.scopes); ``global`` is no dimension.
+SCOPE_DIMENSIONS = {name: name for name in ROLLUP_NAMES if name != "global"}
 COLUMN_DIMENSIONS = {"model": "model", "provider": "provider", "deployment": "deployment_id"}
 DIMENSIONS = (*SCOPE_DIMENSIONS, *COLUMN_DIMENSIONS)
 GRANULARITIES = ("hour", "day", "week", "month")

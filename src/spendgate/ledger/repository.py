@@ -39,8 +39,9 @@ import orjson
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from spendgate.core.scopes import ROLLUP_NAMES
 from spendgate.ledger.events import EventStatus, SpendEvent
-from spendgate.ledger.rollups import GRAINS, METRICS, ROLLUP_KEY, SCOPE_TYPES, rollup_deltas
+from spendgate.ledger.rollups import ATTRIBUTED, GRAINS, METRICS, ROLLUP_KEY, rollup_deltas
 from spendgate.ledger.sqlite_batch import ROLLUP_UPSERT as SQLITE_ROLLUP_UPSERT
 from spendgate.ledger.sqlite_batch import chunks as sqlite_chunks
 from spendgate.ledger.sqlite_batch import insert_statement as sqlite_insert_statement
@@ -250,14 +251,7 @@ def pg_columns(events: Sequence[SpendEvent]) -> dict[str, list[Any]]:
 
 # Rollup scope type → the (coalesced) event column that attributes it; ``global`` rows
 # keep the deployment instead. Tags are fanned out separately.
-_SCOPE_COLUMNS = {
-    "global": "deployment_id",
-    "key": "api_key",
-    "user": "user_id",
-    "team": "team_id",
-    "org": "organization_id",
-    "customer": "end_user",
-}
+_SCOPE_COLUMNS = {"global": "deployment_id", **dict(ATTRIBUTED)}
 
 
 def _pg_write_sql() -> str:
@@ -271,7 +265,7 @@ def _pg_write_sql() -> str:
     (used on SQLite); the report tests check both against the raw events. Only module
     constants are interpolated.
     """
-    assert (*_SCOPE_COLUMNS, "tag") == SCOPE_TYPES
+    assert (*_SCOPE_COLUMNS, "tag") == ROLLUP_NAMES
     columns = ", ".join(PG_COLUMNS)
     fine, coarse = GRAINS[0], GRAINS[1:]
     attributed = (*_SCOPE_COLUMNS.values(), "model", "provider")

@@ -21,16 +21,24 @@ the writer aggregates a batch first (on PostgreSQL in the database, on SQLite wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from operator import add
+from operator import add, attrgetter
 
+from spendgate.core.scopes import ROLLUP_SCOPE_TYPES
 from spendgate.ledger.events import EventStatus, SpendEvent
 
-__all__ = ["GRAINS", "METRICS", "ROLLUP_KEY", "SCOPE_TYPES", "rollup_deltas"]
+__all__ = ["ATTRIBUTED", "GRAINS", "METRICS", "ROLLUP_KEY", "rollup_deltas"]
 
 GRAINS = (900, 3600)
-SCOPE_TYPES = ("global", "key", "user", "team", "org", "customer", "tag")
+ATTRIBUTED: tuple[tuple[str, str], ...] = tuple(
+    (t.rollup, t.ledger_column)
+    for t in ROLLUP_SCOPE_TYPES
+    if t.rollup is not None and t.ledger_column is not None
+)
+"""``(rollup scope type, spend_events column)`` of the scope types attributed by one column
+(key, user, team, org, customer): the rest of :data:`~spendgate.core.scopes.ROLLUP_SCOPE_TYPES`
+is ``global`` (every event) and ``tag`` (fanned out from ``request_tags``)."""
 ROLLUP_KEY = ("grain", "bucket", "scope_type", "scope_id", "model", "provider", "deployment_id")
 METRICS = (
     "requests",
@@ -49,6 +57,9 @@ METRICS = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _Key = tuple[int, int, str, str, str, str, str]
+_TYPES = tuple(t for t, _ in ATTRIBUTED)
+_ids: Callable[[SpendEvent], tuple[str | None, ...]] = attrgetter(*(c for _, c in ATTRIBUTED))
+"""An event's ids of the :data:`ATTRIBUTED` scope types (its fields are named as the columns)."""
 
 
 def _epoch_seconds(at: datetime) -> int:
@@ -62,16 +73,13 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
     # Aggregate each event once per distinct attribution first (many events share one),
     # then fan out to the scope types and grains.
     per_event: dict[
-        tuple[int, str | None, str | None, str | None, str | None, str | None, tuple[str, ...], str | None,
-              str | None, str | None],
-        list[int],
-    ] = {}  # fmt: skip
+        tuple[int, tuple[str | None, ...], tuple[str, ...], str | None, str | None, str | None], list[int]
+    ] = {}
     success, error = EventStatus.SUCCESS, EventStatus.ERROR
     for e in events:
         delta = e.occurred_at - _EPOCH
         bucket = (delta.days * 86400 + delta.seconds) // 900 * 900
-        attribution = (bucket, e.api_key, e.user_id, e.team_id, e.organization_id, e.end_user, e.tags,
-                       e.model, e.provider, e.deployment_id)  # fmt: skip
+        attribution = (bucket, _ids(e), e.tags, e.model, e.provider, e.deployment_id)
         u = e.usage
         acc = per_event.get(attribution)
         if acc is None:
@@ -97,16 +105,10 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
     # Fan out to the scope types at the finest grain, then coarsen the (smaller) result.
     fine: dict[_Key, list[int]] = {}
     for attr, values in per_event.items():
-        bucket, api_key, user, team, org, customer, tags, model, provider, deployment = attr
+        bucket, ids, tags, model, provider, deployment = attr
         m, p = model or "", provider or ""
-        keys: list[_Key] = [
-            (900, bucket, "global", "", m, p, deployment or ""),
-            (900, bucket, "key", api_key or "", m, p, ""),
-            (900, bucket, "user", user or "", m, p, ""),
-            (900, bucket, "team", team or "", m, p, ""),
-            (900, bucket, "org", org or "", m, p, ""),
-            (900, bucket, "customer", customer or "", m, p, ""),
-        ]
+        keys: list[_Key] = [(900, bucket, "global", "", m, p, deployment or "")]
+        keys.extend((900, bucket, t, i or "", m, p, "") for t, i in zip(_TYPES, ids, strict=True))
         if tags:
             keys.extend((900, bucket, "tag", t, m, p, "") for t in tags)
         else:

@@ -1,0 +1,71 @@
+"""The one definition of scope types: names, ledger columns and rollup names agree."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from spendgate.core.scopes import (
+    ROLLUP_NAMES,
+    ROLLUP_SCOPE_TYPES,
+    SCOPE_TYPES,
+    Scope,
+    by_rollup,
+    scope_type,
+)
+from spendgate.stores.database.models import SpendEventRow
+
+
+def test_every_scope_type_is_defined_once_by_its_name() -> None:
+    assert list(SCOPE_TYPES) == [
+        "global",
+        "organization",
+        "team",
+        "team_member",
+        "user",
+        "key",
+        "end_user",
+        "tag",
+        "key_model",
+        "team_model",
+        "provider",
+        "deployment",
+    ]
+    assert all(name == t.name for name, t in SCOPE_TYPES.items())
+
+
+def test_rollup_names_are_the_stored_values() -> None:
+    # These are data in existing databases: they never change.
+    assert ROLLUP_NAMES == ("global", "key", "user", "team", "org", "customer", "tag")
+    assert by_rollup("org") is SCOPE_TYPES["organization"]
+    assert by_rollup("customer") is SCOPE_TYPES["end_user"]
+    assert [by_rollup(n) for n in ROLLUP_NAMES] == list(ROLLUP_SCOPE_TYPES)
+    with pytest.raises(ValueError, match="unknown scope type 'organization'"):
+        by_rollup("organization")
+
+
+def test_ledger_columns_exist_on_spend_events() -> None:
+    columns = {c.key for c in inspect(SpendEventRow).columns}
+    for t in SCOPE_TYPES.values():
+        assert t.ledger_column is None or t.ledger_column in columns, t
+    assert SCOPE_TYPES["organization"].ledger_column == "organization_id"
+    assert SCOPE_TYPES["end_user"].ledger_column == "end_user"
+    assert SCOPE_TYPES["key"].ledger_column == "api_key"
+
+
+def test_scope_type_lookup_and_scope_values() -> None:
+    assert scope_type("team").rollup == "team"
+    with pytest.raises(ValueError, match="unknown scope type 'org'"):
+        scope_type("org")
+    with pytest.raises(ValueError, match="unknown scope type"):
+        Scope("org", "o-1")
+    assert str(Scope("global")) == "global"
+    assert str(Scope.team_member("t-1", "u-1")) == "team_member:t-1:u-1"
+    assert Scope.key_model("k", "gpt-4o") == Scope("key_model", "k:gpt-4o")
+    assert Scope.team_model("t", "m").id == "t:m"
+
+
+def test_enforcement_reexports_the_scope() -> None:
+    from spendgate.enforcement import Scope as EnforcementScope
+
+    assert EnforcementScope is Scope
