@@ -123,13 +123,13 @@ def _accepts(model: type[BaseModel], data: dict[str, Any]) -> bool:
 )  # fmt: skip
 def test_budget_duration_pattern_is_the_validation(text: str) -> None:
     in_schema = re.fullmatch(s.DURATION, text) is not None
-    assert _accepts(s.BudgetLimit, {"budget_duration": text, "max_budget": 1}) == in_schema
+    assert _accepts(s.BudgetLimitField, {"budget_duration": text, "max_budget": 1}) == in_schema
 
 
 def test_hours_above_a_day_must_be_whole_days() -> None:
     """The one duration rule a pattern cannot state (documented as a 422)."""
     assert re.fullmatch(s.DURATION, "25h") is not None
-    assert not _accepts(s.BudgetLimit, {"budget_duration": "25h", "max_budget": 1})
+    assert not _accepts(s.BudgetLimitField, {"budget_duration": "25h", "max_budget": 1})
 
 
 @pytest.mark.parametrize(

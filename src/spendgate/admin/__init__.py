@@ -3,15 +3,15 @@ endpoints over the entity tables, with roles (see ``docs/admin-api.md``)."""
 
 from __future__ import annotations
 
-from spendgate.admin._http import AdminSettings, Conflict
+from spendgate.admin._http import AdminSettings
 from spendgate.admin.app import ENDPOINTS, admin_routes, build_admin_app, openapi_document
-from spendgate.admin.explain import ExplainTarget
+from spendgate.admin.budget_explain import ExplainTarget, NotAvailable
 
 __all__ = [
     "ENDPOINTS",
     "AdminSettings",
-    "Conflict",
     "ExplainTarget",
+    "NotAvailable",
     "admin_routes",
     "build_admin_app",
     "openapi_document",

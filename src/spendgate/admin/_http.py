@@ -31,8 +31,8 @@ from spendgate.core.keys import hash_key
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import (
     AuthenticationFailed,
+    Conflict,
     DatabaseUnavailable,
-    GatewayError,
     InvalidField,
     MalformedRequest,
     PayloadTooLarge,
@@ -43,7 +43,6 @@ from spendgate.http.errors import (
 
 __all__ = [
     "AdminSettings",
-    "Conflict",
     "Context",
     "Endpoint",
     "make_handler",
@@ -53,13 +52,6 @@ __all__ = [
 log = logging.getLogger("spendgate.admin")
 
 MAX_BODY_BYTES = 1 << 20
-
-
-class Conflict(GatewayError):
-    """409: the object already exists (an id or ``key_alias``) or is still in use."""
-
-    status = 409
-    code = "conflict"
 
 
 @dataclass(slots=True)
@@ -116,8 +108,10 @@ class AdminSettings:
     master_key_hash: str | None
     on_key_change: Callable[[Request, str], None] | None = None
     explainer: Explainer | None = None
-    """What ``/budget/explain`` asks (see :mod:`spendgate.admin.explain`); None: answers 501."""
+    """What ``/budget/explain`` asks (see :mod:`spendgate.admin.budget_explain`); None: answers 501."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    budget_exceeded_status: int = 429
+    """The status of a budget-exceeded error (``general_settings.budget_exceeded_status``)."""
 
     @classmethod
     def from_master_key(
@@ -209,7 +203,7 @@ def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Reque
         try:
             return await _serve(endpoint, settings, request)
         except Exception as exc:  # a GatewayError, or a bug (logged with its traceback, answered without)
-            status, body, headers = render_error(exc)
+            status, body, headers = render_error(exc, budget_status=settings.budget_exceeded_status)
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     handle.__name__ = "admin_" + endpoint.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")

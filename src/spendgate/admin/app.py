@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spendgate.admin import budgets, customers, explain, keys, organizations, teams, users
+from spendgate.admin import budget_explain, budgets, customers, keys, organizations, teams, users
 from spendgate.admin import schemas as s
 from spendgate.admin._http import AdminSettings, Endpoint, Explainer, make_handler
 from spendgate.admin.openapi import build_document
@@ -177,7 +177,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("/budget/list", budgets.list_budgets, "List budget profiles", query=s.Empty, write=False),
     _ep(
         "/budget/explain",
-        explain.explain_budget,
+        budget_explain.explain_budget,
         "Every budget scope and window of a key: spend, reserved, limit, period, verdict",
         body=s.BudgetExplain,
         write=False,

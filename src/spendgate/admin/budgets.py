@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import apply_limits, budget_row, require_row, stamp
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetNew, BudgetUpdate, Empty
+from spendgate.http.errors import Conflict
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin.schemas import BudgetLimit, ModelBudget
+from spendgate.admin.schemas import BudgetLimitField, ModelBudget
 from spendgate.core.money import from_nano, to_nano
 from spendgate.http.errors import InvalidField, NotFound
 from spendgate.stores.database.models import Budget, BudgetWindow
@@ -195,7 +195,7 @@ async def replace_windows(
     session: AsyncSession,
     scope_type: str,
     scope_id: str,
-    limits: list[BudgetLimit] | None,
+    limits: list[BudgetLimitField] | None,
     *,
     now: datetime,
     by: str,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import (
     apply_limits,
     audit_out,
@@ -33,7 +33,7 @@ from spendgate.admin.convert import (
 )
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
-from spendgate.http.errors import InvalidField
+from spendgate.http.errors import Conflict, InvalidField
 from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, VirtualKey
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import (
     apply_limits,
     audit_out,
@@ -58,7 +58,7 @@ from spendgate.admin.schemas import (
     parse_expiry_duration,
 )
 from spendgate.core.keys import hash_key
-from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     BudgetWindow,

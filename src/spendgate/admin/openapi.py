@@ -17,7 +17,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from spendgate.admin import explain
+from spendgate.admin import budget_explain
 from spendgate.admin import schemas as s
 from spendgate.admin._http import Endpoint
 
@@ -44,9 +44,17 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+_PUBLIC_NAMES = {"BudgetLimitField": "BudgetLimit"}
+"""Models whose Python name differs from the component name clients already know."""
+
+
 class _Schema(GenerateJsonSchema):
     """Pydantic's JSON schema, plus what the models' shared validator enforces: no string
     (nor map key) holds a NUL character."""
+
+    def normalize_name(self, name: str) -> str:
+        out = super().normalize_name(name)
+        return _PUBLIC_NAMES.get(out, out)
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         out = super().str_schema(schema)
@@ -99,7 +107,7 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
 
 
 def _operation(ep: Endpoint, method: str, refs: dict[Any, Any]) -> dict[str, Any]:
-    statuses = ERROR_STATUSES + (("501",) if ep.handler is explain.explain_budget else ())
+    statuses = ERROR_STATUSES + (("501",) if ep.handler is budget_explain.explain_budget else ())
     op: dict[str, Any] = {
         "summary": ep.summary,
         "tags": [ep.tag],

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import (
     apply_limits,
     audit_out,
@@ -34,7 +34,7 @@ from spendgate.admin.schemas import (
     OrganizationNew,
     OrganizationUpdate,
 )
-from spendgate.http.errors import PermissionDenied
+from spendgate.http.errors import Conflict, PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,

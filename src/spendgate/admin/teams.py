@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import (
     apply_limits,
     audit_out,
@@ -46,7 +46,7 @@ from spendgate.admin.schemas import (
     TeamNew,
     TeamUpdate,
 )
-from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spendgate.admin._http import Conflict, Context
+from spendgate.admin._http import Context
 from spendgate.admin.convert import (
     apply_limits,
     audit_out,
@@ -41,7 +41,7 @@ from spendgate.admin.schemas import (
     UserUpdate,
 )
 from spendgate.admin.teams import _add_member, delete_memberships, teams_out
-from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.http.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from spendgate.stores.database.models import (
     Organization,
     OrganizationMembership,
