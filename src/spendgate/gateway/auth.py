@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.core.keys import hash_key
+from spendgate.entities.reader import EntityReader
 from spendgate.gateway.lookups import LookupCache, database_health
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from spendgate.stores.database.models import Team, VirtualKey
 
 __all__ = ["Authenticator", "Principal"]
 
@@ -81,7 +80,7 @@ class Authenticator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._master_hash = hash_key(master_key) if master_key else None
-        self._engine = engine
+        self._reader = None if engine is None else EntityReader(engine)
         self._cache: LookupCache[Principal | GatewayError] = LookupCache(
             ttl_seconds,
             stale_seconds=stale_seconds,
@@ -121,54 +120,27 @@ class Authenticator:
         self._cache.forget(key_hash)
 
     async def _lookup(self, digest: str) -> Principal | GatewayError:
-        if self._engine is None:
+        if self._reader is None:
             return AuthenticationFailed("invalid API key")
-        stmt = (
-            select(
-                VirtualKey.key_id,
-                VirtualKey.blocked,
-                VirtualKey.expires,
-                VirtualKey.models,
-                VirtualKey.metadata_.label("metadata"),
-                VirtualKey.tags,
-                VirtualKey.user_id,
-                VirtualKey.team_id,
-                VirtualKey.organization_id,
-                VirtualKey.end_user_id,
-                VirtualKey.key_alias,
-                Team.blocked.label("team_blocked"),
-                Team.models.label("team_models"),
-                Team.organization_id.label("team_organization_id"),
-            )
-            .outerjoin(Team, Team.team_id == VirtualKey.team_id)
-            .where(VirtualKey.token == digest)
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
+        key = await self._reader.key_by_hash(digest)
+        if key is None:
             return AuthenticationFailed("invalid API key")
-        key = row._mapping
-        if key["blocked"]:
+        if key.blocked:
             return PermissionDenied("this API key is blocked", code="key_blocked")
-        expires = key["expires"]
-        if expires is not None and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        if expires is not None and expires <= datetime.now(UTC):
+        if key.expires is not None and key.expires <= datetime.now(UTC):
             return AuthenticationFailed("this API key has expired", code="key_expired")
-        if key["team_blocked"]:
-            return PermissionDenied(f"team {key['team_id']!r} is blocked", code="team_blocked")
-        models = tuple(key["models"] or ()) or tuple(key["team_models"] or ())
-        metadata = key["metadata"] or {}
+        if key.team_blocked:
+            return PermissionDenied(f"team {key.team_id!r} is blocked", code="team_blocked")
         return Principal(
             key_hash=digest,
-            key_id=key["key_id"],
-            key_alias=key["key_alias"],
-            user_id=key["user_id"],
-            team_id=key["team_id"],
-            organization_id=key["organization_id"] or key["team_organization_id"],
-            end_user_id=key["end_user_id"],
-            models=models,
-            tags=tuple(key["tags"] or ()),
-            metadata=metadata if isinstance(metadata, dict) else {},
-            expires=expires,
+            key_id=key.key_id,
+            key_alias=key.key_alias,
+            user_id=key.user_id,
+            team_id=key.team_id,
+            organization_id=key.organization_id,
+            end_user_id=key.end_user_id,
+            models=key.models or key.team_models,
+            tags=key.tags,
+            metadata=key.metadata,
+            expires=key.expires,
         )
