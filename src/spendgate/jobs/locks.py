@@ -1,0 +1,204 @@
+"""Leader locks: a lease per job name, so N gateway instances run each job once (DESIGN §5.11).
+
+A :class:`LeaderLock` is one contender: every runner gets its own instance (``lock_for``
+makes a new one per call), and an instance holds at most one lease per name.
+
+- ``acquire(name, ttl)`` takes the lease if it is free, lapsed or already this instance's,
+  and says whether it did;
+- ``renew(name, ttl)`` extends a lease this instance holds; False means it was lost;
+- ``release(name)`` gives it up (a no-op when not held); ``close()`` releases everything.
+
+Three implementations, picked by :func:`lock_for`:
+
+- :class:`LocalLock`: one process (the embedded SQLite set-up). Leases live in a dict
+  shared by every ``LocalLock`` of the process, so two runners in one process still
+  exclude each other; a lease not renewed within ``ttl`` lapses.
+- :class:`RedisLock`: redis-py's :class:`redis.asyncio.lock.Lock` (SET NX PX with a random
+  token; extend and release only while the token matches); the key expires with the lease.
+- :class:`PostgresLock`: ``pg_try_advisory_lock`` on a dedicated connection held while
+  leader. The server drops the lock with the session, so a crashed leader frees it; renewal
+  is a round trip on that connection, and ``ttl`` only bounds how long it may take.
+
+Every job's effects are idempotent anyway, so a lease lost mid-run can never bill twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from spendgate.stores.database.engine import is_postgres
+
+__all__ = ["LeaderLock", "LocalLock", "PostgresLock", "RedisLock", "lock_for"]
+
+
+class LeaderLock(Protocol):
+    """A lease per name; one instance is one contender (see the module docstring)."""
+
+    async def acquire(self, name: str, ttl: float) -> bool: ...
+
+    async def renew(self, name: str, ttl: float) -> bool: ...
+
+    async def release(self, name: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# name -> (holder, monotonic deadline): shared by every LocalLock in the process.
+_LOCAL_LEASES: dict[str, tuple[LocalLock, float]] = {}
+
+
+class LocalLock:
+    """Leases in process memory: always leader in the process, one holder per name."""
+
+    async def acquire(self, name: str, ttl: float) -> bool:
+        now = time.monotonic()
+        lease = _LOCAL_LEASES.get(name)
+        if lease is not None and lease[0] is not self and lease[1] > now:
+            return False
+        _LOCAL_LEASES[name] = (self, now + ttl)
+        return True
+
+    async def renew(self, name: str, ttl: float) -> bool:
+        lease = _LOCAL_LEASES.get(name)
+        if lease is None or lease[0] is not self or lease[1] <= time.monotonic():
+            return False
+        _LOCAL_LEASES[name] = (self, time.monotonic() + ttl)
+        return True
+
+    async def release(self, name: str) -> None:
+        lease = _LOCAL_LEASES.get(name)
+        if lease is not None and lease[0] is self:
+            del _LOCAL_LEASES[name]
+
+    async def close(self) -> None:
+        for name in [n for n, (holder, _) in _LOCAL_LEASES.items() if holder is self]:
+            del _LOCAL_LEASES[name]
+
+
+class RedisLock:
+    """Leases as Redis keys ``<prefix><name>`` with a random token and an expiry."""
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "spendgate:job-lock:", owned: bool = False):
+        self.client = client
+        self.prefix = prefix
+        self._owned = owned  # close the client on close()
+        self._held: dict[str, Lock] = {}
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "spendgate:job-lock:") -> RedisLock:
+        client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, prefix=prefix, owned=True)
+
+    async def acquire(self, name: str, ttl: float) -> bool:
+        if name in self._held and await self.renew(name, ttl):
+            return True
+        lock = Lock(self.client, self.prefix + name, timeout=ttl, thread_local=False)
+        if not await lock.acquire(blocking=False, token=secrets.token_hex(16)):
+            return False
+        self._held[name] = lock
+        return True
+
+    async def renew(self, name: str, ttl: float) -> bool:
+        lock = self._held.get(name)
+        if lock is None:
+            return False
+        try:
+            await lock.extend(ttl, replace_ttl=True)
+        except LockError:  # the key expired or another holder's token is there
+            del self._held[name]
+            return False
+        return True
+
+    async def release(self, name: str) -> None:
+        lock = self._held.pop(name, None)
+        if lock is not None:
+            try:
+                await lock.release()
+            except LockError:
+                pass  # already lapsed: nothing of ours to delete
+
+    async def close(self) -> None:
+        for name in list(self._held):
+            await self.release(name)
+        if self._owned:
+            self._owned = False
+            await self.client.aclose()
+
+
+def _advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for ``name`` (advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class PostgresLock:
+    """Leases as session advisory locks, one dedicated connection per lease held."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._held: dict[str, AsyncConnection] = {}
+
+    async def acquire(self, name: str, ttl: float) -> bool:
+        if name in self._held and await self.renew(name, ttl):
+            return True
+        conn = await self.engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            query = text("SELECT pg_try_advisory_lock(:key)")
+            got = await asyncio.wait_for(conn.scalar(query, {"key": _advisory_key(name)}), ttl)
+        except BaseException:
+            await _discard(conn)
+            raise
+        if not got:
+            await conn.close()
+            return False
+        self._held[name] = conn
+        return True
+
+    async def renew(self, name: str, ttl: float) -> bool:
+        conn = self._held.get(name)
+        if conn is None:
+            return False
+        try:
+            # The session holds the lock until it ends, so a live session is a held lease.
+            await asyncio.wait_for(conn.scalar(text("SELECT 1")), ttl)
+        except Exception:
+            del self._held[name]
+            await _discard(conn)
+            return False
+        return True
+
+    async def release(self, name: str) -> None:
+        conn = self._held.pop(name, None)
+        if conn is not None:
+            await _discard(conn)
+
+    async def close(self) -> None:
+        for name in list(self._held):
+            await self.release(name)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Close the connection for good (not back to the pool): its session's locks go with it."""
+    try:
+        await conn.invalidate()
+    finally:
+        await conn.close()
+
+
+def lock_for(engine: AsyncEngine | None, redis_url: str | None) -> LeaderLock:
+    """A new contender: Redis when configured, else PostgreSQL, else the process (SQLite)."""
+    if redis_url:
+        return RedisLock.from_url(redis_url)
+    if engine is not None and is_postgres(engine):
+        return PostgresLock(engine)
+    return LocalLock()
