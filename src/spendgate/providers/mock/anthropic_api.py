@@ -12,7 +12,7 @@ from typing import Any
 
 from spendgate.providers.mock._http import MockHTTPError, Reply, anthropic_sse, json_reply, new_id
 from spendgate.providers.mock.controls import Controls
-from spendgate.providers.mock.openai_api import completion_tokens
+from spendgate.providers.mock.generation import completion_tokens
 from spendgate.providers.mock.options import MockOptions
 from spendgate.providers.mock.tokens import chat_prompt_tokens, generate_text, text_pieces
 

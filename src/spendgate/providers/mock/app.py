@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from spendgate.providers.mock import anthropic_api, openai_api
+from spendgate.providers.mock import anthropic_api, openai_api, openai_media, openai_responses
 from spendgate.providers.mock._http import MockHTTPError, Reply, json_reply, new_id
 from spendgate.providers.mock._multipart import parse_form
 from spendgate.providers.mock.batches import BatchStore, FileStore
@@ -426,7 +426,7 @@ def _json(build: Callable[[dict[str, Any], Controls, MockOptions], Reply]) -> _H
 
 
 def _transcription(app: MockProvider, request: MockRequest) -> Reply:
-    return openai_api.audio_transcription(request.form(), request.controls, app.options)
+    return openai_media.audio_transcription(request.form(), request.controls, app.options)
 
 
 def _count_tokens(app: MockProvider, request: MockRequest) -> Reply:
@@ -518,12 +518,12 @@ def _message_batch_results(app: MockProvider, request: MockRequest) -> Reply:
 _EXACT: dict[str, dict[str, _Handler]] = {
     "/chat/completions": {"POST": _json(openai_api.chat_completion)},
     "/completions": {"POST": _json(openai_api.completion)},
-    "/embeddings": {"POST": _json(openai_api.embeddings)},
-    "/responses": {"POST": _json(openai_api.response)},
-    "/images/generations": {"POST": _json(openai_api.image_generation)},
+    "/embeddings": {"POST": _json(openai_media.embeddings)},
+    "/responses": {"POST": _json(openai_responses.response)},
+    "/images/generations": {"POST": _json(openai_media.image_generation)},
     "/audio/transcriptions": {"POST": _transcription},
     "/audio/translations": {"POST": _transcription},
-    "/audio/speech": {"POST": _json(openai_api.audio_speech)},
+    "/audio/speech": {"POST": _json(openai_media.audio_speech)},
     "/models": {"GET": _models},
     "/messages": {"POST": _json(anthropic_api.message)},
     "/messages/count_tokens": {"POST": _count_tokens},

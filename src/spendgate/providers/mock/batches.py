@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from spendgate.providers.mock import openai_api
+from spendgate.providers.mock import openai_api, openai_media, openai_responses
 from spendgate.providers.mock._http import MockHTTPError, new_id, now
 from spendgate.providers.mock.controls import Controls
 from spendgate.providers.mock.options import MockOptions
@@ -37,8 +37,8 @@ _Builder = Callable[[dict[str, Any], Controls, MockOptions], dict[str, Any]]
 _ENDPOINTS: dict[str, _Builder] = {
     "/v1/chat/completions": openai_api.chat_completion_payload,
     "/v1/completions": openai_api.completion_payload,
-    "/v1/embeddings": openai_api.embeddings_payload,
-    "/v1/responses": openai_api.response_payload,
+    "/v1/embeddings": openai_media.embeddings_payload,
+    "/v1/responses": openai_responses.response_payload,
 }
 _WINDOW_SECONDS = 24 * 3600
 
