@@ -35,14 +35,8 @@ from typing import Any
 from redis._parsers import _AsyncRESP2Parser
 from redis.utils import HIREDIS_AVAILABLE
 
-from spendgate.enforcement import (
-    Admission,
-    BudgetLimit,
-    EnforcementRequest,
-    RateLimit,
-    Scope,
-    limit_headers,
-)
+from spendgate.enforcement import BudgetLimit, EnforcementRequest, Enforcer, RateLimit, Scope
+from spendgate.http.headers import limit_headers
 from spendgate.stores.counters import MemoryStorage, Storage
 from spendgate.stores.counters.redis import RedisStorage
 
@@ -67,27 +61,27 @@ CASES: dict[str, tuple[list[BudgetLimit], list[RateLimit]]] = {
 }
 
 
-async def _run(admission: Admission, case: str, n: int, headers: bool = False) -> tuple[float, float]:
+async def _run(enforcer: Enforcer, case: str, n: int, headers: bool = False) -> tuple[float, float]:
     """(wall µs, process CPU µs) per request; ``headers``: also build the response headers."""
     budgets, limits = CASES[case]
     ids = [uuid.uuid4().hex for _ in range(n)]
     start, cpu = time.perf_counter(), time.process_time()
     for rid in ids:
-        ticket = await admission.admit(EnforcementRequest(rid, budgets, limits, 10_000_000, 1500))
+        ticket = await enforcer.admit(EnforcementRequest(rid, budgets, limits, 10_000_000, 1500))
         if headers:
             limit_headers(ticket)
-        await admission.settle(ticket, 7_000_000, 900)
+        await enforcer.settle(ticket, 7_000_000, 900)
     return (time.perf_counter() - start) / n * 1e6, (time.process_time() - cpu) / n * 1e6
 
 
 async def _bench(
     storage: Storage, case: str, n: int, samples: int, headers: bool = False
 ) -> tuple[list[float], list[float]]:
-    admission = Admission(storage)
-    await _run(admission, case, min(n, 200))  # warm up (period cache, scripts loaded)
+    enforcer = Enforcer(storage)
+    await _run(enforcer, case, min(n, 200))  # warm up (period cache, scripts loaded)
     wall, cpu = [], []
     for _ in range(samples):
-        w, c = await _run(admission, case, n, headers)
+        w, c = await _run(enforcer, case, n, headers)
         wall.append(w)
         cpu.append(c)
         await storage.clear()
@@ -119,14 +113,14 @@ async def _round_trips(url: str) -> tuple[int, int]:
         return await original(*args, **kwargs)
 
     storage.client.execute_command = counting  # type: ignore[method-assign]
-    admission = Admission(storage)
+    enforcer = Enforcer(storage)
     budgets, limits = CASES["typical"]
-    await admission.settle(await admission.admit(EnforcementRequest("warm", budgets, limits, 1, 1)), 1)
+    await enforcer.settle(await enforcer.admit(EnforcementRequest("warm", budgets, limits, 1, 1)), 1)
     calls.clear()
-    ticket = await admission.admit(EnforcementRequest("one", budgets, limits, 1, 1))
+    ticket = await enforcer.admit(EnforcementRequest("one", budgets, limits, 1, 1))
     admit_calls = len(calls)
     calls.clear()
-    await admission.settle(ticket, 1, 1)
+    await enforcer.settle(ticket, 1, 1)
     settle_calls = len(calls)
     await storage.clear()
     await storage.close()

@@ -1,4 +1,4 @@
-"""Fixtures for the enforcement suite: a storage per backend, a clock, an admission factory."""
+"""Fixtures for the enforcement suite: a storage per backend, a clock, an enforcer factory."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from enforcement_backends import REDIS_URL, SKIP_REDIS, FakeClock, unique_prefix
 
-from spendgate.enforcement import Admission, MemoryStorage, Storage
+from counter_backends import REDIS_URL, SKIP_REDIS, FakeClock, unique_prefix
+from spendgate.enforcement import Enforcer, MemoryStorage, Storage
 
 
 async def _redis_storage(prefix: str) -> Storage:
@@ -55,9 +55,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_admission(storage: Storage, clock: FakeClock) -> Callable[..., Admission]:
-    def make(**options: Any) -> Admission:
+def make_enforcer(storage: Storage, clock: FakeClock) -> Callable[..., Enforcer]:
+    def make(**options: Any) -> Enforcer:
         options.setdefault("clock", clock)
-        return Admission(storage, **options)
+        return Enforcer(storage, **options)
 
     return make

@@ -10,7 +10,7 @@ import asyncio
 import sys
 import uuid
 
-from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, Scope
+from spendgate.enforcement import BudgetLimit, EnforcementRequest, Enforcer, Scope
 from spendgate.errors import BudgetExceeded
 from spendgate.stores.counters.redis import RedisStorage
 
@@ -21,18 +21,16 @@ async def main(url: str, prefix: str, n: int, now: float) -> int:
     storage = RedisStorage.from_url(
         url, prefix=prefix, max_connections=8, socket_connect_timeout=5, socket_timeout=10
     )
-    admission = Admission(storage, clock=lambda: now)
+    enforcer = Enforcer(storage, clock=lambda: now)
     budget = BudgetLimit.of(Scope("key", "shared"), "24h", 100 * CENT)
 
     async def one() -> int:
         try:
-            ticket = await admission.admit(
-                EnforcementRequest(uuid.uuid4().hex, [budget], estimate_nanos=CENT)
-            )
+            ticket = await enforcer.admit(EnforcementRequest(uuid.uuid4().hex, [budget], estimate_nanos=CENT))
         except BudgetExceeded:
             return 0
         await asyncio.sleep(0.001)
-        await admission.settle(ticket, CENT)
+        await enforcer.settle(ticket, CENT)
         return 1
 
     try:

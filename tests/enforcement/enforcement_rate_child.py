@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 
-from spendgate.enforcement import Admission, EnforcementRequest, RateLimit, Scope
+from spendgate.enforcement import EnforcementRequest, Enforcer, RateLimit, Scope
 from spendgate.errors import RateLimited
 from spendgate.stores.counters.redis import RedisStorage
 
@@ -23,7 +23,7 @@ async def main(url: str, prefix: str, offset: float) -> tuple[int, int]:
     await storage.client.ping()
     print("ready", flush=True)
     start = float(sys.stdin.readline())
-    admission = Admission(storage)
+    enforcer = Enforcer(storage)
     limit = RateLimit(Scope("key", "shared"), "requests", 20, window_seconds=2)
     accepted = bad = 0
     try:
@@ -34,12 +34,12 @@ async def main(url: str, prefix: str, offset: float) -> tuple[int, int]:
             if time.time() >= start + 10:  # running late (a loaded machine): stay in the 10 s
                 break
             try:
-                ticket = await admission.admit(EnforcementRequest(uuid.uuid4().hex, [], [limit]))
+                ticket = await enforcer.admit(EnforcementRequest(uuid.uuid4().hex, [], [limit]))
             except RateLimited as exc:
                 bad += exc.retry_after is None or exc.retry_after <= 0
                 continue
             accepted += 1
-            await admission.settle(ticket, 0)
+            await enforcer.settle(ticket, 0)
     finally:
         await storage.close()
     return accepted, bad

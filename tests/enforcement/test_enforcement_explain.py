@@ -6,23 +6,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from enforcement_backends import CENT, USD, FakeClock, all_storages
 
+from counter_backends import CENT, USD, FakeClock, all_storages
 from spendgate.core.pricing.spec import PriceSpec, Rates
 from spendgate.enforcement import (
-    Admission,
     BudgetLimit,
     EnforcementRequest,
+    Enforcer,
     RateLimit,
     Scope,
     declared_max_output,
     explain,
-    limit_headers,
     worst_case_nanos,
     worst_case_tokens,
 )
-from spendgate.enforcement.headers import format_reset
 from spendgate.errors import BudgetExceeded
+from spendgate.http.headers import format_reset, limit_headers
 
 KEY = Scope("key", "k-1")
 TEAM = Scope("team", "t-1")
@@ -32,18 +31,18 @@ USER = Scope("user", "u-1")
 @all_storages
 class TestExplain:
     async def test_explain_agrees_with_the_decision(
-        self, make_admission: Callable[..., Admission], clock: FakeClock
+        self, make_enforcer: Callable[..., Enforcer], clock: FakeClock
     ) -> None:
-        admission = make_admission()
+        enforcer = make_enforcer()
         clock.set(datetime(2026, 11, 18, 12, tzinfo=UTC))
         key = BudgetLimit.of(KEY, "1d", USD)
         team = BudgetLimit.of(TEAM, "1mo", 50 * CENT, soft_nanos=10 * CENT)
         user = BudgetLimit.of(USER, "1d", None)
-        t = await admission.admit(EnforcementRequest("a", [team], estimate_nanos=45 * CENT))
-        await admission.settle(t, 30 * CENT)
-        open_ticket = await admission.admit(EnforcementRequest("b", [team], estimate_nanos=15 * CENT))
+        t = await enforcer.admit(EnforcementRequest("a", [team], estimate_nanos=45 * CENT))
+        await enforcer.settle(t, 30 * CENT)
+        open_ticket = await enforcer.admit(EnforcementRequest("b", [team], estimate_nanos=15 * CENT))
         probe = EnforcementRequest("p", [key, team, user], estimate_nanos=10 * CENT)
-        states = {s.scope: s for s in await explain(admission, probe)}
+        states = {s.scope: s for s in await explain(enforcer, probe)}
         assert states[KEY].verdict == "ok" and states[KEY].limit_nanos == USD
         assert (states[TEAM].spend_nanos, states[TEAM].reserved_nanos) == (30 * CENT, 15 * CENT)
         assert states[TEAM].verdict == "exceeded"
@@ -51,19 +50,19 @@ class TestExplain:
         assert states[TEAM].period_end == datetime(2026, 12, 1, tzinfo=UTC)
         assert states[USER].verdict == "unlimited"
         with pytest.raises(BudgetExceeded) as info:
-            await admission.admit(probe)
+            await enforcer.admit(probe)
         assert info.value.scope == "team:t-1"
-        await admission.release(open_ticket)
-        states = {s.scope: s for s in await explain(admission, probe)}
+        await enforcer.release(open_ticket)
+        states = {s.scope: s for s in await explain(enforcer, probe)}
         assert states[TEAM].verdict == "soft_exceeded"
-        await admission.admit(probe)
+        await enforcer.admit(probe)
 
     async def test_headers_name_the_tightest_window_and_limits(
-        self, make_admission: Callable[..., Admission], clock: FakeClock
+        self, make_enforcer: Callable[..., Enforcer], clock: FakeClock
     ) -> None:
-        admission = make_admission()
+        enforcer = make_enforcer()
         clock.set(datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC))
-        ticket = await admission.admit(
+        ticket = await enforcer.admit(
             EnforcementRequest(
                 "h",
                 [BudgetLimit.of(KEY, "1d", USD), BudgetLimit.of(TEAM, "1h", 20 * CENT)],

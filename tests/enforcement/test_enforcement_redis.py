@@ -1,4 +1,6 @@
-"""Redis only: several processes, one round trip per operation, outage policy, scripts."""
+"""Redis only: several processes, one round trip per operation, outage policy, one hash tag.
+
+The storage's own tests (construction, Lua scripts) are in tests/stores/counters."""
 
 from __future__ import annotations
 
@@ -11,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enforcement_backends import CENT, REDIS_URL, USD, FakeClock, unique_prefix
 
-from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, RateLimit, Scope, explain
-from spendgate.errors import ConfigurationError, StorageError
-from spendgate.stores.counters import storage_from_url
-from spendgate.stores.counters.redis import RedisStorage, load_script
+from counter_backends import CENT, REDIS_URL, USD, FakeClock, unique_prefix
+from spendgate.enforcement import BudgetLimit, EnforcementRequest, Enforcer, RateLimit, Scope, explain
+from spendgate.errors import StorageError
+from spendgate.stores.counters.redis import RedisStorage
 
 pytestmark = pytest.mark.redis
 KEY = Scope("key", "k-1")
@@ -39,9 +40,9 @@ async def test_three_processes_share_one_budget(storage: RedisStorage, clock: Fa
         assert proc.returncode == 0
         counts.append(int(out.strip()))
     assert sum(counts) == 100, counts
-    admission = Admission(storage, clock=clock)
+    enforcer = Enforcer(storage, clock=clock)
     [state] = await explain(
-        admission, EnforcementRequest("p", [BudgetLimit.of(Scope("key", "shared"), "24h", USD)])
+        enforcer, EnforcementRequest("p", [BudgetLimit.of(Scope("key", "shared"), "24h", USD)])
     )
     assert (state.spend_nanos, state.reserved_nanos) == (USD, 0)
 
@@ -89,7 +90,7 @@ async def test_one_round_trip_per_admission_and_per_settlement(
         return await original(*args, **kwargs)
 
     storage.client.execute_command = counting  # type: ignore[method-assign]
-    admission = Admission(storage, clock=clock)
+    enforcer = Enforcer(storage, clock=clock)
     request = EnforcementRequest(
         "warm",
         [
@@ -101,14 +102,14 @@ async def test_one_round_trip_per_admission_and_per_settlement(
         CENT,
         100,
     )
-    await admission.settle(await admission.admit(request), CENT)  # scripts get loaded
+    await enforcer.settle(await enforcer.admit(request), CENT)  # scripts get loaded
     calls.clear()
     for i in range(5):
-        ticket = await admission.admit(
+        ticket = await enforcer.admit(
             EnforcementRequest(f"r{i}", request.budgets, request.rate_limits, CENT, 100)
         )
         assert len(calls) == 1
-        await admission.settle(ticket, CENT, 50)
+        await enforcer.settle(ticket, CENT, 50)
         assert len(calls) == 2
         calls.clear()
     assert set(calls) <= {"EVALSHA"}
@@ -121,7 +122,7 @@ async def test_outage_budgets_fail_closed_and_rate_limits_fail_open() -> None:
     try:
         budget = BudgetLimit.of(KEY, "1d", USD)
         rate = RateLimit(KEY, "requests", 10)
-        default = Admission(storage)
+        default = Enforcer(storage)
         with pytest.raises(StorageError):
             await default.admit(EnforcementRequest("a", [budget], [rate], CENT))
         ticket = await default.admit(EnforcementRequest("b", [], [rate], CENT))
@@ -129,41 +130,24 @@ async def test_outage_budgets_fail_closed_and_rate_limits_fail_open() -> None:
         assert await default.settle(ticket, CENT) is False
         assert await default.release(ticket) is False
 
-        lenient = Admission(storage, fail_open_budgets=True)
+        lenient = Enforcer(storage, fail_open_budgets=True)
         assert (await lenient.admit(EnforcementRequest("c", [budget], [rate], CENT))).enforced is False
-        strict = Admission(storage, fail_open_rate_limits=False)
+        strict = Enforcer(storage, fail_open_rate_limits=False)
         with pytest.raises(StorageError):
             await strict.admit(EnforcementRequest("d", [], [rate], CENT))
         # A settle of a ticket admitted before the outage does not raise.
-        enforced = Admission(storage)
-        from spendgate.enforcement import Ticket
+        enforced = Enforcer(storage)
+        from spendgate.enforcement import Reservation
 
-        assert await enforced.settle(Ticket("e", 0, CENT, 0), CENT) is False
+        assert await enforced.settle(Reservation("e", 0, CENT, 0), CENT) is False
     finally:
         await storage.close()
 
 
-async def test_storage_from_url() -> None:
-    assert type(storage_from_url("memory://")).__name__ == "MemoryStorage"
-    redis_storage = storage_from_url("redis://127.0.0.1:6379/0", prefix="x")
-    assert isinstance(redis_storage, RedisStorage) and redis_storage.prefix == "x"
-    await redis_storage.close()
-    with pytest.raises(ConfigurationError, match="unknown counter storage URL"):
-        storage_from_url("mongodb://x")
-
-
-def test_scripts_are_package_data_with_unit_headers() -> None:
-    for name in ("admit", "settle", "read", "renew", "seed"):
-        source = load_script(name)
-        assert "redis.call" in source
-        header = source.split(f"-- {name}.lua", 1)[1][:1500]
-        assert "KEYS" in header and "ARGV" in header and ("ms" in header or "nano" in header)
-
-
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
 async def test_every_key_shares_one_hash_tag(storage: RedisStorage, clock: FakeClock) -> None:
-    admission = Admission(storage, clock=clock)
-    await admission.admit(
+    enforcer = Enforcer(storage, clock=clock)
+    await enforcer.admit(
         EnforcementRequest(
             uuid.uuid4().hex,
             [BudgetLimit.of(KEY, "1d", USD)],

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Literal
 
 from spendgate.core.scopes import Scope
-from spendgate.enforcement.admission import Admission, EnforcementRequest
+from spendgate.enforcement.enforcer import Enforcer
 from spendgate.enforcement.limits import BudgetLimit, utc_from_ms
+from spendgate.enforcement.reservation import EnforcementRequest
 
 __all__ = ["ScopeWindowState", "Verdict", "explain"]
 
@@ -22,7 +23,7 @@ Verdict = Literal["unlimited", "ok", "soft_exceeded", "exceeded"]
 
 @dataclass(frozen=True, slots=True)
 class ScopeWindowState:
-    """One budget window as the admission sees it now.
+    """One budget window as the enforcer sees it now.
 
     ``verdict``: ``exceeded`` when this request would be refused by this window,
     ``soft_exceeded`` when it passes but is at or past the soft budget, ``ok`` otherwise,
@@ -41,7 +42,7 @@ class ScopeWindowState:
     budget: BudgetLimit
 
 
-async def explain(admission: Admission, request: EnforcementRequest) -> list[ScopeWindowState]:
+async def explain(enforcer: Enforcer, request: EnforcementRequest) -> list[ScopeWindowState]:
     """Every budget window of ``request`` with spend, reserved, limit, period and verdict.
 
     The request's ``estimate_nanos`` is what is tested against the room left (0 asks
@@ -49,10 +50,11 @@ async def explain(admission: Admission, request: EnforcementRequest) -> list[Sco
     """
     # A cold counter is seeded from the ledger first, like the admission does: after a
     # restart the answer is the ledger's spend, never a made-up zero.
-    now_ms, planned, states, _, _, _ = await admission._read(request, seed_cold=True)
-    strict = admission.mode == "strict"
+    reading = await enforcer.read(request, seed_cold=True)
+    now_ms = reading.now_ms
+    strict = enforcer.mode == "strict"
     out = []
-    for p, s in zip(planned, states, strict=True):
+    for p, s in zip(reading.budgets, reading.budget_states, strict=True):
         spend, reserved = (s.spend, s.reserved) if s is not None else (0, 0)
         limit = p.budget.effective_max_ms(now_ms)
         used = spend + reserved

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from spendgate.core.money import usd_text
 
 if TYPE_CHECKING:
-    from spendgate.enforcement import BudgetView, RateView, Ticket
+    from spendgate.enforcement import BudgetView, RateView, Reservation
 
 __all__ = [
     "BUDGET_REMAINING",
@@ -115,7 +115,7 @@ def _iso_utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def limit_headers(*tickets: Ticket) -> dict[str, str]:
+def limit_headers(*tickets: Reservation) -> dict[str, str]:
     """The budget and rate-limit headers for a request admitted by ``tickets`` (the tightest
     over all of them; empty when nothing applies)."""
     out: dict[str, str] = {}

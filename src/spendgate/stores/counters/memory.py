@@ -15,7 +15,7 @@ the path of every request:
 * parallel slots (:class:`_ZSet`): request id → lease expiry.
 
 The Lua scripts in ``lua/`` implement the same operations on Redis keys; the equivalence
-test (``tests/enforcement/test_enforcement_equivalence.py``) runs random operation
+test (``tests/stores/counters/test_counters_equivalence.py``) runs random operation
 sequences against both and requires identical outcomes and counters.
 
 Key expiry follows the caller's clock (``now_ms``), so tests that move time see keys expire

@@ -11,20 +11,20 @@ import asyncio
 from typing import Any
 
 import pytest
-from enforcement_backends import CENT, REDIS_URL, SKIP_REDIS, FakeClock, unique_prefix
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from counter_backends import CENT, REDIS_URL, SKIP_REDIS, FakeClock, unique_prefix
 from spendgate.core.periods import Period
 from spendgate.enforcement import (
-    Admission,
     BudgetLimit,
     EnforcementRequest,
+    Enforcer,
     MemoryStorage,
     RateLimit,
+    Reservation,
     Scope,
-    Ticket,
 )
 from spendgate.errors import LimitExceeded
 
@@ -47,7 +47,7 @@ LIMITS = [
 def outcome(result: Any) -> Any:
     if isinstance(result, LimitExceeded):
         return type(result).__name__, str(result)
-    if isinstance(result, Ticket):
+    if isinstance(result, Reservation):
         return result.reserved_nanos, result.budgets, result.rates, result.soft_crossed
     return result
 
@@ -62,8 +62,8 @@ class Equivalence(RuleBasedStateMachine):
         prefix = unique_prefix()
         self.redis = RedisStorage.from_url(REDIS_URL, prefix=prefix)
         self.memory = MemoryStorage(prefix=prefix)
-        self.sides: list[Admission] = []
-        self.tickets: list[tuple[Ticket, Ticket]] = []
+        self.sides: list[Enforcer] = []
+        self.tickets: list[tuple[Reservation, Reservation]] = []
         self.n = 0
 
     def run(self, make: Any) -> list[Any]:
@@ -84,7 +84,7 @@ class Equivalence(RuleBasedStateMachine):
             return 5 * CENT
 
         self.sides = [
-            Admission(s, clock=self.clock, lease_seconds=30, mode=mode, loader=loader if seeded else None)
+            Enforcer(s, clock=self.clock, lease_seconds=30, mode=mode, loader=loader if seeded else None)
             for s in (self.memory, self.redis)
         ]
 
@@ -105,7 +105,7 @@ class Equivalence(RuleBasedStateMachine):
         )
         mem, red = self.run(lambda side: side.admit(request))
         assert outcome(mem) == outcome(red)
-        if isinstance(mem, Ticket):
+        if isinstance(mem, Reservation):
             self.tickets.append((mem, red))
 
     @precondition(lambda self: self.tickets)
@@ -142,9 +142,9 @@ class Equivalence(RuleBasedStateMachine):
     def same_counters(self) -> None:
         probe = EnforcementRequest("probe", BUDGETS, LIMITS, CENT, 10)
 
-        async def read(side: Admission) -> Any:
-            _, _, states, _, _, rates = await side._read(probe)
-            return states, rates
+        async def read(side: Enforcer) -> Any:
+            reading = await side.read(probe)
+            return reading.budget_states, reading.rate_states
 
         mem, red = self.run(read)
         assert mem == red
@@ -169,7 +169,7 @@ def test_memory_and_redis_agree() -> None:
         if SKIP_REDIS:
             pytest.skip("SPENDGATE_TEST_SKIP_REDIS=1")
         pytest.fail(
-            f"Redis is not reachable at {REDIS_URL} ({exc!r}); see tests/enforcement/conftest.py",
+            f"Redis is not reachable at {REDIS_URL} ({exc!r}); see tests/counter_backends.py",
             pytrace=False,
         )
     machine = settings(

@@ -8,27 +8,27 @@ default) must not keep one marker per request: its memory would grow with the tr
 from __future__ import annotations
 
 import pytest
-from enforcement_backends import CENT, USD, FakeClock
 
-from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, MemoryStorage, Scope, Ticket
+from counter_backends import CENT, USD, FakeClock
+from spendgate.enforcement import BudgetLimit, EnforcementRequest, Enforcer, MemoryStorage, Reservation, Scope
 
 DEFAULT_MAX_DONE = 10_000  # documented in docs/enforcement.md
 
 BUDGET = BudgetLimit.of(Scope("key", "k"), "30d", 10**6 * USD)
 
 
-async def _spend(storage: MemoryStorage, ticket: Ticket, clock: FakeClock) -> int:
+async def _spend(storage: MemoryStorage, ticket: Reservation, clock: FakeClock) -> int:
     (state,), _ = await storage.read(int(clock() * 1000), ticket.budget_ops, ())
     assert state is not None
     return state.spend
 
 
-async def _settled(admission: Admission, clock: FakeClock, ids: range) -> list[Ticket]:
+async def _settled(enforcer: Enforcer, clock: FakeClock, ids: range) -> list[Reservation]:
     tickets = []
     for i in ids:
         clock.advance(0.001)  # well inside the idempotency window: nothing expires by time
-        ticket = await admission.admit(EnforcementRequest(f"r{i}", [BUDGET], [], CENT))
-        assert await admission.settle(ticket, CENT)
+        ticket = await enforcer.admit(EnforcementRequest(f"r{i}", [BUDGET], [], CENT))
+        assert await enforcer.settle(ticket, CENT)
         tickets.append(ticket)
     return tickets
 
@@ -36,18 +36,18 @@ async def _settled(admission: Admission, clock: FakeClock, ids: range) -> list[T
 async def test_default_cap_bounds_markers_within_the_idempotency_window() -> None:
     storage = MemoryStorage()
     clock = FakeClock()
-    admission = Admission(storage, clock=clock)  # idempotency_seconds: 1 h
-    await _settled(admission, clock, range(DEFAULT_MAX_DONE + 5_000))
+    enforcer = Enforcer(storage, clock=clock)  # idempotency_seconds: 1 h
+    await _settled(enforcer, clock, range(DEFAULT_MAX_DONE + 5_000))
     assert len(storage._done) == DEFAULT_MAX_DONE
 
 
 async def test_marker_memory_stays_flat_past_the_cap() -> None:
     storage = MemoryStorage(max_done=1_000)
     clock = FakeClock()
-    admission = Admission(storage, clock=clock)
-    await _settled(admission, clock, range(1_000))
+    enforcer = Enforcer(storage, clock=clock)
+    await _settled(enforcer, clock, range(1_000))
     assert len(storage._done) == 1_000
-    await _settled(admission, clock, range(1_000, 20_000))
+    await _settled(enforcer, clock, range(1_000, 20_000))
     assert len(storage._done) == 1_000
     # The ones kept are the newest, in settle order.
     assert next(iter(storage._done)).endswith("r19000")
@@ -56,26 +56,26 @@ async def test_marker_memory_stays_flat_past_the_cap() -> None:
 async def test_recent_ids_stay_idempotent_after_evictions() -> None:
     storage = MemoryStorage(max_done=100)
     clock = FakeClock()
-    admission = Admission(storage, clock=clock)
-    tickets = await _settled(admission, clock, range(1_000))
+    enforcer = Enforcer(storage, clock=clock)
+    tickets = await _settled(enforcer, clock, range(1_000))
     spend = await _spend(storage, tickets[0], clock)
     assert spend == 1_000 * CENT
     for ticket in tickets[-100:]:  # the last `max_done` settlements: a retry counts nothing
-        assert not await admission.settle(ticket, CENT)
-        assert not await admission.release(ticket)
+        assert not await enforcer.settle(ticket, CENT)
+        assert not await enforcer.release(ticket)
     assert await _spend(storage, tickets[0], clock) == spend
 
 
 async def test_settle_after_release_makes_the_marker_newest() -> None:
     storage = MemoryStorage(max_done=3)
     clock = FakeClock()
-    admission = Admission(storage, clock=clock)
-    first = await admission.admit(EnforcementRequest("a", [BUDGET], [], CENT))
-    assert await admission.release(first)
-    await _settled(admission, clock, range(2))  # markers: a (released), r0, r1
-    assert await admission.settle(first, CENT)  # a settle after a release still charges
-    await _settled(admission, clock, range(2, 3))  # evicts r0, the oldest, not a
-    assert not await admission.settle(first, CENT)
+    enforcer = Enforcer(storage, clock=clock)
+    first = await enforcer.admit(EnforcementRequest("a", [BUDGET], [], CENT))
+    assert await enforcer.release(first)
+    await _settled(enforcer, clock, range(2))  # markers: a (released), r0, r1
+    assert await enforcer.settle(first, CENT)  # a settle after a release still charges
+    await _settled(enforcer, clock, range(2, 3))  # evicts r0, the oldest, not a
+    assert not await enforcer.settle(first, CENT)
     assert await _spend(storage, first, clock) == 4 * CENT
 
 

@@ -1,7 +1,8 @@
-"""The storage backends every enforcement behaviour test runs on (limits' ALL_STORAGES shape).
+"""The counter storage backends the enforcement and counter tests run on (limits' ALL_STORAGES shape).
 
 Apply ``@all_storages`` to a test class: each test then runs once per backend, with the
-``storage`` fixture (tests/enforcement/conftest.py) built for it. Redis runs are marked
+``storage`` fixture (tests/enforcement/conftest.py) built for it. Shared by tests/enforcement
+and tests/stores/counters, so it lives at the tests root (like netfaults.py). Redis runs are marked
 ``redis`` so CI can select them; they fail (never skip) when Redis is unreachable, unless
 ``SPENDGATE_TEST_SKIP_REDIS=1``.
 """

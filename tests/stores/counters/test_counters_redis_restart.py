@@ -8,10 +8,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from enforcement_backends import CENT, USD
 
+from counter_backends import CENT, USD
 from netfaults import RedisServer
-from spendgate.enforcement import Admission, BudgetLimit, EnforcementRequest, Scope
+from spendgate.enforcement import BudgetLimit, EnforcementRequest, Enforcer, Scope
 from spendgate.errors import StorageError
 from spendgate.stores.counters.redis import RedisStorage
 
@@ -19,23 +19,23 @@ pytestmark = pytest.mark.redis
 BUDGET = [BudgetLimit.of(Scope("key", "restart"), "1d", USD)]
 
 
-async def _admit(admission: Admission, rid: str) -> None:
-    ticket = await admission.admit(EnforcementRequest(rid, BUDGET, (), CENT, 0))
-    await admission.settle(ticket, CENT, 0)
+async def _admit(enforcer: Enforcer, rid: str) -> None:
+    ticket = await enforcer.admit(EnforcementRequest(rid, BUDGET, (), CENT, 0))
+    await enforcer.settle(ticket, CENT, 0)
 
 
 async def test_first_admission_after_a_redis_restart_succeeds(tmp_path: Path) -> None:
     with RedisServer(workdir=tmp_path) as redis:
         storage = RedisStorage.from_url(redis.url, prefix="restart")
-        admission = Admission(storage)
+        enforcer = Enforcer(storage)
         try:
             # Eight connections in the pool, all in use once.
-            await asyncio.gather(*(_admit(admission, f"before-{i}") for i in range(8)))
+            await asyncio.gather(*(_admit(enforcer, f"before-{i}") for i in range(8)))
             await asyncio.to_thread(redis.restart)
-            await _admit(admission, "first-after")
-            await asyncio.gather(*(_admit(admission, f"after-{i}") for i in range(8)))
+            await _admit(enforcer, "first-after")
+            await asyncio.gather(*(_admit(enforcer, f"after-{i}") for i in range(8)))
             await asyncio.to_thread(redis.stop)
             with pytest.raises(StorageError):  # really down: budgets fail closed
-                await _admit(admission, "while-down")
+                await _admit(enforcer, "while-down")
         finally:
             await storage.close()

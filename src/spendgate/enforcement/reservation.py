@@ -1,0 +1,161 @@
+"""What goes into an admission and what comes out of it.
+
+* :class:`EnforcementRequest`: the limits that apply to a request and its worst case;
+* :class:`Reservation`: an admitted request (its reservation and rate-limit units), to be
+  settled or released; it shows each budget window (:class:`BudgetView`) and rate limit
+  (:class:`RateView`) as they stand after the admission, and the soft budgets the request
+  reached (:class:`SoftBudgetCrossing`).
+
+The views are computed only when read (most requests never read them), from the numbers
+the admission kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from spendgate.enforcement.limits import BudgetLimit, RateLimit, utc_from_ms
+from spendgate.enforcement.planning import BudgetPlan, new_tuple
+from spendgate.stores.counters.base import RATE_PARALLEL, TICKS, BudgetOp, BudgetState, RateOp, RateState
+
+__all__ = [
+    "BudgetView",
+    "EnforcementRequest",
+    "RateView",
+    "Reservation",
+    "SoftBudgetCrossing",
+]
+
+
+@dataclass(slots=True)
+class EnforcementRequest:
+    """What a request asks of the limits: its worst-case cost and tokens, and which limits apply.
+
+    ``estimate_nanos``: the worst-case cost (prompt estimate × input rate + max output ×
+    output rate), see :mod:`spendgate.enforcement.estimate`. ``estimate_tokens``: the prompt
+    estimate plus the largest declared output cap.
+    """
+
+    request_id: str
+    budgets: Sequence[BudgetLimit] = ()
+    rate_limits: Sequence[RateLimit] = ()
+    estimate_nanos: int = 0
+    estimate_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SoftBudgetCrossing:
+    """A soft budget at or past its threshold with this request; ``first``: this request crossed it."""
+
+    budget: BudgetLimit
+    spend_nanos: int
+    soft_nanos: int
+    first: bool
+
+
+class BudgetView(NamedTuple):
+    """A budget window after admission: ``reserved_nanos`` includes this request."""
+
+    budget: BudgetLimit
+    limit_nanos: int | None
+    spend_nanos: int
+    reserved_nanos: int
+    start_ms: int
+    end_ms: int
+    """0 for a lifetime window."""
+
+    @property
+    def period_start(self) -> datetime:
+        return utc_from_ms(self.start_ms)
+
+    @property
+    def period_end(self) -> datetime | None:
+        return utc_from_ms(self.end_ms) if self.end_ms else None
+
+    @property
+    def remaining_nanos(self) -> int | None:
+        if self.limit_nanos is None:
+            return None
+        return self.limit_nanos - self.spend_nanos - self.reserved_nanos
+
+
+class RateView(NamedTuple):
+    """A rate limit after admission: ``used`` units (weighted), ``reset_ms`` until the window rolls."""
+
+    limit: RateLimit
+    used: int
+    reset_ms: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, (self.limit.limit or 0) - self.used)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """An admitted request: pass it to :meth:`~spendgate.enforcement.enforcer.Enforcer.settle`
+    or :meth:`~spendgate.enforcement.enforcer.Enforcer.release`.
+
+    ``enforced`` is False when the request was let through by a fail-open policy (storage
+    unreachable); settling it then does nothing. ``budgets`` and ``rates`` (the state after
+    admission, for headers) are computed when first read.
+    """
+
+    request_id: str
+    admitted_at_ms: int
+    reserved_nanos: int
+    estimate_tokens: int
+    budget_ops: tuple[BudgetOp, ...] = ()
+    rate_ops: tuple[RateOp, ...] = ()
+    soft_crossed: tuple[SoftBudgetCrossing, ...] = ()
+    enforced: bool = True
+    _source: tuple[Any, ...] | None = None
+    _views: tuple[tuple[BudgetView, ...], tuple[RateView, ...]] | None = None
+
+    @property
+    def budgets(self) -> tuple[BudgetView, ...]:
+        """Each budget window after admission (``reserved_nanos`` includes this request)."""
+        return self._build()[0]
+
+    @property
+    def rates(self) -> tuple[RateView, ...]:
+        """Each rate limit after admission."""
+        return self._build()[1]
+
+    def _build(self) -> tuple[tuple[BudgetView, ...], tuple[RateView, ...]]:
+        if self._views is None:
+            if self._source is None:
+                self._views = ((), ())
+            else:
+                self._views = _views(*self._source)
+        return self._views
+
+
+def _views(
+    own: int,
+    plan: list[BudgetPlan],
+    states: tuple[BudgetState, ...],
+    limits: list[RateLimit],
+    ops: list[RateOp],
+    rstates: tuple[RateState, ...],
+) -> tuple[tuple[BudgetView, ...], tuple[RateView, ...]]:
+    views = []
+    for (budget, bop, w, now_ms), s in zip(plan, states, strict=True):
+        if w.bucket_ms:  # rolling: the window up to now
+            start_ms, end_ms = now_ms - w.length_ms, now_ms
+        else:
+            start_ms, end_ms = w.start_ms, w.view_end_ms
+        limit = None if bop.max_nanos < 0 else bop.max_nanos
+        views.append(new_tuple(BudgetView, (budget, limit, s.spend, s.reserved + own, start_ms, end_ms)))
+    rviews = []
+    for r, op, rs in zip(limits, ops, rstates, strict=True):
+        if op.kind == RATE_PARALLEL:
+            rviews.append(new_tuple(RateView, (r, rs.current + 1, 0)))
+            continue
+        ticks = rs.elapsed_ms * TICKS // op.window_ms
+        used = -(-(rs.previous * (TICKS - ticks) + (rs.current + op.amount) * TICKS) // TICKS)
+        rviews.append(new_tuple(RateView, (r, used, op.window_ms - rs.elapsed_ms)))
+    return tuple(views), tuple(rviews)
