@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from spendgate.admin import AdminSettings, admin_routes
 from spendgate.config import parse_config
-from spendgate.gateway.app import build_app
+from spendgate.server import build_app
 
 MASTER = "sk-master-mounted"
 
@@ -36,9 +36,9 @@ def test_admin_routes_in_the_gateway(tmp_path: Path) -> None:
     app.starlette.router.routes.extend(
         admin_routes(
             AdminSettings.from_master_key(
-                lambda request: request.app.state.gateway.engine,
+                lambda request: request.app.state.services.engine,
                 config.general_settings.master_key,
-                on_key_change=lambda request, h: request.app.state.gateway.pipeline.auth.forget(h),
+                on_key_change=lambda request, h: request.app.state.services.pipeline.auth.forget(h),
             )
         )
     )

@@ -18,7 +18,7 @@ import uvicorn
 import yaml
 
 from spendgate.config import GatewayConfig, parse_config
-from spendgate.gateway import build_app
+from spendgate.server import build_app
 
 MASTER_KEY = "sk-master-test"
 

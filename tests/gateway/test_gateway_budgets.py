@@ -41,7 +41,7 @@ def admin(gw: GatewayServer) -> Iterator[Admin]:
 
 @pytest.fixture(scope="module")
 def db(gw: GatewayServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(str(gw.app.state.gateway.engine.url.database))
+    return Path(str(gw.app.state.services.engine.url.database))
 
 
 @pytest_asyncio.fixture

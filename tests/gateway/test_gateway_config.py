@@ -11,7 +11,7 @@ import pytest
 import spendgate
 from spendgate.config import load_config, parse_config
 from spendgate.errors import ConfigurationError
-from spendgate.gateway.routing import build_deployments
+from spendgate.gateway.deployments import build_deployments
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
 

@@ -16,7 +16,8 @@ from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 from limits_helpers import MESSAGES, error_of
 
 from spendgate.errors import RateLimited
-from spendgate.gateway.routing import Deployment, Router
+from spendgate.gateway.deployments import Deployment
+from spendgate.gateway.routing import Router
 from spendgate.providers.mock import MockServer
 
 WINDOW = 20  # seconds: short, but far longer than any test here
@@ -148,40 +149,32 @@ async def test_a_failed_attempt_releases_and_settle_reconciles_deployment_tokens
     assert _served(mock) == {"sk-dep-f": 5, "sk-dep-g": 2}
 
 
-class _FullGate:
-    """Every deployment saturated, each freeing up after its own delay."""
-
-    def __init__(self, waits: dict[str, float]) -> None:
-        self.waits = waits
-        self.asked: list[str] = []
-
-    async def take(self, deployment: Deployment) -> object | None:
-        self.asked.append(deployment.id)
-        wait = self.waits[deployment.id]
-        raise RateLimited(
-            scope=f"deployment:{deployment.id}", kind="requests", limit=1, window_seconds=60, retry_after=wait
-        )
-
-    async def release(self, hold: object) -> None:
-        raise AssertionError("nothing was taken")
-
-
 @pytest.mark.asyncio
 async def test_router_tries_the_group_and_its_fallbacks_then_names_the_soonest_retry() -> None:
+    """Every deployment saturated, each freeing up after its own delay: the plan offers each
+    once, sends nothing, and its error names the soonest retry."""
+
     def d(ident: str, group: str) -> Deployment:
         nothing: Any = None  # neither a target nor prices are used: no attempt is sent
         return Deployment(ident, group, nothing, "m", "openai", nothing)
 
-    gate = _FullGate({"a": 9.0, "b": 4.0, "c": 6.0})
+    waits = {"a": 9.0, "b": 4.0, "c": 6.0}
     router = Router([d("a", "g"), d("b", "g"), d("c", "h")], fallbacks={"g": ["h"]})
-
-    async def attempt(deployment: Deployment, number: int) -> None:
-        raise AssertionError("no attempt may be sent")
-
-    async def on_failure(*args: Any) -> None:
-        raise AssertionError("no attempt failed")
-
-    with pytest.raises(RateLimited) as refused:
-        await router.run("g", attempt, on_failure, gate=gate)
-    assert sorted(gate.asked) == ["a", "b", "c"]
-    assert refused.value.retry_after == 4.0 and "model group 'g'" in str(refused.value)
+    plan = router.attempts("g")
+    asked: list[str] = []
+    while (deployment := await plan.next()) is not None:
+        asked.append(deployment.id)
+        plan.refused(
+            deployment,
+            RateLimited(
+                scope=f"deployment:{deployment.id}",
+                kind="requests",
+                limit=1,
+                window_seconds=60,
+                retry_after=waits[deployment.id],
+            ),
+        )
+    refused = plan.error()
+    assert sorted(asked) == ["a", "b", "c"] and plan.number == 0
+    assert isinstance(refused, RateLimited)
+    assert refused.retry_after == 4.0 and "model group 'g'" in str(refused)

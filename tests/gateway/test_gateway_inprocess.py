@@ -14,9 +14,9 @@ import pytest
 
 from spendgate.config import parse_config
 from spendgate.errors import BudgetExceeded, LimitExceeded, RateLimited
-from spendgate.gateway import build_app
-from spendgate.gateway.admission import AdmissionRequest, Ticket
+from spendgate.gateway.admission import AdmissionRequest, Admitted
 from spendgate.ledger.events import SpendEvent
+from spendgate.server import build_app
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4}
 REPLY = {
@@ -176,20 +176,23 @@ class RecordingAdmission:
         self.refuse = refuse
         self.calls: list[tuple[str, Any]] = []
 
-    async def admit(self, request: AdmissionRequest) -> Ticket:
+    async def admit(self, request: AdmissionRequest) -> Admitted:
         self.calls.append(("admit", request))
         if self.refuse is not None:
             raise self.refuse
-        return Ticket(request.request_id, reserved_nanos=1, headers={"x-ratelimit-remaining-requests": "9"})
+        return Admitted(request.request_id, reserved_nanos=1, headers={"x-ratelimit-remaining-requests": "9"})
 
-    async def settle(self, ticket: Ticket, cost_nanos: int, usage: Any) -> None:
+    async def admit_at(self, admitted: Admitted, deployment: Any) -> None:
+        return None
+
+    async def release_attempt(self, admitted: Admitted) -> None:
+        return None
+
+    async def settle(self, admitted: Admitted, cost_nanos: int, usage: Any) -> None:
         self.calls.append(("settle", cost_nanos))
 
-    async def release(self, ticket: Ticket) -> None:
-        self.calls.append(("release", ticket.request_id))
-
-    def attempts(self, ticket: Ticket) -> None:
-        return None
+    async def release(self, admitted: Admitted) -> None:
+        self.calls.append(("release", admitted.request_id))
 
 
 async def test_admission_is_asked_then_settled_or_released(tmp_path: Path) -> None:

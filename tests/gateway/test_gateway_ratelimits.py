@@ -16,7 +16,7 @@ from gateway_helpers import GatewayServer
 from limits_helpers import MESSAGES, Admin, ClientFactory, cent_call, limits_config
 
 from spendgate.core.keys import hash_key
-from spendgate.gateway.limits import trusted_peer
+from spendgate.http.credentials import trusted_peer
 from spendgate.providers.mock import MockServer
 
 

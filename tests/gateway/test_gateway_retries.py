@@ -12,7 +12,8 @@ from gateway_helpers import Ledger
 import spendgate
 from spendgate import Usage
 from spendgate.core.pricing.catalogue import PriceBook
-from spendgate.gateway.routing import Deployment, Router
+from spendgate.gateway.deployments import Deployment
+from spendgate.gateway.routing import Router
 from spendgate.providers.base import Target
 from spendgate.providers.mock import MockServer
 

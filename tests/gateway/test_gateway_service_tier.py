@@ -21,7 +21,7 @@ from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 from ledger_rows import event_rows
 from limits_helpers import Admin
 
-from spendgate.gateway.routing import billed_tier
+from spendgate.gateway.deployments import billed_tier
 from spendgate.providers.mock import MockServer
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

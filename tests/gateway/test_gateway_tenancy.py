@@ -50,7 +50,7 @@ def admin(gw: GatewayServer) -> Iterator[Admin]:
 @pytest.fixture(scope="module")
 def tag(gw: GatewayServer) -> str:
     """A suffix for the ids of this backend's run (PostgreSQL's database is the session's)."""
-    return gw.app.state.gateway.engine.dialect.name
+    return gw.app.state.services.engine.dialect.name
 
 
 @pytest_asyncio.fixture
@@ -166,7 +166,7 @@ async def test_trust_end_user_field_false_turns_body_customers_off(
         # A $0 customer and an unknown one (max_end_user_budget 0) would both refuse.
         assert (await cent_call(client, user="zero-cust"))[0] == 200
         assert (await cent_call(client, user="never-seen"))[0] == 200
-    db = Path(str(untrusting.app.state.gateway.engine.url.database))
+    db = Path(str(untrusting.app.state.services.engine.url.database))
     rows = Ledger(db).wait(2, "api_key = ?", (hash_key(key),))
     assert len(rows) == 2 and {r["end_user"] for r in rows} == {None}
 

@@ -91,7 +91,7 @@ async def test_400_concurrent_token_id_prompts_never_pass_a_key_budget(
     fits = BUDGET_NANOS // CALL_NANOS  # 99: the worst case reserved is the real cost
     assert statuses.count(200) == fits
     assert statuses.count(402) == 400 - fits
-    db = Path(str(gw.app.state.gateway.engine.url.database))
+    db = Path(str(gw.app.state.services.engine.url.database))
     rows = Ledger(db).wait(fits, "api_key = ? AND status = 'success'", (hash_key(raw),))
     assert len(rows) == fits
     assert all(int(r["input_tokens"]) == PROMPT_TOKENS for r in rows)

@@ -26,8 +26,8 @@ def create_app() -> object:
     import gc
 
     from spendgate.config import load_config
-    from spendgate.gateway import build_app
     from spendgate.gateway.logs import install_access_log_redaction
+    from spendgate.server import build_app
 
     install_access_log_redaction()  # in each worker, after uvicorn configured its logging
     app = build_app(load_config(os.environ[_CONFIG_ENV]))

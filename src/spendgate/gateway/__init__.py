@@ -1,11 +1,10 @@
 """The gateway: an OpenAI- and Anthropic-compatible proxy that meters and records every call.
 
-See ``docs/gateway.md``. Build the ASGI app with :func:`build_app`; the request path is
-:mod:`spendgate.gateway.pipeline`.
+See ``docs/gateway.md``. The request path is :mod:`spendgate.gateway.pipeline`, read top to
+bottom; its routes are in :mod:`spendgate.gateway.routes`. The app is assembled by the
+composition root, :func:`spendgate.server.build_app`.
 """
 
 from __future__ import annotations
 
-from spendgate.gateway.app import build_app
-
-__all__ = ["build_app"]
+__all__: list[str] = []

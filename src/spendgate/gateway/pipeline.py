@@ -1,10 +1,11 @@
 """THE request path. Read :meth:`Pipeline.handle` top to bottom:
 
-authenticate → read and parse → resolve scopes → admit → route and forward (retries,
-fallbacks) → meter usage → price → settle → record → respond.
+authenticate → read and parse → resolve scopes → admit → route and forward (the attempt
+loop: admit at the deployment → send → on failure record and go on) → meter usage →
+price → settle → record → respond.
 
-For a streamed call the last five steps run when the stream ends (however it ends), in
-:meth:`Pipeline._finish_stream`; the answer itself is a
+A complete answer and a streamed one share the billing step (:meth:`Pipeline._bill`: settle,
+then record); a stream runs it when it ends (however it ends), from
 :class:`~spendgate.gateway.streaming.StreamRelay`.
 
 Billing rules (DESIGN §1.8):
@@ -40,37 +41,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.usage.model import Usage
 from spendgate.core.usage.tier import requested_service_tier
-from spendgate.errors import UpstreamError, UpstreamStatusError
-from spendgate.gateway.admission import ATTEMPT_HOLDS, Admission, AdmissionRequest, Scopes, Ticket
+from spendgate.errors import LimitExceeded, UpstreamError, UpstreamStatusError
+from spendgate.gateway.admission import Admission, AdmissionRequest, Admitted
 from spendgate.gateway.auth import Authenticator, Principal
-from spendgate.gateway.bounds import MAX_TOKEN_ID, check_bounds, check_id
-from spendgate.gateway.limits import END_USER_HEADER, trusted_peer
+from spendgate.gateway.deployments import Deployment, InFlightSlot
+from spendgate.gateway.parsing import parse_call, response_text
 from spendgate.gateway.replies import BodyReply, header_map
-from spendgate.gateway.routing import Deployment, Router
+from spendgate.gateway.routing import Router
+from spendgate.gateway.scoping import ScopeResolver, Scopes
 from spendgate.gateway.streaming import StreamOutcome, StreamRelay
-from spendgate.http.errors import (
-    InvalidField,
-    MalformedRequest,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
-)
+from spendgate.http.body import read_body
+from spendgate.http.credentials import end_user_from_header
+from spendgate.http.errors import InvalidField, MalformedRequest, NotFound, PermissionDenied
+from spendgate.http.headers import OVERHEAD_MS, RESPONSE_COST, cost_text, overhead_text
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
 from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens, estimate_text_tokens
 from spendgate.providers.http import UpstreamClient, UpstreamResponse
-from spendgate.providers.multipart import form_fields
 from spendgate.providers.openai_compat import OpenAIExchange
 from spendgate.providers.transport import upstream_errors
 
-__all__ = ["EventSink", "Pipeline", "usd_text"]
+__all__ = ["EventSink", "Pipeline", "exchange_for"]
 
 log = logging.getLogger("spendgate.gateway")
-
-REQUEST_ID = "x-spendgate-request-id"
-RESPONSE_COST = "x-spendgate-response-cost"
-OVERHEAD_MS = "x-spendgate-overhead-ms"
 
 # Client headers never forwarded upstream: credentials, hop-by-hop, and what httpx sets.
 _NOT_FORWARDED = frozenset(
@@ -93,12 +88,23 @@ class _Call:
     started: float
     started_at: datetime
     state: dict[str, Any]
-    principal: Principal
     client: ClientCall
     scopes: Scopes
+    admitted: Admitted
     service_tier: str | None = None
     """The service tier the request asks for (normalized; None: the provider's default)."""
-    ticket: Ticket | None = None
+
+
+@dataclass(slots=True)
+class _Served:
+    """The attempt that answered: where, its in-flight slot, and the upstream's answer."""
+
+    deployment: Deployment
+    slot: InFlightSlot
+    exchange: Exchange
+    upstream: UpstreamResponse
+    body: bytes | None
+    """The full answer; None for a stream."""
 
 
 class Pipeline:
@@ -109,22 +115,22 @@ class Pipeline:
         *,
         router: Router,
         auth: Authenticator,
+        scopes: ScopeResolver,
         admission: Admission,
         recorder: EventSink,
         client: UpstreamClient,
         max_body_bytes: int,
         forward_client_headers: bool = False,
-        trust_end_user_field: bool = True,
         trusted_proxies: Sequence[str] = (),
     ) -> None:
         self.router = router
         self.auth = auth
+        self.scopes = scopes
         self.admission = admission
         self.recorder = recorder
         self.client = client
         self.max_body_bytes = max_body_bytes
         self.forward_client_headers = forward_client_headers
-        self.trust_end_user_field = trust_end_user_field
         self.trusted_proxies = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies)
 
     # -- the request path ------------------------------------------------------------------
@@ -137,129 +143,110 @@ class Pipeline:
         # 2. read (size-limited, before parsing) and parse
         body = await read_body(request, self.max_body_bytes, headers.get("content-length"))
         client_call = parse_call(endpoint, body, headers.get("content-type", ""))
-        group = self.router.group(client_call.model)
-        if group is None:
-            raise NotFound(
-                f"model {client_call.model!r} does not exist on this gateway (GET /v1/models lists them)",
-                param="model",
-                code="model_not_found",
-            )
-        if not principal.may_use(client_call.model):
-            raise PermissionDenied(f"this key may not use model {client_call.model!r}", param="model")
+        self._check_model(principal, client_call.model)
         client_call.forward_headers = self._forwarded(headers, endpoint)
-        # 3. resolve scopes
+        # 3. resolve scopes, once: whom the call is attributed to, and their limits
+        peer = request.client.host if request.client is not None else None
+        header_end_user = end_user_from_header(headers, peer, self.trusted_proxies)
+        scopes = self.scopes.attribute(principal, client_call, header_end_user)
+        resolved = await self.scopes.resolve(principal, scopes, client_call.payload)
+        # 4. admit at the request's own scopes (rate limits + the worst case reserved)
+        admitted = await self.admission.admit(
+            AdmissionRequest(
+                request_id=state["request_id"],
+                endpoint=endpoint,
+                principal=principal,
+                scopes=scopes,
+                payload=client_call.payload,
+                estimated_input_tokens=estimate_prompt_tokens(client_call.payload),
+                deployments=tuple(self.router.candidates(client_call.model)),
+                resolved=resolved,
+            )
+        )
         call = _Call(
             request_id=state["request_id"],
             path=request.scope["path"],
             started=state["started"],
             started_at=state["started_at"],
             state=state,
-            principal=principal,
             client=client_call,
-            scopes=self._scopes(principal, client_call, self._end_user_header(request, headers)),
+            scopes=scopes,
+            admitted=admitted,
             service_tier=requested_service_tier(client_call.payload),
         )
-        # 4. admit (budgets and rate limits plug in here)
-        call.ticket = await self.admission.admit(
-            AdmissionRequest(
-                request_id=call.request_id,
-                endpoint=endpoint,
-                principal=principal,
-                scopes=call.scopes,
-                payload=client_call.payload,
-                estimated_input_tokens=estimate_prompt_tokens(client_call.payload),
-                deployments=tuple(group),
-            )
-        )
-        # 5. route and forward (retries and fallbacks, each attempt admitted at its deployment;
-        #    failed attempts recorded)
+        # 5. route and forward (retries and fallbacks; each attempt admitted at its deployment)
         try:
-            deployment, (exchange, upstream, upstream_body) = await self.router.run(
-                client_call.model,
-                partial(self._attempt, call),
-                partial(self._record_failure, call),
-                gate=self.admission.attempts(call.ticket),
-                holds=call.ticket.data.setdefault(ATTEMPT_HOLDS, []),
-            )
+            served = await self._forward(call)
         except BaseException:
-            await self.admission.release(call.ticket)
+            await self.admission.release(admitted)
             raise
-        if upstream_body is None:
+        if served.body is None:
             # 6-10 for a stream happen when it ends: StreamRelay calls _finish_stream.
-            translator = exchange.stream_translator(
-                partial(deployment.price, at=call.started_at, requested_tier=call.service_tier)
+            translator = served.exchange.stream_translator(
+                partial(served.deployment.price, at=call.started_at, requested_tier=call.service_tier)
             )
-            headers = {**call.ticket.headers, OVERHEAD_MS: _ms(self._overhead(call))}
-            finish = partial(self._finish_stream, call, deployment, exchange, translator)
-            return StreamRelay(upstream, translator, headers, finish, where=deployment.id)
-        try:
-            # 6. meter
-            usage, content, content_type = exchange.read_response(
-                upstream_body, upstream.headers.get("content-type", "")
-            )
-            estimated = usage is None
-            if usage is None:
-                usage = exchange.estimate(response_text(upstream_body))
-            # 7. price (at the service tier the answer reports, else the one requested)
-            breakdown = deployment.price(
-                usage, at=call.started_at, served_tier=exchange.service_tier, requested_tier=call.service_tier
-            )
-        except BaseException:
-            await self.admission.release(call.ticket)
-            raise
-        finally:
-            deployment.in_flight -= 1
-        # 8. settle
-        nanos = _nanos(breakdown)
-        await self.admission.settle(call.ticket, nanos, usage)
-        # 9. record
-        overhead = self._overhead(call)
-        self._record(call, deployment, breakdown, EventStatus.SUCCESS, estimated=estimated, overhead=overhead)
+            relay_headers = {**admitted.headers, OVERHEAD_MS: overhead_text(self._overhead(call))}
+            finish = partial(self._finish_stream, call, served, translator)
+            return StreamRelay(served.upstream, translator, relay_headers, finish, where=served.deployment.id)
+        with served.slot:
+            try:
+                # 6. meter
+                usage, content, content_type = served.exchange.read_response(
+                    served.body, served.upstream.headers.get("content-type", "")
+                )
+                estimated = usage is None
+                if usage is None:
+                    usage = served.exchange.estimate(response_text(served.body))
+                # 7. price (at the service tier the answer reports, else the one requested)
+                breakdown = served.deployment.price(
+                    usage,
+                    at=call.started_at,
+                    served_tier=served.exchange.service_tier,
+                    requested_tier=call.service_tier,
+                )
+            except BaseException:
+                await self.admission.release(admitted)
+                raise
+        # 8-9. settle and record
+        await self._bill(call, served.deployment, usage, breakdown, EventStatus.SUCCESS, estimated=estimated)
         # 10. respond (the header's overhead includes recording)
         answer_headers = {
-            **call.ticket.headers,
-            RESPONSE_COST: usd_text(nanos) if breakdown.priced else "unpriced",
-            OVERHEAD_MS: _ms(self._overhead(call)),
+            **admitted.headers,
+            RESPONSE_COST: cost_text(_nanos(breakdown), priced=breakdown.priced),
+            OVERHEAD_MS: overhead_text(self._overhead(call)),
         }
-        return BodyReply(content, upstream.status_code, answer_headers, content_type or None)
+        return BodyReply(content, served.upstream.status_code, answer_headers, content_type or None)
 
-    # -- steps -------------------------------------------------------------------------------
+    async def _forward(self, call: _Call) -> _Served:
+        """Step 5, the attempt loop: the router proposes a deployment; the admission admits
+        the attempt there (a refusal skips it); the attempt is sent; a failure is recorded
+        and the router decides whether and where to retry (its back-off included)."""
+        plan = self.router.attempts(call.client.model)
+        while (deployment := await plan.next()) is not None:
+            try:
+                await self.admission.admit_at(call.admitted, deployment)
+            except LimitExceeded as refusal:
+                plan.refused(deployment, refusal)
+                continue
+            number = plan.sent(deployment)
+            slot = deployment.serving()
+            try:
+                exchange, upstream, body = await self._send(call, deployment)
+            except UpstreamError as error:
+                slot.close()
+                await self.admission.release_attempt(call.admitted)
+                self._record_failure(call, deployment, number, error)
+                plan.failed(error)  # raises it when it cannot be retried
+                continue
+            except BaseException:
+                slot.close()
+                await self.admission.release_attempt(call.admitted)
+                raise
+            return _Served(deployment, slot, exchange, upstream, body)
+        raise plan.error()
 
-    def _end_user_header(self, request: Request, headers: Mapping[str, str]) -> str | None:
-        """``x-spendgate-end-user``, only from a peer in ``trusted_proxies`` (else ignored)."""
-        value = headers.get(END_USER_HEADER)
-        if not value or not self.trusted_proxies:
-            return None
-        peer = request.client.host if request.client is not None else None
-        if not trusted_peer(peer, self.trusted_proxies):
-            return None
-        check_id(value, END_USER_HEADER)
-        return value
-
-    def _scopes(self, principal: Principal, call: ClientCall, header_end_user: str | None = None) -> Scopes:
-        # A key bound to a customer wins; then a trusted proxy's header; then the body's ``user``.
-        end_user = principal.end_user_id or header_end_user
-        if end_user is None and self.trust_end_user_field:
-            user = call.payload.get("user")
-            if user is None and isinstance(call.payload.get("metadata"), dict):
-                user = call.payload["metadata"].get("user_id")  # Anthropic clients
-            end_user = user if isinstance(user, str) and user else None
-        tags = list(principal.tags)
-        metadata = call.payload.get("metadata")
-        if isinstance(metadata, dict) and isinstance(metadata.get("tags"), list):
-            tags += [t for t in metadata["tags"] if isinstance(t, str)]
-        return Scopes(
-            api_key=principal.key_id,
-            user_id=principal.user_id,
-            team_id=principal.team_id,
-            organization_id=principal.organization_id,
-            end_user=end_user,
-            tags=tuple(dict.fromkeys(tags)),
-            model_group=call.model,
-        )
-
-    async def _attempt(
-        self, call: _Call, deployment: Deployment, number: int
+    async def _send(
+        self, call: _Call, deployment: Deployment
     ) -> tuple[Exchange, UpstreamResponse, bytes | None]:
         """Send one attempt: (exchange, upstream response, full body; None for a stream)."""
         exchange = exchange_for(call.client, deployment)
@@ -291,47 +278,16 @@ class Pipeline:
                 call.state.get("upstream_seconds", 0.0) + time.perf_counter() - started
             )
 
-    async def _bill_cancelled(self, call: _Call, deployment: Deployment, exchange: Exchange) -> None:
-        """A call cancelled while its attempt was upstream (only the server cancels a task: a
-        graceful stop that ran out of time). The request may have reached the provider, which
-        bills the prompt, so it is billed here too: the prompt estimate, ``cancelled`` and
-        ``estimated``, settled against the request's own reservation (the attempt's hold at
-        the deployment is released by the router)."""
-        try:
-            usage = exchange.estimate()
-            breakdown = deployment.price(usage, at=call.started_at)
-            if call.ticket is not None:
-                await self.admission.settle(call.ticket, _nanos(breakdown), usage)
-            self._record(call, deployment, breakdown, EventStatus.CANCELLED, estimated=True, overhead=None)
-        except Exception:
-            log.exception("could not bill cancelled call %s", call.request_id)
-
-    async def _record_failure(
-        self, call: _Call, deployment: Deployment, number: int, error: UpstreamError
-    ) -> None:
-        log.info("attempt %d of %s on %s failed: %s", number, call.request_id, deployment.id, error)
-        breakdown = CostBreakdown(model=deployment.price_model, priced=True, provider=deployment.provider)
-        self._record(
-            call,
-            deployment,
-            breakdown,
-            EventStatus.ERROR,
-            estimated=False,
-            overhead=None,
-            event_id=f"{call.request_id}.{number}",
-        )
-
     async def _finish_stream(
-        self, call: _Call, deployment: Deployment, exchange: Exchange, translator: Any, outcome: StreamOutcome
+        self, call: _Call, served: _Served, translator: Any, outcome: StreamOutcome
     ) -> None:
         """Steps 6-9 of a streamed call, once it has ended."""
-        try:
+        with served.slot:
             # 6. meter: the upstream's usage when it sent its final usage, else an estimate
             usage = translator.usage()
             final = usage is not None and outcome.finished
-            estimated = not final
             if usage is None:
-                usage = exchange.estimate(translator.text)
+                usage = served.exchange.estimate(translator.text)
             elif not final:
                 # Input counts are exact (sent first); the output is at least what was streamed.
                 usage = usage.with_(
@@ -346,20 +302,66 @@ class Pipeline:
             # 7. price (the price put into the usage chunk, when there was one)
             breakdown = translator.breakdown if (final and translator.breakdown is not None) else None
             if breakdown is None:
-                breakdown = deployment.price(
+                breakdown = served.deployment.price(
                     usage,
                     at=call.started_at,
                     served_tier=translator.service_tier,
                     requested_tier=call.service_tier,
                 )
-            # 8. settle
-            assert call.ticket is not None
-            await self.admission.settle(call.ticket, _nanos(breakdown), usage)
-            # 9. record
-            overhead = self._overhead(call, streaming=outcome.processing_seconds)
-            self._record(call, deployment, breakdown, status, estimated=estimated, overhead=overhead)
-        finally:
-            deployment.in_flight -= 1
+            # 8-9. settle and record
+            streaming = outcome.processing_seconds
+            await self._bill(
+                call, served.deployment, usage, breakdown, status, estimated=not final, streaming=streaming
+            )
+
+    async def _bill_cancelled(self, call: _Call, deployment: Deployment, exchange: Exchange) -> None:
+        """A call cancelled while its attempt was upstream (only the server cancels a task: a
+        graceful stop that ran out of time). The request may have reached the provider, which
+        bills the prompt, so it is billed here too: the prompt estimate, ``cancelled`` and
+        ``estimated``, settled against the request's own reservation (the attempt's hold at
+        the deployment is released first)."""
+        try:
+            await self.admission.release_attempt(call.admitted)
+            usage = exchange.estimate()
+            breakdown = deployment.price(usage, at=call.started_at)
+            await self._bill(
+                call, deployment, usage, breakdown, EventStatus.CANCELLED, estimated=True, streaming=None
+            )
+        except Exception:
+            log.exception("could not bill cancelled call %s", call.request_id)
+
+    # -- billing -----------------------------------------------------------------------------
+
+    async def _bill(
+        self,
+        call: _Call,
+        deployment: Deployment,
+        usage: Usage,
+        breakdown: CostBreakdown,
+        status: EventStatus,
+        *,
+        estimated: bool,
+        streaming: float | None = 0.0,
+    ) -> None:
+        """Steps 8 and 9, for every billed outcome: settle the reservations with the real cost,
+        then record the spend event (with the gateway's overhead, plus ``streaming`` seconds
+        spent relaying a stream; None: not measured, as for a cancelled call)."""
+        await self.admission.settle(call.admitted, _nanos(breakdown), usage)
+        overhead = None if streaming is None else self._overhead(call, streaming)
+        self._record(call, deployment, breakdown, status, estimated=estimated, overhead=overhead)
+
+    def _record_failure(self, call: _Call, deployment: Deployment, number: int, error: UpstreamError) -> None:
+        log.info("attempt %d of %s on %s failed: %s", number, call.request_id, deployment.id, error)
+        breakdown = CostBreakdown(model=deployment.price_model, priced=True, provider=deployment.provider)
+        self._record(
+            call,
+            deployment,
+            breakdown,
+            EventStatus.ERROR,
+            estimated=False,
+            overhead=None,
+            event_id=f"{call.request_id}.{number}",
+        )
 
     def _record(
         self,
@@ -403,6 +405,16 @@ class Pipeline:
                 "could not record spend event %s: %s", event.event_id, event.to_json().decode(), exc_info=True
             )
 
+    def _check_model(self, principal: Principal, model: str) -> None:
+        if self.router.group(model) is None:
+            raise NotFound(
+                f"model {model!r} does not exist on this gateway (GET /v1/models lists them)",
+                param="model",
+                code="model_not_found",
+            )
+        if not principal.may_use(model):
+            raise PermissionDenied(f"this key may not use model {model!r}", param="model")
+
     def _overhead(self, call: _Call, streaming: float = 0.0) -> float:
         """Seconds spent in the gateway so far, the upstream's time excluded."""
         upstream: float = call.state.get("upstream_seconds", 0.0)
@@ -436,136 +448,6 @@ class Pipeline:
         return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-_REQUIRED = {
-    "chat": ("messages", list),
-    "completions": ("prompt", (str, list)),
-    "embeddings": ("input", (str, list)),
-    "images": ("prompt", str),
-    "speech": ("input", str),
-    "messages": ("messages", list),
-}
-_TOKEN_ID_PROMPTS = {"completions": "prompt", "embeddings": "input"}
-"""Fields that may hold a pre-tokenized prompt (token ids), and so must have its shape."""
-_NUMBER_FIELDS = ("temperature", "top_p")
-
-
-async def read_body(request: Request, limit: int, declared: str | None = None) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes
-    (``declared``: its ``content-length``, if given)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_call(endpoint: str, body: bytes, content_type: str) -> ClientCall:
-    """Parse and check a request body: 400 when it is not JSON, 422 for a bad field."""
-    if endpoint == "transcriptions":
-        fields = form_fields(body, content_type)
-        if fields is None:
-            raise MalformedRequest("expected a multipart/form-data body with the audio file")
-        payload: Any = dict(fields)
-    else:
-        if not body.strip():
-            raise MalformedRequest("request body is empty; expected a JSON object")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedRequest(f"request body is not valid JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise MalformedRequest("request body must be a JSON object")
-    model = payload.get("model")
-    if model is None:
-        raise InvalidField("missing required field 'model'", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model:
-        raise InvalidField("'model' must be a non-empty string", param="model")
-    required = _REQUIRED.get(endpoint)
-    if required is not None:
-        name, kind = required
-        kinds: type | tuple[type, ...] = kind  # type: ignore[assignment]
-        if name not in payload:
-            raise InvalidField(
-                f"missing required field {name!r}", param=name, code="missing_required_parameter"
-            )
-        if not isinstance(payload[name], kinds):
-            raise InvalidField(f"{name!r} has the wrong type", param=name)
-    if endpoint in ("chat", "messages"):
-        _check_messages(payload["messages"])
-    prompt_field = _TOKEN_ID_PROMPTS.get(endpoint)
-    if prompt_field is not None:
-        _check_prompt(payload[prompt_field], prompt_field)
-    tools = payload.get("tools")
-    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
-        raise InvalidField("'tools' must be a list of objects", param="tools")
-    check_bounds(payload)
-    for name in _NUMBER_FIELDS:
-        value = payload.get(name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise InvalidField(f"{name!r} must be a number", param=name)
-    if endpoint == "messages" and not isinstance(payload.get("max_tokens"), int):
-        raise InvalidField(
-            "missing required field 'max_tokens'", param="max_tokens", code="missing_required_parameter"
-        )
-    stream = payload.get("stream", False)
-    if endpoint == "transcriptions":
-        stream = False
-    elif stream is not None and not isinstance(stream, bool):
-        raise InvalidField("'stream' must be a boolean", param="stream")
-    options = payload.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidField("'stream_options' must be an object", param="stream_options")
-    return ClientCall(
-        endpoint=endpoint,
-        model=model,
-        payload=payload,
-        raw=body,
-        content_type=content_type or "application/json",
-        stream=bool(stream),
-        include_usage=bool(options and options.get("include_usage")),
-    )
-
-
-def _check_messages(messages: list[Any]) -> None:
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidField(f"{where} must be an object with a string 'role'", param=where)
-        content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise InvalidField(f"{where}.content must be a string or a list", param=f"{where}.content")
-        if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
-            raise InvalidField(f"{where}.content parts must be objects", param=f"{where}.content")
-        calls = message.get("tool_calls")
-        if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
-            raise InvalidField(f"{where}.tool_calls must be a list of objects", param=f"{where}.tool_calls")
-
-
-def _check_prompt(prompt: str | list[Any], name: str) -> None:
-    """A prompt is a string, a list of strings, a list of token ids, or a list of lists of
-    token ids (OpenAI's four forms); token ids are counted one token each."""
-    if isinstance(prompt, str) or all(isinstance(item, str) for item in prompt) or _token_ids(prompt):
-        return
-    if all(isinstance(item, list) and _token_ids(item) for item in prompt):
-        return
-    raise InvalidField(
-        f"{name!r} must be a string, a list of strings, a list of token ids (non-negative integers) "
-        "or a list of such lists",
-        param=name,
-    )
-
-
-def _token_ids(items: list[Any]) -> bool:
-    return all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_TOKEN_ID for i in items)
-
-
 def exchange_for(call: ClientCall, deployment: Deployment) -> Exchange:
     """The adapter for a client call on a deployment (by their two dialects)."""
     kind = deployment.target.kind
@@ -583,37 +465,5 @@ def exchange_for(call: ClientCall, deployment: Deployment) -> Exchange:
     )
 
 
-def response_text(body: bytes) -> str:
-    """The generated text of a non-streamed answer (for an estimate when it has no usage)."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    parts: list[str] = []
-    if isinstance(parsed, dict):
-        for choice in parsed.get("choices") or []:
-            if isinstance(choice, dict):
-                message = choice.get("message") or {}
-                parts.append(str(message.get("content") or "") if isinstance(message, dict) else "")
-                parts.append(str(choice.get("text") or ""))
-        for block in parsed.get("content") or []:
-            if isinstance(block, dict):
-                parts.append(str(block.get("text") or ""))
-        if isinstance(parsed.get("output_text"), str):
-            parts.append(parsed["output_text"])
-    return "".join(parts)
-
-
 def _nanos(breakdown: CostBreakdown) -> int:
     return breakdown.total_nanos if breakdown.priced else 0
-
-
-def usd_text(nanos: int) -> str:
-    """Integer nano-USD as a plain decimal USD number (``0.0000625``)."""
-    sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
-    whole, frac = divmod(nanos, 1_000_000_000)
-    return f"{sign}{whole}.{frac:09d}".rstrip("0").rstrip(".")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f}"

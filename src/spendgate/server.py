@@ -1,0 +1,394 @@
+"""The composition root: builds every part of a running spendgate from its config.
+
+:func:`build_app` returns the ASGI app ``spendgate serve`` runs. Its lifespan opens, in
+order: the database engine (migrated, or checked up to date), the spend recorder (journal
+replayed), the upstream client, the counter storage (Redis with ``redis_url``, else in
+process) and the enforcer on it, the entity reader, scope resolver and admission, the
+pipeline, and the job runner (background jobs under a leader lock: none registered yet;
+the batch poller, alert sender and report scheduler start here). On shutdown it waits for
+requests in flight, then closes the same parts in reverse, the recorder flushed first.
+
+The gateway's routes (:mod:`spendgate.gateway.routes`) and the management API's
+(:mod:`spendgate.admin`) are mounted side by side: neither imports the other. This is the
+only module that knows them both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
+from spendgate.config import GatewayConfig
+from spendgate.core.money import to_nano
+from spendgate.core.periods import parse_window
+from spendgate.core.pricing.adjustments import AdjustmentRules
+from spendgate.core.pricing.catalogue import PriceBook
+from spendgate.costs import default_price_book
+from spendgate.enforcement import (
+    EnforcementRequest,
+    Enforcer,
+    ScopeWindowState,
+    Storage,
+    explain,
+    storage_from_url,
+)
+from spendgate.entities import EntityReader, LimitSpec
+from spendgate.errors import ConfigurationError
+from spendgate.gateway.admission import Admission, LimitsAdmission
+from spendgate.gateway.auth import Authenticator
+from spendgate.gateway.deployments import build_deployments
+from spendgate.gateway.lookups import bounded
+from spendgate.gateway.middleware import InFlight
+from spendgate.gateway.pipeline import EventSink, Pipeline
+from spendgate.gateway.routes import GatewayApp, gateway_routes
+from spendgate.gateway.routing import Router
+from spendgate.gateway.scoping import ScopeResolver
+from spendgate.http.errors import error_body, render_error
+from spendgate.jobs import JobRunner, lock_for
+from spendgate.ledger.journal import JournalLockedError
+from spendgate.ledger.recorder import Recorder
+from spendgate.ledger.seed import period_spend
+from spendgate.providers.http import UpstreamClient, make_upstream_client
+from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
+
+__all__ = ["Services", "build_app"]
+
+log = logging.getLogger("spendgate.server")
+
+
+@dataclass(slots=True)
+class Services:
+    """What the lifespan opened (``app.state.services``)."""
+
+    pipeline: Pipeline
+    engine: AsyncEngine
+    recorder: EventSink
+    client: UpstreamClient
+    scopes: ScopeResolver
+    jobs: JobRunner
+    redis: Any = None
+    """The readiness check's Redis client (None without ``redis_url``)."""
+    enforcer: Enforcer | None = None
+    """Budgets and rate limits (None when ``build_app`` was given its own ``admission``)."""
+
+
+def build_app(
+    config: GatewayConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    admission: Admission | None = None,
+    book: PriceBook | None = None,
+    recorder_factory: Callable[[AsyncEngine], EventSink] | None = None,
+    storage: Storage | None = None,
+) -> GatewayApp:
+    """The app ``spendgate serve`` runs.
+
+    Args:
+        config: the gateway config.
+        transport: replaces the upstream transport (tests).
+        admission: replaces budgets and rate limits (tests; default: the enforcer's).
+        book: the price layers (default: the bundled catalogue).
+        recorder_factory: replaces the spend recorder (tests; default: the journaled one).
+        storage: the counter storage (default: from ``redis_url``, else in process).
+    """
+    general = config.general_settings
+    settings = config.litellm_settings
+    rules = AdjustmentRules.from_litellm(settings.cost_discount_config, settings.cost_margin_config)
+    has_rules = bool(rules.discounts or rules.margins)
+    deployments = build_deployments(
+        config,
+        book or default_price_book(),
+        (lambda provider, model: rules.for_model(provider, model)) if has_rules else (lambda p, m: None),
+    )
+    router = Router(
+        deployments,
+        strategy=config.router_settings.strategy,
+        num_retries=config.num_retries,
+        fallbacks=config.fallbacks,
+        retry_after=config.router_settings.retry_after,
+        max_retry_delay=config.router_settings.max_retry_delay,
+    )
+    if settings.budget_duration:
+        parse_window(settings.budget_duration)  # a bad duration fails now, not on a request
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    if not general.master_key:
+        log.warning("no master_key configured: the gateway accepts every request without a key")
+    in_flight = InFlight()
+    holder: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            engine = create_engine(
+                database_url(general.database_url),
+                connect_timeout=general.database_connect_timeout_seconds,
+                command_timeout=general.database_command_timeout_seconds,
+                pool_timeout=general.database_pool_timeout_seconds,
+            )
+            stack.push_async_callback(engine.dispose)
+            await _migrate(engine, run_migrations=general.run_migrations)
+            redis_client = None
+            if general.redis_url:
+                import redis.asyncio as aioredis
+
+                # Readiness pings only: bounded, so a Redis that drops packets cannot hang it.
+                redis_client = aioredis.from_url(
+                    general.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0
+                )
+                stack.push_async_callback(redis_client.aclose)
+            enforcer = None
+            admitting = admission
+            if admitting is None:
+                counters = storage or _counter_storage(config)
+                stack.push_async_callback(counters.close)
+                enforcer = Enforcer(
+                    counters,
+                    mode=general.budget_mode,
+                    lease_seconds=general.reservation_lease_seconds,
+                    # A cold counter is seeded from the ledger: within the bounded wait, else 503.
+                    loader=lambda budget, period: bounded(
+                        lambda: period_spend(
+                            engine,
+                            budget,
+                            period,
+                            tz=settings.timezone,
+                            served_by=lambda group: [d.id for d in router.group(group) or ()],
+                        ),
+                        general.database_lookup_timeout_seconds,
+                    ),
+                    fail_open_budgets=general.fail_open_budgets,
+                    fail_open_rate_limits=general.fail_open_rate_limits,
+                )
+                admitting = LimitsAdmission(enforcer, deployments, config)
+            client = make_upstream_client(
+                general.upstream_http_client,
+                http2=general.upstream_http2,
+                transport=transport,
+                timeout=config.timeout,
+            )
+            stack.push_async_callback(client.aclose)
+            if recorder_factory is not None:
+                recorder: EventSink = recorder_factory(engine)
+                start = getattr(recorder, "start", None)
+                if start is not None:
+                    await start()
+            else:
+                recorder = await _start_recorder(engine, _journal_dir(config))
+            close = getattr(recorder, "close", None)
+            if close is not None:
+                stack.push_async_callback(close)
+            # Requests a graceful stop cancelled still settle and record: let them end before
+            # the recorder closes (callbacks run last-in, first-out).
+            stack.push_async_callback(in_flight.drained, 5.0)
+            reader = EntityReader(engine)
+            scopes = ScopeResolver(
+                reader,
+                engine,
+                tz=settings.timezone,
+                rate_window=general.rate_limit_window_seconds,
+                user_on_team_keys=general.apply_user_budget_to_team_keys,
+                trust_end_user_field=general.trust_end_user_field,
+                global_spec=LimitSpec(
+                    max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
+                    budget_duration=settings.budget_duration,
+                ),
+                end_user_default_nanos=None
+                if settings.max_end_user_budget is None
+                else to_nano(settings.max_end_user_budget),
+                ttl_seconds=general.key_cache_ttl_seconds,
+                stale_seconds=general.stale_cache_max_seconds,
+                wait_seconds=general.database_lookup_timeout_seconds,
+            )
+            pipeline = Pipeline(
+                router=router,
+                auth=Authenticator(
+                    general.master_key,
+                    engine,
+                    ttl_seconds=general.key_cache_ttl_seconds,
+                    stale_seconds=general.stale_cache_max_seconds,
+                    wait_seconds=general.database_lookup_timeout_seconds,
+                ),
+                scopes=scopes,
+                admission=admitting,
+                recorder=recorder,
+                client=client,
+                max_body_bytes=config.max_request_bytes,
+                forward_client_headers=general.forward_client_headers_to_llm_api,
+                trusted_proxies=general.trusted_proxies,
+            )
+            jobs = JobRunner(lock_for(engine, general.redis_url))
+            await jobs.start()
+            stack.push_async_callback(jobs.close)
+            services = Services(pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer)
+            holder["services"] = app.state.services = services
+            yield
+
+    routes = gateway_routes(lambda: holder["services"].pipeline)
+    for path in ("/health/liveliness", "/health/liveness", "/health"):
+        routes.append(Route(path, _liveliness, methods=["GET"]))
+    routes.append(Route("/health/readiness", _readiness, methods=["GET"]))
+    routes += admin_routes(
+        AdminSettings.from_master_key(
+            lambda request: request.app.state.services.engine,
+            general.master_key,
+            on_key_change=_forget_key,
+            explainer=_explain,
+            budget_exceeded_status=general.budget_exceeded_status,
+        )
+    )
+    starlette = Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: _http_error,
+            Exception: _server_error(general.budget_exceeded_status),
+        },
+        lifespan=lifespan,
+    )
+    return GatewayApp(
+        starlette,
+        lambda: holder["services"].pipeline,
+        budget_exceeded_status=general.budget_exceeded_status,
+        in_flight=in_flight,
+    )
+
+
+def _counter_storage(config: GatewayConfig) -> Storage:
+    general = config.general_settings
+    if general.redis_url:
+        # A cold burst opens many connections at once on a busy event loop: give the connect
+        # more than the storage's 1 s default before failing (closed) on it.
+        return storage_from_url(
+            general.redis_url,
+            prefix=general.enforcement_key_prefix,
+            socket_connect_timeout=5.0,
+            socket_timeout=5.0,
+        )
+    return storage_from_url("memory://", prefix=general.enforcement_key_prefix)
+
+
+async def _migrate(engine: AsyncEngine, *, run_migrations: bool) -> None:
+    if run_migrations:
+        await upgrade(engine)
+        return
+    status = await schema_status(engine)
+    if not status.up_to_date:
+        raise ConfigurationError(
+            f"database {status.url} is at revision {status.current}, not {status.head}: "
+            "run `spendgate db upgrade` (or set general_settings.run_migrations: true)"
+        )
+
+
+async def _start_recorder(engine: AsyncEngine, base: Path) -> Recorder:
+    """A recorder on the first free journal slot (``worker-<n>``; one per worker process).
+
+    A journal is locked by the process that has it open, so with several workers each
+    takes its own slot, and after a restart the same slots (and what they hold) are
+    taken again and replayed.
+    """
+    for slot in range(256):
+        recorder = Recorder(engine, base / f"worker-{slot}")
+        try:
+            await recorder.start()
+        except JournalLockedError:
+            continue
+        return recorder
+    raise ConfigurationError(f"{base}: no free spend-journal slot (256 in use)")
+
+
+def _journal_dir(config: GatewayConfig) -> Path:
+    configured = config.general_settings.journal_dir or os.environ.get("SPENDGATE_JOURNAL_DIR")
+    path = Path(configured or "spendgate-journal")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _forget_key(request: Request, key: str) -> None:
+    """Drop a changed key from the caches (``key``: its hash or its stable id)."""
+    services: Services = request.app.state.services
+    services.pipeline.auth.forget(key)
+    services.scopes.forget(key)
+
+
+async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
+    """/budget/explain: the same scopes and limits the admission checks for the key."""
+    services: Services = request.app.state.services
+    if services.enforcer is None:
+        raise NotAvailable("budget explain is not available: this gateway runs its own admission")
+    budgets = await services.scopes.explain_limits(
+        key_id=target.key_id, end_user=target.customer, tags=target.tags, model=target.model
+    )
+    # Cold counters are seeded from the ledger first, as the admission does.
+    return await explain(services.enforcer, EnforcementRequest("explain", budgets, (), 0, 0))
+
+
+async def _liveliness(request: Request) -> Response:
+    return Response(orjson.dumps({"status": "alive"}), media_type="application/json")
+
+
+async def _readiness(request: Request) -> Response:
+    services: Services = request.app.state.services
+    report: dict[str, Any] = {"status": "healthy"}
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        report["database"] = "connected"
+    except Exception as exc:
+        report["database"] = f"error: {type(exc).__name__}"
+        report["status"] = "unhealthy"
+    if services.redis is None:
+        report["redis"] = "not configured"
+    else:
+        try:
+            await services.redis.ping()
+            report["redis"] = "connected"
+        except Exception as exc:
+            report["redis"] = f"error: {type(exc).__name__}"
+            report["status"] = "unhealthy"
+    stats = getattr(services.recorder, "stats", None)
+    if stats is not None:
+        report["recorder_queue"] = stats.queue_depth
+    code = 200 if report["status"] == "healthy" else 503
+    return Response(orjson.dumps(report), status_code=code, media_type="application/json")
+
+
+def _server_error(budget_status: int) -> Callable[[Request, Exception], Any]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        status, body, headers = render_error(exc, budget_status=budget_status)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    return handle
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        body = error_body(
+            f"no route {request.method} {request.url.path}", "invalid_request_error", None, "not_found"
+        )
+    elif exc.status_code == 405:
+        body = error_body(
+            f"method {request.method} not allowed on {request.url.path}",
+            "invalid_request_error",
+            None,
+            "method_not_allowed",
+        )
+    else:
+        body = error_body(str(exc.detail), "invalid_request_error", None, None)
+    return Response(body, status_code=exc.status_code, media_type="application/json", headers=exc.headers)
