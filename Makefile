@@ -5,7 +5,17 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test lint typecheck check bench catalogue sync clean reliability
+.PHONY: run test lint typecheck typecheck-tests check bench catalogue sync clean reliability
+
+# mypy over tests/ (tests/mypy.ini, not strict): every directory holding test code is a base,
+# as pytest imports each file by its name; each conftest.py (a name pytest allows twice) is
+# checked in a run of its own.
+TEST_DIRS := $(sort $(dir $(wildcard tests/*.py tests/*/*.py tests/*/*/*.py)))
+TEST_CONFTESTS := $(filter-out tests/conftest.py,$(wildcard tests/*/conftest.py tests/*/*/conftest.py))
+TEST_SOURCES := $(filter-out $(TEST_CONFTESTS),$(wildcard tests/*.py tests/*/*.py tests/*/*/*.py))
+empty :=
+space := $(empty) $(empty)
+MYPY_TESTS := MYPYPATH=src:.:$(subst $(space),:,$(TEST_DIRS:/=)) $(VENV)/bin/mypy --config-file tests/mypy.ini
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,6 +34,7 @@ test: sync
 	$(VENV)/bin/ruff check src tests bench tools reliability
 	$(VENV)/bin/ruff format --check src tests bench tools reliability
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory typecheck-tests
 	$(VENV)/bin/pytest
 
 lint: sync
@@ -32,6 +43,11 @@ lint: sync
 
 typecheck: sync
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory typecheck-tests
+
+typecheck-tests: sync
+	$(MYPY_TESTS) $(TEST_SOURCES)
+	@for conftest in $(TEST_CONFTESTS); do echo "mypy $$conftest"; $(MYPY_TESTS) $$conftest || exit 1; done
 
 bench: $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --group bench

@@ -81,10 +81,12 @@ def _imports() -> Iterator[Import]:
         is_package = path.name == "__init__.py"
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            else:
                 module = _resolve(source, is_package, node.level, node.module)
                 for alias in node.names:
                     sub = f"{module}.{alias.name}"

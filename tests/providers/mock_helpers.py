@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 OVERHEAD = 4
@@ -24,7 +25,7 @@ def _text(content: Any) -> str:
     return out
 
 
-def chat_prompt(messages: list[dict[str, Any]], system: Any = None) -> int:
+def chat_prompt(messages: Sequence[Mapping[str, Any]], system: Any = None) -> int:
     total = sum(OVERHEAD + tokens(_text(m.get("content"))) for m in messages)
     if system:
         total += OVERHEAD + tokens(_text(system))

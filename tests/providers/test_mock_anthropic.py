@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import anthropic
 import httpx
+from anthropic.types import MessageParam
 from mock_helpers import chat_prompt, tokens
 
 from spendgate.providers.mock import MockServer
 
 MODEL = "claude-haiku-4-5"
 SYSTEM = "You answer in haiku."
-MESSAGES = [{"role": "user", "content": "Write about the sea and the wind, please."}]
+MESSAGES: list[MessageParam] = [{"role": "user", "content": "Write about the sea and the wind, please."}]
 
 
 def test_usage_and_text(anthropic_client: anthropic.Anthropic) -> None:
-    message = anthropic_client.messages.create(model=MODEL, max_tokens=11, system=SYSTEM, messages=MESSAGES)  # type: ignore[arg-type]
+    message = anthropic_client.messages.create(model=MODEL, max_tokens=11, system=SYSTEM, messages=MESSAGES)
     assert message.model == MODEL
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens == chat_prompt(MESSAGES, SYSTEM)
@@ -31,7 +32,7 @@ def test_cache_reads_and_writes_are_excluded_from_input_tokens(anthropic_client:
         model=MODEL,
         max_tokens=4,
         system=SYSTEM,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         extra_headers={
             "x-mock-cached-tokens": "6",
             "x-mock-cache-write-tokens": "5",
@@ -52,7 +53,7 @@ def test_thinking_tokens_are_part_of_output(anthropic_client: anthropic.Anthropi
         model=MODEL,
         max_tokens=10,
         messages=MESSAGES,
-        extra_headers={"x-mock-reasoning-tokens": "4"},  # type: ignore[arg-type]
+        extra_headers={"x-mock-reasoning-tokens": "4"},
     )
     assert message.usage.output_tokens == 10
     assert message.usage.output_tokens_details is not None
@@ -64,7 +65,7 @@ def test_stream_events(anthropic_client: anthropic.Anthropic) -> None:
     stream = anthropic_client.messages.create(
         model=MODEL,
         max_tokens=5,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         stream=True,
         extra_headers={"x-mock-cached-tokens": "3"},
     )
@@ -83,7 +84,7 @@ def test_stream_events(anthropic_client: anthropic.Anthropic) -> None:
 
 
 def test_stream_helper_accumulates(anthropic_client: anthropic.Anthropic) -> None:
-    with anthropic_client.messages.stream(model=MODEL, max_tokens=8, messages=MESSAGES) as stream:  # type: ignore[arg-type]
+    with anthropic_client.messages.stream(model=MODEL, max_tokens=8, messages=MESSAGES) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert tokens(text) == 8
@@ -95,7 +96,7 @@ async def test_async_stream(async_anthropic_client: anthropic.AsyncAnthropic) ->
     async with async_anthropic_client.messages.stream(
         model=MODEL,
         max_tokens=3,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
     ) as stream:
         text = "".join([piece async for piece in stream.text_stream])
         final = await stream.get_final_message()
@@ -121,7 +122,7 @@ def test_content_blocks_and_tool_results_are_counted(anthropic_client: anthropic
 
 
 def test_x_api_key_is_tracked_per_key(anthropic_client: anthropic.Anthropic, mock: MockServer) -> None:
-    anthropic_client.messages.create(model=MODEL, max_tokens=1, messages=MESSAGES)  # type: ignore[arg-type]
+    anthropic_client.messages.create(model=MODEL, max_tokens=1, messages=MESSAGES)
     stats = mock.stats()
     assert stats["by_key"]["ak-test"]["requests"] == 1
     assert stats["by_path"] == {"/v1/messages": 1}
@@ -132,7 +133,7 @@ def test_errors_have_the_anthropic_shape(anthropic_client: anthropic.Anthropic, 
         anthropic_client.messages.create(
             model=MODEL,
             max_tokens=1,
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             extra_headers={"x-mock-status": "429", "x-mock-retry-after": "7"},
         )
     except anthropic.RateLimitError as exc:

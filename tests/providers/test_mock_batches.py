@@ -134,7 +134,7 @@ def test_invalid_batches(openai_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         openai_client.batches.create(
             input_file_id=file_id, endpoint="/v1/moderations", completion_window="24h"
-        )  # type: ignore[arg-type]
+        )
     bad = openai_client.files.create(
         file=("bad.jsonl", b'{"custom_id": "a", "url": "/v1/embeddings"}\nnot json\n'), purpose="batch"
     )

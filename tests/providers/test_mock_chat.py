@@ -6,10 +6,11 @@ import httpx
 import openai
 import pytest
 from mock_helpers import chat_prompt, tokens
+from openai.types.chat import ChatCompletionMessageParam
 
 from spendgate.providers.mock import MockServer
 
-MESSAGES = [
+MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "What is the capital of France? Answer in one word."},
 ]

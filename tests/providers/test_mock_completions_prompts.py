@@ -11,9 +11,9 @@ import pytest
     ("prompt", "tokens"), [([5, 6, 7], 3), ([[1, 2], [3, 4, 5]], 5), (["abcd", "ef"], 2)]
 )
 def test_token_id_prompts_count_one_token_an_id(
-    openai_client: openai.OpenAI, prompt: object, tokens: int
+    openai_client: openai.OpenAI, prompt: list[int] | list[list[int]] | list[str], tokens: int
 ) -> None:
-    reply = openai_client.completions.create(model="m", prompt=prompt, max_tokens=2)  # type: ignore[arg-type]
+    reply = openai_client.completions.create(model="m", prompt=prompt, max_tokens=2)
     assert reply.usage is not None and reply.usage.prompt_tokens == tokens
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from anthropic.types.messages.batch_create_params import Request
 from mock_helpers import chat_prompt
 
 MODEL = "claude-haiku-4-5"
 
 
-def _request(custom_id: str, text: str, max_tokens: int) -> dict[str, object]:
+def _request(custom_id: str, text: str, max_tokens: int) -> Request:
     return {
         "custom_id": custom_id,
         "params": {"model": MODEL, "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]},
@@ -23,7 +24,7 @@ def test_lifecycle_and_results(anthropic_client: anthropic.Anthropic) -> None:
             _request("a", "Hello", 5),
             _request("fail-b", "nope", 5),
             _request("c", "Longer text here", 9),
-        ],  # type: ignore[list-item]
+        ],
         extra_headers={"x-mock-cached-tokens": "2"},
     )
     assert created.processing_status == "in_progress" and created.results_url is None
@@ -47,7 +48,7 @@ def test_lifecycle_and_results(anthropic_client: anthropic.Anthropic) -> None:
 
 def test_cancel(anthropic_client: anthropic.Anthropic) -> None:
     batches = anthropic_client.messages.batches
-    created = batches.create(requests=[_request("a", "x", 1)])  # type: ignore[list-item]
+    created = batches.create(requests=[_request("a", "x", 1)])
     canceling = batches.cancel(created.id)
     assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
     ended = batches.retrieve(created.id)

@@ -6,10 +6,11 @@ import asyncio
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from spendgate.providers.mock import MockServer
 
-MESSAGES = [{"role": "user", "content": "hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
 
 async def test_max_in_flight_under_concurrency(mock: MockServer) -> None:
