@@ -115,14 +115,14 @@ def _iso_utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def limit_headers(*tickets: Reservation) -> dict[str, str]:
-    """The budget and rate-limit headers for a request admitted by ``tickets`` (the tightest
-    over all of them; empty when nothing applies)."""
+def limit_headers(*reservations: Reservation) -> dict[str, str]:
+    """The budget and rate-limit headers for a request admitted by ``reservations`` (the
+    tightest over all of them; empty when nothing applies)."""
     out: dict[str, str] = {}
     tightest: BudgetView | None = None  # the first window with the least room left
     room = 0
     rates: list[RateView] = []
-    for t in tickets:
+    for t in reservations:
         for v in t.budgets:
             if v.limit_nanos is not None:
                 left = v.limit_nanos - v.spend_nanos - v.reserved_nanos
