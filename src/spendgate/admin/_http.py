@@ -28,13 +28,18 @@ from starlette.responses import Response
 
 from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.core.keys import hash_key
+from spendgate.entities.errors import EntityConflict, EntityError, EntityInvalid, EntityNotFound
+from spendgate.entities.repository import EntityRepository
+from spendgate.entities.service import EntityService
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import (
     AuthenticationFailed,
     Conflict,
     DatabaseUnavailable,
+    GatewayError,
     InvalidField,
     MalformedRequest,
+    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     is_database_outage,
@@ -56,16 +61,20 @@ MAX_BODY_BYTES = 1 << 20
 
 @dataclass(slots=True)
 class Context:
-    """What a handler gets: the open session (never committed by the handler), the caller,
-    the request time, and the hashes of keys it changed (their cached look-ups are dropped
-    after the commit)."""
+    """What a handler gets: the entity service over the open session (never committed by
+    the handler), the caller, the request time, and the hashes of keys it changed (their
+    cached look-ups are dropped after the commit)."""
 
-    session: AsyncSession
+    entities: EntityService
     caller: Caller
     now: datetime
     request: Request
     settings: AdminSettings
     changed_keys: list[str] = field(default_factory=list)
+
+    @property
+    def repo(self) -> EntityRepository:
+        return self.entities.repo
 
 
 Handler = Callable[[Context, Any], Awaitable[Any]]
@@ -196,6 +205,21 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
+_HTTP_ERRORS: dict[type[EntityError], type[GatewayError]] = {
+    EntityNotFound: NotFound,
+    EntityConflict: Conflict,
+    EntityInvalid: InvalidField,
+}
+
+
+def _http_error(exc: EntityError) -> GatewayError:
+    """The entity service's refusal as the HTTP error it answers (same message, field, code)."""
+    for kind, http in _HTTP_ERRORS.items():
+        if isinstance(exc, kind):
+            return http(exc.message, param=exc.param, code=exc.code)
+    return InvalidField(exc.message, param=exc.param, code=exc.code)
+
+
 def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint for ``endpoint``: always answers, never raises."""
 
@@ -203,7 +227,8 @@ def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Reque
         try:
             return await _serve(endpoint, settings, request)
         except Exception as exc:  # a GatewayError, or a bug (logged with its traceback, answered without)
-            status, body, headers = render_error(exc, budget_status=settings.budget_exceeded_status)
+            error = _http_error(exc) if isinstance(exc, EntityError) else exc
+            status, body, headers = render_error(error, budget_status=settings.budget_exceeded_status)
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     handle.__name__ = "admin_" + endpoint.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
@@ -227,7 +252,8 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
         async with AsyncSession(engine, expire_on_commit=False) as session:
             # Authenticate before parsing: an unauthenticated caller learns nothing about fields.
             async with session.begin():
-                caller = await resolve_caller(session, raw_key, settings.master_key_hash, now)
+                repo = EntityRepository(session)
+                caller = await resolve_caller(repo, raw_key, settings.master_key_hash, now)
                 if caller.role is None:
                     raise PermissionDenied(
                         "this key belongs to no user, so it has no management rights", code="no_role"
@@ -237,7 +263,8 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
                         f"role {caller.role} is read-only: {request.method} {endpoint.path} is not allowed"
                     )
                 parsed = await _parse(endpoint, request)
-                ctx = Context(session, caller, now, request, settings)
+                service = EntityService(repo, now=now, by=caller.name)
+                ctx = Context(service, caller, now, request, settings)
                 result = await endpoint.handler(ctx, parsed)
                 changed = ctx.changed_keys
             # Leaving ``session.begin()`` without an error committed the one transaction.

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.convert import usd
-from spendgate.admin.keys import find_key, may_read_key
+from spendgate.admin.key_rights import may_read_key
 from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import BudgetExplain
+from spendgate.admin.views import usd
 from spendgate.enforcement.explain import ScopeWindowState
+from spendgate.entities.keys import find_key
 from spendgate.http.errors import GatewayError, NotFound, PermissionDenied
 from spendgate.stores.database.models import VirtualKey
 
@@ -100,7 +101,7 @@ def _readable(caller: Caller, vk: VirtualKey, st: ScopeWindowState) -> bool:
 
 
 async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
-    vk = await find_key(ctx.session, body.key)
+    vk = await find_key(ctx.entities, body.key)
     if vk is None:
         raise NotFound("key not found", param="key")
     caller = ctx.caller

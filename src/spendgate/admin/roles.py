@@ -20,12 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spendgate.core.keys import hash_key
+from spendgate.entities.repository import EntityRepository
 from spendgate.http.errors import AuthenticationFailed, PermissionDenied
-from spendgate.stores.database.models import OrganizationMembership, TeamMembership, User, VirtualKey
 
 __all__ = [
     "PROXY_ADMIN",
@@ -101,50 +98,29 @@ def require_reader(caller: Caller, what: str) -> None:
         raise PermissionDenied(f"only a proxy_admin or proxy_admin_viewer may {what}")
 
 
-async def resolve_caller(session: AsyncSession, raw_key: str, master_key_hash: str, now: datetime) -> Caller:
+async def resolve_caller(repo: EntityRepository, raw_key: str, master_key_hash: str, now: datetime) -> Caller:
     """The caller behind ``raw_key`` (compared by hash only), or 401 / 403."""
     digest = hash_key(raw_key)
     if hmac.compare_digest(digest, master_key_hash):
         return Caller(role=PROXY_ADMIN, key_hash=digest, is_master=True)
-    row = (
-        await session.execute(
-            select(VirtualKey.user_id, VirtualKey.blocked, VirtualKey.expires).where(
-                VirtualKey.token == digest
-            )
-        )
-    ).first()
-    if row is None:
+    key = await repo.caller_key(digest)
+    if key is None:
         raise AuthenticationFailed("invalid API key")
-    user_id, blocked, expires = row
+    user_id, blocked, expires = key
     if blocked:
         raise PermissionDenied("this API key is blocked", code="key_blocked")
     if expires is not None and expires <= now:
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if user_id is None:
         return Caller(role=None, key_hash=digest)
-    user = (
-        await session.execute(
-            select(User.user_role, User.blocked, User.organization_id).where(User.user_id == user_id)
-        )
-    ).first()
+    user = await repo.caller_user(user_id)
     if user is None:
         return Caller(role=None, key_hash=digest)
     role, user_blocked, org_id = user
     if user_blocked:
         raise PermissionDenied(f"user {user_id!r} is blocked", code="user_blocked")
-    memberships = await session.execute(
-        select(TeamMembership.team_id, TeamMembership.role).where(TeamMembership.user_id == user_id)
-    )
-    teams = {team_id: member_role for team_id, member_role in memberships}
-    orgs = set(
-        (
-            await session.scalars(
-                select(OrganizationMembership.organization_id).where(
-                    OrganizationMembership.user_id == user_id
-                )
-            )
-        ).all()
-    )
+    teams = await repo.caller_teams(user_id)
+    orgs = await repo.organizations_of_user(user_id)
     if org_id:
         orgs.add(org_id)
     return Caller(

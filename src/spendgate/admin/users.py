@@ -11,28 +11,11 @@ import math
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spendgate.admin._http import Context
-from spendgate.admin.convert import (
-    apply_limits,
-    audit_out,
-    delete_windows,
-    limits_out,
-    load_windows,
-    merged_metadata,
-    nanos,
-    public_metadata,
-    replace_windows,
-    require_row,
-    stamp,
-)
-from spendgate.admin.keys import delete_keys_where, generate_key, keys_out
+from spendgate.admin.keys import generate_key
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
     KeyGenerate,
-    Member,
     TeamRef,
     UserIds,
     UserInfoQuery,
@@ -40,92 +23,50 @@ from spendgate.admin.schemas import (
     UserNew,
     UserUpdate,
 )
-from spendgate.admin.teams import _add_member, delete_memberships, teams_out
-from spendgate.http.errors import Conflict, InvalidField, NotFound, PermissionDenied
-from spendgate.stores.database.models import (
-    Organization,
-    OrganizationMembership,
-    Team,
-    TeamMembership,
-    User,
-    VirtualKey,
-)
+from spendgate.admin.views import keys_out, teams_out, users_out
+from spendgate.entities.keys import delete_keys_of
+from spendgate.entities.limits import nanos
+from spendgate.entities.memberships import add_member, delete_memberships
+from spendgate.entities.repository import Page, UserFilter
+from spendgate.entities.service import ORGANIZATIONS, TEAMS, USERS
+from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
+from spendgate.stores.database.models import Team, User
 
-__all__ = ["delete_users", "list_users", "new_user", "update_user", "user_info", "users_out"]
+__all__ = ["delete_users", "list_users", "new_user", "update_user", "user_info"]
 
 _SELF_FREE = frozenset({"user_id", "user_alias", "user_email", "metadata"})
 _SELF_TIGHTEN = ("max_budget", "soft_budget", "tpm_limit", "rpm_limit", "tpd_limit", "max_parallel_requests")
 
 
-async def users_out(session: AsyncSession, users: list[User]) -> list[dict[str, Any]]:
-    ids = [u.user_id for u in users]
-    windows = await load_windows(session, "user", ids)
-    teams: dict[str, list[str]] = {i: [] for i in ids}
-    if ids:
-        rows = await session.execute(
-            select(TeamMembership.user_id, TeamMembership.team_id)
-            .where(TeamMembership.user_id.in_(ids))
-            .order_by(TeamMembership.team_id)
-        )
-        for user_id, team_id in rows:
-            teams[user_id].append(team_id)
-    return [
-        {
-            "user_id": u.user_id,
-            "user_email": u.user_email,
-            "user_alias": u.user_alias,
-            "user_role": u.user_role,
-            "organization_id": u.organization_id,
-            "models": u.models or [],
-            **limits_out(u),
-            "budget_limits": windows[u.user_id],
-            "metadata": public_metadata(u.metadata_),
-            "blocked": u.blocked,
-            "teams": teams[u.user_id],
-            **audit_out(u),
-        }
-        for u in users
-    ]
-
-
-def _apply(user: User, body: UserNew | UserUpdate) -> None:
-    given = body.model_fields_set
-    for name in ("user_alias", "user_role", "organization_id", "models"):
-        if name in given:
-            setattr(user, name, getattr(body, name))
-    if "user_email" in given and (isinstance(body, UserNew) or body.user_id is not None):
+def _apply(ctx: Context, user: User, body: UserNew | UserUpdate) -> None:
+    if "user_email" in body.model_fields_set and (isinstance(body, UserNew) or body.user_id is not None):
         user.user_email = body.user_email
-    if "blocked" in given:
-        user.blocked = bool(body.blocked)
-    if "metadata" in given:
-        user.metadata_ = merged_metadata(user.metadata_, body.metadata or {})
-    apply_limits(user, body)
+    ctx.entities.apply_fields(user, body, ("user_alias", "user_role", "organization_id", "models"))
 
 
 async def new_user(ctx: Context, body: UserNew) -> dict[str, Any]:
     require_admin(ctx.caller, "create users")
-    s = ctx.session
     user_id = body.user_id or str(uuid.uuid4())
-    if await s.get(User, user_id) is not None:
-        raise Conflict(f"user {user_id!r} already exists", param="user_id")
-    if body.organization_id is not None:
-        await require_row(s, Organization, body.organization_id, "organization", "organization_id")
-    user = User(user_id=user_id, user_role=body.user_role or "internal_user", blocked=False)
-    _apply(user, body)
-    stamp(user, ctx.now, ctx.caller.name, created=True)
-    s.add(user)
-    await s.flush()
-    await replace_windows(s, "user", user_id, body.budget_limits, now=ctx.now, by=ctx.caller.name)
+
+    async def fill(user: User) -> None:
+        if body.organization_id is not None:
+            await ctx.entities.require(ORGANIZATIONS, body.organization_id, "organization_id")
+        user.user_role = body.user_role or "internal_user"
+        _apply(ctx, user, body)
+
+    user = await ctx.entities.create(USERS, user_id, fill, windows=body.budget_limits)
     for ref in body.teams or ():
         team_ref = TeamRef(team_id=ref) if isinstance(ref, str) else ref
-        team: Team = await require_row(s, Team, team_ref.team_id, "team", "teams")
+        team: Team = await ctx.entities.require(TEAMS, team_ref.team_id, "teams")
         budget = (
             {"max_budget_nanos": nanos(team_ref.max_budget_in_team)}
             if team_ref.max_budget_in_team is not None
             else None
         )
-        await _add_member(ctx, team, Member(user_id=user_id, role=team_ref.user_role), budget)
-    out = (await users_out(s, [user]))[0]
+        await add_member(
+            ctx.entities, team, user_id=user_id, email=None, role=team_ref.user_role, budget_fields=budget
+        )
+    out = (await users_out(ctx.repo, [user]))[0]
     if body.auto_create_key:
         key_body = KeyGenerate(user_id=user_id, key_alias=body.key_alias, duration=body.duration)
         key = await generate_key(ctx, key_body)
@@ -136,11 +77,7 @@ async def new_user(ctx: Context, body: UserNew) -> dict[str, Any]:
 
 
 async def _user_for(ctx: Context, user_id: str | None, email: str | None) -> User:
-    s = ctx.session
-    if user_id is not None:
-        found = await s.get(User, user_id)
-    else:
-        found = await s.scalar(select(User).where(User.user_email == email).limit(1))
+    found = await ctx.repo.get(User, user_id) if user_id is not None else await ctx.repo.user_by_email(email)
     if found is None:
         raise NotFound(f"user {user_id or email!r} not found", param="user_id")
     return found
@@ -154,30 +91,26 @@ def _may_read(caller: Caller, user_id: str, user_teams: list[str]) -> bool:
 
 async def user_info(ctx: Context, query: UserInfoQuery) -> dict[str, Any]:
     caller = ctx.caller
-    s = ctx.session
     user_id = query.user_id or caller.user_id
     if user_id is None:
         raise InvalidField("give ?user_id= (the master key is not a user)", param="user_id")
-    user: User = await require_row(s, User, user_id, "user", "user_id")
-    out = (await users_out(s, [user]))[0]
+    user: User = await ctx.entities.require(USERS, user_id, "user_id")
+    out = (await users_out(ctx.repo, [user]))[0]
     if not _may_read(caller, user_id, out["teams"]):
         raise PermissionDenied("you may not read this user")
-    key_stmt = select(VirtualKey).where(VirtualKey.user_id == user_id)
-    if not (caller.reads_all or user_id == caller.user_id):
-        key_stmt = key_stmt.where(VirtualKey.team_id.in_(caller.admin_teams))
-    keys = list(await s.scalars(key_stmt.order_by(VirtualKey.created_at, VirtualKey.token)))
-    teams = list(await s.scalars(select(Team).where(Team.team_id.in_(out["teams"])).order_by(Team.team_id)))
+    own = caller.reads_all or user_id == caller.user_id
+    keys = await ctx.repo.keys_of(user_id=user_id, teams=None if own else caller.admin_teams)
+    teams = await ctx.repo.teams(out["teams"])
     return {
         "user_id": user_id,
         "user_info": out,
-        "keys": await keys_out(s, keys),
-        "teams": await teams_out(s, teams),
+        "keys": await keys_out(ctx.repo, keys),
+        "teams": await teams_out(ctx.repo, teams),
     }
 
 
 async def update_user(ctx: Context, body: UserUpdate) -> dict[str, Any]:
     caller = ctx.caller
-    s = ctx.session
     user = await _user_for(ctx, body.user_id, body.user_email)
     if not caller.is_admin:
         if user.user_id != caller.user_id:
@@ -192,58 +125,37 @@ async def update_user(ctx: Context, body: UserUpdate) -> dict[str, Any]:
                     raise PermissionDenied(f"{name}: you may lower your own limits, not raise or remove them")
             else:
                 raise PermissionDenied(f"{name}: only a proxy_admin may change it")
-    if body.organization_id is not None and "organization_id" in body.model_fields_set:
-        await require_row(s, Organization, body.organization_id, "organization", "organization_id")
-    _apply(user, body)
-    stamp(user, ctx.now, caller.name)
-    await s.flush()
-    if "budget_limits" in body.model_fields_set:
-        await replace_windows(s, "user", user.user_id, body.budget_limits, now=ctx.now, by=caller.name)
-    return (await users_out(s, [user]))[0]
+    await ctx.entities.check_refs(body, [("organization_id", ORGANIZATIONS)])
+    _apply(ctx, user, body)
+    await ctx.entities.save(USERS, user, body)
+    return (await users_out(ctx.repo, [user]))[0]
 
 
 async def delete_users(ctx: Context, body: UserIds) -> dict[str, Any]:
     """Delete users with their keys, memberships and budget windows."""
     require_admin(ctx.caller, "delete users")
-    s = ctx.session
-    for user_id in body.user_ids:
-        await require_row(s, User, user_id, "user", "user_ids")
-    ctx.changed_keys.extend(await delete_keys_where(s, VirtualKey.user_id.in_(body.user_ids)))
-    await delete_memberships(s, TeamMembership.user_id.in_(body.user_ids))
-    await s.execute(delete(OrganizationMembership).where(OrganizationMembership.user_id.in_(body.user_ids)))
-    await delete_windows(s, "user", body.user_ids)
-    await s.execute(delete(User).where(User.user_id.in_(body.user_ids)))
-    return {"deleted_users": body.user_ids}
+    ids = body.user_ids
+    await ctx.entities.require_all(USERS, ids, "user_ids")
+    ctx.changed_keys.extend(await delete_keys_of(ctx.entities, user_ids=ids))
+    await delete_memberships(ctx.entities, user_ids=ids)
+    await ctx.repo.delete_org_memberships_of_users(ids)
+    await ctx.entities.delete(USERS, ids)
+    return {"deleted_users": ids}
 
 
 async def list_users(ctx: Context, query: UserListQuery) -> dict[str, Any]:
     caller = ctx.caller
-    stmt = select(User)
-    if not caller.reads_all:
-        visible = [User.user_id == caller.user_id]
-        if caller.admin_teams:
-            visible.append(
-                User.user_id.in_(
-                    select(TeamMembership.user_id).where(TeamMembership.team_id.in_(caller.admin_teams))
-                )
-            )
-        stmt = stmt.where(or_(*visible))
-    if query.role is not None:
-        stmt = stmt.where(User.user_role == query.role)
-    if query.user_ids:
-        stmt = stmt.where(User.user_id.in_([u.strip() for u in query.user_ids.split(",") if u.strip()]))
-    if query.organization_id is not None:
-        stmt = stmt.where(User.organization_id == query.organization_id)
-    total = await ctx.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    users = list(
-        await ctx.session.scalars(
-            stmt.order_by(User.created_at, User.user_id)
-            .offset((query.page - 1) * query.page_size)
-            .limit(query.page_size)
-        )
+    where = UserFilter(
+        restricted=not caller.reads_all,
+        visible_to=caller.user_id,
+        admin_teams=caller.admin_teams,
+        role=query.role,
+        user_ids=[u.strip() for u in query.user_ids.split(",") if u.strip()] if query.user_ids else None,
+        organization_id=query.organization_id,
     )
+    total, users = await ctx.repo.list_users(where, Page(query.page, query.page_size))
     return {
-        "users": await users_out(ctx.session, users),
+        "users": await users_out(ctx.repo, users),
         "total": total,
         "page": query.page,
         "page_size": query.page_size,
