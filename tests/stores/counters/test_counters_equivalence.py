@@ -22,6 +22,7 @@ from spendgate.enforcement import (
     EnforcementRequest,
     Enforcer,
     MemoryStorage,
+    Mode,
     RateLimit,
     Reservation,
     Scope,
@@ -79,7 +80,7 @@ class Equivalence(RuleBasedStateMachine):
         return self.loop.run_until_complete(both())
 
     @initialize(mode=st.sampled_from(["strict", "check_only"]), seeded=st.booleans())
-    def start(self, mode: str, seeded: bool) -> None:
+    def start(self, mode: Mode, seeded: bool) -> None:
         async def loader(budget: BudgetLimit, period: Period) -> int:
             return 5 * CENT
 
