@@ -24,25 +24,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spendgate.http.credentials import check_id
 from spendgate.http.errors import InvalidField
 
 __all__ = [
     "INTEGER_BOUNDS",
     "MAX_CHOICES",
-    "MAX_ID_CHARS",
     "MAX_OUTPUT_TOKENS",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "MAX_TOKEN_ID",
     "check_bounds",
-    "check_id",
 ]
 
 MAX_OUTPUT_TOKENS = 2**31 - 1
 MAX_TOKEN_ID = 2**31 - 1
 """The largest token id a pre-tokenized prompt may hold."""
 MAX_CHOICES = 128
-MAX_ID_CHARS = 255
 MAX_TAGS = 32
 MAX_TAG_CHARS = 128
 
@@ -79,12 +77,6 @@ def check_bounds(payload: Mapping[str, Any]) -> None:
         if isinstance(metadata, dict):
             check_id(metadata.get("user_id"), "metadata.user_id")
             _check_tags(metadata.get("tags"))
-
-
-def check_id(value: object, param: str) -> None:
-    """A customer id (a string) longer than :data:`MAX_ID_CHARS` is a 422 naming ``param``."""
-    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
-        raise InvalidField(f"{param!r} must be at most {MAX_ID_CHARS} characters", param=param)
 
 
 def _check_tags(tags: object) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spendgate.http.errors import error_body, render_error
+from spendgate.http.headers import OVERHEAD_MS, REQUEST_ID, RESPONSE_COST, overhead_text
 
 __all__ = ["GatewayMiddleware", "InFlight", "new_request_id"]
 
@@ -34,6 +35,7 @@ log = logging.getLogger("spendgate.gateway")
 
 _PREFIX = f"req_{os.urandom(5).hex()}"
 _counter = itertools.count(1)
+_REQUEST_ID, _OVERHEAD_MS, _RESPONSE_COST = (h.encode() for h in (REQUEST_ID, OVERHEAD_MS, RESPONSE_COST))
 
 
 def new_request_id() -> str:
@@ -101,15 +103,15 @@ class GatewayMiddleware:
                 response_started = True
                 headers = list(message.get("headers", ()))
                 names = {name for name, _ in headers}
-                headers.append((b"x-spendgate-request-id", request_id.encode()))
-                if b"x-spendgate-overhead-ms" not in names:
+                headers.append((_REQUEST_ID, request_id.encode()))
+                if _OVERHEAD_MS not in names:
                     spent = time.perf_counter() - started - state.get("upstream_seconds", 0.0)
-                    headers.append((b"x-spendgate-overhead-ms", f"{max(spent, 0.0) * 1000:.3f}".encode()))
+                    headers.append((_OVERHEAD_MS, overhead_text(max(spent, 0.0)).encode()))
                 streamed = any(
                     n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers
                 )
-                if b"x-spendgate-response-cost" not in names and not streamed:
-                    headers.append((b"x-spendgate-response-cost", b"0"))
+                if _RESPONSE_COST not in names and not streamed:
+                    headers.append((_RESPONSE_COST, b"0"))
                 message = {**message, "headers": headers}
             await send(message)
 
