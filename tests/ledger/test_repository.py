@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import cast
 
 import asyncpg
 import orjson
@@ -38,7 +40,9 @@ async def test_same_event_twice_counts_once(engine: AsyncEngine) -> None:
 async def test_round_trip_keeps_every_field(engine: AsyncEngine) -> None:
     event = make_event(
         7,
-        usage=Usage(input_tokens=3_000_000_000, output_tokens=2**40, reasoning_tokens=5, seconds="1.25"),
+        usage=Usage(
+            input_tokens=3_000_000_000, output_tokens=2**40, reasoning_tokens=5, seconds=Decimal("1.25")
+        ),
         started_at=datetime(2026, 11, 18, 11, 59, 59, 123456, tzinfo=UTC),
         occurred_at=datetime(2026, 11, 18, 12, 0, 0, 654321, tzinfo=UTC),
         latency_ms=1234,
@@ -84,13 +88,17 @@ def test_pg_columns_match_to_row() -> None:
     events = [
         make_event(
             3,
-            usage=Usage(input_tokens=7, output_tokens=2, images=1, seconds="2.5", image_size="1024x1024"),
+            usage=Usage(
+                input_tokens=7, output_tokens=2, images=1, seconds=Decimal("2.5"), image_size="1024x1024"
+            ),
             cost_items={"input": 10, "output_image": 5, "discount": -2},
             started_at=datetime(2026, 1, 1, tzinfo=UTC),
             messages=[{"role": "user", "content": "hi"}],
             latency_ms=12,
         ),
-        make_event(4, tags=(), team_id="", end_user=None, latency_ms=0, usage=Usage(seconds="0.0000005")),
+        make_event(
+            4, tags=(), team_id="", end_user=None, latency_ms=0, usage=Usage(seconds=Decimal("0.0000005"))
+        ),
         make_event(5, tags=("a", "b"), unpriced=True, cost_nanos=0, cost_items={}),
     ]
     columns = pg_columns(events)
@@ -100,7 +108,7 @@ def test_pg_columns_match_to_row() -> None:
             default = 0 if name.endswith(("_tokens", "_nanos", "_micros")) or name in _COUNT_COLUMNS else None
             value = columns[name][i] if name in columns else default
             if name in ("request_tags", "messages", "response") and value is not None:
-                value = orjson.loads(value)
+                value = orjson.loads(cast("str | bytes", value))
             assert value == row[name], (name, i)
     # Empty in the whole batch: not sent at all.
     assert {
@@ -132,7 +140,7 @@ async def _rollup_rows(engine: AsyncEngine) -> list[dict[str, object]]:
         return sorted((dict(r) for r in rows), key=lambda r: tuple(str(r[k]) for k in ROLLUP_KEY))
 
 
-def _expected_rollups(events: list[SpendEvent]) -> list[dict[str, object]]:
+def _expected_rollups(events: list[SpendEvent]) -> list[dict[str, int | str]]:
     return sorted(rollup_deltas(events), key=lambda r: tuple(str(r[k]) for k in ROLLUP_KEY))
 
 

@@ -6,9 +6,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from spendgate.core.usage.model import Usage
 from spendgate.ledger.events import EventStatus, SpendEvent
@@ -90,9 +91,10 @@ async def test_sqlite_batch_matches_sqlalchemy(tmp_path: Path) -> None:
         await upgrade(engine)
         async with engine.begin() as conn:
             if path is paths[0]:
-                await conn.execute(insert(SpendEventRow.__table__), [e.to_row() for e in events])
+                await conn.execute(insert(cast(Table, SpendEventRow.__table__)), [e.to_row() for e in events])
             else:
                 raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
                 cursor = await raw.execute(
                     insert_statement(len(events)), [v for e in events for v in sqlite_row(e)]
                 )

@@ -7,14 +7,16 @@ possible remainder made each connection hold about 12 MB (issue #10, item 8).
 
 from __future__ import annotations
 
+from typing import Any
+
 from spendgate.ledger.sqlite_batch import CHUNK_ROWS, MAX_ROWS, chunks
 
 
 def test_every_batch_size_uses_a_handful_of_statement_sizes() -> None:
     sizes: set[int] = set()
     for n in range(1, 5 * CHUNK_ROWS):
-        events = list(range(n))
-        parts = chunks(events)  # type: ignore[arg-type]
+        events: list[Any] = list(range(n))  # stand-ins: chunks only counts and slices
+        parts = chunks(events)
         assert [e for part in parts for e in part] == events  # every event, once, in order
         assert all(len(part) <= CHUNK_ROWS for part in parts)
         sizes.update(len(part) for part in parts)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.stores.database import create_engine, upgrade
 from spendgate.stores.database.migrate import alembic_config
-from spendgate.stores.database.models import SpendRollup, metadata
+from spendgate.stores.database.models import metadata
 
 pytestmark = pytest.mark.asyncio
 
@@ -73,7 +73,7 @@ async def _storage(engine: AsyncEngine) -> dict[str, Any]:
         options = (
             await conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'spend_rollups'"))
         ).scalar_one()
-        indexes = dict(
+        indexes: dict[str, str] = dict(
             (
                 await conn.execute(
                     text(
@@ -149,7 +149,7 @@ async def test_models_match_the_migrated_schema(fresh_engine: AsyncEngine) -> No
         assert await conn.run_sync(_schema_diff) == []
     if fresh_engine.dialect.name == "postgresql":
         storage = await _storage(fresh_engine)
-        model = SpendRollup.__table__.dialect_options["postgresql"]["with"]
+        model = metadata.tables["spend_rollups"].dialect_options["postgresql"]["with"]
         assert storage["options"] == [f"{k}={v}" for k, v in model.items()]
         index = next(
             i for i in metadata.tables["spend_events"].indexes if i.name == "ix_spend_events_occurred_at"
