@@ -18,7 +18,7 @@ from typing import Any
 
 from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import KeyGenerate, KeyUpdate, parse_expiry_duration
-from spendgate.entities.keys import ALL_MODELS
+from spendgate.entities.keys import ALL_MODELS, KEY_SCOPE
 from spendgate.entities.limits import nanos
 from spendgate.entities.service import EntityService
 from spendgate.http.errors import PermissionDenied
@@ -108,7 +108,7 @@ def _check_owner_update(vk: VirtualKey, body: KeyUpdate) -> None:
 
 
 async def _check_owner_windows(svc: EntityService, vk: VirtualKey, body: KeyUpdate) -> None:
-    stored = (await svc.repo.windows("key", [vk.key_id]))[vk.key_id]
+    stored = (await svc.repo.windows(KEY_SCOPE.name, [vk.key_id]))[vk.key_id]
     new = {w.budget_duration: nanos(w.max_budget) for w in body.budget_limits or ()}
     for w in stored:
         if w.budget_duration not in new or not _tightens(w.max_budget_nanos, new[w.budget_duration]):

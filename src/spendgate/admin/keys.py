@@ -32,6 +32,7 @@ from spendgate.admin.schemas import (
 from spendgate.admin.views import key_out, keys_out, windows_json
 from spendgate.core.keys import hash_key
 from spendgate.entities.keys import (
+    KEY_SCOPE,
     check_alias,
     check_key_refs,
     check_member_of_team,
@@ -93,7 +94,7 @@ def _apply(ctx: Context, vk: VirtualKey, body: KeyGenerate | KeyUpdate) -> None:
 async def _set_windows(ctx: Context, vk: VirtualKey, body: KeyGenerate | KeyUpdate) -> None:
     """The key's extra budget windows become exactly ``body.budget_limits``."""
     windows = [(w.budget_duration, nanos(w.max_budget)) for w in body.budget_limits or ()]
-    await ctx.repo.replace_windows("key", vk.key_id, windows, now=ctx.now, by=ctx.entities.by)
+    await ctx.repo.replace_windows(KEY_SCOPE.name, vk.key_id, windows, now=ctx.now, by=ctx.entities.by)
 
 
 async def generate_key(ctx: Context, body: KeyGenerate) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 
 from spendgate.core.money import usd_text
+from spendgate.core.scopes import ScopeType
+from spendgate.entities.keys import KEY_SCOPE
 from spendgate.entities.limits import nanos
 from spendgate.entities.repository import EntityRepository
-from spendgate.entities.service import INTERNAL_METADATA
+from spendgate.entities.service import CUSTOMERS, INTERNAL_METADATA, ORGANIZATIONS, TEAMS, USERS
 from spendgate.stores.database.models import (
     Budget,
     EndCustomer,
@@ -117,10 +119,11 @@ def budget_row(budget: Budget | None) -> dict[str, Any] | None:
 
 
 async def windows_out(
-    repo: EntityRepository, scope_type: str, ids: list[str]
+    repo: EntityRepository, scope: ScopeType | None, ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """``budget_limits`` of each scope id, as JSON."""
-    rows = await repo.windows(scope_type, ids)
+    assert scope is not None
+    rows = await repo.windows(scope.name, ids)
     return {
         sid: [{"budget_duration": w.budget_duration, "max_budget": usd(w.max_budget_nanos)} for w in ws]
         for sid, ws in rows.items()
@@ -165,7 +168,7 @@ def key_out(vk: VirtualKey, windows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def keys_out(repo: EntityRepository, rows: list[VirtualKey]) -> list[dict[str, Any]]:
-    windows = await windows_out(repo, "key", [vk.key_id for vk in rows])
+    windows = await windows_out(repo, KEY_SCOPE, [vk.key_id for vk in rows])
     return [key_out(vk, windows[vk.key_id]) for vk in rows]
 
 
@@ -174,7 +177,7 @@ async def keys_out(repo: EntityRepository, rows: list[VirtualKey]) -> list[dict[
 
 async def users_out(repo: EntityRepository, users: list[User]) -> list[dict[str, Any]]:
     ids = [u.user_id for u in users]
-    windows = await windows_out(repo, "user", ids)
+    windows = await windows_out(repo, USERS.scope, ids)
     teams = await repo.team_ids_of_users(ids)
     return [
         {
@@ -197,7 +200,7 @@ async def users_out(repo: EntityRepository, users: list[User]) -> list[dict[str,
 
 async def teams_out(repo: EntityRepository, teams: list[Team]) -> list[dict[str, Any]]:
     ids = [t.team_id for t in teams]
-    windows = await windows_out(repo, "team", ids)
+    windows = await windows_out(repo, TEAMS.scope, ids)
     members = await repo.team_members(ids)
     out = []
     for team in teams:
@@ -245,7 +248,7 @@ async def memberships_out(repo: EntityRepository, rows: list[TeamMembership]) ->
 
 async def organizations_out(repo: EntityRepository, orgs: list[Organization]) -> list[dict[str, Any]]:
     ids = [o.organization_id for o in orgs]
-    windows = await windows_out(repo, "organization", ids)
+    windows = await windows_out(repo, ORGANIZATIONS.scope, ids)
     teams = await repo.organization_teams(ids)
     members = await repo.organization_members(ids)
     return [
@@ -269,7 +272,7 @@ async def organizations_out(repo: EntityRepository, orgs: list[Organization]) ->
 
 
 async def customers_out(repo: EntityRepository, rows: list[EndCustomer]) -> list[dict[str, Any]]:
-    windows = await windows_out(repo, "end_user", [c.user_id for c in rows])
+    windows = await windows_out(repo, CUSTOMERS.scope, [c.user_id for c in rows])
     budgets = await repo.budgets([c.budget_id for c in rows if c.budget_id])
     return [
         {

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from spendgate.core.keys import hash_key
+from spendgate.core.scopes import scope_type
 from spendgate.entities.errors import EntityConflict, EntityInvalid, EntityNotFound
 from spendgate.entities.service import BUDGETS, CUSTOMERS, ORGANIZATIONS, TEAMS, USERS, EntityService
 from spendgate.stores.database.models import Team, TeamMembership, VirtualKey
 
 __all__ = [
     "ALL_MODELS",
+    "KEY_SCOPE",
     "check_alias",
     "check_key_refs",
     "check_member_of_team",
@@ -37,6 +39,9 @@ __all__ = [
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_LEAD = "sk-"
+
+KEY_SCOPE = scope_type("key")
+"""The scope type a key is limited as (its budget windows are keyed by its ``key_id``)."""
 
 ALL_MODELS = "all-proxy-models"
 """A model list holding this allows every model."""
@@ -154,7 +159,7 @@ async def retoken_key(svc: EntityService, vk: VirtualKey, raw: str) -> VirtualKe
 async def delete_keys(svc: EntityService, rows: Sequence[VirtualKey]) -> list[str]:
     """Delete the keys and their windows; returns their hashes, then their stable ids."""
     tokens = [vk.token for vk in rows]
-    await svc.repo.delete_windows("key", [vk.key_id for vk in rows])
+    await svc.repo.delete_windows(KEY_SCOPE.name, [vk.key_id for vk in rows])
     await svc.repo.delete_keys(tokens)
     return [*tokens, *(vk.key_id for vk in rows)]
 
@@ -169,6 +174,6 @@ async def delete_keys_of(
     returns their hashes and stable ids (the names the gateway's caches know them by)."""
     found = await svc.repo.key_ids(team_ids=team_ids, user_ids=user_ids)
     tokens = [token for token, _ in found]
-    await svc.repo.delete_windows("key", [key_id for _, key_id in found])
+    await svc.repo.delete_windows(KEY_SCOPE.name, [key_id for _, key_id in found])
     await svc.repo.delete_keys(tokens)
     return [*tokens, *(key_id for _, key_id in found)]

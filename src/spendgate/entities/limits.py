@@ -25,7 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from spendgate.core.money import to_nano
-from spendgate.enforcement import BudgetLimit, RateLimit, Scope, scope_limits
+from spendgate.core.scopes import Scope
+from spendgate.enforcement import BudgetLimit, RateLimit, scope_limits
 from spendgate.stores.database.models import Budget, BudgetWindow
 
 __all__ = [

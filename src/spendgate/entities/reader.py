@@ -16,6 +16,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from spendgate.core.scopes import scope_type
 from spendgate.entities.limits import CustomerOwners, KeyEntities, LimitSpec, decode_limits
 from spendgate.stores.database.models import (
     Budget,
@@ -32,6 +33,11 @@ from spendgate.stores.database.models import (
 __all__ = ["EntityReader", "KeyRecord"]
 
 T = TypeVar("T")
+
+# Budget windows are keyed by the scope type each entity is limited as.
+_KEY, _USER, _TEAM, _ORGANIZATION, _END_USER = (
+    scope_type(name).name for name in ("key", "user", "team", "organization", "end_user")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +157,8 @@ class EntityReader:
             if row is None:
                 return None
             profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
-            windows = await _windows(conn, [("end_user", customer_id)])
-            return decode_limits(row, profile, windows.get(("end_user", customer_id), ()))
+            windows = await _windows(conn, [(_END_USER, customer_id)])
+            return decode_limits(row, profile, windows.get((_END_USER, customer_id), ()))
 
     async def create_customer(self, customer_id: str, max_budget_nanos: int | None) -> None:
         """Insert the customer with ``max_budget_nanos`` unless it exists (insert-or-ignore:
@@ -205,26 +211,26 @@ async def _entities(conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
         )
         if membership is not None and membership.budget_id:
             member_profile = await _one(conn, Budget, Budget.budget_id, membership.budget_id)
-    wanted = [("key", vk.key_id)]
-    wanted += [("user", vk.user_id)] if vk.user_id else []
-    wanted += [("team", vk.team_id)] if vk.team_id else []
-    wanted += [("organization", org_id)] if org_id else []
+    wanted = [(_KEY, vk.key_id)]
+    wanted += [(_USER, vk.user_id)] if vk.user_id else []
+    wanted += [(_TEAM, vk.team_id)] if vk.team_id else []
+    wanted += [(_ORGANIZATION, org_id)] if org_id else []
     windows = await _windows(conn, wanted)
     return KeyEntities(
         key=decode_limits(
             vk,
             await _one(conn, Budget, Budget.budget_id, vk.budget_id),
-            windows.get(("key", vk.key_id), ()),
+            windows.get((_KEY, vk.key_id), ()),
         ),
         user_id=vk.user_id,
-        user=None if user is None else decode_limits(user, None, windows.get(("user", user.user_id), ())),
+        user=None if user is None else decode_limits(user, None, windows.get((_USER, user.user_id), ())),
         team_id=vk.team_id,
         team=None
         if team is None
         else decode_limits(
             team,
             await _one(conn, Budget, Budget.budget_id, team.budget_id),
-            windows.get(("team", team.team_id), ()),
+            windows.get((_TEAM, team.team_id), ()),
         ),
         member=None if member_profile is None else decode_limits(None, member_profile),
         organization_id=org_id,
@@ -233,7 +239,7 @@ async def _entities(conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
         else decode_limits(
             org,
             await _one(conn, Budget, Budget.budget_id, org.budget_id),
-            windows.get(("organization", org.organization_id), ()),
+            windows.get((_ORGANIZATION, org.organization_id), ()),
         ),
         end_user_id=vk.end_user_id,
         tags=tuple(vk.tags or ()),
@@ -251,11 +257,11 @@ async def _windows(
     session: AsyncSession, wanted: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[BudgetWindow]]:
     out: dict[tuple[str, str], list[BudgetWindow]] = {}
-    for scope_type, scope_id in wanted:
+    for kind, scope_id in wanted:
         rows = await session.scalars(
             select(BudgetWindow)
-            .where(BudgetWindow.scope_type == scope_type, BudgetWindow.scope_id == scope_id)
+            .where(BudgetWindow.scope_type == kind, BudgetWindow.scope_id == scope_id)
             .order_by(BudgetWindow.id)
         )
-        out[(scope_type, scope_id)] = list(rows)
+        out[(kind, scope_id)] = list(rows)
     return out

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from spendgate.core.scopes import ScopeType, scope_type
 from spendgate.entities.errors import EntityConflict, EntityInvalid, EntityNotFound
 from spendgate.entities.limits import apply_limits, nanos
 from spendgate.entities.repository import EntityRepository
@@ -45,12 +46,13 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class EntityKind:
     """One kind of entity: its table, what messages call it, its id column, the scope type
-    of its budget windows (None: it has none) and the columns a new row starts with."""
+    it is limited as (its budget windows are keyed by it; None: it has none) and the
+    columns a new row starts with."""
 
     model: type[Any]
     what: str
     id_field: str
-    scope_type: str | None = None
+    scope: ScopeType | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def new(self, ident: str) -> Any:
@@ -58,12 +60,12 @@ class EntityKind:
 
 
 BUDGETS = EntityKind(Budget, "budget", "budget_id")
-CUSTOMERS = EntityKind(EndCustomer, "customer", "user_id", "end_user", {"blocked": False})
+CUSTOMERS = EntityKind(EndCustomer, "customer", "user_id", scope_type("end_user"), {"blocked": False})
 ORGANIZATIONS = EntityKind(
-    Organization, "organization", "organization_id", "organization", {"blocked": False}
+    Organization, "organization", "organization_id", scope_type("organization"), {"blocked": False}
 )
-TEAMS = EntityKind(Team, "team", "team_id", "team", {"blocked": False})
-USERS = EntityKind(User, "user", "user_id", "user", {"blocked": False})
+TEAMS = EntityKind(Team, "team", "team_id", scope_type("team"), {"blocked": False})
+USERS = EntityKind(User, "user", "user_id", scope_type("user"), {"blocked": False})
 
 INTERNAL_METADATA = frozenset({"temp_budget_increase_nanos"})
 """Metadata keys spendgate writes itself and never shows (their USD form is shown instead)."""
@@ -158,7 +160,7 @@ class EntityService:
         await fill(row)
         self.stamp(row, created=True)
         await self.repo.add(row)
-        if kind.scope_type is not None:
+        if kind.scope is not None:
             await self.set_windows(kind, ident, windows)
         return row
 
@@ -167,15 +169,15 @@ class EntityService:
         ``budget_limits``."""
         self.stamp(row)
         await self.repo.flush()
-        if kind.scope_type is not None and body is not None and "budget_limits" in body.model_fields_set:
+        if kind.scope is not None and body is not None and "budget_limits" in body.model_fields_set:
             await self.set_windows(kind, getattr(row, kind.id_field), body.budget_limits)
 
     async def set_windows(self, kind: EntityKind, ident: str, windows: Sequence[Any] | None) -> None:
         """Make the object's extra budget windows exactly ``windows`` (items with
         ``budget_duration`` and ``max_budget`` in USD; None or empty: none)."""
-        assert kind.scope_type is not None
+        assert kind.scope is not None
         pairs = [(w.budget_duration, nanos(w.max_budget)) for w in windows or ()]
-        await self.repo.replace_windows(kind.scope_type, ident, pairs, now=self.now, by=self.by)
+        await self.repo.replace_windows(kind.scope.name, ident, pairs, now=self.now, by=self.by)
 
     def apply_fields(
         self,
@@ -203,8 +205,8 @@ class EntityService:
     async def delete(self, kind: EntityKind, ids: Sequence[str]) -> None:
         """Delete the objects and their budget windows (what depends on them is the
         caller's: refuse, or delete it first)."""
-        if kind.scope_type is not None:
-            await self.repo.delete_windows(kind.scope_type, ids)
+        if kind.scope is not None:
+            await self.repo.delete_windows(kind.scope.name, ids)
         await self.repo.delete_by_ids(kind.model, kind.id_field, ids)
 
     async def all(self, kind: EntityKind) -> list[Any]:
