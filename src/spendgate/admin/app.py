@@ -1,14 +1,9 @@
 """The management API's routes (LiteLLM's paths and fields) and its OpenAPI document.
 
-Mount them in the gateway (``build_app``, before ``Starlette(routes=routes, ...)``) with::
-
-    routes += admin_routes(AdminSettings.from_master_key(
-        lambda request: request.app.state.gateway.engine,
-        general.master_key,
-        on_key_change=lambda request, h: request.app.state.gateway.pipeline.auth.forget(h),
-    ))
-
-or run them alone with :func:`build_admin_app` (tests, a separate admin port).
+The composition root (:func:`spendgate.server.build_app`) mounts them beside the gateway's
+routes with :func:`admin_routes` and an :class:`~spendgate.admin.AdminSettings` (engine,
+master key, key-change callback, explainer, budget-exceeded status); neither package
+imports the other. :func:`build_admin_app` runs them alone (tests, a separate admin port).
 """
 
 from __future__ import annotations
@@ -200,11 +195,16 @@ def build_admin_app(
     *,
     on_key_change: Callable[[Request, str], None] | None = None,
     explainer: Explainer | None = None,
+    budget_exceeded_status: int = 429,
 ) -> Starlette:
     """A standalone Starlette app serving only the management API (404 and 405 in the
     error shape too)."""
     settings = AdminSettings.from_master_key(
-        engine, master_key, on_key_change=on_key_change, explainer=explainer
+        engine,
+        master_key,
+        on_key_change=on_key_change,
+        explainer=explainer,
+        budget_exceeded_status=budget_exceeded_status,
     )
     return Starlette(routes=admin_routes(settings), exception_handlers={HTTPException: _no_route})
 

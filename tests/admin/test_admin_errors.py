@@ -1,0 +1,72 @@
+"""How the management API's edge answers what handlers raise: the configured
+budget-exceeded status, and the entity service's refusals as 404 / 409 / 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from admin_helpers import MASTER
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from spendgate.admin import AdminSettings
+from spendgate.admin._http import Context, Endpoint, make_handler
+from spendgate.entities import EntityConflict, EntityInvalid, EntityNotFound
+from spendgate.errors import BudgetExceeded
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _status(engine: AsyncEngine, exc: Exception, **settings: Any) -> tuple[int, dict[str, Any]]:
+    async def handler(ctx: Context, body: Any) -> Any:
+        raise exc
+
+    endpoint = Endpoint(path="/boom", methods=("GET",), handler=handler, summary="", tag="t", write=False)
+    app = Starlette(
+        routes=[
+            Route("/boom", make_handler(endpoint, AdminSettings.from_master_key(engine, MASTER, **settings)))
+        ]
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+        response = await client.get("/boom", headers={"authorization": f"Bearer {MASTER}"})
+    return response.status_code, response.json()["error"]
+
+
+def _budget() -> BudgetExceeded:
+    return BudgetExceeded(
+        scope="key:k",
+        window="1d",
+        spend_nanos=1,
+        reserved_nanos=0,
+        limit_nanos=1,
+        requested_nanos=1,
+        reset_at=None,
+        retry_after=None,
+    )
+
+
+async def test_budget_exceeded_status_is_configured(engine: AsyncEngine) -> None:
+    assert (await _status(engine, _budget()))[0] == 429
+    status, error = await _status(engine, _budget(), budget_exceeded_status=402)
+    assert status == 402 and error["type"] == "budget_exceeded"
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (EntityNotFound("team 't' not found", param="team_id"), 404, "not_found"),
+        (EntityConflict("team 't' already exists", param="team_id"), 409, "conflict"),
+        (EntityInvalid("metadata.x is reserved", param="metadata.x"), 422, "invalid_value"),
+    ],
+)
+async def test_entity_refusals(engine: AsyncEngine, exc: Exception, status: int, code: str) -> None:
+    got, error = await _status(engine, exc)
+    assert got == status
+    assert (error["message"], error["param"], error["code"]) == (
+        str(exc),
+        "team_id" if status != 422 else "metadata.x",
+        code,
+    )
