@@ -62,8 +62,8 @@ from spendgate.gateway.scoping import ScopeResolver
 from spendgate.http.errors import error_body, render_error
 from spendgate.jobs import JobRunner, lock_for
 from spendgate.ledger.journal import JournalLockedError
+from spendgate.ledger.rebuild import period_spend
 from spendgate.ledger.recorder import Recorder
-from spendgate.ledger.seed import period_spend
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
 

@@ -4,11 +4,15 @@ Enforcement counters that are cold (a restart, a Redis flush, a new instance) ar
 **set** to these values, never incremented by them, so a rebuild can run any number of
 times. Calendar windows of 15 minutes or more are read from the rollups (which retention
 never touches); shorter windows and rolling windows read the raw events.
+
+:func:`period_spend` is the enforcer's seed loader: the spend of any budget's scope in a
+period, from the rollups for the scopes kept there, else summed from the period's events
+(a team member, a key's or team's model group, a provider, a deployment).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -17,11 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.periods import Period, Window, parse_window, period_for
-from spendgate.core.scopes import by_rollup
+from spendgate.core.scopes import SCOPE_TYPES, by_rollup
+from spendgate.enforcement import BudgetLimit
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
-__all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many"]
+__all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many", "period_spend"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -132,3 +137,52 @@ async def current_period_spend(
     item = ScopeWindow(scope_type, scope_id, window, model)
     result = await current_period_spend_many(db, [item], tz=tz, now=now)
     return result[item][1]
+
+
+async def period_spend(
+    engine: AsyncEngine,
+    budget: BudgetLimit,
+    period: Period,
+    *,
+    tz: str,
+    served_by: Callable[[str], Sequence[str]],
+) -> int:
+    """Nano-USD spent in ``period`` by ``budget``'s scope.
+
+    Args:
+        engine: the ledger's database.
+        budget: the limit whose counter is cold (its own timezone wins over ``tz``).
+        period: the period to read.
+        tz: the default timezone of calendar periods.
+        served_by: a model group's deployment ids (``key_model`` / ``team_model`` spend is
+            billed at the group that served, so a fallback's spend is its own group's).
+    """
+    scope = budget.scope
+    rollup = SCOPE_TYPES[scope.type].rollup
+    if rollup is not None:
+        at = period.start if budget.window.is_calendar else period.end
+        return await current_period_spend(engine, rollup, scope.id, budget.window, tz=budget.tz or tz, now=at)
+    events = SpendEventRow.__table__.c
+    if budget.window.unit == "lifetime":
+        where = []
+    elif budget.window.is_calendar:
+        where = [events.occurred_at >= period.start, events.occurred_at < period.end]
+    else:
+        where = [events.occurred_at > period.start, events.occurred_at <= period.end]
+    owner, _, rest = scope.id.partition(":")
+    if scope.type == "team_member":
+        where += [events.team_id == owner, events.user_id == rest]
+    elif scope.type in ("key_model", "team_model"):
+        column = events.api_key if scope.type == "key_model" else events.team_id
+        served = list(served_by(rest))
+        where += [column == owner]
+        where += [events.deployment_id.in_(served)] if served else [events.requested_model == rest]
+    elif scope.type == "provider":
+        where += [events.provider == scope.id]
+    elif scope.type == "deployment":
+        where += [events.deployment_id == scope.id]
+    else:
+        return 0
+    async with engine.connect() as conn:
+        total = await conn.scalar(select(func.coalesce(func.sum(events.cost_nanos), 0)).where(*where))
+    return int(total or 0)
