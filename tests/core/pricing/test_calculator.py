@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from decimal import Decimal as D
+from typing import Any
 
 from spendgate.core.pricing.calculator import Adjustment, calculate
 from spendgate.core.pricing.spec import OffPeak, OffPeakWindow, PriceSpec, Rates, Threshold, Tier
@@ -279,6 +280,7 @@ def test_the_fast_breakdown_constructor_equals_the_dataclass_one() -> None:
     usage = Usage(input_tokens=5)
     fast = priced_breakdown("m", "p/m", "p", usage, "flex", "v1", "bundled", *values)
     names = [f.name for f in fields(CostBreakdown)][-14:-2]
+    items: dict[str, Any] = dict(zip(names, values, strict=True))
     slow = CostBreakdown(
         model="m",
         priced=True,
@@ -288,6 +290,6 @@ def test_the_fast_breakdown_constructor_equals_the_dataclass_one() -> None:
         service_tier="flex",
         catalogue_version="v1",
         price_source="bundled",
-        **dict(zip(names, values, strict=True)),
+        **items,
     )
     assert fast == slow

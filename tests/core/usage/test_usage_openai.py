@@ -33,7 +33,7 @@ def both(payload: dict[str, Any]) -> list[Any]:
     return [payload, ns(payload)]
 
 
-CHAT = {
+CHAT: dict[str, Any] = {
     "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
     "object": "chat.completion",
     "created": 1741569952,

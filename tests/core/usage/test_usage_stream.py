@@ -329,7 +329,7 @@ def anthropic_events(*, newer: bool) -> list[dict[str, Any]]:
         }
     else:
         delta_usage["server_tool_use"] = {"web_search_requests": 2}
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY",
         "type": "message",
         "role": "assistant",
@@ -466,6 +466,7 @@ def test_empty_streams() -> None:
 
 def make(kind: str) -> tuple[Any, bytes, bytes]:
     """An accumulator factory and the same stream in LF and CRLF framing."""
+    factory: type[OpenAIStreamAccumulator | OpenAIResponsesStreamAccumulator | AnthropicStreamAccumulator]
     if kind == "chat":
         events, factory, opts = chat_chunks(annotations=True), OpenAIStreamAccumulator, {"done": True}
     elif kind == "responses":
