@@ -14,6 +14,7 @@ from spendgate.admin._http import Context
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetNew, BudgetUpdate, Empty
 from spendgate.admin.views import budget_row
+from spendgate.entities import deletion
 from spendgate.entities.limits import apply_limits
 from spendgate.entities.service import BUDGETS
 from spendgate.stores.database.models import Budget
@@ -52,12 +53,10 @@ async def budget_info(ctx: Context, body: BudgetIds) -> list[dict[str, Any]]:
 
 async def list_budgets(ctx: Context, query: Empty) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list budgets")
-    return [_out(b) for b in await ctx.entities.all(BUDGETS)]
+    return [_out(b) for b in await ctx.entities.list_all(BUDGETS)]
 
 
 async def delete_budget(ctx: Context, body: BudgetDelete) -> dict[str, Any]:
     require_admin(ctx.caller, "delete budgets")
-    budget: Budget = await ctx.entities.require(BUDGETS, body.id, "id")
-    await ctx.entities.check_deletable_budget(body.id, "id")
-    await ctx.repo.remove(budget)
+    await deletion.delete_budget(ctx.entities, body.id, "id")
     return {"deleted_budget": body.id}

@@ -18,8 +18,8 @@ from spendgate.admin._http import Context
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
 from spendgate.admin.views import customers_out
+from spendgate.entities import deletion
 from spendgate.entities.service import CUSTOMERS
-from spendgate.http.errors import Conflict
 from spendgate.stores.database.models import EndCustomer
 
 __all__ = [
@@ -74,18 +74,12 @@ async def customer_info(ctx: Context, query: CustomerInfoQuery) -> dict[str, Any
 
 async def list_customers(ctx: Context, query: Empty) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list customers")
-    return await customers_out(ctx.repo, await ctx.entities.all(CUSTOMERS))
+    return await customers_out(ctx.repo, await ctx.entities.list_all(CUSTOMERS))
 
 
 async def delete_customers(ctx: Context, body: CustomerIds) -> dict[str, Any]:
     require_admin(ctx.caller, "delete customers")
-    await ctx.entities.require_all(CUSTOMERS, body.user_ids, "user_ids")
-    bound = await ctx.repo.count_keys_bound_to(body.user_ids)
-    if bound:
-        raise Conflict(
-            f"{bound} keys are bound to these customers: delete or rebind them first", param="user_ids"
-        )
-    await ctx.entities.delete(CUSTOMERS, body.user_ids)
+    await deletion.delete_customers(ctx.entities, body.user_ids, "user_ids")
     return {"deleted_customers": body.user_ids}
 
 

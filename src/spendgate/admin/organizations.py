@@ -20,6 +20,7 @@ from spendgate.admin.schemas import (
     OrganizationUpdate,
 )
 from spendgate.admin.views import organizations_out
+from spendgate.entities import deletion
 from spendgate.entities.service import BUDGETS, ORGANIZATIONS
 from spendgate.http.errors import PermissionDenied
 from spendgate.stores.database.models import Organization
@@ -72,10 +73,5 @@ async def list_organizations(ctx: Context, query: OrganizationListQuery) -> list
 
 async def delete_organizations(ctx: Context, body: OrganizationIds) -> dict[str, Any]:
     require_admin(ctx.caller, "delete organizations")
-    ids = body.organization_ids
-    await ctx.entities.require_all(ORGANIZATIONS, ids, "organization_ids")
-    # Customers too: un-owning them silently would let any key bill them.
-    await ctx.entities.check_deletable_organizations(ids, "organization_ids")
-    await ctx.repo.delete_org_memberships_of_orgs(ids)
-    await ctx.entities.delete(ORGANIZATIONS, ids)
-    return {"deleted_organizations": ids}
+    await deletion.delete_organizations(ctx.entities, body.organization_ids, "organization_ids")
+    return {"deleted_organizations": body.organization_ids}

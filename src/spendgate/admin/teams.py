@@ -26,6 +26,7 @@ from spendgate.admin.schemas import (
     TeamUpdate,
 )
 from spendgate.admin.views import keys_out, membership_out, memberships_out, teams_out, users_out
+from spendgate.entities import deletion
 from spendgate.entities.keys import delete_keys_of
 from spendgate.entities.memberships import (
     add_member,
@@ -35,7 +36,7 @@ from spendgate.entities.memberships import (
     set_member_budget,
 )
 from spendgate.entities.service import BUDGETS, ORGANIZATIONS, TEAMS
-from spendgate.http.errors import Conflict, InvalidField, PermissionDenied
+from spendgate.http.errors import InvalidField, PermissionDenied
 from spendgate.stores.database.models import Team, TeamMembership, User
 
 __all__ = [
@@ -125,16 +126,8 @@ async def list_teams(ctx: Context, query: TeamListQuery) -> list[dict[str, Any]]
 
 async def delete_team(ctx: Context, body: TeamIds) -> dict[str, Any]:
     require_admin(ctx.caller, "delete teams")
-    ids = body.team_ids
-    await ctx.entities.require_all(TEAMS, ids, "team_ids")
-    # Un-owning them silently would let any key bill them.
-    owned = await ctx.repo.count_customers_of_teams(ids)
-    if owned:
-        raise Conflict(f"the team still has {owned} customers: move or delete them first", param="team_ids")
-    ctx.changed_keys.extend(await delete_keys_of(ctx.entities, team_ids=ids))
-    await delete_memberships(ctx.entities, team_ids=ids)
-    await ctx.entities.delete(TEAMS, ids)
-    return {"deleted_teams": ids}
+    ctx.changed_keys.extend(await deletion.delete_teams(ctx.entities, body.team_ids, "team_ids"))
+    return {"deleted_teams": body.team_ids}
 
 
 async def add_members(ctx: Context, body: TeamMemberAdd) -> dict[str, Any]:

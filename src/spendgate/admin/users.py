@@ -24,9 +24,9 @@ from spendgate.admin.schemas import (
     UserUpdate,
 )
 from spendgate.admin.views import keys_out, teams_out, users_out
-from spendgate.entities.keys import delete_keys_of
+from spendgate.entities import deletion
 from spendgate.entities.limits import nanos
-from spendgate.entities.memberships import add_member, delete_memberships
+from spendgate.entities.memberships import add_member
 from spendgate.entities.repository import Page, UserFilter
 from spendgate.entities.service import ORGANIZATIONS, TEAMS, USERS
 from spendgate.http.errors import InvalidField, NotFound, PermissionDenied
@@ -134,13 +134,8 @@ async def update_user(ctx: Context, body: UserUpdate) -> dict[str, Any]:
 async def delete_users(ctx: Context, body: UserIds) -> dict[str, Any]:
     """Delete users with their keys, memberships and budget windows."""
     require_admin(ctx.caller, "delete users")
-    ids = body.user_ids
-    await ctx.entities.require_all(USERS, ids, "user_ids")
-    ctx.changed_keys.extend(await delete_keys_of(ctx.entities, user_ids=ids))
-    await delete_memberships(ctx.entities, user_ids=ids)
-    await ctx.repo.delete_org_memberships_of_users(ids)
-    await ctx.entities.delete(USERS, ids)
-    return {"deleted_users": ids}
+    ctx.changed_keys.extend(await deletion.delete_users(ctx.entities, body.user_ids, "user_ids"))
+    return {"deleted_users": body.user_ids}
 
 
 async def list_users(ctx: Context, query: UserListQuery) -> dict[str, Any]:

@@ -209,7 +209,8 @@ class EntityService:
             await self.repo.delete_windows(kind.scope.name, ids)
         await self.repo.delete_by_ids(kind.model, kind.id_field, ids)
 
-    async def all(self, kind: EntityKind) -> list[Any]:
+    async def list_all(self, kind: EntityKind) -> list[Any]:
+        """Every object of ``kind``, oldest first."""
         return await self.repo.all_ordered(kind.model, kind.id_field)
 
     # -- rules of one kind -----------------------------------------------------------------
@@ -230,17 +231,4 @@ class EntityService:
         if org_id is not None and team.organization_id != org_id:
             raise EntityInvalid(
                 f"team {team_id!r} does not belong to organization {org_id!r}", param="organization_id"
-            )
-
-    async def check_deletable_budget(self, budget_id: str, param: str) -> None:
-        used = await self.repo.budget_users(budget_id)
-        if used:
-            raise EntityConflict(f"budget {budget_id!r} is still used by {used}", param=param)
-
-    async def check_deletable_organizations(self, ids: Sequence[str], param: str) -> None:
-        owned = await self.repo.organization_owns(ids)
-        if owned is not None:
-            count, what = owned
-            raise EntityConflict(
-                f"the organization still has {count} {what}: move or delete them first", param=param
             )
