@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from spendgate.providers.mock import chat_prompt_tokens, generate_text
 
@@ -56,7 +57,7 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class _Ask:
-    messages: list[dict[str, str]]
+    messages: list[ChatCompletionMessageParam]
     max_tokens: int
     digest: str
 

@@ -4,13 +4,16 @@ translated to an Anthropic deployment and back, usage and cost included."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import openai
 from gateway_helpers import Ledger
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolUnionParam
 
 import spendgate
 from spendgate.core.usage import from_anthropic_message
+from spendgate.providers.mock import MockServer
 
 MODEL = "claude-sonnet-4-6"
 
@@ -43,11 +46,15 @@ def test_messages_native(anthropic_client: anthropic.Anthropic, ledger: Ledger) 
 
 
 def test_messages_native_stream_costs_the_same(anthropic_client: anthropic.Anthropic, ledger: Ledger) -> None:
-    kwargs = {"model": MODEL, "max_tokens": 13, "messages": [{"role": "user", "content": "Stream to me"}]}
-    plain = anthropic_client.messages.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 13,
+        "messages": [{"role": "user", "content": "Stream to me"}],
+    }
+    plain = anthropic_client.messages.with_raw_response.create(**kwargs)
     plain_row = ledger.operation(plain.headers["x-spendgate-request-id"], 1)[0]
     costs = []
-    with anthropic_client.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
+    with anthropic_client.messages.stream(**kwargs) as stream:
         text = ""
         for event in stream:
             if event.type == "text":
@@ -79,8 +86,11 @@ async def test_messages_native_async(
 def test_openai_chat_translated_to_anthropic(
     client: openai.OpenAI, anthropic_client: anthropic.Anthropic, ledger: Ledger
 ) -> None:
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello, Claude"}]
-    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=messages, max_tokens=6)  # type: ignore[arg-type]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello, Claude"},
+    ]
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=messages, max_tokens=6)
     reply = raw.parse()
     assert reply.object == "chat.completion" and reply.choices[0].message.content
     assert reply.choices[0].finish_reason in ("stop", "length")
@@ -93,7 +103,7 @@ def test_openai_chat_translated_to_anthropic(
         messages=messages,
         max_tokens=6,
         stream=True,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -105,8 +115,8 @@ def test_openai_chat_translated_to_anthropic(
     assert (final.usage.model_extra or {})["cost"] == float(spendgate.from_nano(row["cost_nanos"]))
 
 
-def test_tools_are_translated(client: openai.OpenAI, mock: object) -> None:
-    tools = [
+def test_tools_are_translated(client: openai.OpenAI, mock: MockServer) -> None:
+    tools: list[ChatCompletionToolUnionParam] = [
         {
             "type": "function",
             "function": {
@@ -116,7 +126,7 @@ def test_tools_are_translated(client: openai.OpenAI, mock: object) -> None:
             },
         }
     ]
-    messages = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "Weather in Paris?"},
         {
             "role": "assistant",
@@ -131,9 +141,9 @@ def test_tools_are_translated(client: openai.OpenAI, mock: object) -> None:
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
-    reply = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, max_tokens=5)  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, max_tokens=5)
     assert reply.choices[0].message.content
-    sent = mock.requests()[-1]["body"]  # type: ignore[attr-defined]
+    sent = mock.requests()[-1]["body"]
     if isinstance(sent, str):
         sent = json.loads(sent)
     assert sent["tools"][0]["name"] == "get_weather" and "input_schema" in sent["tools"][0]

@@ -6,11 +6,12 @@ from decimal import Decimal
 
 import openai
 from gateway_helpers import Ledger
+from openai.types.chat import ChatCompletionMessageParam
 
 import spendgate
 from spendgate import Usage
 
-MESSAGES = [{"role": "user", "content": "Say hello to the gateway"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello to the gateway"}]
 
 
 def _expected_cost(model: str, usage: Usage) -> int:

@@ -14,7 +14,7 @@ from gateway_helpers import MASTER_KEY, GatewayServer, Ledger
 from spendgate.http.errors import render_error
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
-CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+CHAT: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 import openai
 import pytest
 from gateway_helpers import MASTER_KEY, Ledger, free_port, serve, serve_config
+from openai.types.chat import ChatCompletionMessageParam
 
 from spendgate.providers.mock import MockServer
 
@@ -35,7 +36,7 @@ async def test_requests_past_the_graceful_timeout_get_a_json_503_or_an_ended_str
         async with openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key=MASTER_KEY, max_retries=0, timeout=30
         ) as client:
-            messages = [{"role": "user", "content": "take your time"}]
+            messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "take your time"}]
             slow = asyncio.ensure_future(
                 client.chat.completions.create(
                     model="gpt-4o",
