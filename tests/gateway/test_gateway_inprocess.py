@@ -18,7 +18,11 @@ from spendgate.gateway.admission import AdmissionRequest, Admitted
 from spendgate.ledger.events import SpendEvent
 from spendgate.server import build_app
 
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4}
+CHAT: dict[str, Any] = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "hello there"}],
+    "max_tokens": 4,
+}
 REPLY = {
     "id": "x",
     "object": "chat.completion",
@@ -44,10 +48,14 @@ Handler = Callable[[httpx.Request], httpx.Response]
 async def _gateway(
     tmp_path: Path, deployment: dict[str, Any], handler: Handler, admission: Any = None, **general: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ListSink]]:
+    general_settings: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        **general,
+    }
     config = parse_config(
         {
             "model_list": [{"model_name": "m", **deployment}],
-            "general_settings": {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", **general},
+            "general_settings": general_settings,
             "router_settings": {"num_retries": 0},
         },
         environ={},
@@ -144,7 +152,7 @@ async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) 
         )  # fmt: skip
 
     deployment = {"litellm_params": {"model": "anthropic/claude-sonnet-4-6", "api_key": "ak"}}
-    chat = {**CHAT, "messages": [{"role": "system", "content": "sys"}, *CHAT["messages"]], "stop": "END"}  # type: ignore[list-item]
+    chat = {**CHAT, "messages": [{"role": "system", "content": "sys"}, *CHAT["messages"]], "stop": "END"}
     async with _gateway(tmp_path, deployment, handler) as (client, sink):
         response = await client.post("/v1/chat/completions", json=chat)
     sent = orjson.loads(seen[0].content)

@@ -4,10 +4,12 @@ nothing, and the call is billed once, at the deployment that served it."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from decimal import Decimal
 
 import openai
 from gateway_helpers import Ledger
+from openai.types.chat import ChatCompletionMessageParam
 
 import spendgate
 from spendgate import Usage
@@ -17,11 +19,11 @@ from spendgate.gateway.routing import Router
 from spendgate.providers.base import Target
 from spendgate.providers.mock import MockServer
 
-MESSAGES = [{"role": "user", "content": "retry me"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "retry me"}]
 
 
-def _attempts(ledger: Ledger, headers: object, count: int) -> list[dict[str, object]]:
-    request_id = headers["x-spendgate-request-id"]  # type: ignore[index]
+def _attempts(ledger: Ledger, headers: Mapping[str, str], count: int) -> list[dict[str, object]]:
+    request_id = headers["x-spendgate-request-id"]
     rows = ledger.operation(request_id, count)
     assert len(rows) == count
     assert {r["operation_id"] for r in rows} == {request_id}

@@ -3,6 +3,7 @@ spendgate headers; and the same routes without the /v1 prefix."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 import httpx
@@ -14,7 +15,8 @@ from spendgate import Usage
 from spendgate.core.usage import from_openai_image, from_openai_responses
 
 
-def _row(ledger: Ledger, headers: httpx.Headers) -> dict[str, object]:
+def _row(ledger: Ledger, headers: Mapping[str, str]) -> dict[str, object]:
+    """The one ledger row of the call whose response headers these are (httpx or the SDK's httpx2)."""
     assert float(headers["x-spendgate-overhead-ms"]) >= 0
     rows = ledger.operation(headers["x-spendgate-request-id"], 1)
     assert len(rows) == 1

@@ -94,7 +94,7 @@ CASES = [("gpt-4o", "priority"), ("gpt-5-mini", "priority"), ("gpt-5-mini", "fle
 def test_chat_is_billed_at_the_tier_that_served_it(
     client: openai.OpenAI, ledger: str, model: str, tier: str | None
 ) -> None:
-    extra = {} if tier is None else {"service_tier": tier}
+    extra: dict[str, Any] = {} if tier is None else {"service_tier": tier}
     raw = client.chat.completions.with_raw_response.create(
         model=model, messages=MESSAGES, max_tokens=OUTPUT_TOKENS, **extra
     )
@@ -112,7 +112,7 @@ def test_chat_is_billed_at_the_tier_that_served_it(
 def test_streamed_chat_is_billed_at_the_tier_that_served_it(
     client: openai.OpenAI, ledger: str, model: str, tier: str | None
 ) -> None:
-    extra = {} if tier is None else {"service_tier": tier}
+    extra: dict[str, Any] = {} if tier is None else {"service_tier": tier}
     with client.chat.completions.with_streaming_response.create(
         model=model,
         messages=MESSAGES,
@@ -147,7 +147,7 @@ def test_responses_are_billed_at_the_tier_that_served_them(
         with client.responses.with_streaming_response.create(stream=True, **args) as response:
             request_id = response.headers["x-spendgate-request-id"]
             events = list(response.parse())
-        final: Any = events[-1].response  # type: ignore[union-attr]
+        final: Any = events[-1].response
     else:
         raw = client.responses.with_raw_response.create(**args)
         request_id = raw.headers["x-spendgate-request-id"]

@@ -10,18 +10,19 @@ import httpx
 import openai
 import pytest
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 import spendgate
 from spendgate import Usage
 from spendgate.providers.mock import MockServer
 
-MESSAGES = [
+MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Count the stars, please"},
 ]
 
 
-def _request_id(stream: openai.Stream[object] | openai.AsyncStream[object]) -> str:
+def _request_id(stream: openai.Stream[ChatCompletionChunk] | openai.AsyncStream[ChatCompletionChunk]) -> str:
     return str(stream.response.headers["x-spendgate-request-id"])
 
 
