@@ -30,16 +30,14 @@ from spendgate.admin.schemas import (
     KeyUpdate,
 )
 from spendgate.admin.views import key_out, keys_out, windows_json
-from spendgate.core.keys import hash_key
 from spendgate.entities.keys import (
     KEY_SCOPE,
     check_alias,
     check_key_refs,
     check_member_of_team,
     delete_keys,
-    hash_in_use,
     key_by_alias,
-    key_display,
+    new_key,
     new_raw_key,
     require_key,
     retoken_key,
@@ -47,8 +45,8 @@ from spendgate.entities.keys import (
 from spendgate.entities.limits import apply_limits, nanos
 from spendgate.entities.repository import KeyFilter, Page
 from spendgate.entities.service import merged_metadata, utc
-from spendgate.http.errors import Conflict, InvalidField, PermissionDenied
-from spendgate.stores.database.models import Team, VirtualKey
+from spendgate.http.errors import InvalidField, PermissionDenied
+from spendgate.stores.database.models import VirtualKey
 
 __all__ = [
     "block_key",
@@ -111,19 +109,12 @@ async def generate_key(ctx: Context, body: KeyGenerate) -> dict[str, Any]:
         body = await within_owner_models(svc, body)
     await check_alias(svc, body.key_alias, None)
     raw = body.key or new_raw_key()
-    token = hash_key(raw)
-    if await hash_in_use(svc, token):
-        raise Conflict("this key already exists", param="key")
-    prefix, name = key_display(raw)
-    vk = VirtualKey(token=token, key_id=token, key_prefix=prefix, key_name=name, blocked=False)
-    if body.team_id is not None and body.organization_id is None:
-        team = await ctx.repo.get(Team, body.team_id)
-        vk.organization_id = team.organization_id if team else None
+    vk = await new_key(svc, raw, team_id=body.team_id, organization_id=body.organization_id)
     _apply(ctx, vk, body)
     svc.stamp(vk, created=True)
     await ctx.repo.add(vk)
     await _set_windows(ctx, vk, body)
-    return {"key": raw, "token_id": token, **key_out(vk, windows_json(body.budget_limits))}
+    return {"key": raw, "token_id": vk.token, **key_out(vk, windows_json(body.budget_limits))}
 
 
 async def _key_for_update(ctx: Context, body: KeyUpdate) -> VirtualKey:

@@ -7,7 +7,8 @@
   caller commits (:class:`EntityRepository`);
 * :mod:`~spendgate.entities.service` — create / update / read / delete, written once for
   every kind (:class:`EntityService`), with :mod:`~spendgate.entities.memberships` and
-  :mod:`~spendgate.entities.keys` for the rules of team members and keys;
+  :mod:`~spendgate.entities.keys` for the rules of team members and keys, and
+  :mod:`~spendgate.entities.deletion` for what a delete takes with it or is refused by;
 * :mod:`~spendgate.entities.errors` — what the service refuses, without HTTP.
 """
 

@@ -32,6 +32,7 @@ __all__ = [
     "hash_in_use",
     "key_by_alias",
     "key_display",
+    "new_key",
     "new_raw_key",
     "require_key",
     "retoken_key",
@@ -64,6 +65,22 @@ def key_display(raw: str) -> tuple[str, str]:
     if len(secret) >= 40:  # 4 + 4 shown of 40 or more
         return prefix, f"{lead}...{secret[-4:]}"
     return prefix, f"{prefix}..."
+
+
+async def new_key(
+    svc: EntityService, raw: str, *, team_id: str | None, organization_id: str | None
+) -> VirtualKey:
+    """A new (not yet inserted) key row for the raw key ``raw`` (409 if its hash is in
+    use); a team key names no organization of its own takes its team's."""
+    token = hash_key(raw)
+    if await hash_in_use(svc, token):
+        raise EntityConflict("this key already exists", param="key")
+    prefix, name = key_display(raw)
+    vk = VirtualKey(token=token, key_id=token, key_prefix=prefix, key_name=name, blocked=False)
+    if team_id is not None and organization_id is None:
+        team = await svc.repo.get(Team, team_id)
+        vk.organization_id = team.organization_id if team else None
+    return vk
 
 
 async def find_key(svc: EntityService, ref: str) -> VirtualKey | None:
