@@ -72,7 +72,7 @@ async def delete_customers(svc: EntityService, ids: Sequence[str], param: str) -
 
 async def delete_budget(svc: EntityService, budget_id: str, param: str) -> list[str]:
     budget = await svc.require(BUDGETS, budget_id, param)
-    used = await svc.repo.budget_users(budget_id)
+    used = await svc.repo.budget_used_by(budget_id)
     if used:
         raise EntityConflict(f"budget {budget_id!r} is still used by {used}", param=param)
     await svc.repo.remove(budget)

@@ -185,7 +185,7 @@ class EntityRepository:
         rows = await self.session.scalars(select(Budget).where(Budget.budget_id.in_(budget_ids)))
         return {b.budget_id: b for b in rows}
 
-    async def budget_users(self, budget_id: str) -> str | None:
+    async def budget_used_by(self, budget_id: str) -> str | None:
         """What still uses the budget (``"3 keys"``: the first kind found), or None."""
         for model, what in BUDGET_REFERRERS:
             count = await self.session.scalar(select(func.count()).where(model.budget_id == budget_id))
