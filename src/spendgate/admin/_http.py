@@ -28,7 +28,6 @@ from starlette.responses import Response
 
 from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.core.keys import hash_key
-from spendgate.entities.errors import EntityConflict, EntityError, EntityInvalid, EntityNotFound
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import EntityService
 from spendgate.http.credentials import key_from_headers
@@ -36,10 +35,8 @@ from spendgate.http.errors import (
     AuthenticationFailed,
     Conflict,
     DatabaseUnavailable,
-    GatewayError,
     InvalidField,
     MalformedRequest,
-    NotFound,
     PayloadTooLarge,
     PermissionDenied,
     is_database_outage,
@@ -205,21 +202,6 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-_HTTP_ERRORS: dict[type[EntityError], type[GatewayError]] = {
-    EntityNotFound: NotFound,
-    EntityConflict: Conflict,
-    EntityInvalid: InvalidField,
-}
-
-
-def _http_error(exc: EntityError) -> GatewayError:
-    """The entity service's refusal as the HTTP error it answers (same message, field, code)."""
-    for kind, http in _HTTP_ERRORS.items():
-        if isinstance(exc, kind):
-            return http(exc.message, param=exc.param, code=exc.code)
-    return InvalidField(exc.message, param=exc.param, code=exc.code)
-
-
 def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint for ``endpoint``: always answers, never raises."""
 
@@ -227,8 +209,7 @@ def make_handler(endpoint: Endpoint, settings: AdminSettings) -> Callable[[Reque
         try:
             return await _serve(endpoint, settings, request)
         except Exception as exc:  # a GatewayError, or a bug (logged with its traceback, answered without)
-            error = _http_error(exc) if isinstance(exc, EntityError) else exc
-            status, body, headers = render_error(error, budget_status=settings.budget_exceeded_status)
+            status, body, headers = render_error(exc, budget_status=settings.budget_exceeded_status)
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     handle.__name__ = "admin_" + endpoint.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")

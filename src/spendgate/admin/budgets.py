@@ -15,7 +15,7 @@ from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetNew, BudgetUpdate, Empty
 from spendgate.admin.views import budget_row
 from spendgate.entities import deletion
-from spendgate.entities.limits import apply_limits
+from spendgate.entities.codec import apply_limits
 from spendgate.entities.service import BUDGETS
 from spendgate.stores.database.models import Budget
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import KeyGenerate, KeyUpdate, parse_expiry_duration
+from spendgate.entities.codec import nanos
 from spendgate.entities.keys import ALL_MODELS, KEY_SCOPE
-from spendgate.entities.limits import nanos
 from spendgate.entities.service import EntityService
 from spendgate.http.errors import PermissionDenied
 from spendgate.stores.database.models import User, VirtualKey

@@ -30,6 +30,7 @@ from spendgate.admin.schemas import (
     KeyUpdate,
 )
 from spendgate.admin.views import key_out, keys_out, windows_json
+from spendgate.entities.codec import apply_limits, nanos
 from spendgate.entities.keys import (
     KEY_SCOPE,
     check_alias,
@@ -42,7 +43,6 @@ from spendgate.entities.keys import (
     require_key,
     retoken_key,
 )
-from spendgate.entities.limits import apply_limits, nanos
 from spendgate.entities.repository import KeyFilter, Page
 from spendgate.entities.service import merged_metadata, utc
 from spendgate.http.errors import InvalidField, PermissionDenied

@@ -25,7 +25,7 @@ from spendgate.admin.schemas import (
 )
 from spendgate.admin.views import keys_out, teams_out, users_out
 from spendgate.entities import deletion
-from spendgate.entities.limits import nanos
+from spendgate.entities.codec import nanos
 from spendgate.entities.memberships import add_member
 from spendgate.entities.repository import Page, UserFilter
 from spendgate.entities.service import ORGANIZATIONS, TEAMS, USERS

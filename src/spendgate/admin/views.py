@@ -15,8 +15,8 @@ import orjson
 
 from spendgate.core.money import usd_text
 from spendgate.core.scopes import ScopeType
+from spendgate.entities.codec import nanos
 from spendgate.entities.keys import KEY_SCOPE
-from spendgate.entities.limits import nanos
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import CUSTOMERS, INTERNAL_METADATA, ORGANIZATIONS, TEAMS, USERS
 from spendgate.stores.database.models import (

@@ -1,6 +1,6 @@
 """Entities: keys, users, teams, organizations, customers, tags and budget profiles.
 
-* :mod:`~spendgate.entities.limits` — their budget and rate-limit fields, encoded (request
+* :mod:`~spendgate.entities.codec` — their budget and rate-limit fields, encoded (request
   → columns) and decoded (rows → :class:`LimitSpec`);
 * :mod:`~spendgate.entities.reader` — the gateway's engine-bound reads (:class:`EntityReader`);
 * :mod:`~spendgate.entities.repository` — every other entity statement, over a session the
@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+from spendgate.entities.codec import CustomerOwners, KeyEntities, LimitSpec, decode_limits
 from spendgate.entities.errors import EntityConflict, EntityError, EntityInvalid, EntityNotFound
-from spendgate.entities.limits import CustomerOwners, KeyEntities, LimitSpec, decode_limits
 from spendgate.entities.reader import EntityReader, KeyRecord
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import EntityKind, EntityService

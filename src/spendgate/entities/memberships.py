@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from spendgate.entities.codec import nanos
 from spendgate.entities.errors import EntityConflict, EntityNotFound
-from spendgate.entities.limits import nanos
 from spendgate.entities.service import EntityService
 from spendgate.stores.database.models import Budget, Team, TeamMembership, User
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from spendgate.core.scopes import scope_type
-from spendgate.entities.limits import CustomerOwners, KeyEntities, LimitSpec, decode_limits
+from spendgate.entities.codec import CustomerOwners, KeyEntities, LimitSpec, decode_limits
 from spendgate.stores.database.models import (
     Budget,
     BudgetWindow,

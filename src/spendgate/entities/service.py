@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from spendgate.core.scopes import ScopeType, scope_type
+from spendgate.entities.codec import apply_limits, nanos
 from spendgate.entities.errors import EntityConflict, EntityInvalid, EntityNotFound
-from spendgate.entities.limits import apply_limits, nanos
 from spendgate.entities.repository import EntityRepository
 from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, User
 

@@ -26,6 +26,7 @@ UpstreamStatusError 401/403         502     upstream_error / upstream_auth_faile
 UpstreamStatusError 429             429     rate_limit_error
 UpstreamStatusError 5xx, others     502     upstream_error
 UpstreamTimeout                     504     upstream_timeout
+EntityNotFound / Conflict / Invalid 404 / 409 / 422, as NotFound / Conflict / InvalidField
 anything else                       500     internal_error (generic text; traceback logged)
 ==================================  ======  ==========================================
 
@@ -41,6 +42,7 @@ from typing import Any
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from spendgate.entities.errors import EntityConflict, EntityError, EntityInvalid, EntityNotFound
 from spendgate.errors import (
     BudgetExceeded,
     LimitExceeded,
@@ -159,6 +161,8 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
     ``budget_status`` is the status of :class:`~spendgate.errors.BudgetExceeded`
     (``general_settings.budget_exceeded_status``).
     """
+    if isinstance(exc, EntityError):  # the entity service's refusal: 404, 409 or 422
+        exc = _entity_error(exc)
     if isinstance(exc, GatewayError):
         return exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
     if isinstance(exc, LimitExceeded):
@@ -188,6 +192,21 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
         error_body("internal error; see the gateway log", "internal_error", None, "internal_error"),
         {},
     )
+
+
+_ENTITY_ERRORS: dict[type[EntityError], type[GatewayError]] = {
+    EntityNotFound: NotFound,
+    EntityConflict: Conflict,
+    EntityInvalid: InvalidField,
+}
+
+
+def _entity_error(exc: EntityError) -> GatewayError:
+    """An entity refusal as the HTTP error it answers (same message, field and code)."""
+    for kind, http in _ENTITY_ERRORS.items():
+        if isinstance(exc, kind):
+            return http(exc.message, param=exc.param, code=exc.code)
+    return InvalidField(exc.message, param=exc.param, code=exc.code)
 
 
 def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, str]]:
