@@ -30,6 +30,7 @@ from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.core.keys import hash_key
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import EntityService
+from spendgate.http.body import read_body
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import (
     AuthenticationFailed,
@@ -37,7 +38,6 @@ from spendgate.http.errors import (
     DatabaseUnavailable,
     InvalidField,
     MalformedRequest,
-    PayloadTooLarge,
     PermissionDenied,
     is_database_outage,
     render_error,
@@ -150,21 +150,10 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def _read_body(request: Request) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _parse(endpoint: Endpoint, request: Request) -> Any:
     data: dict[str, Any]
     if endpoint.body is not None:
-        raw = await _read_body(request)
+        raw = await read_body(request, MAX_BODY_BYTES, request.headers.get("content-length"))
         if raw.strip():
             try:
                 # Decimal, not float: a USD amount with 18 significant digits stays exact.
