@@ -27,7 +27,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spendgate.http.errors import error_body, render_error
-from spendgate.http.headers import OVERHEAD_MS, REQUEST_ID, RESPONSE_COST, overhead_text
+from spendgate.http.headers import OVERHEAD_MS, REQUEST_ID, RESPONSE_COST, RETRY_AFTER, overhead_text
 
 __all__ = ["GatewayMiddleware", "InFlight", "new_request_id"]
 
@@ -130,7 +130,7 @@ class GatewayMiddleware:
                 raise  # a body cut short: nothing better than closing the connection
             if not response_started:
                 log.warning("request %s cancelled by the server's stop: answered 503", request_id)
-                await _answer(send_with_headers, 503, _SHUTTING_DOWN, {"retry-after": "1"})
+                await _answer(send_with_headers, 503, _SHUTTING_DOWN, {RETRY_AFTER: "1"})
             # The answer is complete: the cancellation has done its work (the task ends here).
         finally:
             self.in_flight.leave()

@@ -224,7 +224,7 @@ def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, st
         return (
             429,
             error_body(message, "rate_limit_error", None, "upstream_rate_limited"),
-            ({"retry-after": retry} if retry else {}),
+            ({RETRY_AFTER: retry} if retry else {}),
         )
     if exc.status_code in (401, 403, 407):
         # The gateway's own provider credentials were refused: not the client's fault.
