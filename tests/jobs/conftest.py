@@ -16,7 +16,8 @@ import pytest_asyncio
 from job_backends import postgres_engine, redis_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from spendgate.jobs import LeaderLock, LocalLock, PostgresLock, RedisLock
+from spendgate.jobs import LeaderLock, LocalLock, PostgresLock
+from spendgate.jobs.redis_lock import RedisLock
 
 LOCK_BACKENDS = [
     pytest.param("local", id="local"),

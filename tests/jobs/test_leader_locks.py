@@ -11,8 +11,9 @@ from job_backends import REDIS_URL, redis_client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from spendgate.jobs import LeaderLock, LocalLock, PostgresLock, RedisLock, lock_for
+from spendgate.jobs import LeaderLock, LocalLock, PostgresLock, lock_for
 from spendgate.jobs.locks import _advisory_key
+from spendgate.jobs.redis_lock import RedisLock
 from spendgate.stores.database import create_engine
 
 MakeLock = Callable[[], LeaderLock]

@@ -7,7 +7,7 @@ or the process on SQLite). See DESIGN §5.11 and the ``runner`` and ``locks`` mo
 
 from __future__ import annotations
 
-from spendgate.jobs.locks import LeaderLock, LocalLock, PostgresLock, RedisLock, lock_for
+from spendgate.jobs.locks import LeaderLock, LocalLock, PostgresLock, lock_for
 from spendgate.jobs.runner import MIN_LEASE, Job, JobRunner
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "LeaderLock",
     "LocalLock",
     "PostgresLock",
-    "RedisLock",
     "lock_for",
 ]

@@ -13,7 +13,7 @@ Three implementations, picked by :func:`lock_for`:
 - :class:`LocalLock`: one process (the embedded SQLite set-up). Leases live in a dict
   shared by every ``LocalLock`` of the process, so two runners in one process still
   exclude each other; a lease not renewed within ``ttl`` lapses.
-- :class:`RedisLock`: redis-py's :class:`redis.asyncio.lock.Lock` (SET NX PX with a random
+- :class:`~spendgate.jobs.redis_lock.RedisLock`: redis-py's lock (SET NX PX with a random
   token; extend and release only while the token matches); the key expires with the lease.
 - :class:`PostgresLock`: ``pg_try_advisory_lock`` on a dedicated connection held while
   leader. The server drops the lock with the session, so a crashed leader frees it; renewal
@@ -26,19 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import time
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.stores.database.engine import is_postgres
 
-__all__ = ["LeaderLock", "LocalLock", "PostgresLock", "RedisLock", "lock_for"]
+__all__ = ["LeaderLock", "LocalLock", "PostgresLock", "lock_for"]
 
 
 class LeaderLock(Protocol):
@@ -83,56 +79,6 @@ class LocalLock:
     async def close(self) -> None:
         for name in [n for n, (holder, _) in _LOCAL_LEASES.items() if holder is self]:
             del _LOCAL_LEASES[name]
-
-
-class RedisLock:
-    """Leases as Redis keys ``<prefix><name>`` with a random token and an expiry."""
-
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "spendgate:job-lock:", owned: bool = False):
-        self.client = client
-        self.prefix = prefix
-        self._owned = owned  # close the client on close()
-        self._held: dict[str, Lock] = {}
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "spendgate:job-lock:") -> RedisLock:
-        client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return cls(client, prefix=prefix, owned=True)
-
-    async def acquire(self, name: str, ttl: float) -> bool:
-        if name in self._held and await self.renew(name, ttl):
-            return True
-        lock = Lock(self.client, self.prefix + name, timeout=ttl, thread_local=False)
-        if not await lock.acquire(blocking=False, token=secrets.token_hex(16)):
-            return False
-        self._held[name] = lock
-        return True
-
-    async def renew(self, name: str, ttl: float) -> bool:
-        lock = self._held.get(name)
-        if lock is None:
-            return False
-        try:
-            await lock.extend(ttl, replace_ttl=True)
-        except LockError:  # the key expired or another holder's token is there
-            del self._held[name]
-            return False
-        return True
-
-    async def release(self, name: str) -> None:
-        lock = self._held.pop(name, None)
-        if lock is not None:
-            try:
-                await lock.release()
-            except LockError:
-                pass  # already lapsed: nothing of ours to delete
-
-    async def close(self) -> None:
-        for name in list(self._held):
-            await self.release(name)
-        if self._owned:
-            self._owned = False
-            await self.client.aclose()
 
 
 def _advisory_key(name: str) -> int:
@@ -198,6 +144,8 @@ async def _discard(conn: AsyncConnection) -> None:
 def lock_for(engine: AsyncEngine | None, redis_url: str | None) -> LeaderLock:
     """A new contender: Redis when configured, else PostgreSQL, else the process (SQLite)."""
     if redis_url:
+        from spendgate.jobs.redis_lock import RedisLock  # redis-py only where Redis is configured
+
         return RedisLock.from_url(redis_url)
     if engine is not None and is_postgres(engine):
         return PostgresLock(engine)
