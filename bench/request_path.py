@@ -45,7 +45,9 @@ ANSWER = orjson.dumps(
         "object": "chat.completion",
         "created": 0,
         "model": "gpt-4o-2024-08-06",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 14, "completion_tokens": 2, "total_tokens": 16},
     }
 )
@@ -68,7 +70,10 @@ async def _run(requests: int, key_kind: str, warmup: int) -> tuple[int, float, i
         config = parse_config(
             {
                 "model_list": [
-                    {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1"}}
+                    {
+                        "model_name": "gpt-4o",
+                        "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1"},
+                    }
                 ],
                 "general_settings": {
                     "master_key": MASTER,
@@ -80,7 +85,8 @@ async def _run(requests: int, key_kind: str, warmup: int) -> tuple[int, float, i
             environ={},
         )
         sink = _Sink()
-        app: Any = build_app(config, transport=httpx.MockTransport(_upstream), recorder_factory=lambda engine: sink)
+        upstream = httpx.MockTransport(_upstream)
+        app: Any = build_app(config, transport=upstream, recorder_factory=lambda engine: sink)
         async with app.starlette.router.lifespan_context(app.starlette):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
