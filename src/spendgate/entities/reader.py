@@ -1,23 +1,23 @@
 """The gateway's read side of the entity tables: one engine-bound reader that answers the
 request path's questions (who is this key, what are the limits above it, whose customer is
-this, what does a tag allow) in one short transaction each. Callers own the caching.
+this, what does a tag allow), each in one short session over the
+:class:`~spendgate.entities.repository.EntityRepository` (which holds every statement), and
+decodes the rows into limits. Callers own the caching.
 
-Every statement is parameterised; nothing here raises an HTTP error (the caller decides).
+Nothing here raises an HTTP error (the caller decides).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert as sa_insert
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from spendgate.core.scopes import scope_type
 from spendgate.entities.codec import CustomerOwners, KeyEntities, LimitSpec, decode_limits
+from spendgate.entities.repository import EntityRepository
 from spendgate.stores.database.models import (
     Budget,
     BudgetWindow,
@@ -70,31 +70,10 @@ class EntityReader:
 
     async def key_by_hash(self, digest: str) -> KeyRecord | None:
         """The key whose stored hash is ``digest`` (authentication), or None."""
-        stmt = (
-            select(
-                VirtualKey.key_id,
-                VirtualKey.blocked,
-                VirtualKey.expires,
-                VirtualKey.models,
-                VirtualKey.metadata_.label("metadata"),
-                VirtualKey.tags,
-                VirtualKey.user_id,
-                VirtualKey.team_id,
-                VirtualKey.organization_id,
-                VirtualKey.end_user_id,
-                VirtualKey.key_alias,
-                Team.blocked.label("team_blocked"),
-                Team.models.label("team_models"),
-                Team.organization_id.label("team_organization_id"),
-            )
-            .outerjoin(Team, Team.team_id == VirtualKey.team_id)
-            .where(VirtualKey.token == digest)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
+        async with AsyncSession(self.engine) as session:
+            key = await EntityRepository(session).key_for_auth(digest)
+        if key is None:
             return None
-        key = row._mapping
         expires = key["expires"]
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
@@ -117,48 +96,39 @@ class EntityReader:
 
     async def key_entities(self, key_id: str) -> KeyEntities | None:
         """The limits of the key ``key_id`` and of every entity above it, or None."""
-        async with AsyncSession(self.engine) as conn:
-            vk = await _one(conn, VirtualKey, VirtualKey.key_id, key_id)
-            return None if vk is None else await _entities(conn, vk)
+        async with AsyncSession(self.engine) as session:
+            repo = EntityRepository(session)
+            vk = await repo.key_by_id(key_id)
+            return None if vk is None else await _entities(repo, vk)
 
     async def customer_owners(self, customer_id: str) -> CustomerOwners:
         """Who may bill ``customer_id`` by naming it (nobody named: anyone)."""
-        async with AsyncSession(self.engine) as conn:
-            own = (
-                await conn.execute(
-                    select(EndCustomer.team_id, EndCustomer.organization_id).where(
-                        EndCustomer.user_id == customer_id
-                    )
-                )
-            ).first()
-            if own is None:
-                return CustomerOwners()  # unknown: no key can be bound to it either
-            bound = await conn.execute(
-                select(VirtualKey.team_id, VirtualKey.organization_id, VirtualKey.user_id).where(
-                    VirtualKey.end_user_id == customer_id
-                )
-            )
-            teams = {own[0]} if own[0] else set()
-            orgs = {own[1]} if own[1] else set()
-            users: set[str] = set()
-            for team_id, org_id, user_id in bound:
-                if team_id:
-                    teams.add(team_id)
-                elif org_id:
-                    orgs.add(org_id)
-                elif user_id:
-                    users.add(user_id)
-            return CustomerOwners(frozenset(teams), frozenset(orgs), frozenset(users))
+        async with AsyncSession(self.engine) as session:
+            found = await EntityRepository(session).customer_owners(customer_id)
+        if found is None:
+            return CustomerOwners()  # unknown: no key can be bound to it either
+        own, bound = found
+        teams = {own[0]} if own[0] else set()
+        orgs = {own[1]} if own[1] else set()
+        users: set[str] = set()
+        for team_id, org_id, user_id in bound:
+            if team_id:
+                teams.add(team_id)
+            elif org_id:
+                orgs.add(org_id)
+            elif user_id:
+                users.add(user_id)
+        return CustomerOwners(frozenset(teams), frozenset(orgs), frozenset(users))
 
     async def customer_limits(self, customer_id: str) -> LimitSpec | None:
         """The customer's limits (with its budget profile and windows), or None if unknown."""
-        async with AsyncSession(self.engine) as conn:
-            row = await _one(conn, EndCustomer, EndCustomer.user_id, customer_id)
+        async with AsyncSession(self.engine) as session:
+            repo = EntityRepository(session)
+            row = await _get(repo, EndCustomer, customer_id)
             if row is None:
                 return None
-            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
-            windows = await _windows(conn, [(_END_USER, customer_id)])
-            return decode_limits(row, profile, windows.get((_END_USER, customer_id), ()))
+            profile = await _get(repo, Budget, row.budget_id)
+            return decode_limits(row, profile, await _windows(repo, _END_USER, customer_id))
 
     async def create_customer(self, customer_id: str, max_budget_nanos: int | None) -> None:
         """Insert the customer with ``max_budget_nanos`` unless it exists (insert-or-ignore:
@@ -170,67 +140,39 @@ class EntityReader:
             "created_by": "spendgate:max_end_user_budget",
             "updated_by": "spendgate:max_end_user_budget",
         }
-        async with self.engine.begin() as conn:
-            dialect = conn.dialect.name
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                await conn.execute(pg_insert(EndCustomer).values(**values).on_conflict_do_nothing())
-            elif dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                await conn.execute(sqlite_insert(EndCustomer).values(**values).on_conflict_do_nothing())
-            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-                found = await conn.scalar(
-                    select(EndCustomer.user_id).where(EndCustomer.user_id == customer_id)
-                )
-                if found is None:
-                    await conn.execute(sa_insert(EndCustomer).values(**values))
+        async with AsyncSession(self.engine) as session, session.begin():
+            await EntityRepository(session).add_customer_if_absent(values)
 
     async def tag_limits(self, tag: str) -> LimitSpec | None:
         """The limits of ``tag``'s budget profile, or None when it has none."""
-        async with AsyncSession(self.engine) as conn:
-            row = await _one(conn, Tag, Tag.tag_name, tag)
+        async with AsyncSession(self.engine) as session:
+            repo = EntityRepository(session)
+            row = await _get(repo, Tag, tag)
             if row is None or not row.budget_id:
                 return None
-            profile = await _one(conn, Budget, Budget.budget_id, row.budget_id)
+            profile = await _get(repo, Budget, row.budget_id)
             return None if profile is None else decode_limits(None, profile)
 
 
-async def _entities(conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
-    team = await _one(conn, Team, Team.team_id, vk.team_id)
-    user = await _one(conn, User, User.user_id, vk.user_id)
+async def _entities(repo: EntityRepository, vk: VirtualKey) -> KeyEntities:
+    team = await _get(repo, Team, vk.team_id)
+    user = await _get(repo, User, vk.user_id)
     org_id = vk.organization_id or (team.organization_id if team is not None else None)
-    org = await _one(conn, Organization, Organization.organization_id, org_id)
+    org = await _get(repo, Organization, org_id)
     member_profile: Budget | None = None
     if vk.team_id and vk.user_id:
-        membership = await conn.scalar(
-            select(TeamMembership).where(
-                TeamMembership.team_id == vk.team_id, TeamMembership.user_id == vk.user_id
-            )
-        )
+        membership = await repo.get(TeamMembership, (vk.user_id, vk.team_id))
         if membership is not None and membership.budget_id:
-            member_profile = await _one(conn, Budget, Budget.budget_id, membership.budget_id)
-    wanted = [(_KEY, vk.key_id)]
-    wanted += [(_USER, vk.user_id)] if vk.user_id else []
-    wanted += [(_TEAM, vk.team_id)] if vk.team_id else []
-    wanted += [(_ORGANIZATION, org_id)] if org_id else []
-    windows = await _windows(conn, wanted)
+            member_profile = await _get(repo, Budget, membership.budget_id)
     return KeyEntities(
-        key=decode_limits(
-            vk,
-            await _one(conn, Budget, Budget.budget_id, vk.budget_id),
-            windows.get((_KEY, vk.key_id), ()),
-        ),
+        key=decode_limits(vk, await _get(repo, Budget, vk.budget_id), await _windows(repo, _KEY, vk.key_id)),
         user_id=vk.user_id,
-        user=None if user is None else decode_limits(user, None, windows.get((_USER, user.user_id), ())),
+        user=None if user is None else decode_limits(user, None, await _windows(repo, _USER, user.user_id)),
         team_id=vk.team_id,
         team=None
         if team is None
         else decode_limits(
-            team,
-            await _one(conn, Budget, Budget.budget_id, team.budget_id),
-            windows.get((_TEAM, team.team_id), ()),
+            team, await _get(repo, Budget, team.budget_id), await _windows(repo, _TEAM, team.team_id)
         ),
         member=None if member_profile is None else decode_limits(None, member_profile),
         organization_id=org_id,
@@ -238,30 +180,17 @@ async def _entities(conn: AsyncSession, vk: VirtualKey) -> KeyEntities:
         if org is None
         else decode_limits(
             org,
-            await _one(conn, Budget, Budget.budget_id, org.budget_id),
-            windows.get((_ORGANIZATION, org.organization_id), ()),
+            await _get(repo, Budget, org.budget_id),
+            await _windows(repo, _ORGANIZATION, org.organization_id),
         ),
         end_user_id=vk.end_user_id,
         tags=tuple(vk.tags or ()),
     )
 
 
-async def _one(session: AsyncSession, model: type[T], column: Any, value: Any) -> T | None:
-    if value is None:
-        return None
-    found: T | None = await session.scalar(select(model).where(column == value).limit(1))
-    return found
+async def _get(repo: EntityRepository, model: type[T], ident: Any) -> T | None:
+    return None if ident is None else await repo.get(model, ident)
 
 
-async def _windows(
-    session: AsyncSession, wanted: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], list[BudgetWindow]]:
-    out: dict[tuple[str, str], list[BudgetWindow]] = {}
-    for kind, scope_id in wanted:
-        rows = await session.scalars(
-            select(BudgetWindow)
-            .where(BudgetWindow.scope_type == kind, BudgetWindow.scope_id == scope_id)
-            .order_by(BudgetWindow.id)
-        )
-        out[(kind, scope_id)] = list(rows)
-    return out
+async def _windows(repo: EntityRepository, kind: str, scope_id: str) -> list[BudgetWindow]:
+    return (await repo.windows(kind, [scope_id]))[scope_id]

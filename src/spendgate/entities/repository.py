@@ -5,7 +5,8 @@ and flushes, but **never commits**: the caller owns the transaction (the managem
 commits once per request, so a refused request changes nothing). Methods take domain
 arguments (ids, filters, pages), never SQL fragments, so no other module writes SQL for
 keys, users, teams, organizations, customers, budgets, memberships or budget windows.
-(The gateway's engine-bound reads are :class:`~spendgate.entities.reader.EntityReader`.)
+The gateway's reads go through it too (:class:`~spendgate.entities.reader.EntityReader`
+opens a session per question, asks here, and decodes the rows into limits).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import RowMapping, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.stores.database.models import (
@@ -481,6 +482,75 @@ class EntityRepository:
     async def count_keys_bound_to(self, customer_ids: Sequence[str]) -> int:
         stmt = select(func.count()).where(VirtualKey.end_user_id.in_(customer_ids))
         return int(await self.session.scalar(stmt) or 0)
+
+    # -- the gateway's reads ----------------------------------------------------------------
+
+    async def key_for_auth(self, digest: str) -> RowMapping | None:
+        """The key stored under hash ``digest`` with what authentication needs of its team."""
+        stmt = (
+            select(
+                VirtualKey.key_id,
+                VirtualKey.blocked,
+                VirtualKey.expires,
+                VirtualKey.models,
+                VirtualKey.metadata_.label("metadata"),
+                VirtualKey.tags,
+                VirtualKey.user_id,
+                VirtualKey.team_id,
+                VirtualKey.organization_id,
+                VirtualKey.end_user_id,
+                VirtualKey.key_alias,
+                Team.blocked.label("team_blocked"),
+                Team.models.label("team_models"),
+                Team.organization_id.label("team_organization_id"),
+            )
+            .outerjoin(Team, Team.team_id == VirtualKey.team_id)
+            .where(VirtualKey.token == digest)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else row._mapping
+
+    async def key_by_id(self, key_id: str) -> VirtualKey | None:
+        """The key whose stable id is ``key_id`` (the hash it was first issued with)."""
+        found: VirtualKey | None = await self.session.scalar(
+            select(VirtualKey).where(VirtualKey.key_id == key_id).limit(1)
+        )
+        return found
+
+    async def customer_owners(self, customer_id: str) -> tuple[Any, list[Any]] | None:
+        """The customer's own (team, organization), and the (team, organization, user) of
+        every key bound to it; None when the customer is unknown."""
+        own = (
+            await self.session.execute(
+                select(EndCustomer.team_id, EndCustomer.organization_id).where(
+                    EndCustomer.user_id == customer_id
+                )
+            )
+        ).first()
+        if own is None:
+            return None
+        bound = await self.session.execute(
+            select(VirtualKey.team_id, VirtualKey.organization_id, VirtualKey.user_id).where(
+                VirtualKey.end_user_id == customer_id
+            )
+        )
+        return own, list(bound)
+
+    async def add_customer_if_absent(self, values: dict[str, Any]) -> None:
+        """Insert a customer unless one with its id exists (insert-or-ignore: concurrent
+        first requests, in any number of processes, create it once)."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            await self.session.execute(pg_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            await self.session.execute(sqlite_insert(EndCustomer).values(**values).on_conflict_do_nothing())
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            if await self.get(EndCustomer, values["user_id"]) is None:
+                await self.add(EndCustomer(**values))
 
     # -- helpers ---------------------------------------------------------------------------
 
