@@ -16,6 +16,7 @@ from spendgate.config import parse_config
 from spendgate.errors import BudgetExceeded, LimitExceeded, RateLimited
 from spendgate.gateway.admission import AdmissionRequest, Admitted
 from spendgate.ledger.events import SpendEvent
+from spendgate.providers.openai_compat import ChatStreamRelay
 from spendgate.server import build_app
 
 CHAT: dict[str, Any] = {
@@ -227,6 +228,32 @@ async def test_admission_is_asked_then_settled_or_released(tmp_path: Path) -> No
     assert first.estimated_input_tokens > 0 and len(first.deployments) == 1
     assert settled == ("settle", sink.events[0].cost_nanos) and sink.events[0].cost_nanos > 0
     assert released == ("release", second.request_id)
+
+
+async def test_a_stream_whose_metering_fails_still_releases_its_reservation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exactly one of settle / release per admitted request, however a stream ends: when
+    metering the ended stream fails, the reservation is released (as for a complete
+    answer), not left held until its lease expires."""
+    chunk = {"id": "x", "object": "chat.completion.chunk", "model": "gpt-4o",
+             "choices": [{"index": 0, "delta": {"content": "abcd"}, "finish_reason": "stop"}]}  # fmt: skip
+    sse = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=sse, headers={"content-type": "text/event-stream"})
+
+    def broken_usage(self: ChatStreamRelay) -> None:
+        raise RuntimeError("metering failed")
+
+    monkeypatch.setattr(ChatStreamRelay, "usage", broken_usage)
+    admission = RecordingAdmission()
+    deployment = {"litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up"}}
+    async with _gateway(tmp_path, deployment, handler, admission) as (client, sink):
+        response = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert response.status_code == 200 and b"abcd" in response.content
+    (_, admitted), *ends = admission.calls
+    assert ends == [("release", admitted.request_id)] and not sink.events
 
 
 async def test_refused_admission_never_reaches_upstream(tmp_path: Path, seen: list[httpx.Request]) -> None:

@@ -283,31 +283,37 @@ class Pipeline:
     ) -> None:
         """Steps 6-9 of a streamed call, once it has ended."""
         with served.slot:
-            # 6. meter: the upstream's usage when it sent its final usage, else an estimate
-            usage = translator.usage()
-            final = usage is not None and outcome.finished
-            if usage is None:
-                usage = served.exchange.estimate(translator.text)
-            elif not final:
-                # Input counts are exact (sent first); the output is at least what was streamed.
-                usage = usage.with_(
-                    output_tokens=max(usage.output_tokens, estimate_text_tokens(translator.text))
-                )
-            if outcome.client_disconnected and not outcome.finished:
-                status = EventStatus.CANCELLED
-            elif outcome.upstream_error is not None or not outcome.finished:
-                status = EventStatus.PARTIAL if (translator.text or final) else EventStatus.ERROR
-            else:
-                status = EventStatus.SUCCESS
-            # 7. price (the price put into the usage chunk, when there was one)
-            breakdown = translator.breakdown if (final and translator.breakdown is not None) else None
-            if breakdown is None:
-                breakdown = served.deployment.price(
-                    usage,
-                    at=call.started_at,
-                    served_tier=translator.service_tier,
-                    requested_tier=call.service_tier,
-                )
+            try:
+                # 6. meter: the upstream's usage when it sent its final usage, else an estimate
+                usage = translator.usage()
+                final = usage is not None and outcome.finished
+                if usage is None:
+                    usage = served.exchange.estimate(translator.text)
+                elif not final:
+                    # Input counts are exact (sent first); the output is at least what was streamed.
+                    usage = usage.with_(
+                        output_tokens=max(usage.output_tokens, estimate_text_tokens(translator.text))
+                    )
+                if outcome.client_disconnected and not outcome.finished:
+                    status = EventStatus.CANCELLED
+                elif outcome.upstream_error is not None or not outcome.finished:
+                    status = EventStatus.PARTIAL if (translator.text or final) else EventStatus.ERROR
+                else:
+                    status = EventStatus.SUCCESS
+                # 7. price (the price put into the usage chunk, when there was one)
+                breakdown = translator.breakdown if (final and translator.breakdown is not None) else None
+                if breakdown is None:
+                    breakdown = served.deployment.price(
+                        usage,
+                        at=call.started_at,
+                        served_tier=translator.service_tier,
+                        requested_tier=call.service_tier,
+                    )
+            except BaseException:
+                # As for a complete answer: nothing can be billed, so give the reservations back
+                # now rather than hold them until their lease expires.
+                await self.admission.release(call.admitted)
+                raise
             # 8-9. settle and record
             streaming = outcome.processing_seconds
             await self._bill(
