@@ -2,8 +2,9 @@
 
 Scopes themselves are defined in :mod:`spendgate.core.scopes`.
 
-These are plain values; they hold no state and do no I/O. The admission
-(:mod:`spendgate.enforcement.admission`) turns them into storage operations.
+These are plain values; they hold no state and do no I/O. The enforcer
+(:mod:`spendgate.enforcement.enforcer`, planning in :mod:`spendgate.enforcement.planning`)
+turns them into storage operations.
 
 Storage keys all start with one Redis Cluster hash tag, ``{<prefix>}``, so every key of a
 request lands in one slot and a single Lua script can reserve across every scope at once,
@@ -38,7 +39,7 @@ class BudgetLimit:
     ``max_nanos=None`` is unlimited; ``0`` allows nothing. A request is admitted when
     ``spend + reserved + estimate <= max`` (the boundary is allowed: spend may reach the
     limit exactly, never pass it). ``soft_nanos`` never blocks; crossing it is reported on
-    the ticket. ``temp_increase_nanos`` raises the limit until ``temp_expiry`` (UTC).
+    the reservation. ``temp_increase_nanos`` raises the limit until ``temp_expiry`` (UTC).
     ``tz`` is the IANA timezone the window's calendar is read in.
     """
 

@@ -146,8 +146,11 @@ class Pipeline:
         self._check_model(principal, client_call.model)
         client_call.forward_headers = self._forwarded(headers, endpoint)
         # 3. resolve scopes, once: whom the call is attributed to, and their limits
-        peer = request.client.host if request.client is not None else None
-        header_end_user = end_user_from_header(headers, peer, self.trusted_proxies)
+        header_end_user = None
+        if self.trusted_proxies:  # the header is honoured only from a trusted proxy
+            peer = request.scope.get("client")
+            host = peer[0] if peer else None
+            header_end_user = end_user_from_header(headers, host, self.trusted_proxies)
         scopes = self.scopes.attribute(principal, client_call, header_end_user)
         resolved = await self.scopes.resolve(principal, scopes, client_call.payload)
         # 4. admit at the request's own scopes (rate limits + the worst case reserved)

@@ -1,7 +1,7 @@
 """Routing: which deployment serves the next attempt of a call, and when to give up.
 
 :meth:`Router.attempts` gives a call its :class:`AttemptPlan`; the pipeline drives it (the
-attempt loop is in :meth:`spendgate.gateway.pipeline.Pipeline.handle`)::
+attempt loop is ``Pipeline._forward`` in :mod:`spendgate.gateway.pipeline`)::
 
     plan = router.attempts(group)
     while (deployment := await plan.next()) is not None:
