@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("enforcement",),
     ("ledger",),
     ("entities",),
+    ("batches",),  # managed files and batches, their checks and pricing (issue #12)
     ("http",),
     ("gateway", "admin", "jobs"),  # peers: never import each other
     ("server",),  # the composition root

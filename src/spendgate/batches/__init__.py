@@ -1,0 +1,12 @@
+"""Batch jobs as billed objects (issue #12, DESIGN §5.12): the managed files and batches
+that pass through the gateway, the checks and the worst case reserved at creation, and the
+pricing of their output, line by line, settled once.
+
+The gateway's routes (``spendgate.gateway``) and the batch-cost poller (a ``spendgate.jobs``
+job) are built on this package; it sits below both and above ``enforcement``, ``ledger``,
+``entities`` and ``providers``.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
