@@ -22,6 +22,7 @@ TABLES = {
     "tags",
     "spend_events",
     "spend_rollups",
+    "managed_objects",
     "alembic_version",
 }
 

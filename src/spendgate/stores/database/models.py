@@ -1,4 +1,5 @@
-"""SQLAlchemy models: the entities, the spend-event ledger and its rollups.
+"""SQLAlchemy models: the entities, the spend-event ledger and its rollups, and the managed
+files and batches.
 
 Conventions (STYLE §12): a ``naming_convention`` on the metadata so constraint names are
 deterministic; timezone-aware UTC timestamps; **every** amount of money is a BIGINT of
@@ -36,6 +37,7 @@ __all__ = [
     "Budget",
     "BudgetWindow",
     "EndCustomer",
+    "ManagedObject",
     "Organization",
     "OrganizationMembership",
     "SpendEventRow",
@@ -425,3 +427,65 @@ Index(
     SpendRollup.bucket,
     *(getattr(SpendRollup, c).collate("C") for c in ("scope_id", "model", "provider", "deployment_id")),
 ).ddl_if(dialect="postgresql")
+
+
+class ManagedObject(Base):
+    """A file or a batch that passed through the gateway (LiteLLM_ManagedObjectTable).
+
+    ``id`` is the opaque, random id the client sees (``file-sg…``, ``batch_sg…``,
+    ``msgbatch_sg…``); ``deployment_id`` and ``provider_id`` (the provider's own id) say
+    where the object really lives, so a client cannot point one deployment's id at
+    another. The creator's attribution (``api_key`` is the key's stable ``key_id``) is
+    captured at creation and is what the batch is billed to. ``reservation`` is the
+    enforcer's persisted reservation (opaque here) covering ``reserved_nanos``; the batch is
+    billed once, when a poller that ``claimed_*`` it sets ``settled_at`` and ``cost_nanos``
+    (NULL until then). A batch stuck too long is retired: ``stale`` and ``settled_at`` set,
+    nothing billed. Statements live in ``spendgate.batches.store``.
+    """
+
+    __tablename__ = "managed_objects"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    api: Mapped[str] = mapped_column(String(16))
+    deployment_id: Mapped[str | None] = mapped_column(String(255))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    model_group: Mapped[str | None] = mapped_column(String(255))
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    input_file_id: Mapped[str | None] = mapped_column(String(255))
+    output_file_id: Mapped[str | None] = mapped_column(String(255))
+    error_file_id: Mapped[str | None] = mapped_column(String(255))
+    requests_total: Mapped[int] = _bigint()
+    requests_completed: Mapped[int] = _bigint()
+    requests_failed: Mapped[int] = _bigint()
+    api_key: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    team_id: Mapped[str | None] = mapped_column(String(255))
+    organization_id: Mapped[str | None] = mapped_column(String(255))
+    end_user: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str] | None] = mapped_column()
+    reservation: Mapped[dict[str, Any] | None] = mapped_column()
+    reserved_nanos: Mapped[int] = _bigint()
+    cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    unpriced: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    usage: Mapped[dict[str, Any] | None] = mapped_column()
+    settled_at: Mapped[datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=_utcnow, onupdate=_utcnow, server_default=func.now()
+    )
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    filename: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # The poller's two lanes: unsettled batches in creation order, keyset (created_at, id).
+        Index("ix_managed_objects_poll", "kind", "settled_at", "created_at", "id"),
+        # Listings: a key's own objects, and a team admin's team's, in creation order.
+        Index("ix_managed_objects_owner", "api_key", "kind", "created_at", "id"),
+        Index("ix_managed_objects_team", "team_id", "kind", "created_at", "id"),
+    )
