@@ -19,7 +19,10 @@ test (``tests/stores/counters/test_counters_equivalence.py``) runs random operat
 sequences against both and requires identical outcomes and counters.
 
 Key expiry follows the caller's clock (``now_ms``), so tests that move time see keys expire
-as they would on Redis.
+as they would on Redis. A budget counter's, its lease set's and a slot set's expiry is
+extended, never shortened (Redis: ``PEXPIRE ... GT``), so a reservation with a long lease
+(a batch's) keeps its keys alive whatever shorter requests come after it; an emptied lease
+or slot set is gone, as an emptied Redis zset is, and starts afresh.
 """
 
 from __future__ import annotations
@@ -282,9 +285,12 @@ class MemoryStorage(Storage):
             del self._sliding[key]
         for key in [k for k, z in self._slots.items() if z.expires <= now]:
             del self._slots[key]
-        # A counter's lease key expires no later than the counter: both get the same expiry
-        # when a reservation is taken, and only the counter's is extended after that.
-        for key in [k for k, c in self._leases.items() if c.lease_expires <= now or c.expires <= now]:
+        # A counter's lease key expires no later than the counter: both are extended to the
+        # same expiry when a reservation is taken, and only the counter's after that. An
+        # emptied lease set is gone too (as on Redis); the next reservation registers it again.
+        for key in [
+            k for k, c in self._leases.items() if c.lease_expires <= now or c.expires <= now or not c.leases
+        ]:
             self._leases.pop(key).registered = False
         for key in [k for k, v in self._done.items() if v >> 2 <= now]:
             del self._done[key]
@@ -374,6 +380,7 @@ class MemoryStorage(Storage):
             # Everything passed: take it all.
             expiry = now + lease_ms
             for c, key, lease_key, estimate, ttl in found:
+                fresh = c is None  # the key did not exist before this admission
                 if c is None:  # looked up again: the same key may appear twice in a request
                     c = counters.get(key)
                     if c is None:
@@ -387,12 +394,12 @@ class MemoryStorage(Storage):
                     c.leases[rid] = expiry
                     if expiry < c.lease_low:
                         c.lease_low = expiry
-                    if ttl > 0:
+                    if ttl > 0 and (c.lease_expires == _NEVER or now + ttl > c.lease_expires):
                         c.lease_expires = now + ttl
                     if not c.registered:
                         self._leases[lease_key] = c
                         c.registered = True
-                if ttl > 0:
+                if ttl > 0 and (fresh or now + ttl > c.expires):
                     c.expires = now + ttl
             if rops:
                 for j, r in enumerate(rops):
@@ -402,7 +409,7 @@ class MemoryStorage(Storage):
                         if z is None or z.expires <= now:
                             z = self._slots[key] = _ZSet()
                         z.add(rid, expiry)
-                        if ttl > 0:
+                        if ttl > 0 and (z.expires == _NEVER or now + ttl > z.expires):
                             z.expires = now + ttl
                         continue
                     previous, current, index = seen[j]
@@ -438,6 +445,7 @@ class MemoryStorage(Storage):
                 if c is not None and c.expires <= now:
                     del counters[key]
                     c = None
+                fresh = c is None
                 if c is None:
                     if require_seed or not settle:
                         continue
@@ -446,7 +454,9 @@ class MemoryStorage(Storage):
                     old = c.holds.pop(rid, None)
                     if old is not None:
                         c.reserved -= old
-                        c.leases.pop(rid, None)
+                        leases = c.leases
+                        if leases.pop(rid, None) is not None and not leases:
+                            c.lease_expires = _NEVER  # Redis deletes an emptied zset
                 if settle:
                     if bucket_ms:
                         index = int(name[1:])
@@ -457,7 +467,7 @@ class MemoryStorage(Storage):
                                 del c.buckets[i]
                     else:
                         c.spend += cost
-                    if ttl > 0:
+                    if ttl > 0 and (fresh or now + ttl > c.expires):
                         c.expires = now + ttl
             if rops:
                 released = state == _RELEASED
@@ -467,6 +477,8 @@ class MemoryStorage(Storage):
                         z = self._slots.get(key)
                         if z is not None:
                             z.members.pop(rid, None)
+                            if not z.members:  # Redis deletes an emptied zset
+                                del self._slots[key]
                         continue
                     if kind != RATE_TOKENS:
                         continue

@@ -1,7 +1,8 @@
 -- admit.lua: check every budget window and rate limit of one request and, if all pass, take
 -- them all; if anything fails, take nothing. Mirrors MemoryStorage.admit_nowait.
 -- Units: money in integer nano-USD; time in integer ms since the Unix epoch, from the
--- caller's clock (ARGV), never Redis TIME; ttl_ms are relative key expiries.
+-- caller's clock (ARGV), never Redis TIME; ttl_ms are relative key expiries, and a budget
+-- counter's, its lease zset's and a slot zset's are never shortened (see expire, extend).
 -- KEYS: per budget: counter hash, lease zset; then per rate limit: its hash or slot zset.
 -- ARGV (after unpack_argv; sent as request_id and a JSON array of the rest, request_id's
 --   place holding '-'): now_ms, lease_ms, request_id, strict (1/0), n_budgets, n_rates, then
@@ -20,6 +21,7 @@ local nb = tonumber(ARGV[5])
 local nr = tonumber(ARGV[6])
 local out = {0}
 local cold = {}
+local existed = {}
 local failed = false
 
 for i = 1, nb do
@@ -28,7 +30,8 @@ for i = 1, nb do
   local max, est = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local bucket, oldest = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local spend, reserved, first = 0, 0, -1
-  if redis.call('EXISTS', key) == 0 then
+  existed[i] = redis.call('EXISTS', key) == 1
+  if not existed[i] then
     if ARGV[a + 7] == 1 then table.insert(cold, i - 1) end
   else
     local gone = redis.call('ZRANGEBYSCORE', lkey, '-inf', int(now))
@@ -96,11 +99,11 @@ for i = 1, nb do
     redis.call('HSET', key, 'q' .. rid, int(est))
     redis.call('HINCRBY', key, 'r', int(est - old))
     redis.call('ZADD', lkey, expiry, rid)
-    if ttl > 0 then redis.call('PEXPIRE', lkey, ttl) end
+    if ttl > 0 then extend(lkey, ttl) end
   else
     redis.call('HSETNX', key, 'r', 0)
   end
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  if ttl > 0 then expire(key, ttl, existed[i]) end
 end
 for j = 1, nr do
   local key = KEYS[2 * nb + j]
@@ -108,10 +111,11 @@ for j = 1, nr do
   local kind, amount, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
   if kind == 1 then
     redis.call('ZADD', key, expiry, rid)
+    if ttl > 0 then extend(key, ttl) end
   else
     local s = states[j]
     redis.call('HSET', key, 'w', int(s[3]), 'p', int(s[1]), 'c', int(s[2] + amount))
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
   end
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
 return out

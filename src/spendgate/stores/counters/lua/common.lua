@@ -13,6 +13,24 @@ local function unpack_argv(rid_at)
   return argv
 end
 local function int(x) return string.format('%d', x) end
+
+-- Key expiries are extended, never shortened: a reservation with a long lease (a batch's,
+-- 24 h) gives its keys a long life that the next short request must not cut. `existed`:
+-- the key existed before this script touched it (a new key has no expiry yet, and GT
+-- treats "no expiry" as infinite). A key kept without expiry is left so, as GT does.
+local function expire(key, ttl, existed)
+  if existed then
+    redis.call('PEXPIRE', key, ttl, 'GT')
+  else
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
+-- The same for a key whose existence is unknown (a lease or slot zset: Redis deletes an
+-- emptied zset): GT, else NX (the key is new and has no expiry yet).
+local function extend(key, ttl)
+  if redis.call('PEXPIRE', key, ttl, 'GT') == 0 then redis.call('PEXPIRE', key, ttl, 'NX') end
+end
 local function num(x) if x then return tonumber(x) end return 0 end
 
 -- Spend of a budget counter: field 's' (calendar period), or the sum of fields 'b<i>' for

@@ -24,7 +24,8 @@ for i = 1, nb do
   local a = 8 + (i - 1) * 5
   local ttl = tonumber(ARGV[a + 2])
   local apply = settle
-  if redis.call('EXISTS', key) == 0 then
+  local existed = redis.call('EXISTS', key) == 1
+  if not existed then
     if ARGV[a + 3] == 1 then apply = false end
   else
     local old = redis.call('HGET', key, 'q' .. rid)
@@ -39,7 +40,7 @@ for i = 1, nb do
     if tonumber(ARGV[a + 4]) > 0 and tonumber(after) == tonumber(cost) then
       prune_buckets(key, tonumber(ARGV[a + 5]))
     end
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    if ttl > 0 then expire(key, ttl, existed) end
   end
 end
 for j = 1, nr do
