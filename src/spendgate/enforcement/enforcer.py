@@ -10,6 +10,14 @@
     # or, when nothing was billed:
     await enforcer.release(reservation)
 
+A reservation that outlives the process (a batch, settled hours later by whichever instance
+polls it) takes its own lease and is persisted as JSON::
+
+    reservation = await enforcer.admit(request, lease_seconds=24 * 3600)
+    row.reservation = reservation.to_json()
+    ...                                   # later, anywhere on the same storage
+    await other_enforcer.settle(Reservation.from_json(row.reservation), total_nanos)
+
 ``admit`` is one storage call (one Redis round trip): every budget window of every scope
 and every rate limit of the request are checked and taken together, all or nothing. It
 raises :class:`~spendgate.errors.BudgetExceeded` or :class:`~spendgate.errors.RateLimited`
@@ -31,7 +39,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from spendgate.enforcement.limits import KeySpace, RateLimit
-from spendgate.enforcement.planning import BudgetPlan, BudgetPlanner, PlannedBudget, new_tuple
+from spendgate.enforcement.planning import SLACK_MS, BudgetPlan, BudgetPlanner, PlannedBudget, new_tuple
 from spendgate.enforcement.refusals import refusal, soft_crossings, zero_budget_refusal, zero_rate_refusal
 from spendgate.enforcement.reservation import EnforcementRequest, Reservation
 from spendgate.enforcement.seeding import CounterSeeder, SeedLoader
@@ -124,8 +132,14 @@ class Enforcer:
 
     # ---- admission
 
-    async def admit(self, request: EnforcementRequest) -> Reservation:
+    async def admit(self, request: EnforcementRequest, *, lease_seconds: float | None = None) -> Reservation:
         """Reserve the request's worst case against every budget and take its rate-limit units.
+
+        ``lease_seconds``: this reservation's lease, instead of the enforcer's (a batch passes
+        its completion window, 24 h). Its counters and parallel slots then live at least
+        the lease plus an hour, and the reservation remembers its lease: :meth:`renew`
+        extends by it and :meth:`settle` remembers the request id at least as long, so a
+        settle repeated within the lease counts once.
 
         Raises:
             BudgetExceeded: a budget window has no room (the strictest one is named).
@@ -133,6 +147,11 @@ class Enforcer:
             StorageError: the storage failed and the fail-closed policy applies.
         """
         now_ms = int(self.clock() * 1000)
+        if lease_seconds is None:
+            lease_ms, stretch = self.lease_ms, 0
+        else:
+            lease_ms = _lease_ms(lease_seconds)
+            stretch = lease_ms + SLACK_MS  # the least time-to-live of every key it touches
         strict = self.mode == "strict"
         estimate = request.estimate_nanos if strict and request.estimate_nanos > 0 else 0
         planned: list[BudgetPlan] = []
@@ -144,6 +163,9 @@ class Enforcer:
                 continue
             plan = self._plan(b, now_ms, estimate)
             bop = plan[1]
+            if stretch and 0 < bop.ttl_ms < stretch:
+                bop = bop._replace(ttl_ms=stretch)
+                plan = (plan[0], bop, plan[2], plan[3])
             if bop.max_nanos == 0:  # zero allows nothing, whatever the request costs
                 raise await zero_budget_refusal(self.storage, PlannedBudget(*plan), estimate, now_ms)
             planned.append(plan)
@@ -160,8 +182,11 @@ class Enforcer:
                 if r.limit == 0:
                     raise zero_rate_refusal(r)
                 limits.append(r)
-                rate_ops.append(self._plan_rate(r, now_ms, tokens))
-        op = new_tuple(AdmitOp, (request.request_id, now_ms, self.lease_ms, strict, budget_ops, rate_ops))
+                rop = self._plan_rate(r, now_ms, tokens)
+                if stretch and rop.kind == RATE_PARALLEL and 0 < rop.ttl_ms < stretch:
+                    rop = rop._replace(ttl_ms=stretch)
+                rate_ops.append(rop)
+        op = new_tuple(AdmitOp, (request.request_id, now_ms, lease_ms, strict, budget_ops, rate_ops))
         try:
             storage = self.storage
             result = storage.admit_nowait(op) if storage.nowait else await storage.admit(op)
@@ -179,7 +204,7 @@ class Enforcer:
         if result.status != "ok":
             raise refusal(result, planned, limits, rate_ops, now_ms, strict)
         own = estimate if planned else 0
-        return Reservation(
+        reservation = Reservation(
             request.request_id,
             now_ms,
             own,
@@ -190,6 +215,9 @@ class Enforcer:
             True,
             (own, planned, result.budgets, limits, rate_ops, result.rates),
         )
+        if stretch:
+            reservation.lease_ms = lease_ms
+        return reservation
 
     # ---- settlement
 
@@ -214,7 +242,7 @@ class Enforcer:
                 rid,
                 int(self.clock() * 1000),
                 self._done_tag + rid if ":" not in rid and "%" not in rid else self.keys.request(rid),
-                self.done_ttl_ms,
+                self.done_ttl_ms if not reservation.lease_ms else self._done_ttl(reservation),
                 True,
                 real_cost_nanos,
                 reservation.estimate_tokens if real_tokens is None else real_tokens,
@@ -242,7 +270,7 @@ class Enforcer:
             rid,
             self._now_ms(),
             self.keys.request(rid),
-            self.done_ttl_ms,
+            self.done_ttl_ms if not reservation.lease_ms else self._done_ttl(reservation),
             False,
             0,
             0,
@@ -264,13 +292,22 @@ class Enforcer:
             exc_info=True,
         )
 
+    def _done_ttl(self, reservation: Reservation) -> int:
+        """How long a settle or release is remembered: at least the reservation's own lease."""
+        return max(self.done_ttl_ms, reservation.lease_ms)
+
     async def renew(self, reservation: Reservation) -> int:
-        """Extend the lease of a long-running request (a long stream); returns leases renewed."""
+        """Extend the lease of a long-running request (a long stream); returns leases renewed.
+
+        The lease is extended by the reservation's own lease when it was admitted with one
+        (``admit(..., lease_seconds=...)``), else by the enforcer's.
+        """
         if not reservation.enforced:
             return 0
         keys = [b.lease_key for b in reservation.budget_ops if self.mode == "strict"]
         keys += [r.key for r in reservation.rate_ops if r.kind == RATE_PARALLEL]
-        return await self.storage.renew(reservation.request_id, self._now_ms(), self.lease_ms, keys)
+        lease_ms = reservation.lease_ms or self.lease_ms
+        return await self.storage.renew(reservation.request_id, self._now_ms(), lease_ms, keys)
 
     # ---- reading
 
@@ -296,3 +333,10 @@ class Enforcer:
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+
+def _lease_ms(lease_seconds: float) -> int:
+    """A per-request lease in ms (positive, finite)."""
+    if not 0 < lease_seconds < float("inf"):
+        raise ValueError(f"lease_seconds must be positive and finite, got {lease_seconds!r}")
+    return int(lease_seconds * 1000)

@@ -17,6 +17,7 @@ from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, utc_f
 from spendgate.stores.counters.base import RATE_PARALLEL, RATE_TOKENS, RATE_WINDOW, BudgetOp, RateOp
 
 __all__ = [
+    "SLACK_MS",
     "BudgetPlan",
     "BudgetPlanner",
     "PeriodWindow",

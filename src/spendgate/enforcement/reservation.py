@@ -8,6 +8,12 @@
 
 The views are computed only when read (most requests never read them), from the numbers
 the admission kept.
+
+A reservation that must outlive the process (a batch's, settled hours later, possibly by
+another instance or after a restart) is stored as :meth:`Reservation.to_json` and rebuilt
+with :meth:`Reservation.from_json`: any :class:`~spendgate.enforcement.enforcer.Enforcer` on
+the same storage (same Redis and key prefix; in-process, the same storage object) can then
+settle, release or renew it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from spendgate.enforcement.limits import BudgetLimit, RateLimit, utc_from_ms
 from spendgate.enforcement.planning import BudgetPlan, new_tuple
@@ -28,6 +34,9 @@ __all__ = [
     "Reservation",
     "SoftBudgetCrossing",
 ]
+
+_JSON_VERSION = 1
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -101,7 +110,8 @@ class Reservation:
 
     ``enforced`` is False when the request was let through by a fail-open policy (storage
     unreachable); settling it then does nothing. ``budgets`` and ``rates`` (the state after
-    admission, for headers) are computed when first read.
+    admission, for headers) are computed when first read. ``lease_ms``: the reservation's
+    own lease (``Enforcer.admit(..., lease_seconds=...)``); 0: the enforcer's.
     """
 
     request_id: str
@@ -114,6 +124,7 @@ class Reservation:
     enforced: bool = True
     _source: tuple[Any, ...] | None = None
     _views: tuple[tuple[BudgetView, ...], tuple[RateView, ...]] | None = None
+    lease_ms: int = 0
 
     @property
     def budgets(self) -> tuple[BudgetView, ...]:
@@ -125,6 +136,69 @@ class Reservation:
         """Each rate limit after admission."""
         return self._build()[1]
 
+    def to_json(self) -> dict[str, Any]:
+        """What settling, releasing or renewing needs, as JSON-safe values (str, int, list).
+
+        The storage operations are kept as they were planned at admission (keys, the period
+        or bucket charged, expiries), so a settle charges the window the reservation was
+        taken in, whenever and wherever it runs. Not kept: the views (``budgets``, ``rates``)
+        and ``soft_crossed``, which describe the admission itself (a rebuilt reservation
+        has none).
+        """
+        return {
+            "v": _JSON_VERSION,
+            "request_id": self.request_id,
+            "admitted_at_ms": self.admitted_at_ms,
+            "reserved_nanos": self.reserved_nanos,
+            "estimate_tokens": self.estimate_tokens,
+            "lease_ms": self.lease_ms,
+            "enforced": 1 if self.enforced else 0,
+            "budgets": [[*b[:8], 1 if b.require_seed else 0] for b in self.budget_ops],
+            "rates": [list(r) for r in self.rate_ops],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Reservation:
+        """The reservation :meth:`to_json` described (after a JSON round trip too).
+
+        Raises:
+            ValueError: ``data`` is not what :meth:`to_json` returns.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("a stored reservation must be a JSON object")
+        if data.get("v") != _JSON_VERSION:
+            raise ValueError(f"unknown stored reservation version {data.get('v')!r}")
+        try:
+            budgets = tuple(
+                BudgetOp(
+                    _typed(b[0], str),
+                    _typed(b[1], str),
+                    _typed(b[2], int),
+                    _typed(b[3], int),
+                    _typed(b[4], str),
+                    _typed(b[5], int),
+                    _typed(b[6], int),
+                    _typed(b[7], int),
+                    bool(_typed(b[8], int)),
+                )
+                for b in _rows(data["budgets"], 9)
+            )
+            rates = tuple(
+                RateOp(_typed(r[0], str), *(_typed(x, int) for x in r[1:])) for r in _rows(data["rates"], 7)
+            )
+            return cls(
+                _typed(data["request_id"], str),
+                _typed(data["admitted_at_ms"], int),
+                _typed(data["reserved_nanos"], int),
+                _typed(data["estimate_tokens"], int),
+                budgets,
+                rates,
+                enforced=bool(_typed(data["enforced"], int)),
+                lease_ms=_typed(data["lease_ms"], int),
+            )
+        except KeyError as exc:
+            raise ValueError(f"a stored reservation lacks {exc.args[0]!r}") from None
+
     def _build(self) -> tuple[tuple[BudgetView, ...], tuple[RateView, ...]]:
         if self._views is None:
             if self._source is None:
@@ -132,6 +206,20 @@ class Reservation:
             else:
                 self._views = _views(*self._source)
         return self._views
+
+
+def _typed(value: Any, kind: type[_T]) -> _T:
+    """``value`` if it is exactly of ``kind`` (a bool is not an int here)."""
+    if type(value) is not kind:
+        raise ValueError(f"a stored reservation has {value!r} where a {kind.__name__} belongs")
+    return value
+
+
+def _rows(value: Any, width: int) -> list[list[Any]]:
+    """A list of lists of ``width`` items each."""
+    if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == width for v in value):
+        raise ValueError(f"a stored reservation's operations must be lists of {width} values")
+    return value
 
 
 def _views(

@@ -1,7 +1,8 @@
 """The Lua scripts behave exactly like the in-process specification.
 
-A hypothesis state machine drives the same random operations (admit, settle, release,
-renew, time passing) against MemoryStorage and RedisStorage and compares every outcome and
+A hypothesis state machine drives the same random operations (admit, with the enforcer's
+lease or its own; settle, release and renew, of the reservation or of its JSON copy; time
+passing) against MemoryStorage and RedisStorage and compares every outcome and
 every counter after each step.
 """
 
@@ -94,8 +95,9 @@ class Equivalence(RuleBasedStateMachine):
         limits=st.sets(st.sampled_from(range(len(LIMITS)))),
         cost=st.integers(0, 25 * CENT),
         tokens=st.integers(0, 600),
+        lease=st.sampled_from([None, None, 10.0, 86_400.0]),
     )
-    def admit(self, budgets: set[int], limits: set[int], cost: int, tokens: int) -> None:
+    def admit(self, budgets: set[int], limits: set[int], cost: int, tokens: int, lease: float | None) -> None:
         self.n += 1
         request = EnforcementRequest(
             f"r{self.n}",
@@ -104,17 +106,25 @@ class Equivalence(RuleBasedStateMachine):
             cost,
             tokens,
         )
-        mem, red = self.run(lambda side: side.admit(request))
+        mem, red = self.run(lambda side: side.admit(request, lease_seconds=lease))
         assert outcome(mem) == outcome(red)
         if isinstance(mem, Reservation):
             self.tickets.append((mem, red))
 
     @precondition(lambda self: self.tickets)
-    @rule(data=st.data(), cost=st.integers(0, 30 * CENT), tokens=st.integers(0, 900), again=st.booleans())
-    def settle(self, data: st.DataObject, cost: int, tokens: int, again: bool) -> None:
+    @rule(
+        data=st.data(),
+        cost=st.integers(0, 30 * CENT),
+        tokens=st.integers(0, 900),
+        again=st.booleans(),
+        stored=st.booleans(),
+    )
+    def settle(self, data: st.DataObject, cost: int, tokens: int, again: bool, stored: bool) -> None:
         pair = data.draw(st.sampled_from(self.tickets))
         if not again:
             self.tickets.remove(pair)
+        if stored:  # as another instance settles it, from a database row
+            pair = tuple(Reservation.from_json(t.to_json()) for t in pair)  # type: ignore[assignment]
         it = iter(pair)
         results = self.run(lambda side: side.settle(next(it), cost, tokens))
         assert results[0] == results[1]
