@@ -9,4 +9,25 @@ job) are built on this package; it sits below both and above ``enforcement``, ``
 
 from __future__ import annotations
 
+from spendgate.batches.store import (
+    BatchCursor,
+    ManagedObjectPage,
+    ManagedObjectRepository,
+    ObjectApi,
+    ObjectKind,
+    RequestCounts,
+    UnsettledBatches,
+    new_object_id,
+)
+
 __all__: list[str] = []
+__all__ += [
+    "BatchCursor",
+    "ManagedObjectPage",
+    "ManagedObjectRepository",
+    "ObjectApi",
+    "ObjectKind",
+    "RequestCounts",
+    "UnsettledBatches",
+    "new_object_id",
+]
