@@ -27,6 +27,7 @@ UpstreamStatusError 429             429     rate_limit_error
 UpstreamStatusError 5xx, others     502     upstream_error
 UpstreamTimeout                     504     upstream_timeout
 EntityNotFound / Conflict / Invalid 404 / 409 / 422, as NotFound / Conflict / InvalidField
+BatchInputError (batches.errors)    400     invalid_request_error / invalid_batch_line
 anything else                       500     internal_error (generic text; traceback logged)
 ==================================  ======  ==========================================
 
@@ -42,6 +43,7 @@ from typing import Any
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from spendgate.batches.errors import BatchError, BatchInputError
 from spendgate.entities.errors import EntityConflict, EntityError, EntityInvalid, EntityNotFound
 from spendgate.errors import (
     BudgetExceeded,
@@ -163,6 +165,8 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
     """
     if isinstance(exc, EntityError):  # the entity service's refusal: 404, 409 or 422
         exc = _entity_error(exc)
+    if isinstance(exc, BatchError):  # a batch's input refused: 400 naming line and field
+        exc = _batch_error(exc)
     if isinstance(exc, GatewayError):
         return exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
     if isinstance(exc, LimitExceeded):
@@ -207,6 +211,19 @@ def _entity_error(exc: EntityError) -> GatewayError:
         if isinstance(exc, kind):
             return http(exc.message, param=exc.param, code=exc.code)
     return InvalidField(exc.message, param=exc.param, code=exc.code)
+
+
+_BATCH_ERRORS: dict[type[BatchError], type[GatewayError]] = {
+    BatchInputError: MalformedRequest,
+}
+
+
+def _batch_error(exc: BatchError) -> GatewayError:
+    """A batch refusal as the HTTP error it answers (same message, ``param`` and code)."""
+    for kind, http in _BATCH_ERRORS.items():
+        if isinstance(exc, kind):
+            return http(exc.message, param=exc.param, code=exc.code)
+    return MalformedRequest(exc.message, param=exc.param, code=exc.code)
 
 
 def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, str]]:
