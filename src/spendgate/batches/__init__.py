@@ -9,6 +9,19 @@ job) are built on this package; it sits below both and above ``enforcement``, ``
 
 from __future__ import annotations
 
+from spendgate.batches.errors import BatchError, BatchInputError
+from spendgate.batches.requests import (
+    ENDPOINTS,
+    MAX_FILE_LINES,
+    MAX_MESSAGE_BATCH_REQUESTS,
+    BatchRequest,
+    PricedDeployment,
+    line_worst_case,
+    line_worst_tokens,
+    parse_anthropic_requests,
+    parse_openai_input,
+    worst_case_nanos,
+)
 from spendgate.batches.store import (
     BatchCursor,
     ManagedObjectPage,
@@ -21,6 +34,20 @@ from spendgate.batches.store import (
 )
 
 __all__: list[str] = []
+__all__ += [
+    "ENDPOINTS",
+    "MAX_FILE_LINES",
+    "MAX_MESSAGE_BATCH_REQUESTS",
+    "BatchError",
+    "BatchInputError",
+    "BatchRequest",
+    "PricedDeployment",
+    "line_worst_case",
+    "line_worst_tokens",
+    "parse_anthropic_requests",
+    "parse_openai_input",
+    "worst_case_nanos",
+]
 __all__ += [
     "BatchCursor",
     "ManagedObjectPage",
