@@ -331,6 +331,14 @@ async def test_a_released_claim_is_free_at_once(session: AsyncSession) -> None:
     row = await repo.get("b1")
     assert row is not None and row.claimed_by is None and row.claimed_at is None
     assert await repo.claim("b1", by="p2", now=NOW, lease_seconds=LEASE)
+    # A batch with an unpriced line settles unpriced, with the priced lines' cost.
+    counts = RequestCounts(total=3, completed=3, failed=0)
+    assert await repo.settle(
+        "b1", by="p2", cost_nanos=7, unpriced=True, usage=None, counts=counts, status="completed", now=NOW
+    )
+    await session.commit()
+    row = await repo.get("b1")
+    assert row is not None and row.unpriced is True and row.cost_nanos == 7 and row.claimed_by == "p2"
 
 
 async def test_a_stale_batch_is_retired_unbilled(session: AsyncSession) -> None:
