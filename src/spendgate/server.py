@@ -249,6 +249,7 @@ def build_app(
             lambda request: request.app.state.services.engine,
             general.master_key,
             on_key_change=_forget_key,
+            on_entity_change=_forget_entities,
             explainer=_explain,
             budget_exceeded_status=general.budget_exceeded_status,
         )
@@ -324,6 +325,14 @@ def _forget_key(request: Request, key: str) -> None:
     services: Services = request.app.state.services
     services.pipeline.auth.forget(key)
     services.scopes.forget(key)
+
+
+def _forget_entities(request: Request) -> None:
+    """An entity changed through the management API: drop every cached key look-up and
+    entity, so a new budget, a block or a membership applies to the next request."""
+    services: Services = request.app.state.services
+    services.pipeline.auth.forget()
+    services.scopes.forget()
 
 
 async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:

@@ -107,12 +107,17 @@ class AdminSettings:
     ``engine`` is an engine, or a function of the request returning one (the gateway opens
     its engine in the lifespan, after the routes are built). ``on_key_change(request, hash)``
     is called, after the commit, for every key that was blocked, deleted, regenerated or
-    updated (the gateway drops its cached look-up of it).
+    updated (the gateway drops its cached look-up of it); ``on_entity_change(request)`` after
+    every committed write.
     """
 
     engine: AsyncEngine | Callable[[Request], AsyncEngine]
     master_key_hash: str | None
     on_key_change: Callable[[Request, str], None] | None = None
+    on_entity_change: Callable[[Request], None] | None = None
+    """Called after every committed write (a team, user, organization, customer, budget or
+    key changed): the gateway drops its cached entities, so a new budget, a block or a
+    membership takes effect on this instance at once (other instances: within the cache TTL)."""
     explainer: Explainer | None = None
     """What ``/budget/explain`` asks (see :mod:`spendgate.admin.budget_explain`); None: answers 501."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -254,4 +259,6 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
     if settings.on_key_change is not None:
         for key_hash in dict.fromkeys(changed):
             settings.on_key_change(request, key_hash)
+    if endpoint.write and settings.on_entity_change is not None:
+        settings.on_entity_change(request)
     return _json(result)
