@@ -1,0 +1,373 @@
+"""Pricing a batch's output, line by line, streamed: what the batch cost, exactly.
+
+The exact bill of a batch is the sum, over its output lines, of each line's price in
+integer nano-USD (``CostBreakdown.total_nanos``), each line priced on its own as
+``spendgate.completion_cost(body, batch=True)`` would price it as a separate call. The
+batch-cost poller streams the provider's output (and error) file through
+:func:`price_output` and settles the batch's reservation with ``cost_nanos``; nothing here
+knows about HTTP, the database or the counters. What a line looks like is
+:mod:`spendgate.batches.output_lines`; what the lines add up to, :class:`BatchTotals`.
+
+Every line is accounted for, never silently skipped (known-failure-modes §11):
+
+* ``lines_ok``: the request succeeded and its usage was read. Its price comes from the
+  caller's ``price_line(model, usage)`` (the poller passes the deployment's price at the
+  batch tier). A line with usage but no price (``priced=False``) is counted in
+  ``unpriced_lines`` and makes the totals ``unpriced``: never $0 silently.
+* ``lines_failed``: the provider reports the request failed (an error-file line, a status
+  of 400 or more, an ``errored`` / ``canceled`` / ``expired`` Anthropic result): cost 0.
+* ``lines_invalid``: not JSON, not the provider's shape, a success without usage or
+  model, or a line longer than ``max_line_bytes``. Counted, with the first few line
+  numbers and reasons kept for the log.
+
+Blank lines (a file's trailing newline) are not lines. Memory does not grow with the file:
+the input is read chunk by chunk, a line at a time, and what is kept per distinct
+(model, usage) — its price, so that a usage seen again is not priced again — is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import fields
+from decimal import Decimal
+from operator import add, attrgetter
+from typing import Final
+
+import orjson
+
+from spendgate.batches.output_lines import INVALID, OK, OutputApi, line_reader
+from spendgate.batches.output_totals import (
+    EXACT,
+    MAX_MODELS,
+    MAX_PROBLEMS,
+    BatchTotals,
+    LineProblem,
+    split_items,
+)
+from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown
+from spendgate.core.usage.model import Usage
+
+__all__ = [
+    "MAX_PROBLEMS",
+    "BatchTotals",
+    "LineProblem",
+    "OutputApi",
+    "OutputPricer",
+    "PriceLine",
+    "price_output",
+    "price_output_sync",
+]
+
+PriceLine = Callable[[str, Usage], CostBreakdown]
+"""Prices one succeeded line: ``(the model the line names, its usage) -> CostBreakdown``."""
+
+DEFAULT_MAX_LINE_BYTES: Final = 64 * 1024 * 1024
+_MEMO_SIZE: Final = 4096
+_YIELD_EVERY: Final = 512  # lines between two returns to the event loop in price_output
+
+_DESCRIPTIVE: Final = ("image_size", "image_quality", "search_context_size")
+_SUMMED: Final = tuple(f.name for f in fields(Usage) if f.name not in _DESCRIPTIVE)
+# The summed fields first: map(add, sums, values) stops at the shorter, the sums.
+_usage_values = attrgetter(*_SUMMED, *_DESCRIPTIVE)
+_item_values = attrgetter(*ITEMS)
+_add, _multiply = EXACT.add, EXACT.multiply
+
+
+class _Priced:
+    """The price of one distinct (model, usage), and how many lines had it since the last fold."""
+
+    __slots__ = ("items", "lines", "nanos", "reason")
+
+    def __init__(self, nanos: int, items: tuple[Decimal, ...], reason: str | None) -> None:
+        self.lines = 1
+        self.nanos = nanos
+        """``total_nanos`` of one such line (0 when unpriced)."""
+        self.items = items
+        """One line's breakdown items, exact, in ``ITEMS`` order (empty when unpriced)."""
+        self.reason = reason
+        """Why it is unpriced; None when priced."""
+
+
+class OutputPricer:
+    """Prices one output file fed in chunks of any size: :meth:`feed` each chunk, then
+    :meth:`close` for the totals. :func:`price_output` drives one over a stream.
+
+    ``price_line`` is called once per distinct (model, usage) among the last few thousand
+    distinct ones (with ``memoize=False``: once per line), so it must depend on nothing
+    else: give it a fixed ``at`` rather than "now".
+    """
+
+    def __init__(
+        self,
+        price_line: PriceLine,
+        *,
+        api: OutputApi,
+        default_model: str | None = None,
+        source: str = "",
+        memoize: bool = True,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self._price_line = price_line
+        self._read = line_reader(api)
+        self._default_model = default_model
+        self._source = source
+        self._memo_size = _MEMO_SIZE if memoize else 1
+        self._max_line = max_line_bytes
+        self._memo: dict[tuple[str, tuple[object, ...]], _Priced] = {}
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._skipping = False  # inside a line longer than max_line_bytes
+        self._number = 0
+        self._closed = False
+        self._ok = self._failed = self._invalid = self._unpriced = 0
+        self._unpriced_reason: str | None = None
+        self._problems: list[LineProblem] = []
+        self._cost = 0
+        self._items: list[Decimal] = [Decimal(0)] * len(ITEMS)
+        self._sums: list[object] = [Decimal(0) if name == "seconds" else 0 for name in _SUMMED]
+        self._descriptive: list[object] = [None] * len(_DESCRIPTIVE)
+        self._models: set[str] = set()
+        self._resolved: set[str] = set()
+        self._versions: set[str] = set()
+        self._sources: set[str] = set()
+
+    @property
+    def lines_read(self) -> int:
+        """Lines read so far (blank ones included)."""
+        return self._number
+
+    def feed(self, chunk: bytes) -> None:
+        """Read the complete lines in ``chunk`` (with what earlier chunks left pending)."""
+        if self._closed:
+            raise RuntimeError("this OutputPricer is closed")
+        if b"\n" not in chunk:
+            if chunk:
+                self._hold(chunk)
+            return
+        lines = chunk.split(b"\n")
+        if self._skipping:  # the rest of a line too long to hold
+            self._skipping = False
+            lines.pop(0)
+            self._number += 1
+            self._problem(self._number, "invalid", f"line longer than {self._max_line} bytes")
+        elif self._pending:
+            lines[0] = b"".join((*self._pending, lines[0]))
+            self._pending.clear()
+            self._pending_size = 0
+        rest = lines.pop()
+        self._lines(lines)
+        if rest:
+            self._hold(rest)
+
+    def close(self) -> BatchTotals:
+        """Read the last line (one without a final newline) and return the totals."""
+        if not self._closed:
+            if self._skipping:
+                self._skipping = False
+                self._number += 1
+                self._problem(self._number, "invalid", f"line longer than {self._max_line} bytes")
+            elif self._pending:
+                last = b"".join(self._pending)
+                self._pending.clear()
+                self._lines([last])
+            self._fold()
+            self._closed = True
+        return self._totals()
+
+    # -- the hot path: once per line ---------------------------------------------------------
+
+    def _lines(self, lines: list[bytes]) -> None:
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        read, default_model, memo, max_line = self._read, self._default_model, self._memo, self._max_line
+        number = self._number
+        if number == 0 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
+            lines[0] = lines[0][3:]  # a UTF-8 byte-order mark
+        for raw in lines:
+            number += 1
+            if not raw or raw.isspace():
+                continue
+            if len(raw) > max_line:
+                self._problem(number, "invalid", f"line longer than {max_line} bytes")
+                continue
+            try:
+                parsed = loads(raw)
+            except decode_error:
+                self._problem(number, "invalid", "not valid JSON")
+                continue
+            outcome, model, usage = read(parsed, default_model)
+            if outcome != OK:
+                if outcome == INVALID:
+                    self._problem(number, "invalid", model or "unreadable")
+                else:
+                    self._failed += 1
+                continue
+            assert model is not None and usage is not None
+            self._ok += 1
+            key = (model, _usage_values(usage))
+            entry = memo.get(key)
+            if entry is None:
+                entry = self._price(key, usage)
+            else:
+                entry.lines += 1
+            if entry.reason is not None:
+                self._problem(number, "unpriced", entry.reason)
+        self._number = number
+
+    def _price(self, key: tuple[str, tuple[object, ...]], usage: Usage) -> _Priced:
+        model = key[0]
+        breakdown = self._price_line(model, usage)
+        if breakdown.priced:
+            entry = _Priced(breakdown.total_nanos, _item_values(breakdown), None)
+            for name, seen in (
+                (breakdown.resolved_model, self._resolved),
+                (breakdown.catalogue_version, self._versions),
+                (breakdown.price_source, self._sources),
+            ):
+                if name is not None:
+                    seen.add(name)
+        else:
+            entry = _Priced(0, (), breakdown.unpriced_reason or f"no price is known for model {model!r}")
+        if len(self._models) < MAX_MODELS:
+            self._models.add(model)
+        self._memo[key] = entry
+        if len(self._memo) >= self._memo_size:
+            self._fold()
+        return entry
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skipping:
+            return
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        if self._pending_size > self._max_line:
+            self._pending.clear()
+            self._pending_size = 0
+            self._skipping = True
+
+    def _problem(self, number: int, kind: str, reason: str) -> None:
+        if kind == "invalid":
+            self._invalid += 1
+        else:
+            self._unpriced += 1
+            if self._unpriced_reason is None:
+                self._unpriced_reason = reason
+        if len(self._problems) < MAX_PROBLEMS:
+            self._problems.append(LineProblem(number, kind, reason, self._source))
+
+    def _fold(self) -> None:
+        """Add what the memo counted to the running sums, and empty it."""
+        sums, items, descriptive = self._sums, self._items, self._descriptive
+        for (_, values), entry in self._memo.items():
+            lines = entry.lines
+            if lines == 1:
+                sums = list(map(add, sums, values))
+                if entry.items:
+                    items = list(map(_add, items, entry.items))
+            else:
+                summed = values[: len(sums)]
+                sums = [total + value * lines for total, value in zip(sums, summed, strict=True)]  # type: ignore[operator]
+                if entry.items:
+                    each = entry.items
+                    items = [
+                        _add(total, _multiply(item, lines)) for total, item in zip(items, each, strict=True)
+                    ]
+            self._cost += lines * entry.nanos
+            if None in descriptive:
+                for i, value in enumerate(values[len(_SUMMED) :]):
+                    if descriptive[i] is None:
+                        descriptive[i] = value
+        self._sums, self._items = sums, items
+        self._memo.clear()
+
+    def _totals(self) -> BatchTotals:
+        values = dict(zip(_SUMMED, self._sums, strict=True))
+        values.update(zip(_DESCRIPTIVE, self._descriptive, strict=True))
+        return BatchTotals(
+            cost_nanos=self._cost,
+            cost_items=split_items(self._items, self._cost),
+            usage=Usage(**values),  # type: ignore[arg-type]
+            lines_ok=self._ok,
+            lines_failed=self._failed,
+            lines_invalid=self._invalid,
+            unpriced_lines=self._unpriced,
+            unpriced_reason=self._unpriced_reason,
+            models=tuple(sorted(self._models)),
+            resolved_models=tuple(sorted(self._resolved)),
+            catalogue_versions=tuple(sorted(self._versions)),
+            price_sources=tuple(sorted(self._sources)),
+            problems=tuple(self._problems),
+        )
+
+
+async def price_output(
+    lines: AsyncIterable[bytes],
+    price_line: PriceLine,
+    *,
+    api: OutputApi,
+    default_model: str | None = None,
+    source: str = "",
+    memoize: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> BatchTotals:
+    """Price a batch's output file, streamed.
+
+    Args:
+        lines: the file's bytes in chunks of any size (``httpx.Response.aiter_bytes()``,
+            a file read in blocks …); a line may span chunks.
+        price_line: prices one succeeded line, ``(model, usage) -> CostBreakdown``.
+        api: ``"openai"`` (an output or error file) or ``"anthropic"`` (message-batch results).
+        default_model: the model of a line whose body names none (without it, such a line
+            is invalid).
+        source: names the file in the problems kept (``"output"``, ``"error"``).
+        memoize: price each distinct (model, usage) once (``price_line`` must be pure).
+        max_line_bytes: a longer line is counted invalid, and never held in memory whole.
+
+    Returns:
+        The :class:`BatchTotals`. Price a batch's output and error files one by one and add
+        the totals.
+    """
+    pricer = OutputPricer(
+        price_line,
+        api=api,
+        default_model=default_model,
+        source=source,
+        memoize=memoize,
+        max_line_bytes=max_line_bytes,
+    )
+    since_yield = 0
+    async for chunk in lines:
+        before = pricer.lines_read
+        pricer.feed(chunk)
+        since_yield += pricer.lines_read - before
+        if since_yield >= _YIELD_EVERY:  # a large file must not hold the event loop
+            since_yield = 0
+            await asyncio.sleep(0)
+    return pricer.close()
+
+
+def price_output_sync(
+    lines: Iterable[bytes],
+    price_line: PriceLine,
+    *,
+    api: OutputApi,
+    default_model: str | None = None,
+    source: str = "",
+    memoize: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> BatchTotals:
+    """:func:`price_output` over a plain iterable of chunks (a binary file iterates by line;
+    ``iter(functools.partial(f.read, 1 << 16), b"")`` by block)."""
+    pricer = OutputPricer(
+        price_line,
+        api=api,
+        default_model=default_model,
+        source=source,
+        memoize=memoize,
+        max_line_bytes=max_line_bytes,
+    )
+    for chunk in lines:
+        pricer.feed(chunk)
+    return pricer.close()
