@@ -10,6 +10,15 @@ job) are built on this package; it sits below both and above ``enforcement``, ``
 from __future__ import annotations
 
 from spendgate.batches.errors import BatchError, BatchInputError
+from spendgate.batches.output import (
+    BatchTotals,
+    LineProblem,
+    OutputApi,
+    OutputPricer,
+    PriceLine,
+    price_output,
+    price_output_sync,
+)
 from spendgate.batches.requests import (
     ENDPOINTS,
     MAX_FILE_LINES,
@@ -57,4 +66,13 @@ __all__ += [
     "RequestCounts",
     "UnsettledBatches",
     "new_object_id",
+]
+__all__ += [
+    "BatchTotals",
+    "LineProblem",
+    "OutputApi",
+    "OutputPricer",
+    "PriceLine",
+    "price_output",
+    "price_output_sync",
 ]
