@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 import spendgate
+from spendgate.batches import output
 from spendgate.batches.output import (
     MAX_PROBLEMS,
     BatchTotals,
@@ -443,6 +444,24 @@ def test_more_distinct_usages_than_the_memo_holds() -> None:
     plain = price_output_sync(chunks_of(data, 65536), batch_price, api="openai", memoize=False)
     assert memoized == plain and memoized.lines_ok == 9000
     assert memoized.usage.input_tokens == sum(10 + i for i in range(9000))
+
+
+def test_the_memo_steps_aside_while_it_misses_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output, "_MEMO_SIZE", 16)
+    monkeypatch.setattr(output, "_MEMO_PAUSE", 64)
+    template = chat()
+
+    def line(i: int, prompt: int) -> bytes:
+        usage = {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3}
+        return openai_line(str(i), {**template, "usage": usage}) + b"\n"
+
+    lines = [line(i, 100 + i) for i in range(40)] + [line(i, 7) for i in range(40, 140)]
+    price_line, calls = counting(batch_price)
+    totals = price_output_sync(lines, price_line, api="openai")
+    assert totals == price_output_sync(lines, batch_price, api="openai", memoize=False)
+    # 16 distinct lines fill the memo without a hit: the next 64 lines are priced one by one
+    # (24 distinct, 40 repeated), then the memo is back and the last 60 cost one pricing
+    assert calls[0] == 16 + 24 + 40 + 1
 
 
 def test_totals_add_across_files() -> None:

@@ -64,6 +64,7 @@ PriceLine = Callable[[str, Usage], CostBreakdown]
 
 DEFAULT_MAX_LINE_BYTES: Final = 64 * 1024 * 1024
 _MEMO_SIZE: Final = 4096
+_MEMO_PAUSE: Final = 16 * _MEMO_SIZE  # lines priced one by one before the memo is tried again
 _YIELD_EVERY: Final = 512  # lines between two returns to the event loop in price_output
 
 _DESCRIPTIVE: Final = ("image_size", "image_quality", "search_context_size")
@@ -112,7 +113,9 @@ class OutputPricer:
         self._read = line_reader(api)
         self._default_model = default_model
         self._source = source
-        self._memo_size = _MEMO_SIZE if memoize else 1
+        self._memoize = memoize
+        self._memo_on = memoize
+        self._memo_off_since = 0  # lines priced while the memo was off
         self._max_line = max_line_bytes
         self._memo: dict[tuple[str, tuple[object, ...]], _Priced] = {}
         self._pending: list[bytes] = []
@@ -126,11 +129,9 @@ class OutputPricer:
         self._cost = 0
         self._items: list[Decimal] = [Decimal(0)] * len(ITEMS)
         self._sums: list[object] = [Decimal(0) if name == "seconds" else 0 for name in _SUMMED]
-        self._descriptive: list[object] = [None] * len(_DESCRIPTIVE)
+        self._descriptive: list[str | None] = [None] * len(_DESCRIPTIVE)
         self._models: set[str] = set()
-        self._resolved: set[str] = set()
-        self._versions: set[str] = set()
-        self._sources: set[str] = set()
+        self._prices: set[tuple[str | None, str | None, str | None]] = set()
 
     @property
     def lines_read(self) -> int:
@@ -180,7 +181,7 @@ class OutputPricer:
     def _lines(self, lines: list[bytes]) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         read, default_model, memo, max_line = self._read, self._default_model, self._memo, self._max_line
-        number = self._number
+        number, ok = self._number, 0
         if number == 0 and lines and lines[0].startswith(b"\xef\xbb\xbf"):
             lines[0] = lines[0][3:]  # a UTF-8 byte-order mark
         for raw in lines:
@@ -203,36 +204,44 @@ class OutputPricer:
                     self._failed += 1
                 continue
             assert model is not None and usage is not None
-            self._ok += 1
-            key = (model, _usage_values(usage))
-            entry = memo.get(key)
-            if entry is None:
-                entry = self._price(key, usage)
+            ok += 1
+            values = _usage_values(usage)
+            if self._memo_on:
+                entry = memo.get((model, values))
+                if entry is not None:
+                    entry.lines += 1
+                else:
+                    entry = self._price(model, usage, values)
             else:
-                entry.lines += 1
+                entry = self._price(model, usage, values)
             if entry.reason is not None:
                 self._problem(number, "unpriced", entry.reason)
         self._number = number
+        self._ok += ok
 
-    def _price(self, key: tuple[str, tuple[object, ...]], usage: Usage) -> _Priced:
-        model = key[0]
+    def _price(self, model: str, usage: Usage, values: tuple[object, ...]) -> _Priced:
         breakdown = self._price_line(model, usage)
         if breakdown.priced:
             entry = _Priced(breakdown.total_nanos, _item_values(breakdown), None)
-            for name, seen in (
-                (breakdown.resolved_model, self._resolved),
-                (breakdown.catalogue_version, self._versions),
-                (breakdown.price_source, self._sources),
-            ):
-                if name is not None:
-                    seen.add(name)
+            self._prices.add((breakdown.resolved_model, breakdown.catalogue_version, breakdown.price_source))
         else:
             entry = _Priced(0, (), breakdown.unpriced_reason or f"no price is known for model {model!r}")
         if len(self._models) < MAX_MODELS:
             self._models.add(model)
-        self._memo[key] = entry
-        if len(self._memo) >= self._memo_size:
-            self._fold()
+        # The first line with a (model, usage) is priced here, in file order: the place to
+        # keep the first image size, quality and search context size, as Usage.__add__ does.
+        if usage.image_size or usage.image_quality or usage.search_context_size:
+            self._describe(usage)
+        if self._memo_on:
+            self._memo[(model, values)] = entry
+            if len(self._memo) >= _MEMO_SIZE:
+                self._fold(adapt=True)
+        else:
+            self._add(entry, values)
+            if self._memoize:
+                self._memo_off_since += 1
+                if self._memo_off_since >= _MEMO_PAUSE:
+                    self._memo_on = True
         return entry
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -257,30 +266,38 @@ class OutputPricer:
         if len(self._problems) < MAX_PROBLEMS:
             self._problems.append(LineProblem(number, kind, reason, self._source))
 
-    def _fold(self) -> None:
-        """Add what the memo counted to the running sums, and empty it."""
-        sums, items, descriptive = self._sums, self._items, self._descriptive
+    def _add(self, entry: _Priced, values: tuple[object, ...]) -> None:
+        """Add ``entry.lines`` lines of usage ``values`` at ``entry``'s price to the sums."""
+        lines = entry.lines
+        if lines == 1:
+            self._sums = list(map(add, self._sums, values))  # stops at the summed fields
+            if entry.items:
+                self._items = list(map(_add, self._items, entry.items))
+        else:
+            summed = zip(self._sums, values[: len(_SUMMED)], strict=True)
+            self._sums = [total + value * lines for total, value in summed]  # type: ignore[operator]
+            if entry.items:
+                items = zip(self._items, entry.items, strict=True)
+                self._items = [_add(total, _multiply(item, lines)) for total, item in items]
+        self._cost += lines * entry.nanos
+
+    def _fold(self, *, adapt: bool = False) -> None:
+        """Add what the memo counted to the sums, and empty it. ``adapt``: the memo is full;
+        if it saved less than one pricing in eight, price the next lines one by one (a memo
+        that misses costs more than it saves) and try it again later."""
+        lines = 0
         for (_, values), entry in self._memo.items():
-            lines = entry.lines
-            if lines == 1:
-                sums = list(map(add, sums, values))
-                if entry.items:
-                    items = list(map(_add, items, entry.items))
-            else:
-                summed = values[: len(sums)]
-                sums = [total + value * lines for total, value in zip(sums, summed, strict=True)]  # type: ignore[operator]
-                if entry.items:
-                    each = entry.items
-                    items = [
-                        _add(total, _multiply(item, lines)) for total, item in zip(items, each, strict=True)
-                    ]
-            self._cost += lines * entry.nanos
-            if None in descriptive:
-                for i, value in enumerate(values[len(_SUMMED) :]):
-                    if descriptive[i] is None:
-                        descriptive[i] = value
-        self._sums, self._items = sums, items
+            lines += entry.lines
+            self._add(entry, values)
+        if adapt and lines - len(self._memo) < len(self._memo) // 8:
+            self._memo_on = False
+            self._memo_off_since = 0
         self._memo.clear()
+
+    def _describe(self, usage: Usage) -> None:
+        for i, value in enumerate((usage.image_size, usage.image_quality, usage.search_context_size)):
+            if not self._descriptive[i]:
+                self._descriptive[i] = value
 
     def _totals(self) -> BatchTotals:
         values = dict(zip(_SUMMED, self._sums, strict=True))
@@ -295,9 +312,9 @@ class OutputPricer:
             unpriced_lines=self._unpriced,
             unpriced_reason=self._unpriced_reason,
             models=tuple(sorted(self._models)),
-            resolved_models=tuple(sorted(self._resolved)),
-            catalogue_versions=tuple(sorted(self._versions)),
-            price_sources=tuple(sorted(self._sources)),
+            resolved_models=_names(resolved for resolved, _, _ in self._prices),
+            catalogue_versions=_names(version for _, version, _ in self._prices),
+            price_sources=_names(source for _, _, source in self._prices),
             problems=tuple(self._problems),
         )
 
@@ -371,3 +388,7 @@ def price_output_sync(
     for chunk in lines:
         pricer.feed(chunk)
     return pricer.close()
+
+
+def _names(names: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(sorted({name for name in names if name is not None}))
