@@ -147,11 +147,7 @@ class Enforcer:
             StorageError: the storage failed and the fail-closed policy applies.
         """
         now_ms = int(self.clock() * 1000)
-        if lease_seconds is None:
-            lease_ms, stretch = self.lease_ms, 0
-        else:
-            lease_ms = _lease_ms(lease_seconds)
-            stretch = lease_ms + SLACK_MS  # the least time-to-live of every key it touches
+        lease_ms = self.lease_ms if lease_seconds is None else _lease_ms(lease_seconds)
         strict = self.mode == "strict"
         estimate = request.estimate_nanos if strict and request.estimate_nanos > 0 else 0
         planned: list[BudgetPlan] = []
@@ -163,9 +159,6 @@ class Enforcer:
                 continue
             plan = self._plan(b, now_ms, estimate)
             bop = plan[1]
-            if stretch and 0 < bop.ttl_ms < stretch:
-                bop = bop._replace(ttl_ms=stretch)
-                plan = (plan[0], bop, plan[2], plan[3])
             if bop.max_nanos == 0:  # zero allows nothing, whatever the request costs
                 raise await zero_budget_refusal(self.storage, PlannedBudget(*plan), estimate, now_ms)
             planned.append(plan)
@@ -182,10 +175,9 @@ class Enforcer:
                 if r.limit == 0:
                     raise zero_rate_refusal(r)
                 limits.append(r)
-                rop = self._plan_rate(r, now_ms, tokens)
-                if stretch and rop.kind == RATE_PARALLEL and 0 < rop.ttl_ms < stretch:
-                    rop = rop._replace(ttl_ms=stretch)
-                rate_ops.append(rop)
+                rate_ops.append(self._plan_rate(r, now_ms, tokens))
+        if lease_seconds is not None:  # its keys live at least the lease and an hour
+            _stretch(planned, budget_ops, rate_ops, lease_ms + SLACK_MS)
         op = new_tuple(AdmitOp, (request.request_id, now_ms, lease_ms, strict, budget_ops, rate_ops))
         try:
             storage = self.storage
@@ -215,7 +207,7 @@ class Enforcer:
             True,
             (own, planned, result.budgets, limits, rate_ops, result.rates),
         )
-        if stretch:
+        if lease_seconds is not None:
             reservation.lease_ms = lease_ms
         return reservation
 
@@ -333,6 +325,20 @@ class Enforcer:
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+
+def _stretch(
+    planned: list[BudgetPlan], budget_ops: list[BudgetOp], rate_ops: list[RateOp], ttl_ms: int
+) -> None:
+    """Give every expiring budget counter and parallel slot set at least ``ttl_ms`` to live."""
+    for i, bop in enumerate(budget_ops):
+        if 0 < bop.ttl_ms < ttl_ms:
+            budget_ops[i] = bop = bop._replace(ttl_ms=ttl_ms)
+            budget, _, window, now_ms = planned[i]
+            planned[i] = (budget, bop, window, now_ms)
+    for j, rop in enumerate(rate_ops):
+        if rop.kind == RATE_PARALLEL and 0 < rop.ttl_ms < ttl_ms:
+            rate_ops[j] = rop._replace(ttl_ms=ttl_ms)
 
 
 def _lease_ms(lease_seconds: float) -> int:

@@ -283,7 +283,7 @@ class MemoryStorage(Storage):
             del self._counters[key]
         for key in [k for k, s in self._sliding.items() if s.expires <= now]:
             del self._sliding[key]
-        for key in [k for k, z in self._slots.items() if z.expires <= now]:
+        for key in [k for k, z in self._slots.items() if z.expires <= now or not z.members]:
             del self._slots[key]
         # A counter's lease key expires no later than the counter: both are extended to the
         # same expiry when a reservation is taken, and only the counter's after that. An
@@ -380,11 +380,14 @@ class MemoryStorage(Storage):
             # Everything passed: take it all.
             expiry = now + lease_ms
             for c, key, lease_key, estimate, ttl in found:
-                fresh = c is None  # the key did not exist before this admission
                 if c is None:  # looked up again: the same key may appear twice in a request
                     c = counters.get(key)
                     if c is None:
                         c = counters[key] = _Counter()
+                    if ttl > 0:  # a new key: its first expiry
+                        c.expires = now + ttl
+                elif ttl > 0 and now + ttl > c.expires:
+                    c.expires = now + ttl
                 if strict:
                     holds = c.holds
                     c.reserved += estimate - holds.get(rid, 0)
@@ -399,8 +402,6 @@ class MemoryStorage(Storage):
                     if not c.registered:
                         self._leases[lease_key] = c
                         c.registered = True
-                if ttl > 0 and (fresh or now + ttl > c.expires):
-                    c.expires = now + ttl
             if rops:
                 for j, r in enumerate(rops):
                     key, kind, _, amount, _, _, ttl = r
@@ -445,11 +446,12 @@ class MemoryStorage(Storage):
                 if c is not None and c.expires <= now:
                     del counters[key]
                     c = None
-                fresh = c is None
                 if c is None:
                     if require_seed or not settle:
                         continue
                     c = counters[key] = _Counter()
+                    if ttl > 0:  # a new key: its first expiry
+                        c.expires = now + ttl
                 else:
                     old = c.holds.pop(rid, None)
                     if old is not None:
@@ -467,7 +469,7 @@ class MemoryStorage(Storage):
                                 del c.buckets[i]
                     else:
                         c.spend += cost
-                    if ttl > 0 and (fresh or now + ttl > c.expires):
+                    if ttl > 0 and now + ttl > c.expires:
                         c.expires = now + ttl
             if rops:
                 released = state == _RELEASED
@@ -476,9 +478,9 @@ class MemoryStorage(Storage):
                     if kind == RATE_PARALLEL:
                         z = self._slots.get(key)
                         if z is not None:
-                            z.members.pop(rid, None)
-                            if not z.members:  # Redis deletes an emptied zset
-                                del self._slots[key]
+                            members = z.members
+                            if members.pop(rid, None) is not None and not members:
+                                z.expires = _NEVER  # Redis deletes an emptied zset: none yet
                         continue
                     if kind != RATE_TOKENS:
                         continue
