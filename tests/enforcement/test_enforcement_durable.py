@@ -295,3 +295,38 @@ class TestJson:
 
 async def _zero(budget: BudgetLimit, period: Any) -> int:
     return 0
+
+
+async def test_a_renewed_long_lease_keeps_its_keys_alive() -> None:
+    # Renewed at 23 h for another day, the reservation outlives the life its keys were given
+    # at admission (the lease and an hour): renew extends them too. (In-process clock.)
+    clock = FakeClock()
+    enforcer = Enforcer(MemoryStorage(), clock=clock)
+    hourly = BudgetLimit.of(KEY, "rolling:1h", USD)
+    parallel = RateLimit(KEY, "parallel", 1)
+    batch = await enforcer.admit(req([hourly], 50 * CENT, [parallel]), lease_seconds=DAY)
+    clock.advance(23 * HOUR)
+    assert await enforcer.renew(stored(batch)) == 2
+    clock.advance(23 * HOUR)
+    assert await state(enforcer, hourly) == (0, 50 * CENT)
+    with pytest.raises(RateLimited):
+        await enforcer.admit(req([], 0, [parallel]))
+    assert await enforcer.release(batch) is True
+    assert await state(enforcer, hourly) == (0, 0)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+async def test_redis_renew_extends_the_keys_of_a_long_lease(storage: Storage) -> None:
+    enforcer = Enforcer(storage)
+    hourly = BudgetLimit.of(KEY, "rolling:1h", USD)
+    parallel = RateLimit(KEY, "parallel", 10)
+    batch = await enforcer.admit(req([hourly], 50 * CENT, [parallel]), lease_seconds=HOUR)
+    client = storage.client  # type: ignore[attr-defined]
+    keys = (batch.budget_ops[0].key, batch.budget_ops[0].lease_key, batch.rate_ops[0].key)
+    before = [await client.pttl(key) for key in keys]
+    assert all(0 < ttl <= 3 * HOUR * 1000 for ttl in before)
+    renewed = Reservation.from_json({**batch.to_json(), "lease_ms": int(DAY * 1000)})
+    assert await enforcer.renew(renewed) == 2
+    for key in keys:
+        assert await client.pttl(key) > DAY * 1000, key
+    await enforcer.release(batch)

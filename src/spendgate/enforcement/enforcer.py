@@ -298,8 +298,18 @@ class Enforcer:
             return 0
         keys = [b.lease_key for b in reservation.budget_ops if self.mode == "strict"]
         keys += [r.key for r in reservation.rate_ops if r.kind == RATE_PARALLEL]
-        lease_ms = reservation.lease_ms or self.lease_ms
-        return await self.storage.renew(reservation.request_id, self._now_ms(), lease_ms, keys)
+        if not reservation.lease_ms:
+            return await self.storage.renew(reservation.request_id, self._now_ms(), self.lease_ms, keys)
+        # Its own lease may outlast its keys' life: they are kept the lease and an hour more.
+        counters = [b.key for b in reservation.budget_ops if b.ttl_ms > 0]
+        return await self.storage.renew(
+            reservation.request_id,
+            self._now_ms(),
+            reservation.lease_ms,
+            keys,
+            ttl_ms=reservation.lease_ms + SLACK_MS,
+            counters=counters,
+        )
 
     # ---- reading
 

@@ -198,8 +198,22 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    async def renew(self, request_id: str, now_ms: int, lease_ms: int, keys: Sequence[str]) -> int:
-        """Extend the leases of an open request (lease zsets or slot zsets in ``keys``)."""
+    async def renew(
+        self,
+        request_id: str,
+        now_ms: int,
+        lease_ms: int,
+        keys: Sequence[str],
+        *,
+        ttl_ms: int = 0,
+        counters: Sequence[str] = (),
+    ) -> int:
+        """Extend the leases of an open request (lease zsets or slot zsets in ``keys``).
+
+        ``ttl_ms > 0``: the sets that held a renewed lease, and the budget counters in
+        ``counters``, then live at least ``ttl_ms`` more (an expiry is never shortened; a
+        key kept without expiry is left so). A long lease renewed needs its keys to last.
+        """
 
     @abstractmethod
     async def read(

@@ -4,15 +4,15 @@ Every method runs to completion without awaiting, so it is atomic with respect t
 coroutines; a lock makes it atomic across threads too.
 
 The data model is Redis's (see :mod:`~spendgate.stores.counters.base` and
-``docs/enforcement.md``), held in objects rather than string-keyed hashes because this is
-the path of every request:
+``docs/enforcement.md``), held in objects (:mod:`~spendgate.stores.counters.memory_keys`)
+rather than string-keyed hashes because this is the path of every request:
 
-* a budget counter (:class:`_Counter`; Redis: the hash at ``BudgetOp.key`` and the lease
+* a budget counter (:class:`BudgetCounter`; Redis: the hash at ``BudgetOp.key`` and the lease
   zset at ``BudgetOp.lease_key``): ``spend`` is field ``s``, ``buckets[i]`` field ``b<i>``,
   ``reserved`` field ``r``, ``holds[request id]`` field ``q<request id>``, and ``leases``
   the lease zset, with its own expiry (``lease_expires``) like the separate Redis key;
-* a sliding-window counter (:class:`_Sliding`): fields ``w``, ``p``, ``c``;
-* parallel slots (:class:`_ZSet`): request id → lease expiry.
+* a sliding-window counter (:class:`SlidingCounter`): fields ``w``, ``p``, ``c``;
+* parallel slots (:class:`SlotSet`): request id → lease expiry.
 
 The Lua scripts in ``lua/`` implement the same operations on Redis keys; the equivalence
 test (``tests/stores/counters/test_counters_equivalence.py``) runs random operation
@@ -44,10 +44,10 @@ from spendgate.stores.counters.base import (
     SettleOp,
     Storage,
 )
+from spendgate.stores.counters.memory_keys import NEVER, BudgetCounter, SlidingCounter, SlotSet
 
 __all__ = ["DEFAULT_MAX_DONE", "MemoryStorage"]
 
-_NEVER = 1 << 62
 _EMPTY = BudgetState(0, 0, -1)
 # NamedTuple constructors are Python functions; tuple.__new__ builds the same value in C
 # (used on the per-request path, with every field given in order).
@@ -56,153 +56,6 @@ _new = tuple.__new__
 _SETTLED, _RELEASED = 1, 2
 DEFAULT_MAX_DONE = 10_000
 """Done markers kept at most (oldest evicted first), whatever ``idempotency_seconds`` says."""
-
-
-class _ZSet:
-    """Member → score (a lease expiry), with a lower bound on the smallest score."""
-
-    __slots__ = ("expires", "low", "members")
-
-    def __init__(self) -> None:
-        self.members: dict[str, int] = {}
-        self.low = _NEVER
-        self.expires = _NEVER
-
-    def add(self, member: str, score: int) -> None:
-        self.members[member] = score
-        if score < self.low:
-            self.low = score
-
-    def expired(self, now_ms: int) -> list[str]:
-        """Members whose score is <= now (not removed); tightens ``low`` as it scans."""
-        if now_ms < self.low:
-            return []
-        gone = []
-        low = _NEVER
-        for member, score in self.members.items():
-            if score <= now_ms:
-                gone.append(member)
-            elif score < low:
-                low = score
-        if not gone:
-            self.low = low
-        return gone
-
-    def purge(self, now_ms: int) -> list[str]:
-        """Remove the expired members; returns them."""
-        gone = self.expired(now_ms)
-        if gone:
-            for member in gone:
-                del self.members[member]
-            self.low = min(self.members.values(), default=_NEVER)
-        return gone
-
-
-class _Counter:
-    """A budget counter and its lease set (two Redis keys: a hash and a zset)."""
-
-    __slots__ = (
-        "buckets",
-        "expires",
-        "holds",
-        "lease_expires",
-        "lease_low",
-        "leases",
-        "registered",
-        "reserved",
-        "spend",
-    )
-
-    def __init__(self) -> None:
-        self.expires = _NEVER
-        self.spend = 0  # field s
-        self.buckets: dict[int, int] = {}  # fields b<i> (rolling windows)
-        self.reserved = 0  # field r
-        self.holds: dict[str, int] = {}  # fields q<request id>
-        # The lease zset: request id → lease expiry. It is a separate key in Redis, so it
-        # has its own expiry; "absent" is empty with lease_expires = _NEVER.
-        self.leases: dict[str, int] = {}
-        self.lease_low = _NEVER  # a lower bound on the smallest lease expiry
-        self.lease_expires = _NEVER
-        self.registered = False  # in MemoryStorage._leases (lease key → counter, for renew)
-
-    def drop_leases(self) -> None:
-        """The lease key expired: it is gone (its reservations stay in ``reserved``, as on Redis)."""
-        self.leases = {}
-        self.lease_low = _NEVER
-        self.lease_expires = _NEVER
-
-    def purge(self, now: int) -> None:
-        """Give back the reservations whose lease expired."""
-        if self.lease_expires <= now:
-            self.drop_leases()
-            return
-        low = _NEVER
-        gone = []
-        for member, score in self.leases.items():
-            if score <= now:
-                gone.append(member)
-            elif score < low:
-                low = score
-        self.lease_low = low
-        for member in gone:
-            del self.leases[member]
-            self.reserved -= self.holds.pop(member, 0)
-        if gone and not self.leases:
-            self.lease_expires = _NEVER  # Redis deletes an emptied zset
-
-    def expired_reserved(self, now: int) -> int:
-        """The reservations a purge would give back (read-only)."""
-        if self.lease_expires <= now or now < self.lease_low:
-            return 0
-        return sum(self.holds.get(m, 0) for m, score in self.leases.items() if score <= now)
-
-    def state(self, b: BudgetOp, now: int) -> BudgetState:
-        """Spend, reserved and (rolling windows) the oldest non-empty bucket in the window.
-
-        A rolling window sums buckets ``oldest_bucket .. now // bucket_ms``.
-        """
-        if not b.bucket_ms:
-            return _new(BudgetState, (self.spend, self.reserved, -1))
-        first, last = b.oldest_bucket, now // b.bucket_ms
-        spend, oldest = 0, -1
-        buckets = self.buckets
-        if len(buckets) < last - first + 1:  # fewer buckets stored than in the window: scan them
-            for index, value in buckets.items():
-                if value and first <= index <= last:
-                    spend += value
-                    if oldest < 0 or index < oldest:
-                        oldest = index
-        else:
-            for index in range(first, last + 1):
-                value = buckets.get(index, 0)
-                if value:
-                    spend += value
-                    if oldest < 0:
-                        oldest = index
-        return _new(BudgetState, (spend, self.reserved, oldest))
-
-    def set_field(self, name: str, value: int) -> None:
-        if name == "s":
-            self.spend = value
-        elif name == "r":
-            self.reserved = value
-        elif name[0] == "b" and name[1:].isdigit():
-            self.buckets[int(name[1:])] = value
-        elif name[0] == "q":
-            self.holds[name[1:]] = value
-        else:
-            raise ValueError(f"a budget counter has no field {name!r}")
-
-
-class _Sliding:
-    """A sliding-window rate counter: window index ``w``, its count ``c``, the previous ``p``."""
-
-    __slots__ = ("c", "expires", "p", "w")
-
-    def __init__(self, w: int, p: int, c: int) -> None:
-        self.w, self.p, self.c = w, p, c
-        self.expires = _NEVER
 
 
 class MemoryStorage(Storage):
@@ -224,10 +77,10 @@ class MemoryStorage(Storage):
             raise ValueError("max_done must be at least 1")
         self.prefix = prefix
         self.max_done = max_done
-        self._counters: dict[str, _Counter] = {}
-        self._leases: dict[str, _Counter] = {}  # lease key → its counter (for renew)
-        self._sliding: dict[str, _Sliding] = {}
-        self._slots: dict[str, _ZSet] = {}
+        self._counters: dict[str, BudgetCounter] = {}
+        self._leases: dict[str, BudgetCounter] = {}  # lease key → its counter (for renew)
+        self._sliding: dict[str, SlidingCounter] = {}
+        self._slots: dict[str, SlotSet] = {}
         # Insertion order is settle order (an updated marker moves to the end), so the first
         # entry is the oldest: eviction by count is popitem(last=False), O(1).
         self._done: OrderedDict[str, int] = OrderedDict()
@@ -237,7 +90,7 @@ class MemoryStorage(Storage):
 
     # ---- helpers
 
-    def _counter(self, key: str, now: int) -> _Counter | None:
+    def _counter(self, key: str, now: int) -> BudgetCounter | None:
         c = self._counters.get(key)
         if c is not None and c.expires <= now:
             del self._counters[key]
@@ -313,7 +166,7 @@ class MemoryStorage(Storage):
             rid, now, lease_ms, strict, bops, rops = op
             counters = self._counters
             budgets: list[BudgetState] = []
-            found: list[tuple[_Counter | None, str, str, int, int]] = []
+            found: list[tuple[BudgetCounter | None, str, str, int, int]] = []
             cold: list[int] = []
             failed = False
             for b in bops:
@@ -383,7 +236,7 @@ class MemoryStorage(Storage):
                 if c is None:  # looked up again: the same key may appear twice in a request
                     c = counters.get(key)
                     if c is None:
-                        c = counters[key] = _Counter()
+                        c = counters[key] = BudgetCounter()
                     if ttl > 0:  # a new key: its first expiry
                         c.expires = now + ttl
                 elif ttl > 0 and now + ttl > c.expires:
@@ -397,7 +250,7 @@ class MemoryStorage(Storage):
                     c.leases[rid] = expiry
                     if expiry < c.lease_low:
                         c.lease_low = expiry
-                    if ttl > 0 and (c.lease_expires == _NEVER or now + ttl > c.lease_expires):
+                    if ttl > 0 and (c.lease_expires == NEVER or now + ttl > c.lease_expires):
                         c.lease_expires = now + ttl
                     if not c.registered:
                         self._leases[lease_key] = c
@@ -408,15 +261,15 @@ class MemoryStorage(Storage):
                     if kind == RATE_PARALLEL:
                         z = self._slots.get(key)
                         if z is None or z.expires <= now:
-                            z = self._slots[key] = _ZSet()
+                            z = self._slots[key] = SlotSet()
                         z.add(rid, expiry)
-                        if ttl > 0 and (z.expires == _NEVER or now + ttl > z.expires):
+                        if ttl > 0 and (z.expires == NEVER or now + ttl > z.expires):
                             z.expires = now + ttl
                         continue
                     previous, current, index = seen[j]
                     s = self._sliding.get(key)
                     if s is None or s.expires <= now:
-                        s = self._sliding[key] = _Sliding(index, previous, current + amount)
+                        s = self._sliding[key] = SlidingCounter(index, previous, current + amount)
                     else:
                         s.w, s.p, s.c = index, previous, current + amount
                     if ttl > 0:
@@ -449,7 +302,7 @@ class MemoryStorage(Storage):
                 if c is None:
                     if require_seed or not settle:
                         continue
-                    c = counters[key] = _Counter()
+                    c = counters[key] = BudgetCounter()
                     if ttl > 0:  # a new key: its first expiry
                         c.expires = now + ttl
                 else:
@@ -458,7 +311,7 @@ class MemoryStorage(Storage):
                         c.reserved -= old
                         leases = c.leases
                         if leases.pop(rid, None) is not None and not leases:
-                            c.lease_expires = _NEVER  # Redis deletes an emptied zset
+                            c.lease_expires = NEVER  # Redis deletes an emptied zset
                 if settle:
                     if bucket_ms:
                         index = int(name[1:])
@@ -480,7 +333,7 @@ class MemoryStorage(Storage):
                         if z is not None:
                             members = z.members
                             if members.pop(rid, None) is not None and not members:
-                                z.expires = _NEVER  # Redis deletes an emptied zset: none yet
+                                z.expires = NEVER  # Redis deletes an emptied zset: none yet
                         continue
                     if kind != RATE_TOKENS:
                         continue
@@ -494,7 +347,7 @@ class MemoryStorage(Storage):
                         s.c = max(0, s.c + delta)
                     elif s.w == window_index + 1:
                         s.p = max(0, s.p + delta)
-            expires = now + done_ttl_ms if done_ttl_ms > 0 else _NEVER
+            expires = now + done_ttl_ms if done_ttl_ms > 0 else NEVER
             marks = self._done
             if done is not None:  # a settle after a release (or a stale marker): now the newest
                 marks.move_to_end(done_key)
@@ -505,12 +358,23 @@ class MemoryStorage(Storage):
         finally:
             self._lock.release()
 
-    async def renew(self, request_id: str, now_ms: int, lease_ms: int, keys: Sequence[str]) -> int:
+    async def renew(
+        self,
+        request_id: str,
+        now_ms: int,
+        lease_ms: int,
+        keys: Sequence[str],
+        *,
+        ttl_ms: int = 0,
+        counters: Sequence[str] = (),
+    ) -> int:
         with self._lock:
             renewed = 0
+            until = now_ms + ttl_ms  # a key kept without expiry (NEVER) is left so
             for key in keys:
                 members: dict[str, int] | None = None
                 z = self._slots.get(key)
+                c = None
                 if z is not None:
                     if z.expires > now_ms:
                         members = z.members
@@ -521,6 +385,16 @@ class MemoryStorage(Storage):
                 if members is not None and request_id in members:
                     members[request_id] = now_ms + lease_ms
                     renewed += 1
+                    if ttl_ms > 0:
+                        if z is not None and z.expires != NEVER and until > z.expires:
+                            z.expires = until
+                        elif c is not None and c.lease_expires != NEVER and until > c.lease_expires:
+                            c.lease_expires = until
+            if ttl_ms > 0:
+                for key in counters:
+                    counter = self._counter(key, now_ms)
+                    if counter is not None and until > counter.expires:
+                        counter.expires = until
             return renewed
 
     async def read(
@@ -549,7 +423,7 @@ class MemoryStorage(Storage):
         with self._lock:
             if self._counter(key, now_ms) is not None:
                 return False
-            c = self._counters[key] = _Counter()
+            c = self._counters[key] = BudgetCounter()
             for name, value in values.items():
                 c.set_field(name, value)
             if ttl_ms > 0:

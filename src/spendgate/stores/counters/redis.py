@@ -185,10 +185,22 @@ class RedisStorage(Storage):
             nums += (r.kind, r.amount, r.window_index)
         return bool(await self._run("settle", keys, [op.request_id, orjson.dumps(nums)]))
 
-    async def renew(self, request_id: str, now_ms: int, lease_ms: int, keys: Sequence[str]) -> int:
+    async def renew(
+        self,
+        request_id: str,
+        now_ms: int,
+        lease_ms: int,
+        keys: Sequence[str],
+        *,
+        ttl_ms: int = 0,
+        counters: Sequence[str] = (),
+    ) -> int:
         if not keys:
             return 0
-        return int(await self._run("renew", keys, [now_ms, lease_ms, request_id]))
+        if ttl_ms <= 0:
+            return int(await self._run("renew", keys, [now_ms, lease_ms, request_id]))
+        args: list[int | str] = [now_ms, lease_ms, request_id, ttl_ms, len(keys)]
+        return int(await self._run("renew", [*keys, *counters], args))
 
     async def read(
         self, now_ms: int, budgets: Sequence[BudgetOp], rates: Sequence[RateOp]
