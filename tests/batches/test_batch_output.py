@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -462,6 +464,36 @@ def test_the_memo_steps_aside_while_it_misses_and_comes_back(monkeypatch: pytest
     # 16 distinct lines fill the memo without a hit: the next 64 lines are priced one by one
     # (24 distinct, 40 repeated), then the memo is back and the last 60 cost one pricing
     assert calls[0] == 16 + 24 + 40 + 1
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    template = orjson.dumps(chat(out=200))
+
+    def write(path: Path, lines: int) -> Path:
+        with path.open("wb") as out:
+            for i in range(lines):
+                body = orjson.loads(template)
+                body["usage"] = {"prompt_tokens": 50 + i, "completion_tokens": 200, "total_tokens": 250 + i}
+                out.write(openai_line(str(i), body) + b"\n")
+        return path
+
+    async def blocks(path: Path) -> AsyncIterator[bytes]:
+        with path.open("rb") as f:
+            while block := f.read(65536):
+                yield block
+
+    def peak(path: Path) -> int:
+        tracemalloc.start()
+        try:
+            totals = asyncio.run(price_output(blocks(path), batch_price, api="openai"))
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert totals.lines_ok > 0
+
+    small, large = write(tmp_path / "small.jsonl", 5_000), write(tmp_path / "large.jsonl", 20_000)
+    peak(small)  # the price book and the extractors loaded once, before measuring
+    assert peak(large) < peak(small) * 1.25  # equal, in fact: the memo and buffers are bounded
 
 
 def test_totals_add_across_files() -> None:

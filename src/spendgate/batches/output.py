@@ -30,8 +30,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import fields
-from decimal import Decimal
-from operator import add, attrgetter
+from decimal import Decimal, localcontext
+from operator import attrgetter
 from typing import Final
 
 import orjson
@@ -66,10 +66,11 @@ DEFAULT_MAX_LINE_BYTES: Final = 64 * 1024 * 1024
 _MEMO_SIZE: Final = 4096
 _MEMO_PAUSE: Final = 16 * _MEMO_SIZE  # lines priced one by one before the memo is tried again
 _YIELD_EVERY: Final = 512  # lines between two returns to the event loop in price_output
+_FLUSH_SIZE: Final = 512  # lines whose usage and price are summed column by column at once
 
 _DESCRIPTIVE: Final = ("image_size", "image_quality", "search_context_size")
 _SUMMED: Final = tuple(f.name for f in fields(Usage) if f.name not in _DESCRIPTIVE)
-# The summed fields first: map(add, sums, values) stops at the shorter, the sums.
+# The summed fields first: zip(sums, columns) stops at the shorter, the sums.
 _usage_values = attrgetter(*_SUMMED, *_DESCRIPTIVE)
 _item_values = attrgetter(*ITEMS)
 _add, _multiply = EXACT.add, EXACT.multiply
@@ -129,6 +130,8 @@ class OutputPricer:
         self._cost = 0
         self._items: list[Decimal] = [Decimal(0)] * len(ITEMS)
         self._sums: list[object] = [Decimal(0) if name == "seconds" else 0 for name in _SUMMED]
+        self._values: list[tuple[object, ...]] = []  # lines taken, not yet summed (_flush)
+        self._parts: list[tuple[Decimal, ...]] = []
         self._descriptive: list[str | None] = [None] * len(_DESCRIPTIVE)
         self._models: set[str] = set()
         self._prices: set[tuple[str | None, str | None, str | None]] = set()
@@ -173,6 +176,7 @@ class OutputPricer:
                 self._pending.clear()
                 self._lines([last])
             self._fold()
+            self._flush()
             self._closed = True
         return self._totals()
 
@@ -206,26 +210,25 @@ class OutputPricer:
             assert model is not None and usage is not None
             ok += 1
             values = _usage_values(usage)
-            if self._memo_on:
-                entry = memo.get((model, values))
-                if entry is not None:
-                    entry.lines += 1
-                else:
-                    entry = self._price(model, usage, values)
+            if self._memo_on and (entry := memo.get((model, values))) is not None:
+                entry.lines += 1
+                unpriced = entry.reason
             else:
-                entry = self._price(model, usage, values)
-            if entry.reason is not None:
-                self._problem(number, "unpriced", entry.reason)
+                unpriced = self._price(model, usage, values)
+            if unpriced is not None:
+                self._problem(number, "unpriced", unpriced)
         self._number = number
         self._ok += ok
 
-    def _price(self, model: str, usage: Usage, values: tuple[object, ...]) -> _Priced:
+    def _price(self, model: str, usage: Usage, values: tuple[object, ...]) -> str | None:
+        """Price a line whose (model, usage) is not in the memo; why it is unpriced, if it is."""
         breakdown = self._price_line(model, usage)
         if breakdown.priced:
-            entry = _Priced(breakdown.total_nanos, _item_values(breakdown), None)
+            nanos, items, reason = breakdown.total_nanos, _item_values(breakdown), None
             self._prices.add((breakdown.resolved_model, breakdown.catalogue_version, breakdown.price_source))
         else:
-            entry = _Priced(0, (), breakdown.unpriced_reason or f"no price is known for model {model!r}")
+            nanos, items = 0, ()
+            reason = breakdown.unpriced_reason or f"no price is known for model {model!r}"
         if len(self._models) < MAX_MODELS:
             self._models.add(model)
         # The first line with a (model, usage) is priced here, in file order: the place to
@@ -233,16 +236,16 @@ class OutputPricer:
         if usage.image_size or usage.image_quality or usage.search_context_size:
             self._describe(usage)
         if self._memo_on:
-            self._memo[(model, values)] = entry
+            self._memo[(model, values)] = _Priced(nanos, items, reason)
             if len(self._memo) >= _MEMO_SIZE:
                 self._fold(adapt=True)
         else:
-            self._add(entry, values)
+            self._take(values, nanos, items)
             if self._memoize:
                 self._memo_off_since += 1
                 if self._memo_off_since >= _MEMO_PAUSE:
                     self._memo_on = True
-        return entry
+        return reason
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -266,20 +269,26 @@ class OutputPricer:
         if len(self._problems) < MAX_PROBLEMS:
             self._problems.append(LineProblem(number, kind, reason, self._source))
 
-    def _add(self, entry: _Priced, values: tuple[object, ...]) -> None:
-        """Add ``entry.lines`` lines of usage ``values`` at ``entry``'s price to the sums."""
-        lines = entry.lines
-        if lines == 1:
-            self._sums = list(map(add, self._sums, values))  # stops at the summed fields
-            if entry.items:
-                self._items = list(map(_add, self._items, entry.items))
-        else:
-            summed = zip(self._sums, values[: len(_SUMMED)], strict=True)
-            self._sums = [total + value * lines for total, value in summed]  # type: ignore[operator]
-            if entry.items:
-                items = zip(self._items, entry.items, strict=True)
-                self._items = [_add(total, _multiply(item, lines)) for total, item in items]
-        self._cost += lines * entry.nanos
+    def _take(self, values: tuple[object, ...], nanos: int, items: tuple[Decimal, ...]) -> None:
+        """Count one line of usage ``values`` priced ``nanos`` with breakdown ``items``."""
+        self._cost += nanos
+        self._values.append(values)
+        if items:
+            self._parts.append(items)
+        if len(self._values) >= _FLUSH_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Add the lines taken to the sums, column by column (exactly: ``EXACT`` traps rounding)."""
+        with localcontext(EXACT):
+            if self._values:  # zip stops at the shorter: the summed fields, not the descriptive ones
+                columns = zip(self._sums, zip(*self._values, strict=True), strict=False)
+                self._sums = [sum(column, total) for total, column in columns]  # type: ignore[call-overload]
+            if self._parts:
+                items = zip(self._items, zip(*self._parts, strict=True), strict=True)
+                self._items = [sum(column, total) for total, column in items]
+        self._values.clear()
+        self._parts.clear()
 
     def _fold(self, *, adapt: bool = False) -> None:
         """Add what the memo counted to the sums, and empty it. ``adapt``: the memo is full;
@@ -288,7 +297,15 @@ class OutputPricer:
         lines = 0
         for (_, values), entry in self._memo.items():
             lines += entry.lines
-            self._add(entry, values)
+            if entry.lines == 1:
+                self._take(values, entry.nanos, entry.items)
+                continue
+            summed = zip(self._sums, values[: len(_SUMMED)], strict=True)
+            self._sums = [total + value * entry.lines for total, value in summed]  # type: ignore[operator]
+            if entry.items:
+                items = zip(self._items, entry.items, strict=True)
+                self._items = [_add(total, _multiply(item, entry.lines)) for total, item in items]
+            self._cost += entry.lines * entry.nanos
         if adapt and lines - len(self._memo) < len(self._memo) // 8:
             self._memo_on = False
             self._memo_off_since = 0
