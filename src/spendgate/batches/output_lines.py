@@ -99,9 +99,9 @@ def read_anthropic_line(line: object, default_model: str | None) -> Reading:
         if not isinstance(message, dict):
             return (INVALID, "result.message is not an object", None)
         return _succeeded(message, default_model, from_anthropic_message, "result.message")
-    if kind in _ANTHROPIC_FAILED:
+    if isinstance(kind, str) and kind in _ANTHROPIC_FAILED:
         return _FAILED
-    return (INVALID, f"result.type {kind!r} is not a known result type", None)
+    return (INVALID, f"result.type {repr(kind)[:40]} is not a known result type", None)
 
 
 def line_reader(api: OutputApi) -> LineReader:
