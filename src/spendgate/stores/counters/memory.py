@@ -21,8 +21,9 @@ sequences against both and requires identical outcomes and counters.
 Key expiry follows the caller's clock (``now_ms``), so tests that move time see keys expire
 as they would on Redis. A budget counter's, its lease set's and a slot set's expiry is
 extended, never shortened (Redis: ``PEXPIRE ... GT``), so a reservation with a long lease
-(a batch's) keeps its keys alive whatever shorter requests come after it; an emptied lease
-or slot set is gone, as an emptied Redis zset is, and starts afresh.
+(a batch's) keeps its keys alive whatever shorter requests come after it. An empty lease or
+slot set is an absent one (Redis deletes an emptied zset): the next reservation in it sets
+its expiry afresh.
 """
 
 from __future__ import annotations
@@ -247,10 +248,12 @@ class MemoryStorage(Storage):
                     holds[rid] = estimate
                     if c.lease_expires <= now:  # the lease key expired: a new one
                         c.drop_leases()
-                    c.leases[rid] = expiry
+                    leases = c.leases
+                    new_set = not leases  # Redis deletes an emptied zset: its expiry is new
+                    leases[rid] = expiry
                     if expiry < c.lease_low:
                         c.lease_low = expiry
-                    if ttl > 0 and (c.lease_expires == NEVER or now + ttl > c.lease_expires):
+                    if ttl > 0 and (new_set or now + ttl > c.lease_expires):
                         c.lease_expires = now + ttl
                     if not c.registered:
                         self._leases[lease_key] = c
@@ -262,8 +265,9 @@ class MemoryStorage(Storage):
                         z = self._slots.get(key)
                         if z is None or z.expires <= now:
                             z = self._slots[key] = SlotSet()
+                        new_set = not z.members  # as for a lease set
                         z.add(rid, expiry)
-                        if ttl > 0 and (z.expires == NEVER or now + ttl > z.expires):
+                        if ttl > 0 and (new_set or now + ttl > z.expires):
                             z.expires = now + ttl
                         continue
                     previous, current, index = seen[j]
@@ -309,9 +313,7 @@ class MemoryStorage(Storage):
                     old = c.holds.pop(rid, None)
                     if old is not None:
                         c.reserved -= old
-                        leases = c.leases
-                        if leases.pop(rid, None) is not None and not leases:
-                            c.lease_expires = NEVER  # Redis deletes an emptied zset
+                        c.leases.pop(rid, None)
                 if settle:
                     if bucket_ms:
                         index = int(name[1:])
@@ -331,9 +333,7 @@ class MemoryStorage(Storage):
                     if kind == RATE_PARALLEL:
                         z = self._slots.get(key)
                         if z is not None:
-                            members = z.members
-                            if members.pop(rid, None) is not None and not members:
-                                z.expires = NEVER  # Redis deletes an emptied zset: none yet
+                            z.members.pop(rid, None)
                         continue
                     if kind != RATE_TOKENS:
                         continue
