@@ -29,13 +29,16 @@ from spendgate.batches.output import (
     LineProblem,
     OutputPricer,
     PriceLine,
+    batch_price_line,
     price_output,
     price_output_sync,
 )
+from spendgate.config import parse_config
 from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.detect import usage_from_response
 from spendgate.core.usage.model import Usage
+from spendgate.gateway.deployments import build_deployments
 from spendgate.providers.mock.anthropic_api import message_payload
 from spendgate.providers.mock.batches import BatchStore, FileStore
 from spendgate.providers.mock.controls import Controls
@@ -289,6 +292,40 @@ def test_anthropic_failed_and_unknown_results() -> None:
     assert "'pending'" in totals.problems[0].reason
     assert "usage" in totals.problems[1].reason
     assert "result.message" in totals.problems[2].reason
+
+
+def test_batch_price_line_prices_at_the_deployments_own_batch_rates() -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {
+                    "model_name": "house-model",
+                    "litellm_params": {"model": "openai/gpt-4o-mini"},
+                    "model_info": {
+                        "input_cost_per_token": 0.000001,
+                        "output_cost_per_token": 0.000002,
+                        "input_cost_per_token_batches": 0.0000003,
+                        "output_cost_per_token_batches": 0.0000007,
+                    },
+                }
+            ]
+        }
+    )
+    deployment = build_deployments(config, spendgate.default_price_book())[0]
+    bodies = [chat(model="gpt-4o-mini-2024-07-18", prompt=p, out=o) for p, o in ((10, 5), (333, 77), (1, 1))]
+    data = b"\n".join(openai_line(str(i), body) for i, body in enumerate(bodies))
+
+    totals = price_output_sync([data], batch_price_line(deployment, AT), api="openai")
+
+    usages = [usage_from_response(body) for body in bodies]
+    # by hand: 0.3 nano-USD per prompt token, 0.7 per completion token, each line rounded half-even
+    by_hand = sum(
+        to_nano(Decimal("3e-7") * u.input_tokens + Decimal("7e-7") * u.output_tokens) for u in usages
+    )
+    assert totals.cost_nanos == by_hand
+    assert by_hand != price_output_sync([data], batch_price, api="openai").cost_nanos  # not the catalogue's
+    assert totals.models == ("gpt-4o-mini-2024-07-18",)
+    assert totals.price_sources and totals.lines_ok == 3
 
 
 # -- every line accounted for ------------------------------------------------------------------

@@ -30,9 +30,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import fields
+from datetime import datetime
 from decimal import Decimal, localcontext
 from operator import attrgetter
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
@@ -55,12 +56,41 @@ __all__ = [
     "OutputApi",
     "OutputPricer",
     "PriceLine",
+    "PricesServed",
+    "batch_price_line",
     "price_output",
     "price_output_sync",
 ]
 
 PriceLine = Callable[[str, Usage], CostBreakdown]
 """Prices one succeeded line: ``(the model the line names, its usage) -> CostBreakdown``."""
+
+
+class PricesServed(Protocol):
+    """A deployment that prices what it served (``gateway.deployments.Deployment`` is one)."""
+
+    def price(
+        self,
+        usage: Usage,
+        at: datetime | None = None,
+        *,
+        served_tier: str | None = None,
+        requested_tier: str | None = None,
+    ) -> CostBreakdown: ...
+
+
+def batch_price_line(deployment: PricesServed, at: datetime) -> PriceLine:
+    """The ``price_line`` of a batch served by ``deployment``: every line at the deployment's
+    prices (its price layer, discounts and margins) at the ``batch`` service tier, as of
+    ``at`` (fixed, so that pricing the same file again gives the same bill: the batch's
+    completion time, say). The line's own ``model`` (the provider's snapshot name) is not
+    used: the deployment knows what it serves."""
+
+    def price_line(model: str, usage: Usage) -> CostBreakdown:
+        return deployment.price(usage, at, served_tier="batch")
+
+    return price_line
+
 
 DEFAULT_MAX_LINE_BYTES: Final = 64 * 1024 * 1024
 _MEMO_SIZE: Final = 4096
@@ -95,9 +125,11 @@ class OutputPricer:
     """Prices one output file fed in chunks of any size: :meth:`feed` each chunk, then
     :meth:`close` for the totals. :func:`price_output` drives one over a stream.
 
-    ``price_line`` is called once per distinct (model, usage) among the last few thousand
-    distinct ones (with ``memoize=False``: once per line), so it must depend on nothing
-    else: give it a fixed ``at`` rather than "now".
+    A line whose (model, usage) was seen among the last few thousand distinct ones is not
+    priced again: its price is taken from a memo, so ``price_line`` must depend on nothing
+    else (give it a fixed ``at`` rather than "now"). The memo steps aside while it misses
+    (a batch of all-different usages gains nothing from it) and is tried again later;
+    ``memoize=False`` prices every line. Results are the same either way.
     """
 
     def __init__(
