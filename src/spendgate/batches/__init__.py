@@ -16,6 +16,8 @@ from spendgate.batches.output import (
     OutputApi,
     OutputPricer,
     PriceLine,
+    PricesServed,
+    batch_price_line,
     price_output,
     price_output_sync,
 )
@@ -73,6 +75,8 @@ __all__ += [
     "OutputApi",
     "OutputPricer",
     "PriceLine",
+    "PricesServed",
+    "batch_price_line",
     "price_output",
     "price_output_sync",
 ]
