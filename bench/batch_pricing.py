@@ -6,8 +6,8 @@
 Generates an OpenAI batch output file into a temporary directory with the mock provider's
 own answer builder (``chat_completion_payload``, the bodies its batches write), then prices
 it the way the batch-cost poller does: ``spendgate.batches.price_output`` over the file
-read in 64 KiB blocks, each line priced by the deployment (``Deployment.price`` at the
-``batch`` tier, at a fixed time).
+read in 64 KiB blocks, each line priced by the deployment at the ``batch`` tier, at a fixed
+time (``batch_price_line(deployment, at)``, what the poller passes).
 
 ``--variety distinct`` (the default) gives nearly every line a usage of its own, as a real
 batch of different prompts has (prompt 20–4,000 tokens, completion 1–800, a third of the
@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from spendgate.batches import BatchTotals, price_output
+from spendgate.batches import BatchTotals, batch_price_line, price_output
 from spendgate.config import parse_config
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.detect import usage_from_response
@@ -64,10 +64,7 @@ def _deployment() -> Deployment:
 
 
 def _price_line(deployment: Deployment) -> Callable[[str, Usage], CostBreakdown]:
-    def price_line(model: str, usage: Usage) -> CostBreakdown:
-        return deployment.price(usage, AT, served_tier="batch")
-
-    return price_line
+    return batch_price_line(deployment, AT)
 
 
 def generate(path: Path, lines: int, variety: str, seed: int = 12) -> None:
