@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -14,6 +15,11 @@ import pytest
 import pytest_asyncio
 from mock_helpers import chat_prompt, tokens
 
+import spendgate
+from spendgate.batches.output import price_output
+from spendgate.core.money import to_nano
+from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.core.usage.model import Usage
 from spendgate.errors import UpstreamStatusError
 from spendgate.providers.base import Target
 from spendgate.providers.batch_api import BatchUpstream
@@ -292,3 +298,48 @@ async def test_a_fully_read_stream_goes_back_to_the_pool(
             assert not connector._acquired
     finally:
         await client.aclose()
+
+
+# -- the poller's path: the streamed output priced line by line -------------------------------------
+
+
+AT = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _price_line(model: str, usage: Usage) -> CostBreakdown:
+    return spendgate.price(model, usage, service_tier="batch", at=AT)
+
+
+async def test_streamed_output_priced_as_each_line_with_completion_cost(
+    client: UpstreamClient, mock: MockServer
+) -> None:
+    openai_side, anthropic_side = _openai(client, mock), _anthropic(client, mock)
+    lines = [_line(f"r{n}", "token " * (n * 13), 1 + n * 5) for n in range(60)]
+    uploaded = await openai_side.upload_file("p.jsonl", _jsonl(lines))
+    batch = await openai_side.create_batch(
+        uploaded["id"],
+        "/v1/chat/completions",
+        headers={"x-mock-batch-polls": "0", "x-mock-cached-tokens": "3"},
+    )
+    async with openai_side.file_content(batch["output_file_id"]) as chunks:
+        totals = await price_output(chunks, _price_line, api="openai")
+    bodies = [
+        json.loads(row)["response"]["body"]
+        for row in (await _read(openai_side.file_content(batch["output_file_id"]))).splitlines()
+    ]
+    assert totals.lines_ok == len(bodies) == 60 and totals.unpriced_lines == 0 and totals.cost_nanos > 0
+    assert totals.cost_nanos == sum(to_nano(spendgate.completion_cost(b, batch=True, at=AT)) for b in bodies)
+
+    created = await anthropic_side.create_message_batch(
+        [_request(f"m{n}", "word " * (n * 7), 1 + n) for n in range(40)], headers={"x-mock-batch-polls": "0"}
+    )
+    ended = await anthropic_side.retrieve_message_batch(created["id"])
+    async with anthropic_side.message_batch_results(created["id"], ended["results_url"]) as chunks:
+        totals = await price_output(chunks, _price_line, api="anthropic")
+    raw = await _read(anthropic_side.message_batch_results(created["id"]))
+    messages = [json.loads(row)["result"]["message"] for row in raw.splitlines()]
+    assert totals.lines_ok == len(messages) == 40 and totals.unpriced_lines == 0
+    assert totals.cost_nanos == sum(
+        to_nano(spendgate.completion_cost(m, batch=True, at=AT)) for m in messages
+    )
+    assert totals.cost_nanos > 0
