@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 import spendgate
-from spendgate.batches import output
+from spendgate.batches import output_pricer
 from spendgate.batches.output import (
     MAX_PROBLEMS,
     BatchTotals,
@@ -486,8 +486,8 @@ def test_more_distinct_usages_than_the_memo_holds() -> None:
 
 
 def test_the_memo_steps_aside_while_it_misses_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(output, "_MEMO_SIZE", 16)
-    monkeypatch.setattr(output, "_MEMO_PAUSE", 64)
+    monkeypatch.setattr(output_pricer, "_MEMO_SIZE", 16)
+    monkeypatch.setattr(output_pricer, "_MEMO_PAUSE", 64)
     template = chat()
 
     def line(i: int, prompt: int) -> bytes:
