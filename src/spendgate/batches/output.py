@@ -107,6 +107,10 @@ async def price_output(
     Returns:
         The :class:`BatchTotals`. Price a batch's output and error files one by one and add
         the totals.
+
+    Raises:
+        Whatever ``price_line`` or ``lines`` raise (a line the pricer cannot read is
+        counted, never raised).
     """
     pricer = OutputPricer(
         price_line,

@@ -30,6 +30,7 @@ from spendgate.batches.output_totals import (
     MAX_PROBLEMS,
     BatchTotals,
     LineProblem,
+    ProblemKind,
     split_items,
 )
 from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown
@@ -238,7 +239,7 @@ class OutputPricer:
             self._pending_size = 0
             self._skipping = True
 
-    def _problem(self, number: int, kind: str, reason: str) -> None:
+    def _problem(self, number: int, kind: ProblemKind, reason: str) -> None:
         if kind == "invalid":
             self._invalid += 1
         else:

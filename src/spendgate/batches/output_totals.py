@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from spendgate.core.money import allocate_nanos, to_nano
 from spendgate.core.pricing.breakdown import ITEMS
 from spendgate.core.usage.model import Usage
 
-__all__ = ["EXACT", "MAX_MODELS", "MAX_PROBLEMS", "BatchTotals", "LineProblem", "split_items"]
+__all__ = ["EXACT", "MAX_MODELS", "MAX_PROBLEMS", "BatchTotals", "LineProblem", "ProblemKind", "split_items"]
 
 MAX_PROBLEMS: Final = 10
 """How many problem lines a :class:`BatchTotals` keeps (all of them are counted)."""
@@ -28,13 +28,16 @@ EXACT: Final = Context(prec=100, traps=[Inexact, InvalidOperation, Overflow])
 """Decimal arithmetic for sums of money that must never round (it raises instead)."""
 
 
+ProblemKind = Literal["invalid", "unpriced"]
+
+
 @dataclass(frozen=True, slots=True)
 class LineProblem:
     """One line that was not billed normally: ``kind`` is ``"invalid"`` or ``"unpriced"``."""
 
     line: int
     """1-based line number in its file (blank lines counted, so an editor finds it)."""
-    kind: str
+    kind: ProblemKind
     reason: str
     source: str = ""
     """Which file it is in (the ``source`` the caller named, e.g. ``"output"``)."""
