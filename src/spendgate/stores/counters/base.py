@@ -9,7 +9,10 @@ proves it on random operation sequences).
 
 Units: money in integer nano-USD, time in integer milliseconds since the Unix epoch, taken
 from the caller's clock (``now_ms``) so tests can drive time. Key expiries (``ttl_ms``) are
-relative and, on Redis, run on the server's clock.
+relative and, on Redis, run on the server's clock. A budget counter's, its lease zset's and
+a parallel slot zset's expiry is only ever extended, never shortened (``PEXPIRE ... GT``):
+a reservation with a long lease (a batch's, 24 h) gives its keys a long life that the
+shorter requests after it must not cut.
 
 Budget counter (a hash at ``BudgetOp.key``): ``s`` = settled spend of a calendar period;
 ``b<i>`` = settled spend in bucket ``i`` (``i = now_ms // bucket_ms``) of a rolling window;
