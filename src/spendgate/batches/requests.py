@@ -42,9 +42,6 @@ from typing import Any, NoReturn, Protocol
 import orjson
 
 from spendgate.batches.errors import WHOLE_ITEM, BatchInputError, Source
-from spendgate.core.pricing.breakdown import CostBreakdown
-from spendgate.core.pricing.catalogue import PriceBook
-from spendgate.core.usage.model import Usage
 from spendgate.enforcement import estimate
 from spendgate.providers.base import estimate_prompt_tokens
 
@@ -360,27 +357,9 @@ def _prompt_shape(prompt: str | list[Any]) -> bool:
 # -- the worst case ------------------------------------------------------------------------------
 
 
-class PricedDeployment(Protocol):
+class PricedDeployment(estimate.PricedTarget, Protocol):
     """What pricing a line's worst case needs of a deployment
-    (``gateway.deployments.Deployment`` is one)."""
-
-    @property
-    def price_model(self) -> str: ...
-
-    @property
-    def price_provider(self) -> str: ...
-
-    @property
-    def book(self) -> PriceBook: ...
-
-    def price(
-        self,
-        usage: Usage,
-        at: datetime | None = None,
-        *,
-        served_tier: str | None = None,
-        requested_tier: str | None = None,
-    ) -> CostBreakdown: ...
+    (``gateway.deployments.Deployment`` is one): a priced target with an output cap."""
 
     def max_output_tokens(self) -> int | None: ...
 
@@ -414,16 +393,9 @@ def line_worst_case(
     output limit, else ``default_output``) × choices at the larger of the batch output and
     reasoning rates, at the long-context tier the prompt selects; the deployment's discounts
     and margins applied. 0 when the model has no price (it is recorded unpriced)."""
-    resolved = deployment.book.resolve(deployment.price_model, deployment.price_provider, at)
-    if resolved is None:
-        return 0
     prompt = max(0, request.prompt_tokens)
     output = _worst_output(deployment, request, default_output)
-    worst = estimate.worst_case_nanos(resolved.spec, prompt, output, service_tier="batch", at=at)
-    breakdown = deployment.price(Usage(input_tokens=prompt, output_tokens=output), at, served_tier="batch")
-    if breakdown.priced:
-        worst = max(worst, breakdown.total_nanos)
-    return worst
+    return estimate.target_worst_case(deployment, prompt, output, service_tier="batch", at=at)
 
 
 def worst_case_nanos(requests: Iterable[BatchRequest], worst_case_line: Callable[[BatchRequest], int]) -> int:

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from spendgate.core.money import to_nano
+from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import effective_rates
+from spendgate.core.pricing.catalogue import PriceBook
 from spendgate.core.pricing.spec import PriceSpec
 from spendgate.core.usage.model import Usage
 
 __all__ = [
     "CHOICE_FIELDS",
     "OUTPUT_CAP_FIELDS",
+    "PricedTarget",
     "declared_choices",
     "declared_max_output",
+    "target_worst_case",
     "worst_case_nanos",
     "worst_case_tokens",
 ]
@@ -72,3 +76,53 @@ def worst_case_nanos(
     )
     out_rate = max(rates.output, rates.reasoning)
     return to_nano(rates.input * max(0, prompt_tokens) + out_rate * max(0, max_output_tokens))
+
+
+class PricedTarget(Protocol):
+    """What a worst case needs of where a call is billed (``gateway.deployments.Deployment``
+    is one): the model and provider it is priced as, its price layers, and its own pricing
+    (with its discounts and margins)."""
+
+    @property
+    def price_model(self) -> str: ...
+
+    @property
+    def price_provider(self) -> str: ...
+
+    @property
+    def book(self) -> PriceBook: ...
+
+    def price(
+        self,
+        usage: Usage,
+        at: datetime | None = None,
+        *,
+        served_tier: str | None = None,
+        requested_tier: str | None = None,
+    ) -> CostBreakdown: ...
+
+
+def target_worst_case(
+    target: PricedTarget,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    *,
+    service_tier: str | None = None,
+    at: datetime | None = None,
+) -> int:
+    """The most a call of ``prompt_tokens`` + ``max_output_tokens`` can cost at ``target``, in
+    nano-USD, at ``service_tier`` (``priority``, ``batch`` …; None: standard): the larger of
+    :func:`worst_case_nanos` on the target's price and the target's own price of that usage
+    (discounts and margins applied). 0 when the model has no price: it is recorded unpriced,
+    nothing to reserve. One function for live calls and batch lines alike."""
+    resolved = target.book.resolve(target.price_model, target.price_provider, at)
+    if resolved is None:
+        return 0
+    worst = worst_case_nanos(
+        resolved.spec, prompt_tokens, max_output_tokens, service_tier=service_tier, at=at
+    )
+    usage = Usage(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
+    breakdown = target.price(usage, at, served_tier=service_tier)
+    if breakdown.priced:
+        worst = max(worst, breakdown.total_nanos)
+    return worst

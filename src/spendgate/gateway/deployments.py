@@ -22,7 +22,7 @@ from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_pro
 from spendgate.core.pricing.spec import SERVICE_TIERS
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
-from spendgate.enforcement.estimate import worst_case_nanos
+from spendgate.enforcement.estimate import target_worst_case
 from spendgate.errors import ConfigurationError
 from spendgate.providers.base import Target
 
@@ -105,14 +105,7 @@ class Deployment:
         """The most a call of ``prompt`` + ``output`` tokens can cost here, in nano-USD (at
         service tier ``tier``, as :func:`billed_tier` names it; discounts and margins
         applied). 0 when the model has no price: it is recorded unpriced, nothing to reserve."""
-        resolved = self.book.resolve(self.price_model, self.price_provider)
-        if resolved is None:
-            return 0
-        worst = worst_case_nanos(resolved.spec, prompt, output, service_tier=tier)
-        breakdown = self.price(Usage(input_tokens=prompt, output_tokens=output), requested_tier=tier)
-        if breakdown.priced:
-            worst = max(worst, breakdown.total_nanos)
-        return worst
+        return target_worst_case(self, prompt, output, service_tier=tier)
 
     def serving(self) -> InFlightSlot:
         """Count one call in flight here until the slot is closed (least-busy reads it)."""
