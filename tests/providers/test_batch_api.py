@@ -343,3 +343,15 @@ async def test_streamed_output_priced_as_each_line_with_completion_cost(
         to_nano(spendgate.completion_cost(m, batch=True, at=AT)) for m in messages
     )
     assert totals.cost_nanos > 0
+
+
+async def test_a_file_of_several_mebibytes_uploads_whole(client: UpstreamClient, mock: MockServer) -> None:
+    """Past 1 MiB aiohttp warns that a raw bytes body may block the event loop (an error
+    under this suite's warning filter): the client streams such a body instead."""
+    upstream = _openai(client, mock)
+    big = b"".join(b'{"custom_id": "line-%08d", "pad": "%s"}\n' % (n, b"y" * 400) for n in range(8_000))
+    assert len(big) > 3 << 20
+    uploaded = await upstream.upload_file("big.jsonl", big)
+    assert uploaded["bytes"] == len(big)
+    async with upstream.file_content(uploaded["id"]) as chunks:
+        assert await _read(chunks) == big

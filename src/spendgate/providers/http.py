@@ -39,6 +39,7 @@ expiry (4 s) shorter than common servers' (uvicorn and vLLM: 5 s).
 
 from __future__ import annotations
 
+import io
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -189,7 +190,7 @@ class AiohttpClient:
             request.method,
             request.url,
             headers=request.headers,
-            data=request.content or None,
+            data=_aiohttp_body(request.content),
             timeout=self._timeout(request),
             allow_redirects=False,
             proxy=self._proxy(request.url),
@@ -234,6 +235,17 @@ class _HttpxResponse:
 
     async def aclose(self) -> None:
         await self._response.aclose()  # httpcore pools it only if the body was read to its end
+
+
+_LARGE_BODY = 1 << 20
+"""aiohttp sends a bytes body of more than 1 MiB in one write and warns that it may block the
+event loop; such a body (a batch file upload) goes as a file-like object it streams in chunks."""
+
+
+def _aiohttp_body(content: bytes | None) -> bytes | io.BytesIO | None:
+    if not content:
+        return None
+    return io.BytesIO(content) if len(content) > _LARGE_BODY else content
 
 
 class HttpxClient:
