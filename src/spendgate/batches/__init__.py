@@ -80,3 +80,23 @@ __all__ += [
     "price_output",
     "price_output_sync",
 ]
+
+from spendgate.batches.settlement import (  # noqa: E402
+    BatchSettlement,
+    DurableRecorder,
+    SettledDeployment,
+    billed_at,
+    is_terminal,
+    provider_counts,
+    settle_batch,
+)
+
+__all__ += [
+    "BatchSettlement",
+    "DurableRecorder",
+    "SettledDeployment",
+    "billed_at",
+    "is_terminal",
+    "provider_counts",
+    "settle_batch",
+]
