@@ -22,7 +22,7 @@ from spendgate.core.keys import hash_key
 from spendgate.enforcement.estimate import declared_choices
 from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.providers.mock import MockServer
-from spendgate.providers.mock.tokens import input_tokens
+from spendgate.providers.mock.tokens import chat_prompt_tokens, input_tokens
 
 PROMPT_TOKENS = 2_000
 CALL_NANOS = (PROMPT_TOKENS + 1) * 1_000
@@ -127,6 +127,16 @@ def test_prompt_estimate_is_never_below_the_mock_count(value: Any) -> None:
         assert estimate >= input_tokens(value)
         if isinstance(value, list) and all(isinstance(v, int | list) for v in value):
             assert estimate == input_tokens(value)  # token ids: exact
+
+
+def test_a_responses_input_string_is_one_message_with_its_framing() -> None:
+    """A Responses ``input`` string is a user message (the mock, like the providers, counts
+    its framing); an embeddings ``input`` string is bare text."""
+    text = "word " * 40
+    assert estimate_prompt_tokens({"input": text}, "responses") >= chat_prompt_tokens(text)
+    assert estimate_prompt_tokens({"input": text}) < chat_prompt_tokens(text)  # without the framing
+    assert estimate_prompt_tokens({"input": text}, "responses") == estimate_prompt_tokens({"input": text}) + 4
+    assert estimate_prompt_tokens({"input": text}, "embeddings") == estimate_prompt_tokens({"input": text})
 
 
 def test_prompt_estimate_survives_deep_nesting() -> None:

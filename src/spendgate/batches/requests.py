@@ -91,10 +91,6 @@ _PROMPTS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
 }
 """The prompt field each kind of body must carry, and its type."""
 _TOKEN_ID_PROMPTS = frozenset({"completions", "embeddings"})
-_MESSAGE_FRAMING = 4
-"""Tokens of framing per message, as :func:`~spendgate.providers.base.estimate_prompt_tokens`
-counts them. A Responses ``input`` string is one user message, but that estimate reads
-``input`` as an embeddings input (no framing), 4 tokens short; the batch adds them."""
 _ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOM = b"\xef\xbb\xbf"
 
@@ -255,9 +251,7 @@ class _BatchCheck:
             self.fail(line, name, f"{name!r} must be a JSON object (the request body)")
         model = self._model(line, body.get("model"), f"{name}.model")
         self._check_body(line, body, name)
-        prompt = estimate_prompt_tokens(body)
-        if self.kind == "responses" and isinstance(body.get("input"), str):
-            prompt += _MESSAGE_FRAMING
+        prompt = estimate_prompt_tokens(body, self.kind)
         return BatchRequest(
             line=line,
             custom_id=custom_id,

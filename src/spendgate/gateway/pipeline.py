@@ -161,7 +161,7 @@ class Pipeline:
                 principal=principal,
                 scopes=scopes,
                 payload=client_call.payload,
-                estimated_input_tokens=estimate_prompt_tokens(client_call.payload),
+                estimated_input_tokens=estimate_prompt_tokens(client_call.payload, endpoint),
                 deployments=tuple(self.router.candidates(client_call.model)),
                 resolved=resolved,
             )

@@ -237,7 +237,7 @@ class Exchange(ABC):
     def estimate(self, generated_text: str = "") -> Usage:
         """A usage estimate: the prompt estimated from the request, the output from text."""
         return Usage(
-            input_tokens=estimate_prompt_tokens(self.call.payload),
+            input_tokens=estimate_prompt_tokens(self.call.payload, self.call.endpoint),
             output_tokens=estimate_text_tokens(generated_text),
         )
 
@@ -247,12 +247,14 @@ def estimate_text_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
-def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
+def estimate_prompt_tokens(payload: Mapping[str, Any], endpoint: str | None = None) -> int:
     """Estimate the prompt tokens of a request, never below what a client can make it cost:
     text (messages, system, input, prompt) at four characters a token, plus four tokens of
     framing per message; a pre-tokenized prompt (token ids) at one token an id. A list of
-    prompts or inputs sums its items, each rounded up on its own."""
-    total = 0
+    prompts or inputs sums its items, each rounded up on its own. ``endpoint`` (``responses``,
+    ``embeddings`` …) tells a Responses ``input`` string, one user message with its framing,
+    from an embeddings input, which has none."""
+    total = 4 if endpoint == "responses" and isinstance(payload.get("input"), str) else 0
     messages = payload.get("messages")
     if isinstance(messages, list):
         for message in messages:

@@ -132,7 +132,7 @@ class OpenAIExchange(Exchange):
             return Usage()
         usage = super().estimate(generated_text)
         if call.endpoint == "embeddings":
-            return Usage(input_tokens=estimate_prompt_tokens(call.payload))
+            return Usage(input_tokens=estimate_prompt_tokens(call.payload, call.endpoint))
         return usage
 
     def stream_translator(self, pricer: Pricer) -> StreamTranslator:
