@@ -109,13 +109,13 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _deployment(mock: MockServer, provider: str, model: str) -> Deployment:
+def _deployment(mock: MockServer, provider: str, model: str, name: str = "batch-model") -> Deployment:
     base = mock.url if provider == "openai" else mock.base_url
     config = parse_config(
         {
             "model_list": [
                 {
-                    "model_name": "batch-model",
+                    "model_name": name,
                     "litellm_params": {"model": f"{provider}/{model}", "api_base": base, "api_key": "sk-b"},
                 }
             ]
@@ -161,9 +161,13 @@ async def _row(
     deployment: Deployment,
     batch: dict[str, Any],
     api: str = "openai",
+    *,
+    claim: bool = True,
+    created_at: datetime = NOW - timedelta(hours=1),
+    deployment_id: str | None = None,
 ) -> ManagedObject:
     """The batch's row as creation writes it (attribution, the persisted 24 h reservation),
-    then claimed by BY."""
+    then claimed by BY (unless ``claim`` is false)."""
     object_id = new_object_id("batch", "openai" if api == "openai" else "anthropic")
     reservation = await enforcer.admit(
         EnforcementRequest(object_id, [BUDGET], [], WORST, 10_000), lease_seconds=86_400
@@ -172,7 +176,7 @@ async def _row(
         id=object_id,
         kind="batch",
         api=api,
-        deployment_id=deployment.id,
+        deployment_id=deployment_id or deployment.id,
         provider_id=batch["id"],
         model_group="batch-model",
         endpoint="/v1/chat/completions" if api == "openai" else "/v1/messages",
@@ -185,13 +189,13 @@ async def _row(
         tags=["t1", "t2"],
         reservation=reservation.to_json(),
         reserved_nanos=WORST,
-        created_at=NOW - timedelta(hours=1),
-        updated_at=NOW - timedelta(hours=1),
+        created_at=created_at,
+        updated_at=created_at,
     )
     async with sessions() as session:
         repo = ManagedObjectRepository(session)
         await repo.add(row)
-        assert await repo.claim(object_id, by=BY, now=NOW, lease_seconds=LEASE)
+        assert not claim or await repo.claim(object_id, by=BY, now=NOW, lease_seconds=LEASE)
         await session.commit()
     return row
 

@@ -100,3 +100,7 @@ __all__ += [
     "provider_counts",
     "settle_batch",
 ]
+
+from spendgate.batches.poller import BatchPoller, PollCycle, PolledDeployment  # noqa: E402
+
+__all__ += ["BatchPoller", "PollCycle", "PolledDeployment"]

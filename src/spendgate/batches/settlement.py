@@ -60,6 +60,7 @@ __all__ = [
     "OPENAI_TERMINAL",
     "BatchSettlement",
     "DurableRecorder",
+    "SessionFactory",
     "SettledDeployment",
     "billed_at",
     "is_terminal",
@@ -95,6 +96,7 @@ class DurableRecorder(Protocol):
 
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a database session (an ``async_sessionmaker`` is one)."""
 
 
 @dataclass(frozen=True, slots=True)
