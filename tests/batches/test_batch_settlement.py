@@ -20,8 +20,11 @@ import spendgate
 from counter_backends import REDIS_URL, SKIP_REDIS, USD, FakeClock, unique_prefix
 from spendgate.batches import (
     ManagedObjectRepository,
+    RequestCounts,
     billed_at,
+    is_ready,
     new_object_id,
+    provider_counts,
     settle_batch,
 )
 from spendgate.config import parse_config
@@ -564,3 +567,51 @@ async def test_unpriced_lines_go_on_their_own_event_and_never_as_zero_dollars(
     assert _column(rest, "input_tokens") == sum(b["usage"]["prompt_tokens"] for b in unpriced)
     settled = await _settled(sessions, row.id)
     assert settled.unpriced and settled.cost_nanos == expected
+
+
+def test_a_batch_is_ready_only_when_terminal_and_its_files_are_there() -> None:
+    def openai(status: str, completed: int, failed: int, out: str | None, err: str | None) -> dict[str, Any]:
+        counts = {"total": completed + failed, "completed": completed, "failed": failed}
+        return {"status": status, "request_counts": counts, "output_file_id": out, "error_file_id": err}
+
+    assert is_ready("openai", openai("completed", 3, 1, "file-o", "file-e"))
+    assert not is_ready("openai", openai("in_progress", 3, 1, None, None))
+    assert not is_ready("openai", openai("finalizing", 3, 0, "file-o", None))
+    # OpenAI can say completed before the output file id appears: billing then would bill $0
+    assert not is_ready("openai", openai("completed", 3, 0, None, None))
+    assert not is_ready("openai", openai("completed", 3, 1, "file-o", None))
+    assert is_ready("openai", openai("cancelled", 0, 0, None, None))  # nothing done: settles at 0
+    assert is_ready("openai", openai("failed", 0, 0, None, None))
+    assert is_ready("openai", openai("expired", 2, 0, "file-o", None))
+    assert is_ready("anthropic", {"processing_status": "ended"})
+    assert not is_ready("anthropic", {"processing_status": "canceling"})
+    anthropic_counts = {"processing": 1, "succeeded": 4, "errored": 2, "canceled": 1, "expired": 0}
+    assert provider_counts("anthropic", {"request_counts": anthropic_counts}) == RequestCounts(8, 4, 3)
+
+
+async def test_settling_a_batch_that_is_not_ready_raises_and_touches_nothing(
+    mock: MockServer,
+    client: UpstreamClient,
+    enforcer: Enforcer,
+    recorder: Recorder,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    deployment = _deployment(mock, "openai", "gpt-4o-mini")
+    upstream = BatchUpstream(client, deployment.target, where=deployment.id)
+    batch = await _openai_batch(upstream, 3)
+    early = {**batch, "output_file_id": None}
+    row = await _row(sessions, enforcer, deployment, early)
+    with pytest.raises(ValueError, match="not terminal at the provider, or its files are not there yet"):
+        await settle_batch(
+            row,
+            early,
+            by=BY,
+            deployment=deployment,
+            upstream=upstream,
+            enforcer=enforcer,
+            recorder=recorder,
+            sessions=sessions,
+            now=NOW,
+        )
+    assert await _budget(enforcer) == (0, WORST)
+    assert (await _settled(sessions, row.id)).settled_at is None

@@ -11,8 +11,9 @@ safe anyway, just wasteful). One :meth:`BatchPoller.run_once` is one cycle:
    (the lane cursors are kept between cycles);
 2. each is retrieved from its deployment and what the provider says (status, counts, file
    ids) is written on its row;
-3. a terminal batch is claimed (one conditional UPDATE) and settled; if settling fails the
-   claim is given back so the next cycle retries at once;
+3. a terminal batch whose files are there (:func:`~spendgate.batches.settlement.is_ready`)
+   is claimed (one conditional UPDATE) and settled; if settling fails the claim is given
+   back so the next cycle retries at once;
 4. a batch the provider answers 404 for (while its deployment still exists), or one older
    than ``max_age`` that is still not billed, is retired: its reservation released, then
    its row marked stale (in that order: both are idempotent, and a crash between them
@@ -34,7 +35,7 @@ from spendgate.batches.settlement import (
     DurableRecorder,
     SessionFactory,
     SettledDeployment,
-    is_terminal,
+    is_ready,
     provider_counts,
     settle_batch,
 )
@@ -161,7 +162,7 @@ class BatchPoller:
             if too_old:
                 return await self._retire(row, now, "too old, and the provider cannot be reached")
             raise
-        terminal = is_terminal(row.api, batch)
+        terminal = is_ready(row.api, batch)
         async with self.sessions() as session:
             await ManagedObjectRepository(session).update_status(
                 row.id,

@@ -3,9 +3,10 @@ replaced by the exact bill, one spend event written, its row marked settled.
 
 The batch-cost poller (and nothing else) calls :func:`settle_batch` for a batch whose row
 it has already CLAIMED (:meth:`~spendgate.batches.store.ManagedObjectRepository.claim`) and
-whose provider object is terminal (:func:`is_terminal`). The steps run in this order, each
-one idempotent, so a crash anywhere is repaired by simply running the whole thing again
-(the next claim, after the claim lease, re-prices the same files):
+whose provider object is terminal with its files there to read (:func:`is_ready`). The
+steps run in this order, each one idempotent, so a crash anywhere is repaired by simply
+running the whole thing again (the next claim, after the claim lease, re-prices the same
+files):
 
 1. **price**: the output file and the error file (OpenAI) or the results (Anthropic) are
    streamed through :func:`~spendgate.batches.output.price_output` at the deployment's own
@@ -63,6 +64,7 @@ __all__ = [
     "SessionFactory",
     "SettledDeployment",
     "billed_at",
+    "is_ready",
     "is_terminal",
     "provider_counts",
     "settle_batch",
@@ -123,6 +125,24 @@ def is_terminal(api: str, batch: Mapping[str, Any]) -> bool:
     return batch.get("status") in OPENAI_TERMINAL
 
 
+def is_ready(api: str, batch: Mapping[str, Any]) -> bool:
+    """True when the batch is terminal and what it produced can be read: OpenAI can report
+    ``completed`` before the output file id appears (reference §9.2 step 4), so a batch whose
+    counts say lines completed (or failed) but has no output (or error) file is not ready
+    yet; an Anthropic batch needs ended. Billing a batch before then would bill $0 and
+    release its reservation for good."""
+    if not is_terminal(api, batch):
+        return False
+    if api == "anthropic":
+        return True
+    counts = provider_counts(api, batch)
+    if counts is None:
+        return True
+    if counts.completed > 0 and not _str(batch.get("output_file_id")):
+        return False
+    return not (counts.failed > 0 and not _str(batch.get("error_file_id")))
+
+
 def billed_at(row: ManagedObject, batch: Mapping[str, Any]) -> datetime:
     """When a batch is billed: when the provider finished it (OpenAI ``completed_at`` …,
     Anthropic ``ended_at``), else the row's creation. The same on every run, so the prices
@@ -172,7 +192,7 @@ async def settle_batch(
 
     Args:
         row: the batch's row, as read by the claimer (its attribution and reservation).
-        batch: the provider's batch object, terminal (:func:`is_terminal`).
+        batch: the provider's batch object, terminal and ready (:func:`is_ready`).
         by: the claimer (the poller instance's id).
         deployment: prices the lines (``Deployment.price(..., served_tier="batch")``).
         upstream: the deployment's :class:`~spendgate.providers.batch_api.BatchUpstream`.
@@ -183,13 +203,13 @@ async def settle_batch(
         now: the settle time written on the row.
 
     Raises:
-        ValueError: the batch is not terminal.
+        ValueError: the batch is not terminal, or its files are not there yet.
         Whatever streaming the files, the counters, the recorder or the database raise:
         nothing is settled then, and running again (after the claim lease) is safe.
     """
     api = row.api
-    if not is_terminal(api, batch):
-        raise ValueError(f"batch {row.id} is not terminal at the provider")
+    if not is_ready(api, batch):
+        raise ValueError(f"batch {row.id} is not terminal at the provider, or its files are not there yet")
     at = billed_at(row, batch)
     price_line = batch_price_line(deployment, at)
     totals = await _price(api, upstream, row, batch, price_line, memoize=True)
