@@ -221,6 +221,21 @@ async def _settled(sessions: async_sessionmaker[AsyncSession], object_id: str) -
         return row
 
 
+def _args(
+    deployment: Any, upstream: BatchUpstream, enforcer: Enforcer, recorder: Any, sessions: Any
+) -> dict[str, Any]:
+    """settle_batch's keyword arguments for BY at NOW."""
+    return {
+        "by": BY,
+        "deployment": deployment,
+        "upstream": upstream,
+        "enforcer": enforcer,
+        "recorder": recorder,
+        "sessions": sessions,
+        "now": NOW,
+    }
+
+
 def _column(event: SpendEventRow, name: str) -> Any:
     """A usage column (the model declares them in a loop, so mypy does not see them)."""
     return getattr(event, name)
@@ -251,15 +266,7 @@ async def test_a_completed_batch_is_billed_exactly_once(
     expected = _bill(bodies, at)
     assert expected > 0 and len(bodies) == 25
 
-    kwargs: dict[str, Any] = {
-        "by": BY,
-        "deployment": deployment,
-        "upstream": upstream,
-        "enforcer": enforcer,
-        "recorder": recorder,
-        "sessions": sessions,
-        "now": NOW,
-    }
+    kwargs = _args(deployment, upstream, enforcer, recorder, sessions)
     done = await settle_batch(row, batch, **kwargs)
     assert done.settled and done.cost_nanos == expected and done.event_ids == (f"batch:{row.id}",)
     assert done.totals.lines_ok == 25 and done.totals.lines_failed == 2
@@ -402,17 +409,7 @@ async def test_a_cancelled_batch_bills_exactly_the_lines_done(
     expected = _bill([line["response"]["body"] for line in done_lines], NOW)
     assert billed_at(row, cancelled) == NOW
 
-    done = await settle_batch(
-        row,
-        cancelled,
-        by=BY,
-        deployment=deployment,
-        upstream=upstream,
-        enforcer=enforcer,
-        recorder=recorder,
-        sessions=sessions,
-        now=NOW,
-    )
+    done = await settle_batch(row, cancelled, **_args(deployment, upstream, enforcer, recorder, sessions))
     assert done.settled and done.cost_nanos == expected > 0 and done.totals.lines_ok == 7
     assert await _budget(enforcer) == (expected, 0)  # the rest of the reservation released
     [event] = await _events(sessions, recorder)
@@ -438,17 +435,7 @@ async def test_a_batch_with_nothing_done_releases_records_nothing_and_settles_at
     assert cancelled["status"] == "cancelled" and cancelled["output_file_id"] is None
     row = await _row(sessions, enforcer, deployment, cancelled)
 
-    done = await settle_batch(
-        row,
-        cancelled,
-        by=BY,
-        deployment=deployment,
-        upstream=upstream,
-        enforcer=enforcer,
-        recorder=recorder,
-        sessions=sessions,
-        now=NOW,
-    )
+    done = await settle_batch(row, cancelled, **_args(deployment, upstream, enforcer, recorder, sessions))
     assert done.settled and done.cost_nanos == 0 and done.event_ids == ()
     assert await _budget(enforcer) == (0, 0)
     assert await _events(sessions, recorder) == []
@@ -487,17 +474,7 @@ async def test_an_anthropic_message_batch_is_billed_as_its_results(
     assert at != row.created_at
     expected = _bill(messages, at)
 
-    done = await settle_batch(
-        row,
-        ended,
-        by=BY,
-        deployment=deployment,
-        upstream=upstream,
-        enforcer=enforcer,
-        recorder=recorder,
-        sessions=sessions,
-        now=NOW,
-    )
+    done = await settle_batch(row, ended, **_args(deployment, upstream, enforcer, recorder, sessions))
     assert done.settled and done.cost_nanos == expected > 0 and done.totals.lines_ok == 15
     assert await _budget(enforcer) == (expected, 0)
     [event] = await _events(sessions, recorder)
@@ -545,15 +522,7 @@ async def test_unpriced_lines_go_on_their_own_event_and_never_as_zero_dollars(
     expected = _bill(priced, billed_at(row, batch))
 
     done = await settle_batch(
-        row,
-        batch,
-        by=BY,
-        deployment=_PartlyPriced(real),
-        upstream=upstream,
-        enforcer=enforcer,
-        recorder=recorder,
-        sessions=sessions,
-        now=NOW,
+        row, batch, **_args(_PartlyPriced(real), upstream, enforcer, recorder, sessions)
     )
     assert done.settled and done.cost_nanos == expected and done.totals.unpriced_lines == len(unpriced)
     assert done.event_ids == (f"batch:{row.id}", f"batch:{row.id}:unpriced")
@@ -602,16 +571,6 @@ async def test_settling_a_batch_that_is_not_ready_raises_and_touches_nothing(
     early = {**batch, "output_file_id": None}
     row = await _row(sessions, enforcer, deployment, early)
     with pytest.raises(ValueError, match="not terminal at the provider, or its files are not there yet"):
-        await settle_batch(
-            row,
-            early,
-            by=BY,
-            deployment=deployment,
-            upstream=upstream,
-            enforcer=enforcer,
-            recorder=recorder,
-            sessions=sessions,
-            now=NOW,
-        )
+        await settle_batch(row, early, **_args(deployment, upstream, enforcer, recorder, sessions))
     assert await _budget(enforcer) == (0, WORST)
     assert (await _settled(sessions, row.id)).settled_at is None
