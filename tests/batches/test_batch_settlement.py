@@ -299,34 +299,36 @@ async def test_a_completed_batch_is_billed_exactly_once(
     assert settled.usage is not None and settled.usage["output_tokens"] == _column(event, "output_tokens")
 
     again = await settle_batch(row, batch, **kwargs)  # a repeat changes nothing
-    assert not again.settled and again.cost_nanos == expected
+    assert not again.settled and again.event_ids == ()
     assert await _budget(enforcer) == (expected, 0)
     assert len(await _events(sessions, recorder)) == 1
     assert (await _settled(sessions, row.id)).settled_at == settled.settled_at
 
 
 class _FailOnce:
-    """Raises on the first call, then does what the real one does."""
+    """Raises on call number ``fail_at`` (only), else does what the real one does (the
+    sessions' first call is settle_batch's claim check, the second the row's settle)."""
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: Any, fail_at: int = 1) -> None:
         self.real = real
+        self.fail_at = fail_at
         self.calls = 0
 
-    def _first(self) -> None:
+    def _maybe_fail(self) -> None:
         self.calls += 1
-        if self.calls == 1:
+        if self.calls == self.fail_at:
             raise RuntimeError("injected crash")
 
 
 class _RecorderFailingOnce(_FailOnce):
     async def record_durable(self, event: SpendEvent) -> None:
-        self._first()
+        self._maybe_fail()
         await self.real.record_durable(event)
 
 
 class _SessionsFailingOnce(_FailOnce):
     def __call__(self) -> Any:
-        self._first()
+        self._maybe_fail()
         return self.real()
 
 
@@ -346,7 +348,7 @@ async def test_a_crash_after_any_step_settles_exactly_once_on_the_next_claim(
     bodies = [line["response"]["body"] for line in await _read(upstream, batch["output_file_id"])]
     expected = _bill(bodies, billed_at(row, batch))
     failing_recorder: Any = _RecorderFailingOnce(recorder) if crash == "after_counters" else recorder
-    failing_sessions: Any = _SessionsFailingOnce(sessions) if crash == "after_ledger" else sessions
+    failing_sessions: Any = _SessionsFailingOnce(sessions, fail_at=2) if crash == "after_ledger" else sessions
     common: dict[str, Any] = {"deployment": deployment, "upstream": upstream, "enforcer": enforcer}
 
     with pytest.raises(RuntimeError, match="injected crash"):

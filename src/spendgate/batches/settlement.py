@@ -22,6 +22,10 @@ files):
 4. **row**: :meth:`~spendgate.batches.store.ManagedObjectRepository.settle` (only the
    current claimer of an unsettled row can) and commit.
 
+Before step 1 the row is read again: a claimer that no longer holds the claim (overtaken
+after its claim lease) or finds it settled does nothing at all and returns
+``settled=False``; the conditional settle in step 4 still guards the race in between.
+
 The counters come before the ledger so a crash between them leaves the budgets charged
 (safe: the ledger is completed by the re-run) rather than spend in the ledger the budgets
 never saw; the row comes last because a settled row is never looked at again, so every
@@ -106,7 +110,8 @@ class BatchSettlement:
     """What :func:`settle_batch` did.
 
     ``settled``: this call marked the row settled (False: the claim was lost to another
-    instance; everything it did before is idempotent, so nothing counts twice).
+    instance, or the row was already settled; then nothing was done when that was seen
+    before pricing, and everything done otherwise is idempotent, so nothing counts twice).
     ``event_ids``: the spend events it recorded (none for a batch with no succeeded line).
     """
 
@@ -210,6 +215,9 @@ async def settle_batch(
     api = row.api
     if not is_ready(api, batch):
         raise ValueError(f"batch {row.id} is not terminal at the provider, or its files are not there yet")
+    if not await _still_claimed(sessions, row.id, by):  # overtaken: touch nothing
+        log.info("batch %s: no longer claimed by %s; left to its claimer", row.id, by)
+        return BatchSettlement(row.id, False, 0, BatchTotals(), str(row.status), ())
     at = billed_at(row, batch)
     price_line = batch_price_line(deployment, at)
     totals = await _price(api, upstream, row, batch, price_line, memoize=True)
@@ -269,6 +277,19 @@ async def settle_batch(
         status=status,
         event_ids=tuple(e.event_id for e in events),
     )
+
+
+async def _still_claimed(sessions: SessionFactory, object_id: str, by: str) -> bool:
+    """True while ``by`` holds the row's claim and it is not settled: a claimer overtaken
+    after its claim lease stops here, so it does not even repeat the idempotent steps."""
+    async with sessions() as session:
+        current = await ManagedObjectRepository(session).get(object_id)
+        return (
+            current is not None
+            and current.claimed_by == by
+            and current.settled_at is None
+            and not current.stale
+        )
 
 
 async def _price(
