@@ -20,8 +20,9 @@ from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 from ledger_rows import event_rows
 from limits_helpers import Admin, error_of
 
-from spendgate.gateway.bounds import MAX_CHOICES, MAX_OUTPUT_TOKENS, MAX_TAG_CHARS, MAX_TAGS
+from spendgate.gateway.bounds import MAX_TAG_CHARS, MAX_TAGS
 from spendgate.http.credentials import MAX_ID_CHARS
+from spendgate.providers.body_rules import MAX_CHOICES, MAX_OUTPUT_TOKENS
 from spendgate.providers.mock import MockServer
 
 REDIS_URL = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -44,6 +44,7 @@ import orjson
 from spendgate.batches.errors import WHOLE_ITEM, BatchInputError, Source
 from spendgate.enforcement import estimate
 from spendgate.providers.base import estimate_prompt_tokens
+from spendgate.providers.body_rules import MAX_CHOICES, MAX_OUTPUT_TOKENS, BodyFieldError, check_body
 
 __all__ = [
     "ENDPOINTS",
@@ -71,26 +72,6 @@ MAX_FILE_LINES = 50_000
 """Requests in one OpenAI batch input file (OpenAI's limit)."""
 MAX_MESSAGE_BATCH_REQUESTS = 100_000
 """Requests in one Anthropic message batch (Anthropic's limit)."""
-MAX_OUTPUT_TOKENS = 2**31 - 1
-MAX_CHOICES = 128
-_MAX_TOKEN_ID = 2**31 - 1
-
-_INTEGER_BOUNDS: Mapping[str, tuple[int, int]] = {
-    "max_tokens": (0, MAX_OUTPUT_TOKENS),
-    "max_completion_tokens": (0, MAX_OUTPUT_TOKENS),
-    "max_output_tokens": (0, MAX_OUTPUT_TOKENS),
-    "n": (1, MAX_CHOICES),
-    "best_of": (1, MAX_CHOICES),
-}
-"""Integer fields of a body: (least, most) allowed, both included (as ``gateway/bounds.py``)."""
-_PROMPTS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
-    "chat": ("messages", list),
-    "messages": ("messages", list),
-    "completions": ("prompt", (str, list)),
-    "embeddings": ("input", (str, list)),
-}
-"""The prompt field each kind of body must carry, and its type."""
-_TOKEN_ID_PROMPTS = frozenset({"completions", "embeddings"})
 _ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOM = b"\xef\xbb\xbf"
 
@@ -287,65 +268,11 @@ class _BatchCheck:
         return model
 
     def _check_body(self, line: int, body: Mapping[str, Any], name: str) -> None:
-        prompt = _PROMPTS.get(self.kind)
-        if prompt is not None:
-            field, kinds = prompt
-            if field not in body:
-                self.fail(line, f"{name}.{field}", f"missing required field {field!r}")
-            if not isinstance(body[field], kinds):
-                self.fail(line, f"{name}.{field}", f"{field!r} has the wrong type")
-        if self.kind in ("chat", "messages"):
-            self._check_messages(line, body["messages"], f"{name}.messages")
-        if self.kind in _TOKEN_ID_PROMPTS:
-            field = _PROMPTS[self.kind][0]
-            if not _prompt_shape(body[field]):
-                self.fail(
-                    line,
-                    f"{name}.{field}",
-                    f"{field!r} must be a string, a list of strings, a list of token ids "
-                    "(non-negative integers) or a list of such lists",
-                )
-        if (
-            self.kind == "responses"
-            and body.get("input") is not None
-            and not isinstance(body["input"], str | list)
-        ):
-            self.fail(line, f"{name}.input", "'input' must be a string or a list")
-        tools = body.get("tools")
-        if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
-            self.fail(line, f"{name}.tools", "'tools' must be a list of objects")
-        for field, (least, most) in _INTEGER_BOUNDS.items():
-            value = body.get(field)
-            if value is not None and (not _is_int(value) or not least <= value <= most):
-                self.fail(line, f"{name}.{field}", f"{field!r} must be an integer from {least} to {most}")
-        if self.kind == "messages" and not _is_int(body.get("max_tokens")):
-            self.fail(line, f"{name}.max_tokens", "missing required field 'max_tokens'")
-
-    def _check_messages(self, line: int, messages: list[Any], where: str) -> None:
-        for i, message in enumerate(messages):
-            at = f"{where}[{i}]"
-            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                self.fail(line, at, "each message must be an object with a string 'role'")
-            content = message.get("content")
-            if content is not None and not isinstance(content, str | list):
-                self.fail(line, f"{at}.content", "a message's content must be a string or a list")
-            if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
-                self.fail(line, f"{at}.content", "a message's content parts must be objects")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _token_ids(items: list[Any]) -> bool:
-    return all(_is_int(i) and 0 <= i <= _MAX_TOKEN_ID for i in items)
-
-
-def _prompt_shape(prompt: str | list[Any]) -> bool:
-    """OpenAI's four prompt forms: a string, strings, token ids, lists of token ids."""
-    if isinstance(prompt, str) or all(isinstance(item, str) for item in prompt) or _token_ids(prompt):
-        return True
-    return all(isinstance(item, list) and _token_ids(item) for item in prompt)
+        """The body rules a live call of the same kind obeys (:mod:`spendgate.providers.body_rules`)."""
+        try:
+            check_body(self.kind, body)
+        except BodyFieldError as exc:
+            self.fail(line, f"{name}.{exc.field}", exc.message)
 
 
 # -- the worst case ------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 is counted and stored.
 
 :func:`check_bounds` runs when the body is parsed, before anything is reserved, sent or
-recorded; a value out of bounds is a 422 naming the field (``param``), never a 500 later:
+recorded; a value out of bounds is a 422 naming the field (``param``), never a 500 later.
+The integer bounds and token ids are the body rules shared with batches
+(:mod:`spendgate.providers.body_rules`, checked by :func:`~spendgate.gateway.parsing.parse_call`);
+the rest are the gateway's own:
 
 * **Output caps and choice counts** (``max_tokens``, ``max_completion_tokens``,
   ``max_output_tokens`` ≤ 2^31-1; ``n``, ``best_of`` in 1..128): the worst case reserved
@@ -28,42 +31,19 @@ from spendgate.http.credentials import check_id
 from spendgate.http.errors import InvalidField
 
 __all__ = [
-    "INTEGER_BOUNDS",
-    "MAX_CHOICES",
-    "MAX_OUTPUT_TOKENS",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
-    "MAX_TOKEN_ID",
     "check_bounds",
 ]
 
-MAX_OUTPUT_TOKENS = 2**31 - 1
-MAX_TOKEN_ID = 2**31 - 1
-"""The largest token id a pre-tokenized prompt may hold."""
-MAX_CHOICES = 128
 MAX_TAGS = 32
 MAX_TAG_CHARS = 128
-
-INTEGER_BOUNDS: Mapping[str, tuple[int, int]] = {
-    "max_tokens": (0, MAX_OUTPUT_TOKENS),
-    "max_completion_tokens": (0, MAX_OUTPUT_TOKENS),
-    "max_output_tokens": (0, MAX_OUTPUT_TOKENS),
-    "n": (1, MAX_CHOICES),
-    "best_of": (1, MAX_CHOICES),
-}
-"""Integer fields: (least, most) allowed, both included."""
 
 _NUL = "\x00"
 
 
 def check_bounds(payload: Mapping[str, Any]) -> None:
     """Raise :class:`InvalidField` (422) for the first field of ``payload`` out of bounds."""
-    for name, (least, most) in INTEGER_BOUNDS.items():
-        value = payload.get(name)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most
-        ):
-            raise InvalidField(f"{name!r} must be an integer from {least} to {most}", param=name)
     for name in ("model", "user"):
         value = payload.get(name)
         if isinstance(value, str) and _NUL in value:
