@@ -164,6 +164,10 @@ class GeneralSettings(_Section):
     """PostgreSQL: the longest one statement may wait for its answer (null: no limit)."""
     database_pool_timeout_seconds: float = Field(default=5, gt=0)
     """The longest a caller waits for a free pooled database connection."""
+    batch_poll_interval_seconds: float = Field(default=60, gt=0)
+    """How often the batch-cost job asks providers about unsettled batches (one instance at a
+    time, under the jobs leader lock); up to ``batch_poll_jitter_seconds`` more at random."""
+    batch_poll_jitter_seconds: float = Field(default=10, ge=0)
     budget_exceeded_status: Literal[400, 402, 403, 422, 429] = 402
     """HTTP status of a budget_exceeded error (LiteLLM has used 400, 429 and 422)."""
     budget_mode: Literal["strict", "check_only"] = "strict"

@@ -4,8 +4,8 @@
 order: the database engine (migrated, or checked up to date), the spend recorder (journal
 replayed), the upstream client, the counter storage (Redis with ``redis_url``, else in
 process) and the enforcer on it, the entity reader, scope resolver and admission, the
-pipeline, and the job runner (background jobs under a leader lock: none registered yet;
-the batch poller, alert sender and report scheduler start here). On shutdown it waits for
+pipeline, and the job runner (background jobs under a leader lock: the batch-cost job,
+which bills finished batches once; the alert sender and report scheduler will start here). On shutdown it waits for
 requests in flight, then closes the same parts in reverse, the recorder flushed first.
 
 The gateway's routes (:mod:`spendgate.gateway.routes`) and the management API's
@@ -18,15 +18,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
+from spendgate.batches.poller import BatchPoller, PolledDeployment
 from spendgate.config import GatewayConfig
 from spendgate.core.money import to_nano
 from spendgate.core.periods import parse_window
@@ -60,10 +63,11 @@ from spendgate.gateway.routes import GatewayApp, gateway_routes
 from spendgate.gateway.routing import Router
 from spendgate.gateway.scoping import ScopeResolver
 from spendgate.http.errors import error_body, render_error
-from spendgate.jobs import JobRunner, lock_for
+from spendgate.jobs import Job, JobRunner, lock_for
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.rebuild import period_spend
 from spendgate.ledger.recorder import Recorder
+from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
 
@@ -234,6 +238,9 @@ def build_app(
                 trusted_proxies=general.trusted_proxies,
             )
             jobs = JobRunner(lock_for(engine, general.redis_url))
+            record_durable = getattr(recorder, "record_durable", None)
+            if enforcer is not None and record_durable is not None:
+                jobs.add(_batch_cost_job(config, engine, enforcer, recorder, router, client))
             await jobs.start()
             stack.push_async_callback(jobs.close)
             services = Services(pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer)
@@ -267,6 +274,43 @@ def build_app(
         lambda: holder["services"].pipeline,
         budget_exceeded_status=general.budget_exceeded_status,
         in_flight=in_flight,
+    )
+
+
+def _batch_cost_job(
+    config: GatewayConfig,
+    engine: AsyncEngine,
+    enforcer: Enforcer,
+    recorder: Any,
+    router: Router,
+    client: UpstreamClient,
+) -> Job:
+    """The batch-cost job: every cycle, the unsettled batches are asked about at their
+    deployments and the finished ones billed once (:class:`~spendgate.batches.BatchPoller`)."""
+    general = config.general_settings
+    deployments = {d.id: d for group in router.groups.values() for d in group}
+
+    def polled(deployment_id: str) -> PolledDeployment | None:
+        deployment = deployments.get(deployment_id)
+        if deployment is None:
+            return None
+        return PolledDeployment(deployment, BatchUpstream(client, deployment.target, where=deployment.id))
+
+    poller = BatchPoller(
+        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        enforcer=enforcer,
+        recorder=recorder,
+        deployments=polled,
+        instance_id=f"{socket.gethostname()}:{os.getpid()}",
+    )
+
+    async def run() -> None:
+        cycle = await poller.run_once(datetime.now(UTC))
+        if cycle.seen:
+            log.info("batch-cost cycle: %s", cycle)
+
+    return Job(
+        "batch-cost", general.batch_poll_interval_seconds, run, jitter=general.batch_poll_jitter_seconds
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,9 @@ class Job:
     interval: float
     run: Callable[[], Awaitable[None]]
     lease: float | None = None  # seconds; None: max(3 × interval, MIN_LEASE)
+    jitter: float = 0.0
+    """Up to this many seconds added to each wait at random, so instances started together
+    do not all ask their providers at the same moment."""
 
     @property
     def ttl(self) -> float:
@@ -104,7 +108,7 @@ class JobRunner:
                         await job.run()
                     except Exception:
                         logger.exception("job %s failed; it runs again in %ss", job.name, job.interval)
-                await asyncio.sleep(job.interval)
+                await asyncio.sleep(job.interval + (random.uniform(0, job.jitter) if job.jitter > 0 else 0.0))
         finally:
             if leader:
                 try:
