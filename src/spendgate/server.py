@@ -5,8 +5,9 @@ order: the database engine (migrated, or checked up to date), the spend recorder
 replayed), the upstream client, the counter storage (Redis with ``redis_url``, else in
 process) and the enforcer on it, the entity reader, scope resolver and admission, the
 pipeline, and the job runner (background jobs under a leader lock: the batch-cost job,
-which bills finished batches once; the alert sender and report scheduler will start here). On shutdown it waits for
-requests in flight, then closes the same parts in reverse, the recorder flushed first.
+which bills finished batches once; the alert sender and report scheduler will start here).
+On shutdown it waits for requests in flight, then closes the same parts in reverse, the
+recorder flushed first.
 
 The gateway's routes (:mod:`spendgate.gateway.routes`) and the management API's
 (:mod:`spendgate.admin`) are mounted side by side: neither imports the other. This is the
