@@ -20,6 +20,7 @@ from spendgate.batches import ManagedObjectRepository, billed_at, new_object_id
 from spendgate.config import parse_config
 from spendgate.core.money import to_nano
 from spendgate.enforcement import BudgetLimit, EnforcementRequest, Scope, explain
+from spendgate.jobs import LocalLock
 from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.server import Services, build_app
@@ -67,6 +68,10 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
         },
         environ={},
     )
+    # Another gateway of this process, on another database, leads its own batch-cost job:
+    # leader locks are per deployment, so it must not keep this one's job from running.
+    other = LocalLock(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    assert await other.acquire("batch-cost", 3600)
     app = build_app(config)
     async with app.starlette.router.lifespan_context(app.starlette):
         services: Services = app.state.services
@@ -137,3 +142,4 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
         ]
         [state] = await explain(services.enforcer, EnforcementRequest("probe", [BUDGET]))
         assert state.spend_nanos == bill
+    await other.close()

@@ -238,7 +238,7 @@ def build_app(
                 forward_client_headers=general.forward_client_headers_to_llm_api,
                 trusted_proxies=general.trusted_proxies,
             )
-            jobs = JobRunner(lock_for(engine, general.redis_url))
+            jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
             record_durable = getattr(recorder, "record_durable", None)
             if enforcer is not None and record_durable is not None:
                 jobs.add(_batch_cost_job(config, engine, enforcer, recorder, router, client))

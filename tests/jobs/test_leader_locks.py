@@ -123,3 +123,17 @@ async def test_lock_for_picks_the_backend(pg_engine: AsyncEngine, tmp_path: Path
         for lock in locks:
             await lock.close()
         await sqlite.dispose()
+
+
+async def test_local_leases_are_per_database() -> None:
+    """Two gateways of one process on different databases each lead their own jobs; two on
+    the same database exclude each other."""
+    a, b, c = LocalLock("sqlite:///a.db"), LocalLock("sqlite:///b.db"), LocalLock("sqlite:///a.db")
+    try:
+        assert await a.acquire("job", 60) and await b.acquire("job", 60)
+        assert not await c.acquire("job", 60)
+        await a.release("job")
+        assert await c.acquire("job", 60)
+    finally:
+        for lock in (a, b, c):
+            await lock.close()

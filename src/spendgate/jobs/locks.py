@@ -49,36 +49,43 @@ class LeaderLock(Protocol):
     async def close(self) -> None: ...
 
 
-# name -> (holder, monotonic deadline): shared by every LocalLock in the process.
-_LOCAL_LEASES: dict[str, tuple[LocalLock, float]] = {}
+# (scope, name) -> (holder, monotonic deadline): shared by every LocalLock in the process.
+_LOCAL_LEASES: dict[tuple[str, str], tuple[LocalLock, float]] = {}
 
 
 class LocalLock:
-    """Leases in process memory: always leader in the process, one holder per name."""
+    """Leases in process memory: one holder per name within a ``scope`` (the database the
+    jobs work on: two gateways of one process on different databases each run their jobs)."""
+
+    def __init__(self, scope: str = "") -> None:
+        self.scope = scope
 
     async def acquire(self, name: str, ttl: float) -> bool:
         now = time.monotonic()
-        lease = _LOCAL_LEASES.get(name)
+        key = (self.scope, name)
+        lease = _LOCAL_LEASES.get(key)
         if lease is not None and lease[0] is not self and lease[1] > now:
             return False
-        _LOCAL_LEASES[name] = (self, now + ttl)
+        _LOCAL_LEASES[key] = (self, now + ttl)
         return True
 
     async def renew(self, name: str, ttl: float) -> bool:
-        lease = _LOCAL_LEASES.get(name)
+        key = (self.scope, name)
+        lease = _LOCAL_LEASES.get(key)
         if lease is None or lease[0] is not self or lease[1] <= time.monotonic():
             return False
-        _LOCAL_LEASES[name] = (self, time.monotonic() + ttl)
+        _LOCAL_LEASES[key] = (self, time.monotonic() + ttl)
         return True
 
     async def release(self, name: str) -> None:
-        lease = _LOCAL_LEASES.get(name)
+        key = (self.scope, name)
+        lease = _LOCAL_LEASES.get(key)
         if lease is not None and lease[0] is self:
-            del _LOCAL_LEASES[name]
+            del _LOCAL_LEASES[key]
 
     async def close(self) -> None:
-        for name in [n for n, (holder, _) in _LOCAL_LEASES.items() if holder is self]:
-            del _LOCAL_LEASES[name]
+        for key in [k for k, (holder, _) in _LOCAL_LEASES.items() if holder is self]:
+            del _LOCAL_LEASES[key]
 
 
 def _advisory_key(name: str) -> int:
@@ -141,12 +148,17 @@ async def _discard(conn: AsyncConnection) -> None:
         await conn.close()
 
 
-def lock_for(engine: AsyncEngine | None, redis_url: str | None) -> LeaderLock:
-    """A new contender: Redis when configured, else PostgreSQL, else the process (SQLite)."""
+def lock_for(engine: AsyncEngine | None, redis_url: str | None, *, prefix: str = "spendgate") -> LeaderLock:
+    """A new contender: Redis when configured, else PostgreSQL, else the process (SQLite).
+
+    The lease is for the jobs of one deployment: on Redis its keys carry ``prefix`` (the
+    gateway's ``enforcement_key_prefix``, so two deployments sharing a Redis each run their
+    own jobs); in process it is scoped by the database; a PostgreSQL advisory lock belongs
+    to its database already."""
     if redis_url:
         from spendgate.jobs.redis_lock import RedisLock  # redis-py only where Redis is configured
 
-        return RedisLock.from_url(redis_url)
+        return RedisLock.from_url(redis_url, prefix=f"{prefix}:job-lock:")
     if engine is not None and is_postgres(engine):
         return PostgresLock(engine)
-    return LocalLock()
+    return LocalLock("" if engine is None else engine.url.render_as_string(hide_password=True))
