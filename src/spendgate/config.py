@@ -19,7 +19,8 @@ spendgate does not implement (``drop_params``, ``telemetry``, ``success_callback
 accepted with a warning (:attr:`GatewayConfig.warnings`), so an existing LiteLLM config
 starts unchanged; a key unknown to both is an error that names it. Any string value
 ``os.environ/NAME`` is read from the environment (or ``environment_variables``), and
-``SPENDGATE_*`` variables override ``general_settings`` (see :data:`ENV_OVERRIDES`).
+``SPENDGATE_*`` variables (and LiteLLM's ``PROXY_BATCH_POLLING_INTERVAL``) override
+``general_settings`` (see :data:`ENV_OVERRIDES`).
 Errors name the field: ``model_list[2].litellm_params.api_base: …``.
 """
 
@@ -56,6 +57,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "SPENDGATE_DATABASE_URL": "database_url",
     "SPENDGATE_REDIS_URL": "redis_url",
     "SPENDGATE_MAX_REQUEST_SIZE_MB": "max_request_size_mb",
+    "PROXY_BATCH_POLLING_INTERVAL": "batch_poll_interval_seconds",  # LiteLLM's name, in seconds
 }
 """Environment variable → ``general_settings`` key it overrides."""
 

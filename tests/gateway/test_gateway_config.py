@@ -83,11 +83,16 @@ def test_environment_values_and_overrides() -> None:
             "environment_variables": {"MY_KEY": "from-config"},
             "general_settings": {"database_url": "sqlite:///a.db"},
         },
-        environ={"SPENDGATE_DATABASE_URL": "sqlite:///b.db", "SPENDGATE_MAX_REQUEST_SIZE_MB": "2"},
+        environ={
+            "SPENDGATE_DATABASE_URL": "sqlite:///b.db",
+            "SPENDGATE_MAX_REQUEST_SIZE_MB": "2",
+            "PROXY_BATCH_POLLING_INTERVAL": "3600",  # LiteLLM's variable
+        },
     )
     assert config.model_list[0].litellm_params.api_key == "from-config"
     assert config.general_settings.database_url == "sqlite:///b.db"
     assert config.max_request_bytes == 2 * 1024 * 1024
+    assert config.general_settings.batch_poll_interval_seconds == 3600
 
 
 def test_unsupported_provider_is_named() -> None:
