@@ -215,7 +215,8 @@ class GeneralSettings(_Section):
             "maximum_spend_logs_retention_interval", "maximum_spend_logs_retention_period",
             "pass_through_endpoints", "proxy_batch_write_at", "proxy_budget_rescheduler_max_time",
             "proxy_budget_rescheduler_min_time", "public_routes", "spend_report_frequency",
-            "store_model_in_db", "store_prompts_in_spend_logs", "ui_access_mode",
+            "store_model_in_db", "store_prompts_in_spend_logs", "track_unmanaged_batch_cost",
+            "track_unmanaged_vertex_batch_cost", "ui_access_mode",
             "use_client_credentials_pass_through_routes", "use_redis_transaction_buffer",
             "user_header_name",
         }

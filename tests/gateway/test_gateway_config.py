@@ -66,14 +66,15 @@ def test_litellm_keys_are_accepted_with_warnings() -> None:
         {
             "model_list": [_deployment(temperature=0.2)],
             "litellm_settings": {"drop_params": True, "success_callback": ["langfuse"], "num_retries": 5},
-            "general_settings": {"store_model_in_db": True},
+            "general_settings": {"store_model_in_db": True, "track_unmanaged_batch_cost": True},
             "router_settings": {"routing_strategy": "latency-based-routing"},
             "guardrails": [],
         },
         environ={},
     )
     assert config.num_retries == 5 and config.router_settings.strategy == "simple-shuffle"
-    assert len(config.warnings) == 6
+    assert len(config.warnings) == 7
+    assert any("track_unmanaged_batch_cost" in warning for warning in config.warnings)
 
 
 def test_environment_values_and_overrides() -> None:
