@@ -163,10 +163,8 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
     ``budget_status`` is the status of :class:`~spendgate.errors.BudgetExceeded`
     (``general_settings.budget_exceeded_status``).
     """
-    if isinstance(exc, EntityError):  # the entity service's refusal: 404, 409 or 422
-        exc = _entity_error(exc)
-    if isinstance(exc, BatchError):  # a batch's input refused: 400 naming line and field
-        exc = _batch_error(exc)
+    if isinstance(exc, EntityError | BatchError):  # said without HTTP by the layers below
+        exc = _domain_error(exc)
     if isinstance(exc, GatewayError):
         return exc.status, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers
     if isinstance(exc, LimitExceeded):
@@ -198,32 +196,21 @@ def render_error(exc: BaseException, *, budget_status: int = 429) -> tuple[int, 
     )
 
 
-_ENTITY_ERRORS: dict[type[EntityError], type[GatewayError]] = {
-    EntityNotFound: NotFound,
-    EntityConflict: Conflict,
-    EntityInvalid: InvalidField,
-}
+_DOMAIN_ERRORS: tuple[tuple[type[EntityError | BatchError], type[GatewayError]], ...] = (
+    (EntityNotFound, NotFound),  # 404
+    (EntityConflict, Conflict),  # 409
+    (EntityInvalid, InvalidField),  # 422
+    (EntityError, InvalidField),
+    (BatchInputError, MalformedRequest),  # 400 naming line and field
+    (BatchError, MalformedRequest),
+)
+"""A refusal of the entity service or of a batch's checks → the HTTP error it answers."""
 
 
-def _entity_error(exc: EntityError) -> GatewayError:
-    """An entity refusal as the HTTP error it answers (same message, field and code)."""
-    for kind, http in _ENTITY_ERRORS.items():
-        if isinstance(exc, kind):
-            return http(exc.message, param=exc.param, code=exc.code)
-    return InvalidField(exc.message, param=exc.param, code=exc.code)
-
-
-_BATCH_ERRORS: dict[type[BatchError], type[GatewayError]] = {
-    BatchInputError: MalformedRequest,
-}
-
-
-def _batch_error(exc: BatchError) -> GatewayError:
-    """A batch refusal as the HTTP error it answers (same message, ``param`` and code)."""
-    for kind, http in _BATCH_ERRORS.items():
-        if isinstance(exc, kind):
-            return http(exc.message, param=exc.param, code=exc.code)
-    return MalformedRequest(exc.message, param=exc.param, code=exc.code)
+def _domain_error(exc: EntityError | BatchError) -> GatewayError:
+    """The HTTP error of a refusal said without HTTP (same message, ``param`` and code)."""
+    http = next(http for kind, http in _DOMAIN_ERRORS if isinstance(exc, kind))
+    return http(exc.message, param=exc.param, code=exc.code)
 
 
 def _upstream_status(exc: UpstreamStatusError) -> tuple[int, bytes, dict[str, str]]:
