@@ -6,14 +6,10 @@ bad batch never stops the cycle."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_batch_settlement import (
     NOW,
     WORST,
@@ -29,70 +25,16 @@ from test_batch_settlement import (
     billed_at,
 )
 
-from counter_backends import REDIS_URL, SKIP_REDIS, FakeClock, unique_prefix
 from spendgate.batches import BatchPoller, PollCycle, PolledDeployment
-from spendgate.enforcement import Enforcer, MemoryStorage, Storage
+from spendgate.enforcement import Enforcer
 from spendgate.gateway.deployments import Deployment
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.recorder import Recorder
 from spendgate.providers.batch_api import BatchUpstream
-from spendgate.providers.http import UpstreamClient, make_upstream_client
-from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.providers.http import UpstreamClient
+from spendgate.providers.mock import MockServer
 
-# -- fixtures (as in test_batch_settlement) -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    with run_mock_provider() as server:
-        yield server
-
-
-@pytest.fixture
-def mock(mock_server: MockServer) -> MockServer:
-    mock_server.reset()
-    return mock_server
-
-
-@pytest_asyncio.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
-    prefix = unique_prefix()
-    if request.param == "memory":
-        store: Storage = MemoryStorage(prefix=prefix)
-    else:
-        if SKIP_REDIS:
-            pytest.skip("SPENDGATE_TEST_SKIP_REDIS=1")
-        from spendgate.stores.counters.redis import RedisStorage
-
-        store = RedisStorage.from_url(REDIS_URL, prefix=prefix, socket_timeout=15, socket_connect_timeout=5)
-    try:
-        yield store
-    finally:
-        await store.clear()
-        await store.close()
-
-
-@pytest.fixture
-def enforcer(storage: Storage) -> Enforcer:
-    return Enforcer(storage, clock=FakeClock(NOW))
-
-
-@pytest_asyncio.fixture
-async def client() -> AsyncIterator[UpstreamClient]:
-    upstream = make_upstream_client("httpx")
-    yield upstream
-    await upstream.aclose()
-
-
-@pytest_asyncio.fixture
-async def recorder(engine: AsyncEngine, journal_dir: Path) -> AsyncIterator[Recorder]:
-    async with Recorder(engine, journal_dir) as rec:
-        yield rec
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+# -- helpers (the fixtures are in conftest.py) --------------------------------------------------
 
 
 def _poller(

@@ -6,18 +6,15 @@ repeats and crashes after each step."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import spendgate
-from counter_backends import REDIS_URL, SKIP_REDIS, USD, FakeClock, unique_prefix
+from counter_backends import USD
 from spendgate.batches import (
     ManagedObjectRepository,
     RequestCounts,
@@ -35,17 +32,15 @@ from spendgate.enforcement import (
     BudgetLimit,
     EnforcementRequest,
     Enforcer,
-    MemoryStorage,
     Scope,
-    Storage,
     explain,
 )
 from spendgate.gateway.deployments import Deployment, build_deployments
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.recorder import Recorder
 from spendgate.providers.batch_api import BatchUpstream
-from spendgate.providers.http import UpstreamClient, make_upstream_client
-from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.providers.http import UpstreamClient
+from spendgate.providers.mock import MockServer
 from spendgate.stores.database.models import ManagedObject, SpendEventRow
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -56,60 +51,7 @@ LEASE = 300.0
 BY = "poller-1"
 
 
-# -- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    with run_mock_provider() as server:
-        yield server
-
-
-@pytest.fixture
-def mock(mock_server: MockServer) -> MockServer:
-    mock_server.reset()
-    return mock_server
-
-
-@pytest_asyncio.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
-    prefix = unique_prefix()
-    if request.param == "memory":
-        store: Storage = MemoryStorage(prefix=prefix)
-    else:
-        if SKIP_REDIS:
-            pytest.skip("SPENDGATE_TEST_SKIP_REDIS=1")
-        from spendgate.stores.counters.redis import RedisStorage
-
-        store = RedisStorage.from_url(REDIS_URL, prefix=prefix, socket_timeout=15, socket_connect_timeout=5)
-    try:
-        yield store
-    finally:
-        await store.clear()
-        await store.close()
-
-
-@pytest.fixture
-def enforcer(storage: Storage) -> Enforcer:
-    return Enforcer(storage, clock=FakeClock(NOW))
-
-
-@pytest_asyncio.fixture
-async def client() -> AsyncIterator[UpstreamClient]:
-    upstream = make_upstream_client("httpx")
-    yield upstream
-    await upstream.aclose()
-
-
-@pytest_asyncio.fixture
-async def recorder(engine: AsyncEngine, journal_dir: Path) -> AsyncIterator[Recorder]:
-    async with Recorder(engine, journal_dir) as rec:
-        yield rec
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+# -- helpers (the fixtures are in conftest.py) --------------------------------------------------
 
 
 def _deployment(mock: MockServer, provider: str, model: str, name: str = "batch-model") -> Deployment:
