@@ -3,69 +3,21 @@ agree with the migrated schema, on both databases."""
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from migration_helpers import downgrade
 from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from spendgate.stores.database import create_engine, upgrade
-from spendgate.stores.database.migrate import alembic_config
+from spendgate.stores.database import upgrade
 from spendgate.stores.database.models import metadata
 
 pytestmark = pytest.mark.asyncio
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on an empty database (no schema yet)."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        await engine.dispose()
-        return
-    if os.environ.get("SPENDGATE_TEST_SKIP_POSTGRES") == "1":
-        pytest.skip("SPENDGATE_TEST_SKIP_POSTGRES=1")
-    base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    name = f"spendgate_mig3_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(_dsn(base))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    engine = create_engine(make_url(base).set(database=name))
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        conn = await asyncpg.connect(_dsn(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
 
 
 async def _storage(engine: AsyncEngine) -> dict[str, Any]:
@@ -94,7 +46,7 @@ async def test_upgrade_and_downgrade_0003(fresh_engine: AsyncEngine) -> None:
     await upgrade(fresh_engine)
     if fresh_engine.dialect.name != "postgresql":  # nothing to do on SQLite, both ways
         async with fresh_engine.begin() as conn:
-            await conn.run_sync(_downgrade, "0002")
+            await conn.run_sync(downgrade, "0002")
         await upgrade(fresh_engine)
         return
     after = await _storage(fresh_engine)
@@ -119,7 +71,7 @@ async def test_upgrade_and_downgrade_0003(fresh_engine: AsyncEngine) -> None:
             )
 
     async with fresh_engine.begin() as conn:
-        await conn.run_sync(_downgrade, "0002")
+        await conn.run_sync(downgrade, "0002")
     before = await _storage(fresh_engine)
     assert before["options"] == [] and before["aggregate"] == 0
     assert "USING btree (occurred_at)" in before["indexes"]["ix_spend_events_occurred_at"]

@@ -3,21 +3,14 @@ databases, with its indexes, and leaves the tables before it untouched."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import asyncpg
 import pytest
-import pytest_asyncio
+from migration_helpers import downgrade
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from spendgate.stores.database import create_engine, schema_status, upgrade
-from spendgate.stores.database.migrate import alembic_config
+from spendgate.stores.database import schema_status, upgrade
 
 pytestmark = pytest.mark.asyncio
 
@@ -26,47 +19,6 @@ INDEXES = {
     "ix_managed_objects_owner": ["api_key", "kind", "created_at", "id"],
     "ix_managed_objects_team": ["team_id", "kind", "created_at", "id"],
 }
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on an empty database (no schema yet)."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        await engine.dispose()
-        return
-    if os.environ.get("SPENDGATE_TEST_SKIP_POSTGRES") == "1":
-        pytest.skip("SPENDGATE_TEST_SKIP_POSTGRES=1")
-    base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    name = f"spendgate_mig5_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(_dsn(base))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    engine = create_engine(make_url(base).set(database=name))
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        conn = await asyncpg.connect(_dsn(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
 
 
 def _shape(connection: Connection) -> tuple[set[str], dict[str, list[str]], dict[str, str]]:
@@ -118,7 +70,7 @@ async def test_upgrade_and_downgrade_0005(fresh_engine: AsyncEngine) -> None:
     assert tuple(row) == (0, 0, None, False, False, None)
 
     async with fresh_engine.begin() as conn:
-        await conn.run_sync(_downgrade, "0004")
+        await conn.run_sync(downgrade, "0004")
     async with fresh_engine.connect() as conn:
         after_down, _, _ = await conn.run_sync(_shape)
     assert after_down == before
