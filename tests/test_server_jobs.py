@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -143,3 +144,55 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
         [state] = await explain(services.enforcer, EnforcementRequest("probe", [BUDGET]))
         assert state.spend_nanos == bill
     await other.close()
+
+
+async def test_batches_poll_runs_one_cycle_for_the_master_key_only(tmp_path: Path, mock: MockServer) -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {
+                    "model_name": "batch-model",
+                    "litellm_params": {
+                        "model": "openai/gpt-4o-mini",
+                        "api_base": mock.url,
+                        "api_key": "sk-b",
+                    },
+                }
+            ],
+            "general_settings": {
+                "master_key": "sk-master-poll",
+                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+                "journal_dir": str(tmp_path / "journal"),
+                "batch_poll_interval_seconds": 3600,  # only the endpoint runs cycles here
+            },
+        },
+        environ={},
+    )
+    app = build_app(config)
+    async with app.starlette.router.lifespan_context(app.starlette):
+        services: Services = app.state.services
+        sessions = async_sessionmaker(services.engine, expire_on_commit=False)
+        async with sessions() as session:  # a batch its provider does not know: retired as stale
+            await ManagedObjectRepository(session).add(
+                ManagedObject(
+                    id=new_object_id("batch", "openai"),
+                    kind="batch",
+                    api="openai",
+                    deployment_id=services.pipeline.router.candidates("batch-model")[0].id,
+                    provider_id="batch_unknown",
+                    model_group="batch-model",
+                    status="validating",
+                    api_key="key-a",
+                )
+            )
+            await session.commit()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            anonymous = await http.post("/batches/poll")
+            other = await http.post("/batches/poll", headers={"Authorization": "Bearer sk-other"})
+            ran = await http.post("/batches/poll", headers={"Authorization": "Bearer sk-master-poll"})
+            again = await http.post("/batches/poll", headers={"Authorization": "Bearer sk-master-poll"})
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["type"]
+    assert other.status_code == 403
+    assert ran.status_code == 200 and ran.json() == {"seen": 1, "settled": 0, "stale": 1, "errors": 0}
+    assert again.json() == {"seen": 0, "settled": 0, "stale": 0, "errors": 0}

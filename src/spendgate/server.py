@@ -17,6 +17,7 @@ only module that knows them both.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import os
 import socket
@@ -39,6 +40,7 @@ from starlette.routing import Route
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
 from spendgate.batches.poller import BatchPoller, PolledDeployment
 from spendgate.config import GatewayConfig
+from spendgate.core.keys import hash_key
 from spendgate.core.money import to_nano
 from spendgate.core.periods import parse_window
 from spendgate.core.pricing.adjustments import AdjustmentRules
@@ -60,10 +62,12 @@ from spendgate.gateway.deployments import build_deployments
 from spendgate.gateway.lookups import bounded
 from spendgate.gateway.middleware import InFlight
 from spendgate.gateway.pipeline import EventSink, Pipeline
+from spendgate.gateway.replies import header_map
 from spendgate.gateway.routes import GatewayApp, gateway_routes
 from spendgate.gateway.routing import Router
 from spendgate.gateway.scoping import ScopeResolver
-from spendgate.http.errors import error_body, render_error
+from spendgate.http.credentials import key_from_headers
+from spendgate.http.errors import AuthenticationFailed, PermissionDenied, error_body, render_error
 from spendgate.jobs import Job, JobRunner, lock_for
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.rebuild import period_spend
@@ -91,6 +95,8 @@ class Services:
     """The readiness check's Redis client (None without ``redis_url``)."""
     enforcer: Enforcer | None = None
     """Budgets and rate limits (None when ``build_app`` was given its own ``admission``)."""
+    batch_poller: BatchPoller | None = None
+    """The batch-cost job's poller (None without an enforcer or a durable recorder)."""
 
 
 def build_app(
@@ -239,12 +245,15 @@ def build_app(
                 trusted_proxies=general.trusted_proxies,
             )
             jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
-            record_durable = getattr(recorder, "record_durable", None)
-            if enforcer is not None and record_durable is not None:
-                jobs.add(_batch_cost_job(config, engine, enforcer, recorder, router, client))
+            poller = None
+            if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
+                poller = _batch_poller(engine, enforcer, recorder, router, client)
+                jobs.add(_batch_cost_job(config, poller))
             await jobs.start()
             stack.push_async_callback(jobs.close)
-            services = Services(pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer)
+            services = Services(
+                pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer, poller
+            )
             holder["services"] = app.state.services = services
             yield
 
@@ -252,6 +261,7 @@ def build_app(
     for path in ("/health/liveliness", "/health/liveness", "/health"):
         routes.append(Route(path, _liveliness, methods=["GET"]))
     routes.append(Route("/health/readiness", _readiness, methods=["GET"]))
+    routes.append(Route("/batches/poll", _poll_batches(general.master_key), methods=["POST"]))
     routes += admin_routes(
         AdminSettings.from_master_key(
             lambda request: request.app.state.services.engine,
@@ -278,17 +288,11 @@ def build_app(
     )
 
 
-def _batch_cost_job(
-    config: GatewayConfig,
-    engine: AsyncEngine,
-    enforcer: Enforcer,
-    recorder: Any,
-    router: Router,
-    client: UpstreamClient,
-) -> Job:
-    """The batch-cost job: every cycle, the unsettled batches are asked about at their
-    deployments and the finished ones billed once (:class:`~spendgate.batches.BatchPoller`)."""
-    general = config.general_settings
+def _batch_poller(
+    engine: AsyncEngine, enforcer: Enforcer, recorder: Any, router: Router, client: UpstreamClient
+) -> BatchPoller:
+    """The poller that bills finished batches once (:class:`~spendgate.batches.BatchPoller`),
+    over every configured deployment."""
     deployments = {d.id: d for group in router.groups.values() for d in group}
 
     def polled(deployment_id: str) -> PolledDeployment | None:
@@ -297,13 +301,19 @@ def _batch_cost_job(
             return None
         return PolledDeployment(deployment, BatchUpstream(client, deployment.target, where=deployment.id))
 
-    poller = BatchPoller(
+    return BatchPoller(
         sessions=async_sessionmaker(engine, expire_on_commit=False),
         enforcer=enforcer,
         recorder=recorder,
         deployments=polled,
         instance_id=f"{socket.gethostname()}:{os.getpid()}",
     )
+
+
+def _batch_cost_job(config: GatewayConfig, poller: BatchPoller) -> Job:
+    """The batch-cost job: every cycle, the unsettled batches are asked about at their
+    deployments and the finished ones billed once."""
+    general = config.general_settings
 
     async def run() -> None:
         cycle = await poller.run_once(datetime.now(UTC))
@@ -313,6 +323,32 @@ def _batch_cost_job(
     return Job(
         "batch-cost", general.batch_poll_interval_seconds, run, jitter=general.batch_poll_jitter_seconds
     )
+
+
+def _poll_batches(master_key: str | None) -> Callable[[Request], Any]:
+    """``POST /batches/poll`` (master key only; ``spendgate batches poll``): one batch-cost
+    cycle now, on this instance. Safe beside the job's own cycles: every batch is claimed
+    before it is billed."""
+    master_hash = hash_key(master_key) if master_key else None
+
+    async def poll(request: Request) -> Response:
+        raw = key_from_headers(header_map(request.scope["headers"]))
+        if master_hash is not None:
+            if raw is None:
+                raise AuthenticationFailed("no API key: send Authorization: Bearer <master key>")
+            if not hmac.compare_digest(hash_key(raw), master_hash):
+                raise PermissionDenied("only the master key may run a batch-cost cycle")
+        services: Services = request.app.state.services
+        if services.batch_poller is None:
+            raise NotAvailable(
+                "the batch-cost job is not running on this gateway (it runs its own admission)",
+                code="batch_poller_unavailable",
+            )
+        cycle = await services.batch_poller.run_once(datetime.now(UTC))
+        body = {"seen": cycle.seen, "settled": cycle.settled, "stale": cycle.stale, "errors": cycle.errors}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return poll
 
 
 def _counter_storage(config: GatewayConfig) -> Storage:
