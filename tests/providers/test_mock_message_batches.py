@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from anthropic.types.messages import MessageBatch
 from anthropic.types.messages.batch_create_params import Request
 from mock_helpers import chat_prompt
+
+from spendgate.providers.mock import run_mock_provider
 
 MODEL = "claude-haiku-4-5"
 
@@ -62,3 +65,74 @@ def test_errors(anthropic_client: anthropic.Anthropic) -> None:
         anthropic_client.messages.batches.retrieve("msgbatch_missing")
     with pytest.raises(anthropic.BadRequestError):
         anthropic_client.messages.batches.create(requests=[])
+
+
+def _cancel_and_poll(batches: anthropic.resources.messages.Batches, batch_id: str) -> MessageBatch:
+    assert batches.cancel(batch_id).processing_status == "canceling"
+    ended = batches.retrieve(batch_id)
+    assert ended.processing_status == "ended" and ended.results_url
+    return ended
+
+
+def test_cancel_keeps_the_requests_done_before_it(anthropic_client: anthropic.Anthropic) -> None:
+    batches = anthropic_client.messages.batches
+    created = batches.create(
+        requests=[
+            _request("a", "Hello", 5),
+            _request("fail-b", "nope", 4),
+            _request("c", "Longer text here", 9),
+            _request("d", "not reached", 6),
+            _request("fail-e", "not reached", 2),
+        ],
+        extra_headers={"x-mock-batch-done-on-cancel": "3", "x-mock-cached-tokens": "2"},
+    )
+    counts = _cancel_and_poll(batches, created.id).request_counts
+    assert (counts.processing, counts.succeeded, counts.errored, counts.canceled) == (0, 2, 1, 2)
+    results = [(row.custom_id, row.result) for row in batches.results(created.id)]
+    assert [(custom_id, result.type) for custom_id, result in results] == [
+        ("a", "succeeded"),
+        ("fail-b", "errored"),
+        ("c", "succeeded"),
+        ("d", "canceled"),
+        ("fail-e", "canceled"),
+    ]
+    ok = results[2][1]
+    assert ok.type == "succeeded"
+    assert ok.message.usage.output_tokens == 9 and ok.message.usage.cache_read_input_tokens == 2
+    assert ok.message.usage.input_tokens == chat_prompt([{"content": "Longer text here"}]) - 2
+    failed = results[1][1]
+    assert failed.type == "errored" and failed.error.error.type == "invalid_request_error"
+
+
+def test_cancel_with_more_done_than_requests(anthropic_client: anthropic.Anthropic) -> None:
+    batches = anthropic_client.messages.batches
+    created = batches.create(
+        requests=[_request("a", "x", 1), _request("fail-b", "y", 1)],
+        extra_headers={"x-mock-batch-done-on-cancel": "7"},
+    )
+    counts = _cancel_and_poll(batches, created.id).request_counts
+    assert (counts.succeeded, counts.errored, counts.canceled) == (1, 1, 0)
+    assert [row.result.type for row in batches.results(created.id)] == ["succeeded", "errored"]
+
+
+def test_cancel_with_none_done(anthropic_client: anthropic.Anthropic) -> None:
+    batches = anthropic_client.messages.batches
+    created = batches.create(
+        requests=[_request("a", "x", 1), _request("b", "y", 1)],
+        extra_headers={"x-mock-batch-done-on-cancel": "0"},
+    )
+    counts = _cancel_and_poll(batches, created.id).request_counts
+    assert (counts.succeeded, counts.errored, counts.canceled) == (0, 0, 2)
+    assert [row.result.type for row in batches.results(created.id)] == ["canceled", "canceled"]
+
+
+def test_done_on_cancel_server_option() -> None:
+    with (
+        run_mock_provider(batch_done_on_cancel=1) as server,
+        anthropic.Anthropic(base_url=server.base_url, api_key="k", max_retries=0) as client,
+    ):
+        batches = client.messages.batches
+        created = batches.create(requests=[_request("a", "x", 1), _request("b", "y", 1)])
+        counts = _cancel_and_poll(batches, created.id).request_counts
+        assert (counts.succeeded, counts.canceled) == (1, 1)
+        assert [row.result.type for row in batches.results(created.id)] == ["succeeded", "canceled"]

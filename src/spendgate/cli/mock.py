@@ -25,6 +25,14 @@ def mock_provider(
     batch_seconds: Annotated[
         float | None, typer.Option(min=0, help="Complete batches after this many seconds instead.")
     ] = None,
+    batch_done_on_cancel: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Input lines a batch has run when it is cancelled: their output is kept "
+            "(x-mock-batch-done-on-cancel overrides).",
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (stats and batches are per process).")
     ] = 1,
@@ -44,6 +52,7 @@ def mock_provider(
         "default_completion_tokens": completion_tokens,
         "batch_polls": batch_polls,
         "batch_seconds": batch_seconds,
+        "batch_done_on_cancel": batch_done_on_cancel,
     }
     os.environ[OPTIONS_ENV] = orjson.dumps(options).decode()
     typer.echo(f"mock provider on http://{host}:{port}/v1 ({workers} worker(s))", err=True)

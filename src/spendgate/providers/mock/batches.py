@@ -14,13 +14,19 @@ status 400 and an OpenAI error body; the other lines go to the output file as::
      "response": {"status_code": 200, "request_id": "req_…", "body": <chat completion …>},
      "error": null}
 
-A cancelled batch goes ``cancelling`` and, on the next poll, ``cancelled``.
+A cancelled batch goes ``cancelling`` and, on the next poll, ``cancelled``, with no output.
+With ``x-mock-batch-done-on-cancel: N`` on the create request (or the server option
+``batch_done_on_cancel``) the batch had run its first N input lines when it was cancelled:
+those lines go through the same builders as on completion (``fail*`` ids and invalid
+bodies to the error file), and the cancelled batch has their output and error files,
+``usage``, and ``request_counts`` with ``total`` all lines and ``completed``/``failed``
+among those N. The remaining lines produce nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +104,7 @@ class _Batch:
     controls: Controls
     polls_needed: int
     seconds_needed: float | None
+    done_on_cancel: int
     created_at: int = field(default_factory=now)
     started: float = field(default_factory=time.monotonic)
     status: str = "validating"
@@ -163,6 +170,9 @@ class BatchStore:
         stored = self._files.get(input_file_id)
         if stored.purpose != "batch":
             raise MockHTTPError(400, f"file {input_file_id} has purpose {stored.purpose!r}, not 'batch'")
+        done_on_cancel = controls.batch_done_on_cancel
+        if done_on_cancel is None:
+            done_on_cancel = self._options.batch_done_on_cancel or 0
         batch = _Batch(
             new_id("batch_"),
             input_file_id,
@@ -172,6 +182,7 @@ class BatchStore:
             controls,
             controls.batch_polls if controls.batch_polls is not None else self._options.batch_polls,
             self._options.batch_seconds,
+            done_on_cancel,
         )
         self._validate(batch, stored.data)
         self._batches[batch.id] = batch
@@ -212,6 +223,8 @@ class BatchStore:
         batch = self._get(batch_id)
         batch.polls += 1
         if batch.status == "cancelling":
+            if batch.done_on_cancel > 0:
+                self._run(batch, self._input_lines(batch)[: batch.done_on_cancel])
             batch.status = "cancelled"
             batch.times["cancelled"] = now()
         elif batch.status in ("validating", "in_progress"):
@@ -256,14 +269,26 @@ class BatchStore:
         except KeyError:
             raise MockHTTPError(404, f"No such Batch object: {batch_id}", param="batch_id") from None
 
+    def _input_lines(self, batch: _Batch) -> Sequence[bytes]:
+        """The batch's non-blank input lines, in file order."""
+        return [line for line in self._files.get(batch.input_file_id).data.splitlines() if line.strip()]
+
     def _complete(self, batch: _Batch) -> None:
+        self._run(batch, self._input_lines(batch))
+        stamp = now()
+        batch.times.setdefault("in_progress", stamp)
+        batch.times["finalizing"] = stamp
+        batch.times["completed"] = stamp
+        batch.status = "completed"
+
+    def _run(self, batch: _Batch, lines: Sequence[bytes]) -> None:
+        """Run ``lines`` through the endpoint's builder and record their output on ``batch``:
+        the output and error files, ``completed``/``failed`` and the summed ``usage``."""
         build = _ENDPOINTS[batch.endpoint]
         outputs: list[bytes] = []
         failures: list[bytes] = []
         totals = {"input": 0, "cached": 0, "output": 0, "reasoning": 0}
-        for line in self._files.get(batch.input_file_id).data.splitlines():
-            if not line.strip():
-                continue
+        for line in lines:
             request = orjson.loads(line)
             custom_id = request["custom_id"]
             body = request.get("body")
@@ -299,11 +324,6 @@ class BatchStore:
             "output_tokens_details": {"reasoning_tokens": totals["reasoning"]},
             "total_tokens": totals["input"] + totals["output"],
         }
-        stamp = now()
-        batch.times.setdefault("in_progress", stamp)
-        batch.times["finalizing"] = stamp
-        batch.times["completed"] = stamp
-        batch.status = "completed"
 
 
 def _line(custom_id: str, status: int, body: dict[str, Any]) -> bytes:

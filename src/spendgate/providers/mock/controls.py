@@ -19,6 +19,8 @@ header                         effect
 ``x-mock-no-usage``            ``1``: report no usage (no usage chunk, no ``usage`` field)
 ``x-mock-audio-seconds``       duration of an uploaded audio file
 ``x-mock-batch-polls``         retrieves until a created batch completes
+``x-mock-batch-done-on-cancel``  input lines a created batch has run when it is cancelled
+                               (their results are kept; the rest produce none)
 =============================  ==============================================================
 """
 
@@ -40,6 +42,7 @@ _INT_FIELDS = {
     "status": "status",
     "disconnect-after": "disconnect_after",
     "batch-polls": "batch_polls",
+    "batch-done-on-cancel": "batch_done_on_cancel",
 }
 _FLOAT_FIELDS = {
     "latency-ms": "latency_ms",
@@ -69,6 +72,7 @@ class Controls:
     no_usage: bool = False
     audio_seconds: float | None = None
     batch_polls: int | None = None
+    batch_done_on_cancel: int | None = None
 
     @classmethod
     def from_headers(cls, headers: dict[str, str]) -> Controls:

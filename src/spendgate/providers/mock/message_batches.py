@@ -5,7 +5,11 @@ A batch is ``in_progress`` when created; retrieve number ``batch_polls`` (or, wi
 ``batch_seconds`` option, the first retrieve after that many seconds) shows ``ended`` with a
 ``results_url``. Each request runs through the live ``/v1/messages`` builder; a request
 whose ``custom_id`` starts with ``fail`` or whose params are invalid is ``errored``. A
-cancelled batch goes ``canceling``, then ``ended`` with every request ``canceled``.
+cancelled batch goes ``canceling``, then, on the next poll, ``ended`` with every request
+``canceled``; with ``x-mock-batch-done-on-cancel: N`` on the create request (or the server
+option ``batch_done_on_cancel``) the first N requests had run by then and end with their
+real result (``succeeded`` or ``errored``, as at a normal end), only the rest ``canceled``,
+and ``request_counts`` say so.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class _MessageBatch:
     controls: Controls
     polls_needed: int
     seconds_needed: float | None
+    done_on_cancel: int
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.monotonic)
     status: str = "in_progress"
@@ -81,7 +86,12 @@ class MessageBatchStore:
             if not isinstance(request.get("params"), dict):
                 raise MockHTTPError(400, "requests: each request needs params", param="requests")
         polls = controls.batch_polls if controls.batch_polls is not None else self._options.batch_polls
-        batch = _MessageBatch(new_id("msgbatch_"), requests, controls, polls, self._options.batch_seconds)
+        done_on_cancel = controls.batch_done_on_cancel
+        if done_on_cancel is None:
+            done_on_cancel = self._options.batch_done_on_cancel or 0
+        batch = _MessageBatch(
+            new_id("msgbatch_"), requests, controls, polls, self._options.batch_seconds, done_on_cancel
+        )
         self._batches[batch.id] = batch
         if batch.seconds_needed is None and polls <= 0:
             self._end(batch)
@@ -92,7 +102,7 @@ class MessageBatchStore:
         batch = self._get(batch_id)
         batch.polls += 1
         if batch.status == "canceling":
-            self._end(batch, cancelled=True)
+            self._end(batch, done=batch.done_on_cancel)
         elif batch.status == "in_progress":
             if batch.seconds_needed is not None:
                 ready = time.monotonic() - batch.started >= batch.seconds_needed
@@ -133,29 +143,30 @@ class MessageBatchStore:
         except KeyError:
             raise MockHTTPError(404, f"message batch {batch_id} not found") from None
 
-    def _end(self, batch: _MessageBatch, *, cancelled: bool = False) -> None:
+    def _end(self, batch: _MessageBatch, *, done: int | None = None) -> None:
+        """End the batch: its first ``done`` requests (all when ``None``) get their real
+        result, the rest are ``canceled``."""
         lines: list[bytes] = []
         counts = {"succeeded": 0, "errored": 0, "canceled": 0}
-        for request in batch.requests:
+        for index, request in enumerate(batch.requests):
             custom_id = request["custom_id"]
-            result: dict[str, Any]
-            if cancelled:
-                result = {"type": "canceled"}
-            else:
-                try:
-                    if custom_id.startswith("fail"):
-                        raise MockHTTPError(400, f"mock: request {custom_id} made to fail")
-                    params = {**request["params"], "stream": False}
-                    result = {
-                        "type": "succeeded",
-                        "message": message_payload(params, batch.controls, self._options),
-                    }
-                except MockHTTPError as exc:
-                    error = {"type": "invalid_request_error", "message": exc.message}
-                    result = {"type": "errored", "error": {"type": "error", "error": error}}
+            ran = done is None or index < done
+            result = self._result(batch, request) if ran else {"type": "canceled"}
             counts[result["type"]] += 1
             lines.append(orjson.dumps({"custom_id": custom_id, "result": result}))
         batch.results = b"\n".join(lines) + b"\n"
         batch.counts = counts
         batch.status = "ended"
         batch.ended_at = datetime.now(UTC)
+
+    def _result(self, batch: _MessageBatch, request: dict[str, Any]) -> dict[str, Any]:
+        """One request run through the live ``/v1/messages`` builder: ``succeeded`` or ``errored``."""
+        custom_id = request["custom_id"]
+        try:
+            if custom_id.startswith("fail"):
+                raise MockHTTPError(400, f"mock: request {custom_id} made to fail")
+            params = {**request["params"], "stream": False}
+            return {"type": "succeeded", "message": message_payload(params, batch.controls, self._options)}
+        except MockHTTPError as exc:
+            error = {"type": "invalid_request_error", "message": exc.message}
+            return {"type": "errored", "error": {"type": "error", "error": error}}
