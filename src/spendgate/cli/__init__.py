@@ -28,6 +28,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("spendgate.cli.teams", "teams"),
     ("spendgate.cli.users", "users"),
     ("spendgate.cli.budget", "budget"),
+    ("spendgate.cli.batches", "batches"),
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import re
 import sys
@@ -13,6 +12,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from spendgate.cli._database import DatabaseUrlOpt, read_database
 from spendgate.cli._output import console, fail
 from spendgate.core.money import format_usd
 
@@ -74,16 +74,11 @@ def report(
     tz: Annotated[str, typer.Option("--tz", help="IANA timezone for periods and dates.")] = "UTC",
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option("--database-url", help="Default $SPENDGATE_DATABASE_URL, else ./spendgate.db."),
-    ] = None,
+    database_url: DatabaseUrlOpt = None,
 ) -> None:
     """Spend, tokens and requests over a time range, e.g. ``--by team --since 30d``."""
     from spendgate.core.periods import get_timezone
-    from spendgate.ledger.reports import Report, spend_report
-    from spendgate.stores.database import create_engine
-    from spendgate.stores.database import database_url as resolve
+    from spendgate.ledger.reports import spend_report
 
     if as_csv and as_json:
         fail("choose one of --csv and --json")
@@ -95,19 +90,12 @@ def report(
     except ValueError as exc:
         fail(str(exc))
 
-    async def main() -> Report:
-        engine = create_engine(resolve(database_url))
-        try:
-            return await spend_report(
-                engine, start=start, end=end, group_by=dims, granularity=granularity, tz=tz
-            )
-        finally:
-            await engine.dispose()
-
-    try:
-        result = asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        fail(str(exc))
+    result = read_database(
+        database_url,
+        lambda engine: spend_report(
+            engine, start=start, end=end, group_by=dims, granularity=granularity, tz=tz
+        ),
+    )
 
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
