@@ -170,6 +170,15 @@ class GeneralSettings(_Section):
     """How often the batch-cost job asks providers about unsettled batches (one instance at a
     time, under the jobs leader lock); up to ``batch_poll_jitter_seconds`` more at random."""
     batch_poll_jitter_seconds: float = Field(default=10, ge=0)
+    batch_max_age_hours: float = Field(default=72, gt=0)
+    """A batch still not billed this long after its creation is retired as stale and its
+    reservation released (nothing billed). A batch's reservation lasts this long, plus an hour."""
+    batch_claim_lease_seconds: float = Field(default=600, gt=0)
+    """How long a poller's claim on a finished batch keeps other instances off it while it
+    bills it; a poller that died mid-bill is taken over after this."""
+    max_batch_file_size_mb: float = Field(default=200, gt=0)
+    """Batch input files (``POST /v1/files``) and message-batch bodies larger than this are
+    refused with 413 (OpenAI's own limit is 200 MB)."""
     budget_exceeded_status: Literal[400, 402, 403, 422, 429] = 402
     """HTTP status of a budget_exceeded error (LiteLLM has used 400, 429 and 422)."""
     budget_mode: Literal["strict", "check_only"] = "strict"
@@ -349,6 +358,10 @@ class GatewayConfig(BaseModel):
     @property
     def max_request_bytes(self) -> int:
         return int(Decimal(str(self.general_settings.max_request_size_mb)) * 1024 * 1024)
+
+    @property
+    def max_batch_file_bytes(self) -> int:
+        return int(Decimal(str(self.general_settings.max_batch_file_size_mb)) * 1024 * 1024)
 
 
 _SECTIONS: Mapping[str, type[_Section]] = {

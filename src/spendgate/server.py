@@ -23,7 +23,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,16 @@ from spendgate.enforcement import (
     storage_from_url,
 )
 from spendgate.entities import EntityReader, LimitSpec
-from spendgate.errors import ConfigurationError
+from spendgate.errors import ConfigurationError, SpendgateError
 from spendgate.gateway.admission import Admission, LimitsAdmission
 from spendgate.gateway.auth import Authenticator
 from spendgate.gateway.deployments import build_deployments
 from spendgate.gateway.lookups import bounded
+from spendgate.gateway.managed import BatchGateway, BatchSettings
 from spendgate.gateway.middleware import InFlight
 from spendgate.gateway.pipeline import EventSink, Pipeline
 from spendgate.gateway.replies import header_map
-from spendgate.gateway.routes import GatewayApp, gateway_routes
+from spendgate.gateway.routes import GatewayApp, batch_routes, gateway_routes
 from spendgate.gateway.routing import Router
 from spendgate.gateway.scoping import ScopeResolver
 from spendgate.http.credentials import key_from_headers
@@ -97,6 +98,8 @@ class Services:
     """Budgets and rate limits (None when ``build_app`` was given its own ``admission``)."""
     batch_poller: BatchPoller | None = None
     """The batch-cost job's poller (None without an enforcer or a durable recorder)."""
+    batches: BatchGateway | None = None
+    """The files and batches routes' side of the gateway."""
 
 
 def build_app(
@@ -247,17 +250,27 @@ def build_app(
             jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
             poller = None
             if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
-                poller = _batch_poller(engine, enforcer, recorder, router, client)
+                poller = _batch_poller(config, engine, enforcer, recorder, router, client)
                 jobs.add(_batch_cost_job(config, poller))
             await jobs.start()
             stack.push_async_callback(jobs.close)
+            batches = BatchGateway(
+                pipeline,
+                engine,
+                BatchSettings(
+                    max_file_bytes=config.max_batch_file_bytes,
+                    default_output_tokens=general.default_max_output_tokens,
+                    lease_seconds=general.batch_max_age_hours * 3600 + 3600,
+                ),
+            )
             services = Services(
-                pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer, poller
+                pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer, poller, batches
             )
             holder["services"] = app.state.services = services
             yield
 
     routes = gateway_routes(lambda: holder["services"].pipeline)
+    routes += batch_routes(lambda: _batches(holder["services"]))
     for path in ("/health/liveliness", "/health/liveness", "/health"):
         routes.append(Route(path, _liveliness, methods=["GET"]))
     routes.append(Route("/health/readiness", _readiness, methods=["GET"]))
@@ -276,6 +289,7 @@ def build_app(
         routes=routes,
         exception_handlers={
             HTTPException: _http_error,
+            SpendgateError: _server_error(general.budget_exceeded_status),
             Exception: _server_error(general.budget_exceeded_status),
         },
         lifespan=lifespan,
@@ -289,7 +303,12 @@ def build_app(
 
 
 def _batch_poller(
-    engine: AsyncEngine, enforcer: Enforcer, recorder: Any, router: Router, client: UpstreamClient
+    config: GatewayConfig,
+    engine: AsyncEngine,
+    enforcer: Enforcer,
+    recorder: Any,
+    router: Router,
+    client: UpstreamClient,
 ) -> BatchPoller:
     """The poller that bills finished batches once (:class:`~spendgate.batches.BatchPoller`),
     over every configured deployment."""
@@ -307,6 +326,8 @@ def _batch_poller(
         recorder=recorder,
         deployments=polled,
         instance_id=f"{socket.gethostname()}:{os.getpid()}",
+        max_age=timedelta(hours=config.general_settings.batch_max_age_hours),
+        claim_lease_seconds=config.general_settings.batch_claim_lease_seconds,
     )
 
 
@@ -349,6 +370,11 @@ def _poll_batches(master_key: str | None) -> Callable[[Request], Any]:
         return Response(orjson.dumps(body), media_type="application/json")
 
     return poll
+
+
+def _batches(services: Services) -> BatchGateway:
+    assert services.batches is not None  # built with the pipeline, in the lifespan
+    return services.batches
 
 
 def _counter_storage(config: GatewayConfig) -> Storage:

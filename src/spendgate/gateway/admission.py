@@ -10,6 +10,10 @@ The pipeline calls, for every request that passed authentication and scope resol
     await admission.settle(admitted, cost_nanos, usage) # the call was billed
     await admission.release(admitted)                   # or nothing was billed
 
+and, for a batch at its creation (the batch-cost poller settles it when it is billed)::
+
+    reservation = await admission.admit_batch(BatchAdmission(...))   # may raise
+
 Exactly one of ``settle`` / ``release`` is called per admitted request, also for streams
 (when the stream ends, however it ends); both also settle or release the serving attempt's
 hold. ``admit`` raises a :class:`~spendgate.http.errors.GatewayError` or a
@@ -69,7 +73,7 @@ from spendgate.gateway.deployments import Deployment, billed_tier
 from spendgate.gateway.scoping import ResolvedScopes, Scopes
 from spendgate.http.headers import limit_headers
 
-__all__ = ["Admission", "AdmissionRequest", "Admitted", "AllowAll", "LimitsAdmission"]
+__all__ = ["Admission", "AdmissionRequest", "Admitted", "AllowAll", "BatchAdmission", "LimitsAdmission"]
 
 log = logging.getLogger("spendgate.gateway")
 
@@ -111,6 +115,22 @@ class Admitted:
     attempts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BatchAdmission:
+    """A batch at its creation (issue #12): one reservation of its worst case, settled by the
+    batch-cost poller when the batch is billed."""
+
+    batch_id: str
+    """The batch's managed id: the reservation's request id (settle is idempotent by it)."""
+    resolved: ResolvedScopes
+    deployment: Deployment
+    estimate_nanos: int
+    """The batch's worst case at its deployment's batch rates (the sum of its lines')."""
+    estimate_tokens: int
+    lease_seconds: float
+    """How long the reservation holds without a settle: the batch's whole life."""
+
+
 class Admission(Protocol):
     """Where budgets and rate limits plug into the request path."""
 
@@ -135,6 +155,16 @@ class Admission(Protocol):
         """Give the reservations back: nothing was billed."""
         ...
 
+    async def admit_batch(self, batch: BatchAdmission) -> Reservation | None:
+        """Reserve a batch's worst case at every budget of its scopes and of its deployment,
+        all or nothing, for the batch's lease (None: nothing limits it), or raise
+        :class:`~spendgate.errors.BudgetExceeded` to refuse it."""
+        ...
+
+    async def release_batch(self, reservation: Reservation) -> None:
+        """Give a batch's reservation back (the batch was never created)."""
+        ...
+
 
 class AllowAll:
     """Admits everything (no budgets or rate limits)."""
@@ -152,6 +182,12 @@ class AllowAll:
         return None
 
     async def release(self, admitted: Admitted) -> None:
+        return None
+
+    async def admit_batch(self, batch: BatchAdmission) -> Reservation | None:
+        return None
+
+    async def release_batch(self, reservation: Reservation) -> None:
         return None
 
 
@@ -243,6 +279,19 @@ class LimitsAdmission:
         for reservation in (admitted.reservation, admitted.hold):
             if reservation is not None:
                 await self.enforcer.release(reservation)
+
+    async def admit_batch(self, batch: BatchAdmission) -> Reservation | None:
+        # Budgets only: a batch is one request, and its lines run at the provider's pace,
+        # not against this gateway's request or token rates.
+        model_budgets, _ = self.deployment_limits(batch.resolved, batch.deployment)
+        budgets = [*batch.resolved.budgets, *model_budgets]
+        if not budgets:
+            return None
+        request = EnforcementRequest(batch.batch_id, budgets, (), batch.estimate_nanos, batch.estimate_tokens)
+        return await self.enforcer.admit(request, lease_seconds=batch.lease_seconds)
+
+    async def release_batch(self, reservation: Reservation) -> None:
+        await self.enforcer.release(reservation)
 
     def deployment_limits(
         self, resolved: ResolvedScopes | None, deployment: Deployment

@@ -144,7 +144,7 @@ class Pipeline:
         body = await read_body(request, self.max_body_bytes, headers.get("content-length"))
         client_call = parse_call(endpoint, body, headers.get("content-type", ""))
         self._check_model(principal, client_call.model)
-        client_call.forward_headers = self._forwarded(headers, endpoint)
+        client_call.forward_headers = self.forwarded_headers(headers, endpoint)
         # 3. resolve scopes, once: whom the call is attributed to, and their limits
         header_end_user = None
         if self.trusted_proxies:  # the header is honoured only from a trusted proxy
@@ -429,7 +429,9 @@ class Pipeline:
         upstream: float = call.state.get("upstream_seconds", 0.0)
         return max(0.0, time.perf_counter() - call.started - upstream) + streaming
 
-    def _forwarded(self, headers: Mapping[str, str], endpoint: str) -> dict[str, str]:
+    def forwarded_headers(self, headers: Mapping[str, str], endpoint: str) -> dict[str, str]:
+        """The client headers sent on upstream (Anthropic's version headers on ``messages``;
+        with ``forward_client_headers``, every ``x-*`` header but credentials and ours)."""
         out: dict[str, str] = {}
         if endpoint == "messages":
             for name in ("anthropic-version", "anthropic-beta"):

@@ -1,5 +1,6 @@
 """The gateway's routes and its ASGI front: the OpenAI API (each route also without
-``/v1``), Anthropic's ``/v1/messages`` and ``GET /v1/models``.
+``/v1``), Anthropic's ``/v1/messages``, ``GET /v1/models``, and the files, batches and
+message batches routes (:func:`batch_routes`).
 
 The composition root (:mod:`spendgate.server`) builds the :class:`Pipeline` in its lifespan
 and mounts these routes beside the management API's; :class:`GatewayApp` is the app it
@@ -18,10 +19,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from spendgate.gateway.batch_anthropic import MessageBatchesApi
+from spendgate.gateway.batch_files import FilesApi
+from spendgate.gateway.batch_openai import OpenAIBatchesApi
+from spendgate.gateway.managed import BatchGateway
 from spendgate.gateway.middleware import GatewayMiddleware, InFlight
 from spendgate.gateway.pipeline import Pipeline
 
-__all__ = ["ENDPOINTS", "GatewayApp", "PipelineOf", "gateway_routes"]
+__all__ = ["ENDPOINTS", "BatchesOf", "GatewayApp", "PipelineOf", "batch_routes", "gateway_routes"]
 
 ENDPOINTS = {
     "/chat/completions": "chat",
@@ -37,6 +42,8 @@ ENDPOINTS = {
 
 PipelineOf = Callable[[], Pipeline]
 """Finds the pipeline (built in the lifespan, after the routes)."""
+BatchesOf = Callable[[], BatchGateway]
+"""Finds the files and batches side (built in the lifespan, after the routes)."""
 
 
 def gateway_routes(pipeline_of: PipelineOf) -> list[Route]:
@@ -53,6 +60,52 @@ def gateway_routes(pipeline_of: PipelineOf) -> list[Route]:
     for path in ("/v1/models", "/models"):
         routes.append(Route(path, models, methods=["GET"]))
     return routes
+
+
+def batch_routes(batches_of: BatchesOf) -> list[Route]:
+    """The files, batches and message batches routes (each also without ``/v1``)."""
+    table: list[tuple[str, str, Callable[[BatchGateway], Handler]]] = [
+        ("/files", "POST", lambda gw: FilesApi(gw).upload),
+        ("/files", "GET", lambda gw: FilesApi(gw).list),
+        ("/files/{file_id}", "GET", lambda gw: FilesApi(gw).retrieve),
+        ("/files/{file_id}", "DELETE", lambda gw: FilesApi(gw).delete),
+        ("/files/{file_id}/content", "GET", lambda gw: FilesApi(gw).content),
+        ("/batches", "POST", lambda gw: OpenAIBatchesApi(gw).create),
+        ("/batches", "GET", lambda gw: OpenAIBatchesApi(gw).list),
+        ("/batches/{batch_id}", "GET", lambda gw: OpenAIBatchesApi(gw).retrieve),
+        ("/batches/{batch_id}/cancel", "POST", lambda gw: OpenAIBatchesApi(gw).cancel),
+        ("/messages/batches", "POST", lambda gw: MessageBatchesApi(gw).create),
+        ("/messages/batches", "GET", lambda gw: MessageBatchesApi(gw).list),
+        ("/messages/batches/{batch_id}", "GET", lambda gw: MessageBatchesApi(gw).retrieve),
+        ("/messages/batches/{batch_id}/cancel", "POST", lambda gw: MessageBatchesApi(gw).cancel),
+        ("/messages/batches/{batch_id}/results", "GET", lambda gw: MessageBatchesApi(gw).results),
+    ]
+    by_path: dict[str, dict[str, Handler]] = {}
+    for path, method, handler_of in table:
+        by_path.setdefault(path, {})[method] = _batch_handler(batches_of, handler_of)
+    routes: list[Route] = []
+    for path, handlers in by_path.items():
+        handle = _by_method(handlers)
+        routes.append(Route(f"/v1{path}", handle, methods=list(handlers)))
+        routes.append(Route(path, handle, methods=list(handlers)))
+    return routes
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _batch_handler(batches_of: BatchesOf, handler_of: Callable[[BatchGateway], Handler]) -> Handler:
+    async def handle(request: Request) -> Response:
+        return await handler_of(batches_of())(request)
+
+    return handle
+
+
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    async def handle(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return handle
 
 
 def _endpoint(pipeline_of: PipelineOf, endpoint: str) -> Callable[[Request], Awaitable[Response]]:

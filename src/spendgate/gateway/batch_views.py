@@ -1,0 +1,130 @@
+"""The JSON a client reads about its files and batches: the provider's own objects with every
+id replaced by the managed id the client knows, or, where the provider is not asked (lists,
+a settled batch the provider no longer has), the same shape built from the row.
+
+A client never sees a provider id: a batch's ``input_file_id`` is the managed file's id, its
+``output_file_id`` / ``error_file_id`` are managed files too (:func:`derived_file_id`, one row
+each, made the first time the batch shows them), and an Anthropic batch's ``results_url``
+points back at this gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from spendgate.gateway.managed import epoch
+from spendgate.stores.database.models import ManagedObject
+
+__all__ = [
+    "anthropic_batch_view",
+    "derived_file_id",
+    "file_view",
+    "openai_batch_view",
+    "page_view",
+]
+
+FileRole = Literal["output", "error"]
+
+
+def derived_file_id(batch_id: str, role: FileRole) -> str:
+    """The managed id of a batch's output or error file: derived from the batch's own random
+    id, so every instance names it the same without asking another, and it cannot be guessed
+    without that id."""
+    digest = hashlib.blake2b(f"{batch_id}:{role}".encode(), digest_size=16).hexdigest()
+    return f"file-sg{digest}"
+
+
+def file_view(row: ManagedObject) -> dict[str, Any]:
+    """OpenAI's file object."""
+    return {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.bytes or 0,
+        "created_at": epoch(row.created_at),
+        "filename": row.filename or "",
+        "purpose": row.purpose or "batch",
+        "status": "processed",
+        "expires_at": None,
+        "status_details": None,
+    }
+
+
+def openai_batch_view(row: ManagedObject, provider: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAI's batch object: the provider's (ids mapped), else built from the row."""
+    if provider is not None:
+        view = dict(provider)
+    else:
+        view = {
+            "object": "batch",
+            "errors": None,
+            "completion_window": "24h",
+            "created_at": epoch(row.created_at),
+            "metadata": row.metadata_,
+            "model": row.model_group,
+            "output_file_id": row.output_file_id,
+            "error_file_id": row.error_file_id,
+            "request_counts": {
+                "total": row.requests_total,
+                "completed": row.requests_completed,
+                "failed": row.requests_failed,
+            },
+        }
+    view["id"] = row.id
+    view["endpoint"] = row.endpoint
+    view["input_file_id"] = row.input_file_id
+    view.setdefault("status", row.status)
+    if provider is None:
+        view["status"] = row.status
+    for role, name in (("output", "output_file_id"), ("error", "error_file_id")):
+        if view.get(name):
+            view[name] = derived_file_id(row.id, role)  # type: ignore[arg-type]
+    return view
+
+
+def anthropic_batch_view(
+    row: ManagedObject, base_url: str, provider: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Anthropic's message batch object: the provider's (id and results URL mapped), else
+    built from the row (its counts then are those the poller last saw)."""
+    results_url = f"{base_url.rstrip('/')}/v1/messages/batches/{row.id}/results"
+    if provider is not None:
+        view = dict(provider)
+        view["id"] = row.id
+        if view.get("results_url"):
+            view["results_url"] = results_url
+        return view
+    ended = row.status == "ended"
+    processing = max(0, row.requests_total - row.requests_completed - row.requests_failed)
+    return {
+        "id": row.id,
+        "type": "message_batch",
+        "processing_status": row.status,
+        "request_counts": {
+            "processing": 0 if ended else processing,
+            "succeeded": row.requests_completed,
+            "errored": row.requests_failed,
+            "canceled": 0,
+            "expired": 0,
+        },
+        "ended_at": None,
+        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": None,
+        "archived_at": None,
+        "cancel_initiated_at": None,
+        "results_url": results_url if ended else None,
+    }
+
+
+def page_view(data: list[dict[str, Any]], has_more: bool, *, openai: bool = True) -> dict[str, Any]:
+    """A list page: OpenAI's (``object: list``) or Anthropic's."""
+    page: dict[str, Any] = {
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+    if openai:
+        page = {"object": "list", **page}
+    return page
