@@ -171,6 +171,7 @@ async def test_batches_poll_runs_one_cycle_for_the_master_key_only(tmp_path: Pat
     app = build_app(config)
     async with app.starlette.router.lifespan_context(app.starlette):
         services: Services = app.state.services
+        await services.jobs.close()  # the job's own first cycle must not race the endpoint's
         sessions = async_sessionmaker(services.engine, expire_on_commit=False)
         async with sessions() as session:  # a batch its provider does not know: retired as stale
             await ManagedObjectRepository(session).add(
