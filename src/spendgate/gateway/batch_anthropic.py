@@ -22,7 +22,6 @@ from starlette.responses import Response
 from spendgate.batches.requests import line_worst_case, line_worst_tokens, parse_anthropic_requests
 from spendgate.batches.settlement import provider_counts
 from spendgate.batches.store import ManagedObjectRepository, new_object_id
-from spendgate.errors import UpstreamError
 from spendgate.gateway.batch_files import limit_param
 from spendgate.gateway.batch_openai import settled_headers
 from spendgate.gateway.batch_views import anthropic_batch_view, page_view
@@ -62,32 +61,27 @@ class MessageBatchesApi:
         batch_id = new_object_id("batch", "anthropic")
         reservation = await gw.reserve(batch_id, resolved, deployment, worst, tokens)
         upstream = gw.upstream(deployment)
-        try:
-            created = await upstream.create_message_batch(sent, headers=gw.forwarded(caller, "anthropic"))
-        except BaseException:
-            await gw.release(reservation)
-            raise
         row = ManagedObject(
             id=batch_id,
             kind="batch",
             api="anthropic",
             deployment_id=deployment.id,
-            provider_id=str(created.get("id") or ""),
             model_group=group,
             purpose="batch",
             endpoint="/v1/messages",
-            status=str(created.get("processing_status") or "in_progress"),
+            status="in_progress",
             requests_total=len(requests),
             reservation=None if reservation is None else reservation.to_json(),
             reserved_nanos=worst if reservation is None else reservation.reserved_nanos,
             **owned_by(caller.principal, resolved.scopes),
         )
-        try:
-            await gw.add(row)
-        except BaseException:
-            await _undo(gw, row)
-            await gw.release(reservation)
-            raise
+        forwarded = gw.forwarded(caller, "anthropic")
+        created = await gw.open_batch(
+            row,
+            reservation,
+            lambda: upstream.create_message_batch(sent, headers=forwarded),
+            upstream.cancel_message_batch,
+        )
         return json_response(anthropic_batch_view(row, _base(request), created))
 
     async def retrieve(self, request: Request) -> Response:
@@ -95,14 +89,11 @@ class MessageBatchesApi:
         gw = self.gw
         caller = await gw.caller(request)
         row = await gw.visible(caller, request.path_params["batch_id"], "batch", "anthropic")
-        try:
-            provider = await gw.upstream(gw.deployment_of(row)).retrieve_message_batch(
-                row.provider_id or "", headers=gw.forwarded(caller, "anthropic")
-            )
-        except UpstreamError:
-            if row.settled_at is None:
-                raise
-            provider = None
+        upstream = gw.upstream(gw.deployment_of(row))
+        forwarded = gw.forwarded(caller, "anthropic")
+        provider = await gw.fetch(
+            row, lambda provider_id: upstream.retrieve_message_batch(provider_id, headers=forwarded)
+        )
         if provider is not None:
             await _observe(gw, row, provider)
         return json_response(anthropic_batch_view(row, _base(request), provider), settled_headers(row))
@@ -162,13 +153,6 @@ async def _observe(gw: BatchGateway, row: ManagedObject, provider: Mapping[str, 
             counts=provider_counts("anthropic", provider),
         )
         await session.commit()
-
-
-async def _undo(gw: BatchGateway, row: ManagedObject) -> None:
-    try:
-        await gw.upstream(gw.deployment_of(row)).cancel_message_batch(row.provider_id or "")
-    except Exception:  # best effort
-        pass
 
 
 def _base(request: Request) -> str:

@@ -24,7 +24,6 @@ from starlette.responses import Response
 
 from spendgate.batches.settlement import provider_counts
 from spendgate.batches.store import ManagedObjectRepository, new_object_id
-from spendgate.errors import UpstreamError
 from spendgate.gateway.batch_files import limit_param
 from spendgate.gateway.batch_views import derived_file_id, openai_batch_view, page_view
 from spendgate.gateway.managed import BatchGateway, json_object, json_response, owned_by
@@ -71,23 +70,15 @@ class OpenAIBatchesApi:
         tokens = int((source.metadata_ or {}).get("worst_case_tokens", 0))
         reservation = await gw.reserve(batch_id, resolved, deployment, source.reserved_nanos, tokens)
         upstream = gw.upstream(deployment)
-        try:
-            created = await upstream.create_batch(
-                source.provider_id, endpoint, window, metadata, headers=gw.forwarded(caller, "openai")
-            )
-        except BaseException:
-            await gw.release(reservation)
-            raise
         row = ManagedObject(
             id=batch_id,
             kind="batch",
             api="openai",
             deployment_id=deployment.id,
-            provider_id=str(created.get("id") or ""),
             model_group=source.model_group,
             purpose="batch",
             endpoint=endpoint,
-            status=str(created.get("status") or "validating"),
+            status="validating",
             input_file_id=source.id,
             requests_total=source.requests_total,
             reservation=None if reservation is None else reservation.to_json(),
@@ -95,12 +86,14 @@ class OpenAIBatchesApi:
             metadata_=metadata,
             **owned_by(caller.principal, resolved.scopes),
         )
-        try:
-            await gw.add(row)
-        except BaseException:
-            await _undo(gw, row)
-            await gw.release(reservation)
-            raise
+        forwarded = gw.forwarded(caller, "openai")
+        provider_file = source.provider_id
+        created = await gw.open_batch(
+            row,
+            reservation,
+            lambda: upstream.create_batch(provider_file, endpoint, window, metadata, headers=forwarded),
+            upstream.cancel_batch,
+        )
         return json_response(openai_batch_view(row, created))
 
     async def retrieve(self, request: Request) -> Response:
@@ -108,14 +101,11 @@ class OpenAIBatchesApi:
         gw = self.gw
         caller = await gw.caller(request)
         row = await gw.visible(caller, request.path_params["batch_id"], "batch", "openai")
-        try:
-            provider = await gw.upstream(gw.deployment_of(row)).retrieve_batch(
-                row.provider_id or "", headers=gw.forwarded(caller, "openai")
-            )
-        except UpstreamError:
-            if row.settled_at is None:
-                raise
-            provider = None  # billed and final: the row says all there is to say
+        upstream = gw.upstream(gw.deployment_of(row))
+        forwarded = gw.forwarded(caller, "openai")
+        provider = await gw.fetch(
+            row, lambda provider_id: upstream.retrieve_batch(provider_id, headers=forwarded)
+        )
         if provider is not None:
             await _observe(gw, row, provider)
         return json_response(openai_batch_view(row, provider), settled_headers(row))
@@ -195,14 +185,6 @@ async def _observe(gw: BatchGateway, row: ManagedObject, provider: Mapping[str, 
                 tags=row.tags,
             )
         )
-
-
-async def _undo(gw: BatchGateway, row: ManagedObject) -> None:
-    """The row could not be written: cancel the batch at the provider (best effort)."""
-    try:
-        await gw.upstream(gw.deployment_of(row)).cancel_batch(row.provider_id or "")
-    except Exception:
-        pass
 
 
 def _text(body: Mapping[str, Any], name: str) -> str:

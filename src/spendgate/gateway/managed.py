@@ -22,7 +22,8 @@ write the row; this module holds the rules they have in common:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from spendgate.batches.store import ManagedObjectRepository, ObjectApi, ObjectKind
 from spendgate.enforcement import Reservation
 from spendgate.entities.repository import EntityRepository
+from spendgate.errors import UpstreamError
 from spendgate.gateway.admission import BatchAdmission
 from spendgate.gateway.auth import Principal
 from spendgate.gateway.deployments import Deployment
@@ -238,6 +240,47 @@ class BatchGateway:
         return await self.pipeline.admission.admit_batch(
             BatchAdmission(batch_id, resolved, deployment, nanos, tokens, self.settings.lease_seconds)
         )
+
+    async def open_batch(
+        self,
+        row: ManagedObject,
+        reservation: Reservation | None,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+        cancel: Callable[[str], Awaitable[object]],
+    ) -> dict[str, Any]:
+        """Create a reserved batch at the provider (``create``) and write its row (with the
+        provider's id and status): the reservation given back if the provider refuses; the
+        batch cancelled (best effort) and the reservation given back if the row cannot be
+        written. Returns the provider's batch object."""
+        try:
+            created = await create()
+        except BaseException:
+            await self.release(reservation)
+            raise
+        row.provider_id = str(created.get("id") or "")
+        row.status = str(
+            created.get("processing_status" if row.api == "anthropic" else "status") or row.status
+        )
+        try:
+            await self.add(row)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a batch nobody can name is billed nothing
+                await cancel(row.provider_id)
+            await self.release(reservation)
+            raise
+        return created
+
+    async def fetch(
+        self, row: ManagedObject, fetch: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        """The provider's batch object; None for a settled batch the provider no longer
+        answers for (billed and final: its row says all there is to say)."""
+        try:
+            return await fetch(row.provider_id or "")
+        except UpstreamError:
+            if row.settled_at is None:
+                raise
+            return None
 
     async def release(self, reservation: Reservation | None) -> None:
         """Give a reservation back: the batch was never created."""
