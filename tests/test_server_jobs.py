@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import spendgate
 from spendgate.batches import ManagedObjectRepository, billed_at, new_object_id
-from spendgate.config import parse_config
+from spendgate.config import GatewayConfig, parse_config
 from spendgate.core.money import to_nano
 from spendgate.enforcement import BudgetLimit, EnforcementRequest, Scope, explain
 from spendgate.jobs import LocalLock
@@ -46,8 +46,9 @@ def _line(n: int) -> dict[str, Any]:
     return {"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
-async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: MockServer) -> None:
-    config = parse_config(
+def _config(tmp_path: Path, mock: MockServer, master_key: str, **general: Any) -> GatewayConfig:
+    """One model group on the mock, SQLite in ``tmp_path``."""
+    return parse_config(
         {
             "model_list": [
                 {
@@ -60,14 +61,19 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
                 }
             ],
             "general_settings": {
-                "master_key": "sk-master-jobs",
+                "master_key": master_key,
                 "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
                 "journal_dir": str(tmp_path / "journal"),
-                "batch_poll_interval_seconds": 0.1,
-                "batch_poll_jitter_seconds": 0,
+                **general,
             },
         },
         environ={},
+    )
+
+
+async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: MockServer) -> None:
+    config = _config(
+        tmp_path, mock, "sk-master-jobs", batch_poll_interval_seconds=0.1, batch_poll_jitter_seconds=0
     )
     # Another gateway of this process, on another database, leads its own batch-cost job:
     # leader locks are per deployment, so it must not keep this one's job from running.
@@ -147,27 +153,8 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
 
 
 async def test_batches_poll_runs_one_cycle_for_the_master_key_only(tmp_path: Path, mock: MockServer) -> None:
-    config = parse_config(
-        {
-            "model_list": [
-                {
-                    "model_name": "batch-model",
-                    "litellm_params": {
-                        "model": "openai/gpt-4o-mini",
-                        "api_base": mock.url,
-                        "api_key": "sk-b",
-                    },
-                }
-            ],
-            "general_settings": {
-                "master_key": "sk-master-poll",
-                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-                "journal_dir": str(tmp_path / "journal"),
-                "batch_poll_interval_seconds": 3600,  # only the endpoint runs cycles here
-            },
-        },
-        environ={},
-    )
+    # only the endpoint runs cycles here
+    config = _config(tmp_path, mock, "sk-master-poll", batch_poll_interval_seconds=3600)
     app = build_app(config)
     async with app.starlette.router.lifespan_context(app.starlette):
         services: Services = app.state.services
