@@ -48,6 +48,12 @@ def _line(n: int) -> dict[str, Any]:
 
 def _config(tmp_path: Path, mock: MockServer, master_key: str, **general: Any) -> GatewayConfig:
     """One model group on the mock, SQLite in ``tmp_path``."""
+    settings: dict[str, Any] = {
+        "master_key": master_key,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+        "journal_dir": str(tmp_path / "journal"),
+        **general,
+    }
     return parse_config(
         {
             "model_list": [
@@ -60,12 +66,7 @@ def _config(tmp_path: Path, mock: MockServer, master_key: str, **general: Any) -
                     },
                 }
             ],
-            "general_settings": {
-                "master_key": master_key,
-                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-                "journal_dir": str(tmp_path / "journal"),
-                **general,
-            },
+            "general_settings": settings,
         },
         environ={},
     )
