@@ -98,6 +98,8 @@ class Endpoint:
     query: type[BaseModel] | None = None
     path_param: str | None = None
     """A ``{name}`` in the path whose value is passed as this body field (``/key/{key}/regenerate``)."""
+    plain_keys: bool = False
+    """A key that belongs to no user may call it (the spend reads: it reads its own spend)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +231,7 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
             async with session.begin():
                 repo = EntityRepository(session)
                 caller = await resolve_caller(repo, raw_key, settings.master_key_hash, now)
-                if caller.role is None:
+                if caller.role is None and not endpoint.plain_keys:
                     raise PermissionDenied(
                         "this key belongs to no user, so it has no management rights", code="no_role"
                     )
