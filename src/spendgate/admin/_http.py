@@ -47,6 +47,7 @@ __all__ = [
     "AdminSettings",
     "Context",
     "Endpoint",
+    "endpoint",
     "make_handler",
     "validation_message",
 ]
@@ -139,6 +140,33 @@ class AdminSettings:
         if isinstance(self.engine, AsyncEngine):
             return self.engine
         return self.engine(request)
+
+
+def endpoint(
+    path: str,
+    handler: Callable[..., Any],
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    methods: tuple[str, ...] | None = None,
+    write: bool = True,
+    path_param: str | None = None,
+    plain_keys: bool = False,
+) -> Endpoint:
+    """An :class:`Endpoint`: GET when it reads a query, else POST; tagged by its first path part."""
+    return Endpoint(
+        path=path,
+        methods=methods or (("GET",) if query is not None else ("POST",)),
+        handler=handler,
+        summary=summary,
+        tag=path.strip("/").split("/")[0],
+        write=write,
+        body=body,
+        query=query,
+        path_param=path_param,
+        plain_keys=plain_keys,
+    )
 
 
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:
@@ -263,4 +291,6 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
             settings.on_key_change(request, key_hash)
     if endpoint.write and settings.on_entity_change is not None:
         settings.on_entity_change(request)
+    if isinstance(result, Response):  # e.g. an export streamed from its own connection
+        return result
     return _json(result)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,40 +19,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spendgate.admin import budget_explain, budgets, customers, keys, organizations, teams, users
+from spendgate.admin import (
+    activity,
+    budget_explain,
+    budgets,
+    customers,
+    exports,
+    keys,
+    organizations,
+    spend,
+    teams,
+    users,
+)
 from spendgate.admin import schemas as s
-from spendgate.admin._http import AdminSettings, Endpoint, Explainer, make_handler
+from spendgate.admin._http import AdminSettings, Endpoint, Explainer, endpoint, make_handler
 from spendgate.admin.openapi import build_document
 from spendgate.http.errors import GatewayError, MethodNotAllowed, NotFound, render_error
 
 __all__ = ["ENDPOINTS", "admin_routes", "build_admin_app", "openapi_document"]
 
-_R = ("GET",)
-_W = ("POST",)
-
-
-def _ep(
-    path: str,
-    handler: Callable[..., Any],
-    summary: str,
-    *,
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    methods: tuple[str, ...] | None = None,
-    write: bool = True,
-    path_param: str | None = None,
-) -> Endpoint:
-    return Endpoint(
-        path=path,
-        methods=methods or (_R if query is not None else _W),
-        handler=handler,
-        summary=summary,
-        tag=path.strip("/").split("/")[0],
-        write=write,
-        body=body,
-        query=query,
-        path_param=path_param,
-    )
+_ep = endpoint
 
 
 def _customer_endpoints(prefix: str) -> list[Endpoint]:
@@ -177,6 +162,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         body=s.BudgetExplain,
         write=False,
     ),
+    *spend.ENDPOINTS,
+    *activity.ENDPOINTS,
+    *exports.ENDPOINTS,
 )
 """Every management endpoint (``/end_user/*`` are LiteLLM's aliases of ``/customer/*``)."""
 
