@@ -16,10 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-import spendgate
+from batch_test_helpers import add_unknown_batch, batch_gateway_config, price_output
 from spendgate.batches import ManagedObjectRepository, billed_at, new_object_id
-from spendgate.config import GatewayConfig, parse_config
-from spendgate.core.money import to_nano
 from spendgate.enforcement import BudgetLimit, EnforcementRequest, Scope, explain
 from spendgate.jobs import LocalLock
 from spendgate.providers.batch_api import BatchUpstream
@@ -46,35 +44,9 @@ def _line(n: int) -> dict[str, Any]:
     return {"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
-def _config(tmp_path: Path, mock: MockServer, master_key: str, **general: Any) -> GatewayConfig:
-    """One model group on the mock, SQLite in ``tmp_path``."""
-    settings: dict[str, Any] = {
-        "master_key": master_key,
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        "journal_dir": str(tmp_path / "journal"),
-        **general,
-    }
-    return parse_config(
-        {
-            "model_list": [
-                {
-                    "model_name": "batch-model",
-                    "litellm_params": {
-                        "model": "openai/gpt-4o-mini",
-                        "api_base": mock.url,
-                        "api_key": "sk-b",
-                    },
-                }
-            ],
-            "general_settings": settings,
-        },
-        environ={},
-    )
-
-
 async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: MockServer) -> None:
-    config = _config(
-        tmp_path, mock, "sk-master-jobs", batch_poll_interval_seconds=0.1, batch_poll_jitter_seconds=0
+    config = batch_gateway_config(
+        tmp_path, mock.url, "sk-master-jobs", batch_poll_interval_seconds=0.1, batch_poll_jitter_seconds=0
     )
     # Another gateway of this process, on another database, leads its own batch-cost job:
     # leader locks are per deployment, so it must not keep this one's job from running.
@@ -128,10 +100,8 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
         final = await upstream.retrieve_batch(batch["id"])
         async with upstream.file_content(final["output_file_id"]) as chunks:
             output = b"".join([chunk async for chunk in chunks])
-        at = billed_at(row, final)
-        bodies = [json.loads(line)["response"]["body"] for line in output.splitlines() if line.strip()]
-        assert len(bodies) == 25
-        bill = sum(to_nano(spendgate.completion_cost(body, batch=True, at=at)) for body in bodies)
+        bill, lines = price_output(output, billed_at(row, final))
+        assert lines == 25
         assert bill > 0 and row.cost_nanos == bill
 
         [state] = await explain(services.enforcer, EnforcementRequest("probe", [BUDGET]))
@@ -155,26 +125,12 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
 
 async def test_batches_poll_runs_one_cycle_for_the_master_key_only(tmp_path: Path, mock: MockServer) -> None:
     # only the endpoint runs cycles here
-    config = _config(tmp_path, mock, "sk-master-poll", batch_poll_interval_seconds=3600)
+    config = batch_gateway_config(tmp_path, mock.url, "sk-master-poll", batch_poll_interval_seconds=3600)
     app = build_app(config)
     async with app.starlette.router.lifespan_context(app.starlette):
         services: Services = app.state.services
         await services.jobs.close()  # the job's own first cycle must not race the endpoint's
-        sessions = async_sessionmaker(services.engine, expire_on_commit=False)
-        async with sessions() as session:  # a batch its provider does not know: retired as stale
-            await ManagedObjectRepository(session).add(
-                ManagedObject(
-                    id=new_object_id("batch", "openai"),
-                    kind="batch",
-                    api="openai",
-                    deployment_id=services.pipeline.router.candidates("batch-model")[0].id,
-                    provider_id="batch_unknown",
-                    model_group="batch-model",
-                    status="validating",
-                    api_key="key-a",
-                )
-            )
-            await session.commit()
+        await add_unknown_batch(services)  # a batch its provider does not know: retired as stale
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
             anonymous = await http.post("/batches/poll")

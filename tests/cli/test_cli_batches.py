@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
-from spendgate.batches import ManagedObjectRepository, new_object_id
+from batch_test_helpers import add_unknown_batch, batch_gateway_config
 from spendgate.cli import _GROUPS, _admin_client, _output, _register, app
-from spendgate.config import parse_config
 from spendgate.core.usage.model import Usage
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.repository import LedgerRepository
@@ -112,25 +111,23 @@ def database(tmp_path: Path) -> str:
                 )
                 await session.commit()
             billed = T0 + timedelta(hours=1, minutes=59)
+
+            def settled_event(suffix: str, cost: int, usage: Usage, **values: Any) -> SpendEvent:
+                """One of SETTLED's events (key-a's)."""
+                return SpendEvent(
+                    event_id=f"batch:{SETTLED}{suffix}",
+                    occurred_at=billed,
+                    cost_nanos=cost,
+                    usage=usage,
+                    batch_id=SETTLED,
+                    api_key="key-a",
+                    **values,
+                )
+
             await LedgerRepository(engine).write_batch(
                 [
-                    SpendEvent(
-                        event_id=f"batch:{SETTLED}",
-                        occurred_at=billed,
-                        cost_nanos=1_250_000_001,
-                        usage=Usage(input_tokens=800, output_tokens=80),
-                        batch_id=SETTLED,
-                        api_key="key-a",
-                    ),
-                    SpendEvent(
-                        event_id=f"batch:{SETTLED}:unpriced",
-                        occurred_at=billed,
-                        cost_nanos=0,
-                        usage=Usage(input_tokens=100, output_tokens=10),
-                        unpriced=True,
-                        batch_id=SETTLED,
-                        api_key="key-a",
-                    ),
+                    settled_event("", 1_250_000_001, Usage(input_tokens=800, output_tokens=80)),
+                    settled_event(":unpriced", 0, Usage(input_tokens=100, output_tokens=10), unpriced=True),
                     # Another batch's event, and a live call's: neither bills SETTLED.
                     SpendEvent(event_id=f"batch:{UNPRICED}:unpriced", occurred_at=billed, cost_nanos=0),
                     SpendEvent(event_id="chatcmpl-1", occurred_at=billed, cost_nanos=7, batch_id=None),
@@ -303,31 +300,11 @@ class _AppOnLoop(httpx.AsyncBaseTransport):
 async def test_poll_runs_one_cycle_with_the_master_key_only(
     tmp_path: Path, mock: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
-    config = parse_config(
-        {
-            "model_list": [
-                {
-                    "model_name": "batch-model",
-                    "litellm_params": {
-                        "model": "openai/gpt-4o-mini",
-                        "api_base": mock.url,
-                        "api_key": "sk-b",
-                    },
-                }
-            ],
-            "general_settings": {
-                "master_key": "sk-master-cli",
-                "database_url": database,
-                "journal_dir": str(tmp_path / "journal"),
-                "batch_poll_interval_seconds": 3600,  # only the command runs cycles here
-            },
-        },
-        environ={},
-    )
+    # only the command runs cycles here
+    config = batch_gateway_config(tmp_path, mock.url, "sk-master-cli", batch_poll_interval_seconds=3600)
+    database = str(config.general_settings.database_url)
     monkeypatch.delenv("SPENDGATE_MASTER_KEY", raising=False)
     gateway = build_app(config)
-    batch_id = new_object_id("batch", "openai")
 
     async def cli(*args: str) -> Result:
         return await asyncio.to_thread(runner.invoke, app, ["batches", *args])
@@ -335,20 +312,7 @@ async def test_poll_runs_one_cycle_with_the_master_key_only(
     async with gateway.starlette.router.lifespan_context(gateway.starlette):
         services: Services = gateway.state.services
         await services.jobs.close()  # only the command's cycles may touch the row from here
-        async with AsyncSession(services.engine) as session:  # unknown to its provider: retired
-            await ManagedObjectRepository(session).add(
-                ManagedObject(
-                    id=batch_id,
-                    kind="batch",
-                    api="openai",
-                    deployment_id=services.pipeline.router.candidates("batch-model")[0].id,
-                    provider_id="batch_unknown",
-                    model_group="batch-model",
-                    status="validating",
-                    api_key="key-a",
-                )
-            )
-            await session.commit()
+        batch_id = await add_unknown_batch(services)  # unknown to its provider: retired
         monkeypatch.setattr(_admin_client, "transport", _AppOnLoop(gateway, asyncio.get_running_loop()))
 
         wrong = await cli("poll", "--url", "http://gw", "--master-key", "sk-wrong")

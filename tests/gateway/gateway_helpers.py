@@ -196,22 +196,31 @@ def serve_config(tmp_path: Path, mock_base_url: str, **general: Any) -> Path:
     return config
 
 
-def serve(config: Path, port: int, log: Path, *options: str) -> subprocess.Popen[bytes]:
-    """``spendgate serve`` as a real process (output to ``log``), returned once it answers."""
+def wait_answering(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Wait until ``url`` answers 200 while ``proc`` (writing to ``log``) keeps running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer: {log.read_text()[-3000:]}")
+
+
+def serve(
+    config: Path, port: int, log: Path, *options: str, ready: str = "/health/liveliness"
+) -> subprocess.Popen[bytes]:
+    """``spendgate serve`` as a real process (output to ``log``), returned once ``ready``
+    answers (``/health/readiness`` waits for its database and Redis too)."""
     spendgate = Path(sys.executable).with_name("spendgate")
     args = [str(spendgate), "serve", "--config", str(config), "--port", str(port), *options]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the gateway did not start: {log.read_text()[-3000:]}")
+    wait_answering(f"http://127.0.0.1:{port}{ready}", proc, log)
+    return proc

@@ -15,39 +15,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import openai
 import pytest
 import pytest_asyncio
-import yaml
-from gateway_helpers import MASTER_KEY, free_port
+from cluster_helpers import Cluster, fetch, require_redis, running_cluster
+from gateway_helpers import MASTER_KEY
 from limits_helpers import Admin
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-import spendgate
+from batch_test_helpers import price_output
 from spendgate.batches import billed_at
 from spendgate.core.keys import hash_key
-from spendgate.core.money import to_nano
 from spendgate.providers.mock import MockServer
 from spendgate.stores.database import create_engine
 from spendgate.stores.database.models import ManagedObject
 
-REDIS_URL = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
 MODEL = "gpt-4o-mini"
 CLAIM_LEASE = 2.0
 """``batch_claim_lease_seconds``: a killed claimer's batch is free again after this."""
@@ -58,139 +49,30 @@ next leader's cycles to bill."""
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 
-def _redis_up() -> bool:
-    url = urlsplit(REDIS_URL)
-    try:
-        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _require_redis() -> None:
-    """These tests need the real Redis: unreachable is a failure, never a silent skip (module
-    scoped, so it is checked before the cluster starts)."""
-    if _redis_up():
-        return
-    if os.environ.get("SPENDGATE_TEST_SKIP_REDIS") == "1":
-        pytest.skip("SPENDGATE_TEST_SKIP_REDIS=1")
-    pytest.fail(f"Redis is not reachable at {REDIS_URL}; start it (or SPENDGATE_TEST_SKIP_REDIS=1)")
-
-
-class Cluster:
-    """Three ``spendgate serve`` processes on one config; any one can be killed and restarted."""
-
-    def __init__(self, config: Path, tmp: Path, database_url: str) -> None:
-        self.config = config
-        self.tmp = tmp
-        self.database_url = database_url
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.urls: list[str] = []
-        self._starts = 0
-
-    def start(self, index: int | None = None) -> None:
-        """Start a process (a new one, or again in slot ``index``) and wait until it is ready."""
-        port = free_port()
-        self._starts += 1
-        log = self.tmp / f"gateway-{self._starts}.log"
-        spendgate_bin = Path(sys.executable).with_name("spendgate")
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    spendgate_bin,
-                    "serve",
-                    "--config",
-                    self.config,
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        url = f"http://127.0.0.1:{port}"
-        if index is None:
-            self.procs.append(proc)
-            self.urls.append(url)
-        else:
-            self.procs[index], self.urls[index] = proc, url
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health/readiness", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway did not start: {log.read_text()[-3000:]}")
-
-    def index_of(self, pid: int) -> int:
-        return [p.pid for p in self.procs].index(pid)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _clear_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    """Checked before the cluster starts (module scoped)."""
+    require_redis()
 
 
 @pytest.fixture(scope="module")
 def cluster(
     mock_server: MockServer, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("batch-cluster")
-    prefix = f"sgtest-{uuid.uuid4().hex[:12]}"
-    raw: dict[str, Any] = {
-        "model_list": [
-            {
-                "model_name": MODEL,
-                "litellm_params": {"model": f"openai/{MODEL}", "api_base": mock_server.base_url},
-            }
-        ],
-        "general_settings": {
-            "master_key": MASTER_KEY,
-            "database_url": postgres_url,
-            "journal_dir": str(tmp / "journal"),
-            "redis_url": REDIS_URL,
-            "enforcement_key_prefix": prefix,
-            "upstream_http_client": "httpx",
-            "batch_poll_interval_seconds": 0.2,
-            "batch_poll_jitter_seconds": 0,
-            "batch_claim_lease_seconds": CLAIM_LEASE,
-        },
+    model = {
+        "model_name": MODEL,
+        "litellm_params": {"model": f"openai/{MODEL}", "api_base": mock_server.base_url},
     }
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    cluster = Cluster(config, tmp, postgres_url)
-    try:
-        for _ in range(3):
-            cluster.start()
+    with running_cluster(
+        tmp_path_factory.mktemp("batch-cluster"),
+        postgres_url,
+        f"sgtest-{uuid.uuid4().hex[:12]}",
+        [model],
+        batch_poll_interval_seconds=0.2,
+        batch_poll_jitter_seconds=0,
+        batch_claim_lease_seconds=CLAIM_LEASE,
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        _clear_redis(prefix)
 
 
 @pytest_asyncio.fixture
@@ -243,44 +125,26 @@ async def _wait_settled(db: AsyncEngine, batch_ids: Sequence[str], timeout: floa
         await asyncio.sleep(0.1)
 
 
-async def _reference_bill(mock: MockServer, row: ManagedObject) -> tuple[int, int]:
-    """(the batch's bill in nano-USD, its number of priced lines), from the provider's own
-    batch object and output file: each line priced with ``completion_cost(batch=True)`` at
-    the batch's billing time."""
+async def _reference_bill(mock: MockServer, row: ManagedObject) -> int:
+    """The batch's bill in nano-USD, from the provider's own batch object and output file:
+    each line priced with ``completion_cost(batch=True)`` at the batch's billing time. The
+    row holds exactly that bill, of 7 priced lines (8, one of which failed)."""
     async with httpx.AsyncClient(base_url=mock.url, headers={"authorization": "Bearer sk-ref"}) as http:
         batch = (await http.get(f"/batches/{row.provider_id}")).raise_for_status().json()
         assert batch["status"] == "completed", batch
         output = (await http.get(f"/files/{batch['output_file_id']}/content")).raise_for_status().content
-    at = billed_at(row, batch)
-    bodies = [json.loads(line)["response"]["body"] for line in output.splitlines() if line.strip()]
-    bill = sum(to_nano(spendgate.completion_cost(body, batch=True, at=at)) for body in bodies)
-    return bill, len(bodies)
+    bill, lines = price_output(output, billed_at(row, batch))
+    assert lines == 7 and bill > 0
+    assert row.cost_nanos == bill, row.id
+    return bill
 
 
 async def _ledger(database_url: str, where: str, *args: Any) -> list[asyncpg.Record]:
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(
-            await conn.fetch(
-                f"SELECT event_id, cost_nanos, api_key, batch_id, unpriced FROM spend_events WHERE {where}",  # noqa: S608
-                *args,
-            )
-        )
-    finally:
-        await conn.close()
-
-
-async def _wait_ledger(
-    database_url: str, key_id: str, count: int, timeout: float = 20
-) -> list[asyncpg.Record]:
-    """The key's batch events, once ``count`` are there (the recorders write behind)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = await _ledger(database_url, "api_key = $1", key_id)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.1)
+    return await fetch(
+        database_url,
+        f"SELECT event_id, cost_nanos, api_key, batch_id, unpriced FROM spend_events WHERE {where}",  # noqa: S608
+        *args,
+    )
 
 
 def _key_window(url: str, raw_key: str) -> tuple[Decimal, Decimal]:
@@ -301,6 +165,25 @@ def _usd(nanos: int) -> Decimal:
     return Decimal(nanos) / 10**9
 
 
+async def _assert_billed_once(cluster: Cluster, raw_key: str, bills: dict[str, int]) -> None:
+    """The key's ledger holds exactly one ``batch:<id>`` event of each batch's bill (read
+    again after a second writer would have landed), and every instance reads their sum in
+    the key's shared counter as spent, nothing reserved."""
+    key_id = hash_key(raw_key)
+    deadline = time.monotonic() + 20  # the recorders write behind
+    while len(await _ledger(cluster.database_url, "api_key = $1", key_id)) < len(bills):
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # a second writer would land now: look again
+    events = await _ledger(cluster.database_url, "api_key = $1", key_id)
+    assert sorted((e["event_id"], e["cost_nanos"], e["batch_id"]) for e in events) == sorted(
+        (f"batch:{b}", bill, b) for b, bill in bills.items()
+    )
+    for url in cluster.urls:  # the shared counter, read from every instance
+        assert _key_window(url, raw_key) == (_usd(sum(bills.values())), Decimal(0))
+
+
 async def _poll_everywhere(cluster: Cluster) -> list[dict[str, int]]:
     """``POST /batches/poll`` on the three instances at once: three pollers racing for the
     same finished batches (beside the job's own cycles)."""
@@ -316,7 +199,6 @@ async def test_three_polling_gateways_bill_each_batch_exactly_once(
 ) -> None:
     with Admin(cluster.urls[0]) as admin:
         raw = admin.key(key_alias=f"cluster-batches-{uuid.uuid4().hex[:6]}", max_budget=50.0)
-    key_id = hash_key(raw)
     clients = [
         openai.AsyncOpenAI(base_url=f"{u}/v1", api_key=raw, max_retries=0, timeout=30) for u in cluster.urls
     ]
@@ -333,27 +215,14 @@ async def test_three_polling_gateways_bill_each_batch_exactly_once(
             await _poll_everywhere(cluster)
         await asyncio.sleep(1.0)  # and a few of the jobs' own cycles
 
-        bills = {}
-        for row in rows:
-            bill, lines = await _reference_bill(mock, row)
-            assert lines == 7 and bill > 0  # 8 lines, one of which failed
-            assert row.cost_nanos == bill, row.id
-            bills[row.id] = bill
-
-        events = await _wait_ledger(cluster.database_url, key_id, len(batch_ids))
-        await asyncio.sleep(0.5)  # a second writer would land now: look again
-        events = await _ledger(cluster.database_url, "api_key = $1", key_id)
-        assert sorted((e["event_id"], e["cost_nanos"], e["batch_id"]) for e in events) == sorted(
-            (f"batch:{b}", bills[b], b) for b in batch_ids
-        )
-        total = sum(bills.values())
-        for url in cluster.urls:  # the shared counter, read from every instance
-            assert _key_window(url, raw) == (_usd(total), Decimal(0))
+        bills = {row.id: await _reference_bill(mock, row) for row in rows}
+        await _assert_billed_once(cluster, raw, bills)
 
         for i, b in enumerate(batch_ids):  # a settled batch's retrieve carries its exact bill
             reply = await clients[(i + 1) % 3].batches.with_raw_response.retrieve(b)
             assert Decimal(reply.headers["x-spendgate-response-cost"]) == _usd(bills[b])
-        assert _key_window(cluster.urls[2], raw) == (_usd(total), Decimal(0))  # retrieves bill nothing
+        total = _usd(sum(bills.values()))
+        assert _key_window(cluster.urls[2], raw) == (total, Decimal(0))  # retrieves bill nothing
     finally:
         for c in clients:
             await c.close()
@@ -364,7 +233,6 @@ async def test_a_claimer_killed_mid_bill_is_overtaken_and_the_batch_billed_once(
 ) -> None:
     with Admin(cluster.urls[0]) as admin:
         raw = admin.key(key_alias=f"cluster-kill-{uuid.uuid4().hex[:6]}", max_budget=50.0)
-    key_id = hash_key(raw)
     # The claimer's download of the output file hangs (until its connection drops).
     mock.queue_faults({"hang": True, "path": "/files/{id}/content", "times": 1})
     async with openai.AsyncOpenAI(
@@ -399,13 +267,4 @@ async def test_a_claimer_killed_mid_bill_is_overtaken_and_the_batch_billed_once(
     assert row.claimed_by is not None and not row.claimed_by.endswith(f":{claimer_pid}")
     await asyncio.sleep(1.0)  # further cycles on all three: nothing more
 
-    bill, lines = await _reference_bill(mock, row)
-    assert lines == 7 and bill > 0
-    assert row.cost_nanos == bill
-    await _wait_ledger(cluster.database_url, key_id, 1)
-    events = await _ledger(cluster.database_url, "api_key = $1", key_id)
-    assert [(e["event_id"], e["cost_nanos"], e["batch_id"]) for e in events] == [
-        (f"batch:{batch_id}", bill, batch_id)
-    ]
-    for url in cluster.urls:
-        assert _key_window(url, raw) == (_usd(bill), Decimal(0))
+    await _assert_billed_once(cluster, raw, {batch_id: await _reference_bill(mock, row)})

@@ -20,11 +20,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,11 @@ import httpx
 import openai
 import pytest
 import yaml
-from gateway_helpers import MASTER_KEY, Ledger, free_port, serve
+from gateway_helpers import MASTER_KEY, Ledger, free_port, serve, wait_answering
 from limits_helpers import ADMIN, Admin
 
 import spendgate
+from batch_test_helpers import price_output
 from spendgate.core.money import NANOS_PER_USD, to_nano
 
 __all__: list[str] = []
@@ -46,19 +47,6 @@ ANTHROPIC_REQUESTS = 100
 EXTRA_POLLS = 20
 EXTRA_RETRIEVES = 50
 SCOPES = ("key", "user", "team")
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer: {log.read_text()[-3000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:
@@ -99,7 +87,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
             )
         self.mock_url = f"http://127.0.0.1:{mock_port}"
-        _wait_http(f"{self.mock_url}/mock/stats", self.mock, self.mock_log)
+        wait_answering(f"{self.mock_url}/mock/stats", self.mock, self.mock_log, timeout=30)
         self.config = tmp / "config.yaml"
         self.config.write_text(
             yaml.safe_dump(
@@ -237,6 +225,26 @@ def _assert_billed(procs: Processes, who: Tenant, bill: int, event: str) -> None
     assert _counters(procs, who.raw_key) == dict.fromkeys(SCOPES, (bill, 0))
 
 
+def _assert_only_reserved(procs: Processes, who: Tenant) -> None:
+    """The batch's worst case is held at every scope, nothing spent yet."""
+    reserved = _counters(procs, who.raw_key)
+    assert all(spend == 0 and held > 0 for spend, held in reserved.values()), reserved
+
+
+def _assert_never_billed_again(
+    procs: Processes, who: Tenant, bill: int, event: str, retrieve: Callable[[], Any], batch_id: str
+) -> None:
+    """More cycles and retrieves (``retrieve()``: the settled batch's raw SDK response) bill
+    nothing; each retrieve carries the bill in ``x-spendgate-response-cost``."""
+    for _ in range(EXTRA_POLLS):
+        assert procs.poll()["settled"] == 0
+    for _ in range(EXTRA_RETRIEVES):
+        raw = retrieve()
+        assert raw.parse().id == batch_id
+        assert _usd_to_nanos(raw.headers["x-spendgate-response-cost"]) == bill
+    _assert_billed(procs, who, bill, event)
+
+
 def _openai_jsonl() -> bytes:
     lines = []
     for i in range(OPENAI_LINES):
@@ -271,32 +279,22 @@ def test_openai_sdk_batch_is_billed_exactly_once_to_key_user_and_team(procs: Pro
         batch = client.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
-        # The worst case is reserved at every scope, nothing spent yet.
-        reserved = _counters(procs, who.raw_key)
-        assert all(spend == 0 and held > 0 for spend, held in reserved.values()), reserved
+        _assert_only_reserved(procs, who)
 
         _settle(procs)
         final = client.batches.retrieve(batch.id)
         assert final.status == "completed" and final.output_file_id, final
         assert final.request_counts is not None and final.request_counts.completed == OPENAI_LINES
         assert final.completed_at is not None
-        at = datetime.fromtimestamp(final.completed_at, UTC)
         output = client.files.content(final.output_file_id).read()
-        bodies = [json.loads(line)["response"]["body"] for line in output.splitlines() if line.strip()]
-        assert len(bodies) == OPENAI_LINES
-        bill = sum(to_nano(spendgate.completion_cost(body, batch=True, at=at)) for body in bodies)
+        bill, lines = price_output(output, datetime.fromtimestamp(final.completed_at, UTC))
+        assert lines == OPENAI_LINES
         assert bill > 0
         event = f"batch:{batch.id}"
         _assert_billed(procs, who, bill, event)
 
-        # More cycles and retrieves bill nothing; the settled retrieve carries the bill.
-        for _ in range(EXTRA_POLLS):
-            assert procs.poll()["settled"] == 0
-        for _ in range(EXTRA_RETRIEVES):
-            raw = client.batches.with_raw_response.retrieve(batch.id)
-            assert raw.parse().id == batch.id
-            assert _usd_to_nanos(raw.headers["x-spendgate-response-cost"]) == bill
-        _assert_billed(procs, who, bill, event)
+        retrieve = partial(client.batches.with_raw_response.retrieve, batch.id)
+        _assert_never_billed_again(procs, who, bill, event, retrieve, batch.id)
 
     # A restart (SIGTERM, same config, database and journal): the counters are rebuilt from
     # the ledger, and nothing is billed again.
@@ -326,8 +324,7 @@ def test_anthropic_sdk_message_batch_is_billed_exactly_once_to_key_user_and_team
     ]
     with procs.anthropic_client(who) as client:
         batch = client.messages.batches.create(requests=requests)
-        reserved = _counters(procs, who.raw_key)
-        assert all(spend == 0 and held > 0 for spend, held in reserved.values()), reserved
+        _assert_only_reserved(procs, who)
 
         _settle(procs)
         final = client.messages.batches.retrieve(batch.id)
@@ -345,10 +342,5 @@ def test_anthropic_sdk_message_batch_is_billed_exactly_once_to_key_user_and_team
         event = f"batch:{batch.id}"
         _assert_billed(procs, who, bill, event)
 
-        for _ in range(EXTRA_POLLS):
-            assert procs.poll()["settled"] == 0
-        for _ in range(EXTRA_RETRIEVES):
-            raw = client.messages.batches.with_raw_response.retrieve(batch.id)
-            assert raw.parse().id == batch.id
-            assert _usd_to_nanos(raw.headers["x-spendgate-response-cost"]) == bill
-        _assert_billed(procs, who, bill, event)
+        retrieve = partial(client.messages.batches.with_raw_response.retrieve, batch.id)
+        _assert_never_billed_again(procs, who, bill, event, retrieve, batch.id)

@@ -6,165 +6,61 @@ rate for 10 s."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import openai
 import pytest
-import yaml
-from gateway_helpers import MASTER_KEY, free_port
+from cluster_helpers import Cluster, fetch, require_redis, running_cluster
 from limits_helpers import CENT, MESSAGES, Admin, cent_call
-from sqlalchemy.engine import make_url
 
 from spendgate.core.keys import hash_key
 from spendgate.providers.mock import MockServer
 
-REDIS = ("127.0.0.1", 6379)
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _require_redis() -> None:
-    """These tests need the real Redis: unreachable is a failure, never a silent skip."""
-    if _redis_up():
-        return
-    if os.environ.get("SPENDGATE_TEST_SKIP_REDIS") == "1":
-        pytest.skip("SPENDGATE_TEST_SKIP_REDIS=1")
-    pytest.fail(f"Redis is not reachable at {REDIS[0]}:{REDIS[1]}; start it (or SPENDGATE_TEST_SKIP_REDIS=1)")
+    """Checked before the cluster starts (module scoped)."""
+    require_redis()
 
 
-class Cluster:
-    def __init__(self, urls: list[str], database_url: str, prefix: str) -> None:
-        self.urls = urls
-        self.database_url = database_url
-        self.prefix = prefix
-
-    async def spend(self, key_id: str, count: int, timeout: float = 20) -> list[int]:
-        """The costs of the key's successful calls in the shared ledger, once ``count`` are
-        there (the recorders write behind)."""
-        dsn = make_url(self.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                rows = await conn.fetch(
-                    "SELECT cost_nanos FROM spend_events WHERE api_key = $1 AND status = 'success'", key_id
-                )
-                if len(rows) >= count or time.monotonic() > deadline:
-                    return [int(r["cost_nanos"]) for r in rows]
-                await asyncio.sleep(0.1)
-        finally:
-            await conn.close()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health/readiness", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gateway did not start: {log.read_text()[-3000:]}")
+async def _spend(cluster: Cluster, key_id: str, count: int, timeout: float = 20) -> list[int]:
+    """The costs of the key's successful calls in the shared ledger, once ``count`` are there
+    (the recorders write behind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await fetch(
+            cluster.database_url,
+            "SELECT cost_nanos FROM spend_events WHERE api_key = $1 AND status = 'success'",
+            key_id,
+        )
+        if len(rows) >= count or time.monotonic() > deadline:
+            return [int(r["cost_nanos"]) for r in rows]
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def cluster(
     mock_server: MockServer, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("cluster")
-    prefix = f"sgtest-{uuid.uuid4().hex[:12]}"
     price = {"input_cost_per_token": "0", "output_cost_per_token": "0.0001"}
-    raw: dict[str, Any] = {
-        "model_list": [
-            {
-                "model_name": "cent",
-                "litellm_params": {"model": "openai/cent-model", "api_base": mock_server.base_url, **price},
-            }
-        ],
-        "general_settings": {
-            "master_key": MASTER_KEY,
-            "database_url": postgres_url,
-            "journal_dir": str(tmp / "journal"),
-            "redis_url": f"redis://{REDIS[0]}:{REDIS[1]}/0",
-            "enforcement_key_prefix": prefix,
-            "rate_limit_window_seconds": 2,  # rpm_limit is "per 2 s" here (a test setting)
-            "upstream_http_client": "httpx",
-        },
+    model = {
+        "model_name": "cent",
+        "litellm_params": {"model": "openai/cent-model", "api_base": mock_server.base_url, **price},
     }
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    spendgate = Path(sys.executable).with_name("spendgate")
-    try:
-        for i in range(3):
-            port = free_port()
-            log = tmp / f"gateway-{i}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [
-                        str(spendgate),
-                        "serve",
-                        "--config",
-                        str(config),
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "warning",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )
-            procs.append(proc)
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc, log)
-            urls.append(url)
-        yield Cluster(urls, postgres_url, prefix)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        _clear_redis(prefix)
-
-
-def _clear_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis(host=REDIS[0], port=REDIS[1])
-    try:
-        keys = list(client.scan_iter(match=f"{{{prefix}}}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with running_cluster(
+        tmp_path_factory.mktemp("cluster"),
+        postgres_url,
+        f"sgtest-{uuid.uuid4().hex[:12]}",
+        [model],
+        rate_limit_window_seconds=2,  # rpm_limit is "per 2 s" here (a test setting)
+    ) as cluster:
+        yield cluster
 
 
 @pytest.mark.asyncio
@@ -187,7 +83,7 @@ async def test_budget_race_across_three_processes(cluster: Cluster, mock: MockSe
     for status, error, _ in (r for r in results if r[0] != 200):
         assert status == 402 and error["type"] == "budget_exceeded", (status, error)
         assert f"key:{hash_key(raw)}" in str(error["message"])
-    costs = await cluster.spend(hash_key(raw), 100)
+    costs = await _spend(cluster, hash_key(raw), 100)
     assert len(costs) == 100 and sum(costs) == 100 * CENT
 
 

@@ -104,26 +104,28 @@ def test_cancel_keeps_the_requests_done_before_it(anthropic_client: anthropic.An
     assert failed.type == "errored" and failed.error.error.type == "invalid_request_error"
 
 
-def test_cancel_with_more_done_than_requests(anthropic_client: anthropic.Anthropic) -> None:
+@pytest.mark.parametrize(
+    ("second", "done", "counts", "types"),
+    [
+        pytest.param("fail-b", "7", (1, 1, 0), ["succeeded", "errored"], id="more-done-than-requests"),
+        pytest.param("b", "0", (0, 0, 2), ["canceled", "canceled"], id="none-done"),
+    ],
+)
+def test_cancel_with_done_count(
+    anthropic_client: anthropic.Anthropic,
+    second: str,
+    done: str,
+    counts: tuple[int, int, int],
+    types: list[str],
+) -> None:
     batches = anthropic_client.messages.batches
     created = batches.create(
-        requests=[_request("a", "x", 1), _request("fail-b", "y", 1)],
-        extra_headers={"x-mock-batch-done-on-cancel": "7"},
+        requests=[_request("a", "x", 1), _request(second, "y", 1)],
+        extra_headers={"x-mock-batch-done-on-cancel": done},
     )
-    counts = _cancel_and_poll(batches, created.id).request_counts
-    assert (counts.succeeded, counts.errored, counts.canceled) == (1, 1, 0)
-    assert [row.result.type for row in batches.results(created.id)] == ["succeeded", "errored"]
-
-
-def test_cancel_with_none_done(anthropic_client: anthropic.Anthropic) -> None:
-    batches = anthropic_client.messages.batches
-    created = batches.create(
-        requests=[_request("a", "x", 1), _request("b", "y", 1)],
-        extra_headers={"x-mock-batch-done-on-cancel": "0"},
-    )
-    counts = _cancel_and_poll(batches, created.id).request_counts
-    assert (counts.succeeded, counts.errored, counts.canceled) == (0, 0, 2)
-    assert [row.result.type for row in batches.results(created.id)] == ["canceled", "canceled"]
+    ended = _cancel_and_poll(batches, created.id).request_counts
+    assert (ended.succeeded, ended.errored, ended.canceled) == counts
+    assert [row.result.type for row in batches.results(created.id)] == types
 
 
 def test_done_on_cancel_server_option() -> None:
