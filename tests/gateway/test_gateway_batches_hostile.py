@@ -342,11 +342,6 @@ def test_a_key_restricted_to_other_models_cannot_upload_or_create_a_message_batc
     assert _rows(db, raw) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: POST /v1/batches never checks that the caller's key may use the input file's "
-    "model group (only the upload does), so a key restricted to other models runs a visible file",
-)
 def test_a_team_admin_restricted_to_other_models_cannot_batch_a_members_file(
     admin: Admin, db: Path, http: Http, mock: MockServer, tmp_path: Path
 ) -> None:
@@ -542,14 +537,7 @@ _LISTS = ["/v1/files", "/v1/batches", "/v1/messages/batches"]
         "99999999999999999999",
         " 5",
         "0x10",
-        pytest.param(
-            "²",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: batch_files._limit checks str.isdigit(), true for '²', then int('²') "
-                "raises ValueError: a 500",
-            ),
-        ),
+        "²",
     ],
 )
 def test_a_bad_limit_is_a_422_on_every_list(admin: Admin, http: Http, limit: str) -> None:
@@ -634,11 +622,6 @@ def test_cancel_an_ended_message_batch_and_results_before_it_ended_never_500(
         assert 400 <= r.status_code < 500, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: DELETE /v1/files/{id} deletes the input file of a running batch at the "
-    "provider; the batch then 404s on every retrieve and the poller never bills it",
-)
 def test_deleting_the_input_file_of_a_running_batch_leaves_the_batch_readable_and_billed(
     admin: Admin, db: Path, http: Http
 ) -> None:

@@ -246,6 +246,14 @@ class ManagedObjectRepository:
         rows = list((await self.session.scalars(stmt)).all())
         return ManagedObjectPage(objects=tuple(rows[:limit]), has_more=len(rows) > limit)
 
+    async def file_in_use(self, file_id: str) -> bool:
+        """True while an unsettled batch was made from file ``file_id`` (its provider
+        file must stay until the batch is billed)."""
+        stmt = select(ManagedObject.id).where(
+            ManagedObject.kind == "batch", ManagedObject.input_file_id == file_id, *_unsettled()
+        )
+        return (await self.session.scalars(stmt.limit(1))).first() is not None
+
     async def remove_file(self, object_id: str) -> bool:
         """Delete a file's row (``DELETE /v1/files/{id}``); a batch's row is never deleted
         here, since it carries a reservation and a bill. True if a row went."""

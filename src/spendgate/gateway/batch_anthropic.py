@@ -25,7 +25,7 @@ from spendgate.batches.store import ManagedObjectRepository, new_object_id
 from spendgate.gateway.batch_files import limit_param
 from spendgate.gateway.batch_openai import settled_headers
 from spendgate.gateway.batch_views import anthropic_batch_view, page_view
-from spendgate.gateway.managed import BatchGateway, json_object, json_response, owned_by, relay
+from spendgate.gateway.managed import BatchGateway, cursor_param, json_object, json_response, owned_by, relay
 from spendgate.http.errors import InvalidField
 from spendgate.stores.database.models import ManagedObject
 
@@ -125,7 +125,7 @@ class MessageBatchesApi:
         newest first, from the rows."""
         caller = await self.gw.caller(request)
         params = request.query_params
-        after, before = params.get("after_id") or None, params.get("before_id") or None
+        after, before = cursor_param(params.get("after_id")), cursor_param(params.get("before_id"))
         if after and before:
             raise InvalidField("give after_id or before_id, not both", param="before_id")
         limit = limit_param(params.get("limit"), default=20, most=1000)

@@ -26,9 +26,9 @@ from spendgate.batches.requests import ENDPOINTS, line_worst_case, line_worst_to
 from spendgate.batches.store import ManagedObjectRepository, new_object_id
 from spendgate.errors import UpstreamStatusError
 from spendgate.gateway.batch_views import file_view, page_view
-from spendgate.gateway.managed import BatchGateway, json_response, owned_by, relay
+from spendgate.gateway.managed import BatchGateway, cursor_param, json_response, owned_by, relay
 from spendgate.http.body import read_body
-from spendgate.http.errors import InvalidField, MalformedRequest, PayloadTooLarge
+from spendgate.http.errors import Conflict, InvalidField, MalformedRequest, PayloadTooLarge
 from spendgate.stores.database.models import ManagedObject
 
 __all__ = ["FilesApi"]
@@ -128,7 +128,7 @@ class FilesApi:
                 "file",
                 api="openai",
                 purpose=params.get("purpose") or None,
-                after=params.get("after") or None,
+                after=cursor_param(params.get("after")),
                 limit=limit,
                 order="asc" if order == "asc" else "desc",
                 **caller.viewer.visibility(),
@@ -155,6 +155,9 @@ class FilesApi:
         gw = self.gw
         caller = await gw.caller(request)
         row = await gw.visible(caller, request.path_params["file_id"], "file", "openai", manage=True)
+        async with gw.sessions() as session:
+            if await ManagedObjectRepository(session).file_in_use(row.id):
+                raise Conflict(f"file {row.id!r} is the input of a batch not yet billed; delete it after")
         try:
             await gw.upstream(gw.deployment_of(row)).delete_file(
                 row.provider_id or "", headers=gw.forwarded(caller, "openai")
@@ -184,7 +187,7 @@ def _endpoint(data: bytes) -> str:
 def _limit(text: str | None, *, default: int, most: int) -> int:
     if text is None or text == "":
         return default
-    if not text.isdigit() or not 1 <= int(text) <= most:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
         raise InvalidField(f"limit must be an integer from 1 to {most}", param="limit")
     return int(text)
 

@@ -26,8 +26,8 @@ from spendgate.batches.settlement import provider_counts
 from spendgate.batches.store import ManagedObjectRepository, new_object_id
 from spendgate.gateway.batch_files import limit_param
 from spendgate.gateway.batch_views import derived_file_id, openai_batch_view, page_view
-from spendgate.gateway.managed import BatchGateway, json_object, json_response, owned_by
-from spendgate.http.errors import InvalidField, MalformedRequest
+from spendgate.gateway.managed import BatchGateway, cursor_param, json_object, json_response, owned_by
+from spendgate.http.errors import InvalidField, MalformedRequest, PermissionDenied
 from spendgate.http.headers import RESPONSE_COST, cost_text
 from spendgate.stores.database.models import ManagedObject
 
@@ -60,12 +60,15 @@ class OpenAIBatchesApi:
         source = await gw.visible(caller, file_id, "file", "openai")
         if source.purpose != "batch" or not source.provider_id:
             raise InvalidField(f"file {file_id!r} is not a batch input file", param="input_file_id")
+        group = source.model_group or ""
+        if not caller.principal.may_use(group):  # the batch is billed to this key: its models rule
+            raise PermissionDenied(f"this key may not use model {group!r}", param="input_file_id")
         if endpoint != source.endpoint:
             raise InvalidField(
                 f"the lines of {file_id!r} are for {source.endpoint!r}, not {endpoint!r}", param="endpoint"
             )
         deployment = gw.deployment_of(source)
-        resolved = await gw.resolve(caller, source.model_group or "")
+        resolved = await gw.resolve(caller, group)
         batch_id = new_object_id("batch", "openai")
         tokens = int((source.metadata_ or {}).get("worst_case_tokens", 0))
         reservation = await gw.reserve(batch_id, resolved, deployment, source.reserved_nanos, tokens)
@@ -131,7 +134,7 @@ class OpenAIBatchesApi:
             page = await ManagedObjectRepository(session).list_visible(
                 "batch",
                 api="openai",
-                after=params.get("after") or None,
+                after=cursor_param(params.get("after")),
                 limit=limit_param(params.get("limit"), default=20, most=100),
                 **caller.viewer.visibility(),
             )

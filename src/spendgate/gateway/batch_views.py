@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from spendgate.gateway.managed import epoch
@@ -109,7 +110,7 @@ def anthropic_batch_view(
             "expired": 0,
         },
         "ended_at": None,
-        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": _iso(row.created_at),
         "expires_at": None,
         "archived_at": None,
         "cancel_initiated_at": None,
@@ -128,3 +129,9 @@ def page_view(data: list[dict[str, Any]], has_more: bool, *, openai: bool = True
     if openai:
         page = {"object": "list", **page}
     return page
+
+
+def _iso(moment: datetime) -> str:
+    """RFC 3339 in UTC, as Anthropic writes its times."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -55,10 +55,12 @@ __all__ = [
     "BatchGateway",
     "BatchSettings",
     "Viewer",
+    "cursor_param",
     "epoch",
     "json_object",
     "json_response",
     "owned_by",
+    "plausible_id",
     "relay",
 ]
 
@@ -158,10 +160,12 @@ class BatchGateway:
     ) -> ManagedObject:
         """The object if the caller may see it (and, with ``manage``, cancel or delete it);
         404 otherwise, the same for an id that does not exist and one that is not theirs."""
-        async with self.sessions() as session:
-            obj = await ManagedObjectRepository(session).get_visible(
-                object_id, kind=kind, api=api, **caller.viewer.visibility()
-            )
+        obj = None
+        if plausible_id(object_id):
+            async with self.sessions() as session:
+                obj = await ManagedObjectRepository(session).get_visible(
+                    object_id, kind=kind, api=api, **caller.viewer.visibility()
+                )
         if obj is None:
             what = "file" if kind == "file" else "batch"
             raise NotFound(f"no {what} {object_id!r}", param=f"{what}_id", code="not_found")
@@ -286,6 +290,20 @@ class BatchGateway:
         """Give a reservation back: the batch was never created."""
         if reservation is not None:
             await self.pipeline.admission.release_batch(reservation)
+
+
+def plausible_id(text: str | None) -> bool:
+    """Whether ``text`` can be a managed id at all (printable ASCII, at most 64 characters):
+    anything else is answered as unknown without a query (PostgreSQL refuses NUL in text)."""
+    return text is not None and 0 < len(text) <= 64 and text.isascii() and text.isprintable()
+
+
+def cursor_param(text: str | None) -> str | None:
+    """A list's ``after`` / ``after_id`` / ``before_id``: None when absent; an id that cannot
+    exist is kept as one no row has (an empty page, as for another owner's id)."""
+    if not text:
+        return None
+    return text if plausible_id(text) else "-"
 
 
 def owned_by(principal: Principal, scopes: Scopes | None = None) -> dict[str, Any]:
