@@ -1,0 +1,202 @@
+"""Daily activity: per local day, an entity's spend, tokens and requests, broken down by
+model, provider, entity and key, read from the rollups (LiteLLM's daily activity endpoints).
+
+Two reads of :func:`~spendgate.ledger.reports.spend_report` (day granularity, exact in any
+IANA zone, rollups only):
+
+* the **entity** rows (``[scope, model, provider]``, scope one of user / team / tag /
+  customer) give each day's metrics and the model, provider and entity breakdowns;
+* the **key** rows (``[key, model, provider]``) give the per-key breakdown: every event has
+  one key, so a key's rows are exactly its spend.
+
+The rollups keep one scope per row, never (entity, key) pairs, so the per-key figures of an
+entity are the key-scope rollups of the keys the caller says belong to it
+(:func:`daily_activity`'s ``keys``): a key's whole spend that day. When the answer is about
+one key (:func:`key_activity`), the key rows are the whole answer and the entities it is
+listed under are given by the caller.
+
+Money is integer nano-USD throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, tzinfo
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from spendgate.core.periods import get_timezone
+from spendgate.ledger.reports import Report, spend_report
+
+__all__ = ["ACTIVITY_SCOPES", "DayActivity", "Metrics", "daily_activity", "key_activity"]
+
+ACTIVITY_SCOPES = ("user", "team", "tag", "customer")
+"""The report dimensions an activity read is about."""
+
+_Db = AsyncEngine | AsyncConnection | AsyncSession
+_Keep = Callable[[str | None], bool]
+
+
+@dataclass(slots=True)
+class Metrics:
+    """LiteLLM's ``SpendMetrics``, summed exactly (money in nano-USD)."""
+
+    cost_nanos: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    api_requests: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: Metrics) -> None:
+        self.cost_nanos += other.cost_nanos
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cache_read_input_tokens += other.cache_read_input_tokens
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens
+        self.api_requests += other.api_requests
+        self.successful_requests += other.successful_requests
+        self.failed_requests += other.failed_requests
+
+
+def _add(table: dict[Any, Metrics], key: Any, row: Metrics) -> None:
+    acc = table.get(key)
+    if acc is None:
+        table[key] = acc = Metrics()
+    acc.add(row)
+
+
+@dataclass(slots=True)
+class DayActivity:
+    """One local day: its totals and breakdowns. ``None`` keys mean "none" (no model, no
+    provider, no team, no key…)."""
+
+    day: date
+    metrics: Metrics = field(default_factory=Metrics)
+    models: dict[str | None, Metrics] = field(default_factory=dict)
+    providers: dict[str | None, Metrics] = field(default_factory=dict)
+    entities: dict[str | None, Metrics] = field(default_factory=dict)
+    keys: dict[str | None, Metrics] = field(default_factory=dict)
+    """Per key (the ledger's stable ``key_id``)."""
+
+
+def _bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    # Noon of each day: inside the local day whatever its DST transitions; the report widens
+    # the range to whole local days, so this covers [first 00:00, last + 1 00:00) local.
+    return datetime.combine(first, time(12), zone), datetime.combine(last, time(12), zone)
+
+
+async def _report(db: _Db, dim: str, first: date, last: date, tz: str) -> Report:
+    start, end = _bounds(first, last, get_timezone(tz))
+    return await spend_report(
+        db, start=start, end=end, group_by=[dim, "model", "provider"], granularity="day", tz=tz
+    )
+
+
+def _rows(
+    report: Report, dim: str, zone: tzinfo, keep: _Keep, model: str | None
+) -> list[tuple[date, str | None, str | None, str | None, Metrics]]:
+    """``(local day, dimension value, model, provider, metrics)`` of the kept rows."""
+    c = report.columns
+    days: dict[Any, date] = {}
+    out = []
+    for i, period in enumerate(c["period"]):
+        value, row_model = c[dim][i], c["model"][i]
+        if not keep(value) or (model is not None and row_model != model):
+            continue
+        day = days.get(period)
+        if day is None:
+            days[period] = day = period.start.astimezone(zone).date()
+        metrics = Metrics(
+            cost_nanos=c["cost_nanos"][i],
+            prompt_tokens=c["input_tokens"][i],
+            completion_tokens=c["output_tokens"][i],
+            cache_read_input_tokens=c["cache_read_tokens"][i],
+            cache_creation_input_tokens=c["cache_write_tokens"][i],
+            api_requests=c["requests"][i],
+            successful_requests=c["successful_requests"][i],
+            failed_requests=c["failed_requests"][i],
+        )
+        out.append((day, value, row_model, c["provider"][i], metrics))
+    return out
+
+
+async def daily_activity(
+    db: _Db,
+    *,
+    scope: str,
+    first: date,
+    last: date,
+    tz: str = "UTC",
+    entities: _Keep,
+    keys: _Keep,
+    model: str | None = None,
+) -> list[DayActivity]:
+    """The activity of the entities of ``scope`` that ``entities`` keeps, per local day in
+    ``tz`` from ``first`` to ``last`` (inclusive), newest first; days without activity are
+    left out.
+
+    Args:
+        db: an engine, connection or session (the request's transaction).
+        scope: ``user``, ``team``, ``tag`` or ``customer``.
+        entities: which entity ids to count (``None``: events without one).
+        keys: which keys (``key_id``; ``None``: events without a key) to list in the per-key
+            breakdown.
+        model: count only this model.
+    """
+    if scope not in ACTIVITY_SCOPES:
+        raise ValueError(f"unknown activity scope {scope!r}")
+    zone = get_timezone(tz)
+    out: dict[date, DayActivity] = {}
+    for day, entity, row_model, provider, m in _rows(
+        await _report(db, scope, first, last, tz), scope, zone, entities, model
+    ):
+        act = out.get(day)
+        if act is None:
+            out[day] = act = DayActivity(day)
+        act.metrics.add(m)
+        _add(act.models, row_model, m)
+        _add(act.providers, provider, m)
+        _add(act.entities, entity, m)
+    if out:
+        for day, key, _, _, m in _rows(await _report(db, "key", first, last, tz), "key", zone, keys, model):
+            if day in out:
+                _add(out[day].keys, key, m)
+    return [out[d] for d in sorted(out, reverse=True)]
+
+
+async def key_activity(
+    db: _Db,
+    *,
+    key_id: str,
+    listed_under: Sequence[str | None],
+    first: date,
+    last: date,
+    tz: str = "UTC",
+    model: str | None = None,
+) -> list[DayActivity]:
+    """One key's activity per local day (newest first), each day's figures also listed under
+    every entity of ``listed_under`` (the entities the key belongs to)."""
+    zone = get_timezone(tz)
+    out: dict[date, DayActivity] = {}
+    for day, _, row_model, provider, m in _rows(
+        await _report(db, "key", first, last, tz), "key", zone, lambda k: k == key_id, model
+    ):
+        act = out.get(day)
+        if act is None:
+            out[day] = act = DayActivity(day)
+        act.metrics.add(m)
+        _add(act.models, row_model, m)
+        _add(act.providers, provider, m)
+        _add(act.keys, key_id, m)
+        for entity in listed_under:
+            _add(act.entities, entity, m)
+    return [out[d] for d in sorted(out, reverse=True)]
