@@ -1,0 +1,121 @@
+"""Query models of LiteLLM's spend endpoints (``/spend/*``, ``/global/spend*``).
+
+LiteLLM's parameter names, plus an IANA ``timezone`` (default UTC) in which the
+``YYYY-MM-DD`` dates are local days: a range is ``[start_date 00:00, end_date + 1 00:00)``
+local. A date or a zone that does not parse is a 422 naming the parameter (the validators
+below raise, :func:`spendgate.admin._http.validation_message` names the field).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from spendgate.admin.schemas.fields import Ref, StrictModel
+from spendgate.core.periods import get_timezone
+
+__all__ = [
+    "DATE_PATTERN",
+    "MAX_PAGE_SIZE",
+    "GlobalSpendKeysQuery",
+    "GlobalSpendLogsQuery",
+    "GlobalSpendModelsQuery",
+    "GlobalSpendReportQuery",
+    "GlobalSpendTagsQuery",
+    "SpendKeysQuery",
+    "SpendLogsQuery",
+    "SpendRangeQuery",
+    "SpendUsersQuery",
+]
+
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+MAX_PAGE_SIZE = 1000
+"""The most rows one ``/spend/logs`` page holds."""
+MAX_LIMIT = 10_000
+
+
+def _date(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return value
+
+
+def _zone(value: str) -> str:
+    get_timezone(value)  # ValueError: unknown IANA timezone
+    return value
+
+
+Day = Annotated[
+    str,
+    Field(pattern=DATE_PATTERN, description="A local day, YYYY-MM-DD (in `timezone`)."),
+    AfterValidator(_date),
+]
+Zone = Annotated[
+    str,
+    Field(min_length=1, max_length=64, description="An IANA timezone; the days are local days in it."),
+    AfterValidator(_zone),
+]
+
+
+class SpendRangeQuery(StrictModel):
+    """A range of local days. Without dates: the last 30 days and today (LiteLLM's views)."""
+
+    start_date: Day | None = None
+    end_date: Day | None = None
+    timezone: Zone = "UTC"
+
+
+class SpendKeysQuery(StrictModel):
+    """``/spend/keys`` takes no parameters."""
+
+
+class SpendUsersQuery(StrictModel):
+    user_id: Ref | None = None
+
+
+class SpendLogsQuery(SpendRangeQuery):
+    api_key: Ref | None = Field(default=None, description="The raw key, its hash or its id.")
+    user_id: Ref | None = None
+    request_id: Ref | None = None
+    summarize: bool = Field(
+        default=True,
+        description="With start_date and end_date: true sums spend per day (LiteLLM's legacy "
+        "shape); false lists the requests.",
+    )
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
+
+
+class GlobalSpendKeysQuery(SpendRangeQuery):
+    limit: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="The top n keys by spend.")
+
+
+class GlobalSpendModelsQuery(SpendRangeQuery):
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, description="The top n models by spend.")
+
+
+class GlobalSpendTagsQuery(SpendRangeQuery):
+    tags: Annotated[str, Field(max_length=4096)] | None = Field(
+        default=None, description="Comma-separated tags to report ('all-tags' or none: every tag)."
+    )
+
+
+class GlobalSpendLogsQuery(SpendRangeQuery):
+    api_key: Ref | None = Field(default=None, description="The raw key, its hash or its id.")
+
+
+class GlobalSpendReportQuery(StrictModel):
+    """LiteLLM requires both dates here (a missing one is a 422 naming it)."""
+
+    start_date: Day
+    end_date: Day
+    timezone: Zone = "UTC"
+    group_by: Literal["team", "customer", "api_key"] = "team"
+    api_key: Ref | None = None
+    internal_user_id: Ref | None = None
+    team_id: Ref | None = None
+    customer_id: Ref | None = None
