@@ -325,3 +325,57 @@ async def test_internal_user_keys_stay_within_their_models(sqlite_api: Api) -> N
     assert (await api.ok("POST", "/key/generate", {"user_id": "ria", "models": ["gpt-4o"]}))["models"] == [
         "gpt-4o"
     ]
+
+
+# -- the spend endpoints (issue #13): the role matrix with a seventh caller, ``userless`` (a key
+# of no user: it may read its own spend). Naming another's key, user or team is a 403.
+SPEND_ROLES = (*ROLES, "userless")
+ALL_SPEND = (OK,) * 7
+SPEND_ADMIN = (OK, OK, OK, NO, NO, NO, NO)
+TARGET_KEY = (OK, OK, OK, OK, OK, NO, NO)  # the target key is member's, in t1 (tadmin's team)
+MEMBER_USER = (OK, OK, OK, NO, OK, NO, NO)
+DAYS = {"start_date": "2025-03-01", "end_date": "2025-03-31"}
+SPEND_CASES: list[tuple[str, str, dict[str, Any], tuple[int, ...]]] = [
+    ("spend-logs", "/spend/logs", {}, ALL_SPEND),
+    ("spend-logs-summary", "/spend/logs", DAYS, ALL_SPEND),
+    ("spend-logs-key", "/spend/logs", {"api_key": "{target}"}, TARGET_KEY),
+    ("spend-logs-user", "/spend/logs", {"user_id": "member"}, MEMBER_USER),
+    ("spend-keys", "/spend/keys", {}, ALL_SPEND),
+    ("spend-users", "/spend/users", {}, ALL_SPEND),
+    ("spend-users-member", "/spend/users", {"user_id": "member"}, MEMBER_USER),
+    ("spend-tags", "/spend/tags", {}, SPEND_ADMIN),
+    ("global-spend", "/global/spend", {}, ALL_SPEND),
+    ("global-spend-logs", "/global/spend/logs", {}, ALL_SPEND),
+    ("global-spend-logs-key", "/global/spend/logs", {"api_key": "{target}"}, TARGET_KEY),
+    ("global-spend-keys", "/global/spend/keys", {}, ALL_SPEND),
+    ("global-spend-teams", "/global/spend/teams", {}, ALL_SPEND),
+    ("global-spend-models", "/global/spend/models", {}, ALL_SPEND),
+    ("global-spend-tags", "/global/spend/tags", {}, SPEND_ADMIN),
+    ("report-teams", "/global/spend/report", DAYS, ALL_SPEND),
+    ("report-team-t1", "/global/spend/report", {**DAYS, "team_id": "t1"}, (OK, OK, OK, OK, NO, NO, NO)),
+    ("report-customers", "/global/spend/report", {**DAYS, "group_by": "customer"}, SPEND_ADMIN),
+    ("report-customer-c1", "/global/spend/report", {**DAYS, "customer_id": "c1"}, SPEND_ADMIN),
+    ("report-keys", "/global/spend/report", {**DAYS, "group_by": "api_key"}, ALL_SPEND),
+    ("report-key-target", "/global/spend/report", {**DAYS, "api_key": "{target}"}, TARGET_KEY),
+    ("report-user-member", "/global/spend/report", {**DAYS, "internal_user_id": "member"}, MEMBER_USER),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "role", "expected"),
+    [
+        pytest.param(case, role, case[3][i], id=f"{case[0]}-{role}")
+        for case in SPEND_CASES
+        for i, role in enumerate(SPEND_ROLES)
+    ],
+)
+async def test_spend_role_matrix(
+    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, role: str, expected: int
+) -> None:
+    name, path, params, _ = case
+    status, body = await _call(world, tmp_path, (name, "GET", path, params, ()), world[1][role])
+    assert status == expected, body
+    if status == NO:
+        assert body["error"]["type"] == "permission_denied"
+    status, body = await _call(world, tmp_path, (name, "GET", path, params, ()), "sk-not-a-key")
+    assert status == 401 and body["error"]["type"] == "authentication_error"
