@@ -283,6 +283,7 @@ def build_app(
             on_entity_change=_forget_entities,
             explainer=_explain,
             budget_exceeded_status=general.budget_exceeded_status,
+            timezone=settings.timezone,
         )
     )
     starlette = Starlette(

@@ -126,6 +126,10 @@ class AdminSettings:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     budget_exceeded_status: int = 429
     """The status of a budget-exceeded error (``general_settings.budget_exceeded_status``)."""
+    timezone: str = "UTC"
+    """The IANA zone of budget calendars (``litellm_settings.timezone``): the entity views
+    show each window's current period in it, as the enforcer counts it (a window with its
+    own zone keeps its own)."""
 
     @classmethod
     def from_master_key(

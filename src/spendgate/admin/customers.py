@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
 from spendgate.admin.views import customers_out
@@ -69,7 +70,7 @@ async def update_customer(ctx: Context, body: CustomerUpdate) -> dict[str, Any]:
 async def customer_info(ctx: Context, query: CustomerInfoQuery) -> dict[str, Any]:
     require_reader(ctx.caller, "read customers")
     c: EndCustomer = await ctx.entities.require(CUSTOMERS, query.end_user_id, "end_user_id")
-    return (await customers_out(ctx.repo, [c]))[0]
+    return (await customers_out(ctx.repo, [c], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
 
 
 async def list_customers(ctx: Context, query: Empty) -> list[dict[str, Any]]:

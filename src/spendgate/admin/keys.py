@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.key_rights import (
     check_create_rights,
     check_update_rights,
@@ -174,7 +175,8 @@ async def key_info(ctx: Context, query: KeyInfoQuery) -> dict[str, Any]:
         vk = await require_key(ctx.entities, ref)
         if not may_read_key(ctx.caller, vk):
             raise PermissionDenied("you may not read this key")
-    return {"key": ref if ref is not None else vk.token, "info": (await keys_out(ctx.repo, [vk]))[0]}
+    info = (await keys_out(ctx.repo, [vk], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
+    return {"key": ref if ref is not None else vk.token, "info": info}
 
 
 async def list_keys(ctx: Context, query: KeyListQuery) -> dict[str, Any]:
@@ -189,7 +191,11 @@ async def list_keys(ctx: Context, query: KeyListQuery) -> dict[str, Any]:
         key_alias=query.key_alias,
     )
     total, rows = await ctx.repo.list_keys(where, Page(query.page, query.size))
-    keys: list[Any] = await keys_out(ctx.repo, rows) if query.return_full_object else [r.token for r in rows]
+    keys: list[Any] = (
+        await keys_out(ctx.repo, rows, spend=SpendAt(ctx.now, ctx.settings.timezone))
+        if query.return_full_object
+        else [r.token for r in rows]
+    )
     return {
         "keys": keys,
         "total_count": total,

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin
 from spendgate.admin.schemas import (
     OrganizationIds,
@@ -62,7 +63,7 @@ async def organization_info(ctx: Context, query: OrganizationInfoQuery) -> dict[
     org: Organization = await ctx.entities.require(ORGANIZATIONS, query.organization_id, "organization_id")
     if not (ctx.caller.reads_all or org.organization_id in ctx.caller.organization_ids):
         raise PermissionDenied(f"you are not a member of organization {org.organization_id!r}")
-    return (await organizations_out(ctx.repo, [org]))[0]
+    return (await organizations_out(ctx.repo, [org], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
 
 
 async def list_organizations(ctx: Context, query: OrganizationListQuery) -> list[dict[str, Any]]:

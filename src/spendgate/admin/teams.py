@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
     TeamIds,
@@ -107,10 +108,11 @@ async def team_info(ctx: Context, query: TeamInfoQuery) -> dict[str, Any]:
         raise PermissionDenied(f"you are not a member of team {team.team_id!r}")
     sees_all = caller.reads_all or caller.teams.get(team.team_id) == "admin"
     keys = await ctx.repo.keys_of(team_id=team.team_id, user_id=None if sees_all else caller.user_id)
+    at = SpendAt(ctx.now, ctx.settings.timezone)
     return {
         "team_id": team.team_id,
-        "team_info": (await teams_out(ctx.repo, [team]))[0],
-        "keys": await keys_out(ctx.repo, keys),
+        "team_info": (await teams_out(ctx.repo, [team], spend=at))[0],
+        "keys": await keys_out(ctx.repo, keys, spend=at),
         "team_memberships": await memberships_out(ctx.repo, await ctx.repo.memberships_of_team(team.team_id)),
     }
 

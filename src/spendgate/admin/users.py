@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.keys import generate_key
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
@@ -95,7 +96,8 @@ async def user_info(ctx: Context, query: UserInfoQuery) -> dict[str, Any]:
     if user_id is None:
         raise InvalidField("give ?user_id= (the master key is not a user)", param="user_id")
     user: User = await ctx.entities.require(USERS, user_id, "user_id")
-    out = (await users_out(ctx.repo, [user]))[0]
+    at = SpendAt(ctx.now, ctx.settings.timezone)
+    out = (await users_out(ctx.repo, [user], spend=at))[0]
     if not _may_read(caller, user_id, out["teams"]):
         raise PermissionDenied("you may not read this user")
     own = caller.reads_all or user_id == caller.user_id
@@ -104,8 +106,8 @@ async def user_info(ctx: Context, query: UserInfoQuery) -> dict[str, Any]:
     return {
         "user_id": user_id,
         "user_info": out,
-        "keys": await keys_out(ctx.repo, keys),
-        "teams": await teams_out(ctx.repo, teams),
+        "keys": await keys_out(ctx.repo, keys, spend=at),
+        "teams": await teams_out(ctx.repo, teams, spend=at),
     }
 
 

@@ -9,18 +9,21 @@ entity the same way and no handler module needs another's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
+from spendgate.admin.entity_spend import EntitySpend, SpendAt, WindowSpend, entity_spend
 from spendgate.core.money import usd_text
 from spendgate.core.scopes import ScopeType
-from spendgate.entities.codec import nanos
+from spendgate.entities.codec import decode_limits, nanos
 from spendgate.entities.keys import KEY_SCOPE
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import CUSTOMERS, INTERNAL_METADATA, ORGANIZATIONS, TEAMS, USERS
 from spendgate.stores.database.models import (
     Budget,
+    BudgetWindow,
     EndCustomer,
     Organization,
     Team,
@@ -40,6 +43,7 @@ __all__ = [
     "memberships_out",
     "organizations_out",
     "public_metadata",
+    "spend_json",
     "teams_out",
     "usd",
     "users_out",
@@ -123,11 +127,70 @@ async def windows_out(
 ) -> dict[str, list[dict[str, Any]]]:
     """``budget_limits`` of each scope id, as JSON."""
     assert scope is not None
-    rows = await repo.windows(scope.name, ids)
+    return _windows_json(await repo.windows(scope.name, ids))
+
+
+def _windows_json(rows: dict[str, list[BudgetWindow]]) -> dict[str, list[dict[str, Any]]]:
     return {
         sid: [{"budget_duration": w.budget_duration, "max_budget": usd(w.max_budget_nanos)} for w in ws]
         for sid, ws in rows.items()
     }
+
+
+# -- spend ------------------------------------------------------------------------------------
+
+
+def _window_spend_json(w: WindowSpend) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "budget_duration": w.budget_duration,
+        "max_budget": usd(w.max_nanos),
+        "spend": usd(w.spend_nanos),
+        "remaining": usd(w.remaining_nanos),
+        "budget_reset_at": w.reset_at,
+        "period_start": None if w.reset_at is None else w.period.start,
+        "timezone": w.tz,
+    }
+    if w.model is not None:
+        out["model"] = w.model
+    return out
+
+
+def spend_json(s: EntitySpend) -> dict[str, Any]:
+    """An entity's spend fields: ``spend`` (since its ``budget_duration`` window last reset;
+    lifetime without one) and ``budget_reset_at`` (when it next resets), ``lifetime_spend``
+    (also as LiteLLM's ``total_spend``), ``soft_budget_reached`` and ``budget_windows``."""
+    return {
+        "spend": usd(s.spend_nanos),
+        "budget_reset_at": s.reset_at,
+        "lifetime_spend": usd(s.lifetime_nanos),
+        "total_spend": usd(s.lifetime_nanos),
+        "soft_budget_reached": s.soft_budget_reached,
+        "budget_windows": [_window_spend_json(w) for w in s.windows],
+    }
+
+
+async def _spend_out(
+    repo: EntityRepository,
+    scope: ScopeType | None,
+    rows: Sequence[Any],
+    ident: Callable[[Any], str],
+    windows: dict[str, list[BudgetWindow]],
+    at: SpendAt | None,
+) -> dict[str, dict[str, Any]]:
+    """Each row's spend fields by id (empty when ``at`` is None: the view shows no spend)."""
+    if at is None:
+        return {ident(r): {} for r in rows}
+    assert scope is not None
+    profiles = await repo.budgets([b for r in rows if (b := getattr(r, "budget_id", None))])
+    specs = [
+        (
+            ident(r),
+            decode_limits(r, profiles.get(getattr(r, "budget_id", None) or ""), windows[ident(r)]),
+        )
+        for r in rows
+    ]
+    spent = await entity_spend(repo, scope, specs, at)
+    return {sid: spend_json(s) for sid, s in spent.items()}
 
 
 def windows_json(windows: list[Any] | None) -> list[dict[str, Any]]:
@@ -167,17 +230,32 @@ def key_out(vk: VirtualKey, windows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def keys_out(repo: EntityRepository, rows: list[VirtualKey]) -> list[dict[str, Any]]:
-    windows = await windows_out(repo, KEY_SCOPE, [vk.key_id for vk in rows])
-    return [key_out(vk, windows[vk.key_id]) for vk in rows]
+async def keys_out(
+    repo: EntityRepository, rows: list[VirtualKey], *, spend: SpendAt | None = None
+) -> list[dict[str, Any]]:
+    """Keys as JSON; with ``spend``, each with its spend fields (:func:`spend_json`)."""
+    stored = await repo.windows(KEY_SCOPE.name, [vk.key_id for vk in rows])
+    windows = _windows_json(stored)
+    spent = await _spend_out(repo, KEY_SCOPE, rows, _key_id, stored, spend)
+    return [{**key_out(vk, windows[vk.key_id]), **spent[vk.key_id]} for vk in rows]
+
+
+def _key_id(vk: VirtualKey) -> str:
+    return vk.key_id
 
 
 # -- users, teams, memberships ---------------------------------------------------------------
 
 
-async def users_out(repo: EntityRepository, users: list[User]) -> list[dict[str, Any]]:
+async def users_out(
+    repo: EntityRepository, users: list[User], *, spend: SpendAt | None = None
+) -> list[dict[str, Any]]:
+    """Users as JSON; with ``spend``, each with its spend fields (:func:`spend_json`)."""
     ids = [u.user_id for u in users]
-    windows = await windows_out(repo, USERS.scope, ids)
+    assert USERS.scope is not None
+    stored = await repo.windows(USERS.scope.name, ids)
+    windows = _windows_json(stored)
+    spent = await _spend_out(repo, USERS.scope, users, lambda u: str(u.user_id), stored, spend)
     teams = await repo.team_ids_of_users(ids)
     return [
         {
@@ -193,14 +271,21 @@ async def users_out(repo: EntityRepository, users: list[User]) -> list[dict[str,
             "blocked": u.blocked,
             "teams": teams[u.user_id],
             **audit_out(u),
+            **spent[u.user_id],
         }
         for u in users
     ]
 
 
-async def teams_out(repo: EntityRepository, teams: list[Team]) -> list[dict[str, Any]]:
+async def teams_out(
+    repo: EntityRepository, teams: list[Team], *, spend: SpendAt | None = None
+) -> list[dict[str, Any]]:
+    """Teams as JSON; with ``spend``, each with its spend fields (:func:`spend_json`)."""
     ids = [t.team_id for t in teams]
-    windows = await windows_out(repo, TEAMS.scope, ids)
+    assert TEAMS.scope is not None
+    stored = await repo.windows(TEAMS.scope.name, ids)
+    windows = _windows_json(stored)
+    spent = await _spend_out(repo, TEAMS.scope, teams, lambda t: str(t.team_id), stored, spend)
     members = await repo.team_members(ids)
     out = []
     for team in teams:
@@ -222,6 +307,7 @@ async def teams_out(repo: EntityRepository, teams: list[Team]) -> list[dict[str,
                     for user_id, role, email in members[team.team_id]
                 ],
                 **audit_out(team),
+                **spent[team.team_id],
             }
         )
     return out
@@ -246,9 +332,15 @@ async def memberships_out(repo: EntityRepository, rows: list[TeamMembership]) ->
 # -- organizations, customers ------------------------------------------------------------------
 
 
-async def organizations_out(repo: EntityRepository, orgs: list[Organization]) -> list[dict[str, Any]]:
+async def organizations_out(
+    repo: EntityRepository, orgs: list[Organization], *, spend: SpendAt | None = None
+) -> list[dict[str, Any]]:
+    """Organizations as JSON; with ``spend``, each with its spend fields (:func:`spend_json`)."""
     ids = [o.organization_id for o in orgs]
-    windows = await windows_out(repo, ORGANIZATIONS.scope, ids)
+    assert ORGANIZATIONS.scope is not None
+    stored = await repo.windows(ORGANIZATIONS.scope.name, ids)
+    windows = _windows_json(stored)
+    spent = await _spend_out(repo, ORGANIZATIONS.scope, orgs, lambda o: str(o.organization_id), stored, spend)
     teams = await repo.organization_teams(ids)
     members = await repo.organization_members(ids)
     return [
@@ -266,13 +358,20 @@ async def organizations_out(repo: EntityRepository, orgs: list[Organization]) ->
                 {"user_id": user_id, "user_role": role} for user_id, role in members[o.organization_id]
             ],
             **audit_out(o),
+            **spent[o.organization_id],
         }
         for o in orgs
     ]
 
 
-async def customers_out(repo: EntityRepository, rows: list[EndCustomer]) -> list[dict[str, Any]]:
-    windows = await windows_out(repo, CUSTOMERS.scope, [c.user_id for c in rows])
+async def customers_out(
+    repo: EntityRepository, rows: list[EndCustomer], *, spend: SpendAt | None = None
+) -> list[dict[str, Any]]:
+    """Customers as JSON; with ``spend``, each with its spend fields (:func:`spend_json`)."""
+    assert CUSTOMERS.scope is not None
+    stored = await repo.windows(CUSTOMERS.scope.name, [c.user_id for c in rows])
+    windows = _windows_json(stored)
+    spent = await _spend_out(repo, CUSTOMERS.scope, rows, lambda c: str(c.user_id), stored, spend)
     budgets = await repo.budgets([c.budget_id for c in rows if c.budget_id])
     return [
         {
@@ -290,6 +389,7 @@ async def customers_out(repo: EntityRepository, rows: list[EndCustomer]) -> list
             "metadata": public_metadata(c.metadata_),
             "litellm_budget_table": budget_row(budgets.get(c.budget_id) if c.budget_id else None),
             **audit_out(c),
+            **spent[c.user_id],
         }
         for c in rows
     ]

@@ -1,0 +1,185 @@
+"""What an entity has spent, window by window, for the management API's entity views.
+
+LiteLLM shows ``spend`` on keys, users, teams, organizations and customers: what the entity
+spent since its ``budget_duration`` window last reset (its lifetime spend when it has no
+duration). spendgate shows that, its ``lifetime_spend``, and the state of **every** budget
+window that enforcement applies to it (``max_budget`` + ``budget_duration``, each
+``budget_limits`` entry, each ``model_max_budget`` entry), read with the same limits
+decoder as the gateway (:func:`spendgate.entities.codec.decode_limits`: a budget profile
+fills what the entity leaves unset) and the same calendar (:mod:`spendgate.core.periods`,
+in the window's own zone, else ``litellm_settings.timezone``). So a window shown here is
+the window the enforcer counts, and its spend is the ledger's, from the rollups
+(:func:`spendgate.ledger.scope_spend.scope_spend`), for every entity of a response at once.
+
+Model budgets are read from the entity's rollups filtered by model: the ``model`` the
+rollups carry is the model that served the call (see docs: it equals the model group
+unless a group's deployments serve under another name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from spendgate.core.periods import LIFETIME_END, Period, Window, parse_window
+from spendgate.core.scopes import ScopeType
+from spendgate.entities.codec import LimitSpec
+from spendgate.entities.repository import EntityRepository
+from spendgate.ledger.scope_spend import SpendQuery, scope_spend
+
+__all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend"]
+
+_LIFETIME = Window("lifetime")
+
+
+@dataclass(frozen=True, slots=True)
+class SpendAt:
+    """When spend is read (the request's time) and the default zone of budget calendars
+    (``litellm_settings.timezone``)."""
+
+    now: datetime
+    tz: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpend:
+    """One budget window in its current period (money in nano-USD)."""
+
+    budget_duration: str | None
+    """As configured; None for a budget without a duration (lifetime)."""
+    max_nanos: int | None
+    effective_max_nanos: int | None
+    """``max`` plus an unexpired ``temp_budget_increase`` (the main window only)."""
+    spend_nanos: int
+    period: Period
+    tz: str
+    model: str | None = None
+
+    @property
+    def remaining_nanos(self) -> int | None:
+        """What may still be spent in this period (never below zero); None: unlimited."""
+        if self.effective_max_nanos is None:
+            return None
+        return max(self.effective_max_nanos - self.spend_nanos, 0)
+
+    @property
+    def reset_at(self) -> datetime | None:
+        """When the next period starts; None for a lifetime budget."""
+        return None if self.period.end >= LIFETIME_END else self.period.end
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySpend:
+    """An entity's spend: ``spend`` (its ``budget_duration`` window, else lifetime),
+    ``lifetime``, the soft-budget state and each budget window."""
+
+    spend_nanos: int
+    period: Period
+    """The current period of ``spend``."""
+    lifetime_nanos: int
+    soft_budget_nanos: int | None
+    windows: list[WindowSpend]
+
+    @property
+    def reset_at(self) -> datetime | None:
+        """When ``spend`` starts again from zero; None without a ``budget_duration``."""
+        return None if self.period.end >= LIFETIME_END else self.period.end
+
+    @property
+    def soft_budget_reached(self) -> bool:
+        return self.soft_budget_nanos is not None and self.spend_nanos >= self.soft_budget_nanos
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    duration: str | None
+    window: Window
+    max_nanos: int | None
+    effective_max_nanos: int | None
+    tz: str
+    model: str | None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _budgets(spec: LimitSpec, at: SpendAt) -> list[_Budget]:
+    """The budget windows enforcement builds from ``spec`` (see ``LimitSpec.limits`` and
+    ``model_limits``), in that order."""
+    out: list[_Budget] = []
+    if spec.max_budget_nanos is not None or spec.soft_budget_nanos is not None:
+        effective = spec.max_budget_nanos
+        if effective is not None and spec.temp_increase_nanos:
+            if spec.temp_expiry is None or at.now < spec.temp_expiry:
+                effective += spec.temp_increase_nanos
+        window = parse_window(spec.budget_duration or "lifetime")
+        out.append(_Budget(spec.budget_duration, window, spec.max_budget_nanos, effective, at.tz, None))
+    for duration, max_nanos, window_tz in spec.windows:
+        out.append(_Budget(duration, parse_window(duration), max_nanos, max_nanos, window_tz or at.tz, None))
+    for model_name, cfg in spec.model_max_budget.items():
+        if not isinstance(cfg, dict):
+            continue
+        max_nanos = _int(cfg.get("max_budget_nanos"))
+        if max_nanos is None:
+            continue  # a model entry with only rate limits is no budget
+        raw = cfg.get("budget_duration")
+        model_duration = raw if isinstance(raw, str) else None
+        window = parse_window(model_duration or "lifetime")
+        out.append(_Budget(model_duration, window, max_nanos, max_nanos, at.tz, str(model_name)))
+    return out
+
+
+async def entity_spend(
+    repo: EntityRepository,
+    scope: ScopeType,
+    specs: Sequence[tuple[str, LimitSpec]],
+    at: SpendAt,
+) -> dict[str, EntitySpend]:
+    """The spend of each ``(scope id, limits)`` of one scope type, from the rollups, in one
+    read for all of them.
+
+    Args:
+        repo: the request's repository (its session's connection reads the rollups).
+        scope: the entities' scope type (``key``: ids are ``key_id``).
+        specs: each entity's id and decoded limits (profile fallback included).
+        at: the request time and the default zone.
+    """
+    rollup = scope.rollup
+    assert rollup is not None, f"{scope.name} spend is not rolled up"
+    plans: list[tuple[str, SpendQuery, SpendQuery, list[tuple[_Budget, SpendQuery]]]] = []
+    for scope_id, spec in specs:
+        main_window = parse_window(spec.budget_duration) if spec.budget_duration else _LIFETIME
+        main = SpendQuery(rollup, scope_id, main_window, at.tz)
+        lifetime = SpendQuery(rollup, scope_id, _LIFETIME, at.tz)
+        budgets = [(b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model)) for b in _budgets(spec, at)]
+        plans.append((scope_id, main, lifetime, budgets))
+    queries = [q for _, main, life, bs in plans for q in (main, life, *(q for _, q in bs))]
+    if not queries:
+        return {}
+    conn = await repo.session.connection()
+    answers = await scope_spend(conn, queries, now=at.now)
+    out: dict[str, EntitySpend] = {}
+    for (scope_id, spec), (_, main, lifetime, budgets) in zip(specs, plans, strict=True):
+        windows = [
+            WindowSpend(
+                budget_duration=b.duration,
+                max_nanos=b.max_nanos,
+                effective_max_nanos=b.effective_max_nanos,
+                spend_nanos=answers[q].spend_nanos,
+                period=answers[q].period,
+                tz=b.tz,
+                model=b.model,
+            )
+            for b, q in budgets
+        ]
+        out[scope_id] = EntitySpend(
+            spend_nanos=answers[main].spend_nanos,
+            period=answers[main].period,
+            lifetime_nanos=answers[lifetime].spend_nanos,
+            soft_budget_nanos=spec.soft_budget_nanos,
+            windows=windows,
+        )
+    return out
