@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spendgate.core.periods import Window, iter_periods, parse_duration, parse_window, period_for
+from spendgate.core.periods import (
+    Window,
+    get_timezone,
+    iter_periods,
+    parse_duration,
+    parse_window,
+    period_for,
+)
 
 NOW = datetime(2026, 11, 18, 14, 35, 10, tzinfo=UTC)  # a Wednesday (reference §4.4)
 
@@ -125,3 +132,11 @@ def test_instant_is_inside_and_periods_tile(at: datetime, window: str, tz: str) 
     before = period_for(window, period.start - timedelta(microseconds=1), tz)
     assert before.end == period.start
     assert period_for(window, period.start, tz) == period
+
+
+@pytest.mark.parametrize("name", ["America", "Europe/", "Nowhere/Atlantis", "../etc/passwd", ""])
+def test_a_name_that_is_no_zone_is_a_value_error(name: str) -> None:
+    """A directory of the zone database ("America") or a path is not a zone: ValueError, the
+    error callers turn into a 422, never an OSError."""
+    with pytest.raises(ValueError, match="unknown IANA timezone"):
+        get_timezone(name)

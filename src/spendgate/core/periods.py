@@ -206,7 +206,7 @@ def get_timezone(name: str | tzinfo | None) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory: OSError
         raise ValueError(f"unknown IANA timezone {name!r}") from None
 
 
