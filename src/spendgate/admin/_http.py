@@ -101,6 +101,8 @@ class Endpoint:
     """A ``{name}`` in the path whose value is passed as this body field (``/key/{key}/regenerate``)."""
     plain_keys: bool = False
     """A key that belongs to no user may call it (the spend reads: it reads its own spend)."""
+    media_type: str = "application/json"
+    """What a 200 answers (an export: ``text/csv``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ def endpoint(
     write: bool = True,
     path_param: str | None = None,
     plain_keys: bool = False,
+    media_type: str = "application/json",
 ) -> Endpoint:
     """An :class:`Endpoint`: GET when it reads a query, else POST; tagged by its first path part."""
     return Endpoint(
@@ -170,6 +173,7 @@ def endpoint(
         query=query,
         path_param=path_param,
         plain_keys=plain_keys,
+        media_type=media_type,
     )
 
 

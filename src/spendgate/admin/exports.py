@@ -113,5 +113,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=ExportQuery,
         write=False,
         plain_keys=True,
+        media_type="text/csv",
     ),
 )

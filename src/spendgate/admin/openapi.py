@@ -114,7 +114,7 @@ def _operation(ep: Endpoint, method: str, refs: dict[Any, Any]) -> dict[str, Any
         "operationId": f"{method.lower()}_{_slug(ep.path)}",
         "security": [{"bearer": []}],
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": {}}}},
+            "200": {"description": "OK", "content": {ep.media_type: {"schema": {}}}},
             **{code: {"$ref": "#/components/responses/Error"} for code in statuses},
         },
     }
