@@ -284,6 +284,7 @@ def build_app(
             explainer=_explain,
             budget_exceeded_status=general.budget_exceeded_status,
             timezone=settings.timezone,
+            global_max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
         )
     )
     starlette = Starlette(

@@ -52,3 +52,22 @@ def test_admin_routes_in_the_gateway(tmp_path: Path) -> None:
         assert client.post("/key/unblock", json={"key": raw}, headers=admin).status_code == 200
         assert client.get("/v1/models", headers=as_key).status_code == 200
         assert "/key/generate" in client.get("/openapi.json").json()["paths"]
+
+
+def test_global_spend_shows_the_configured_proxy_budget(tmp_path: Path) -> None:
+    """LiteLLM's /global/spend answers the proxy-wide max_budget beside the spend."""
+    config = parse_config(
+        {
+            "model_list": [],
+            "litellm_settings": {"max_budget": "12.5"},
+            "general_settings": {
+                "master_key": MASTER,
+                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+                "journal_dir": str(tmp_path / "journal"),
+            },
+        }
+    )
+    with TestClient(build_app(config)) as client:
+        answer = client.get("/global/spend", headers={"authorization": f"Bearer {MASTER}"})
+    assert answer.status_code == 200
+    assert answer.json() == {"spend": 0, "max_budget": 12.5}

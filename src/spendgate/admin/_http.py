@@ -132,6 +132,8 @@ class AdminSettings:
     """The IANA zone of budget calendars (``litellm_settings.timezone``): the entity views
     show each window's current period in it, as the enforcer counts it (a window with its
     own zone keeps its own)."""
+    global_max_budget_nanos: int | None = None
+    """The proxy-wide budget (``litellm_settings.max_budget``), which ``/global/spend`` shows."""
 
     @classmethod
     def from_master_key(

@@ -251,7 +251,8 @@ async def global_spend(ctx: Context, q: SpendRangeQuery) -> Any:
     slices = await read_slices(
         ctx.repo.session, start=days.start, end=days.end, tz=days.tz, scope=scope, ids=ids
     )
-    return {"spend": usd(sum(s.totals.cost_nanos for s in slices)), "max_budget": None}
+    spent = usd(sum(s.totals.cost_nanos for s in slices))
+    return {"spend": spent, "max_budget": usd(ctx.settings.global_max_budget_nanos)}
 
 
 async def global_spend_logs(ctx: Context, q: GlobalSpendLogsQuery) -> Any:
