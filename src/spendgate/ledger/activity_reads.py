@@ -15,12 +15,17 @@ entity are the key-scope rollups of the keys the caller says belong to it
 one key (:func:`key_activity`), the key rows are the whole answer and the entities it is
 listed under are given by the caller.
 
+When the caller knows which ids it wants (``entity_ids``, ``key_ids``; one key in
+:func:`key_activity`), the reads are narrowed to them in SQL (``spend_report``'s
+``scope_ids``): a team's activity reads that team's rollup rows and its keys', not every
+team's and every key's.
+
 Money is integer nano-USD throughout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from typing import Any
@@ -94,10 +99,18 @@ def _bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
     return datetime.combine(first, time(12), zone), datetime.combine(last, time(12), zone)
 
 
-async def _report(db: _Db, dim: str, first: date, last: date, tz: str) -> Report:
+async def _report(
+    db: _Db, dim: str, first: date, last: date, tz: str, ids: Collection[str | None] | None = None
+) -> Report:
     start, end = _bounds(first, last, get_timezone(tz))
     return await spend_report(
-        db, start=start, end=end, group_by=[dim, "model", "provider"], granularity="day", tz=tz
+        db,
+        start=start,
+        end=end,
+        group_by=[dim, "model", "provider"],
+        granularity="day",
+        tz=tz,
+        scope_ids=None if ids is None else {i or "" for i in ids},  # the rollups' none is ''
     )
 
 
@@ -139,6 +152,8 @@ async def daily_activity(
     entities: _Keep,
     keys: _Keep,
     model: str | None = None,
+    entity_ids: Collection[str | None] | None = None,
+    key_ids: Collection[str | None] | None = None,
 ) -> list[DayActivity]:
     """The activity of the entities of ``scope`` that ``entities`` keeps, per local day in
     ``tz`` from ``first`` to ``last`` (inclusive), newest first; days without activity are
@@ -151,13 +166,16 @@ async def daily_activity(
         keys: which keys (``key_id``; ``None``: events without a key) to list in the per-key
             breakdown.
         model: count only this model.
+        entity_ids: when given, only these entities are read (in SQL; ``None`` in it: the
+            events without one); ``entities`` still decides which of them count.
+        key_ids: likewise for the per-key breakdown, with ``keys``.
     """
     if scope not in ACTIVITY_SCOPES:
         raise ValueError(f"unknown activity scope {scope!r}")
     zone = get_timezone(tz)
     out: dict[date, DayActivity] = {}
     for day, entity, row_model, provider, m in _rows(
-        await _report(db, scope, first, last, tz), scope, zone, entities, model
+        await _report(db, scope, first, last, tz, entity_ids), scope, zone, entities, model
     ):
         act = out.get(day)
         if act is None:
@@ -166,8 +184,9 @@ async def daily_activity(
         _add(act.models, row_model, m)
         _add(act.providers, provider, m)
         _add(act.entities, entity, m)
-    if out:
-        for day, key, _, _, m in _rows(await _report(db, "key", first, last, tz), "key", zone, keys, model):
+    if out and (key_ids is None or key_ids):
+        key_report = await _report(db, "key", first, last, tz, key_ids)
+        for day, key, _, _, m in _rows(key_report, "key", zone, keys, model):
             if day in out:
                 _add(out[day].keys, key, m)
     return [out[d] for d in sorted(out, reverse=True)]
@@ -188,7 +207,7 @@ async def key_activity(
     zone = get_timezone(tz)
     out: dict[date, DayActivity] = {}
     for day, _, row_model, provider, m in _rows(
-        await _report(db, "key", first, last, tz), "key", zone, lambda k: k == key_id, model
+        await _report(db, "key", first, last, tz, [key_id]), "key", zone, lambda k: k == key_id, model
     ):
         act = out.get(day)
         if act is None:

@@ -2,8 +2,8 @@
 does not offer by itself.
 
 * :func:`read_slices`: spend per (local day, scope, model), narrowed to a set of scope ids.
-  It is a rollup read through ``spend_report`` (so it is exact in any IANA zone); the
-  narrowing keeps the rows of the named ids. Summing the key rollups of a set of keys is
+  It is a rollup read through ``spend_report`` (so it is exact in any IANA zone),
+  narrowed in SQL to the rows of the named ids (``scope_ids``). Summing the key rollups of a set of keys is
   exact: every event has one key.
 * :func:`lifetime_spend`: each id's spend over all time (the rollups, never the events).
 * :func:`log_page` and :func:`daily_log_summary`: the spend-log reads over raw
@@ -77,7 +77,13 @@ async def read_slices(
     if by_model:
         group.append("model")
     report = await spend_report(
-        session, start=start, end=end, group_by=group, granularity="day" if daily else None, tz=tz
+        session,
+        start=start,
+        end=end,
+        group_by=group,
+        granularity="day" if daily else None,
+        tz=tz,
+        scope_ids=ids if scope in group else None,  # in SQL: only the named ids' rollup rows
     )
     zone = get_timezone(tz)
     cols = report.columns
