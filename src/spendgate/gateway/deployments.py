@@ -19,12 +19,12 @@ from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import Adjustment
 from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_provider
-from spendgate.core.pricing.spec import SERVICE_TIERS
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
 from spendgate.enforcement.estimate import target_worst_case
 from spendgate.errors import ConfigurationError
 from spendgate.providers.base import Target
+from spendgate.providers.metering import billed_tier
 
 __all__ = ["OPENAI_COMPATIBLE", "Deployment", "InFlightSlot", "billed_tier", "build_deployments", "target_of"]
 
@@ -137,25 +137,6 @@ class InFlightSlot:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_SURCHARGED_TIERS = frozenset({"priority"})
-"""Tiers dearer than standard: billed as requested even when the answer does not say."""
-
-
-def billed_tier(served: str | None, requested: str | None = None) -> str | None:
-    """The service tier a call is priced at (None: standard), from normalized names
-    (:mod:`spendgate.core.usage.tier`).
-
-    The tier the answer says served the call wins (OpenAI reports it on every answer, and
-    a ``priority`` request over its ramp limit is served and billed at standard). When the
-    answer does not say, the requested tier counts if it is dearer than standard
-    (``priority``); a discount (``flex``) needs the upstream to confirm it, since a server
-    that ignores the field serves, and charges, the standard tier. A tier without rates of
-    its own in the catalogue prices at the standard rates.
-    """
-    tier = served if served is not None else (requested if requested in _SURCHARGED_TIERS else None)
-    return tier if tier in SERVICE_TIERS else None
 
 
 def target_of(entry: DeploymentConfig, where: str, timeout: float) -> Target:

@@ -1,6 +1,7 @@
 """Reading a client's request: parse and check its body into a
-:class:`~spendgate.providers.base.ClientCall` (400 when it is not JSON, 422 for a bad field),
-and read the generated text back out of an answer that came without usage (for an estimate).
+:class:`~spendgate.providers.base.ClientCall` (400 when it is not JSON, 422 for a bad field).
+(``response_text``, the generated text of an answer without usage, lives in
+:mod:`spendgate.providers.metering` and is re-exported here).
 
 Pure functions: no I/O, so every rule about what a request may contain is in this one module.
 """
@@ -15,6 +16,7 @@ from spendgate.gateway.bounds import check_bounds
 from spendgate.http.errors import InvalidField, MalformedRequest
 from spendgate.providers.base import ClientCall
 from spendgate.providers.body_rules import BodyFieldError, check_body
+from spendgate.providers.metering import response_text
 from spendgate.providers.multipart import form_fields
 
 __all__ = ["parse_call", "response_text"]
@@ -69,24 +71,3 @@ def parse_call(endpoint: str, body: bytes, content_type: str) -> ClientCall:
         stream=bool(stream),
         include_usage=bool(options and options.get("include_usage")),
     )
-
-
-def response_text(body: bytes) -> str:
-    """The generated text of a non-streamed answer (for an estimate when it has no usage)."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    parts: list[str] = []
-    if isinstance(parsed, dict):
-        for choice in parsed.get("choices") or []:
-            if isinstance(choice, dict):
-                message = choice.get("message") or {}
-                parts.append(str(message.get("content") or "") if isinstance(message, dict) else "")
-                parts.append(str(choice.get("text") or ""))
-        for block in parsed.get("content") or []:
-            if isinstance(block, dict):
-                parts.append(str(block.get("text") or ""))
-        if isinstance(parsed.get("output_text"), str):
-            parts.append(parsed["output_text"])
-    return "".join(parts)

@@ -58,8 +58,9 @@ from spendgate.http.errors import InvalidField, MalformedRequest, NotFound, Perm
 from spendgate.http.headers import OVERHEAD_MS, RESPONSE_COST, cost_text, overhead_text
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
-from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens, estimate_text_tokens
+from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens
 from spendgate.providers.http import UpstreamClient, UpstreamResponse
+from spendgate.providers.metering import stream_usage
 from spendgate.providers.openai_compat import OpenAIExchange
 from spendgate.providers.transport import upstream_errors
 
@@ -288,15 +289,7 @@ class Pipeline:
         with served.slot:
             try:
                 # 6. meter: the upstream's usage when it sent its final usage, else an estimate
-                usage = translator.usage()
-                final = usage is not None and outcome.finished
-                if usage is None:
-                    usage = served.exchange.estimate(translator.text)
-                elif not final:
-                    # Input counts are exact (sent first); the output is at least what was streamed.
-                    usage = usage.with_(
-                        output_tokens=max(usage.output_tokens, estimate_text_tokens(translator.text))
-                    )
+                usage, final = stream_usage(translator, served.exchange, outcome.finished)
                 if outcome.client_disconnected and not outcome.finished:
                     status = EventStatus.CANCELLED
                 elif outcome.upstream_error is not None or not outcome.finished:
