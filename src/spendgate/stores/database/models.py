@@ -1,5 +1,5 @@
-"""SQLAlchemy models: the entities, the spend-event ledger and its rollups, and the managed
-files and batches.
+"""SQLAlchemy models: the entities, the spend-event ledger and its rollups, the managed
+files and batches, and the SDK BudgetManager's budgets.
 
 Conventions (STYLE §12): a ``naming_convention`` on the metadata so constraint names are
 deterministic; timezone-aware UTC timestamps; **every** amount of money is a BIGINT of
@@ -40,6 +40,7 @@ __all__ = [
     "ManagedObject",
     "Organization",
     "OrganizationMembership",
+    "SdkBudget",
     "SpendEventRow",
     "SpendRollup",
     "Tag",
@@ -488,4 +489,36 @@ class ManagedObject(Base):
         # Listings: a key's own objects, and a team admin's team's, in creation order.
         Index("ix_managed_objects_owner", "api_key", "kind", "created_at", "id"),
         Index("ix_managed_objects_team", "team_id", "kind", "created_at", "id"),
+    )
+
+
+class SdkBudget(Base):
+    """One user's budget of an SDK ``BudgetManager`` project (issue #14; LiteLLM keeps these
+    in ``user_cost.json``), shared by every process that opens the manager on this database.
+
+    Money is BIGINT nano-USD: ``current_cost_nanos`` (this period's spend),
+    ``reserved_nanos`` (the sum of ``reservations``, calls in flight, each
+    ``{id: [nanos, lease end]}``) and ``model_cost`` (``{model: nanos}``). ``period_start``
+    is the calendar period the costs belong to (``calendar``, in ``timezone``);
+    ``duration_days`` is LiteLLM's rolling day count. Statements live in
+    ``spendgate.sdk.budget_store_database``; ``check_and_reserve`` is one conditional UPDATE
+    (``current + reserved + worst <= total``).
+    """
+
+    __tablename__ = "sdk_budgets"
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    total_budget_nanos: Mapped[int] = mapped_column(BigInteger)
+    duration: Mapped[str | None] = mapped_column(String(16))
+    duration_days: Mapped[int | None] = mapped_column(Integer)
+    calendar: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    period_start: Mapped[datetime | None] = mapped_column()
+    current_cost_nanos: Mapped[int] = _bigint()
+    reserved_nanos: Mapped[int] = _bigint()
+    model_cost: Mapped[dict[str, Any] | None] = mapped_column()
+    reservations: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
+    last_updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=_utcnow, server_default=func.now()
     )
