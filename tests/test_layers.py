@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("entities",),
     ("batches",),  # managed files and batches, their checks and pricing (issue #12)
     ("http",),
-    ("gateway", "admin", "jobs"),  # peers: never import each other
+    ("gateway", "admin", "jobs", "sdk"),  # peers: never import each other
     ("server",),  # the composition root
     ("cli",),
     ("",),  # the package facade, spendgate/__init__.py: lazy re-exports for the pricing API
