@@ -26,7 +26,7 @@ belongs to none of the selected ones).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -41,9 +41,12 @@ from spendgate.admin.schemas.activity import (
     split_ids,
 )
 from spendgate.admin.spend_access import SpendAccess, resolve_key_ref, spend_access
+from spendgate.admin.spend_lookup import chunks, key_name, key_rows
+from spendgate.admin.spend_range import DayRange
 from spendgate.admin.views import usd
 from spendgate.entities.repository import EntityRepository
-from spendgate.ledger.activity_reads import DayActivity, Metrics, daily_activity, key_activity
+from spendgate.ledger.activity_reads import DayActivity, daily_activity, key_activity
+from spendgate.ledger.reports import Totals
 from spendgate.stores.database.models import EndCustomer, Team, User, VirtualKey
 
 __all__ = ["ENDPOINTS", "UNASSIGNED", "UNKNOWN"]
@@ -54,13 +57,6 @@ UNKNOWN = "unknown"
 """The model, provider or key name of spend without one, as LiteLLM names a missing provider."""
 
 _OWNER_COLUMN = {"user": VirtualKey.user_id, "team": VirtualKey.team_id, "customer": VirtualKey.end_user_id}
-_CHUNK = 1000
-
-
-def _chunks(items: Collection[str]) -> Iterable[list[str]]:
-    ordered = sorted(items)
-    for i in range(0, len(ordered), _CHUNK):
-        yield ordered[i : i + _CHUNK]
 
 
 async def _owned_keys(repo: EntityRepository, scope: str, ids: Collection[str]) -> set[str]:
@@ -74,16 +70,8 @@ async def _owned_keys(repo: EntityRepository, scope: str, ids: Collection[str]) 
         return {key_id for key_id, tags in rows if set(tags or ()) & set(ids)}
     column = _OWNER_COLUMN[scope]
     out: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         out.update(await repo.session.scalars(select(VirtualKey.key_id).where(column.in_(chunk))))
-    return out
-
-
-async def _key_rows(repo: EntityRepository, key_ids: Collection[str]) -> dict[str, VirtualKey]:
-    out: dict[str, VirtualKey] = {}
-    for chunk in _chunks([k for k in key_ids if k]):
-        for vk in await repo.session.scalars(select(VirtualKey).where(VirtualKey.key_id.in_(chunk))):
-            out[vk.key_id] = vk
     return out
 
 
@@ -101,7 +89,7 @@ async def _entity_metadata(
 ) -> dict[str, dict[str, Any]]:
     """LiteLLM's per-entity ``metadata`` (a team's alias, a user's e-mail, a customer's alias)."""
     out: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         if scope == "team":
             for team_id, alias in await repo.session.execute(
                 select(Team.team_id, Team.team_alias).where(Team.team_id.in_(chunk))
@@ -120,21 +108,22 @@ async def _entity_metadata(
     return out
 
 
-def _metrics(m: Metrics) -> dict[str, Any]:
+def _metrics(m: Totals) -> dict[str, Any]:
+    """LiteLLM's ``SpendMetrics`` names for the ledger's totals."""
     return {
         "spend": usd(m.cost_nanos),
-        "prompt_tokens": m.prompt_tokens,
-        "completion_tokens": m.completion_tokens,
-        "cache_read_input_tokens": m.cache_read_input_tokens,
-        "cache_creation_input_tokens": m.cache_creation_input_tokens,
+        "prompt_tokens": m.input_tokens,
+        "completion_tokens": m.output_tokens,
+        "cache_read_input_tokens": m.cache_read_tokens,
+        "cache_creation_input_tokens": m.cache_write_tokens,
         "total_tokens": m.total_tokens,
         "successful_requests": m.successful_requests,
         "failed_requests": m.failed_requests,
-        "api_requests": m.api_requests,
+        "api_requests": m.requests,
     }
 
 
-def _named(table: dict[str | None, Metrics], none: str) -> dict[str, dict[str, Any]]:
+def _named(table: dict[str | None, Totals], none: str) -> dict[str, dict[str, Any]]:
     return {
         (name if name is not None else none): {"metrics": _metrics(m), "metadata": {}}
         for name, m in table.items()
@@ -153,18 +142,20 @@ async def _render(
     shown = days[(page - 1) * page_size : page * page_size]
     key_ids = {k for d in shown for k in d.keys if k is not None}
     entity_ids = {e for d in shown for e in d.entities if e is not None}
-    vks = await _key_rows(repo, key_ids)
+    vks = await key_rows(repo.session, key_ids)
     entity_meta = await _entity_metadata(repo, scope, entity_ids)
-    total = Metrics()
+    total = Totals()
     results = []
     for d in shown:
         total.add(d.metrics)
         api_keys: dict[str, Any] = {}
         for key_id, m in d.keys.items():
             vk = vks.get(key_id) if key_id is not None else None
-            # LiteLLM names a key by its hash; a deleted key by its id (its first hash).
-            name = vk.token if vk is not None else (key_id if key_id is not None else UNKNOWN)
-            api_keys[name] = {"metrics": _metrics(m), "metadata": _key_metadata(vk)}
+            name = key_name(vk, key_id)
+            api_keys[name if name is not None else UNKNOWN] = {
+                "metrics": _metrics(m),
+                "metadata": _key_metadata(vk),
+            }
         entities = {
             (e if e is not None else UNASSIGNED): {
                 "metrics": _metrics(m),
@@ -188,14 +179,14 @@ async def _render(
         "results": results,
         "metadata": {
             "total_spend": usd(total.cost_nanos),
-            "total_prompt_tokens": total.prompt_tokens,
-            "total_completion_tokens": total.completion_tokens,
+            "total_prompt_tokens": total.input_tokens,
+            "total_completion_tokens": total.output_tokens,
             "total_tokens": total.total_tokens,
-            "total_api_requests": total.api_requests,
+            "total_api_requests": total.requests,
             "total_successful_requests": total.successful_requests,
             "total_failed_requests": total.failed_requests,
-            "total_cache_read_input_tokens": total.cache_read_input_tokens,
-            "total_cache_creation_input_tokens": total.cache_creation_input_tokens,
+            "total_cache_read_input_tokens": total.cache_read_tokens,
+            "total_cache_creation_input_tokens": total.cache_write_tokens,
             "page": page,
             "total_pages": math.ceil(len(days) / page_size),
             "has_more": page * page_size < len(days),
@@ -227,6 +218,7 @@ async def _activity(
     param: str,
     excluded: Collection[str] = (),
 ) -> dict[str, Any]:
+    span = DayRange(q, ctx.now)
     access = await spend_access(ctx.repo, ctx.caller)
     if scope in ("tag", "customer"):
         access.check_admin(f"{scope} activity", param)
@@ -242,7 +234,7 @@ async def _activity(
             key_id = next(iter(sorted(access.key_ids)), "")
     days: list[DayActivity]
     if key_id is not None:
-        vk = (await _key_rows(ctx.repo, [key_id])).get(key_id)
+        vk = (await key_rows(ctx.repo.session, [key_id])).get(key_id)
         under = [e for e in _owners(scope, vk) if e not in excluded]
         if selected is not None:
             under = [e for e in under if e in selected]
@@ -251,9 +243,9 @@ async def _activity(
                 ctx.repo.session,
                 key_id=key_id,
                 listed_under=under,
-                first=q.first_day,
-                last=q.last_day,
-                tz=q.timezone,
+                first=span.first,
+                last=span.last,
+                tz=span.tz,
                 model=q.model,
             )
             if under
@@ -279,9 +271,9 @@ async def _activity(
                 scope=scope,
                 entities=entities,
                 keys=keys,
-                first=q.first_day,
-                last=q.last_day,
-                tz=q.timezone,
+                first=span.first,
+                last=span.last,
+                tz=span.tz,
                 model=q.model,
             )
             if selected is None or selected

@@ -16,16 +16,18 @@ from starlette.responses import StreamingResponse
 
 from spendgate.admin._http import Context, Endpoint, endpoint
 from spendgate.admin.schemas.export import ExportQuery
+from spendgate.admin.schemas.spend_range import MAX_DAYS
 from spendgate.admin.spend_access import SpendAccess, resolve_key_ref, spend_access
+from spendgate.admin.spend_range import DayRange
 from spendgate.http.errors import InvalidField, PermissionDenied
-from spendgate.ledger.exports import check_group_by, day_range, export_chunks, export_filename
+from spendgate.ledger.exports import check_group_by, export_chunks, export_filename
 from spendgate.stores.database.models import SpendEventRow
 
 __all__ = ["ENDPOINTS"]
 
-_MAX_DAYS = 3660
-"""A grouped export covers at most ten years (its periods are listed in memory)."""
 _MAX_HOURLY_DAYS = 366
+"""A grouped export covers at most :data:`MAX_DAYS` (ten years; its periods are listed in
+memory), at most a year by hour."""
 
 
 def _allowed(access: SpendAccess, dims: tuple[str, ...]) -> dict[str, frozenset[str]] | None:
@@ -50,12 +52,7 @@ async def export_spend(ctx: Context, query: ExportQuery) -> StreamingResponse:
     access.check_key(key_id)
     access.check_user(query.user_id)
     access.check_team(query.team_id)
-    try:
-        start, end = day_range(query.start, query.end, query.timezone)
-    except ValueError as exc:
-        raise InvalidField(f"end_date: {exc}", param="end_date") from None
-    except OverflowError:
-        raise InvalidField("end_date: the date range is outside the calendar", param="end_date") from None
+    days = DayRange(query, ctx.now)
     dims = query.dimensions
     allowed = None
     if dims:
@@ -74,8 +71,7 @@ async def export_spend(ctx: Context, query: ExportQuery) -> StreamingResponse:
                     f"{name}: filters apply to per-event exports; group by key, user or team instead",
                     param=name,
                 )
-        days = (query.end - query.start).days + 1
-        if days > (_MAX_HOURLY_DAYS if query.granularity == "hour" else _MAX_DAYS):
+        if len(days) > (_MAX_HOURLY_DAYS if query.granularity == "hour" else MAX_DAYS):
             raise InvalidField("end_date: the range is too long for a grouped export", param="end_date")
         allowed = _allowed(access, dims)
     conditions = [c for c in (access.events_clause(),) if c is not None]
@@ -89,15 +85,15 @@ async def export_spend(ctx: Context, query: ExportQuery) -> StreamingResponse:
     chunks = export_chunks(
         ctx.settings.engine_for(ctx.request),
         fmt=query.format,
-        start=start,
-        end=end,
-        tz=query.timezone,
+        start=days.start,
+        end=days.end,
+        tz=days.tz,
         group_by=dims,
         granularity=query.granularity,
         where=where,
         allowed=allowed,
     )
-    filename = export_filename(query.format, query.start, query.end, dims)
+    filename = export_filename(query.format, days.first, days.last, dims)
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",

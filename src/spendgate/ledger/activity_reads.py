@@ -20,62 +20,37 @@ When the caller knows which ids it wants (``entity_ids``, ``key_ids``; one key i
 ``scope_ids``): a team's activity reads that team's rollup rows and its keys', not every
 team's and every key's.
 
-Money is integer nano-USD throughout.
+Each figure is a :class:`~spendgate.ledger.reports.Totals` (money in integer nano-USD); the
+admin layer names its fields as LiteLLM's ``SpendMetrics``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from spendgate.core.periods import get_timezone
-from spendgate.ledger.reports import Report, spend_report
+from spendgate.ledger.reports import Report, Totals, spend_report
 
-__all__ = ["ACTIVITY_SCOPES", "DayActivity", "Metrics", "daily_activity", "key_activity"]
+__all__ = ["ACTIVITY_SCOPES", "DayActivity", "daily_activity", "key_activity"]
 
 ACTIVITY_SCOPES = ("user", "team", "tag", "customer")
 """The report dimensions an activity read is about."""
 
 _Db = AsyncEngine | AsyncConnection | AsyncSession
 _Keep = Callable[[str | None], bool]
+_TOTALS = tuple(f.name for f in fields(Totals))
+"""The report columns of a :class:`~spendgate.ledger.reports.Totals`, in its field order."""
 
 
-@dataclass(slots=True)
-class Metrics:
-    """LiteLLM's ``SpendMetrics``, summed exactly (money in nano-USD)."""
-
-    cost_nanos: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    api_requests: int = 0
-    successful_requests: int = 0
-    failed_requests: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, other: Metrics) -> None:
-        self.cost_nanos += other.cost_nanos
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.cache_read_input_tokens += other.cache_read_input_tokens
-        self.cache_creation_input_tokens += other.cache_creation_input_tokens
-        self.api_requests += other.api_requests
-        self.successful_requests += other.successful_requests
-        self.failed_requests += other.failed_requests
-
-
-def _add(table: dict[Any, Metrics], key: Any, row: Metrics) -> None:
+def _add(table: dict[Any, Totals], key: Any, row: Totals) -> None:
     acc = table.get(key)
     if acc is None:
-        table[key] = acc = Metrics()
+        table[key] = acc = Totals()
     acc.add(row)
 
 
@@ -85,12 +60,25 @@ class DayActivity:
     provider, no team, no key…)."""
 
     day: date
-    metrics: Metrics = field(default_factory=Metrics)
-    models: dict[str | None, Metrics] = field(default_factory=dict)
-    providers: dict[str | None, Metrics] = field(default_factory=dict)
-    entities: dict[str | None, Metrics] = field(default_factory=dict)
-    keys: dict[str | None, Metrics] = field(default_factory=dict)
+    metrics: Totals = field(default_factory=Totals)
+    models: dict[str | None, Totals] = field(default_factory=dict)
+    providers: dict[str | None, Totals] = field(default_factory=dict)
+    entities: dict[str | None, Totals] = field(default_factory=dict)
+    keys: dict[str | None, Totals] = field(default_factory=dict)
     """Per key (the ledger's stable ``key_id``)."""
+
+    def count(self, model: str | None, provider: str | None, m: Totals) -> None:
+        """Add one row of the day's spend to its totals and its model and provider breakdowns."""
+        self.metrics.add(m)
+        _add(self.models, model, m)
+        _add(self.providers, provider, m)
+
+
+def _day(out: dict[date, DayActivity], day: date) -> DayActivity:
+    act = out.get(day)
+    if act is None:
+        out[day] = act = DayActivity(day)
+    return act
 
 
 def _bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
@@ -116,7 +104,7 @@ async def _report(
 
 def _rows(
     report: Report, dim: str, zone: tzinfo, keep: _Keep, model: str | None
-) -> list[tuple[date, str | None, str | None, str | None, Metrics]]:
+) -> list[tuple[date, str | None, str | None, str | None, Totals]]:
     """``(local day, dimension value, model, provider, metrics)`` of the kept rows."""
     c = report.columns
     days: dict[Any, date] = {}
@@ -128,16 +116,7 @@ def _rows(
         day = days.get(period)
         if day is None:
             days[period] = day = period.start.astimezone(zone).date()
-        metrics = Metrics(
-            cost_nanos=c["cost_nanos"][i],
-            prompt_tokens=c["input_tokens"][i],
-            completion_tokens=c["output_tokens"][i],
-            cache_read_input_tokens=c["cache_read_tokens"][i],
-            cache_creation_input_tokens=c["cache_write_tokens"][i],
-            api_requests=c["requests"][i],
-            successful_requests=c["successful_requests"][i],
-            failed_requests=c["failed_requests"][i],
-        )
+        metrics = Totals(*(c[name][i] for name in _TOTALS))
         out.append((day, value, row_model, c["provider"][i], metrics))
     return out
 
@@ -177,12 +156,8 @@ async def daily_activity(
     for day, entity, row_model, provider, m in _rows(
         await _report(db, scope, first, last, tz, entity_ids), scope, zone, entities, model
     ):
-        act = out.get(day)
-        if act is None:
-            out[day] = act = DayActivity(day)
-        act.metrics.add(m)
-        _add(act.models, row_model, m)
-        _add(act.providers, provider, m)
+        act = _day(out, day)
+        act.count(row_model, provider, m)
         _add(act.entities, entity, m)
     if out and (key_ids is None or key_ids):
         key_report = await _report(db, "key", first, last, tz, key_ids)
@@ -209,12 +184,8 @@ async def key_activity(
     for day, _, row_model, provider, m in _rows(
         await _report(db, "key", first, last, tz, [key_id]), "key", zone, lambda k: k == key_id, model
     ):
-        act = out.get(day)
-        if act is None:
-            out[day] = act = DayActivity(day)
-        act.metrics.add(m)
-        _add(act.models, row_model, m)
-        _add(act.providers, provider, m)
+        act = _day(out, day)
+        act.count(row_model, provider, m)
         _add(act.keys, key_id, m)
         for entity in listed_under:
             _add(act.entities, entity, m)

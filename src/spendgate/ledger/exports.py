@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import fields
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,8 @@ from spendgate.core.periods import get_timezone
 from spendgate.core.pricing.breakdown import ITEMS
 from spendgate.core.usage.model import Usage
 from spendgate.ledger.focus import FOCUS_COLUMNS, FocusEvent, ListPricer, book_list_pricer, focus_rows
-from spendgate.ledger.reports import DIMENSIONS, SCOPE_DIMENSIONS, spend_report
+from spendgate.ledger.local_days import day_range
+from spendgate.ledger.reports import DIMENSIONS, SCOPE_DIMENSIONS, Totals, spend_report
 from spendgate.stores.database.models import SpendEventRow, Team, VirtualKey
 
 __all__ = [
@@ -92,36 +93,8 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 """The per-event CSV: LiteLLM_SpendLogs names, then spendgate's itemized cost (USD)."""
 
-GROUPED_METRICS: tuple[str, ...] = (
-    "spend",
-    "cost_nanos",
-    "requests",
-    "successful_requests",
-    "failed_requests",
-    "unpriced_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
-
-
-def day_range(start_date: date, end_date: date, tz: str | tzinfo) -> tuple[datetime, datetime]:
-    """``[start_date 00:00, end_date + 1 day 00:00)`` in local time of ``tz``, as UTC instants.
-
-    Raises:
-        ValueError: ``end_date`` before ``start_date``, or a date the calendar cannot
-            extend by a day (9999-12-31).
-        OverflowError: a date too close to the calendar's ends to convert.
-    """
-    if end_date < start_date:
-        raise ValueError("end_date is before start_date")
-    zone = get_timezone(tz)
-    end_day = end_date + timedelta(days=1)  # OverflowError at 9999-12-31
-    start = datetime.combine(start_date, time(), zone).astimezone(UTC)
-    end = datetime.combine(end_day, time(), zone).astimezone(UTC)
-    return start, end
+GROUPED_METRICS: tuple[str, ...] = ("spend", *(f.name for f in fields(Totals)))
+"""A grouped row's metrics: USD, then every :class:`~spendgate.ledger.reports.Totals` field."""
 
 
 def check_group_by(group_by: Sequence[str]) -> None:

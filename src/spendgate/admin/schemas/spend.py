@@ -2,22 +2,20 @@
 
 LiteLLM's parameter names, plus an IANA ``timezone`` (default UTC) in which the
 ``YYYY-MM-DD`` dates are local days: a range is ``[start_date 00:00, end_date + 1 00:00)``
-local. A date or a zone that does not parse is a 422 naming the parameter (the validators
-below raise, :func:`spendgate.admin._http.validation_message` names the field).
+local. The dates and zone are :mod:`spendgate.admin.schemas.spend_range`'s (validated there:
+a 422 naming the parameter).
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from spendgate.admin.schemas.fields import Ref, StrictModel
-from spendgate.core.periods import get_timezone
+from spendgate.admin.schemas.spend_range import DateRangeQuery, RequiredDateRangeQuery
 
 __all__ = [
-    "DATE_PATTERN",
     "MAX_PAGE_SIZE",
     "GlobalSpendKeysQuery",
     "GlobalSpendLogsQuery",
@@ -30,43 +28,13 @@ __all__ = [
     "SpendUsersQuery",
 ]
 
-DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 MAX_PAGE_SIZE = 1000
 """The most rows one ``/spend/logs`` page holds."""
 MAX_LIMIT = 10_000
 
 
-def _date(value: str) -> str:
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-    return value
-
-
-def _zone(value: str) -> str:
-    get_timezone(value)  # ValueError: unknown IANA timezone
-    return value
-
-
-Day = Annotated[
-    str,
-    Field(pattern=DATE_PATTERN, description="A local day, YYYY-MM-DD (in `timezone`)."),
-    AfterValidator(_date),
-]
-Zone = Annotated[
-    str,
-    Field(min_length=1, max_length=64, description="An IANA timezone; the days are local days in it."),
-    AfterValidator(_zone),
-]
-
-
-class SpendRangeQuery(StrictModel):
+class SpendRangeQuery(DateRangeQuery):
     """A range of local days. Without dates: the last 30 days and today (LiteLLM's views)."""
-
-    start_date: Day | None = None
-    end_date: Day | None = None
-    timezone: Zone = "UTC"
 
 
 class SpendKeysQuery(StrictModel):
@@ -108,12 +76,9 @@ class GlobalSpendLogsQuery(SpendRangeQuery):
     api_key: Ref | None = Field(default=None, description="The raw key, its hash or its id.")
 
 
-class GlobalSpendReportQuery(StrictModel):
+class GlobalSpendReportQuery(RequiredDateRangeQuery):
     """LiteLLM requires both dates here (a missing one is a 422 naming it)."""
 
-    start_date: Day
-    end_date: Day
-    timezone: Zone = "UTC"
     group_by: Literal["team", "customer", "api_key"] = "team"
     api_key: Ref | None = None
     internal_user_id: Ref | None = None
