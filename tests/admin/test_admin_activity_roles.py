@@ -10,23 +10,22 @@ key and a t2 key, so each allowed answer can be checked for exactly the caller's
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_helpers import MASTER, Api, admin_client, copy_database
+from admin_helpers import Api
+from role_helpers import NO, OK, T1_MEMBERS, World, add_callers, call_on_copy, matrix, seeded_world
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.core.money import from_nano
 from spendgate.core.usage.model import Usage
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.repository import LedgerRepository
-from spendgate.stores.database import create_engine
 
 ROLES = ("master", "admin", "viewer", "tadmin", "member", "outsider", "userless")
-OK, NO = 200, 403
 ADMINS = (OK, OK, OK, NO, NO, NO, NO)
 EVERYONE = (OK,) * 7
 DATES = {"start_date": "2026-05-01", "end_date": "2026-05-03"}
@@ -56,103 +55,65 @@ CASES: list[tuple[str, str, dict[str, str], tuple[int, ...]]] = [
     ("customer-c1", "/customer/daily/activity", {"end_user_ids": "c1"}, ADMINS),
 ]
 
-PARAMS = [
-    pytest.param(case, role, case[3][i], id=f"{case[0]}-{role}")
-    for case in CASES
-    for i, role in enumerate(ROLES)
-]
+PARAMS = matrix(CASES, ROLES, lambda case: case[3])
 
 
 @pytest.fixture(scope="module")
-def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
     """A seeded database (entities and events) and the raw keys of its callers."""
-    path = tmp_path_factory.mktemp("activity-world") / "world.db"
-    url = copy_database(sqlite_template, path)
 
-    async def seed() -> dict[str, str]:
-        engine = create_engine(url)
-        keys = {"master": MASTER}
-        try:
-            async with admin_client(engine) as client:
-                api = Api(client)
-                for user, role in (
-                    ("admin", "proxy_admin"),
-                    ("viewer", "proxy_admin_viewer"),
-                    ("tadmin", "internal_user"),
-                    ("member", "internal_user"),
-                    ("outsider", "internal_user"),
-                ):
-                    created = await api.ok("POST", "/user/new", {"user_id": user, "user_role": role})
-                    keys[user] = created["key"]
-                await api.ok(
-                    "POST",
-                    "/team/new",
-                    {
-                        "team_id": "t1",
-                        "members_with_roles": [
-                            {"role": "admin", "user_id": "tadmin"},
-                            {"role": "user", "user_id": "member"},
-                        ],
-                    },
-                )
-                await api.ok("POST", "/team/new", {"team_id": "t2"})
-                await api.ok("POST", "/customer/new", {"user_id": "c1"})
-                made = {
-                    "target": await api.ok("POST", "/key/generate", {"user_id": "member", "team_id": "t1"}),
-                    "tadmin": await api.ok("POST", "/key/generate", {"user_id": "tadmin", "team_id": "t1"}),
-                    "outsider": await api.ok("POST", "/key/generate", {"user_id": "outsider"}),
-                    "userless": await api.ok("POST", "/key/generate", {"key_alias": "service"}),
-                    "t2": await api.ok("POST", "/key/generate", {"team_id": "t2"}),
-                }
-                keys["target"] = made["target"]["key"]
-                keys["userless"] = made["userless"]["key"]
-                owners = {
-                    "target": ("member", "t1"),
-                    "tadmin": ("tadmin", "t1"),
-                    "outsider": ("outsider", None),
-                    "userless": (None, None),
-                    "t2": (None, "t2"),
-                }
-                events = [
-                    SpendEvent(
-                        event_id=f"role-{name}",
-                        occurred_at=datetime(2026, 5, 2, 10, tzinfo=UTC),
-                        cost_nanos=COST.get(name, COST_T2),
-                        usage=Usage(input_tokens=10, output_tokens=5),
-                        api_key=made[name]["key_id"],
-                        user_id=owners[name][0],
-                        team_id=owners[name][1],
-                        end_user="c1",
-                        tags=("prod",),
-                        model="gpt-4o-mini",
-                        provider="openai",
-                    )
-                    for name in made
-                ]
-                await LedgerRepository(engine).write_batch(events)
-        finally:
-            await engine.dispose()
+    async def seed(api: Api, engine: AsyncEngine) -> dict[str, str]:
+        keys = await add_callers(api)
+        await api.ok("POST", "/team/new", {"team_id": "t1", "members_with_roles": T1_MEMBERS})
+        await api.ok("POST", "/team/new", {"team_id": "t2"})
+        await api.ok("POST", "/customer/new", {"user_id": "c1"})
+        made = {
+            "target": await api.ok("POST", "/key/generate", {"user_id": "member", "team_id": "t1"}),
+            "tadmin": await api.ok("POST", "/key/generate", {"user_id": "tadmin", "team_id": "t1"}),
+            "outsider": await api.ok("POST", "/key/generate", {"user_id": "outsider"}),
+            "userless": await api.ok("POST", "/key/generate", {"key_alias": "service"}),
+            "t2": await api.ok("POST", "/key/generate", {"team_id": "t2"}),
+        }
+        keys["target"] = made["target"]["key"]
+        keys["userless"] = made["userless"]["key"]
+        owners = {
+            "target": ("member", "t1"),
+            "tadmin": ("tadmin", "t1"),
+            "outsider": ("outsider", None),
+            "userless": (None, None),
+            "t2": (None, "t2"),
+        }
+        events = [
+            SpendEvent(
+                event_id=f"role-{name}",
+                occurred_at=datetime(2026, 5, 2, 10, tzinfo=UTC),
+                cost_nanos=COST.get(name, COST_T2),
+                usage=Usage(input_tokens=10, output_tokens=5),
+                api_key=made[name]["key_id"],
+                user_id=owners[name][0],
+                team_id=owners[name][1],
+                end_user="c1",
+                tags=("prod",),
+                model="gpt-4o-mini",
+                provider="openai",
+            )
+            for name in made
+        ]
+        await LedgerRepository(engine).write_batch(events)
         return keys
 
-    return path, asyncio.run(seed())
+    return seeded_world(sqlite_template, tmp_path_factory.mktemp("activity-world"), seed)
 
 
-async def _get(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, route: str, query: dict[str, str], role: str
-) -> tuple[int, Any]:
-    path, keys = world
+async def _get(world: World, tmp_path: Path, route: str, query: dict[str, str], role: str) -> tuple[int, Any]:
+    keys = world[1]
     params = {**DATES, **{k: keys[v[1:-1]] if v.startswith("{") else v for k, v in query.items()}}
-    engine = create_engine(copy_database(path, tmp_path / "case.db"))
-    try:
-        async with admin_client(engine) as client:
-            return await Api(client).call("GET", route, params=params, key=keys[role])
-    finally:
-        await engine.dispose()
+    return await call_on_copy(world, tmp_path, "GET", route, params, keys[role])
 
 
 @pytest.mark.parametrize(("case", "role", "expected"), PARAMS)
 async def test_activity_role_matrix(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, role: str, expected: int
+    world: World, tmp_path: Path, case: Any, role: str, expected: int
 ) -> None:
     _, route, query, _ = case
     status, body = await _get(world, tmp_path, route, query, role)
@@ -185,7 +146,7 @@ SEES = [
 
 @pytest.mark.parametrize(("route", "role", "nanos"), SEES, ids=[f"{r}-{who}" for r, who, _ in SEES])
 async def test_each_caller_sees_only_theirs(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, route: str, role: str, nanos: int
+    world: World, tmp_path: Path, route: str, role: str, nanos: int
 ) -> None:
     status, body = await _get(world, tmp_path, route, {}, role)
     assert status == OK, body
@@ -194,9 +155,7 @@ async def test_each_caller_sees_only_theirs(
         assert body["results"] == []
 
 
-async def test_team_admin_sees_team_keys_in_breakdown(
-    world: tuple[Path, dict[str, str]], tmp_path: Path
-) -> None:
+async def test_team_admin_sees_team_keys_in_breakdown(world: World, tmp_path: Path) -> None:
     status, body = await _get(world, tmp_path, "/team/daily/activity", {"team_ids": "t1"}, "tadmin")
     assert status == OK
     (day,) = body["results"]

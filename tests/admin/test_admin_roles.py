@@ -8,17 +8,17 @@ seeded database, so writes never leak into the next case.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_helpers import MASTER, Api, admin_client, copy_database
+from admin_helpers import Api, admin_client, copy_database
+from role_helpers import NO, OK, T1_MEMBERS, World, add_callers, call_on_copy, matrix, seeded_world
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from spendgate.stores.database import create_engine
 
 ROLES = ("master", "admin", "viewer", "tadmin", "member", "outsider")
-OK, NO = 200, 403
 ADMIN_WRITE = (OK, OK, NO, NO, NO, NO)
 ADMIN_READ = (OK, OK, OK, NO, NO, NO)
 EVERYONE = (OK,) * 6
@@ -155,63 +155,30 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, tuple[int, ...]]] = [
     ("budget-explain", "POST", "/budget/explain", {"key": "{target}"}, (501, 501, 501, 501, 501, NO)),
 ]
 
-PARAMS = [
-    pytest.param(case, role, expected[i], id=f"{case[0]}-{role}")
-    for case in CASES
-    for i, role in enumerate(ROLES)
-    for expected in [case[4]]
-]
+PARAMS = matrix(CASES, ROLES, lambda case: case[4])
 
 
 @pytest.fixture(scope="session")
-def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
     """A seeded database and the raw keys of its callers."""
-    path = tmp_path_factory.mktemp("admin-world") / "world.db"
-    url = copy_database(sqlite_template, path)
 
-    async def seed() -> dict[str, str]:
-        engine = create_engine(url)
-        keys = {"master": MASTER}
-        try:
-            async with admin_client(engine) as client:
-                api = Api(client)
-                for org in ("o1", "o2"):
-                    await api.ok(
-                        "POST", "/organization/new", {"organization_id": org, "organization_alias": org}
-                    )
-                for user, role, extra in (
-                    ("admin", "proxy_admin", {}),
-                    ("viewer", "proxy_admin_viewer", {}),
-                    ("tadmin", "internal_user", {}),
-                    ("member", "internal_user", {"organization_id": "o1", "max_budget": 10}),
-                    ("outsider", "internal_user", {}),
-                ):
-                    created = await api.ok("POST", "/user/new", {"user_id": user, "user_role": role, **extra})
-                    keys[user] = created["key"]
-                await api.ok(
-                    "POST",
-                    "/team/new",
-                    {
-                        "team_id": "t1",
-                        "organization_id": "o1",
-                        "members_with_roles": [
-                            {"role": "admin", "user_id": "tadmin"},
-                            {"role": "user", "user_id": "member"},
-                        ],
-                    },
-                )
-                target = await api.ok(
-                    "POST", "/key/generate", {"user_id": "member", "team_id": "t1", "max_budget": 5}
-                )
-                keys["target"] = target["key"]
-                keys["userless"] = (await api.ok("POST", "/key/generate", {"key_alias": "service"}))["key"]
-                await api.ok("POST", "/customer/new", {"user_id": "c1"})
-                await api.ok("POST", "/budget/new", {"budget_id": "b1"})
-        finally:
-            await engine.dispose()
+    async def seed(api: Api, _engine: AsyncEngine) -> dict[str, str]:
+        for org in ("o1", "o2"):
+            await api.ok("POST", "/organization/new", {"organization_id": org, "organization_alias": org})
+        keys = await add_callers(api, {"member": {"organization_id": "o1", "max_budget": 10}})
+        await api.ok(
+            "POST", "/team/new", {"team_id": "t1", "organization_id": "o1", "members_with_roles": T1_MEMBERS}
+        )
+        target = await api.ok(
+            "POST", "/key/generate", {"user_id": "member", "team_id": "t1", "max_budget": 5}
+        )
+        keys["target"] = target["key"]
+        keys["userless"] = (await api.ok("POST", "/key/generate", {"key_alias": "service"}))["key"]
+        await api.ok("POST", "/customer/new", {"user_id": "c1"})
+        await api.ok("POST", "/budget/new", {"budget_id": "b1"})
         return keys
 
-    return path, asyncio.run(seed())
+    return seeded_world(sqlite_template, tmp_path_factory.mktemp("admin-world"), seed)
 
 
 def _fill(value: Any, keys: dict[str, str]) -> Any:
@@ -224,27 +191,13 @@ def _fill(value: Any, keys: dict[str, str]) -> Any:
     return value
 
 
-async def _call(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, key: str | None
-) -> tuple[int, Any]:
-    path, keys = world
+async def _call(world: World, tmp_path: Path, case: Any, key: str | None) -> tuple[int, Any]:
     _, method, route, payload, _ = case
-    engine = create_engine(copy_database(path, tmp_path / "case.db"))
-    try:
-        async with admin_client(engine) as client:
-            api = Api(client)
-            payload = _fill(payload, keys)
-            if method == "GET":
-                return await api.call(method, route, params=payload, key=key)
-            return await api.call(method, route, payload, key=key)
-    finally:
-        await engine.dispose()
+    return await call_on_copy(world, tmp_path, method, route, _fill(payload, world[1]), key)
 
 
 @pytest.mark.parametrize(("case", "role", "expected"), PARAMS)
-async def test_role_matrix(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, role: str, expected: int
-) -> None:
+async def test_role_matrix(world: World, tmp_path: Path, case: Any, role: str, expected: int) -> None:
     status, body = await _call(world, tmp_path, case, world[1][role])
     assert status == expected, body
     if status == NO:
@@ -252,9 +205,7 @@ async def test_role_matrix(
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-async def test_unknown_missing_and_userless_keys(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any
-) -> None:
+async def test_unknown_missing_and_userless_keys(world: World, tmp_path: Path, case: Any) -> None:
     status, body = await _call(world, tmp_path, case, "sk-not-a-key")
     assert status == 401 and body["error"]["type"] == "authentication_error"
     status, body = await _call(world, tmp_path, case, None)
@@ -263,9 +214,7 @@ async def test_unknown_missing_and_userless_keys(
     assert status == 403 and body["error"]["code"] == "no_role"
 
 
-async def test_lists_are_scoped_to_what_the_caller_may_see(
-    world: tuple[Path, dict[str, str]], tmp_path: Path
-) -> None:
+async def test_lists_are_scoped_to_what_the_caller_may_see(world: World, tmp_path: Path) -> None:
     path, keys = world
     engine = create_engine(copy_database(path, tmp_path / "lists.db"))
     try:
@@ -361,17 +310,8 @@ SPEND_CASES: list[tuple[str, str, dict[str, Any], tuple[int, ...]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "role", "expected"),
-    [
-        pytest.param(case, role, case[3][i], id=f"{case[0]}-{role}")
-        for case in SPEND_CASES
-        for i, role in enumerate(SPEND_ROLES)
-    ],
-)
-async def test_spend_role_matrix(
-    world: tuple[Path, dict[str, str]], tmp_path: Path, case: Any, role: str, expected: int
-) -> None:
+@pytest.mark.parametrize(("case", "role", "expected"), matrix(SPEND_CASES, SPEND_ROLES, lambda case: case[3]))
+async def test_spend_role_matrix(world: World, tmp_path: Path, case: Any, role: str, expected: int) -> None:
     name, path, params, _ = case
     status, body = await _call(world, tmp_path, (name, "GET", path, params, ()), world[1][role])
     assert status == expected, body
