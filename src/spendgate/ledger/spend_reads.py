@@ -14,7 +14,7 @@ does not offer by itself.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -28,6 +28,8 @@ from spendgate.stores.database.models import SpendEventRow, SpendRollup
 __all__ = ["Slice", "daily_log_summary", "lifetime_spend", "log_page", "read_slices"]
 
 _HOUR = 3600
+_TOTALS = tuple(f.name for f in fields(Totals))
+"""The report's metric columns, in the order of :class:`Totals`' fields."""
 
 
 @dataclass(slots=True)
@@ -87,19 +89,26 @@ async def read_slices(
     )
     zone = get_timezone(tz)
     cols = report.columns
-    scope_col = cols.get(scope) if scope in group else None
-    model_col = cols.get("model")
+    count = report.row_count
+    scope_col = cols[scope] if scope in group else [None] * count
+    model_col = cols["model"] if by_model else [None] * count
+    days: dict[Any, date | None] = {None: None}
+    for period in dict.fromkeys(cols["period"]):
+        if period is not None:
+            days[period] = period.start.astimezone(zone).date()
+    # Straight from the report's columns (no row objects): a month of teams × models is
+    # tens of thousands of rows. Rows only merge when the scope id is summed over.
+    metrics = zip(*(cols[m] for m in _TOTALS), strict=True)
     merged: dict[tuple[date | None, str | None, str | None], Totals] = {}
-    for i, row in enumerate(report.rows):
-        sid = scope_col[i] if scope_col is not None else None
+    for period, sid, model, values in zip(cols["period"], scope_col, model_col, metrics, strict=True):
         if ids is not None and (sid or "") not in ids:
-            continue
-        day = row.period.start.astimezone(zone).date() if row.period is not None else None
-        key = (day, sid if by_scope else None, model_col[i] if model_col is not None else None)
+            continue  # the global scope: no id to narrow by in SQL
+        key = (days[period], sid if by_scope else None, model)
         total = merged.get(key)
         if total is None:
-            merged[key] = total = Totals()
-        total.add(row.totals)
+            merged[key] = Totals(*values)
+        else:
+            total.add(Totals(*values))
     return [Slice(d, s, m, t) for (d, s, m), t in merged.items()]
 
 

@@ -1,0 +1,76 @@
+"""A report on the 15-minute grain (a zone whose day starts inside an hour: Asia/Kolkata,
+Asia/Kathmandu, Australia/Lord_Howe across its half-hour DST change) reads the hours
+without a period boundary from the hourly grain and only the boundary hours from the
+15-minute grain. Its figures must still equal the raw events exactly, whatever the
+granularity, grouping and scope filter, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ledger_helpers import make_event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from test_reports_match_events import expected
+
+from spendgate.ledger import reports
+from spendgate.ledger.reports import spend_report
+from spendgate.ledger.repository import LedgerRepository
+
+T0 = datetime(2026, 3, 28, 3, 7, tzinfo=UTC)  # Lord Howe leaves DST (+11 → +10:30) on 5 April
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tz", ["Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"])
+async def test_mixed_grain_report_equals_the_events(engine: AsyncEngine, tz: str) -> None:
+    # An event every 7 minutes for 12 days: every 15-minute bucket of a boundary hour and
+    # every hour between holds events, so a row read from the wrong grain (or twice, or
+    # not at all) changes a total.
+    evts = [
+        make_event(
+            i,
+            event_id=f"m-{i}",
+            occurred_at=T0 + timedelta(minutes=7 * i),
+            cost_nanos=10_000 + i * 37,
+            team_id=("t1", "t2", None)[i % 3],
+            model=("m1", "m2")[i % 2],
+        )
+        for i in range(12 * 24 * 60 // 7)
+    ]
+    await LedgerRepository(engine).write_batch(evts)
+    start, end = T0 + timedelta(hours=5), T0 + timedelta(days=11, hours=2)
+    cases: list[tuple[list[str], str | None, set[str] | None]] = [
+        ([], "day", None),
+        (["team", "model"], "day", None),
+        (["team"], "day", {"t1", ""}),
+        (["model"], "week", None),
+        (["team"], "month", None),
+        (["team", "model"], None, None),
+    ]
+    for group_by, granularity, ids in cases:
+        report = await spend_report(
+            engine, start=start, end=end, group_by=group_by, granularity=granularity, tz=tz, scope_ids=ids
+        )
+        assert report.grain == 900
+        want = expected(evts, group_by, granularity, tz, report.start, report.end)
+        if ids is not None:
+            want = {k: v for k, v in want.items() if (k[1][0] or "") in ids}
+        got = {
+            (r.period.start if r.period else None, tuple(r.group.values())): [
+                r.totals.cost_nanos,
+                r.totals.requests,
+                r.totals.input_tokens,
+                r.totals.output_tokens,
+            ]
+            for r in report.rows
+        }
+        assert got == want, (group_by, granularity, ids)
+
+
+def test_which_hours_are_read_at_15_minutes() -> None:
+    hour = 3600
+    day_starts = [d * 86400 - 5 * hour - 1800 for d in range(1, 5)]  # Kolkata midnights
+    assert reports._fine_hours(day_starts) == [b // hour * hour for b in day_starts]
+    assert reports._fine_hours([0, 86400, 2 * 86400]) is None  # on the hour: the hourly grain
+    kolkata_hours = [h * hour + 1800 for h in range(10)]  # every hour holds a boundary
+    assert reports._fine_hours(kolkata_hours) is None
