@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gateway", "admin", "jobs", "sdk"),  # peers: never import each other
     ("server",),  # the composition root
     ("cli",),
-    ("",),  # the package facade, spendgate/__init__.py: lazy re-exports for the pricing API
+    ("", "openai", "anthropic"),  # the package facade (lazy re-exports, SDK settings); ready SDK clients
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

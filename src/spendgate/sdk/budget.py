@@ -1,0 +1,206 @@
+"""The process-wide budget: ``spendgate.max_budget``, reserved before each call, settled after.
+
+LiteLLM's ``litellm.max_budget`` checks the spend before a call and adds the cost after
+(and in 1.109.1 never adds it, so it never fires). Here, in ``strict`` mode (the default),
+each call **reserves** its worst case before it is sent and settles to its real cost after
+(or releases it when nothing is billed), so concurrent calls, threads and asyncio tasks
+alike, can never overshoot: the check and the reservation are one step under a lock.
+``check_only`` is LiteLLM's behaviour (refuse once the spend has reached the limit).
+
+The counters are integer nano-USD behind one ``threading.Lock``, held for a few integer
+operations and never across an ``await``, so it is safe from threads and from an event
+loop. ``max_budget_duration`` ("1d", "7d", "1mo" …) turns the limit into calendar periods
+of :mod:`spendgate.core.periods` in ``budget_timezone``: the spend of a new period starts
+at zero when the clock moves into it (no reset job).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+from spendgate.core.money import from_nano, tidy, to_nano
+from spendgate.core.periods import Period, Window, get_timezone, parse_duration, period_for
+from spendgate.sdk.errors import BudgetExceededError
+
+__all__ = ["BUDGET", "BudgetMode", "GlobalBudget", "Hold"]
+
+BudgetMode = Literal["strict", "check_only"]
+
+
+class Hold:
+    """One call's reservation: settled or released once (later calls do nothing)."""
+
+    __slots__ = ("done", "nanos")
+
+    def __init__(self, nanos: int) -> None:
+        self.nanos = nanos
+        self.done = False
+
+
+def _usd_to_nanos(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise TypeError(f"spendgate.{name} must be a number of USD or None, got {value!r}")
+    try:
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"spendgate.{name} must be a number of USD, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"spendgate.{name} must be a finite amount >= 0, got {value!r}")
+    return to_nano(amount)
+
+
+class GlobalBudget:
+    """The counters behind ``spendgate.max_budget`` (one per process: :data:`BUDGET`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limit: int | None = None
+        self._duration: str | None = None
+        self._window: Window | None = None
+        self._tz = "UTC"
+        self._mode: BudgetMode = "strict"
+        self._period: Period | None = None
+        self._spent = 0
+        self._reserved = 0
+
+    # -- settings (the facade forwards spendgate.<name> here) ---------------------------------
+
+    @property
+    def max_budget(self) -> Decimal | None:
+        """The limit in USD (None: unlimited; spend is still counted)."""
+        return None if self._limit is None else tidy(from_nano(self._limit))
+
+    @max_budget.setter
+    def max_budget(self, value: object) -> None:
+        limit = None if value is None else _usd_to_nanos(value, "max_budget")
+        with self._lock:
+            self._limit = limit
+
+    @property
+    def max_budget_duration(self) -> str | None:
+        """The budget window as given (``"1d"``, ``"30d"``, ``"1mo"`` …); None: lifetime."""
+        return self._duration
+
+    @max_budget_duration.setter
+    def max_budget_duration(self, value: str | None) -> None:
+        window = None if value is None else parse_duration(value)
+        with self._lock:
+            self._duration, self._window, self._period = value, window, None
+
+    @property
+    def budget_timezone(self) -> str:
+        """The IANA timezone the budget's calendar periods follow (default UTC)."""
+        return self._tz
+
+    @budget_timezone.setter
+    def budget_timezone(self, value: str) -> None:
+        get_timezone(value)  # ValueError for an unknown zone
+        with self._lock:
+            self._tz, self._period = value, None
+
+    @property
+    def budget_mode(self) -> BudgetMode:
+        """``strict`` (reserve the worst case) or ``check_only`` (LiteLLM's check)."""
+        return self._mode
+
+    @budget_mode.setter
+    def budget_mode(self, value: str) -> None:
+        if value == "strict":
+            self._mode = "strict"
+        elif value == "check_only":
+            self._mode = "check_only"
+        else:
+            raise ValueError(f"spendgate.budget_mode must be 'strict' or 'check_only', got {value!r}")
+
+    @property
+    def current_cost(self) -> Decimal:
+        """The spend of the current period (all time without a duration), exact USD."""
+        return tidy(from_nano(self.current_cost_nanos))
+
+    @property
+    def current_cost_nanos(self) -> int:
+        with self._lock:
+            self._roll(datetime.now(UTC))
+            return self._spent
+
+    @property
+    def needs_estimate(self) -> bool:
+        """True when a call must compute its worst case (strict mode with a limit)."""
+        return self._limit is not None and self._mode == "strict"
+
+    @property
+    def reserved_nanos(self) -> int:
+        """What calls in flight have reserved."""
+        with self._lock:
+            return self._reserved
+
+    # -- reserve / settle / release ----------------------------------------------------------
+
+    def reserve(self, worst_nanos: int, *, unbounded_output: int | None = None) -> Hold:
+        """Reserve a call's worst case (strict) or check the spend (check_only).
+
+        Args:
+            worst_nanos: the most the call can cost.
+            unbounded_output: when the call declares no output cap, the output tokens its
+                worst case assumed (named in the refusal, with how to bound it).
+
+        Raises:
+            BudgetExceededError: the call does not fit.
+        """
+        with self._lock:
+            self._roll(datetime.now(UTC))
+            limit = self._limit
+            strict = self._mode == "strict"
+            amount = max(0, worst_nanos) if strict else 0
+            if limit is not None:
+                over = self._spent + self._reserved + amount > limit if strict else self._spent >= limit
+                if over:
+                    period = self._period
+                    raise BudgetExceededError(
+                        window=self._window.name if self._window is not None else "lifetime",
+                        spend_nanos=self._spent,
+                        reserved_nanos=self._reserved,
+                        limit_nanos=limit,
+                        requested_nanos=amount,
+                        reset_at=period.end if period is not None else None,
+                        unbounded_output=unbounded_output if strict else None,
+                    )
+            self._reserved += amount
+            return Hold(amount)
+
+    def settle(self, hold: Hold, cost_nanos: int) -> None:
+        """The call's real cost replaces its reservation (once)."""
+        with self._lock:
+            if hold.done:
+                return
+            hold.done = True
+            self._reserved -= hold.nanos
+            self._roll(datetime.now(UTC))
+            self._spent += max(0, cost_nanos)
+
+    def release(self, hold: Hold) -> None:
+        """Nothing is billed: give the reservation back (once)."""
+        self.settle(hold, 0)
+
+    def reset(self) -> None:
+        """Back to the defaults: no limit, no spend, strict, lifetime, UTC (tests use it)."""
+        with self._lock:
+            self._limit, self._duration, self._window, self._period = None, None, None, None
+            self._tz, self._mode, self._spent, self._reserved = "UTC", "strict", 0, 0
+
+    def _roll(self, now: datetime) -> None:
+        """Start a new period's spend at zero when the clock has moved into it (lock held)."""
+        if self._window is None:
+            return
+        if self._period is None or not (self._period.start <= now < self._period.end):
+            current = period_for(self._window, now, self._tz)
+            if self._period is not None and current.key != self._period.key:
+                self._spent = 0
+            self._period = current
+
+
+BUDGET = GlobalBudget()
+"""The process's budget (``spendgate.max_budget`` and friends read and write it)."""

@@ -1,0 +1,54 @@
+"""httpx and httpx2: the official SDKs' HTTP layer, whichever of the two they use.
+
+openai 1.x and anthropic 0.x are built on ``httpx``; newer releases on ``httpx2`` (its
+successor, same API, distinct classes: an ``httpx2.Client`` asserts that its transport
+answers with ``httpx2`` responses and byte streams, and anthropic refuses an ``httpx``
+client). The metered transports and streams derive from the base classes of both
+(:func:`joined`), and build each answer with the module of the request they were given
+(:func:`module_of`), so one transport serves either SDK generation. ``httpx2`` is optional.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+__all__ = ["MODULES", "RESPONSE_TYPES", "joined", "module_of", "module_of_type"]
+
+try:
+    import httpx2
+except ImportError:  # pragma: no cover - an SDK generation built on httpx alone
+    httpx2 = None  # type: ignore[assignment]
+
+MODULES: tuple[ModuleType, ...] = (httpx,) if httpx2 is None else (httpx, httpx2)
+RESPONSE_TYPES: tuple[type[Any], ...] = tuple(m.Response for m in MODULES)
+_HTTPX2_TYPES: tuple[type[Any], ...] = (
+    ()
+    if httpx2 is None
+    else (
+        httpx2.Request,
+        httpx2.Response,
+        httpx2.Client,
+        httpx2.AsyncClient,
+        httpx2.BaseTransport,
+        httpx2.AsyncBaseTransport,
+    )
+)
+
+
+def module_of(obj: object) -> ModuleType:
+    """``httpx2`` for one of its requests, responses, clients or transports, else ``httpx``."""
+    return httpx2 if _HTTPX2_TYPES and isinstance(obj, _HTTPX2_TYPES) else httpx
+
+
+def module_of_type(cls: type[Any]) -> ModuleType:
+    """``httpx2`` for one of its client classes (or a subclass), else ``httpx``."""
+    return httpx2 if httpx2 is not None and issubclass(cls, httpx2.Client | httpx2.AsyncClient) else httpx
+
+
+def joined(name: str) -> type[Any]:
+    """A class deriving from ``httpx.<name>`` and, when installed, ``httpx2.<name>``."""
+    bases = tuple(getattr(m, name) for m in MODULES)
+    return bases[0] if len(bases) == 1 else type(name, bases, {"__module__": __name__})

@@ -1,0 +1,352 @@
+"""The metered transports: every request of an official ``openai`` / ``anthropic`` client
+passes through one (the SDKs accept an ``http_client``; no monkeypatching).
+
+:class:`MeteredTransport` (sync) and :class:`AsyncMeteredTransport` wrap an inner httpx
+transport (default: a new ``HTTPTransport`` / ``AsyncHTTPTransport``). A request to an
+endpoint the gateway prices becomes a :class:`~spendgate.sdk.metering.MeteredCall`: its
+worst case is reserved against ``spendgate.max_budget`` before it is sent (a refusal raises
+:class:`~spendgate.sdk.errors.BudgetExceededError` and sends nothing), and its answer is
+priced by the gateway's adapters:
+
+* a complete answer is read here (decoded), priced, and handed to the SDK with an
+  ``x-spendgate-response-cost`` header (exact USD, or ``unpriced``) and, when the upstream
+  sent none, a request id header, so :func:`~spendgate.sdk.results.cost_of` finds it;
+* a stream is handed to the SDK through the gateway's stream translator, which meters it
+  as it is read and withholds the usage chunk a caller did not ask for; it is billed when
+  it ends: read to the end, closed early (``cancelled``) or cut by the upstream
+  (``partial``, the error re-raised to the caller);
+* an error status or a transport error bills nothing and runs the failure callbacks.
+
+Other requests (files, batches, models …) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.http.headers import RESPONSE_COST, cost_text
+from spendgate.providers.base import StreamTranslator
+from spendgate.sdk import results
+from spendgate.sdk.httpx_compat import MODULES, joined, module_of
+from spendgate.sdk.metering import InstrumentOptions, MeteredCall, endpoint_of, status_error
+
+__all__ = ["METERED_TRANSPORTS", "AsyncMeteredTransport", "MeteredTransport", "metered_transport"]
+
+if TYPE_CHECKING:
+    _SyncByteStream = httpx.SyncByteStream
+    _AsyncByteStream = httpx.AsyncByteStream
+else:  # an httpx2 client asserts its answers' streams are its own; either client takes these
+    _SyncByteStream = joined("SyncByteStream")
+    _AsyncByteStream = joined("AsyncByteStream")
+
+_DROPPED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+"""Headers of the upstream answer that no longer hold for the decoded body handed on."""
+
+
+def _headers(call: MeteredCall, upstream: httpx.Headers, extra: dict[str, str]) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in upstream.multi_items() if k.lower() not in _DROPPED]
+    id_header = "request-id" if call.client.endpoint == "messages" else "x-request-id"
+    if id_header not in upstream:
+        headers.append((id_header, f"spendgate-{uuid.uuid4().hex}"))
+    headers += list(extra.items())
+    return headers
+
+
+def _answered(
+    call: MeteredCall, request: httpx.Request, upstream: httpx.Response, body: bytes, breakdown: CostBreakdown
+) -> httpx.Response:
+    """The complete answer for the SDK: the decoded body with the cost header."""
+    cost = cost_text(breakdown.total_nanos if breakdown.priced else 0, priced=breakdown.priced)
+    headers = _headers(call, upstream.headers, {RESPONSE_COST: cost, "content-length": str(len(body))})
+    http = module_of(request)
+    response: httpx.Response = http.Response(
+        upstream.status_code,
+        headers=headers,
+        stream=http.ByteStream(body),
+        extensions=upstream.extensions,
+        request=request,
+    )
+    results.remember(
+        response, response.headers.get("x-request-id") or response.headers.get("request-id"), breakdown
+    )
+    return response
+
+
+def _is_stream(call: MeteredCall, upstream: httpx.Response) -> bool:
+    return call.client.stream and upstream.headers.get("content-type", "").startswith("text/event-stream")
+
+
+class _StreamEnd:
+    """Bills a stream once, however it ends, and remembers its price on the response."""
+
+    def __init__(self, call: MeteredCall, translator: StreamTranslator) -> None:
+        self.call = call
+        self.translator = translator
+        self.response: weakref.ReferenceType[httpx.Response] | None = None
+        self.done = False
+
+    def __call__(self, *, closed_early: bool, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        breakdown = self.call.finish_stream(self.translator, closed_early=closed_early, error=error)
+        response = self.response() if self.response is not None else None
+        if response is not None:
+            request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+            results.remember(response, request_id, breakdown)
+
+
+def _streamed(
+    call: MeteredCall, request: httpx.Request, upstream: httpx.Response, stream: object, end: _StreamEnd
+) -> httpx.Response:
+    response: httpx.Response = module_of(request).Response(
+        upstream.status_code,
+        headers=_headers(call, upstream.headers, {}),
+        stream=stream,
+        extensions=upstream.extensions,
+        request=request,
+    )
+    end.response = weakref.ref(response)
+    return response
+
+
+class _SyncStream(_SyncByteStream):
+    def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
+        self.upstream = upstream
+        self.end = end
+
+    def __iter__(self) -> Iterator[bytes]:
+        translator = self.end.translator
+        try:
+            for chunk in self.upstream.iter_bytes():
+                out = translator.feed(chunk)
+                if out:
+                    yield out
+            tail = translator.close()
+        except Exception as exc:
+            self.upstream.close()
+            self.end(closed_early=False, error=exc)
+            raise
+        if tail:
+            yield tail
+        self.upstream.close()
+        self.end(closed_early=False, error=None)
+
+    def close(self) -> None:
+        self.upstream.close()
+        self.end(closed_early=True, error=None)
+
+    def __del__(self) -> None:  # dropped without being read or closed: still billed
+        if not self.end.done:
+            self.end(closed_early=True, error=None)
+
+
+class _AsyncStream(_AsyncByteStream):
+    def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
+        self.upstream = upstream
+        self.end = end
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        translator = self.end.translator
+        try:
+            async for chunk in self.upstream.aiter_bytes():
+                out = translator.feed(chunk)
+                if out:
+                    yield out
+            tail = translator.close()
+        except BaseException as exc:
+            await self.upstream.aclose()
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                self.end(closed_early=True, error=None)
+            else:
+                self.end(closed_early=False, error=exc)
+            raise
+        if tail:
+            yield tail
+        await self.upstream.aclose()
+        self.end(closed_early=False, error=None)
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+        self.end(closed_early=True, error=None)
+
+    def __del__(self) -> None:
+        if not self.end.done:
+            self.end(closed_early=True, error=None)
+
+
+class _SyncMetering:
+    """A sync httpx transport that prices and budgets every priced call it carries.
+
+    Args:
+        inner: the transport that sends (default: a new ``httpx.HTTPTransport``).
+        options: the provider to price OpenAI-style calls as, and metadata for callbacks.
+        owns_inner: close ``inner`` when this transport is closed (False when it is
+            borrowed from another client).
+    """
+
+    _http: ClassVar[ModuleType] = httpx
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport | None = None,
+        options: InstrumentOptions | None = None,
+        *,
+        owns_inner: bool = True,
+    ) -> None:
+        self.inner = inner if inner is not None else self._http.HTTPTransport()
+        self.options = options or InstrumentOptions()
+        self.owns_inner = owns_inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if endpoint_of(request) is None:
+            return self.inner.handle_request(request)
+        request.read()
+        call = MeteredCall.open(request, self.options, async_call=False)
+        if call is None:
+            return self.inner.handle_request(request)
+        call.admit()
+        try:
+            upstream = self.inner.handle_request(call.outgoing(request))
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        if upstream.status_code >= 400:
+            try:
+                body = upstream.read()
+            finally:
+                upstream.close()
+            call.fail(status_error(upstream.status_code, body, upstream.headers))
+            return _passed(request, upstream, body)
+        if _is_stream(call, upstream):
+            end = _StreamEnd(call, call.translator())
+            return _streamed(call, request, upstream, _SyncStream(upstream, end), end)
+        try:
+            body = upstream.read()
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            upstream.close()
+        breakdown = call.finish(body, upstream.headers.get("content-type", ""))
+        return _answered(call, request, upstream, body, breakdown)
+
+    def close(self) -> None:
+        if self.owns_inner:
+            self.inner.close()
+
+
+class _AsyncMetering:
+    """The async twin of :class:`MeteredTransport` (callbacks' ``async_`` hooks run as tasks)."""
+
+    _http: ClassVar[ModuleType] = httpx
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport | None = None,
+        options: InstrumentOptions | None = None,
+        *,
+        owns_inner: bool = True,
+    ) -> None:
+        self.inner = inner if inner is not None else self._http.AsyncHTTPTransport()
+        self.options = options or InstrumentOptions()
+        self.owns_inner = owns_inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if endpoint_of(request) is None:
+            return await self.inner.handle_async_request(request)
+        await request.aread()
+        call = MeteredCall.open(request, self.options, async_call=True)
+        if call is None:
+            return await self.inner.handle_async_request(request)
+        call.admit()
+        try:
+            upstream = await self.inner.handle_async_request(call.outgoing(request))
+        except asyncio.CancelledError as exc:
+            call.cancelled(exc)
+            raise
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        if upstream.status_code >= 400:
+            try:
+                body = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            call.fail(status_error(upstream.status_code, body, upstream.headers))
+            return _passed(request, upstream, body)
+        if _is_stream(call, upstream):
+            end = _StreamEnd(call, call.translator())
+            return _streamed(call, request, upstream, _AsyncStream(upstream, end), end)
+        try:
+            body = await upstream.aread()
+        except asyncio.CancelledError as exc:
+            call.cancelled(exc)
+            raise
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            await upstream.aclose()
+        breakdown = call.finish(body, upstream.headers.get("content-type", ""))
+        return _answered(call, request, upstream, body, breakdown)
+
+    async def aclose(self) -> None:
+        if self.owns_inner:
+            await self.inner.aclose()
+
+
+def _passed(request: httpx.Request, upstream: httpx.Response, body: bytes) -> httpx.Response:
+    """An error answer handed on as it came (its body decoded)."""
+    headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _DROPPED]
+    headers.append(("content-length", str(len(body))))
+    http = module_of(request)
+    passed: httpx.Response = http.Response(
+        upstream.status_code,
+        headers=headers,
+        stream=http.ByteStream(body),
+        extensions=upstream.extensions,
+        request=request,
+    )
+    return passed
+
+
+class MeteredTransport(_SyncMetering, httpx.BaseTransport):
+    """The metered transport for ``httpx`` clients (see :class:`_SyncMetering`)."""
+
+
+class AsyncMeteredTransport(_AsyncMetering, httpx.AsyncBaseTransport):
+    """The metered async transport for ``httpx`` clients (see :class:`_AsyncMetering`)."""
+
+
+def _for(module: ModuleType) -> tuple[type[Any], type[Any]]:
+    """The (sync, async) metered transports deriving from ``module``'s base transports (an
+    SDK built on httpx2 refuses an ``httpx`` transport, and the other way round)."""
+    if module is httpx:
+        return MeteredTransport, AsyncMeteredTransport
+    attrs = {"__module__": __name__, "_http": module}
+    sync = type("MeteredTransport", (_SyncMetering, module.BaseTransport), dict(attrs))
+    asynchronous = type("AsyncMeteredTransport", (_AsyncMetering, module.AsyncBaseTransport), dict(attrs))
+    return sync, asynchronous
+
+
+_CLASSES = {module: _for(module) for module in MODULES}
+METERED_TRANSPORTS: tuple[type[Any], ...] = tuple(c for pair in _CLASSES.values() for c in pair)
+"""Every metered transport class (one sync and one async per HTTP module)."""
+
+
+def metered_transport(
+    inner: Any, options: InstrumentOptions | None = None, *, is_async: bool, owns_inner: bool = True
+) -> Any:
+    """A metered transport around ``inner`` (an httpx or httpx2 transport, sync or async),
+    of the same HTTP module."""
+    sync, asynchronous = _CLASSES[module_of(inner)]
+    return (asynchronous if is_async else sync)(inner, options, owns_inner=owns_inner)

@@ -1,0 +1,317 @@
+"""The instrumented clients (issue #14 item 1): the official openai and anthropic SDKs,
+metered at their HTTP layer, cost what the gateway charges, to the nano-USD.
+
+Every call goes once straight to the mock provider through an instrumented client and once
+through a gateway (in-process, same mock, same request): ``spendgate.cost_of(result)`` must
+equal ``completion_cost`` of the usage the SDK returned AND the gateway's
+``x-spendgate-response-cost``, for openai and anthropic clients, sync, async and streamed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+from gateway_helpers import MASTER_KEY, GatewayServer, make_config
+
+import spendgate
+from spendgate.core.money import to_nano
+from spendgate.core.usage import from_anthropic_message, from_openai_chat
+from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.sdk import callbacks, results
+from spendgate.sdk.budget import BUDGET
+from spendgate.sdk.httpx_compat import module_of_type
+
+GPT = "gpt-4o"
+CLAUDE = "claude-sonnet-4-6"
+MESSAGES: list[Any] = [{"role": "user", "content": "Tell me about exact money, please."}]
+
+# Usage shapes the mock produces on demand (forwarded by the gateway too).
+VARIANTS = [
+    pytest.param({}, id="plain"),
+    pytest.param({"x-mock-cached-tokens": "6", "x-mock-completion-tokens": "9"}, id="cached"),
+    pytest.param({"x-mock-reasoning-tokens": "5", "x-mock-completion-tokens": "12"}, id="reasoning"),
+]
+ANTHROPIC_VARIANTS = [
+    pytest.param({}, id="plain"),
+    pytest.param({"x-mock-cached-tokens": "4", "x-mock-cache-write-tokens": "3"}, id="cache"),
+    pytest.param({"x-mock-cache-write-1h-tokens": "5"}, id="cache-1h"),
+]
+
+
+@pytest.fixture(autouse=True)
+def fresh_sdk_state() -> Iterator[None]:
+    BUDGET.reset()
+    callbacks.reset()
+    results.reset()
+    yield
+    BUDGET.reset()
+    callbacks.reset()
+    results.reset()
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockServer]:
+    with run_mock_provider() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway(mock: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    where = tmp_path_factory.mktemp("sdk-gateway")
+    config = make_config(mock.base_url, where / "spendgate.db", where / "journal")
+    with GatewayServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def oai(mock: MockServer) -> Iterator[openai.OpenAI]:
+    with spendgate.instrument(openai.OpenAI(base_url=mock.url, api_key="sk-test", max_retries=0)) as c:
+        yield c
+
+
+@pytest.fixture
+def via_gateway(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20) as c:
+        yield c
+
+
+@pytest.fixture
+def claude(mock: MockServer) -> Iterator[anthropic.Anthropic]:
+    with spendgate.anthropic.Anthropic(base_url=mock.base_url, api_key="sk-test", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+def claude_via_gateway(gateway: GatewayServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=gateway.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20) as c:
+        yield c
+
+
+def _gateway_cost(raw: Any) -> int:
+    """The gateway's x-spendgate-response-cost, in nano-USD."""
+    return to_nano(Decimal(raw.headers["x-spendgate-response-cost"]))
+
+
+def _chat(client: openai.OpenAI, headers: dict[str, str], **extra: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model=GPT, messages=MESSAGES, max_tokens=14, extra_headers=headers, **extra
+    )
+
+
+# -- OpenAI ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", VARIANTS)
+def test_openai_sync_costs_what_the_gateway_charges(
+    oai: openai.OpenAI, via_gateway: openai.OpenAI, headers: dict[str, str]
+) -> None:
+    raw = _chat(oai, headers)
+    completion = raw.parse()
+    cost = spendgate.cost_of(completion)
+    assert cost == spendgate.completion_cost(model=GPT, usage=from_openai_chat(completion.model_dump()))
+    assert to_nano(cost) == _gateway_cost(_chat(via_gateway, headers))
+    # the raw response carries the cost header, exactly as the gateway's does
+    assert raw.headers["x-spendgate-response-cost"] == f"{cost:f}".rstrip("0").rstrip(".")
+    assert spendgate.cost_of(raw) == cost
+    assert spendgate.current_cost == cost
+
+
+@pytest.mark.parametrize("headers", VARIANTS)
+async def test_openai_async_costs_what_the_gateway_charges(
+    mock: MockServer, via_gateway: openai.OpenAI, headers: dict[str, str]
+) -> None:
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk-test", max_retries=0) as client:
+        completion = await client.chat.completions.create(
+            model=GPT, messages=MESSAGES, max_tokens=14, extra_headers=headers
+        )
+    cost = spendgate.cost_of(completion)
+    assert cost == spendgate.completion_cost(model=GPT, usage=from_openai_chat(completion.model_dump()))
+    assert to_nano(cost) == _gateway_cost(_chat(via_gateway, headers))
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_openai_stream_costs_the_same_and_hides_the_usage_chunk_unless_asked(
+    oai: openai.OpenAI, via_gateway: openai.OpenAI, mock: MockServer, include_usage: bool
+) -> None:
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream = oai.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=14, stream=True, **extra)
+    chunks = list(stream)
+    # usage was asked upstream in both cases ...
+    assert mock.requests()[-1]["body"]["stream_options"]["include_usage"] is True
+    # ... and shown only to a caller who asked
+    assert any(c.usage is not None for c in chunks) is include_usage
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    cost = spendgate.cost_of(stream)
+    assert to_nano(cost) == _gateway_cost(_chat(via_gateway, {}))
+    assert spendgate.current_cost == cost
+
+
+async def test_openai_async_stream_costs_the_same(mock: MockServer, via_gateway: openai.OpenAI) -> None:
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk-test", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model=GPT, messages=MESSAGES, max_tokens=14, stream=True
+        )
+        async for _ in stream:
+            pass
+    assert to_nano(spendgate.cost_of(stream)) == _gateway_cost(_chat(via_gateway, {}))
+
+
+def test_other_openai_endpoints_cost_what_the_gateway_charges(
+    oai: openai.OpenAI, via_gateway: openai.OpenAI
+) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("embeddings", {"model": "text-embedding-3-small", "input": ["exact", "money in nano-USD"]}),
+        ("responses", {"model": GPT, "input": "Say something short.", "max_output_tokens": 20}),
+        ("completions", {"model": GPT, "prompt": "Once upon a time", "max_tokens": 7}),
+        ("images", {"model": "gpt-image-1", "prompt": "a ledger", "size": "1024x1024", "quality": "low"}),
+    ]
+    for name, body in calls:
+        mine = _resource(oai, name).with_raw_response
+        theirs = _resource(via_gateway, name).with_raw_response
+        create = "generate" if name == "images" else "create"
+        raw = getattr(mine, create)(**body)
+        cost = spendgate.cost_of(raw.parse())
+        assert cost > 0, name
+        assert to_nano(cost) == _gateway_cost(getattr(theirs, create)(**body)), name
+
+
+def _resource(client: openai.OpenAI, name: str) -> Any:
+    return {
+        "embeddings": client.embeddings,
+        "responses": client.responses,
+        "completions": client.completions,
+        "images": client.images,
+    }[name]
+
+
+# -- Anthropic ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", ANTHROPIC_VARIANTS)
+def test_anthropic_sync_costs_what_the_gateway_charges(
+    claude: anthropic.Anthropic, claude_via_gateway: anthropic.Anthropic, headers: dict[str, str]
+) -> None:
+    kwargs: dict[str, Any] = {
+        "model": CLAUDE,
+        "max_tokens": 17,
+        "messages": MESSAGES,
+        "extra_headers": headers,
+    }
+    raw = claude.messages.with_raw_response.create(**kwargs)
+    message = raw.parse()
+    cost = spendgate.cost_of(message)
+    assert cost == spendgate.completion_cost(model=CLAUDE, usage=from_anthropic_message(message.model_dump()))
+    assert to_nano(cost) == _gateway_cost(claude_via_gateway.messages.with_raw_response.create(**kwargs))
+    assert spendgate.cost_of(raw) == cost
+
+
+async def test_anthropic_async_and_stream_cost_what_the_gateway_charges(
+    mock: MockServer, claude_via_gateway: anthropic.Anthropic
+) -> None:
+    kwargs: dict[str, Any] = {"model": CLAUDE, "max_tokens": 17, "messages": MESSAGES}
+    expected = _gateway_cost(claude_via_gateway.messages.with_raw_response.create(**kwargs))
+    async with spendgate.anthropic.AsyncAnthropic(
+        base_url=mock.base_url, api_key="sk", max_retries=0
+    ) as client:
+        message = await client.messages.create(**kwargs)
+        assert to_nano(spendgate.cost_of(message)) == expected
+        stream = await client.messages.create(**kwargs, stream=True)
+        async for _ in stream:
+            pass
+        assert to_nano(spendgate.cost_of(stream)) == expected
+    with spendgate.anthropic.Anthropic(base_url=mock.base_url, api_key="sk", max_retries=0) as sync_client:
+        sync_stream = sync_client.messages.create(**kwargs, stream=True)
+        events = [event.type for event in sync_stream]
+        assert events[-1] == "message_stop"
+        assert to_nano(spendgate.cost_of(sync_stream)) == expected
+    assert to_nano(spendgate.current_cost) == 3 * expected
+
+
+# -- how it is hooked -----------------------------------------------------------------------
+
+
+def test_instrument_returns_a_metered_copy_and_leaves_the_original_alone(mock: MockServer) -> None:
+    original = openai.OpenAI(base_url=mock.url, api_key="sk", max_retries=0)
+    metered = spendgate.instrument(original)
+    assert metered is not original
+    plain = original.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)
+    with pytest.raises(LookupError):
+        spendgate.cost_of(plain)
+    assert spendgate.current_cost == 0
+    copy = metered.with_options(timeout=30)  # the SDK's own copy keeps the metered client
+    assert spendgate.cost_of(copy.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)) > 0
+    original.close()
+    # the copy does not depend on the original's connection pool
+    assert spendgate.cost_of(metered.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)) > 0
+    metered.close()
+
+
+def test_a_callers_own_http_client_is_metered_through_its_transport(mock: MockServer) -> None:
+    seen: list[str] = []
+
+    def hook(request: Any) -> None:
+        seen.append(request.url.path)
+
+    own = openai.DefaultHttpxClient(event_hooks={"request": [hook]})
+    client = spendgate.openai.OpenAI(base_url=mock.url, api_key="sk", max_retries=0, http_client=own)
+    completion = client.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)
+    assert spendgate.cost_of(completion) > 0
+    assert seen == ["/v1/chat/completions"]
+    client.close()
+    own.close()
+
+
+def test_requests_that_are_not_priced_pass_through(oai: openai.OpenAI) -> None:
+    models = oai.models.list()
+    assert models is not None
+    assert spendgate.current_cost == 0
+
+
+def test_unpriced_model_is_unpriced_not_free(oai: openai.OpenAI) -> None:
+    raw = oai.chat.completions.with_raw_response.create(
+        model="no-such-model-anywhere", messages=MESSAGES, max_tokens=3
+    )
+    assert raw.headers["x-spendgate-response-cost"] == "unpriced"
+    with pytest.raises(spendgate.UnpricedModelError):
+        spendgate.cost_of(raw.parse())
+
+
+def test_the_metadata_header_is_not_sent_upstream(mock: MockServer) -> None:
+    http = module_of_type(openai.DefaultHttpxClient)
+    sent: list[Any] = []
+
+    class Capture(http.BaseTransport):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            self.inner = http.HTTPTransport()
+
+        def handle_request(self, request: Any) -> Any:
+            sent.append(request)
+            return self.inner.handle_request(request)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    seen: list[dict[str, Any]] = []
+    callbacks.success_callback.append(lambda kwargs, *rest: seen.append(kwargs["litellm_params"]["metadata"]))
+    own = openai.DefaultHttpxClient(transport=Capture())
+    client = spendgate.openai.OpenAI(base_url=mock.url, api_key="sk", max_retries=0, http_client=own)
+    client.chat.completions.create(
+        model=GPT,
+        messages=MESSAGES,
+        max_tokens=3,
+        extra_headers={"x-spendgate-metadata": '{"tags": ["a"], "team": "t1"}'},
+    )
+    client.close()
+    own.close()
+    assert seen == [{"tags": ["a"], "team": "t1"}]
+    assert len(sent) == 1
+    assert not any(name.lower().startswith("x-spendgate") for name in sent[0].headers)
