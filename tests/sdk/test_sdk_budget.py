@@ -1,0 +1,209 @@
+"""The global budget (issue #14 item 4): ``spendgate.max_budget`` reserves each call's worst
+case before it is sent, so concurrent calls (threads and asyncio tasks) never overshoot."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+
+import spendgate
+from spendgate.core.money import to_nano
+from spendgate.enforcement.estimate import target_worst_case
+from spendgate.providers.base import estimate_prompt_tokens
+from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.sdk import callbacks, results
+from spendgate.sdk.budget import BUDGET
+from spendgate.sdk.metering import PricedModel
+
+MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going"}]
+SLOW = {"x-mock-latency-ms": "30"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_sdk_state() -> Iterator[None]:
+    BUDGET.reset()
+    callbacks.reset()
+    results.reset()
+    yield
+    BUDGET.reset()
+    callbacks.reset()
+    results.reset()
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockServer]:
+    with run_mock_provider() as server:
+        yield server
+
+
+@pytest.fixture
+def client(mock: MockServer) -> Iterator[openai.OpenAI]:
+    with spendgate.openai.OpenAI(base_url=mock.url, api_key="sk-test", max_retries=0) as c:
+        yield c
+
+
+def _sent(mock: MockServer) -> int:
+    return len(mock.requests())
+
+
+def test_litellm_documented_max_budget_raises(client: openai.OpenAI, mock: MockServer) -> None:
+    # LiteLLM's example: litellm.max_budget = 0.001, then a gpt-4 call raises BudgetExceededError.
+    spendgate.max_budget = 0.001
+    before = _sent(mock)
+    with pytest.raises(spendgate.BudgetExceededError) as refused:
+        client.chat.completions.create(model="gpt-4", messages=MESSAGES)
+    assert _sent(mock) == before  # nothing was sent
+    error = refused.value
+    assert error.max_budget == Decimal("0.001") and error.current_cost == 0
+    assert error.worst_case > Decimal("0.001")
+    assert "max_tokens" in str(error)  # how to bound a call without max_tokens
+    assert isinstance(error, spendgate.SpendgateError)
+    assert spendgate.current_cost == 0 and BUDGET.reserved_nanos == 0
+
+
+def test_a_bounded_call_fits_and_spend_is_counted(client: openai.OpenAI) -> None:
+    spendgate.max_budget = 0.001
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10)
+    assert spendgate.current_cost == spendgate.cost_of(response) > 0
+    assert BUDGET.reserved_nanos == 0
+
+
+def test_the_call_that_would_cross_is_refused_before_it_is_sent(client: openai.OpenAI) -> None:
+    first = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+    cost = spendgate.cost_of(first)
+    spendgate.max_budget = cost * 2  # the worst case of a second call is > its real cost
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+    assert spendgate.current_cost == 2 * cost
+    with pytest.raises(spendgate.BudgetExceededError) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+    assert refused.value.current_cost == 2 * cost
+    assert "max_tokens" not in str(refused.value)  # it declared one
+
+
+def test_check_only_is_litellms_after_the_fact_check(client: openai.OpenAI) -> None:
+    spendgate.budget_mode = "check_only"
+    spendgate.max_budget = 0.000001
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # passes: nothing spent yet
+    assert spendgate.current_cost > Decimal("0.000001")
+    with pytest.raises(spendgate.BudgetExceededError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(ValueError):
+        spendgate.budget_mode = "lenient"
+
+
+def test_an_error_releases_the_reservation(client: openai.OpenAI) -> None:
+    spendgate.max_budget = 1
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=10, extra_headers={"x-mock-status": "500"}
+        )
+    assert BUDGET.reserved_nanos == 0 and spendgate.current_cost == 0
+
+
+def test_a_window_uses_calendar_periods(client: openai.OpenAI) -> None:
+    spendgate.max_budget_duration = "1d"
+    spendgate.max_budget = 0.00001
+    with pytest.raises(spendgate.BudgetExceededError) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=1000)
+    assert refused.value.window == "1d" and refused.value.reset_at is not None
+    assert refused.value.reset_at.hour == 0 and refused.value.reset_at.minute == 0
+    with pytest.raises(ValueError):
+        spendgate.max_budget_duration = "0d"
+    with pytest.raises(ValueError):
+        spendgate.max_budget = -1
+
+
+def _budget_for(client: openai.OpenAI, calls: int) -> tuple[Decimal, Decimal]:
+    """A budget with room for ``calls`` worst cases and a half, and one call's real cost."""
+    probe = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=20)
+    cost = spendgate.cost_of(probe)
+    BUDGET.reset()
+    prompt = estimate_prompt_tokens({"messages": MESSAGES}, "chat")
+    worst = target_worst_case(PricedModel("gpt-4o", "openai"), prompt, 20)
+    assert worst >= to_nano(cost) > 0
+    return Decimal(worst * calls + worst // 2) / Decimal(10**9), cost
+
+
+def test_100_threads_never_overshoot(client: openai.OpenAI) -> None:
+    limit, cost = _budget_for(client, 30)
+    spendgate.max_budget = limit
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(100)
+
+    def one() -> None:
+        start.wait()
+        try:
+            client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=20, extra_headers={"x-mock-latency-ms": "30"}
+            )
+            result = "ok"
+        except spendgate.BudgetExceededError:
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=one) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 100
+    assert outcomes.count("ok") >= 30 and outcomes.count("refused") > 0
+    assert spendgate.current_cost <= limit
+    assert spendgate.current_cost == outcomes.count("ok") * cost  # no lost update
+    assert BUDGET.reserved_nanos == 0
+
+
+async def test_100_tasks_never_overshoot(mock: MockServer, client: openai.OpenAI) -> None:
+    limit, cost = _budget_for(client, 30)
+    spendgate.max_budget = limit
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk", max_retries=0) as aclient:
+
+        async def one() -> str:
+            try:
+                await aclient.chat.completions.create(
+                    model="gpt-4o",
+                    messages=MESSAGES,
+                    max_tokens=20,
+                    extra_headers={"x-mock-latency-ms": "30"},
+                )
+            except spendgate.BudgetExceededError:
+                return "refused"
+            return "ok"
+
+        outcomes = await asyncio.gather(*(one() for _ in range(100)))
+    assert outcomes.count("ok") >= 30 and outcomes.count("refused") > 0
+    assert spendgate.current_cost <= limit
+    assert spendgate.current_cost == outcomes.count("ok") * cost  # exact, no lost update
+    assert BUDGET.reserved_nanos == 0
+
+
+def test_without_reservation_concurrent_calls_do_overshoot(client: openai.OpenAI) -> None:
+    """The race strict mode closes: LiteLLM's check (check_only) lets concurrent calls through."""
+    limit, _ = _budget_for(client, 3)
+    spendgate.budget_mode = "check_only"
+    spendgate.max_budget = limit
+    start = threading.Barrier(50)
+
+    def one() -> None:
+        start.wait()
+        try:
+            client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=20, extra_headers={"x-mock-latency-ms": "50"}
+            )
+        except spendgate.BudgetExceededError:
+            pass
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert spendgate.current_cost > limit
