@@ -5,7 +5,8 @@ The pricing API is importable from here: :func:`price`, and LiteLLM's
 ``import spendgate`` is cheap; no price data is read and no network is touched until a
 call is priced (and even then only the bundled file is read).
 
-The SDK (:mod:`spendgate.sdk`) is here too: :func:`instrument`, :func:`cost_of`, the ready
+The SDK (:mod:`spendgate.sdk`) is here too: :func:`instrument`, :func:`cost_of`,
+:class:`BudgetManager`, the ready
 clients :mod:`spendgate.openai` / :mod:`spendgate.anthropic`, and LiteLLM's module
 settings, which are assigned like LiteLLM's (``spendgate.max_budget = 0.50``,
 ``spendgate.success_callback = [fn]``): this module's class forwards those names to the
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Adjustment": "spendgate.core.pricing.calculator",
     "BudgetExceededError": "spendgate.sdk.errors",
+    "BudgetManager": "spendgate.sdk.budget_manager",
     "Catalogue": "spendgate.core.pricing.catalogue",
     "CatalogueFormatError": "spendgate.errors",
     "ConfigurationError": "spendgate.errors",
@@ -74,6 +76,7 @@ _SUBMODULES = frozenset({"anthropic", "openai", "sdk"})
 __all__ = [
     "Adjustment",
     "BudgetExceededError",
+    "BudgetManager",
     "Catalogue",
     "CatalogueFormatError",
     "ConfigurationError",
@@ -167,6 +170,7 @@ if TYPE_CHECKING:
         UnpricedModelError,
         UsageError,
     )
+    from spendgate.sdk.budget_manager import BudgetManager
     from spendgate.sdk.callbacks import CustomLogger
     from spendgate.sdk.errors import BudgetExceededError
     from spendgate.sdk.instrument import instrument

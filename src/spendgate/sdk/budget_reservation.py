@@ -20,9 +20,10 @@ from spendgate.core.pricing.catalogue import PriceBook
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
 from spendgate.enforcement.estimate import target_worst_case
-from spendgate.errors import BudgetExceeded, UnpricedModelError
+from spendgate.errors import UnpricedModelError
 from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.sdk.budget_store import BudgetRecord, current_period, reset_at
+from spendgate.sdk.errors import BudgetExceededError
 
 __all__ = [
     "BudgetExceededError",
@@ -74,45 +75,6 @@ def litellm_entry(record: BudgetRecord) -> dict[str, Any]:
     entry["current_cost"] = nanos_to_usd(record.current_cost_nanos)
     entry["model_cost"] = {m: nanos_to_usd(c) for m, c in record.model_cost_nanos.items()}
     return entry
-
-
-class BudgetExceededError(BudgetExceeded):
-    """A ``check_and_reserve`` refusal: the call's worst case does not fit the budget.
-
-    Besides :class:`~spendgate.errors.BudgetExceeded`'s exact fields (``spend_nanos``,
-    ``reserved_nanos``, ``limit_nanos``, ``requested_nanos``, ``reset_at``), it has LiteLLM's
-    ``current_cost`` and ``max_budget`` (float USD) and the ``user``.
-    """
-
-    def __init__(
-        self,
-        *,
-        user: str,
-        project: str,
-        window: str,
-        spend_nanos: int,
-        reserved_nanos: int,
-        limit_nanos: int,
-        requested_nanos: int,
-        reset_at: datetime | None,
-        retry_after: float | None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(
-            scope=f"user {user!r} of BudgetManager project {project!r}",
-            window=window,
-            spend_nanos=spend_nanos,
-            reserved_nanos=reserved_nanos,
-            limit_nanos=limit_nanos,
-            requested_nanos=requested_nanos,
-            reset_at=reset_at,
-            retry_after=retry_after,
-        )
-        self.user = user
-        self.current_cost = nanos_to_usd(spend_nanos)
-        self.max_budget = nanos_to_usd(limit_nanos)
-        if hint:
-            self.args = (f"{self.args[0]}. {hint}",)
 
 
 @dataclass(eq=False)

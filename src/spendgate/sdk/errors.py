@@ -1,9 +1,11 @@
-"""The SDK's refusal: :class:`BudgetExceededError`, raised before a call is sent.
+"""The SDK's refusal: one :class:`BudgetExceededError`, raised before a call is sent.
 
-A subclass of the gateway's :class:`~spendgate.errors.BudgetExceeded` (same fields, integer
-nano-USD), with LiteLLM's names on top (``current_cost``, ``max_budget``), so code written
-for ``litellm.BudgetExceededError`` catches it, and code written for spendgate's errors
-does too.
+Both SDK budgets raise it: the global budget (``spendgate.max_budget``) and a
+:class:`~spendgate.sdk.budget_manager.BudgetManager` user's budget (``check_and_reserve``),
+so one ``except spendgate.BudgetExceededError`` catches either. It is a subclass of the
+gateway's :class:`~spendgate.errors.BudgetExceeded` (same fields, integer nano-USD), with
+LiteLLM's names on top (``current_cost``, ``max_budget``), so code written for
+``litellm.BudgetExceededError`` catches it, and code written for spendgate's errors does too.
 """
 
 from __future__ import annotations
@@ -14,19 +16,35 @@ from decimal import Decimal
 from spendgate.core.money import from_nano, tidy, usd_text
 from spendgate.errors import BudgetExceeded
 
-__all__ = ["BudgetExceededError"]
+__all__ = ["GLOBAL_SCOPE", "BudgetExceededError"]
+
+GLOBAL_SCOPE = "spendgate.max_budget"
+"""The ``scope`` of a refusal by the global budget."""
 
 
 class BudgetExceededError(BudgetExceeded):
-    """The global budget (``spendgate.max_budget``) has no room for this call.
+    """A budget of the SDK has no room for this call (nothing was sent).
+
+    Two forms, by who refused:
+
+    * the global budget (``spendgate.max_budget``; no ``user``): LiteLLM's message
+      ("Budget has been exceeded! Current cost: …"), ``current_cost``, ``max_budget`` and
+      ``worst_case`` as exact ``Decimal`` USD;
+    * a BudgetManager user (``user`` and ``project`` given): the gateway's message naming
+      the user, window, spend, in-flight, limit and reset, plus ``hint``; ``current_cost``
+      and ``max_budget`` as float USD (as LiteLLM's BudgetManager returns them) and ``user``.
 
     Attributes:
         current_cost: the spend of the current period, in USD (LiteLLM's name).
         max_budget: the limit, in USD (LiteLLM's name).
         worst_case: what this call reserves, in USD (0 in ``check_only`` mode).
+        user: the BudgetManager user refused (None for the global budget).
         spend_nanos, reserved_nanos, limit_nanos, requested_nanos: the same, exact, in
             nano-USD (``reserved_nanos``: other calls in flight).
     """
+
+    current_cost: Decimal | float
+    max_budget: Decimal | float
 
     def __init__(
         self,
@@ -38,40 +56,82 @@ class BudgetExceededError(BudgetExceeded):
         requested_nanos: int,
         reset_at: datetime | None,
         unbounded_output: int | None = None,
+        user: str | None = None,
+        project: str | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
+        """Args:
+        window: the budget window's name (``lifetime``, ``1d``, ``daily (calendar, …)``).
+        spend_nanos, reserved_nanos, limit_nanos, requested_nanos: exact amounts.
+        reset_at: when the window's period ends (None: never).
+        unbounded_output: global budget: the output tokens assumed for a call without
+            ``max_tokens`` (the message says how to bound it).
+        user, project: a BudgetManager refusal: the user and the manager's project.
+        retry_after: a BudgetManager refusal: seconds until a retry may pass (the
+            global budget's is the time until ``reset_at``).
+        hint: a BudgetManager refusal: appended to the message.
+        """
+        if user is None:  # the global budget: a retry may pass when its period resets
+            retry_after = (
+                None
+                if reset_at is None
+                else max(0.0, (reset_at - datetime.now(reset_at.tzinfo)).total_seconds())
+            )
+        scope = GLOBAL_SCOPE if user is None else f"user {user!r} of BudgetManager project {project!r}"
         super().__init__(
-            scope="spendgate.max_budget",
+            scope=scope,
             window=window,
             spend_nanos=spend_nanos,
             reserved_nanos=reserved_nanos,
             limit_nanos=limit_nanos,
             requested_nanos=requested_nanos,
             reset_at=reset_at,
-            retry_after=None
-            if reset_at is None
-            else max(0.0, (reset_at - datetime.now(reset_at.tzinfo)).total_seconds()),
+            retry_after=retry_after,
         )
-        self.current_cost: Decimal = tidy(from_nano(spend_nanos))
-        self.max_budget: Decimal = tidy(from_nano(limit_nanos))
+        self.user = user
         self.worst_case: Decimal = tidy(from_nano(requested_nanos))
-        message = (
-            f"Budget has been exceeded! Current cost: {usd_text(spend_nanos)}, "
-            f"Max budget: {usd_text(limit_nanos)}"
+        if user is not None:
+            self.current_cost = float(from_nano(spend_nanos))
+            self.max_budget = float(from_nano(limit_nanos))
+            if hint:
+                self.args = (f"{self.args[0]}. {hint}",)
+            return
+        self.current_cost = tidy(from_nano(spend_nanos))
+        self.max_budget = tidy(from_nano(limit_nanos))
+        self.args = (
+            _global_message(
+                window, spend_nanos, reserved_nanos, limit_nanos, requested_nanos, reset_at, unbounded_output
+            ),
         )
-        if requested_nanos:
-            message += (
-                f"; in flight: {usd_text(reserved_nanos)}; this call's worst case: "
-                f"{usd_text(requested_nanos)}"
-            )
-        if window != "lifetime":
-            message += f" (window {window}, resets at {reset_at.isoformat() if reset_at else 'never'})"
-        if unbounded_output is not None:
-            message += (
-                f". The call declares no max_tokens, so its worst case assumes {unbounded_output} "
-                "output tokens (the model's maximum): pass max_tokens (or max_completion_tokens / "
-                "max_output_tokens) to bound it"
-            )
-        self.args = (message,)
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def _global_message(
+    window: str,
+    spend_nanos: int,
+    reserved_nanos: int,
+    limit_nanos: int,
+    requested_nanos: int,
+    reset_at: datetime | None,
+    unbounded_output: int | None,
+) -> str:
+    message = (
+        f"Budget has been exceeded! Current cost: {usd_text(spend_nanos)}, "
+        f"Max budget: {usd_text(limit_nanos)}"
+    )
+    if requested_nanos:
+        message += (
+            f"; in flight: {usd_text(reserved_nanos)}; this call's worst case: {usd_text(requested_nanos)}"
+        )
+    if window != "lifetime":
+        message += f" (window {window}, resets at {reset_at.isoformat() if reset_at else 'never'})"
+    if unbounded_output is not None:
+        message += (
+            f". The call declares no max_tokens, so its worst case assumes {unbounded_output} "
+            "output tokens (the model's maximum): pass max_tokens (or max_completion_tokens / "
+            "max_output_tokens) to bound it"
+        )
+    return message
