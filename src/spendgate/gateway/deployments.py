@@ -18,35 +18,16 @@ from spendgate.config import DeploymentConfig, GatewayConfig
 from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import Adjustment
-from spendgate.core.pricing.catalogue import Catalogue, PriceBook, canonical_provider
+from spendgate.core.pricing.catalogue import Catalogue, PriceBook
 from spendgate.core.usage.model import Usage
 from spendgate.costs import price
 from spendgate.enforcement.estimate import target_worst_case
 from spendgate.errors import ConfigurationError
 from spendgate.providers.base import Target
 from spendgate.providers.metering import billed_tier
+from spendgate.providers.targets import OPENAI_COMPATIBLE, resolve_target
 
 __all__ = ["OPENAI_COMPATIBLE", "Deployment", "InFlightSlot", "billed_tier", "build_deployments", "target_of"]
-
-# OpenAI-compatible providers and their default base URLs (the OpenAI SDK's base_url).
-OPENAI_COMPATIBLE: dict[str, str | None] = {
-    "openai": "https://api.openai.com/v1",
-    "text-completion-openai": "https://api.openai.com/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "together_ai": "https://api.together.xyz/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "xai": "https://api.x.ai/v1",
-    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "perplexity": "https://api.perplexity.ai",
-    "ollama": "http://localhost:11434/v1",
-    "ollama_chat": "http://localhost:11434/v1",
-    "hosted_vllm": None,
-    "openai_like": None,
-    "custom_openai": None,
-    "lm_studio": "http://localhost:1234/v1",
-}
 
 
 @dataclass(slots=True, eq=False)
@@ -140,33 +121,16 @@ class InFlightSlot:
 
 
 def target_of(entry: DeploymentConfig, where: str, timeout: float) -> Target:
-    """The connection settings of a ``model_list`` entry."""
+    """The connection settings of a ``model_list`` entry (the rule: :func:`resolve_target`)."""
     params = entry.litellm_params
-    prefix, sep, rest = params.model.partition("/")
-    provider, model = (prefix.lower(), rest) if sep else ("openai", params.model)
-    limit = params.timeout or timeout
-    stream_limit = params.stream_timeout
-    if provider in ("azure", "azure_openai"):
-        if not params.api_base:
-            raise ConfigurationError(f"{where}.litellm_params.api_base: required for azure/ deployments")
-        return Target(
-            "azure", "azure", model, params.api_base, params.api_key, params.api_version, limit, stream_limit
-        )
-    if provider == "anthropic":
-        base = params.api_base or "https://api.anthropic.com"
-        return Target("anthropic", "anthropic", model, base, params.api_key, None, limit, stream_limit)
-    if provider in OPENAI_COMPATIBLE or params.api_base:
-        found = params.api_base or OPENAI_COMPATIBLE.get(provider)
-        if found is None:
-            raise ConfigurationError(f"{where}.litellm_params.api_base: required for {provider}/ deployments")
-        if provider not in OPENAI_COMPATIBLE:
-            model = params.model  # "org/model" on a custom server: the slash is part of the name
-        return Target(
-            "openai", canonical_provider(provider), model, found, params.api_key, None, limit, stream_limit
-        )
-    raise ConfigurationError(
-        f"{where}.litellm_params.model: provider {provider!r} is not supported by the gateway "
-        "(use openai/, azure/, anthropic/ or an OpenAI-compatible provider with api_base)"
+    return resolve_target(
+        params.model,
+        api_base=params.api_base,
+        api_key=params.api_key,
+        api_version=params.api_version,
+        timeout=params.timeout or timeout,
+        stream_timeout=params.stream_timeout,
+        where=f"{where}.litellm_params",
     )
 
 
