@@ -42,11 +42,15 @@ _EXPORTS: dict[str, str] = {
     "UnpricedModelError": "spendgate.errors",
     "Usage": "spendgate.core.usage.model",
     "UsageError": "spendgate.errors",
+    "acompletion": "spendgate.sdk.completion",
+    "aembedding": "spendgate.sdk.completion",
     "breakdown_of": "spendgate.sdk.results",
+    "completion": "spendgate.sdk.completion",
     "completion_cost": "spendgate.costs",
     "cost_of": "spendgate.sdk.results",
     "cost_per_token": "spendgate.costs",
     "default_price_book": "spendgate.costs",
+    "embedding": "spendgate.sdk.completion",
     "format_usd": "spendgate.core.money",
     "from_nano": "spendgate.core.money",
     "instrument": "spendgate.sdk.instrument",
@@ -91,11 +95,15 @@ __all__ = [
     "UnpricedModelError",
     "Usage",
     "UsageError",
+    "acompletion",
+    "aembedding",
     "breakdown_of",
+    "completion",
     "completion_cost",
     "cost_of",
     "cost_per_token",
     "default_price_book",
+    "embedding",
     "format_usd",
     "from_nano",
     "instrument",
@@ -172,6 +180,7 @@ if TYPE_CHECKING:
     )
     from spendgate.sdk.budget_manager import BudgetManager
     from spendgate.sdk.callbacks import CustomLogger
+    from spendgate.sdk.completion import acompletion, aembedding, completion, embedding
     from spendgate.sdk.errors import BudgetExceededError
     from spendgate.sdk.instrument import instrument
     from spendgate.sdk.results import breakdown_of, cost_of
