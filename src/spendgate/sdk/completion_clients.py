@@ -5,10 +5,10 @@
 gateway's own rule (:func:`~spendgate.providers.targets.resolve_target`), filling what was
 not given from the environment as LiteLLM does (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``,
 ``GROQ_API_KEY`` …, ``<PROVIDER>_API_BASE``). :func:`client_for` returns an instrumented
-official client for it (:mod:`spendgate.openai` / :mod:`spendgate.anthropic`): there is no
-other HTTP stack. Sync clients are kept per (target, key) so connections are reused; an
-async client lives for one call (a pooled connection belongs to the event loop that opened
-it, and the caller's loop may end with the call).
+official client for it (metered as :mod:`spendgate.openai` / :mod:`spendgate.anthropic`
+meter theirs): there is no other HTTP stack. Sync clients are kept per (target, key) so
+connections are reused; an async client lives for one call (a pooled connection belongs
+to the event loop that opened it, and the caller's loop may end with the call).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from spendgate.providers.base import Target
 from spendgate.providers.targets import resolve_target
 from spendgate.sdk.completion_mock import MOCK_API_BASE, mock_handler
 from spendgate.sdk.httpx_compat import module_of_type
+from spendgate.sdk.instrument import metered_default_client, metered_http_client
 
 __all__ = ["CLIENTS_KEPT", "KEY_VARIABLES", "Route", "client_for", "reset_clients", "route"]
 
@@ -127,36 +128,34 @@ _sync: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
 def _build(found: Route, is_async: bool, mock_response: Any) -> Any:
+    """An official client whose HTTP client is metered (what :mod:`spendgate.openai` and
+    :mod:`spendgate.anthropic` build in their constructors)."""
     target = found.target
     common: dict[str, Any] = {"api_key": found.api_key, "max_retries": 0}
+    if target.kind == "anthropic" and not found.mock:
+        import anthropic
+
+        factory: Any = anthropic.DefaultAsyncHttpxClient if is_async else anthropic.DefaultHttpxClient
+        http_client = metered_default_client(factory)
+        cls: Any = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+        return cls(base_url=target.api_base, http_client=http_client, **common)
+    import openai
+
+    factory = openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
     if found.mock:
-        import openai
-
-        from spendgate.openai import AsyncOpenAI, OpenAI
-
-        factory = openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
         http = module_of_type(factory)
         transport = http.MockTransport(mock_handler(mock_response))
-        http_client = (http.AsyncClient if is_async else http.Client)(transport=transport)
-        cls = AsyncOpenAI if is_async else OpenAI
+        own = (http.AsyncClient if is_async else http.Client)(transport=transport)
+        http_client = metered_http_client(own, provider=target.provider)
+    else:
+        http_client = metered_default_client(factory, provider=target.provider)
+    if target.kind == "azure" and not found.mock:
+        cls = openai.AsyncAzureOpenAI if is_async else openai.AzureOpenAI
         return cls(
-            base_url=target.api_base, spendgate_provider=target.provider, http_client=http_client, **common
+            azure_endpoint=target.api_base, api_version=target.api_version, http_client=http_client, **common
         )
-    if target.kind == "anthropic":
-        from spendgate.anthropic import Anthropic, AsyncAnthropic
-
-        return (AsyncAnthropic if is_async else Anthropic)(base_url=target.api_base, **common)
-    if target.kind == "azure":
-        from spendgate.openai import AsyncAzureOpenAI, AzureOpenAI
-
-        return (AsyncAzureOpenAI if is_async else AzureOpenAI)(
-            azure_endpoint=target.api_base, api_version=target.api_version, **common
-        )
-    from spendgate.openai import AsyncOpenAI, OpenAI
-
-    return (AsyncOpenAI if is_async else OpenAI)(
-        base_url=target.api_base, spendgate_provider=target.provider, **common
-    )
+    cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+    return cls(base_url=target.api_base, http_client=http_client, **common)
 
 
 def client_for(found: Route, *, is_async: bool, mock_response: Any = None) -> tuple[Any, bool]:
