@@ -47,10 +47,12 @@ _EXPORTS: dict[str, str] = {
     "breakdown_of": "spendgate.sdk.results",
     "completion": "spendgate.sdk.completion",
     "completion_cost": "spendgate.costs",
+    "configure": "spendgate.sdk.ledger",
     "cost_of": "spendgate.sdk.results",
     "cost_per_token": "spendgate.costs",
     "default_price_book": "spendgate.costs",
     "embedding": "spendgate.sdk.completion",
+    "flush": "spendgate.sdk.ledger",
     "format_usd": "spendgate.core.money",
     "from_nano": "spendgate.core.money",
     "instrument": "spendgate.sdk.instrument",
@@ -100,10 +102,12 @@ __all__ = [
     "breakdown_of",
     "completion",
     "completion_cost",
+    "configure",
     "cost_of",
     "cost_per_token",
     "default_price_book",
     "embedding",
+    "flush",
     "format_usd",
     "from_nano",
     "instrument",
@@ -183,4 +187,5 @@ if TYPE_CHECKING:
     from spendgate.sdk.completion import acompletion, aembedding, completion, embedding
     from spendgate.sdk.errors import BudgetExceededError
     from spendgate.sdk.instrument import instrument
+    from spendgate.sdk.ledger import configure, flush
     from spendgate.sdk.results import breakdown_of, cost_of
