@@ -303,3 +303,47 @@ def test_upstream_errors_reach_the_caller_and_the_failure_callback(mock: MockSer
             model="anthropic/claude-sonnet-4-6", messages=[], api_base=mock.base_url, api_key="sk"
         )
     assert len(failures) == 2 and spendgate.current_cost == 0
+
+
+def test_num_retries_retries_and_only_the_answer_is_billed(mock: MockServer) -> None:
+    failures: list[dict[str, Any]] = []
+    spendgate.failure_callback = [lambda kwargs, *_: failures.append(kwargs)]
+    mock.queue_faults({"status": 500, "times": 1, "api_key": "sk-retry-0"})
+    with pytest.raises(openai.InternalServerError):  # LiteLLM's default: no retries
+        spendgate.completion(
+            model="openai/gpt-4o-mini", messages=MESSAGES, api_base=mock.url, api_key="sk-retry-0"
+        )
+    mock.queue_faults({"status": 500, "times": 1, "api_key": "sk-retry-1"})
+    response = spendgate.completion(
+        model="openai/gpt-4o-mini",
+        messages=MESSAGES,
+        api_base=mock.url,
+        api_key="sk-retry-1",
+        max_tokens=2,
+        num_retries=1,
+    )
+    assert response.usage.completion_tokens == 2
+    assert [r["api_key"] for r in mock.requests()[-2:]] == ["sk-retry-1", "sk-retry-1"]
+    assert len(failures) == 2  # each failed attempt called back with cost 0
+    assert spendgate.current_cost == spendgate.cost_of(response)
+
+
+def test_a_stream_closed_early_is_billed_cancelled(mock: MockServer) -> None:
+    ended: list[dict[str, Any]] = []
+    spendgate.callbacks = [lambda kwargs, *_: ended.append(kwargs)]
+    with spendgate.completion(
+        model="anthropic/claude-sonnet-4-6",
+        messages=MESSAGES,
+        api_base=mock.base_url,
+        api_key="sk",
+        max_tokens=50,
+        stream=True,
+        extra_headers={"x-mock-chunk-delay-ms": "20"},  # LiteLLM's extra_headers reach the upstream
+    ) as stream:
+        first = next(stream)
+        assert first.object == "chat.completion.chunk"
+    (kwargs,) = ended
+    assert kwargs["standard_logging_object"]["spendgate_outcome"] == "cancelled"
+    cost = spendgate.cost_of(stream)
+    assert cost == Decimal(str(kwargs["response_cost"])) > 0
+    assert stream._hidden_params["response_cost"] == float(cost)

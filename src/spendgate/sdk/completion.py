@@ -57,27 +57,38 @@ __all__ = [
 _LITELLM_ONLY = frozenset({"custom_llm_provider", "caching", "drop_params", "litellm_logging_obj"})
 
 
-def _options(metadata: Mapping[str, Any] | None, timeout: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """The SDK call options: metadata in spendgate's header (stripped before sending),
-    every other LiteLLM parameter in the JSON body as given."""
-    options: dict[str, Any] = {}
+def _options(
+    metadata: Mapping[str, Any] | None, call: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """The SDK call options: ``call`` (``timeout``, ``extra_headers``), the metadata in
+    spendgate's header (stripped before sending), every other LiteLLM parameter in the JSON
+    body as given."""
+    options: dict[str, Any] = {k: v for k, v in call.items() if k != "extra_headers"}
+    headers = dict(call.get("extra_headers") or {})
     if metadata:
-        options["extra_headers"] = {METADATA_HEADER: orjson.dumps(dict(metadata)).decode()}
-    if timeout is not None:
-        options["timeout"] = timeout
+        headers[METADATA_HEADER] = orjson.dumps(dict(metadata)).decode()
+    if headers:
+        options["extra_headers"] = headers
     body = {k: v for k, v in params.items() if v is not None and k not in _LITELLM_ONLY}
     if body:
         options["extra_body"] = body
     return options
 
 
-def _prepare(model: str, kwargs: dict[str, Any]) -> tuple[Route, Any, Any, dict[str, Any]]:
-    """(route, mock_response, timeout, the remaining body parameters)."""
+def _prepare(model: str, kwargs: dict[str, Any]) -> tuple[Route, Any, dict[str, Any], dict[str, Any]]:
+    """(route, mock_response, the call's SDK options: ``timeout`` and ``extra_headers``
+    (LiteLLM's ``extra_headers`` or ``headers``), the remaining body parameters);
+    ``num_retries`` is left in ``kwargs`` for :func:`_open`."""
     api_base = kwargs.pop("api_base", None) or kwargs.pop("base_url", None)
     kwargs.pop("base_url", None)
     mock_response = kwargs.pop("mock_response", None)
-    kwargs.pop("num_retries", None)
+    call: dict[str, Any] = {}
     timeout = kwargs.pop("timeout", None)
+    if timeout is not None:
+        call["timeout"] = timeout
+    headers = {**(kwargs.pop("headers", None) or {}), **(kwargs.pop("extra_headers", None) or {})}
+    if headers:
+        call["extra_headers"] = headers
     found = route(
         model,
         api_base=api_base,
@@ -85,7 +96,18 @@ def _prepare(model: str, kwargs: dict[str, Any]) -> tuple[Route, Any, Any, dict[
         api_version=kwargs.pop("api_version", None),
         mock=mock_response is not None,
     )
-    return found, mock_response, timeout, kwargs
+    return found, mock_response, call, kwargs
+
+
+def _open(found: Route, kwargs: dict[str, Any], *, is_async: bool, mock_response: Any) -> tuple[Any, Any]:
+    """(the client for the call, what closes it when the call is over: nothing for a kept
+    client). LiteLLM's ``num_retries`` becomes the SDK's ``max_retries`` for this call."""
+    retries = kwargs.pop("num_retries", None)
+    client, owned = client_for(found, is_async=is_async, mock_response=mock_response)
+    ended = client.close if owned else (_anothing if is_async else _nothing)
+    if retries:
+        client = client.with_options(max_retries=int(retries))
+    return client, ended
 
 
 # -- chat ---------------------------------------------------------------------------------------
@@ -165,7 +187,9 @@ def completion(
             (``tags``, ``user``, ``end_user``); not sent upstream.
         user: the end user, sent upstream as OpenAI's ``user``.
         **kwargs: ``api_base`` (or ``base_url``), ``api_key``, ``api_version``,
-            ``mock_response`` (answer in memory, no network), ``timeout``, and any other
+            ``mock_response`` (answer in memory, no network), ``timeout``, ``extra_headers``
+            (or ``headers``), ``num_retries``
+            (the SDK client's retries; default none, as LiteLLM's), and any other
             chat parameter (``temperature``, ``tools``, ``stream_options`` …), sent as given.
 
     Returns:
@@ -176,14 +200,13 @@ def completion(
         ConfigurationError: an unknown provider, or no key for a provider that needs one.
         openai.APIError / anthropic.APIError: the upstream refused or failed.
     """
-    found, mock_response, timeout, extra = _prepare(model, kwargs)
+    found, mock_response, call, extra = _prepare(model, kwargs)
+    client, ended = _open(found, extra, is_async=False, mock_response=mock_response)
     params = _chat_params(messages, stream, max_tokens, user, extra)
-    client, owned = client_for(found, is_async=False, mock_response=mock_response)
-    ended = client.close if owned else _nothing
     try:
         if found.target.kind == "anthropic" and not found.mock:
-            return _anthropic_completion(client, found, params, _options(metadata, timeout, {}), ended)
-        options = _options(metadata, timeout, _body_params(params))
+            return _anthropic_completion(client, found, params, _options(metadata, call, {}), ended)
+        options = _options(metadata, call, _body_params(params))
         if stream:
             sdk_stream = client.chat.completions.create(
                 model=found.target.model, messages=params["messages"], stream=True, **options
@@ -264,15 +287,14 @@ async def acompletion(
 ) -> Any:
     """LiteLLM's ``acompletion()``: :func:`completion` with an async client (a stream is an
     :class:`AsyncCompletionStream`). Same arguments, results and errors."""
-    found, mock_response, timeout, extra = _prepare(model, kwargs)
+    found, mock_response, call, extra = _prepare(model, kwargs)
+    client, ended = _open(found, extra, is_async=True, mock_response=mock_response)
     params = _chat_params(messages, stream, max_tokens, user, extra)
-    client, owned = client_for(found, is_async=True, mock_response=mock_response)
-    ended = client.close if owned else _anothing
     try:
         if found.target.kind == "anthropic" and not found.mock:
-            options = _options(metadata, timeout, {})
+            options = _options(metadata, call, {})
             return await _anthropic_acompletion(client, found, params, options, ended)
-        options = _options(metadata, timeout, _body_params(params))
+        options = _options(metadata, call, _body_params(params))
         if stream:
             sdk_stream = await client.chat.completions.create(
                 model=found.target.model, messages=params["messages"], stream=True, **options
@@ -340,15 +362,14 @@ def embedding(
         ConfigurationError: an Anthropic model (Anthropic has no embeddings API), an
             unknown provider, or no key.
     """
-    found, mock_response, timeout, extra = _prepare(model, kwargs)
+    found, mock_response, call, extra = _prepare(model, kwargs)
     _no_anthropic_embeddings(found)
-    client, owned = client_for(found, is_async=False, mock_response=mock_response)
-    options = _options(metadata, timeout, {**extra, "user": user})
+    client, ended = _open(found, extra, is_async=False, mock_response=mock_response)
+    options = _options(metadata, call, {**extra, "user": user})
     try:
         result = client.embeddings.create(model=found.target.model, input=input, **options)
     finally:
-        if owned:
-            client.close()
+        ended()
     set_hidden_params(result, found, breakdown_or_none(result))
     return result  # type: ignore[no-any-return]
 
@@ -362,15 +383,14 @@ async def aembedding(
     **kwargs: Any,
 ) -> CreateEmbeddingResponse:
     """LiteLLM's ``aembedding()``: :func:`embedding` with an async client."""
-    found, mock_response, timeout, extra = _prepare(model, kwargs)
+    found, mock_response, call, extra = _prepare(model, kwargs)
     _no_anthropic_embeddings(found)
-    client, owned = client_for(found, is_async=True, mock_response=mock_response)
-    options = _options(metadata, timeout, {**extra, "user": user})
+    client, ended = _open(found, extra, is_async=True, mock_response=mock_response)
+    options = _options(metadata, call, {**extra, "user": user})
     try:
         result = await client.embeddings.create(model=found.target.model, input=input, **options)
     finally:
-        if owned:
-            await client.close()
+        await ended()
     set_hidden_params(result, found, breakdown_or_none(result))
     return result  # type: ignore[no-any-return]
 
