@@ -6,6 +6,8 @@ reports see SDK traffic. SQLite and PostgreSQL (``SPENDGATE_TEST_POSTGRES_URL``)
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,3 +155,20 @@ def test_recording_is_off_by_default_and_turns_off(recorded: str) -> None:
     spendgate.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="not recorded")
     spendgate.flush()  # nothing configured: nothing to wait for
     assert asyncio.run(_rows(recorded)) == {}
+
+
+def test_the_process_exit_flushes(recorded: str, tmp_path: Path) -> None:
+    spendgate.configure(None)
+    script = f"""
+import spendgate
+spendgate.configure(database_url={recorded!r}, journal_dir={str(tmp_path / "exit-journal")!r},
+                    flush_interval=3600)  # only the exit flush can write it
+r = spendgate.completion(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}],
+                         mock_response="bye", metadata={{"user": "exit"}})
+print(spendgate.breakdown_of(r).total_nanos)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (row,) = asyncio.run(_rows(recorded)).values()
+    assert (row.user_id, row.cost_nanos) == ("exit", int(done.stdout))

@@ -17,7 +17,7 @@ Nothing on the call's path waits for SQL. The event is the gateway's:
   and ``end_user`` (the request's ``user``, else ``metadata["end_user"]``).
 
 The recorder runs on a background thread with its own event loop. :func:`flush` waits until
-everything recorded is in the database; the process's exit flushes too (``atexit``), and
+everything recorded is in the database; the process's exit flushes too, and
 events still unwritten then (the database is down) stay in the journal and are replayed by
 the next :func:`configure` on the same ``journal_dir``. Each process takes its own journal
 slot (``sdk-<n>``) under ``journal_dir``.
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures.thread  # noqa: F401 - imported before the exit flush is registered (see there)
 import logging
 import os
 import threading
@@ -159,6 +160,7 @@ class LedgerSink:
 _lock = threading.Lock()
 _sink: LedgerSink | None = None
 _original_notify_end: Callable[[CallRecord], None] | None = None
+_exit_registered = False
 
 
 def _notify_end(record: CallRecord) -> None:
@@ -213,6 +215,10 @@ def configure(
         directory = journal_dir or os.environ.get("SPENDGATE_JOURNAL_DIR") or DEFAULT_JOURNAL_DIR
         _sink = LedgerSink(database_url, directory, **recorder_options)
         _hook()
+        global _exit_registered
+        if not _exit_registered:
+            _register_exit_flush()
+            _exit_registered = True
 
 
 def is_configured() -> bool:
@@ -233,7 +239,6 @@ def flush(timeout: float | None = 30.0) -> None:
         sink.flush(timeout)
 
 
-@atexit.register
 def _at_exit() -> None:
     sink = _sink
     if sink is not None:
@@ -241,3 +246,15 @@ def _at_exit() -> None:
             sink.close(10.0)
         except Exception:
             log.exception("spend ledger: flush at exit failed; unwritten events stay in the journal")
+
+
+def _register_exit_flush() -> None:
+    """Flush at exit, while thread pools still take work (the recorder fsyncs its journal in
+    one): ``threading``'s exit hooks run before the interpreter shuts the pools down, and in
+    reverse order, so one registered after ``concurrent.futures.thread`` was imported runs
+    before that module's own. Plain ``atexit`` (which runs after) where there is no such hook."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(_at_exit)
+    else:
+        register(_at_exit)
