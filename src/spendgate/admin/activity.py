@@ -255,6 +255,8 @@ async def _activity(
         excluded_keys = await _owned_keys(ctx.repo, scope, excluded)
         entities: Callable[[str | None], bool]
         keys: Callable[[str | None], bool]
+        entity_ids: set[str] | None = None
+        key_ids: set[str] | None = None
         if selected is None:
             entities = lambda e: e not in excluded  # noqa: E731
             keys = lambda k: k not in excluded_keys  # noqa: E731
@@ -265,6 +267,7 @@ async def _activity(
                 listed &= access.key_ids
             entities = lambda e: e in chosen and e not in excluded  # noqa: E731
             keys = lambda k: k in listed  # noqa: E731
+            entity_ids, key_ids = set(chosen), listed  # read only these ids' rollups (in SQL)
         days = (
             await daily_activity(
                 ctx.repo.session,
@@ -275,6 +278,8 @@ async def _activity(
                 last=span.last,
                 tz=span.tz,
                 model=q.model,
+                entity_ids=entity_ids,
+                key_ids=key_ids,
             )
             if selected is None or selected
             else []
