@@ -347,3 +347,19 @@ def test_a_stream_closed_early_is_billed_cancelled(mock: MockServer) -> None:
     cost = spendgate.cost_of(stream)
     assert cost == Decimal(str(kwargs["response_cost"])) > 0
     assert stream._hidden_params["response_cost"] == float(cost)
+
+
+def test_custom_llm_provider_names_the_provider_of_a_bare_model(mock: MockServer) -> None:
+    response = spendgate.completion(
+        model="llama-3.1-8b-instant",
+        custom_llm_provider="groq",
+        messages=MESSAGES,
+        api_base=mock.url,
+        api_key="gk",
+        max_tokens=2,
+    )
+    assert response._hidden_params["custom_llm_provider"] == "groq"
+    assert mock.requests()[-1]["model"] == "llama-3.1-8b-instant"
+    assert spendgate.cost_of(response) == _usage_cost(
+        "llama-3.1-8b-instant", response.usage.prompt_tokens, 2, "groq"
+    )

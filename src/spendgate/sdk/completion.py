@@ -54,7 +54,8 @@ __all__ = [
     "embedding",
 ]
 
-_LITELLM_ONLY = frozenset({"custom_llm_provider", "caching", "drop_params", "litellm_logging_obj"})
+_LITELLM_ONLY = frozenset({"caching", "drop_params", "litellm_logging_obj"})
+"""LiteLLM-internal parameters, never sent upstream."""
 
 
 def _options(
@@ -82,6 +83,9 @@ def _prepare(model: str, kwargs: dict[str, Any]) -> tuple[Route, Any, dict[str, 
     api_base = kwargs.pop("api_base", None) or kwargs.pop("base_url", None)
     kwargs.pop("base_url", None)
     mock_response = kwargs.pop("mock_response", None)
+    provider = kwargs.pop("custom_llm_provider", None)
+    if provider and not model.startswith(f"{provider}/"):
+        model = f"{provider}/{model}"  # LiteLLM's way to name the provider of a bare name
     call: dict[str, Any] = {}
     timeout = kwargs.pop("timeout", None)
     if timeout is not None:
