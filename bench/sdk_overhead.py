@@ -477,8 +477,8 @@ def stages(case: str, clients: Clients, n: int) -> None:
         ("  of which price", lambda: call.model.price(usage)),
         ("  of which orjson.loads(answer) for the callbacks", lambda: orjson.loads(body)),
         (
-            "_answered (new response, cost header, remember)",
-            lambda: _answered(call, request, upstream, body, breakdown),
+            "_answered (cost and request id headers, elapsed, remember)",
+            lambda: _answered(call, upstream, breakdown, time.perf_counter()),
         ),
         ("  of which cost_text", lambda: cost_text(breakdown.total_nanos)),
     ]

@@ -150,6 +150,8 @@ class GlobalBudget:
         Raises:
             BudgetExceededError: the call does not fit.
         """
+        if self._limit is None and worst_nanos <= 0:
+            return Hold(0)  # unlimited and nothing to reserve: no lock (the spend is counted at settle)
         with self._lock:
             self._roll(datetime.now(UTC))
             limit = self._limit
@@ -178,7 +180,8 @@ class GlobalBudget:
                 return
             hold.done = True
             self._reserved -= hold.nanos
-            self._roll(datetime.now(UTC))
+            if self._window is not None:
+                self._roll(datetime.now(UTC))
             self._spent += max(0, cost_nanos)
 
     def release(self, hold: Hold) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "callbacks",
     "drain",
     "failure_callback",
+    "listening",
     "logging_kwargs",
     "notify_end",
     "notify_start",
@@ -242,8 +243,16 @@ def _warn_name(name: str) -> None:
         log.warning("callback %r: named integrations are not built in; pass a function or a logger", name)
 
 
+def listening(*, success: bool) -> bool:
+    """Whether a call that ends this way has any callback to run (when none is registered,
+    nothing is built for them: no kwargs, no parsed answer)."""
+    return bool(callbacks or (success_callback if success else failure_callback))
+
+
 def notify_start(record: CallRecord) -> None:
     """``log_pre_api_call`` of every logger, before the call is sent."""
+    if not (callbacks or success_callback or failure_callback):
+        return
     for target in _targets(callbacks, success_callback, failure_callback):
         hook = None if _is_function(target) else getattr(target, "log_pre_api_call", None)
         if hook is not None:
@@ -254,6 +263,8 @@ def notify_end(record: CallRecord) -> None:
     """The success or failure callbacks of a call that has ended."""
     success = record.status == "success"
     named = success_callback if success else failure_callback
+    if not named and not callbacks:
+        return
     kwargs: dict[str, Any] | None = None
     for target in _targets(named, callbacks):
         if kwargs is None:

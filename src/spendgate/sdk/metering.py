@@ -81,8 +81,12 @@ _ENDPOINTS = (
     ("/audio/transcriptions", "transcriptions"),
     ("/audio/speech", "speech"),
 )
+_SUFFIXES = {endpoint: suffix for suffix, endpoint in _ENDPOINTS}
 _TOKEN_ENDPOINTS = frozenset({"chat", "completions", "responses", "messages"})
 _STREAM_USAGE_ENDPOINTS = frozenset({"chat", "completions"})
+_OURS = b"x-spendgate-"
+_METADATA_KEY = METADATA_HEADER.encode()
+_ASK_USAGE = b',"stream_options":{"include_usage":true}}'
 
 
 def endpoint_of(request: httpx.Request) -> str | None:
@@ -138,8 +142,56 @@ class PricedModel:
         )
 
 
-def _load(request: httpx.Request, endpoint: str) -> dict[str, Any] | None:
-    content_type = request.headers.get("content-type", "")
+_API_BASES: dict[str, str] = {}
+_API_BASES_KEPT = 256
+"""Request URLs whose ``api_base`` is known (a client calls a few base URLs, each many times)."""
+
+
+def _api_base(url: httpx.URL, endpoint: str) -> str:
+    """The base URL of a call (the URL without the endpoint's path and the query), as the
+    ``api_base`` the callbacks and the gateway's adapters see. Re-parsing the URL costs
+    more than the rest of a call's set-up, so the answer is kept per URL (its text)."""
+    key = str(url)
+    found = _API_BASES.get(key)
+    if found is None:
+        path = url.path.rstrip("/")
+        found = str(url.copy_with(path=path.removesuffix(_SUFFIXES[endpoint]) or "/", query=None))
+        if len(_API_BASES) >= _API_BASES_KEPT:
+            _API_BASES.clear()
+        _API_BASES[key] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _SentHeaders:
+    """What the metered path reads from a request's headers, found in one pass over them."""
+
+    content_type: str | None
+    metadata: str | None
+    ours: bool
+    """An ``x-spendgate-*`` header is present (removed before the request is sent)."""
+
+
+def _sent_headers(headers: httpx.Headers) -> _SentHeaders:
+    content_type: bytes | None = None
+    content_types = 0
+    ours = metadata = False
+    for key, value in headers.raw:
+        lower = key.lower()
+        if lower == b"content-type":
+            content_type = value
+            content_types += 1
+        elif lower.startswith(_OURS):
+            ours = True
+            metadata = metadata or lower == _METADATA_KEY
+    if content_types > 1:  # several: joined as httpx joins them
+        text = headers.get("content-type")
+    else:
+        text = None if content_type is None else content_type.decode(headers.encoding)
+    return _SentHeaders(text, headers.get(METADATA_HEADER) if metadata else None, ours)
+
+
+def _load(request: httpx.Request, endpoint: str, content_type: str) -> dict[str, Any] | None:
     if endpoint == "transcriptions":
         fields = form_fields(request.content, content_type)
         return None if fields is None else dict(fields)
@@ -150,9 +202,8 @@ def _load(request: httpx.Request, endpoint: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _metadata(request: httpx.Request, options: InstrumentOptions) -> dict[str, Any]:
+def _metadata(raw: str | None, options: InstrumentOptions) -> dict[str, Any]:
     metadata = dict(options.metadata)
-    raw = request.headers.get(METADATA_HEADER)
     if raw:
         try:
             extra = orjson.loads(raw)
@@ -175,7 +226,10 @@ class MeteredCall:
         options: InstrumentOptions,
         *,
         async_call: bool,
+        headers: _SentHeaders | None = None,
     ) -> None:
+        sent = headers if headers is not None else _sent_headers(request.headers)
+        self.sent = sent
         model: str = payload["model"]
         stream_options = payload.get("stream_options")
         self.client = ClientCall(
@@ -183,13 +237,11 @@ class MeteredCall:
             model=model,
             payload=payload,
             raw=request.content,
-            content_type=request.headers.get("content-type", "application/json"),
+            content_type=sent.content_type if sent.content_type is not None else "application/json",
             stream=payload.get("stream") is True,
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )
-        path = request.url.path.rstrip("/")
-        suffix = next(s for s, e in _ENDPOINTS if e == endpoint)
-        api_base = str(request.url.copy_with(path=path.removesuffix(suffix) or "/", query=None))
+        api_base = _api_base(request.url, endpoint)
         if endpoint == "messages":
             target = Target("anthropic", "anthropic", model, api_base)
             self.exchange: Exchange = AnthropicExchange(self.client, target)
@@ -202,7 +254,7 @@ class MeteredCall:
         self.model = PricedModel(model, target.provider)
         self.tier = requested_service_tier(payload)
         self.started_at = datetime.now(UTC)
-        metadata = _metadata(request, options)
+        metadata = _metadata(sent.metadata, options)
         tags = metadata.get("tags")
         self.record = CallRecord(
             call_id=str(uuid.uuid4()),
@@ -219,20 +271,33 @@ class MeteredCall:
             tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         )
         self.hold: Hold | None = None
+        self.cost_nanos = 0
+        """What the call was billed, once it has ended (nano-USD; 0 when unpriced)."""
 
     @classmethod
     def open(
-        cls, request: httpx.Request, options: InstrumentOptions, *, async_call: bool
+        cls,
+        request: httpx.Request,
+        options: InstrumentOptions,
+        *,
+        async_call: bool,
+        endpoint: str | None = None,
     ) -> MeteredCall | None:
         """The metered call for a request whose body has been read; None when it is not a
-        call the gateway prices (another endpoint, a body without a model)."""
-        endpoint = endpoint_of(request)
+        call the gateway prices (another endpoint, a body without a model).
+
+        Args:
+            endpoint: the request's :func:`endpoint_of`, when the caller knows it already.
+        """
         if endpoint is None:
-            return None
-        payload = _load(request, endpoint)
+            endpoint = endpoint_of(request)
+            if endpoint is None:
+                return None
+        headers = _sent_headers(request.headers)
+        payload = _load(request, endpoint, headers.content_type or "")
         if payload is None or not isinstance(payload.get("model"), str) or not payload["model"]:
             return None
-        return cls(request, endpoint, payload, options, async_call=async_call)
+        return cls(request, endpoint, payload, options, async_call=async_call, headers=headers)
 
     # -- before sending -------------------------------------------------------------------------
 
@@ -271,25 +336,58 @@ class MeteredCall:
 
     def outgoing(self, request: httpx.Request) -> httpx.Request:
         """The request to send: ``x-spendgate-*`` headers removed; a chat or completions
-        stream asks for usage (the body the gateway's adapter would send)."""
+        stream asks for usage (``stream_options.include_usage``, as the gateway's adapter
+        asks). The caller's request is left as it was (the SDK keeps it on the response)."""
         ask_usage = (
             self.client.stream
             and self.client.endpoint in _STREAM_USAGE_ENDPOINTS
             and not self.client.include_usage
         )
-        ours = [name for name in request.headers if name.lower().startswith("x-spendgate-")]
-        if not ask_usage and not ours:
+        if not ask_usage and not self.sent.ours:
             return request
+        content = self._usage_body() if ask_usage else request.content
+        headers = request.headers
+        if "transfer-encoding" in headers or "content-length" not in headers:
+            return self._rebuilt(request, content, ask_usage=ask_usage)
+        http = module_of(request)
+        # The same URL, headers and extensions; only the body (and its length) may differ.
+        rebuilt: httpx.Request = http.Request(
+            request.method,
+            request.url,
+            headers=headers,
+            stream=http.ByteStream(content),
+            extensions=request.extensions,
+        )
+        if self.sent.ours:
+            for name in [k for k in rebuilt.headers.keys() if k.startswith("x-spendgate-")]:
+                del rebuilt.headers[name]
+        if ask_usage:
+            rebuilt.headers["Content-Length"] = str(len(content))
+        rebuilt.read()
+        return rebuilt
+
+    def _rebuilt(self, request: httpx.Request, content: bytes, *, ask_usage: bool) -> httpx.Request:
+        """:meth:`outgoing` for a request without a plain ``content-length`` (httpx sets the
+        body's framing headers)."""
         headers = [
             (k, v)
             for k, v in request.headers.multi_items()
             if not k.lower().startswith("x-spendgate-") and (not ask_usage or k.lower() != "content-length")
         ]
-        content = self.exchange.build_request().content if ask_usage else request.content
         rebuilt: httpx.Request = module_of(request).Request(
             request.method, request.url, headers=headers, content=content, extensions=request.extensions
         )
         return rebuilt
+
+    def _usage_body(self) -> bytes:
+        """The body of a stream that asks for usage. Without ``stream_options`` in the body
+        (the usual case), the body as sent with the field appended (the same JSON object the
+        gateway's adapter sends, without serialising the payload again); else the adapter's."""
+        if "stream_options" not in self.client.payload:
+            raw = self.client.raw.rstrip()
+            if raw.endswith(b"}"):
+                return raw[:-1] + _ASK_USAGE
+        return self.exchange.build_request().content
 
     # -- after ----------------------------------------------------------------------------------
 
@@ -302,7 +400,7 @@ class MeteredCall:
         breakdown = self.model.price(
             usage, at=self.started_at, served_tier=self.exchange.service_tier, requested_tier=self.tier
         )
-        if response is None:
+        if response is None and callbacks.listening(success=True):  # parsed for the callbacks only
             try:
                 response = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -383,8 +481,9 @@ class MeteredCall:
         response: Any,
         error: BaseException | None = None,
     ) -> None:
+        self.cost_nanos = cost = breakdown.total_nanos if breakdown.priced else 0
         if self.hold is not None:
-            BUDGET.settle(self.hold, breakdown.total_nanos if breakdown.priced else 0)
+            BUDGET.settle(self.hold, cost)
         record = self.record
         record.end_time = datetime.now(UTC)
         record.usage, record.breakdown, record.outcome, record.estimated = (

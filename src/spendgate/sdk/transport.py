@@ -8,9 +8,11 @@ worst case is reserved against ``spendgate.max_budget`` before it is sent (a ref
 :class:`~spendgate.sdk.errors.BudgetExceededError` and sends nothing), and its answer is
 priced by the gateway's adapters:
 
-* a complete answer is read here (decoded), priced, and handed to the SDK with an
-  ``x-spendgate-response-cost`` header (exact USD, or ``unpriced``) and, when the upstream
-  sent none, a request id header, so :func:`~spendgate.sdk.results.cost_of` finds it;
+* a complete answer is read here (decoded), priced, and handed to the SDK as the
+  upstream's own response (its content already read, its headers as a plain client sees
+  them) with an ``x-spendgate-response-cost`` header (exact USD, or ``unpriced``) and, when
+  the upstream sent none, a request id header, so :func:`~spendgate.sdk.results.cost_of`
+  finds it;
 * a stream is handed to the SDK through the gateway's stream translator, which meters it
   as it is read and withholds the usage chunk a caller did not ask for; it is billed when
   it ends: read to the end, closed early (``cancelled``) or cut by the upstream
@@ -23,9 +25,11 @@ Other requests (files, batches, models …) pass through untouched.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,9 +55,14 @@ _DROPPED = frozenset({"content-length", "content-encoding", "transfer-encoding"}
 """Headers of the upstream answer that no longer hold for the decoded body handed on."""
 
 
+def _id_header(call: MeteredCall) -> str:
+    """The request id header the call's SDK reads (``_request_id``)."""
+    return "request-id" if call.client.endpoint == "messages" else "x-request-id"
+
+
 def _headers(call: MeteredCall, upstream: httpx.Headers, extra: dict[str, str]) -> list[tuple[str, str]]:
     headers = [(k, v) for k, v in upstream.multi_items() if k.lower() not in _DROPPED]
-    id_header = "request-id" if call.client.endpoint == "messages" else "x-request-id"
+    id_header = _id_header(call)
     if id_header not in upstream:
         headers.append((id_header, f"spendgate-{uuid.uuid4().hex}"))
     headers += list(extra.items())
@@ -61,23 +70,25 @@ def _headers(call: MeteredCall, upstream: httpx.Headers, extra: dict[str, str]) 
 
 
 def _answered(
-    call: MeteredCall, request: httpx.Request, upstream: httpx.Response, body: bytes, breakdown: CostBreakdown
+    call: MeteredCall, upstream: httpx.Response, breakdown: CostBreakdown, started: float
 ) -> httpx.Response:
-    """The complete answer for the SDK: the decoded body with the cost header."""
-    cost = cost_text(breakdown.total_nanos if breakdown.priced else 0, priced=breakdown.priced)
-    headers = _headers(call, upstream.headers, {RESPONSE_COST: cost, "content-length": str(len(body))})
-    http = module_of(request)
-    response: httpx.Response = http.Response(
-        upstream.status_code,
-        headers=headers,
-        stream=http.ByteStream(body),
-        extensions=upstream.extensions,
-        request=request,
-    )
-    results.remember(
-        response, response.headers.get("x-request-id") or response.headers.get("request-id"), breakdown
-    )
-    return response
+    """The complete answer for the SDK: the upstream's own response, already read (its
+    decoded content is what the SDK reads), with the cost header and, when the upstream
+    sent none, a request id header added. Its ``elapsed`` is set here, as the client sets it
+    on an answer it reads itself (request sent to body read)."""
+    headers = upstream.headers
+    headers[RESPONSE_COST] = cost_text(call.cost_nanos, priced=breakdown.priced)
+    id_header = _id_header(call)
+    own = headers.get(id_header)
+    if own is None:
+        headers[id_header] = own = f"spendgate-{uuid.uuid4().hex}"
+    if id_header == "x-request-id":
+        request_id = own or headers.get("request-id")
+    else:
+        request_id = headers.get("x-request-id") or own
+    upstream.elapsed = timedelta(seconds=time.perf_counter() - started)
+    results.remember(upstream, request_id, breakdown)
+    return upstream
 
 
 def _is_stream(call: MeteredCall, upstream: httpx.Response) -> bool:
@@ -207,10 +218,12 @@ class _SyncMetering:
         self.owns_inner = owns_inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if endpoint_of(request) is None:
+        started = time.perf_counter()
+        endpoint = endpoint_of(request)
+        if endpoint is None:
             return self.inner.handle_request(request)
         request.read()
-        call = MeteredCall.open(request, self.options, async_call=False)
+        call = MeteredCall.open(request, self.options, async_call=False, endpoint=endpoint)
         if call is None:
             return self.inner.handle_request(request)
         call.admit()
@@ -237,7 +250,7 @@ class _SyncMetering:
         finally:
             upstream.close()
         breakdown = call.finish(body, upstream.headers.get("content-type", ""))
-        return _answered(call, request, upstream, body, breakdown)
+        return _answered(call, upstream, breakdown, started)
 
     def close(self) -> None:
         if self.owns_inner:
@@ -261,10 +274,12 @@ class _AsyncMetering:
         self.owns_inner = owns_inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if endpoint_of(request) is None:
+        started = time.perf_counter()
+        endpoint = endpoint_of(request)
+        if endpoint is None:
             return await self.inner.handle_async_request(request)
         await request.aread()
-        call = MeteredCall.open(request, self.options, async_call=True)
+        call = MeteredCall.open(request, self.options, async_call=True, endpoint=endpoint)
         if call is None:
             return await self.inner.handle_async_request(request)
         call.admit()
@@ -297,7 +312,7 @@ class _AsyncMetering:
         finally:
             await upstream.aclose()
         breakdown = call.finish(body, upstream.headers.get("content-type", ""))
-        return _answered(call, request, upstream, body, breakdown)
+        return _answered(call, upstream, breakdown, started)
 
     async def aclose(self) -> None:
         if self.owns_inner:
