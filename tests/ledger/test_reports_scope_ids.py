@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import make_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_reports_match_events import ZONES, events, expected
 
@@ -221,3 +221,28 @@ async def test_daily_activity_narrowed_in_sql_is_the_same_answer(engine: AsyncEn
     assert all(not d.keys for d in unassigned)
     one = await key_activity(engine, key_id="k2", listed_under=["t2"], first=first, last=last, tz=tz)
     assert sum(d.metrics.cost_nanos for d in one) == sum(e.cost_nanos for e in evts if e.api_key == "k2")
+
+
+@pytest.mark.asyncio
+async def test_the_reports_planner_settings_stay_with_its_statement(postgres_url: str) -> None:
+    """On PostgreSQL the report runs with its own work_mem, JIT and sort settings; the
+    caller's transaction gets its own values back (a handler's session goes on to run
+    other statements in the same transaction)."""
+    engine = create_engine(postgres_url)
+    try:
+        await clear_database(engine)
+        await _fill(engine)
+        show = text(
+            "SELECT current_setting('work_mem'), current_setting('enable_sort'), current_setting('jit')"
+        )
+        async with engine.connect() as conn, conn.begin():
+            await conn.execute(text("SET LOCAL work_mem = '5MB'"))
+            before = tuple((await conn.execute(show)).one())
+            report = await spend_report(
+                conn, start=T0, end=T0 + timedelta(days=3), group_by=["team", "model"], granularity="day"
+            )
+            assert report.row_count > 0
+            assert tuple((await conn.execute(show)).one()) == before
+            assert before[:2] == ("5MB", "on")
+    finally:
+        await engine.dispose()

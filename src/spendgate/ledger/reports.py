@@ -448,20 +448,28 @@ async def spend_report(
         # PostgreSQL's sum(bigint) is NUMERIC, slow to build and decode: spendgate_sum (an
         # aggregate of BIGINT addition, migration 0003) stays BIGINT and raises on overflow.
         total = func.spendgate_sum if postgres else func.sum
-        stmt = (
-            select(*labels, *[total(table[m]).label(m) for m in _METRICS])
-            .where(*conditions)
-            .group_by(*keys)
-            .order_by(*keys)
-        )
+        grouped = select(*labels, *[total(table[m]).label(m) for m in _METRICS]).where(*conditions)
+        if postgres:
+            # Grouped in a materialized CTE, sorted outside it: PostgreSQL estimates the
+            # groups from per-column statistics (a month of days × teams × models: 572,000,
+            # when there are 18,000), so, planning the grouping and the order together, it
+            # sorts every input row rather than hash them. A materialized CTE is planned on
+            # its own, without a wanted order; with sorting discouraged (_PG_SETTINGS) it
+            # hashes the rows in work_mem (a hash aggregate spills beyond, never grows
+            # unbounded), and only the groups are sorted: 413 ms → 213 ms in PostgreSQL for
+            # that month (docs/benchmarks.md, issue #13).
+            inner = grouped.group_by(*keys).cte("g").prefix_with("MATERIALIZED")
+            stmt = select(*inner.c).order_by(*[inner.c[label.name] for label in labels])
+        else:
+            stmt = grouped.group_by(*keys).order_by(*keys)
 
     if isinstance(db, AsyncEngine):
         async with db.connect() as conn:
-            data = await _fetch_columns(conn, stmt, per_bucket)
+            data = await _fetch_columns(conn, stmt)
     elif isinstance(db, AsyncSession):
-        data = await _fetch_columns(await db.connection(), stmt, per_bucket)
+        data = await _fetch_columns(await db.connection(), stmt)
     else:
-        data = await _fetch_columns(db, stmt, per_bucket)
+        data = await _fetch_columns(db, stmt)
 
     n = len(keys)
     if not keys and data[1] == [None]:
@@ -540,20 +548,18 @@ def _add_up_neighbours(data: list[list[Any]], n: int) -> list[list[Any]]:
     return out
 
 
-async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any], ordered_scan: bool) -> list[list[Any]]:
+async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any]) -> list[list[Any]]:
     """The report's rows, column by column.
 
     On PostgreSQL the database packs each column into one array (a month of hourly rows
     is tens of thousands), which the driver decodes straight into a list: no row objects
-    and no transposing in Python.
+    and no transposing in Python. The statement runs with the planner settings of
+    :data:`_PG_SETTINGS`, which are put back as they were afterwards: they are for this
+    statement, not for the rest of the caller's transaction.
     """
     if conn.dialect.name != "postgresql":
         rows = (await conn.execute(stmt)).all()
         return [list(map(itemgetter(i), rows)) for i in range(len(stmt.selected_columns))]
-    # Enough memory to hash-aggregate a month of hourly groups without spilling; no JIT
-    # (compiling the query would cost more than running it); and, when the groups come
-    # in index order, no sort (the planner's estimate favours sorting a bitmap scan).
-    await conn.execute(_PG_SETTINGS, {"sort": "off" if ordered_scan else "on"})
     # array_agg over the ordered subquery keeps its order (PostgreSQL feeds an aggregate
     # the rows of a sorted subquery in order); all columns come from the same row stream,
     # so they stay aligned whatever happens.
@@ -562,12 +568,30 @@ async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any], ordered_scan:
     params = packed.params
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
+    # Through SQLAlchemy, which opens the connection's transaction first if none is open:
+    # set_config(..., true) lasts until the end of the transaction, and without one it
+    # would end with its own statement. (On an error the transaction is aborted, and its
+    # rollback undoes the settings.)
+    before = (await conn.execute(_PG_SETTINGS)).one()
     record = await driver.fetchrow(packed.string, *(params[name] for name in packed.positiontup or ()))
+    await conn.execute(_PG_RESTORE, {"work_mem": before[0], "jit": before[1], "sort": before[2]})
     assert record is not None
     return [c if c is not None else [] for c in record]  # arrays arrive as lists
 
 
+# For the report's statement only (transaction-local, restored after it by _PG_RESTORE):
+# a bounded 64 MB of work_mem, enough to hash or sort a month of hourly groups without
+# spilling (a hash aggregate spills to disk beyond work_mem × hash_mem_multiplier, so the
+# bound holds whatever the planner estimated); no JIT (compiling the query would cost more
+# than running it); and no sort where the planner has another way: the groups come in
+# index order (hourly periods) or from a hash aggregate, and only the groups are sorted
+# (see spend_report). The first three columns are the values in force before.
 _PG_SETTINGS = text(
-    "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true), "
+    "SELECT current_setting('work_mem'), current_setting('jit'), current_setting('enable_sort'), "
+    "set_config('work_mem', '64MB', true), set_config('jit', 'off', true), "
+    "set_config('enable_sort', 'off', true)"
+)
+_PG_RESTORE = text(
+    "SELECT set_config('work_mem', :work_mem, true), set_config('jit', :jit, true), "
     "set_config('enable_sort', :sort, true)"
 )
