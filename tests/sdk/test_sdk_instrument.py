@@ -270,6 +270,28 @@ def test_a_callers_own_http_client_is_metered_through_its_transport(mock: MockSe
     own.close()
 
 
+def test_a_callers_own_http_client_keeps_its_params_auth_and_cookies(mock: MockServer) -> None:
+    """The metered copy of a caller's client sends what the plain one sends."""
+    sent: list[tuple[str, str | None, str | None]] = []
+
+    def hook(request: Any) -> None:
+        sent.append(
+            (str(request.url.params), request.headers.get("authorization"), request.headers.get("cookie"))
+        )
+
+    own = openai.DefaultHttpxClient(
+        params={"tenant": "t1"}, auth=("u", "p"), cookies={"session": "s1"}, event_hooks={"request": [hook]}
+    )
+    plain = openai.OpenAI(base_url=mock.url, api_key="sk", max_retries=0, http_client=own)
+    plain.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)
+    metered = spendgate.instrument(plain)
+    assert spendgate.cost_of(metered.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=3)) > 0
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert sent[0] == ("tenant=t1", "Basic dTpw", "session=s1")
+    metered.close()
+    own.close()
+
+
 def test_requests_that_are_not_priced_pass_through(oai: openai.OpenAI) -> None:
     models = oai.models.list()
     assert models is not None

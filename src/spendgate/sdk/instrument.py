@@ -98,14 +98,22 @@ def metered_http_client(
         for pattern, t in base._mounts.items()
     }
     cls = http.AsyncClient if is_async else http.Client
+    # Everything of the caller's client that shapes a request, so a metered call sends
+    # what the plain one sends (its TLS and proxy settings live in the transports kept).
     client = cls(
         transport=_wrap(inner, is_async, options, owns=sdk_default),
         mounts=mounts,
         timeout=base.timeout,
         follow_redirects=base.follow_redirects,
+        max_redirects=base.max_redirects,
         headers=base.headers,
+        params=base.params,
+        cookies=base.cookies,
+        auth=base.auth,
+        base_url=base.base_url,
         event_hooks=base.event_hooks,
         trust_env=base.trust_env,
+        default_encoding=base._default_encoding,
     )
     return _meter_mounts(client, options)
 
