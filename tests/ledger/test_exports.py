@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -263,3 +264,27 @@ def test_meter_quantities_carve_tokens_like_the_calculator() -> None:
     assert meter_quantities(Usage(images=3)) == {"output_image": (3, "Images")}
     assert meter_quantities(Usage(input_characters=40, queries=0)) == {"input": (40, "Characters")}
     assert meter_quantities(Usage()) == {}
+
+
+async def test_text_that_starts_like_a_formula_is_exported_as_text(engine: AsyncEngine) -> None:
+    """An end customer's id or a team that reads like a spreadsheet formula gets a leading
+    quote in CSV and FOCUS (a spreadsheet shows it, never runs it); numbers stay numbers."""
+    hostile = ['=HYPERLINK("http://evil.example","x")', "+1+2", "@SUM(A1)", "\tcmd", "-2+3", "-1.5"]
+    known = [
+        replace(k, event=replace(k.event, end_user=end_user))
+        for k, end_user in zip(known_events(n=6, teams=("-team", None)), hostile, strict=True)
+    ]
+    await fill(engine, known)
+    start, end = day_range(date(2026, 11, 1), date(2026, 11, 30), "UTC")
+    _, rows = read_csv(await collect(engine, fmt="csv", start=start, end=end, tz="UTC"))
+    by_id = {r["request_id"]: r for r in rows}
+    for k, end_user in zip(known, hostile, strict=True):
+        row = by_id[k.event.event_id]
+        assert row["end_user"] == (end_user if end_user == "-1.5" else "'" + end_user)
+        assert row["team_id"] in ("'-team", "")
+        assert row["spend"] == usd_text(k.event.cost_nanos)
+    _, focus = read_csv(await collect(engine, fmt="focus", start=start, end=end, tz="UTC"))
+    cells = [v for r in focus for v in r.values()]
+    assert "'-team" in cells
+    assert not [v for v in cells if v[:1] in ("=", "+", "@", "\t")]
+    assert all(re.fullmatch(r"-[0-9]+(\.[0-9]+)?", v) for v in cells if v.startswith("-"))

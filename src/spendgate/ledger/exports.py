@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, date, datetime, tzinfo
@@ -130,7 +131,16 @@ def _cell(value: Any) -> Any:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        # A spreadsheet runs a cell that starts like a formula; text in a row can come
+        # from a caller (an end customer's id, a tag, a team alias), so it is shown as text
+        # (OWASP's CSV injection advice). Numbers, negative amounts included, stay numbers.
+        return "'" + value
     return value
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?")
 
 
 class _Writer:
