@@ -2,7 +2,8 @@
 organizations and customers point at through ``budget_id``.
 
 proxy_admin manages them; proxy_admin_viewer reads them. A budget still in use cannot be
-deleted (409).
+deleted (409). ``/budget/info`` and ``/budget/list`` show each profile's ``used_by`` and
+their spend (:mod:`spendgate.admin.budget_spend`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
+from spendgate.admin.budget_spend import budgets_out
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetNew, BudgetUpdate, Empty
 from spendgate.admin.views import budget_row
@@ -48,12 +51,14 @@ async def update_budget(ctx: Context, body: BudgetUpdate) -> dict[str, Any]:
 
 async def budget_info(ctx: Context, body: BudgetIds) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "read budgets")
-    return [_out(b) for b in await ctx.entities.require_all(BUDGETS, body.budgets, "budgets")]
+    found = await ctx.entities.require_all(BUDGETS, body.budgets, "budgets")
+    return await budgets_out(ctx.repo, found, SpendAt(ctx.now, ctx.settings.timezone))
 
 
 async def list_budgets(ctx: Context, query: Empty) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list budgets")
-    return [_out(b) for b in await ctx.entities.list_all(BUDGETS)]
+    found = await ctx.entities.list_all(BUDGETS)
+    return await budgets_out(ctx.repo, found, SpendAt(ctx.now, ctx.settings.timezone))
 
 
 async def delete_budget(ctx: Context, body: BudgetDelete) -> dict[str, Any]:
