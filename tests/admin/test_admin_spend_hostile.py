@@ -552,10 +552,11 @@ async def test_an_export_over_ten_thousand_years_streams(engine: AsyncEngine) ->
     error_of(status, body, 422, "end_date")
 
 
-async def test_formula_like_tags_are_written_verbatim(api: Api, engine: AsyncEngine) -> None:
+async def test_formula_like_text_is_exported_as_text(api: Api, engine: AsyncEngine) -> None:
     """What a spreadsheet would see: the per-event CSV holds tags as a JSON array (the cell
-    starts with ``[``, not a formula), but a grouped-by-tag export and attribution columns
-    (``end_user``) hold the text as given, ``=cmd|…`` included: nothing is escaped."""
+    starts with ``[``, not a formula); a grouped-by-tag export and attribution columns
+    (``end_user``) that start like a formula get a leading quote, so they are shown, never
+    run (docs/exports.md)."""
     formula = "=cmd|' /C calc'!A0"
     event = SpendEvent(
         event_id="formula-1",
@@ -575,7 +576,7 @@ async def test_formula_like_tags_are_written_verbatim(api: Api, engine: AsyncEng
     (row,) = read_csv(body.encode())[1]
     assert json.loads(row["request_tags"]) == [formula, "@x"]
     assert row["request_tags"].startswith("[")
-    assert row["end_user"] == "+SUM(1+1)"
+    assert row["end_user"] == "'+SUM(1+1)"
     status, body = await get(api, EXPORT, **RANGE, group_by="tag")
     assert status == 200
-    assert {r["tag"] for r in read_csv(body.encode())[1]} == {formula, "@x"}
+    assert {r["tag"] for r in read_csv(body.encode())[1]} == {"'" + formula, "'@x"}
