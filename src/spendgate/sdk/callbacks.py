@@ -29,6 +29,7 @@ import asyncio
 import logging
 import threading
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -94,7 +95,6 @@ class CustomLogger:
 class CallRecord:
     """What the metered transport knows of one call, for the callbacks."""
 
-    call_id: str
     call_type: str
     """The endpoint: ``chat``, ``completions``, ``embeddings``, ``responses``, ``images``,
     ``transcriptions``, ``speech`` or ``messages``."""
@@ -118,6 +118,16 @@ class CallRecord:
     estimated: bool = False
     response: Any = None
     exception: BaseException | None = None
+    _call_id: str | None = field(default=None, repr=False)
+
+    @property
+    def call_id(self) -> str:
+        """The call's id (a uuid4): the callbacks' ``litellm_call_id`` and the ledger's event
+        id. Made when first read (on the calling thread, when the call starts or ends): a
+        process with no callback and no ledger never needs one."""
+        if self._call_id is None:
+            self._call_id = str(uuid.uuid4())
+        return self._call_id
 
 
 def _messages(payload: Mapping[str, Any]) -> Any:

@@ -23,7 +23,6 @@ billing rules), to the nano-USD:
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from spendgate.providers.openai_compat import OpenAIExchange
 from spendgate.sdk import callbacks
 from spendgate.sdk.budget import BUDGET, Hold
 from spendgate.sdk.callbacks import CallRecord
+from spendgate.sdk.chat_stream import DeferredChatStream
 from spendgate.sdk.httpx_compat import module_of
 
 __all__ = [
@@ -257,7 +257,6 @@ class MeteredCall:
         metadata = _metadata(sent.metadata, options)
         tags = metadata.get("tags")
         self.record = CallRecord(
-            call_id=str(uuid.uuid4()),
             call_type=endpoint,
             model=model,
             provider=target.provider,
@@ -411,7 +410,10 @@ class MeteredCall:
     def translator(self) -> StreamTranslator:
         """The gateway's stream translator for this call, pricing at its model."""
         pricer = partial(self.model.price, at=self.started_at, requested_tier=self.tier)
-        return self.exchange.stream_translator(pricer)
+        exchange = self.exchange
+        if self.client.endpoint in _STREAM_USAGE_ENDPOINTS and isinstance(exchange, OpenAIExchange):
+            return DeferredChatStream(partial(exchange.stream_translator, pricer))
+        return exchange.stream_translator(pricer)
 
     def finish_stream(
         self,
@@ -433,18 +435,20 @@ class MeteredCall:
             breakdown = self.model.price(
                 usage, at=self.started_at, served_tier=translator.service_tier, requested_tier=self.tier
             )
-        response = {
-            "object": "stream",
-            "model": self.client.model,
-            "content": translator.text,
-            "usage": {
-                "prompt_tokens": usage.input_tokens,
-                "completion_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-        }
         if error is None and outcome == "partial":
             error = httpx.RemoteProtocolError("the stream ended before the upstream finished it")
+        response = None
+        if callbacks.listening(success=_status(outcome, error) == "success"):  # the text: for them only
+            response = {
+                "object": "stream",
+                "model": self.client.model,
+                "content": translator.text,
+                "usage": {
+                    "prompt_tokens": usage.input_tokens,
+                    "completion_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            }
         self._end(usage, breakdown, outcome, estimated=not final, response=response, error=error)
         return breakdown
 
@@ -493,8 +497,13 @@ class MeteredCall:
             estimated,
         )
         record.response, record.exception = response, error
-        record.status = "success" if outcome in ("success", "cancelled") and error is None else "failure"
+        record.status = _status(outcome, error)
         callbacks.notify_end(record)
+
+
+def _status(outcome: str, error: BaseException | None) -> str:
+    """LiteLLM's status of a call that ended so (which callbacks it runs)."""
+    return "success" if outcome in ("success", "cancelled") and error is None else "failure"
 
 
 def status_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamStatusError:

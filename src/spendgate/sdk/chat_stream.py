@@ -1,0 +1,146 @@
+"""A chat (or legacy completions) stream relayed by the gateway's translator, with each
+chunk's accounting deferred until something reads it.
+
+The gateway's :class:`~spendgate.providers.openai_compat.ChatStreamRelay` parses every
+chunk as it passes and feeds it to a usage accumulator (text, finish reason, service tier,
+URL citations). In the SDK most of that is never read: a stream that ends with its usage
+chunk, in a process with no callback, needs only that usage and the tier it was served at.
+:class:`DeferredChatStream` hands every chunk on as the relay would, and:
+
+* keeps a chunk unparsed when no ``usage`` key in it has a value other than ``null`` (the
+  relay hands such a chunk on unchanged: only its accounting is deferred);
+* prices the usage chunk with a relay of its own (fresh), which gives the output, usage and
+  price the in-order relay gives as long as nothing before it can change the usage or the
+  tier: no chunk names ``annotations`` (a URL citation adds a web search), the usage chunk
+  reports its own service tier when one before it names one (the latest one said wins),
+  and no chunk has a ``\\u`` escape (behind which a key could hide);
+* feeds the kept chunks, in order, to the gateway's relay the moment its state is read
+  (the text for an estimate or a callback, the usage of a stream that was cut, …) or a
+  chunk breaks one of those conditions; from then on every chunk goes through that relay.
+
+So what the caller reads, the usage and the price are always those of the gateway's relay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from spendgate.core.usage.model import Usage
+from spendgate.providers.base import SSESplitter, StreamTranslator, sse_data
+
+__all__ = ["DeferredChatStream"]
+
+_NULL_VALUE = re.compile(rb"\s*:\s*null\b")
+"""What follows a ``usage`` key whose value is ``null``."""
+
+
+def _may_change_usage(event: bytes) -> bool:
+    """True unless an event (its raw bytes) surely leaves the usage alone: no
+    ``annotations`` key and no ``\\u`` escape (a key could hide behind one)."""
+    return b"\\u" in event or b'"annotations"' in event
+
+
+def _has_usage(event: bytes) -> bool:
+    """True when a ``usage`` key in the event has a value other than ``null`` (OpenAI sends
+    ``"usage":null`` in every chunk of a stream that asked for usage)."""
+    at = event.find(b'"usage"')
+    while at >= 0:
+        at += 7
+        if not event.startswith(b":null", at) and _NULL_VALUE.match(event, at) is None:
+            return True
+        at = event.find(b'"usage"', at)
+    return False
+
+
+class DeferredChatStream(StreamTranslator):
+    """A chat stream translator whose chunks are accounted only when needed (see the module).
+
+    Args:
+        make: a new gateway relay for the call (``exchange.stream_translator(pricer)``).
+    """
+
+    def __init__(self, make: Callable[[], StreamTranslator]) -> None:
+        relay = make()
+        super().__init__(relay.pricer)
+        self._make = make
+        self._relay = relay
+        """The gateway's relay, fed every chunk in order (late while chunks are kept)."""
+        self._kept: list[bytes] = []
+        self._priced: StreamTranslator | None = None
+        """The fresh relay that priced the usage chunk, while the kept chunks are not fed."""
+        self._usage: Usage | None = None
+        """The priced relay's usage, once read (it is fed nothing more)."""
+        self._tier_said = False
+        """A kept chunk names a ``service_tier`` (the usage chunk must then name its own)."""
+        self._in_order = False
+        self._split = SSESplitter()
+
+    def feed(self, data: bytes) -> bytes:
+        return b"".join([self._event(event) for event in self._split.feed(data)])
+
+    def close(self) -> bytes:
+        return b"".join([self._event(event) for event in self._split.close()])
+
+    def _event(self, event: bytes) -> bytes:
+        if self._in_order:
+            return self._relayed(event)
+        if b"[DONE]" in event:
+            data = sse_data(event)
+            if data is not None and data.strip() == b"[DONE]":
+                self.finished = True
+                return event  # the relay hands it on and accounts nothing
+        if self._priced is None and not _may_change_usage(event):
+            if not _has_usage(event):
+                self._kept.append(event)  # handed on unchanged by the relay too
+                self._tier_said = self._tier_said or b'"service_tier"' in event
+                return event
+            priced = self._make()
+            out = priced.feed(event)
+            if priced.breakdown is not None and (priced.service_tier is not None or not self._tier_said):
+                self._priced, self.breakdown = priced, priced.breakdown
+                self._kept.append(event)
+                return out
+        self._catch_up()
+        return self._relayed(event)
+
+    def _relayed(self, event: bytes) -> bytes:
+        relay = self._relay
+        out = relay.feed(event)
+        self.finished = self.finished or relay.finished
+        self.breakdown = relay.breakdown
+        return out
+
+    def _catch_up(self) -> None:
+        """Feed the kept chunks to the gateway's relay (their output was handed on already)
+        and relay every later chunk in order."""
+        if not self._in_order:
+            self._in_order = True
+            for event in self._kept:
+                self._relay.feed(event)
+            self._kept.clear()
+            self._priced = None
+            self.breakdown = self._relay.breakdown
+
+    def usage(self) -> Usage | None:
+        if self._priced is not None:
+            if self._usage is None:
+                self._usage = self._priced.usage()
+            return self._usage
+        self._catch_up()
+        return self._relay.usage()
+
+    @property
+    def text(self) -> str:
+        self._catch_up()
+        return self._relay.text
+
+    @property
+    def service_tier(self) -> str | None:
+        if self._priced is not None:
+            return self._priced.service_tier
+        self._catch_up()
+        return self._relay.service_tier
+
+    def error_event(self, message: str) -> bytes:
+        return self._relay.error_event(message)
