@@ -9,8 +9,8 @@ be equal, for streams that keep to its short path and for every case that leaves
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,7 +18,7 @@ import pytest
 
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
-from spendgate.providers.base import StreamTranslator
+from spendgate.providers.base import Pricer, StreamTranslator
 from spendgate.providers.openai_compat import ChatStreamRelay
 from spendgate.sdk.chat_stream import DeferredChatStream
 from spendgate.sdk.metering import PricedModel
@@ -142,13 +142,17 @@ def _run(translator: StreamTranslator, body: bytes, cut: int) -> dict[str, Any]:
 @pytest.mark.parametrize("name", list(STREAMS))
 def test_the_deferred_translator_gives_what_the_gateways_relay_gives(name: str, include_usage: bool) -> None:
     body = STREAMS[name]
-    make: Callable[[], StreamTranslator] = lambda: ChatStreamRelay(_pricer, include_usage=include_usage)  # noqa: E731
+
+    def make(pricer: Pricer) -> StreamTranslator:
+        return ChatStreamRelay(pricer, include_usage=include_usage)
+
     for cut in (0, len(body) // 3, len(body) // 2, len(body)):
-        assert _run(DeferredChatStream(make), body, cut) == _run(make(), body, cut), (name, cut)
+        deferred = _run(DeferredChatStream(make, _pricer), body, cut)
+        assert deferred == _run(make(_pricer), body, cut), (name, cut)
 
 
 def test_an_openai_stream_keeps_to_the_short_path() -> None:
-    translator = DeferredChatStream(lambda: ChatStreamRelay(_pricer, include_usage=False))
+    translator = DeferredChatStream(partial(ChatStreamRelay, include_usage=False), _pricer)
     out = translator.feed(STREAMS["openai"])
     assert b'"prompt_tokens"' not in out  # the usage chunk is withheld
     assert translator.usage() is not None and translator.breakdown is not None

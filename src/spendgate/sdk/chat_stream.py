@@ -26,8 +26,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
-from spendgate.providers.base import SSESplitter, StreamTranslator, sse_data
+from spendgate.providers.base import Pricer, SSESplitter, StreamTranslator, sse_data
 
 __all__ = ["DeferredChatStream"]
 
@@ -57,20 +58,21 @@ class DeferredChatStream(StreamTranslator):
     """A chat stream translator whose chunks are accounted only when needed (see the module).
 
     Args:
-        make: a new gateway relay for the call (``exchange.stream_translator(pricer)``).
+        make: a new gateway relay for the call pricing with the given pricer
+            (``exchange.stream_translator``).
+        pricer: prices a usage at the call's model.
     """
 
-    def __init__(self, make: Callable[[], StreamTranslator]) -> None:
-        relay = make()
-        super().__init__(relay.pricer)
+    def __init__(self, make: Callable[[Pricer], StreamTranslator], pricer: Pricer) -> None:
+        super().__init__(pricer)
         self._make = make
-        self._relay = relay
+        self._relay = make(pricer)
         """The gateway's relay, fed every chunk in order (late while chunks are kept)."""
         self._kept: list[bytes] = []
         self._priced: StreamTranslator | None = None
         """The fresh relay that priced the usage chunk, while the kept chunks are not fed."""
         self._usage: Usage | None = None
-        """The priced relay's usage, once read (it is fed nothing more)."""
+        """The usage the usage chunk's relay priced (it is fed nothing more)."""
         self._tier_said = False
         """A kept chunk names a ``service_tier`` (the usage chunk must then name its own)."""
         self._in_order = False
@@ -95,7 +97,7 @@ class DeferredChatStream(StreamTranslator):
                 self._kept.append(event)  # handed on unchanged by the relay too
                 self._tier_said = self._tier_said or b'"service_tier"' in event
                 return event
-            priced = self._make()
+            priced = self._make(self._recording)
             out = priced.feed(event)
             if priced.breakdown is not None and (priced.service_tier is not None or not self._tier_said):
                 self._priced, self.breakdown = priced, priced.breakdown
@@ -103,6 +105,11 @@ class DeferredChatStream(StreamTranslator):
                 return out
         self._catch_up()
         return self._relayed(event)
+
+    def _recording(self, usage: Usage, *, served_tier: str | None = None) -> CostBreakdown:
+        """The pricer of the relay that prices the usage chunk: keeps the usage it priced."""
+        self._usage = usage
+        return self.pricer(usage, served_tier=served_tier)
 
     def _relayed(self, event: bytes) -> bytes:
         relay = self._relay
@@ -124,8 +131,6 @@ class DeferredChatStream(StreamTranslator):
 
     def usage(self) -> Usage | None:
         if self._priced is not None:
-            if self._usage is None:
-                self._usage = self._priced.usage()
             return self._usage
         self._catch_up()
         return self._relay.usage()

@@ -412,7 +412,7 @@ class MeteredCall:
         pricer = partial(self.model.price, at=self.started_at, requested_tier=self.tier)
         exchange = self.exchange
         if self.client.endpoint in _STREAM_USAGE_ENDPOINTS and isinstance(exchange, OpenAIExchange):
-            return DeferredChatStream(partial(exchange.stream_translator, pricer))
+            return DeferredChatStream(exchange.stream_translator, pricer)
         return exchange.stream_translator(pricer)
 
     def finish_stream(

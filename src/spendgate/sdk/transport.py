@@ -52,6 +52,7 @@ else:  # an httpx2 client asserts its answers' streams are its own; either clien
     _AsyncByteStream = joined("AsyncByteStream")
 
 _DROPPED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+_DROPPED_RAW = frozenset(name.encode() for name in _DROPPED)
 """Headers of the upstream answer that no longer hold for the decoded body handed on."""
 
 
@@ -60,12 +61,19 @@ def _id_header(call: MeteredCall) -> str:
     return "request-id" if call.client.endpoint == "messages" else "x-request-id"
 
 
-def _headers(call: MeteredCall, upstream: httpx.Headers, extra: dict[str, str]) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in upstream.multi_items() if k.lower() not in _DROPPED]
-    id_header = _id_header(call)
-    if id_header not in upstream:
-        headers.append((id_header, f"spendgate-{uuid.uuid4().hex}"))
-    headers += list(extra.items())
+def _headers(call: MeteredCall, upstream: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """A stream's headers for the SDK: the upstream's (as sent, bytes), less those that do
+    not hold for the decoded body handed on, plus a request id when it sent none."""
+    id_header = _id_header(call).encode()
+    headers = []
+    has_id = False
+    for key, value in upstream.raw:
+        lower = key.lower()
+        if lower not in _DROPPED_RAW:
+            headers.append((key, value))
+        has_id = has_id or lower == id_header
+    if not has_id:
+        headers.append((id_header, f"spendgate-{uuid.uuid4().hex}".encode()))
     return headers
 
 
@@ -120,7 +128,7 @@ def _streamed(
 ) -> httpx.Response:
     response: httpx.Response = module_of(request).Response(
         upstream.status_code,
-        headers=_headers(call, upstream.headers, {}),
+        headers=_headers(call, upstream.headers),
         stream=stream,
         extensions=upstream.extensions,
         request=request,
