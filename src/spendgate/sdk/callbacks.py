@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
 
@@ -141,7 +142,8 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
     """The ``kwargs`` a callback receives, with LiteLLM's names."""
     breakdown = record.breakdown
     priced = breakdown is not None and breakdown.priced
-    cost = float(breakdown.total) if breakdown is not None and priced else None
+    total = breakdown.total if breakdown is not None and priced else None  # a sum of 14 items: once
+    cost = float(total) if total is not None else None
     if breakdown is not None and not priced:
         cost_debug: dict[str, Any] | None = {
             "error_message": breakdown.unpriced_reason,
@@ -154,6 +156,7 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         cost = 0.0  # nothing was billed
     usage = record.usage or Usage()
     end = record.end_time or record.start_time
+    started, ended = record.start_time.timestamp(), end.timestamp()
     messages = _messages(record.payload)
     error = None if record.exception is None else str(record.exception) or type(record.exception).__name__
     standard = {
@@ -164,13 +167,13 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "response_cost": cost,
         "response_cost_failure_debug_info": cost_debug,
         "cost_breakdown": None
-        if breakdown is None or not priced
+        if breakdown is None or total is None
         else {
             "input_cost": float(breakdown.prompt_cost),
             "output_cost": float(breakdown.completion_cost),
             "tool_usage_cost": float(breakdown.tools),
-            "total_cost": float(breakdown.total),
-            "total_nanos": breakdown.total_nanos,
+            "total_cost": cost,
+            "total_nanos": to_nano(total),
         },
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
@@ -183,9 +186,9 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "metadata": record.metadata,
         "end_user": record.end_user or "",
         "request_tags": list(record.tags),
-        "startTime": record.start_time.timestamp(),
-        "endTime": end.timestamp(),
-        "completionStartTime": end.timestamp(),
+        "startTime": started,
+        "endTime": ended,
+        "completionStartTime": ended,
         "response_time": (end - record.start_time).total_seconds(),
         "cache_hit": False,
         "saved_cache_cost": 0.0,
