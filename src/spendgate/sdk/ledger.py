@@ -33,7 +33,7 @@ import concurrent.futures.thread  # noqa: F401 - imported before the exit flush 
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.recorder import Recorder
-from spendgate.sdk import callbacks
+from spendgate.sdk import sink
 from spendgate.sdk.callbacks import CallRecord
 
 __all__ = ["LedgerSink", "configure", "event_of", "flush", "is_configured"]
@@ -159,33 +159,7 @@ class LedgerSink:
 
 _lock = threading.Lock()
 _sink: LedgerSink | None = None
-_original_notify_end: Callable[[CallRecord], None] | None = None
 _exit_registered = False
-
-
-def _notify_end(record: CallRecord) -> None:
-    """The callbacks' end hook, recording to the ledger first (see :func:`_hook`)."""
-    sink = _sink
-    if sink is not None:
-        try:
-            sink.record(record)
-        except Exception:
-            log.exception("spend event of call %s NOT recorded", record.call_id)
-    assert _original_notify_end is not None
-    _original_notify_end(record)
-
-
-def _hook() -> None:
-    """Route the end of every metered call through :func:`_notify_end`.
-
-    The metered path ends each call (success, failure, stream end) with
-    ``callbacks.notify_end(record)``; the ledger records there, before the callbacks run,
-    so it sees exactly the calls and costs the callbacks see.
-    """
-    global _original_notify_end
-    if _original_notify_end is None:
-        _original_notify_end = callbacks.notify_end
-        callbacks.notify_end = _notify_end
 
 
 def configure(
@@ -208,13 +182,14 @@ def configure(
     global _sink
     with _lock:
         old, _sink = _sink, None
+        sink.set_ledger(None)
         if old is not None:
             old.close()
         if database_url is None:
             return
         directory = journal_dir or os.environ.get("SPENDGATE_JOURNAL_DIR") or DEFAULT_JOURNAL_DIR
         _sink = LedgerSink(database_url, directory, **recorder_options)
-        _hook()
+        sink.set_ledger(_sink.record)
         global _exit_registered
         if not _exit_registered:
             _register_exit_flush()

@@ -44,7 +44,7 @@ from spendgate.providers.base import ClientCall, Exchange, StreamTranslator, Tar
 from spendgate.providers.metering import billed_tier, response_text, stream_usage
 from spendgate.providers.multipart import form_fields
 from spendgate.providers.openai_compat import OpenAIExchange
-from spendgate.sdk import callbacks
+from spendgate.sdk import callbacks, sink
 from spendgate.sdk.budget import BUDGET, Hold
 from spendgate.sdk.callbacks import CallRecord
 from spendgate.sdk.chat_stream import DeferredChatStream
@@ -465,6 +465,7 @@ class MeteredCall:
                 record.response = orjson.loads(error.body)
             except orjson.JSONDecodeError:
                 record.response = error.body.decode("utf-8", "replace")
+        sink.record(record)
         callbacks.notify_end(record)
 
     def cancelled(self, error: BaseException) -> CostBreakdown:
@@ -498,6 +499,7 @@ class MeteredCall:
         )
         record.response, record.exception = response, error
         record.status = _status(outcome, error)
+        sink.record(record)
         callbacks.notify_end(record)
 
 
