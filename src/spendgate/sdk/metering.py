@@ -186,8 +186,10 @@ def _sent_headers(headers: httpx.Headers) -> _SentHeaders:
             metadata = metadata or lower == _METADATA_KEY
     if content_types > 1:  # several: joined as httpx joins them
         text = headers.get("content-type")
-    else:
-        text = None if content_type is None else content_type.decode(headers.encoding)
+    elif content_type is None:
+        text = None
+    else:  # as httpx decodes it (ASCII reads the same in each encoding it may pick)
+        text = content_type.decode("ascii" if content_type.isascii() else headers.encoding)
     return _SentHeaders(text, headers.get(METADATA_HEADER) if metadata else None, ours)
 
 
