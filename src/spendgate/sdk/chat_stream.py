@@ -36,12 +36,6 @@ _NULL_VALUE = re.compile(rb"\s*:\s*null\b")
 """What follows a ``usage`` key whose value is ``null``."""
 
 
-def _may_change_usage(event: bytes) -> bool:
-    """True unless an event (its raw bytes) surely leaves the usage alone: no
-    ``annotations`` key and no ``\\u`` escape (a key could hide behind one)."""
-    return b"\\u" in event or b'"annotations"' in event
-
-
 def _has_usage(event: bytes) -> bool:
     """True when a ``usage`` key in the event has a value other than ``null`` (OpenAI sends
     ``"usage":null`` in every chunk of a stream that asked for usage)."""
@@ -66,8 +60,9 @@ class DeferredChatStream(StreamTranslator):
     def __init__(self, make: Callable[[Pricer], StreamTranslator], pricer: Pricer) -> None:
         super().__init__(pricer)
         self._make = make
-        self._relay = make(pricer)
-        """The gateway's relay, fed every chunk in order (late while chunks are kept)."""
+        self._relay: StreamTranslator | None = None
+        """The gateway's relay, fed every chunk in order (late while chunks are kept; made
+        when first needed)."""
         self._kept: list[bytes] = []
         self._priced: StreamTranslator | None = None
         """The fresh relay that priced the usage chunk, while the kept chunks are not fed."""
@@ -92,7 +87,8 @@ class DeferredChatStream(StreamTranslator):
             if data is not None and data.strip() == b"[DONE]":
                 self.finished = True
                 return event  # the relay hands it on and accounts nothing
-        if self._priced is None and not _may_change_usage(event):
+        if self._priced is None and b"\\u" not in event and b'"annotations"' not in event:
+            # it cannot change the usage (see the module)
             if not _has_usage(event):
                 self._kept.append(event)  # handed on unchanged by the relay too
                 self._tier_said = self._tier_said or b'"service_tier"' in event
@@ -111,8 +107,13 @@ class DeferredChatStream(StreamTranslator):
         self._usage = usage
         return self.pricer(usage, served_tier=served_tier)
 
+    def _gateway_relay(self) -> StreamTranslator:
+        if self._relay is None:
+            self._relay = self._make(self.pricer)
+        return self._relay
+
     def _relayed(self, event: bytes) -> bytes:
-        relay = self._relay
+        relay = self._gateway_relay()
         out = relay.feed(event)
         self.finished = self.finished or relay.finished
         self.breakdown = relay.breakdown
@@ -123,29 +124,30 @@ class DeferredChatStream(StreamTranslator):
         and relay every later chunk in order."""
         if not self._in_order:
             self._in_order = True
+            relay = self._gateway_relay()
             for event in self._kept:
-                self._relay.feed(event)
+                relay.feed(event)
             self._kept.clear()
             self._priced = None
-            self.breakdown = self._relay.breakdown
+            self.breakdown = relay.breakdown
 
     def usage(self) -> Usage | None:
         if self._priced is not None:
             return self._usage
         self._catch_up()
-        return self._relay.usage()
+        return self._gateway_relay().usage()
 
     @property
     def text(self) -> str:
         self._catch_up()
-        return self._relay.text
+        return self._gateway_relay().text
 
     @property
     def service_tier(self) -> str | None:
         if self._priced is not None:
             return self._priced.service_tier
         self._catch_up()
-        return self._relay.service_tier
+        return self._gateway_relay().service_tier
 
     def error_event(self, message: str) -> bytes:
-        return self._relay.error_event(message)
+        return self._gateway_relay().error_event(message)
