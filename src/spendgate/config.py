@@ -41,6 +41,7 @@ from spendgate.errors import ConfigurationError
 
 __all__ = [
     "ENV_OVERRIDES",
+    "AlertingArgs",
     "DeploymentConfig",
     "GatewayConfig",
     "GeneralSettings",
@@ -141,6 +142,47 @@ class DeploymentConfig(BaseModel):
     model_info: ModelInfo = ModelInfo()
 
 
+class AlertingArgs(_Section):
+    """``general_settings.alerting_args``: LiteLLM's keys are accepted (with a warning), these
+    are spendgate's. Channel secrets may come from the environment (docs/alerts.md)."""
+
+    budget_thresholds: list[Decimal] = Field(default_factory=lambda: [Decimal(50), Decimal(80), Decimal(100)])
+    """Percents of ``max_budget`` that alert once per (scope, window, period)."""
+    webhook_secret: str | None = None
+    """The ``whsec_…`` secret that signs webhooks (else ``$SPENDGATE_WEBHOOK_SECRET``)."""
+    email_recipients: list[str] = Field(default_factory=list)
+    """Who gets alert emails (else ``$SPENDGATE_ALERT_EMAILS``, comma-separated)."""
+    dashboard_url: str | None = None
+    """A link put in every message (the UI, a Grafana board)."""
+    retry_hours: float = Field(default=24, ge=1)
+    """How long a failing delivery is retried before it is marked ``dead``."""
+    retry_base_seconds: float = Field(default=5, gt=0)
+    """The first retry's delay; each next one doubles (with jitter), up to ``retry_max_seconds``."""
+    retry_max_seconds: float = Field(default=1800, gt=0)
+    send_interval_seconds: float = Field(default=5, gt=0)
+    """How often the sender job drains the outbox."""
+    request_timeout_seconds: float = Field(default=10, gt=0)
+    """The longest one delivery (HTTP or SMTP) may take."""
+    claim_lease_seconds: float = Field(default=120, gt=0)
+    """How long a sender's claim on an outbox row keeps other senders off it."""
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset(
+        {
+            "budget_alert_ttl", "daily_report_frequency", "report_check_interval", "outage_alert_ttl",
+            "region_outage_alert_ttl", "minor_outage_alert_threshold", "major_outage_alert_threshold",
+            "max_outage_alert_list_size", "log_to_console",
+        }
+    )  # fmt: skip
+
+    @field_validator("budget_thresholds")
+    @classmethod
+    def _percents(cls, value: list[Decimal]) -> list[Decimal]:
+        for percent in value:
+            if not percent.is_finite() or percent <= 0 or percent > 1000:
+                raise ValueError(f"{percent} is not a percent in (0, 1000]")
+        return sorted(set(value))
+
+
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
@@ -207,10 +249,21 @@ class GeneralSettings(_Section):
     run_migrations: bool = True
     """Migrate the database at start-up; when off, start only if it is up to date."""
     journal_dir: str | None = None
+    alerting: list[Literal["slack", "webhook", "email"]] = Field(default_factory=list)
+    """The alert channels (LiteLLM's): ``slack`` (``SLACK_WEBHOOK_URL``, ``alert_to_webhook_url``),
+    ``webhook`` (``WEBHOOK_URL``, signed), ``email`` (``SMTP_*``). See docs/alerts.md."""
+    alert_types: list[str] | None = None
+    """Which alerts are sent (LiteLLM's names such as ``budget_alerts``, or spendgate's kinds);
+    none: every kind spendgate decides."""
+    alerting_threshold: float | None = Field(default=None, gt=0)
+    """LiteLLM's slow/hanging-request threshold (seconds): accepted; spendgate sends no
+    latency alerts, so it is unused."""
+    alert_to_webhook_url: dict[str, str | list[str]] = Field(default_factory=dict)
+    """LiteLLM's alert type → the Slack webhook URL(s) that take it (instead of ``SLACK_WEBHOOK_URL``)."""
+    alerting_args: AlertingArgs = Field(default_factory=lambda: AlertingArgs())
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
-            "alerting", "alerting_args", "alerting_threshold", "alert_to_webhook_url", "alert_types",
             "allow_client_side_credentials", "allow_requests_on_db_unavailable", "allowed_ips",
             "allowed_routes", "background_health_checks", "custom_auth", "custom_key_generate",
             "database_connection_pool_limit", "database_connection_timeout",
@@ -414,6 +467,11 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
         if not isinstance(value, dict):
             raise ConfigurationError(f"{name}: expected a mapping")
         data[name] = _check_section(name, value, section, warnings)
+    args = (data.get("general_settings") or {}).get("alerting_args")
+    if isinstance(args, dict):
+        data["general_settings"]["alerting_args"] = _check_section(
+            "general_settings.alerting_args", args, AlertingArgs, warnings
+        )
     general = dict(data.get("general_settings") or {})
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
