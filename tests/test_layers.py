@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("enforcement",),
     ("ledger",),
     ("entities",),
+    ("metrics",),  # Prometheus counters and budget gauges (issue #15): beside the ledger, below the gateway
     ("batches",),  # managed files and batches, their checks and pricing (issue #12)
     ("http",),
     ("gateway", "admin", "jobs", "sdk"),  # peers: never import each other

@@ -249,6 +249,10 @@ class GeneralSettings(_Section):
     run_migrations: bool = True
     """Migrate the database at start-up; when off, start only if it is up to date."""
     journal_dir: str | None = None
+    metrics_enabled: bool = True
+    """Count every call for Prometheus and serve ``GET /metrics`` (off: nothing on the request path)."""
+    metrics_max_budget_entities: int = Field(default=1000, ge=0)
+    """At most this many teams, keys, users, organizations and customers (each) get budget gauges."""
     alerting: list[Literal["slack", "webhook", "email"]] = Field(default_factory=list)
     """The alert channels (LiteLLM's): ``slack`` (``SLACK_WEBHOOK_URL``, ``alert_to_webhook_url``),
     ``webhook`` (``WEBHOOK_URL``, signed), ``email`` (``SMTP_*``). See docs/alerts.md."""
@@ -298,6 +302,10 @@ class LitellmSettings(_Section):
     """The budget (USD) an unknown end customer gets on first sight (lifetime, LiteLLM's)."""
     timezone: str = "UTC"
     """IANA timezone of budget calendars (day, month …) unless an entity sets its own."""
+    require_auth_for_metrics_endpoint: bool = False
+    """``GET /metrics`` asks for a key (the master key or a virtual key); open by default, as LiteLLM's."""
+    enable_end_user_cost_tracking_prometheus_only: bool = False
+    """Label metrics with the end customer (off: unbounded caller input never becomes a label)."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {

@@ -16,6 +16,7 @@ only module that knows them both.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -73,6 +74,7 @@ from spendgate.jobs import Job, JobRunner, lock_for
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.rebuild import period_spend
 from spendgate.ledger.recorder import Recorder
+from spendgate.metrics import BudgetReader, LabelPolicy, MetricsExporter, RequestMetrics, report_health
 from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
@@ -100,6 +102,8 @@ class Services:
     """The batch-cost job's poller (None without an enforcer or a durable recorder)."""
     batches: BatchGateway | None = None
     """The files and batches routes' side of the gateway."""
+    metrics: MetricsExporter | None = None
+    """``GET /metrics`` (None when ``general_settings.metrics_enabled`` is off)."""
 
 
 def build_app(
@@ -146,6 +150,7 @@ def build_app(
         log.warning("no master_key configured: the gateway accepts every request without a key")
     in_flight = InFlight()
     holder: dict[str, Services] = {}
+    metrics = _request_metrics(config, router)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -246,12 +251,18 @@ def build_app(
                 max_body_bytes=config.max_request_bytes,
                 forward_client_headers=general.forward_client_headers_to_llm_api,
                 trusted_proxies=general.trusted_proxies,
+                metrics=metrics,
             )
+            exporter = None
+            if metrics is not None:
+                exporter = _exporter(config, metrics, engine, enforcer, holder)
+                health = asyncio.create_task(report_health(metrics, _health_reader(in_flight, recorder)))
+                stack.callback(health.cancel)
             jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
             poller = None
             if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
                 poller = _batch_poller(config, engine, enforcer, recorder, router, client)
-                jobs.add(_batch_cost_job(config, poller))
+                jobs.add(_batch_cost_job(config, poller, metrics))
             await jobs.start()
             stack.push_async_callback(jobs.close)
             batches = BatchGateway(
@@ -264,7 +275,17 @@ def build_app(
                 ),
             )
             services = Services(
-                pipeline, engine, recorder, client, scopes, jobs, redis_client, enforcer, poller, batches
+                pipeline,
+                engine,
+                recorder,
+                client,
+                scopes,
+                jobs,
+                redis_client,
+                enforcer,
+                poller,
+                batches,
+                exporter,
             )
             holder["services"] = app.state.services = services
             yield
@@ -274,6 +295,8 @@ def build_app(
     for path in ("/health/liveliness", "/health/liveness", "/health"):
         routes.append(Route(path, _liveliness, methods=["GET"]))
     routes.append(Route("/health/readiness", _readiness, methods=["GET"]))
+    if metrics is not None:
+        routes.append(Route("/metrics", _metrics, methods=["GET"]))
     routes.append(Route("/batches/poll", _poll_batches(general.master_key), methods=["POST"]))
     routes += admin_routes(
         AdminSettings.from_master_key(
@@ -333,13 +356,15 @@ def _batch_poller(
     )
 
 
-def _batch_cost_job(config: GatewayConfig, poller: BatchPoller) -> Job:
+def _batch_cost_job(config: GatewayConfig, poller: BatchPoller, metrics: RequestMetrics | None) -> Job:
     """The batch-cost job: every cycle, the unsettled batches are asked about at their
     deployments and the finished ones billed once."""
     general = config.general_settings
 
     async def run() -> None:
         cycle = await poller.run_once(datetime.now(UTC))
+        if metrics is not None:
+            metrics.batch_cycle(seen=cycle.seen, settled=cycle.settled, errors=cycle.errors)
         if cycle.seen:
             log.info("batch-cost cycle: %s", cycle)
 
@@ -372,6 +397,59 @@ def _poll_batches(master_key: str | None) -> Callable[[Request], Any]:
         return Response(orjson.dumps(body), media_type="application/json")
 
     return poll
+
+
+def _request_metrics(config: GatewayConfig, router: Router) -> RequestMetrics | None:
+    """The process's metrics; every configured model name is a label value, others ``other``."""
+    if not config.general_settings.metrics_enabled:
+        return None
+    names = {name for name in router.groups}
+    names.update(d.target.model for group in router.groups.values() for d in group)
+    names.update(d.litellm_params.model for d in config.model_list)
+    end_user = config.litellm_settings.enable_end_user_cost_tracking_prometheus_only
+    return RequestMetrics(LabelPolicy(names, end_user=end_user))
+
+
+def _exporter(
+    config: GatewayConfig,
+    metrics: RequestMetrics,
+    engine: AsyncEngine,
+    enforcer: Enforcer | None,
+    holder: dict[str, Services],
+) -> MetricsExporter:
+    general = config.general_settings
+    budgets = None
+    if enforcer is not None:
+        budgets = BudgetReader(
+            engine,
+            enforcer,
+            tz=config.litellm_settings.timezone,
+            cap=general.metrics_max_budget_entities,
+            entity_ttl=max(general.key_cache_ttl_seconds, 1.0),
+        )
+    authorize = None
+    if config.litellm_settings.require_auth_for_metrics_endpoint:
+
+        async def authorize(request: Request) -> None:
+            await holder["services"].pipeline.auth.authenticate(header_map(request.scope["headers"]))
+
+    return MetricsExporter(metrics, budgets, authorize)
+
+
+def _health_reader(in_flight: InFlight, recorder: EventSink) -> Callable[[], tuple[int, int, int, int]]:
+    def read() -> tuple[int, int, int, int]:
+        stats = getattr(recorder, "stats", None)
+        if stats is None:
+            return in_flight.count, 0, 0, 0
+        return in_flight.count, stats.queue_depth, stats.journal_bytes, stats.failed
+
+    return read
+
+
+async def _metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    assert services.metrics is not None  # the route exists only with metrics on
+    return await services.metrics.endpoint(request)
 
 
 def _batches(services: Services) -> BatchGateway:

@@ -80,6 +80,11 @@ def serve(
 
             mock = stack.enter_context(run_mock_provider(port=mock_provider))
             err_console.print(f"mock provider on {mock.url}", highlight=False)
+        if workers > 1 and loaded.general_settings.metrics_enabled:
+            from spendgate.metrics import prepare_multiprocess_dir
+
+            # Before the workers start: each imports prometheus-client in multiprocess mode.
+            stack.callback(prepare_multiprocess_dir())
         _banner(host, port, workers, loaded)
         _run(host, port, workers, log_level, access_log, graceful_timeout)
 

@@ -57,6 +57,7 @@ from spendgate.http.credentials import end_user_from_header
 from spendgate.http.errors import InvalidField, MalformedRequest, NotFound, PermissionDenied
 from spendgate.http.headers import OVERHEAD_MS, RESPONSE_COST, cost_text, overhead_text
 from spendgate.ledger.events import EventStatus, SpendEvent
+from spendgate.metrics import RequestMetrics
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
 from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens
 from spendgate.providers.http import UpstreamClient, UpstreamResponse
@@ -123,6 +124,7 @@ class Pipeline:
         max_body_bytes: int,
         forward_client_headers: bool = False,
         trusted_proxies: Sequence[str] = (),
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -133,6 +135,8 @@ class Pipeline:
         self.max_body_bytes = max_body_bytes
         self.forward_client_headers = forward_client_headers
         self.trusted_proxies = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies)
+        self.metrics = metrics
+        """Prometheus counters (None: metrics off, nothing counted)."""
 
     # -- the request path ------------------------------------------------------------------
 
@@ -348,9 +352,28 @@ class Pipeline:
         """Steps 8 and 9, for every billed outcome: settle the reservations with the real cost,
         then record the spend event (with the gateway's overhead, plus ``streaming`` seconds
         spent relaying a stream; None: not measured, as for a cancelled call)."""
-        await self.admission.settle(call.admitted, _nanos(breakdown), usage)
+        nanos = _nanos(breakdown)
+        await self.admission.settle(call.admitted, nanos, usage)
         overhead = None if streaming is None else self._overhead(call, streaming)
         self._record(call, deployment, breakdown, status, estimated=estimated, overhead=overhead)
+        if self.metrics is not None:  # one call, no await: counters in memory (or mmap files)
+            scopes = call.scopes
+            self.metrics.observe(
+                route=call.client.endpoint,
+                requested_model=call.client.model,
+                model=deployment.target.model,
+                provider=deployment.provider,
+                api_key=scopes.api_key,
+                user=scopes.user_id,
+                team=scopes.team_id,
+                end_user=scopes.end_user,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                nanos=nanos,
+                outcome=status.value,
+                duration=time.perf_counter() - call.started,
+                overhead=overhead,
+            )
 
     def _record_failure(self, call: _Call, deployment: Deployment, number: int, error: UpstreamError) -> None:
         log.info("attempt %d of %s on %s failed: %s", number, call.request_id, deployment.id, error)

@@ -25,6 +25,7 @@ from spendgate.gateway.batch_openai import OpenAIBatchesApi
 from spendgate.gateway.managed import BatchGateway
 from spendgate.gateway.middleware import GatewayMiddleware, InFlight
 from spendgate.gateway.pipeline import Pipeline
+from spendgate.http.errors import render_error
 
 __all__ = ["ENDPOINTS", "BatchesOf", "GatewayApp", "PipelineOf", "batch_routes", "gateway_routes"]
 
@@ -147,5 +148,12 @@ class GatewayApp:
             await self.starlette(scope, receive, send)
             return
         request = Request(scope, receive)
-        response = await self._pipeline_of().handle(request, endpoint)
+        pipeline = self._pipeline_of()
+        try:
+            response = await pipeline.handle(request, endpoint)
+        except Exception as exc:
+            if pipeline.metrics is not None:
+                status = render_error(exc, budget_status=self._http.budget_exceeded_status)[0]
+                pipeline.metrics.failed(endpoint, status, type(exc).__name__)
+            raise
         await response(scope, receive, send)

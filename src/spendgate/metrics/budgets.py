@@ -1,0 +1,237 @@
+"""Budget gauges, computed when scraped: LiteLLM's remaining / max / hours-until-reset
+gauges for teams, keys, users, organizations and customers.
+
+Nothing is done on the request path. A scrape lists the entities that have a budget (at
+most ``cap`` of each kind, re-listed every ``entity_ttl`` seconds), reads their counters in
+one storage call (:func:`~spendgate.enforcement.explain`, which seeds a cold counter from
+the ledger, so a restart never shows the full budget as remaining), and the collector
+serves that snapshot. The gauges are never written to prometheus-client's multiprocess
+files: with several workers, the one that answers the scrape reads the shared counters, so
+nothing is counted twice.
+
+An unlimited budget (``max_budget`` null) has no series — never ``+Inf`` — and a lifetime
+or rolling window has no hours-until-reset series (it has no reset).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from spendgate.core.scopes import Scope
+from spendgate.enforcement import EnforcementRequest, Enforcer, ScopeWindowState, explain
+from spendgate.entities.codec import decode_limits
+from spendgate.metrics.requests import NANOS_PER_USD
+from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, User, VirtualKey
+
+__all__ = ["BudgetCollector", "BudgetReader", "BudgetSample"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    scope: str
+    """The scope type the budget is enforced as."""
+    metric: str
+    """LiteLLM's entity word in the metric names."""
+    label_names: tuple[str, ...]
+    model: Any
+    id_column: str
+    alias_column: str | None
+
+
+_KINDS = (
+    _Kind("team", "team", ("team", "team_alias"), Team, "team_id", "team_alias"),
+    _Kind("key", "api_key", ("hashed_api_key", "api_key_alias"), VirtualKey, "key_id", "key_alias"),
+    _Kind("user", "user", ("user",), User, "user_id", None),
+    _Kind("organization", "org", ("org",), Organization, "organization_id", None),
+    _Kind("end_user", "customer", ("end_user",), EndCustomer, "user_id", None),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSample:
+    """One entity's main budget window as read at a scrape (USD and hours, floats)."""
+
+    kind: str
+    labels: tuple[str, ...]
+    max_usd: float
+    remaining_usd: float
+    reserved_usd: float
+    hours_left: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    kind: _Kind
+    labels: tuple[str, ...]
+    state_index: int
+
+
+class BudgetCollector(Collector):
+    """Serves the last snapshot :class:`BudgetReader` took (a prometheus-client collector)."""
+
+    def __init__(self) -> None:
+        self.samples: Sequence[BudgetSample] = ()
+        self.truncated: dict[str, bool] = {}
+
+    def describe(self) -> list[Metric]:
+        return []  # registering must not collect
+
+    def collect(self) -> Iterator[Metric]:
+        by_kind = {kind.metric: kind for kind in _KINDS}
+        for word, kind in by_kind.items():
+            remaining = GaugeMetricFamily(
+                f"litellm_remaining_{word}_budget_metric",
+                f"Remaining budget of a {word} in its current period (USD)",
+                labels=kind.label_names,
+            )
+            maximum = GaugeMetricFamily(
+                f"litellm_{word}_max_budget_metric",
+                f"Maximum budget of a {word} (USD)",
+                labels=kind.label_names,
+            )
+            hours = GaugeMetricFamily(
+                f"litellm_{word}_budget_remaining_hours_metric",
+                f"Hours until a {word}'s budget period resets",
+                labels=kind.label_names,
+            )
+            for sample in self.samples:
+                if sample.kind != word:
+                    continue
+                remaining.add_metric(sample.labels, sample.remaining_usd)
+                maximum.add_metric(sample.labels, sample.max_usd)
+                if sample.hours_left is not None:
+                    hours.add_metric(sample.labels, sample.hours_left)
+            yield remaining
+            yield maximum
+            yield hours
+        reserved = GaugeMetricFamily(
+            "spendgate_budget_reserved_usd",
+            "Worst-case cost reserved by requests in flight against the budgets of one kind of entity (USD)",
+            labels=("scope_type",),
+        )
+        totals: dict[str, float] = {kind.metric: 0.0 for kind in _KINDS}
+        for sample in self.samples:
+            totals[sample.kind] += sample.reserved_usd
+        for word, total in totals.items():
+            reserved.add_metric((word,), total)
+        yield reserved
+        truncated = GaugeMetricFamily(
+            "spendgate_budget_metrics_truncated",
+            "1 when a kind of entity has more budgets than the gauges show "
+            "(general_settings.metrics_max_budget_entities)",
+            labels=("scope_type",),
+        )
+        for word in totals:
+            truncated.add_metric((word,), 1.0 if self.truncated.get(word) else 0.0)
+        yield truncated
+
+
+class BudgetReader:
+    """Reads the budget gauges' data (see the module docstring).
+
+    Args:
+        engine: the entities' database.
+        enforcer: the budget counters.
+        tz: the default budget timezone.
+        cap: at most this many entities of each kind get series.
+        entity_ttl: seconds a listing of entities is reused.
+        min_interval: scrapes closer together than this reuse the last snapshot.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        enforcer: Enforcer,
+        *,
+        tz: str,
+        cap: int,
+        entity_ttl: float = 10.0,
+        min_interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.enforcer = enforcer
+        self.tz = tz
+        self.cap = cap
+        self.entity_ttl = entity_ttl
+        self.min_interval = min_interval
+        self._listed: tuple[float, list[_Entity], list[Any], dict[str, bool]] | None = None
+        self._read_at = -1e9
+
+    async def refresh(self, collector: BudgetCollector) -> None:
+        """Take a new snapshot into ``collector`` (unless the last one is fresh enough)."""
+        now = time.monotonic()
+        if now - self._read_at < self.min_interval:
+            return
+        if self._listed is None or now - self._listed[0] > self.entity_ttl:
+            entities, budgets, truncated = await self._list()
+            self._listed = (now, entities, budgets, truncated)
+        _, entities, budgets, truncated = self._listed
+        states = await explain(self.enforcer, EnforcementRequest("metrics", budgets)) if budgets else []
+        collector.samples = [_sample(e, states[e.state_index]) for e in entities]
+        collector.truncated = truncated
+        self._read_at = time.monotonic()
+
+    async def _list(self) -> tuple[list[_Entity], list[Any], dict[str, bool]]:
+        entities: list[_Entity] = []
+        budgets: list[Any] = []
+        truncated: dict[str, bool] = {}
+        async with AsyncSession(self.engine) as session:
+            for kind in _KINDS:
+                model = kind.model
+                ident = getattr(model, kind.id_column)
+                profile_column = getattr(model, "budget_id", None)  # users have no profile
+                limited = model.max_budget_nanos.is_not(None)
+                if profile_column is not None:
+                    limited = or_(limited, profile_column.is_not(None))
+                rows = (
+                    await session.scalars(select(model).where(limited).order_by(ident).limit(self.cap + 1))
+                ).all()
+                truncated[kind.metric] = len(rows) > self.cap
+                rows = rows[: self.cap]
+                profile_ids = {r.budget_id for r in rows if getattr(r, "budget_id", None)}
+                profiles = (
+                    {
+                        p.budget_id: p
+                        for p in await session.scalars(
+                            select(Budget).where(Budget.budget_id.in_(profile_ids))
+                        )
+                    }
+                    if profile_ids
+                    else {}
+                )
+                for row in rows:
+                    profile_id = getattr(row, "budget_id", None)
+                    spec = decode_limits(row, profiles.get(profile_id) if profile_id else None)
+                    if spec.max_budget_nanos is None:
+                        continue  # unlimited: no series, never +Inf
+                    scope_id = getattr(row, kind.id_column)
+                    limits, _ = spec.limits(Scope(kind.scope, scope_id), tz=self.tz, rate_window=60.0)
+                    alias = getattr(row, kind.alias_column) if kind.alias_column else None
+                    labels = (scope_id, alias or "") if kind.alias_column else (scope_id,)
+                    entities.append(_Entity(kind, labels, len(budgets)))
+                    budgets.append(limits[0])  # the main window (max_budget + budget_duration)
+        return entities, budgets, truncated
+
+
+def _sample(entity: _Entity, state: ScopeWindowState) -> BudgetSample:
+    limit = state.limit_nanos or 0
+    hours: float | None = None
+    if state.period_end is not None and state.budget.window.unit != "rolling":
+        hours = max(0.0, (state.period_end - datetime.now(UTC)).total_seconds() / 3600)
+    return BudgetSample(
+        kind=entity.kind.metric,
+        labels=entity.labels,
+        max_usd=limit / NANOS_PER_USD,
+        remaining_usd=(limit - state.spend_nanos) / NANOS_PER_USD,
+        reserved_usd=state.reserved_nanos / NANOS_PER_USD,
+        hours_left=hours,
+    )

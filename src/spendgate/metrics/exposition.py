@@ -1,0 +1,125 @@
+"""``GET /metrics``: the Prometheus text format, one worker or many.
+
+One worker: the process's own registry plus the budget collector. Several workers
+(``spendgate serve --workers N``): prometheus-client's multiprocess mode, which ``serve``
+turns on by setting ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory before the workers
+start (:func:`prepare_multiprocess_dir`); a scrape, answered by any one worker, sums every
+worker's files (counters and histograms add up; gauges by their ``multiprocess_mode``) and
+adds the budget gauges, which are read from the shared counters by that worker alone.
+
+The endpoint is open by default, like LiteLLM's (put it behind the network you scrape
+from); ``litellm_settings.require_auth_for_metrics_endpoint: true`` asks for a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spendgate.metrics.budgets import BudgetCollector, BudgetReader
+from spendgate.metrics.requests import RequestMetrics
+
+__all__ = ["MULTIPROC_ENV", "MetricsExporter", "prepare_multiprocess_dir", "report_health"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class MetricsExporter:
+    """Builds a scrape's answer.
+
+    Args:
+        metrics: this process's request metrics.
+        budgets: the budget gauges' reader (None: no budget gauges, e.g. no enforcer).
+        authorize: checks a scrape's credentials (raises to refuse); None: open.
+    """
+
+    def __init__(
+        self,
+        metrics: RequestMetrics,
+        budgets: BudgetReader | None = None,
+        authorize: Callable[[Request], Awaitable[None]] | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.budgets = budgets
+        self.authorize = authorize
+        self.collector = BudgetCollector()
+        directory = os.environ.get(MULTIPROC_ENV)
+        if directory:
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, path=directory)  # type: ignore[no-untyped-call]
+        else:
+            self.registry = metrics.registry
+        if budgets is not None:
+            self.registry.register(self.collector)
+
+    async def scrape(self) -> bytes:
+        """The exposition text (budget gauges refreshed first)."""
+        if self.budgets is not None:
+            await self.budgets.refresh(self.collector)
+        # Reading every worker's files is file I/O: off the event loop.
+        return await asyncio.to_thread(generate_latest, self.registry)
+
+    async def endpoint(self, request: Request) -> Response:
+        """The ``GET /metrics`` handler."""
+        if self.authorize is not None:
+            await self.authorize(request)
+        return Response(await self.scrape(), media_type=CONTENT_TYPE_PLAIN_0_0_4)  # every Prometheus reads it
+
+
+def prepare_multiprocess_dir() -> Callable[[], None]:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before workers start.
+
+    An operator's own directory is emptied of earlier runs' files (prometheus-client's
+    instructions: stale files would be summed into this run); otherwise a new temporary
+    directory is made. Returns the clean-up to run when the server stops (it removes the
+    temporary directory, or empties the operator's).
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        _empty(path)
+        return lambda: _empty(path)
+    made = tempfile.mkdtemp(prefix="spendgate-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+
+    def clean() -> None:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
+
+    return clean
+
+
+def _empty(path: Path) -> None:
+    for file in path.glob("*.db"):
+        file.unlink(missing_ok=True)
+
+
+async def report_health(
+    metrics: RequestMetrics, read: Callable[[], tuple[int, int, int, int]], interval: float = 5.0
+) -> None:
+    """Set this process's health gauges every ``interval`` seconds until cancelled.
+
+    ``read`` returns (requests in flight, recorder queue depth, journal bytes, dead-lettered
+    events). In multiprocess mode each worker writes its own values (summed while it lives),
+    so they are set here, in every worker, rather than by whichever worker is scraped.
+    """
+    while True:
+        in_flight, queue_depth, journal_bytes, dead_lettered = read()
+        metrics.health(
+            in_flight=in_flight,
+            queue_depth=queue_depth,
+            journal_bytes=journal_bytes,
+            dead_lettered=dead_lettered,
+        )
+        await asyncio.sleep(interval)
