@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("costs",),
     ("config",),
     ("stores",),
+    ("alerts",),  # alerts decided once and delivered from an outbox (issue #15): below every detector
     ("providers",),
     ("enforcement",),
     ("ledger",),

@@ -1,5 +1,6 @@
 """SQLAlchemy models: the entities, the spend-event ledger and its rollups, the managed
-files and batches, and the SDK BudgetManager's budgets.
+files and batches, the SDK BudgetManager's budgets, and the alerts with their outbox and
+delivery log.
 
 Conventions (STYLE §12): a ``naming_convention`` on the metadata so constraint names are
 deterministic; timezone-aware UTC timestamps; **every** amount of money is a BIGINT of
@@ -33,6 +34,9 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "COST_ITEMS",
     "USAGE_COLUMNS",
+    "AlertDeliveryRow",
+    "AlertOutboxRow",
+    "AlertRow",
     "Base",
     "Budget",
     "BudgetWindow",
@@ -521,4 +525,105 @@ class SdkBudget(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
     last_updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=_utcnow, server_default=func.now()
+    )
+
+
+class AlertRow(Base):
+    """One alert decided (issue #15): the decision row, written once across instances.
+
+    The unique key (``kind``, ``scope_type``, ``scope_id``, ``window``, ``period_start``,
+    ``threshold``) is what makes an alert fire once: every instance that decides the same
+    crossing inserts-or-ignores the same key. Its columns are NOT NULL (SQL treats NULLs as
+    distinct in a unique key): no window is ``""``, no period is the epoch, no threshold is
+    ``""`` (else the percent as exact decimal text, ``"80"``, ``"87.5"``). Money is BIGINT
+    nano-USD. Statements live in ``spendgate.alerts.store``.
+    """
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    scope_type: Mapped[str] = mapped_column(String(32))
+    scope_id: Mapped[str] = mapped_column(String(255))
+    scope_name: Mapped[str | None] = mapped_column(String(255))
+    window: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[datetime] = mapped_column()
+    period_end: Mapped[datetime | None] = mapped_column()
+    threshold: Mapped[str] = mapped_column(String(16))
+    spend_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    limit_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    reset_at: Mapped[datetime | None] = mapped_column()
+    message: Mapped[str] = mapped_column(String(2000))
+    extra: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "uq_alerts_decision",
+            "kind",
+            "scope_type",
+            "scope_id",
+            "window",
+            "period_start",
+            "threshold",
+            unique=True,
+        ),
+        Index("ix_alerts_created", "created_at", "id"),
+    )
+
+
+class AlertOutboxRow(Base):
+    """One alert to deliver to one channel: written with its alert, drained by the sender job.
+
+    ``status``: ``pending`` (to send at ``next_attempt_at``), ``sent`` or ``dead`` (retried
+    for ``retry_hours`` without success). A sender claims a row by one conditional UPDATE
+    (``claim_token``, ``claimed_until``: a lease), so two senders never hold it at once and
+    a sender that died mid-send is overtaken once its lease ends. ``delivery_id`` is the
+    webhook-id a receiver sees on every attempt (stable across retries).
+    """
+
+    __tablename__ = "alert_outbox"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_utcnow, server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("uq_alert_outbox_alert_channel", "alert_id", "channel", unique=True),
+        Index("ix_alert_outbox_due", "status", "next_attempt_at", "id"),
+    )
+
+
+class AlertDeliveryRow(Base):
+    """One attempt to deliver an outbox row (the delivery log): when, how long, what came back.
+
+    ``outcome``: ``sent``, ``retry`` (failed; tried again later) or ``dead`` (failed, and the
+    retry window is over). ``status_code`` is the HTTP status (or the SMTP reply code);
+    ``error`` a short description without secrets (never a URL's token or a password).
+    """
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("alert_outbox.id", ondelete="CASCADE"))
+    alert_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column()
+    sender: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_alert_deliveries_outbox", "outbox_id", "attempt"),
+        Index("ix_alert_deliveries_attempted", "attempted_at", "id"),
     )

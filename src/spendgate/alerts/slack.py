@@ -1,0 +1,59 @@
+"""Slack incoming webhooks: a readable Block Kit message (header, message, the figures as
+fields, context, a link).
+
+The URL carries the webhook's token, so it is never logged or written to the delivery log:
+an error names the status and Slack's short answer only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from spendgate.alerts.delivery import Delivery, figures, title
+from spendgate.alerts.model import Alert
+from spendgate.alerts.settings import SlackChannel
+
+__all__ = ["send_slack", "slack_message"]
+
+_MAX_FIELDS = 10  # Slack's limit on a section's fields
+
+
+def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> dict[str, Any]:
+    """The Block Kit body of ``alert`` (``text`` is the notification's fallback)."""
+    head = title(alert)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": False}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": alert.message[:3000] or head}},
+    ]
+    fields = [{"type": "mrkdwn", "text": f"*{f.label}*\n{f.value}"} for f in figures(alert)[:_MAX_FIELDS]]
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    context = f"{alert.scope_type} `{alert.scope_id}` · {alert.kind} · {alert_id}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:2000]}]})
+    if link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Open spendgate"}, "url": link}
+                ],
+            }
+        )
+    return {"text": f"{head}: {alert.message}"[:3000], "blocks": blocks}
+
+
+async def send_slack(
+    client: httpx.AsyncClient, channel: SlackChannel, alert: Alert, alert_id: str, link: str | None
+) -> Delivery:
+    """POST the message; 2xx is delivered."""
+    try:
+        response = await client.post(channel.url, json=slack_message(alert, alert_id, link=link))
+    except httpx.HTTPError as exc:
+        return Delivery(False, None, f"{type(exc).__name__}: cannot reach Slack")
+    if 200 <= response.status_code < 300:
+        return Delivery(True, response.status_code)
+    return Delivery(
+        False, response.status_code, f"Slack answered {response.status_code}: {response.text[:100]}"
+    )

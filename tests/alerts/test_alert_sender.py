@@ -1,0 +1,120 @@
+"""The sender delivers each outbox row once, to real receivers: an HTTP server for Slack and
+the webhook (signature checked by the independent ``standardwebhooks`` package) and an
+SMTP server (aiosmtpd) for email."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from alert_receivers import (
+    SLACK_TOKEN,
+    WHSEC,
+    HttpReceiver,
+    SmtpReceiver,
+    email_channel,
+    slack_channel,
+    webhook_channel,
+)
+from sender_helpers import Clock, budget_alert, deliveries, outbox, record, routing
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from spendgate.alerts import AlertSender, alert_id_of
+
+
+async def test_each_alert_reaches_each_channel_once(
+    engine: AsyncEngine,
+    http_receiver: HttpReceiver,
+    smtp_receiver: SmtpReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    route = routing(
+        [slack_channel(http_receiver), webhook_channel(http_receiver), email_channel(smtp_receiver)]
+    )
+    clock = Clock(datetime.now(UTC))  # the webhook verifier checks the timestamp against its clock
+    alerts = [budget_alert(f"k{i}", threshold) for i, threshold in enumerate((50, 80, 100))]
+    await record(engine, alerts, route, clock())
+    sender = AlertSender(async_sessionmaker(engine), route, instance_id="t1", clock=clock)
+    try:
+        cycle = await sender.run_once()
+        again = await sender.run_once()
+    finally:
+        await sender.aclose()
+    assert (cycle.claimed, cycle.sent, cycle.retried, cycle.dead) == (9, 9, 0, 0)
+    assert again.claimed == 0
+
+    slack = http_receiver.on(f"/services/{SLACK_TOKEN}")
+    hooks = http_receiver.on("/hook")
+    assert len(slack) == len(hooks) == len(smtp_receiver.messages) == 3
+
+    # Webhook: LiteLLM's WebhookEvent fields plus spendgate's, verified independently.
+    verifier = Webhook(WHSEC)
+    by_scope = {}
+    for hook in hooks:
+        payload = verifier.verify(hook.body, hook.headers)
+        by_scope[payload["scope_id"]] = (payload, hook)
+    assert sorted(by_scope) == ["k0", "k1", "k2"]
+    payload, hook = by_scope["k1"]
+    assert payload["event"] == "threshold_crossed" and payload["event_group"] == "key"
+    assert payload["spend"] == 8 and payload["max_budget"] == 10
+    assert payload["spend_nanos"] == 8_000_000_000 and payload["max_budget_nanos"] == 10_000_000_000
+    assert payload["threshold_percent"] == "80" and payload["budget_percentage_used"] == "80.00"
+    assert payload["token"] == "hashed-k1" and payload["key_alias"] == "alias-k1"
+    assert payload["window"] == "1d" and payload["reset_at"] == "2026-12-06T00:00:00+00:00"
+    assert payload["alert_id"] == alert_id_of(alerts[1])
+    assert set(payload) >= {
+        "event_message", "soft_budget", "customer_id", "user_id", "team_id", "team_alias",
+        "organization_id", "user_email", "projected_exceeded_date", "projected_spend",
+    }  # fmt: skip
+    assert by_scope["k2"][0]["event"] == "budget_crossed"
+    tampered = dict(hook.headers)
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(hook.body.replace(b'"k1"', b'"k9"'), tampered)
+
+    # Slack: Block Kit with the figures.
+    message = next(r.json() for r in slack if "k1" in r.body.decode())
+    assert message["text"].startswith("Budget 80% crossed: key alias-k1 (1d)")
+    types = [b["type"] for b in message["blocks"]]
+    assert types[:2] == ["header", "section"] and "actions" in types
+    fields = next(b["fields"] for b in message["blocks"] if "fields" in b)
+    texts = [f["text"] for f in fields]
+    assert "*Spend*\n$8.00" in texts and "*Limit*\n$10.00" in texts and "*Used*\n80.00%" in texts
+    assert "*Resets*\n2026-12-06 00:00 UTC" in texts
+    assert all(f["type"] == "mrkdwn" for f in fields) and len(fields) <= 10
+
+    # Email: text and HTML parts, to every recipient.
+    envelope, mail = next(m for m in smtp_receiver.messages if "alias-k1" in m[1]["Subject"])
+    assert envelope.rcpt_tos == ["finance@example.test", "ops@example.test"]
+    assert mail.get_content_type() == "multipart/alternative"
+    plain = mail.get_body(("plain",))
+    html = mail.get_body(("html",))
+    assert plain is not None and html is not None
+    assert "Spend: $8.00" in plain.get_content() and "Limit: $10.00" in plain.get_content()
+    assert "<th" in html.get_content() and "$10.00" in html.get_content()
+
+    # The log: one attempt per row, sent; the outbox: every row sent.
+    log = await deliveries(engine)
+    assert len(log) == 9 and {(d.attempt, d.outcome) for d in log} == {(1, "sent")}
+    assert {d.status_code for d in log} == {200, 250}
+    assert all(row.status == "sent" and row.attempts == 1 for row in await outbox(engine))
+    # Secrets never logged: the Slack token, the webhook URL's token, the signing secret.
+    for secret in (SLACK_TOKEN, "hooktoken123", WHSEC):
+        assert secret not in caplog.text
+
+
+async def test_html_escapes_what_callers_named(engine: AsyncEngine, smtp_receiver: SmtpReceiver) -> None:
+    route = routing([email_channel(smtp_receiver)])
+    clock = Clock()
+    alert = budget_alert("<script>x</script>")
+    await record(engine, [alert], route, clock())
+    sender = AlertSender(async_sessionmaker(engine), route, instance_id="t1", clock=clock)
+    try:
+        assert (await sender.run_once()).sent == 1
+    finally:
+        await sender.aclose()
+    html = smtp_receiver.messages[0][1].get_body(("html",))
+    assert html is not None
+    assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()
