@@ -348,7 +348,8 @@ class MeteredCall:
             return request
         content = self._usage_body() if ask_usage else request.content
         headers = request.headers
-        if "transfer-encoding" in headers or "content-length" not in headers:
+        names = [name.lower() for name, _ in headers.raw]  # (a lookup by name decodes every header)
+        if b"transfer-encoding" in names or b"content-length" not in names:
             return self._rebuilt(request, content, ask_usage=ask_usage)
         http = module_of(request)
         # The same URL, headers and extensions; only the body (and its length) may differ.
