@@ -162,6 +162,29 @@ def _api_base(url: httpx.URL, endpoint: str) -> str:
     return found
 
 
+_WHERE: dict[tuple[bool, str, str, str | None], tuple[Target, PricedModel]] = {}
+_WHERE_KEPT = 1024
+
+
+def _where(anthropic: bool, model: str, api_base: str, provider: str | None) -> tuple[Target, PricedModel]:
+    """Where a call goes and is priced: ``anthropic`` for ``/v1/messages``, else the
+    instrumentation's provider (default ``openai``). Both are immutable, so they are kept
+    per (model, base URL, provider) rather than built for every call."""
+    key = (anthropic, model, api_base, provider)
+    found = _WHERE.get(key)
+    if found is None:
+        if anthropic:
+            target = Target("anthropic", "anthropic", model, api_base)
+        else:
+            name = canonical_provider(provider or "openai")
+            target = Target("azure" if name == "azure" else "openai", name, model, api_base)
+        found = (target, PricedModel(model, target.provider))
+        if len(_WHERE) >= _WHERE_KEPT:
+            _WHERE.clear()
+        _WHERE[key] = found
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class _SentHeaders:
     """What the metered path reads from a request's headers, found in one pass over them."""
@@ -244,16 +267,12 @@ class MeteredCall:
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )
         api_base = _api_base(request.url, endpoint)
-        if endpoint == "messages":
-            target = Target("anthropic", "anthropic", model, api_base)
-            self.exchange: Exchange = AnthropicExchange(self.client, target)
-        else:
-            provider = canonical_provider(options.provider or "openai")
-            kind = "azure" if provider == "azure" else "openai"
-            target = Target(kind, provider, model, api_base)
-            self.exchange = OpenAIExchange(self.client, target)
+        anthropic = endpoint == "messages"
+        target, self.model = _where(anthropic, model, api_base, options.provider)
+        self.exchange: Exchange = (
+            AnthropicExchange(self.client, target) if anthropic else OpenAIExchange(self.client, target)
+        )
         self.target = target
-        self.model = PricedModel(model, target.provider)
         self.tier = requested_service_tier(payload)
         self.started_at = datetime.now(UTC)
         metadata = _metadata(sent.metadata, options)
