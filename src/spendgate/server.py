@@ -5,7 +5,8 @@ order: the database engine (migrated, or checked up to date), the spend recorder
 replayed), the upstream client, the counter storage (Redis with ``redis_url``, else in
 process) and the enforcer on it, the entity reader, scope resolver and admission, the
 pipeline, and the job runner (background jobs under a leader lock: the batch-cost job,
-which bills finished batches once; the alert sender and report scheduler will start here).
+which bills finished batches once; the alert sender, which drains the alert outbox when
+general_settings.alerting names a channel; the report scheduler will start here).
 On shutdown it waits for requests in flight, then closes the same parts in reverse, the
 recorder flushed first.
 
@@ -39,6 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
+from spendgate.alerts import AlertRouting, AlertSender, routing_from_config
 from spendgate.batches.poller import BatchPoller, PolledDeployment
 from spendgate.config import GatewayConfig
 from spendgate.core.keys import hash_key
@@ -104,6 +106,8 @@ class Services:
     """The files and batches routes' side of the gateway."""
     metrics: MetricsExporter | None = None
     """``GET /metrics`` (None when ``general_settings.metrics_enabled`` is off)."""
+    alert_sender: AlertSender | None = None
+    """The alert-sender job's sender (None without a configured alert channel)."""
 
 
 def build_app(
@@ -144,7 +148,8 @@ def build_app(
     )
     if settings.budget_duration:
         parse_window(settings.budget_duration)  # a bad duration fails now, not on a request
-    for warning in config.warnings:
+    alerting = routing_from_config(config, os.environ)  # a bad channel setting fails now
+    for warning in (*config.warnings, *alerting.warnings):
         log.warning("config: %s", warning)
     if not general.master_key:
         log.warning("no master_key configured: the gateway accepts every request without a key")
@@ -263,6 +268,15 @@ def build_app(
             if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
                 poller = _batch_poller(config, engine, enforcer, recorder, router, client)
                 jobs.add(_batch_cost_job(config, poller, metrics))
+            alert_sender = None
+            if alerting.enabled:
+                alert_sender = AlertSender(
+                    async_sessionmaker(engine, expire_on_commit=False),
+                    alerting,
+                    instance_id=f"{socket.gethostname()}:{os.getpid()}",
+                )
+                stack.push_async_callback(alert_sender.aclose)  # after the job stops (LIFO)
+                jobs.add(_alert_sender_job(alerting, alert_sender))
             await jobs.start()
             stack.push_async_callback(jobs.close)
             batches = BatchGateway(
@@ -286,6 +300,7 @@ def build_app(
                 poller,
                 batches,
                 exporter,
+                alert_sender,
             )
             holder["services"] = app.state.services = services
             yield
@@ -308,6 +323,7 @@ def build_app(
             budget_exceeded_status=general.budget_exceeded_status,
             timezone=settings.timezone,
             global_max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
+            alerting=alerting,
         )
     )
     starlette = Starlette(
@@ -371,6 +387,17 @@ def _batch_cost_job(config: GatewayConfig, poller: BatchPoller, metrics: Request
     return Job(
         "batch-cost", general.batch_poll_interval_seconds, run, jitter=general.batch_poll_jitter_seconds
     )
+
+
+def _alert_sender_job(alerting: AlertRouting, sender: AlertSender) -> Job:
+    """The alert-sender job: every ``send_interval_seconds``, the due outbox rows are claimed,
+    sent and their attempts logged (one instance at a time; the claims keep a row to one
+    sender even if two run)."""
+
+    async def run() -> None:
+        await sender.run_once()
+
+    return Job("alert-sender", alerting.policy.interval_seconds, run)
 
 
 def _poll_batches(master_key: str | None) -> Callable[[Request], Any]:

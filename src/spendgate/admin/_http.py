@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.admin.roles import Caller, resolve_caller
+from spendgate.alerts.settings import AlertRouting
 from spendgate.core.keys import hash_key
 from spendgate.entities.repository import EntityRepository
 from spendgate.entities.service import EntityService
@@ -134,6 +135,8 @@ class AdminSettings:
     own zone keeps its own)."""
     global_max_budget_nanos: int | None = None
     """The proxy-wide budget (``litellm_settings.max_budget``), which ``/global/spend`` shows."""
+    alerting: AlertRouting | None = None
+    """The configured alert channels (``POST /alerting/test`` enqueues to them); None: none."""
 
     @classmethod
     def from_master_key(

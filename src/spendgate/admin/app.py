@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from spendgate.admin import (
     activity,
+    alerting,
     budget_explain,
     budgets,
     customers,
@@ -165,6 +166,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *spend.ENDPOINTS,
     *activity.ENDPOINTS,
     *exports.ENDPOINTS,
+    *alerting.ENDPOINTS,
 )
 """Every management endpoint (``/end_user/*`` are LiteLLM's aliases of ``/customer/*``)."""
 
