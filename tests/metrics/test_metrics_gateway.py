@@ -58,6 +58,19 @@ def loaded(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) ->
         _admin(server, "/team/new", {"team_id": "unlimited"})
         limited_key = _admin(server, "/key/generate", {"team_id": "limited", "max_budget": 5})["key"]
         open_key = _admin(server, "/key/generate", {"team_id": "unlimited", "key_alias": "open-key"})["key"]
+        rated_key = _admin(
+            server,
+            "/key/generate",
+            {
+                "key_alias": "rated",
+                "metadata": {"model_rpm_limit": {"gpt-4o": 50}, "model_tpm_limit": {"gpt-4o": 90000}},
+            },
+        )["key"]
+        with openai.OpenAI(base_url=server.url, api_key=rated_key, max_retries=0, timeout=20) as client:
+            for _ in range(2):
+                client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "rated"}]
+                )
         for key in (MASTER_KEY, limited_key, open_key):
             with openai.OpenAI(base_url=server.url, api_key=key, max_retries=0, timeout=20) as client:
                 for i in range(6):
@@ -75,7 +88,7 @@ def loaded(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) ->
                     client.chat.completions.create(
                         model="no-such-model", messages=[{"role": "user", "content": "x"}]
                     )
-        Ledger(base / "spendgate.db").wait(3 * 7)
+        Ledger(base / "spendgate.db").wait(3 * 7 + 2)
         yield Loaded(server, base / "spendgate.db")
 
 
@@ -91,9 +104,10 @@ def test_metrics_pass_promtool_and_have_no_made_up_values(loaded: Loaded) -> Non
 def test_counters_equal_the_ledger(loaded: Loaded) -> None:
     text = loaded.scrape().text
     events, nanos, input_tokens, output_tokens = ledger_sums(loaded.db)
-    assert events == 21 and nanos > 0
-    # Each addition rounds to the nearest float (53 bits): over 21 additions of about
-    # 1e-5 USD the sum is off by far less than one nano-USD, so it rounds back exactly.
+    assert events == 23 and nanos > 0
+    # Spend is summed in integer nano-USD and added to the float counter once per scrape
+    # (per label set); a float (53 bits) holds these sums exactly to far below one nano-USD,
+    # so the counter rounds back to the ledger's integer sum exactly.
     for name in ("spendgate_spend_usd_total", "litellm_spend_metric_total"):
         assert round(total(text, name) * NANOS_PER_USD) == nanos, name
     assert total(text, "litellm_input_tokens_metric_total") == input_tokens
@@ -167,3 +181,23 @@ def test_the_grafana_dashboard_uses_metrics_that_exist(loaded: Loaded) -> None:
         assert len(exprs) >= 5
         names = {n for expr in exprs for n in re.findall(r"\b(?:litellm|spendgate)_[a-z_]+", expr)}
         assert names and names <= exposed, names - exposed
+
+
+def test_a_keys_rate_limits_per_model(loaded: Loaded) -> None:
+    text = loaded.scrape().text
+    requests = samples(text, "litellm_remaining_api_key_requests_for_model")
+    tokens = samples(text, "litellm_remaining_api_key_tokens_for_model")
+    with sqlite3.connect(loaded.db) as conn:
+        (used,) = conn.execute(
+            "SELECT sum(input_tokens + output_tokens) FROM spend_events e JOIN virtual_keys k "
+            "ON e.api_key = k.key_id WHERE k.key_alias = 'rated'"
+        ).fetchone()
+    assert used > 0
+    # Two requests in the current minute (the sliding window weighs the previous minute's
+    # by the part of it still inside the window: none here, the key was made just now).
+    assert [(s.labels["api_key_alias"], s.labels["model"], s.value) for s in requests] == [
+        ("rated", "gpt-4o", 48)
+    ]
+    assert [(s.labels["api_key_alias"], s.labels["model"], s.value) for s in tokens] == [
+        ("rated", "gpt-4o", 90000 - used)
+    ]

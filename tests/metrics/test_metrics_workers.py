@@ -92,7 +92,9 @@ def test_two_workers_add_up(mock_server: MockServer, tmp_path: Path) -> None:
         assert len(served) == 2, served
         events, nanos, input_tokens, output_tokens = ledger_sums(tmp_path / "spendgate.db")
         assert events == driven
-        # Any worker may answer a scrape: each one must show the sum over both.
+        # Each worker flushes its observations into its files every second: then any worker
+        # may answer a scrape, and each one must show the sum over both.
+        time.sleep(1.5)
         for _ in range(4):
             text = _scrape(port)
             assert total(text, "litellm_requests_metric_total") == events

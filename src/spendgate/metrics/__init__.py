@@ -14,7 +14,7 @@ See ``docs/metrics.md``.
 
 from __future__ import annotations
 
-from spendgate.metrics.budgets import BudgetCollector, BudgetReader, BudgetSample
+from spendgate.metrics.budgets import BudgetCollector, BudgetReader, BudgetSample, RateSample
 from spendgate.metrics.exposition import (
     MULTIPROC_ENV,
     MetricsExporter,
@@ -33,6 +33,7 @@ __all__ = [
     "BudgetSample",
     "LabelPolicy",
     "MetricsExporter",
+    "RateSample",
     "RequestMetrics",
     "prepare_multiprocess_dir",
     "report_health",

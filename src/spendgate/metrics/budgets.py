@@ -11,6 +11,10 @@ nothing is counted twice.
 
 An unlimited budget (``max_budget`` null) has no series — never ``+Inf`` — and a lifetime
 or rolling window has no hours-until-reset series (it has no reset).
+
+A key's per-model rate limits (LiteLLM's ``model_rpm_limit`` / ``model_tpm_limit`` in its
+metadata) give ``litellm_remaining_api_key_{requests,tokens}_for_model``: how many more
+requests (tokens) the sliding window admits now, as the admission computes it.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from spendgate.core.scopes import Scope
-from spendgate.enforcement import EnforcementRequest, Enforcer, ScopeWindowState, explain
+from spendgate.enforcement import EnforcementRequest, Enforcer, RateLimit, ScopeWindowState, explain
 from spendgate.entities.codec import decode_limits
 from spendgate.metrics.requests import NANOS_PER_USD
+from spendgate.stores.counters.base import TICKS
 from spendgate.stores.database.models import Budget, EndCustomer, Organization, Team, User, VirtualKey
 
-__all__ = ["BudgetCollector", "BudgetReader", "BudgetSample"]
+__all__ = ["BudgetCollector", "BudgetReader", "BudgetSample", "RateSample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,23 @@ class BudgetSample:
 
 
 @dataclass(frozen=True, slots=True)
+class RateSample:
+    """How much a key's per-model rate limit admits now (requests or tokens)."""
+
+    kind: str
+    """``requests`` or ``tokens``."""
+    labels: tuple[str, ...]
+    """(hashed_api_key, api_key_alias, model)."""
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyModelLimit:
+    labels: tuple[str, ...]
+    limit: RateLimit
+
+
+@dataclass(frozen=True, slots=True)
 class _Entity:
     kind: _Kind
     labels: tuple[str, ...]
@@ -80,6 +102,7 @@ class BudgetCollector(Collector):
 
     def __init__(self) -> None:
         self.samples: Sequence[BudgetSample] = ()
+        self.rates: Sequence[RateSample] = ()
         self.truncated: dict[str, bool] = {}
 
     def describe(self) -> list[Metric]:
@@ -113,6 +136,16 @@ class BudgetCollector(Collector):
             yield remaining
             yield maximum
             yield hours
+        for what in ("requests", "tokens"):
+            family = GaugeMetricFamily(
+                f"litellm_remaining_api_key_{what}_for_model",
+                f"{what.capitalize()} a key may still send to a model in the current rate window",
+                labels=("hashed_api_key", "api_key_alias", "model"),
+            )
+            for rate in self.rates:
+                if rate.kind == what:
+                    family.add_metric(rate.labels, float(rate.remaining))
+            yield family
         reserved = GaugeMetricFamily(
             "spendgate_budget_reserved_usd",
             "Worst-case cost reserved by requests in flight against the budgets of one kind of entity (USD)",
@@ -145,6 +178,7 @@ class BudgetReader:
         cap: at most this many entities of each kind get series.
         entity_ttl: seconds a listing of entities is reused.
         min_interval: scrapes closer together than this reuse the last snapshot.
+        rate_window: seconds of an rpm / tpm window (``general_settings.rate_limit_window_seconds``).
     """
 
     def __init__(
@@ -156,6 +190,7 @@ class BudgetReader:
         cap: int,
         entity_ttl: float = 10.0,
         min_interval: float = 1.0,
+        rate_window: float = 60.0,
     ) -> None:
         self.engine = engine
         self.enforcer = enforcer
@@ -163,7 +198,10 @@ class BudgetReader:
         self.cap = cap
         self.entity_ttl = entity_ttl
         self.min_interval = min_interval
-        self._listed: tuple[float, list[_Entity], list[Any], dict[str, bool]] | None = None
+        self.rate_window = rate_window
+        self._listed: tuple[float, list[_Entity], list[Any], list[_KeyModelLimit], dict[str, bool]] | None = (
+            None
+        )
         self._read_at = -1e9
 
     async def refresh(self, collector: BudgetCollector) -> None:
@@ -173,10 +211,12 @@ class BudgetReader:
             return
         if self._listed is None or now - self._listed[0] > self.entity_ttl:
             entities, budgets, truncated = await self._list()
-            self._listed = (now, entities, budgets, truncated)
-        _, entities, budgets, truncated = self._listed
+            key_models = await self._key_models()
+            self._listed = (now, entities, budgets, key_models, truncated)
+        _, entities, budgets, key_models, truncated = self._listed
         states = await explain(self.enforcer, EnforcementRequest("metrics", budgets)) if budgets else []
         collector.samples = [_sample(e, states[e.state_index]) for e in entities]
+        collector.rates = await self._rates(key_models)
         collector.truncated = truncated
         self._read_at = time.monotonic()
 
@@ -220,6 +260,40 @@ class BudgetReader:
                     entities.append(_Entity(kind, labels, len(budgets)))
                     budgets.append(limits[0])  # the main window (max_budget + budget_duration)
         return entities, budgets, truncated
+
+    async def _key_models(self) -> list[_KeyModelLimit]:
+        """Every (key, model) rate limit of the first ``cap`` keys that have metadata."""
+        out: list[_KeyModelLimit] = []
+        async with AsyncSession(self.engine) as session:
+            keys = (
+                await session.scalars(
+                    select(VirtualKey)
+                    .where(VirtualKey.metadata_.is_not(None))
+                    .order_by(VirtualKey.key_id)
+                    .limit(self.cap)
+                )
+            ).all()
+        for key in keys:
+            spec = decode_limits(key, None)
+            for model in sorted({*spec.model_rpm_limit, *spec.model_tpm_limit}):
+                scope = Scope.key_model(key.key_id, model)
+                _, rates = spec.model_limits(scope, model, tz=self.tz, rate_window=self.rate_window)
+                labels = (key.key_id, key.key_alias or "", model)
+                out.extend(_KeyModelLimit(labels, r) for r in rates if r.kind in ("requests", "tokens"))
+        return out
+
+    async def _rates(self, key_models: list[_KeyModelLimit]) -> list[RateSample]:
+        limited = [k for k in key_models if k.limit.limit is not None]
+        if not limited:
+            return []
+        reading = await self.enforcer.read(EnforcementRequest("metrics", (), [k.limit for k in limited]))
+        out = []
+        for k, op, state in zip(limited, reading.rate_ops, reading.rate_states, strict=True):
+            # What the admission would still admit (memory storage / Lua: the same formula).
+            ticks = state.elapsed_ms * TICKS // op.window_ms
+            room = op.limit * TICKS - state.previous * (TICKS - ticks) - state.current * TICKS
+            out.append(RateSample(k.limit.kind, k.labels, max(0, room // TICKS)))
+        return out
 
 
 def _sample(entity: _Entity, state: ScopeWindowState) -> BudgetSample:

@@ -63,7 +63,9 @@ class MetricsExporter:
             self.registry.register(self.collector)
 
     async def scrape(self) -> bytes:
-        """The exposition text (budget gauges refreshed first)."""
+        """The exposition text (this process's pending observations flushed, budget gauges
+        refreshed first)."""
+        self.metrics.flush()
         if self.budgets is not None:
             await self.budgets.refresh(self.collector)
         # Reading every worker's files is file I/O: off the event loop.
@@ -106,15 +108,18 @@ def _empty(path: Path) -> None:
 
 
 async def report_health(
-    metrics: RequestMetrics, read: Callable[[], tuple[int, int, int, int]], interval: float = 5.0
+    metrics: RequestMetrics, read: Callable[[], tuple[int, int, int, int]], interval: float = 1.0
 ) -> None:
-    """Set this process's health gauges every ``interval`` seconds until cancelled.
+    """Every ``interval`` seconds until cancelled: flush this process's observations and set
+    its health gauges.
 
     ``read`` returns (requests in flight, recorder queue depth, journal bytes, dead-lettered
     events). In multiprocess mode each worker writes its own values (summed while it lives),
-    so they are set here, in every worker, rather than by whichever worker is scraped.
+    so this runs in every worker: whichever worker is scraped sees the others' counts at
+    most ``interval`` seconds late.
     """
     while True:
+        metrics.flush()
         in_flight, queue_depth, journal_bytes, dead_lettered = read()
         metrics.health(
             in_flight=in_flight,

@@ -1,10 +1,11 @@
 """The metrics the request path feeds: one call per billed request, one per failed request.
 
-Every counter and histogram a request touches is bound to its label values once per label
-set and cached (:meth:`RequestMetrics.observe` looks up one dict entry, then adds), so a
-request costs a dozen additions and three histogram observations — microseconds — and
-nothing at all happens when nobody scrapes. Money arrives as integer nano-USD and becomes a
-float number of USD only here, at the metric boundary: Prometheus values are floats, the
+:meth:`RequestMetrics.observe` only adds plain integers and floats into the pending sums of
+its label set (one dict look-up, a few additions, and a bisect per histogram: about a
+microsecond); :meth:`RequestMetrics.flush` moves the pending sums into prometheus-client's
+counters and histograms, once per label set, before every scrape and every second (so other
+workers' files are at most a second behind). Money is summed as integer nano-USD and becomes
+a float number of USD only there, at the metric boundary: Prometheus values are floats, the
 ledger is the truth (``docs/metrics.md``).
 
 With ``spendgate serve --workers N`` prometheus-client's multiprocess mode is on
@@ -15,7 +16,7 @@ memory-mapped files and a scrape sums them; gauges declare how (``multiprocess_m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,9 +36,30 @@ _LITELLM_LABELS = ("end_user", "hashed_api_key", "model", "requested_model", "te
 _TOTAL_LABELS = ("end_user", "hashed_api_key", "requested_model", "team", "user", "status_code", "route")
 
 
-@dataclass(slots=True)
 class _Bound:
-    """The children of one label set (see the module docstring)."""
+    """One label set: its metrics' children, and what was observed since the last flush."""
+
+    __slots__ = (
+        "duration",
+        "duration_counts",
+        "duration_sum",
+        "input",
+        "input_tokens",
+        "nanos",
+        "observed",
+        "outcome",
+        "output",
+        "output_tokens",
+        "overhead",
+        "overhead_counts",
+        "overhead_seconds",
+        "overhead_sum",
+        "proxy_total",
+        "requests",
+        "spend",
+        "spend_usd",
+        "total_tokens",
+    )
 
     spend: Any
     spend_usd: Any
@@ -50,6 +72,53 @@ class _Bound:
     overhead: Any
     overhead_seconds: Any
     duration: Any
+    nanos: int
+    input: int
+    output: int
+    observed: int
+    duration_counts: list[int]
+    overhead_counts: list[int]
+    duration_sum: float
+    overhead_sum: float
+
+    def __init__(self, **children: Any) -> None:
+        for name, child in children.items():
+            setattr(self, name, child)
+        self.nanos = self.input = self.output = self.observed = 0
+        self.duration_counts = [0] * (len(_DURATION_BUCKETS) + 1)  # the last: le="+Inf"
+        self.overhead_counts = [0] * (len(_OVERHEAD_BUCKETS) + 1)
+        self.duration_sum = self.overhead_sum = 0.0
+
+    def flush(self) -> None:
+        if self.nanos:
+            usd = self.nanos / NANOS_PER_USD
+            self.spend.inc(usd)
+            self.spend_usd.inc(usd)
+        if self.input or self.output:
+            self.total_tokens.inc(self.input + self.output)
+            self.input_tokens.inc(self.input)
+            self.output_tokens.inc(self.output)
+        self.requests.inc(self.observed)
+        self.proxy_total.inc(self.observed)
+        self.outcome.inc(self.observed)
+        _add_to_histogram(self.duration, self.duration_counts, self.duration_sum)
+        if any(self.overhead_counts):
+            _add_to_histogram(self.overhead, self.overhead_counts, self.overhead_sum)
+            _add_to_histogram(self.overhead_seconds, self.overhead_counts, self.overhead_sum)
+        self.nanos = self.input = self.output = self.observed = 0
+        self.duration_counts = [0] * len(self.duration_counts)
+        self.overhead_counts = [0] * len(self.overhead_counts)
+        self.duration_sum = self.overhead_sum = 0.0
+
+
+def _add_to_histogram(child: Any, counts: list[int], total: float) -> None:
+    """Add pre-bucketed observations to a histogram child: what ``observe`` would have done
+    once per value (its per-bucket, non-cumulative values and its sum; prometheus-client's
+    own attributes, the same in multiprocess mode; tests compare the counts with the ledger)."""
+    for bucket, count in zip(child._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(total)
 
 
 class RequestMetrics:
@@ -210,21 +279,21 @@ class RequestMetrics:
         bound = self._bound.get(key)
         if bound is None:
             bound = self._bind(key)
-        if nanos:
-            usd = nanos / NANOS_PER_USD
-            bound.spend.inc(usd)
-            bound.spend_usd.inc(usd)
-        if input_tokens or output_tokens:
-            bound.total_tokens.inc(input_tokens + output_tokens)
-            bound.input_tokens.inc(input_tokens)
-            bound.output_tokens.inc(output_tokens)
-        bound.requests.inc()
-        bound.proxy_total.inc()
-        bound.outcome.inc()
-        bound.duration.observe(duration)
+        bound.nanos += nanos
+        bound.input += input_tokens
+        bound.output += output_tokens
+        bound.observed += 1
+        bound.duration_counts[bisect_left(_DURATION_BUCKETS, duration)] += 1
+        bound.duration_sum += duration
         if overhead is not None:
-            bound.overhead.observe(overhead)
-            bound.overhead_seconds.observe(overhead)
+            bound.overhead_counts[bisect_left(_OVERHEAD_BUCKETS, overhead)] += 1
+            bound.overhead_sum += overhead
+
+    def flush(self) -> None:
+        """Move what was observed since the last flush into the metrics (see the module docstring)."""
+        for bound in self._bound.values():
+            if bound.observed:
+                bound.flush()
 
     def failed(self, route: str, status: int, exception_class: str) -> None:
         """A request answered with an error (refused, rejected or failed upstream)."""
@@ -254,7 +323,7 @@ class RequestMetrics:
     # -- off the request path ----------------------------------------------------------------
 
     def health(self, *, in_flight: int, queue_depth: int, journal_bytes: int, dead_lettered: int) -> None:
-        """This process's health gauges (set every few seconds by a background task)."""
+        """This process's health gauges (set every second by a background task)."""
         self.in_flight.set(in_flight)
         self.queue_depth.set(queue_depth)
         self.journal_bytes.set(journal_bytes)
