@@ -39,7 +39,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    received: list[tuple[dict[str, str], bytes]] = []
     handler = type("Handler", (_Receiver,), {"received": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -29,6 +29,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("spendgate.cli.users", "users"),
     ("spendgate.cli.budget", "budget"),
     ("spendgate.cli.batches", "batches"),
+    ("spendgate.cli.alerts", "alerts"),
 )
 
 

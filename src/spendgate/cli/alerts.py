@@ -1,0 +1,154 @@
+"""``spendgate alerts``: the alerts decided and how their delivery went; a test alert.
+
+``list`` reads the database directly, like ``spendgate batches list``: each alert (the
+decision row) with its channels' outbox state (sent, pending with its attempts and next
+try, dead) — what an operator wants to see when someone asks "did the 80 % alert go out?".
+``test`` asks the running gateway (``POST /alerting/test`` with the master key), because
+only the gateway knows the configured channels; its sender job then delivers the test alert.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from spendgate.alerts import KINDS, OutboxRepository
+from spendgate.cli._admin_client import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, call, print_json
+from spendgate.cli._database import DatabaseUrlOpt, read_database
+from spendgate.cli._output import console, fail
+from spendgate.core.money import format_usd, usd_text
+from spendgate.stores.database.models import AlertOutboxRow, AlertRow
+
+__all__ = ["alert_json", "app"]
+
+app = typer.Typer(
+    help="Alerts: what was decided, where it was delivered; send a test alert.", no_args_is_help=True
+)
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _channel_json(row: AlertOutboxRow) -> dict[str, Any]:
+    return {
+        "channel": row.channel,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": _when(row.next_attempt_at) if row.status == "pending" else None,
+        "sent_at": _when(row.sent_at),
+        "last_error": row.last_error,
+    }
+
+
+def alert_json(alert: AlertRow, outbox: list[AlertOutboxRow]) -> dict[str, Any]:
+    """One alert and its deliveries, JSON-safe (money: nano-USD integers + exact USD text)."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "scope_type": alert.scope_type,
+        "scope_id": alert.scope_id,
+        "scope_name": alert.scope_name,
+        "window": alert.window or None,
+        "period_start": _when(alert.period_start) if alert.window else None,
+        "threshold_percent": alert.threshold or None,
+        "spend_nanos": alert.spend_nanos,
+        "spend_usd": None if alert.spend_nanos is None else usd_text(alert.spend_nanos),
+        "limit_nanos": alert.limit_nanos,
+        "limit_usd": None if alert.limit_nanos is None else usd_text(alert.limit_nanos),
+        "message": alert.message,
+        "created_at": _when(alert.created_at),
+        "channels": [_channel_json(row) for row in outbox],
+    }
+
+
+def _status(row: AlertOutboxRow) -> str:
+    if row.status == "pending":
+        return f"{row.channel}: pending ({row.attempts} tried)" if row.attempts else f"{row.channel}: pending"
+    return f"{row.channel}: {row.status}" + (f" ({row.attempts} tries)" if row.attempts > 1 else "")
+
+
+async def _recent(
+    engine: AsyncEngine, limit: int, kind: str | None
+) -> list[tuple[AlertRow, list[AlertOutboxRow]]]:
+    async with AsyncSession(engine) as session:
+        return await OutboxRepository(session).recent_alerts(limit, kind)
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str | None, typer.Option("--kind", help=f"Only this kind: {', '.join(KINDS)}.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Write JSON to stdout.")] = False,
+    database_url: DatabaseUrlOpt = None,
+) -> None:
+    """The newest alerts and each channel's delivery status (from the database)."""
+    if kind is not None and kind not in KINDS:
+        fail(f"--kind: unknown alert kind {kind!r} (one of {', '.join(KINDS)})")
+    rows = read_database(database_url, lambda engine: _recent(engine, limit, kind))
+    if as_json:
+        sys.stdout.write(
+            orjson.dumps({"alerts": [alert_json(a, o) for a, o in rows]}, option=orjson.OPT_INDENT_2).decode()
+            + "\n"
+        )
+        return
+    if not rows:
+        console.print("no alerts")
+        return
+    table = Table(title="Alerts", title_justify="left")
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("scope")
+    table.add_column("window")
+    table.add_column("threshold", justify="right")
+    table.add_column("spend / limit", justify="right", no_wrap=True)
+    table.add_column("delivery")
+    for alert, outbox in rows:
+        money = " / ".join(
+            format_usd(v) if v is not None else "—" for v in (alert.spend_nanos, alert.limit_nanos)
+        )
+        table.add_row(
+            alert.created_at.strftime("%Y-%m-%d %H:%M"),
+            alert.kind,
+            f"{alert.scope_type} {alert.scope_name or alert.scope_id}",
+            alert.window or "—",
+            f"{alert.threshold}%" if alert.threshold else "—",
+            money if alert.spend_nanos is not None or alert.limit_nanos is not None else "—",
+            "\n".join(_status(row) for row in outbox) or "no channel",
+        )
+    console.print(table)
+
+
+@app.command()
+def test(
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Only this channel (slack, webhook, email, slack:<type>:<n>)."),
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", help="The test alert's text.")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    master_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a test alert through the running gateway's outbox (master key). Exit 1 if no
+    channel is configured."""
+    body: dict[str, Any] = {}
+    if channel is not None:
+        body["channel"] = channel
+    if message is not None:
+        body["message"] = message
+    data = call(url, master_key, "POST", "/alerting/test", body=body)
+    if not isinstance(data, dict) or not isinstance(data.get("enqueued"), int):
+        fail(f"POST /alerting/test: unexpected answer {str(data)[:200]!r}", code=1)
+    if as_json:
+        print_json(data)
+    else:
+        console.print(str(data.get("message") or ""), highlight=False)
+    if data["enqueued"] == 0:
+        raise typer.Exit(1)
