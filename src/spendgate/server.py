@@ -453,6 +453,7 @@ def _exporter(
             tz=config.litellm_settings.timezone,
             cap=general.metrics_max_budget_entities,
             entity_ttl=max(general.key_cache_ttl_seconds, 1.0),
+            rate_window=general.rate_limit_window_seconds,
         )
     authorize = None
     if config.litellm_settings.require_auth_for_metrics_endpoint:
