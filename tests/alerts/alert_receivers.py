@@ -84,8 +84,11 @@ class HttpReceiver:
 class _Collect:
     def __init__(self) -> None:
         self.messages: list[tuple[Envelope, EmailMessage]] = []
+        self.reject_with: str | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.reject_with is not None:
+            return self.reject_with
         raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         parsed = message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)

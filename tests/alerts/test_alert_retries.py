@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alert_receivers import SLACK_TOKEN, HttpReceiver, slack_channel, webhook_channel
@@ -161,3 +164,35 @@ async def test_two_senders_at_once_send_each_row_once(
     assert sum(c.sent for c in cycles) == 20
     assert len(http_receiver.received) == 20
     assert len(await deliveries(engine)) == 20
+
+
+async def test_a_sender_process_killed_between_claim_and_send_is_overtaken_once(
+    engine: AsyncEngine, database_url: str, http_receiver: HttpReceiver
+) -> None:
+    hook = webhook_channel(http_receiver)
+    route = routing([hook], lease_seconds=60.0)
+    start = datetime.now(UTC)
+    await record(engine, [budget_alert("k-kill9")], route, start)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("sender_child.py")), database_url, hook.url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None
+    line = await asyncio.wait_for(child.stdout.readline(), 30)
+    assert line.startswith(b"CLAIMED")
+    child.send_signal(signal.SIGKILL)
+    await child.wait()
+
+    clock = Clock(datetime.now(UTC))
+    restarted = AlertSender(async_sessionmaker(engine), route, instance_id="restarted", clock=clock)
+    try:
+        assert (await restarted.run_once()).claimed == 0  # the dead process's lease still holds
+        clock.advance(61)
+        assert (await restarted.run_once()).sent == 1
+        clock.advance(3600)
+        assert (await restarted.run_once()).claimed == 0
+    finally:
+        await restarted.aclose()
+    assert len(http_receiver.on("/hook")) == 1
+    [only] = await deliveries(engine)
+    assert (only.attempt, only.outcome, only.sender) == (1, "sent", "restarted")

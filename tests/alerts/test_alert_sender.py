@@ -5,6 +5,7 @@ SMTP server (aiosmtpd) for email."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -118,3 +119,34 @@ async def test_html_escapes_what_callers_named(engine: AsyncEngine, smtp_receive
     html = smtp_receiver.messages[0][1].get_body(("html",))
     assert html is not None
     assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()
+
+
+async def test_smtp_refusals_are_retried_and_logged_without_the_password(
+    engine: AsyncEngine, smtp_receiver: SmtpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    plain = email_channel(smtp_receiver)
+    starttls = replace(plain, id="email", security="starttls", username="alerts", password="smtp-pass-123")
+    clock = Clock()
+    route = routing([starttls])
+    await record(engine, [budget_alert("k-smtp")], route, clock())
+    tls_sender = AlertSender(async_sessionmaker(engine), route, instance_id="t1", clock=clock)
+    # The operator turns STARTTLS off (SMTP_TLS=false) and restarts: the same channel id.
+    sender = AlertSender(async_sessionmaker(engine), routing([plain]), instance_id="t2", clock=clock)
+    try:
+        no_tls = await tls_sender.run_once()  # the server offers no STARTTLS: refused before any login
+        smtp_receiver.handler.reject_with = "550 mailbox unavailable"
+        clock.advance(3600)
+        rejected = await sender.run_once()
+        smtp_receiver.handler.reject_with = None
+        clock.advance(3600)
+        accepted = await sender.run_once()
+    finally:
+        await tls_sender.aclose()
+        await sender.aclose()
+    assert (no_tls.retried, rejected.retried, accepted.sent) == (1, 1, 1)
+    log = await deliveries(engine)
+    assert [(d.outcome, d.status_code) for d in log] == [("retry", None), ("retry", 550), ("sent", 250)]
+    assert log[1].error is not None and "550" in log[1].error
+    assert len(smtp_receiver.messages) == 1
+    assert "smtp-pass-123" not in caplog.text and all("smtp-pass-123" not in (d.error or "") for d in log)
