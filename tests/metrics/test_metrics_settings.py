@@ -3,16 +3,27 @@ and the multiprocess directory ``serve`` prepares."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from gateway_helpers import MASTER_KEY, GatewayServer, make_config
-from metrics_helpers import samples
+from metrics_helpers import samples, total
+from prometheus_client import CollectorRegistry, Histogram
 
-from spendgate.metrics import MULTIPROC_ENV, OTHER, LabelPolicy, prepare_multiprocess_dir
+from spendgate.metrics import (
+    MULTIPROC_ENV,
+    OTHER,
+    LabelPolicy,
+    MetricsExporter,
+    RequestMetrics,
+    prepare_multiprocess_dir,
+)
+from spendgate.metrics.requests import _DURATION_BUCKETS
 from spendgate.providers.mock import MockServer
 
 
@@ -90,3 +101,58 @@ def test_serve_prepares_a_fresh_multiprocess_dir(monkeypatch: pytest.MonkeyPatch
     (own / "gauge_livesum_1.db").write_bytes(b"x")
     clean()
     assert sorted(p.name for p in own.iterdir()) == ["notes.txt"]
+
+
+def test_health_and_batch_cost_gauges() -> None:
+    metrics = RequestMetrics(LabelPolicy([]))
+    metrics.health(in_flight=3, queue_depth=7, journal_bytes=2048, dead_lettered=1)
+    metrics.batch_cycle(seen=5, settled=2, errors=1)
+    metrics.batch_cycle(seen=0, settled=0, errors=0)
+    text = asyncio.run(MetricsExporter(metrics).scrape()).decode()
+    assert total(text, "spendgate_requests_in_flight") == 3
+    assert total(text, "spendgate_recorder_queue_depth") == 7
+    assert total(text, "spendgate_recorder_journal_bytes") == 2048
+    assert total(text, "spendgate_recorder_dead_lettered_events") == 1
+    assert total(text, "litellm_check_batch_cost_jobs_polled") == 0  # the last cycle's
+    assert total(text, "litellm_check_batch_cost_jobs_processed_total") == 2
+    assert total(text, "litellm_check_batch_cost_errors_total") == 1
+    assert total(text, "spendgate_batch_poller_cycles_total") == 2
+    assert 0 < time.time() - total(text, "litellm_check_batch_cost_last_run_timestamp") < 60
+
+
+def test_pending_observations_reach_the_histograms_exactly() -> None:
+    """observe() buckets by bisection and flush() adds the counts: the same buckets, count
+    and sum as prometheus-client's own observe() of each value (le is inclusive)."""
+    metrics = RequestMetrics(LabelPolicy(["m"]))
+    durations = [0.005, 0.0051, 0.3, 1.0, 400.0, 0.0]
+    for d in durations:
+        metrics.observe(
+            route="chat",
+            requested_model="m",
+            model="m",
+            provider="openai",
+            api_key=None,
+            user=None,
+            team=None,
+            end_user=None,
+            input_tokens=1,
+            output_tokens=2,
+            nanos=1,
+            outcome="success",
+            duration=d,
+            overhead=d / 1000,
+        )
+    text = asyncio.run(MetricsExporter(metrics).scrape()).decode()
+    reference = Histogram("ref", "ref", buckets=_DURATION_BUCKETS, registry=CollectorRegistry())
+    for d in durations:
+        reference.observe(d)
+    expected = {s.labels["le"]: s.value for s in reference.collect()[0].samples if s.name == "ref_bucket"}
+    got = {s.labels["le"]: s.value for s in samples(text, "spendgate_request_duration_seconds_bucket")}
+    assert got == expected
+    assert total(text, "spendgate_request_duration_seconds_count") == len(durations)
+    assert total(text, "spendgate_request_duration_seconds_sum") == pytest.approx(sum(durations))
+    assert total(text, "litellm_overhead_latency_metric_count") == len(durations)
+    assert total(text, "litellm_spend_metric_total") == pytest.approx(6e-9)
+    # A second scrape adds nothing that was already flushed.
+    again = asyncio.run(MetricsExporter(metrics).scrape()).decode()
+    assert total(again, "spendgate_request_duration_seconds_count") == len(durations)

@@ -1,6 +1,8 @@
-"""``spendgate serve --workers 2`` as real processes: every worker's counters add up in one
-scrape (prometheus-client's multiprocess mode), equal to the ledger, and the directory the
-workers wrote their values to is gone after the server stops."""
+"""``spendgate serve --workers 2`` as real processes sharing Redis counters: every worker's
+counters add up in one scrape (prometheus-client's multiprocess mode), equal to the ledger;
+the team budget gauge, read from the shared counters by whichever worker answers, is one
+series equal to the budget less the ledger's spend (not counted once per worker); and the
+directory the workers wrote their values to is gone after the server stops."""
 
 from __future__ import annotations
 
@@ -11,15 +13,21 @@ import signal
 import sqlite3
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import openai
+import pytest
 from gateway_helpers import MASTER_KEY, free_port, serve, serve_config
-from metrics_helpers import assert_finite, ledger_sums, promtool_check, total
+from metrics_helpers import assert_finite, ledger_sums, promtool_check, samples, total
 
 from spendgate.metrics import NANOS_PER_USD
 from spendgate.providers.mock import MockServer
+
+pytestmark = [pytest.mark.redis]
+
+REDIS_URL = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _scrape(port: int) -> str:
@@ -28,10 +36,10 @@ def _scrape(port: int) -> str:
     return answer.text
 
 
-async def _drive(url: str, count: int) -> None:
+async def _drive(url: str, key: str, count: int) -> None:
     # Fresh connections in parallel: the kernel spreads them over both workers' accepts.
     async def one(i: int) -> None:
-        async with openai.AsyncOpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=30) as client:
+        async with openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=30) as client:
             await client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": f"worker test {i}"}]
             )
@@ -73,17 +81,29 @@ def _multiproc_dirs(pid: int) -> list[str]:
 
 def test_two_workers_add_up(mock_server: MockServer, tmp_path: Path) -> None:
     mock_server.reset()
-    config = serve_config(tmp_path, mock_server.base_url)
+    prefix = f"sgm{uuid.uuid4().hex[:8]}"
+    config = serve_config(tmp_path, mock_server.base_url, redis_url=REDIS_URL, enforcement_key_prefix=prefix)
     port = free_port()
     env_before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     proc = serve(config, port, tmp_path / "serve.log", "--workers", "2")
     try:
         dirs = _multiproc_dirs(proc.pid)
         assert dirs and len(set(dirs)) == 1, dirs
+        admin = {"authorization": f"Bearer {MASTER_KEY}"}
+        made = httpx.post(
+            f"http://127.0.0.1:{port}/team/new",
+            json={"team_id": "workers-team", "max_budget": 100, "budget_duration": "1d"},
+            headers=admin,
+        )
+        assert made.status_code == 200, made.text
+        key = httpx.post(
+            f"http://127.0.0.1:{port}/key/generate", json={"team_id": "workers-team"}, headers=admin
+        )
+        assert key.status_code == 200, key.text
         served: set[str] = set()
         driven = 0
         for _ in range(10):  # until both workers have served some (almost always the first round)
-            asyncio.run(_drive(f"http://127.0.0.1:{port}/v1", 100))
+            asyncio.run(_drive(f"http://127.0.0.1:{port}/v1", key.json()["key"], 100))
             driven += 100
             _wait_ledger(tmp_path / "spendgate.db", driven)
             served = _worker_prefixes(tmp_path / "spendgate.db")
@@ -101,6 +121,9 @@ def test_two_workers_add_up(mock_server: MockServer, tmp_path: Path) -> None:
             assert round(total(text, "spendgate_spend_usd_total") * NANOS_PER_USD) == nanos
             assert total(text, "litellm_input_tokens_metric_total") == input_tokens
             assert total(text, "litellm_output_tokens_metric_total") == output_tokens
+            remaining = samples(text, "litellm_remaining_team_budget_metric")
+            assert len(remaining) == 1 and remaining[0].labels["team"] == "workers-team"
+            assert remaining[0].value == pytest.approx(100 - nanos / NANOS_PER_USD, abs=1e-9)
         promtool_check(text)
         assert_finite(text)
     finally:
