@@ -146,7 +146,9 @@ def test_pending_observations_reach_the_histograms_exactly() -> None:
     reference = Histogram("ref", "ref", buckets=_DURATION_BUCKETS, registry=CollectorRegistry())
     for d in durations:
         reference.observe(d)
-    expected = {s.labels["le"]: s.value for s in reference.collect()[0].samples if s.name == "ref_bucket"}
+    expected = {
+        s.labels["le"]: s.value for s in next(iter(reference.collect())).samples if s.name == "ref_bucket"
+    }
     got = {s.labels["le"]: s.value for s in samples(text, "spendgate_request_duration_seconds_bucket")}
     assert got == expected
     assert total(text, "spendgate_request_duration_seconds_count") == len(durations)
