@@ -230,3 +230,26 @@ def test_a_stream_closed_early_is_billed_as_cancelled(client: openai.OpenAI) -> 
     assert kwargs["response_cost"] > 0  # the prompt (and what was streamed) is billed
     assert spendgate.current_cost == spendgate.cost_of(stream)
     assert BUDGET.reserved_nanos == 0
+
+
+async def test_an_async_chat_stream_read_to_its_end_is_a_success(mock: MockServer) -> None:
+    """The openai SDK drains an async stream's body after ``[DONE]`` by iterating it again:
+    that second reader continues the first; the stream is not billed as cut."""
+    ended: list[dict[str, Any]] = []
+    spendgate.callbacks = [lambda kwargs, *rest: ended.append(kwargs)]
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=6, stream=True
+        )
+        async for _ in stream:
+            pass
+        async with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES, max_tokens=6) as helper:
+            async for _ in helper:
+                pass
+    assert len(ended) == 2
+    for kwargs in ended:
+        slo = kwargs["standard_logging_object"]
+        assert (slo["status"], slo["spendgate_outcome"]) == ("success", "success")
+        assert slo["spendgate_estimated"] is False
+        assert "exception" not in kwargs
+        assert slo["completion_tokens"] == 6

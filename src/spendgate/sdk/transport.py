@@ -138,11 +138,21 @@ def _streamed(
 
 
 class _SyncStream(_SyncByteStream):
+    """The metered body of a stream. It is read once: a second reader (an SDK draining the
+    rest of the body after ``[DONE]``) continues the first reader's iteration rather than
+    read the upstream again."""
+
     def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
         self.upstream = upstream
         self.end = end
+        self._chunks: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._chunks is None:
+            self._chunks = self._read()
+        return self._chunks
+
+    def _read(self) -> Iterator[bytes]:
         translator = self.end.translator
         try:
             for chunk in self.upstream.iter_bytes():
@@ -169,11 +179,21 @@ class _SyncStream(_SyncByteStream):
 
 
 class _AsyncStream(_AsyncByteStream):
+    """The async twin of :class:`_SyncStream` (read once: the openai SDK drains an async
+    stream's body after ``[DONE]`` by iterating it a second time, which must not read the
+    upstream again, nor bill the stream as cut)."""
+
     def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
         self.upstream = upstream
         self.end = end
+        self._chunks: AsyncIterator[bytes] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._chunks is None:
+            self._chunks = self._read()
+        return self._chunks
+
+    async def _read(self) -> AsyncIterator[bytes]:
         translator = self.end.translator
         try:
             async for chunk in self.upstream.aiter_bytes():
