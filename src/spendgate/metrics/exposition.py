@@ -14,6 +14,7 @@ from); ``litellm_settings.require_auth_for_metrics_endpoint: true`` asks for a k
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,8 @@ from spendgate.metrics.requests import RequestMetrics
 __all__ = ["MULTIPROC_ENV", "MetricsExporter", "prepare_multiprocess_dir", "report_health"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+log = logging.getLogger("spendgate.metrics")
 
 
 class MetricsExporter:
@@ -118,13 +121,19 @@ async def report_health(
     so this runs in every worker: whichever worker is scraped sees the others' counts at
     most ``interval`` seconds late.
     """
-    while True:
-        metrics.flush()
-        in_flight, queue_depth, journal_bytes, dead_lettered = read()
-        metrics.health(
-            in_flight=in_flight,
-            queue_depth=queue_depth,
-            journal_bytes=journal_bytes,
-            dead_lettered=dead_lettered,
-        )
-        await asyncio.sleep(interval)
+    try:
+        while True:
+            try:
+                metrics.flush()
+                in_flight, queue_depth, journal_bytes, dead_lettered = read()
+                metrics.health(
+                    in_flight=in_flight,
+                    queue_depth=queue_depth,
+                    journal_bytes=journal_bytes,
+                    dead_lettered=dead_lettered,
+                )
+            except Exception:  # metrics must never stop: log, and try again next time
+                log.exception("could not update the metrics")
+            await asyncio.sleep(interval)
+    finally:
+        metrics.flush()  # a stopping worker's last observations reach its files
