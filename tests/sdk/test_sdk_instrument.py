@@ -337,3 +337,115 @@ def test_the_metadata_header_is_not_sent_upstream(mock: MockServer) -> None:
     assert seen == [{"tags": ["a"], "team": "t1"}]
     assert len(sent) == 1
     assert not any(name.lower().startswith("x-spendgate") for name in sent[0].headers)
+
+
+# -- the stream helpers (issue #14 item 1) ---------------------------------------------------
+
+
+def _called_back() -> list[int]:
+    """The cost of each call that ends from now on, as the callbacks see it (nano-USD)."""
+    costs: list[int] = []
+    callbacks.success_callback.append(lambda kw, *rest: costs.append(kw["cost_breakdown"].total_nanos))
+    return costs
+
+
+def _nanos(result: Any) -> int:
+    return spendgate.breakdown_of(result).total_nanos
+
+
+def test_openai_stream_helpers_and_their_final_objects_have_a_cost(
+    oai: openai.OpenAI, via_gateway: openai.OpenAI
+) -> None:
+    costs = _called_back()
+    with oai.chat.completions.stream(model=GPT, messages=MESSAGES, max_tokens=14) as stream:
+        for _ in stream:
+            pass
+        completion = stream.get_final_completion()
+    assert completion.id.startswith("chatcmpl-")
+    assert to_nano(spendgate.cost_of(stream)) == to_nano(spendgate.cost_of(completion)) == costs[0]
+    assert costs[0] == _gateway_cost(_chat(via_gateway, {}))
+    with oai.responses.stream(model=GPT, input="Say something short.", max_output_tokens=20) as rstream:
+        for _ in rstream:
+            pass
+        response = rstream.get_final_response()
+    assert response.id.startswith("resp_")
+    assert _nanos(rstream) == _nanos(response) == costs[1]
+    theirs = via_gateway.responses.with_raw_response.create(
+        model=GPT, input="Say something short.", max_output_tokens=20
+    )
+    assert costs[1] == _gateway_cost(theirs) > 0
+
+
+async def test_async_openai_stream_helpers_and_their_final_objects_have_a_cost(mock: MockServer) -> None:
+    costs = _called_back()
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk", max_retries=0) as client:
+        async with client.chat.completions.stream(model=GPT, messages=MESSAGES, max_tokens=14) as stream:
+            async for _ in stream:
+                pass
+            completion = await stream.get_final_completion()
+        async with client.responses.stream(model=GPT, input="Hi", max_output_tokens=20) as rstream:
+            async for _ in rstream:
+                pass
+            response = await rstream.get_final_response()
+    assert len(costs) == 2 and all(c > 0 for c in costs)
+    assert _nanos(stream) == _nanos(completion) == costs[0]
+    assert _nanos(rstream) == _nanos(response) == costs[1]
+
+
+def test_anthropic_stream_helper_and_its_final_message_have_a_cost(
+    claude: anthropic.Anthropic, claude_via_gateway: anthropic.Anthropic
+) -> None:
+    kwargs: dict[str, Any] = {"model": CLAUDE, "max_tokens": 17, "messages": MESSAGES}
+    with claude.messages.stream(**kwargs) as stream:
+        for _ in stream.text_stream:
+            pass
+        message = stream.get_final_message()
+    assert message.id.startswith("msg_")
+    cost = spendgate.cost_of(message)
+    assert spendgate.cost_of(stream) == cost
+    assert to_nano(cost) == _gateway_cost(claude_via_gateway.messages.with_raw_response.create(**kwargs))
+
+
+async def test_async_anthropic_stream_helper_and_its_final_message_have_a_cost(mock: MockServer) -> None:
+    costs = _called_back()
+    async with spendgate.anthropic.AsyncAnthropic(base_url=mock.base_url, api_key="sk", max_retries=0) as c:
+        async with c.messages.stream(model=CLAUDE, max_tokens=17, messages=MESSAGES) as stream:
+            async for _ in stream.text_stream:
+                pass
+            message = await stream.get_final_message()
+    assert _nanos(message) == _nanos(stream) == costs[0] > 0
+
+
+def test_an_answer_id_two_calls_shared_finds_neither() -> None:
+    """A server that reuses answer ids: the id alone never gives a wrong price."""
+    answers = iter([("chatcmpl-same", 5), ("chatcmpl-same", 50), ("chatcmpl-other", 7)])
+
+    def handler(request: Any) -> Any:
+        answer, output = next(answers)
+        body = {
+            "id": answer,
+            "object": "chat.completion",
+            "created": 1,
+            "model": GPT,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": output, "total_tokens": 3 + output},
+        }
+        return http.Response(200, json=body)
+
+    http = module_of_type(openai.DefaultHttpxClient)
+    own = openai.DefaultHttpxClient(transport=http.MockTransport(handler))
+    client = spendgate.openai.OpenAI(base_url="http://upstream.test/v1", api_key="sk", http_client=own)
+    first, second, third = (
+        client.chat.completions.create(model=GPT, messages=MESSAGES, max_tokens=60) for _ in range(3)
+    )
+    assert spendgate.cost_of(first) < spendgate.cost_of(second)  # each by its request id
+    copies = [openai.types.chat.ChatCompletion.model_validate(r.model_dump()) for r in (first, second, third)]
+    assert all(getattr(c, "_request_id", None) is None for c in copies)  # found by the answer's id only
+    for shared in copies[:2]:
+        with pytest.raises(LookupError):
+            spendgate.cost_of(shared)
+    assert spendgate.cost_of(copies[2]) == spendgate.cost_of(third)
+    client.close()
+    own.close()

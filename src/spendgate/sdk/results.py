@@ -6,19 +6,26 @@ in two places:
 
 * a weak map from the ``httpx.Response`` it returned to the price: found for a raw
   response (``client.….with_raw_response.create()``: its ``http_response``), a stream
-  (``Stream`` / ``AsyncStream`` keep their ``response``) and an ``httpx.Response`` itself;
-  the entry goes when the response is garbage-collected;
-* a bounded map from the response's request id to the price: found for parsed objects,
-  whose ``_request_id`` both official SDKs fill from the ``x-request-id`` (OpenAI) or
-  ``request-id`` (Anthropic) header. When the upstream sent no request id the transport
-  adds one (``spendgate-…``), so every priced answer has one. The newest
-  :data:`REQUEST_IDS_KEPT` are kept.
+  (``Stream`` / ``AsyncStream`` keep their ``response``), the SDKs' stream helpers
+  (OpenAI's ``ChatCompletionStream`` / ``ResponseStream`` keep it as ``_response``,
+  Anthropic's ``MessageStream`` as ``response``) and an ``httpx.Response`` itself; the
+  entry goes when the response is garbage-collected;
+* a bounded map from ids to the price: the response's request id, found for parsed
+  objects, whose ``_request_id`` both official SDKs fill from the ``x-request-id``
+  (OpenAI) or ``request-id`` (Anthropic) header (when the upstream sent none the
+  transport adds one, ``spendgate-…``, so every priced answer has one); and the answer's
+  own id (``chatcmpl-…``, ``resp_…``, ``msg_…``), found for the objects the stream helpers
+  build (``get_final_completion()``, ``get_final_response()``, ``get_final_message()``),
+  which carry no request id. An answer id seen for two different calls (a server that
+  reuses ids) finds neither: a wrong price is never returned. The ids of the newest
+  :data:`CALLS_KEPT` calls are kept.
 
 A stream's price is known once it has ended (read to the end, or closed).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -32,31 +39,66 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.errors import UnpricedModelError
 from spendgate.sdk.httpx_compat import RESPONSE_TYPES
 
-__all__ = ["REQUEST_IDS_KEPT", "breakdown_of", "cost_of", "remember", "reset"]
+__all__ = ["CALLS_KEPT", "answer_id", "breakdown_of", "cost_of", "remember", "reset"]
 
-REQUEST_IDS_KEPT = 10_000
+CALLS_KEPT = 10_000
+"""The calls whose ids (request id, answer id) are kept for :func:`cost_of`."""
+_IDS_KEPT = 2 * CALLS_KEPT
+
+_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,200})"')
+"""An ``"id"`` key with a non-empty string value (no escapes)."""
+_HEAD = 1024
+"""How far into an answer its own id is looked for."""
+_AMBIGUOUS: Any = object()
+"""Stored for an answer id that two calls had: found for neither."""
 
 _lock = threading.Lock()
 _by_response: weakref.WeakKeyDictionary[httpx.Response, CostBreakdown] = weakref.WeakKeyDictionary()
-_by_request_id: OrderedDict[str, CostBreakdown] = OrderedDict()
+_by_id: OrderedDict[str, CostBreakdown] = OrderedDict()
 
 
-def remember(response: httpx.Response | None, request_id: str | None, breakdown: CostBreakdown) -> None:
-    """Keep the price of one call for :func:`cost_of`."""
+def answer_id(head: bytes, *, event: bool = False) -> str | None:
+    """The answer's own id in the start of its body: the first ``"id"`` of a complete answer
+    before any nested object (``chatcmpl-…``, ``resp_…``, ``msg_…``), or, for the first event
+    of a stream (``event=True``), the first ``"id"`` in it (chat chunks carry it at the top,
+    ``response.created`` and ``message_start`` in the answer they open)."""
+    end = min(len(head), _HEAD)
+    if not event:  # the top level only: up to its first nested object or list
+        start = head.find(b"{", 0, end) + 1
+        for bracket in (b"{", b"["):
+            at = head.find(bracket, start, end)
+            if at >= 0:
+                end = at
+    found = _ID.search(head, 0, end)
+    return found[1].decode("utf-8", "replace") if found is not None else None
+
+
+def remember(
+    response: httpx.Response | None,
+    request_id: str | None,
+    breakdown: CostBreakdown,
+    answer: str | None = None,
+) -> None:
+    """Keep the price of one call for :func:`cost_of` (by its response, its request id and
+    its answer's own id)."""
     with _lock:
         if response is not None:
             _by_response[response] = breakdown
         if request_id:
-            _by_request_id[request_id] = breakdown
-            _by_request_id.move_to_end(request_id)
-            while len(_by_request_id) > REQUEST_IDS_KEPT:
-                _by_request_id.popitem(last=False)
+            _by_id[request_id] = breakdown
+            _by_id.move_to_end(request_id)
+        if answer and answer != request_id:
+            known = _by_id.get(answer)
+            _by_id[answer] = breakdown if known is None or known is breakdown else _AMBIGUOUS
+            _by_id.move_to_end(answer)
+        while len(_by_id) > _IDS_KEPT:
+            _by_id.popitem(last=False)
 
 
 def _http_response(result: Any) -> httpx.Response | None:
     if isinstance(result, RESPONSE_TYPES):
         return result  # type: ignore[no-any-return]
-    for name in ("http_response", "response"):
+    for name in ("http_response", "response", "_response"):
         value = getattr(result, name, None)
         if isinstance(value, RESPONSE_TYPES):
             return value  # type: ignore[no-any-return]
@@ -65,7 +107,8 @@ def _http_response(result: Any) -> httpx.Response | None:
 
 def breakdown_of(result: Any) -> CostBreakdown:
     """The :class:`~spendgate.core.pricing.breakdown.CostBreakdown` of a call made through an
-    instrumented client, from its result (parsed object, raw response, stream, httpx response).
+    instrumented client, from its result (parsed object, raw response, stream, a stream
+    helper or the object it built, httpx response).
 
     Raises:
         LookupError: the result is not one of an instrumented call (or a stream not ended yet).
@@ -76,11 +119,16 @@ def breakdown_of(result: Any) -> CostBreakdown:
             found = _by_response.get(response)
             if found is not None:
                 return found
-            request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+            keys: tuple[object, ...] = (
+                response.headers.get("x-request-id") or response.headers.get("request-id"),
+            )
         else:
-            request_id = getattr(result, "_request_id", None)
-        if isinstance(request_id, str) and request_id in _by_request_id:
-            return _by_request_id[request_id]
+            keys = (getattr(result, "_request_id", None), getattr(result, "id", None))
+        for key in keys:
+            if isinstance(key, str):
+                found = _by_id.get(key)
+                if found is not None and found is not _AMBIGUOUS:
+                    return found
     raise LookupError(
         "no cost is known for this result: it was not returned by an instrumented client "
         "(spendgate.instrument(client)), or it is a stream that has not ended yet"
@@ -104,4 +152,4 @@ def reset() -> None:
     """Forget every remembered price (tests use it)."""
     with _lock:
         _by_response.clear()
-        _by_request_id.clear()
+        _by_id.clear()

@@ -95,7 +95,7 @@ def _answered(
     else:
         request_id = headers.get("x-request-id") or own
     upstream.elapsed = timedelta(seconds=time.perf_counter() - started)
-    results.remember(upstream, request_id, breakdown)
+    results.remember(upstream, request_id, breakdown, results.answer_id(upstream.content))
     return upstream
 
 
@@ -104,13 +104,24 @@ def _is_stream(call: MeteredCall, upstream: httpx.Response) -> bool:
 
 
 class _StreamEnd:
-    """Bills a stream once, however it ends, and remembers its price on the response."""
+    """Bills a stream once, however it ends, and remembers its price on the response and
+    under the answer's own id (in the stream's first event: the stream helpers' final
+    objects carry it, and no request id)."""
 
     def __init__(self, call: MeteredCall, translator: StreamTranslator) -> None:
         self.call = call
         self.translator = translator
         self.response: weakref.ReferenceType[httpx.Response] | None = None
         self.done = False
+        self.head = b""
+        """The stream's first bytes, up to the end of its first event."""
+        self.heading = True
+        """The first event is not complete yet (:meth:`take` each chunk)."""
+
+    def take(self, chunk: bytes) -> None:
+        """Keep the start of the stream until its first event is complete."""
+        head = self.head = self.head + chunk
+        self.heading = b"\n\n" not in head and b"\r\n\r\n" not in head and len(head) < 4096
 
     def __call__(self, *, closed_early: bool, error: BaseException | None) -> None:
         if self.done:
@@ -120,7 +131,7 @@ class _StreamEnd:
         response = self.response() if self.response is not None else None
         if response is not None:
             request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
-            results.remember(response, request_id, breakdown)
+            results.remember(response, request_id, breakdown, results.answer_id(self.head, event=True))
 
 
 def _streamed(
@@ -153,9 +164,12 @@ class _SyncStream(_SyncByteStream):
         return self._chunks
 
     def _read(self) -> Iterator[bytes]:
-        translator = self.end.translator
+        end = self.end
+        translator = end.translator
         try:
             for chunk in self.upstream.iter_bytes():
+                if end.heading:
+                    end.take(chunk)
                 out = translator.feed(chunk)
                 if out:
                     yield out
@@ -194,9 +208,12 @@ class _AsyncStream(_AsyncByteStream):
         return self._chunks
 
     async def _read(self) -> AsyncIterator[bytes]:
-        translator = self.end.translator
+        end = self.end
+        translator = end.translator
         try:
             async for chunk in self.upstream.aiter_bytes():
+                if end.heading:
+                    end.take(chunk)
                 out = translator.feed(chunk)
                 if out:
                     yield out
