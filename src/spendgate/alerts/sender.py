@@ -46,13 +46,15 @@ log = logging.getLogger("spendgate.alerts")
 
 @dataclass(frozen=True, slots=True)
 class SendCycle:
-    """What one cycle did: rows claimed, sent, to retry, dead, and claims lost."""
+    """What one cycle did: rows claimed, sent, to retry, dead, claims lost, and rows whose
+    claim or record failed (the database)."""
 
     claimed: int = 0
     sent: int = 0
     retried: int = 0
     dead: int = 0
     lost: int = 0
+    errors: int = 0
 
 
 def retry_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -102,15 +104,22 @@ class AlertSender:
 
         async def one(outbox_id: int) -> str:
             async with gate:
-                return await self._deliver(outbox_id)
+                try:
+                    return await self._deliver(outbox_id)
+                except Exception:
+                    # The database failed around a send (claim or record): the row's lease
+                    # ends and it is sent again (the same webhook-id); the others go on.
+                    log.warning("alert outbox row %d: not delivered this cycle", outbox_id, exc_info=True)
+                    return "error"
 
         outcomes = await asyncio.gather(*(one(i) for i in due))
         cycle = SendCycle(
-            claimed=sum(o != "unclaimed" for o in outcomes),
+            claimed=sum(o not in ("unclaimed", "error") for o in outcomes),
             sent=outcomes.count("sent"),
             retried=outcomes.count("retry"),
             dead=outcomes.count("dead"),
             lost=outcomes.count("lost"),
+            errors=outcomes.count("error"),
         )
         log.info("alert sender cycle: %s", cycle)
         return cycle
