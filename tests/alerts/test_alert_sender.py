@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alert_receivers import (
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from spendgate.alerts import AlertSender, alert_id_of
+from spendgate.alerts.slack import slack_message
 
 
 async def test_each_alert_reaches_each_channel_once(
@@ -76,6 +78,8 @@ async def test_each_alert_reaches_each_channel_once(
         verifier.verify(hook.body.replace(b'"k1"', b'"k9"'), tampered)
 
     # Slack: Block Kit with the figures.
+    for received in slack:
+        _check_block_kit(received.json())
     message = next(r.json() for r in slack if "k1" in r.body.decode())
     assert message["text"].startswith("Budget 80% crossed: key alias-k1 (1d)")
     types = [b["type"] for b in message["blocks"]]
@@ -104,6 +108,36 @@ async def test_each_alert_reaches_each_channel_once(
     # Secrets never logged: the Slack token, the webhook URL's token, the signing secret.
     for secret in (SLACK_TOKEN, "hooktoken123", WHSEC):
         assert secret not in caplog.text
+
+
+def _check_block_kit(message: dict[str, Any]) -> None:
+    """The rules of Slack's Block Kit this message relies on (block types, text objects,
+    length limits: header 150, section text 3000, at most 10 fields of 2000, 50 blocks)."""
+    assert isinstance(message["text"], str) and message["text"]
+    blocks = message["blocks"]
+    assert 0 < len(blocks) <= 50
+    for block in blocks:
+        kind = block["type"]
+        assert kind in ("header", "section", "context", "actions", "divider")
+        if kind == "header":
+            assert block["text"]["type"] == "plain_text" and 0 < len(block["text"]["text"]) <= 150
+        elif kind == "section":
+            assert "text" in block or "fields" in block
+            if "text" in block:
+                assert (
+                    block["text"]["type"] in ("mrkdwn", "plain_text")
+                    and 0 < len(block["text"]["text"]) <= 3000
+                )
+            for field in block.get("fields", []):
+                assert field["type"] in ("mrkdwn", "plain_text") and 0 < len(field["text"]) <= 2000
+            assert len(block.get("fields", [])) <= 10
+        elif kind == "context":
+            assert 0 < len(block["elements"]) <= 10
+            assert all(e["type"] in ("mrkdwn", "plain_text", "image") for e in block["elements"])
+        elif kind == "actions":
+            for element in block["elements"]:
+                assert element["type"] == "button" and element["text"]["type"] == "plain_text"
+                assert element["url"].startswith("https://") and len(element["text"]["text"]) <= 75
 
 
 async def test_html_escapes_what_callers_named(engine: AsyncEngine, smtp_receiver: SmtpReceiver) -> None:
@@ -150,3 +184,14 @@ async def test_smtp_refusals_are_retried_and_logged_without_the_password(
     assert log[1].error is not None and "550" in log[1].error
     assert len(smtp_receiver.messages) == 1
     assert "smtp-pass-123" not in caplog.text and all("smtp-pass-123" not in (d.error or "") for d in log)
+
+
+def test_long_names_and_messages_stay_within_block_kit_limits() -> None:
+    alert = replace(budget_alert("k" * 200), scope_name="n" * 300, message="m" * 5000)
+    message = slack_message(alert, "alert_x", link="https://spendgate.example.test/ui")
+    _check_block_kit(message)
+    without_link = slack_message(
+        replace(alert, spend_nanos=None, limit_nanos=None, threshold=None), "a", link=None
+    )
+    _check_block_kit(without_link)
+    assert [b["type"] for b in without_link["blocks"]][-1] == "context"
