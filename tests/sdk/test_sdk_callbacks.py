@@ -253,3 +253,88 @@ async def test_an_async_chat_stream_read_to_its_end_is_a_success(mock: MockServe
         assert slo["spendgate_estimated"] is False
         assert "exception" not in kwargs
         assert slo["completion_tokens"] == 6
+
+
+# -- cancellations: billed, so the success callbacks (issue #14 doc review, item 2) -----------
+
+
+def _ended() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    successes: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    spendgate.success_callback = [lambda kwargs, *rest: successes.append(kwargs)]
+    spendgate.failure_callback = [lambda kwargs, *rest: failures.append(kwargs)]
+    return successes, failures
+
+
+def _assert_cancelled(kwargs: dict[str, Any]) -> None:
+    slo = kwargs["standard_logging_object"]
+    assert (slo["status"], slo["spendgate_outcome"], slo["spendgate_estimated"]) == (
+        "success",
+        "cancelled",
+        True,
+    )
+    assert kwargs["response_cost"] > 0 and "exception" not in kwargs and slo["error_str"] is None
+
+
+def test_a_sync_stream_closed_early_runs_the_success_callbacks(client: openai.OpenAI) -> None:
+    successes, failures = _ended()
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        max_tokens=40,
+        stream=True,
+        extra_headers={"x-mock-chunk-delay-ms": "5"},
+    )
+    next(iter(stream))
+    stream.close()
+    assert failures == [] and len(successes) == 1
+    _assert_cancelled(successes[0])
+
+
+async def test_every_async_cancellation_runs_the_success_callbacks(mock: MockServer) -> None:
+    successes, failures = _ended()
+    slow = {"x-mock-latency-ms": "400"}
+    async with spendgate.openai.AsyncOpenAI(base_url=mock.url, api_key="sk", max_retries=0) as client:
+        # a task cancelled while its call is upstream: billed its prompt estimate
+        task = asyncio.ensure_future(
+            client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=5, extra_headers=slow
+            )
+        )
+        await asyncio.sleep(0.15)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # a stream closed early
+        stream = await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            max_tokens=40,
+            stream=True,
+            extra_headers={"x-mock-chunk-delay-ms": "5"},
+        )
+        await stream.__anext__()
+        await stream.close()
+
+        # a task cancelled while it reads a stream
+        async def read() -> None:
+            slow_stream = await client.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,
+                max_tokens=40,
+                stream=True,
+                extra_headers={"x-mock-chunk-delay-ms": "50"},
+            )
+            async for _ in slow_stream:
+                pass
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0.2)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    assert failures == [] and len(successes) == 3
+    for kwargs in successes:
+        _assert_cancelled(kwargs)
+    assert spendgate.current_cost == sum(Decimal(str(k["cost_breakdown"].total)) for k in successes)
+    assert BUDGET.reserved_nanos == 0

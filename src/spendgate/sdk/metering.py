@@ -490,12 +490,17 @@ class MeteredCall:
         sink.record(record)
         callbacks.notify_end(record)
 
-    def cancelled(self, error: BaseException) -> CostBreakdown:
+    def cancelled(self) -> CostBreakdown:
         """Cancelled while upstream: the provider may have billed the prompt, so it is
-        billed here too (its estimate, ``cancelled``), as the gateway does."""
+        billed here too (its estimate, ``cancelled``), as the gateway does.
+
+        Every cancelled call (this one, a stream closed early) is billed, as the gateway
+        bills and counts it (a billed call, never a failed one), so it runs the success
+        callbacks, with the outcome ``cancelled``; the failure callbacks are for calls the
+        upstream failed."""
         usage = self.exchange.estimate()
         breakdown = self.model.price(usage, at=self.started_at)
-        self._end(usage, breakdown, "cancelled", estimated=True, response=None, error=error)
+        self._end(usage, breakdown, "cancelled", estimated=True, response=None)
         return breakdown
 
     def _end(
@@ -526,7 +531,8 @@ class MeteredCall:
 
 
 def _status(outcome: str, error: BaseException | None) -> str:
-    """LiteLLM's status of a call that ended so (which callbacks it runs)."""
+    """LiteLLM's status of a call that ended so (which callbacks it runs): ``success`` for
+    an answer and for a cancelled call (billed, the upstream did not fail)."""
     return "success" if outcome in ("success", "cancelled") and error is None else "failure"
 
 

@@ -330,8 +330,8 @@ class _AsyncMetering:
         call.admit()
         try:
             upstream = await self.inner.handle_async_request(call.outgoing(request))
-        except asyncio.CancelledError as exc:
-            call.cancelled(exc)
+        except asyncio.CancelledError:
+            call.cancelled()
             raise
         except BaseException as exc:
             call.fail(exc)
@@ -348,8 +348,8 @@ class _AsyncMetering:
             return _streamed(call, request, upstream, _AsyncStream(upstream, end), end)
         try:
             body = await upstream.aread()
-        except asyncio.CancelledError as exc:
-            call.cancelled(exc)
+        except asyncio.CancelledError:
+            call.cancelled()
             raise
         except BaseException as exc:
             call.fail(exc)
