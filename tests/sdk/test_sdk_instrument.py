@@ -20,7 +20,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_helpers import MASTER_KEY, GatewayServer, make_config
+from gateway_helpers import MASTER_KEY, GatewayServer, Ledger, make_config
 
 import spendgate
 from spendgate.core.money import to_nano
@@ -65,9 +65,13 @@ def mock() -> Iterator[MockServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway(mock: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    where = tmp_path_factory.mktemp("sdk-gateway")
-    config = make_config(mock.base_url, where / "spendgate.db", where / "journal")
+def gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sdk-gateway")
+
+
+@pytest.fixture(scope="module")
+def gateway(mock: MockServer, gateway_dir: Path) -> Iterator[GatewayServer]:
+    config = make_config(mock.base_url, gateway_dir / "spendgate.db", gateway_dir / "journal")
     with GatewayServer(config) as server:
         yield server
 
@@ -449,3 +453,44 @@ def test_an_answer_id_two_calls_shared_finds_neither() -> None:
     assert spendgate.cost_of(copies[2]) == spendgate.cost_of(third)
     client.close()
     own.close()
+
+
+# -- a stream the upstream cuts (issue #14 doc review, item 3) --------------------------------
+
+
+@pytest.mark.parametrize("events", ["0", "1"])  # none; the role chunk only (no text either way)
+def test_a_stream_cut_before_any_text_is_billed_and_recorded_as_the_gateway_does(
+    oai: openai.OpenAI, via_gateway: openai.OpenAI, gateway_dir: Path, events: str
+) -> None:
+    """The upstream answered (200) and then dropped the connection before any text: the
+    gateway records ``error`` and bills the prompt estimate (the provider may have billed
+    the prompt); the SDK bills and records it the same, to the nano-USD."""
+    failed: list[dict[str, Any]] = []
+    callbacks.failure_callback.append(lambda kwargs, *rest: failed.append(kwargs))
+    cut = {"x-mock-disconnect-after": events}
+    theirs = via_gateway.chat.completions.create(
+        model=GPT, messages=MESSAGES, max_tokens=14, stream=True, extra_headers=cut
+    )
+    request_id = theirs.response.headers["x-spendgate-request-id"]
+    with pytest.raises(openai.APIError):
+        for _ in theirs:
+            pass
+    [row] = Ledger(gateway_dir / "spendgate.db").operation(request_id, 1)
+    mine = oai.chat.completions.create(
+        model=GPT, messages=MESSAGES, max_tokens=14, stream=True, extra_headers=cut
+    )
+    with pytest.raises(openai.APIConnectionError):
+        for _ in mine:
+            pass
+    [kwargs] = failed
+    slo = kwargs["standard_logging_object"]
+    assert (row["status"], bool(row["estimated"]), row["output_tokens"]) == ("error", True, 0)
+    assert (slo["spendgate_outcome"], slo["spendgate_estimated"], slo["completion_tokens"]) == (
+        "error",
+        True,
+        0,
+    )
+    assert slo["status"] == "failure" and kwargs["exception"] is not None
+    assert row["input_tokens"] == slo["prompt_tokens"] > 0
+    assert row["cost_nanos"] == kwargs["cost_breakdown"].total_nanos == _nanos(mine) > 0
+    assert to_nano(spendgate.current_cost) == row["cost_nanos"]
