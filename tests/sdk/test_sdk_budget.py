@@ -19,7 +19,7 @@ from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.sdk import callbacks, results
 from spendgate.sdk.budget import BUDGET
-from spendgate.sdk.metering import PricedModel
+from spendgate.sdk.metering import DEFAULT_MAX_OUTPUT, PricedModel
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going"}]
 SLOW = {"x-mock-latency-ms": "30"}
@@ -207,3 +207,25 @@ def test_without_reservation_concurrent_calls_do_overshoot(client: openai.OpenAI
     for t in threads:
         t.join()
     assert spendgate.current_cost > limit
+
+
+def test_a_refusal_says_whether_the_output_assumed_is_the_models_maximum_or_the_default(
+    client: openai.OpenAI, mock: MockServer
+) -> None:
+    spendgate.max_budget = 0.000001
+    with pytest.raises(spendgate.BudgetExceededError) as known:
+        client.chat.completions.create(model="gpt-4", messages=MESSAGES)
+    assert "assumes 4096 output tokens (the model's maximum in the catalogue)" in str(known.value)
+    # groq/llama-3.1-8b-instant has a price but no maximum output in the catalogue
+    with (
+        spendgate.openai.OpenAI(
+            base_url=mock.url, api_key="sk", max_retries=0, spendgate_provider="groq"
+        ) as groq,
+        pytest.raises(spendgate.BudgetExceededError) as unknown,
+    ):
+        groq.chat.completions.create(model="llama-3.1-8b-instant", messages=MESSAGES)
+    assert (
+        f"assumes {DEFAULT_MAX_OUTPUT} output tokens (spendgate's default: the catalogue knows no "
+        "maximum output for this model)"
+    ) in str(unknown.value)
+    assert "the model's maximum" not in str(unknown.value)

@@ -139,13 +139,17 @@ class GlobalBudget:
 
     # -- reserve / settle / release ----------------------------------------------------------
 
-    def reserve(self, worst_nanos: int, *, unbounded_output: int | None = None) -> Hold:
+    def reserve(
+        self, worst_nanos: int, *, unbounded_output: int | None = None, catalogued_output: bool = False
+    ) -> Hold:
         """Reserve a call's worst case (strict) or check the spend (check_only).
 
         Args:
             worst_nanos: the most the call can cost.
             unbounded_output: when the call declares no output cap, the output tokens its
                 worst case assumed (named in the refusal, with how to bound it).
+            catalogued_output: ``unbounded_output`` is the model's maximum in the
+                catalogue (else the default the catalogue's silence left).
 
         Raises:
             BudgetExceededError: the call does not fit.
@@ -169,6 +173,7 @@ class GlobalBudget:
                         requested_nanos=amount,
                         reset_at=period.end if period is not None else None,
                         unbounded_output=unbounded_output if strict else None,
+                        catalogued_output=catalogued_output,
                     )
             self._reserved += amount
             return Hold(amount)

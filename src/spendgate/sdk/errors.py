@@ -56,6 +56,7 @@ class BudgetExceededError(BudgetExceeded):
         requested_nanos: int,
         reset_at: datetime | None,
         unbounded_output: int | None = None,
+        catalogued_output: bool = False,
         user: str | None = None,
         project: str | None = None,
         retry_after: float | None = None,
@@ -67,6 +68,9 @@ class BudgetExceededError(BudgetExceeded):
         reset_at: when the window's period ends (None: never).
         unbounded_output: global budget: the output tokens assumed for a call without
             ``max_tokens`` (the message says how to bound it).
+        catalogued_output: ``unbounded_output`` is the model's maximum in the catalogue;
+            False: the catalogue knows none and the default was assumed (the message says
+            which).
         user, project: a BudgetManager refusal: the user and the manager's project.
         retry_after: a BudgetManager refusal: seconds until a retry may pass (the
             global budget's is the time until ``reset_at``).
@@ -101,7 +105,14 @@ class BudgetExceededError(BudgetExceeded):
         self.max_budget = tidy(from_nano(limit_nanos))
         self.args = (
             _global_message(
-                window, spend_nanos, reserved_nanos, limit_nanos, requested_nanos, reset_at, unbounded_output
+                window,
+                spend_nanos,
+                reserved_nanos,
+                limit_nanos,
+                requested_nanos,
+                reset_at,
+                unbounded_output,
+                catalogued_output,
             ),
         )
 
@@ -117,6 +128,7 @@ def _global_message(
     requested_nanos: int,
     reset_at: datetime | None,
     unbounded_output: int | None,
+    catalogued_output: bool,
 ) -> str:
     message = (
         f"Budget has been exceeded! Current cost: {usd_text(spend_nanos)}, "
@@ -129,9 +141,14 @@ def _global_message(
     if window != "lifetime":
         message += f" (window {window}, resets at {reset_at.isoformat() if reset_at else 'never'})"
     if unbounded_output is not None:
+        basis = (
+            "the model's maximum in the catalogue"
+            if catalogued_output
+            else "spendgate's default: the catalogue knows no maximum output for this model"
+        )
         message += (
             f". The call declares no max_tokens, so its worst case assumes {unbounded_output} "
-            "output tokens (the model's maximum): pass max_tokens (or max_completion_tokens / "
+            f"output tokens ({basis}): pass max_tokens (or max_completion_tokens / "
             "max_output_tokens) to bound it"
         )
     return message

@@ -328,15 +328,16 @@ class MeteredCall:
         Raises:
             BudgetExceededError: the budget has no room for it (nothing was sent).
         """
-        worst, unbounded = self.worst_case() if BUDGET.needs_estimate else (0, None)
-        self.hold = BUDGET.reserve(worst, unbounded_output=unbounded)
+        worst, unbounded, catalogued = self.worst_case() if BUDGET.needs_estimate else (0, None, False)
+        self.hold = BUDGET.reserve(worst, unbounded_output=unbounded, catalogued_output=catalogued)
         callbacks.notify_start(self.record)
 
-    def worst_case(self) -> tuple[int, int | None]:
-        """``(nano-USD, output tokens assumed when the call declares no cap, else None)``:
-        the prompt estimate at the input rate plus the most output the call may produce
-        (declared, else the model's catalogue maximum, else :data:`DEFAULT_MAX_OUTPUT`) at
-        the output rate, at the tier the request asks for."""
+    def worst_case(self) -> tuple[int, int | None, bool]:
+        """``(nano-USD, output tokens assumed when the call declares no cap else None,
+        whether those are the model's catalogue maximum)``: the prompt estimate at the input
+        rate plus the most output the call may produce (declared, else the model's
+        catalogue maximum, else :data:`DEFAULT_MAX_OUTPUT`) at the output rate, at the tier
+        the request asks for."""
         payload = self.client.payload
         endpoint = self.client.endpoint
         prompt = estimate_prompt_tokens(payload, endpoint)
@@ -344,15 +345,17 @@ class MeteredCall:
         if endpoint not in _TOKEN_ENDPOINTS:
             estimate = self.model.price(self.exchange.estimate(), requested_tier=self.tier)
             worst = target_worst_case(self.model, prompt, 0, service_tier=tier)
-            return max(worst, estimate.total_nanos if estimate.priced else 0), None
+            return max(worst, estimate.total_nanos if estimate.priced else 0), None, False
         declared = declared_max_output(payload)
         unbounded = None
+        catalogued = False
         if declared is None:
             entry = self.model.book.find(self.model.price_model, self.model.price_provider)
             declared = entry.max_output_tokens if entry is not None and entry.max_output_tokens else None
+            catalogued = declared is not None
             unbounded = declared = declared or DEFAULT_MAX_OUTPUT
         output = max(0, declared) * declared_choices(payload)
-        return target_worst_case(self.model, prompt, output, service_tier=tier), unbounded
+        return target_worst_case(self.model, prompt, output, service_tier=tier), unbounded, catalogued
 
     def outgoing(self, request: httpx.Request) -> httpx.Request:
         """The request to send: ``x-spendgate-*`` headers removed; a chat or completions
