@@ -23,6 +23,7 @@ __all__ = [
     "get",
     "items",
     "optional_count",
+    "plain_count",
     "seconds",
     "text",
 ]
@@ -88,6 +89,16 @@ def optional_count(value: object, path: str) -> int | None:
     if result < 0:
         raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
     return result
+
+
+def plain_count(value: object) -> int:
+    """A count that is absent (0) or a non-negative int, as parsed from a body; -1 for
+    anything else (the extractors' shortcuts then leave it to the general path)."""
+    if value is None:
+        return 0
+    if value.__class__ is int and value >= 0:
+        return value
+    return -1
 
 
 def count(value: object, path: str) -> int:

@@ -15,8 +15,8 @@ Server-side web searches are ``server_tool_use.web_search_requests``.
 
 from __future__ import annotations
 
-from spendgate.core.usage._access import check_nesting, count_of, get, optional_count
-from spendgate.core.usage.model import Usage, UsageError
+from spendgate.core.usage._access import check_nesting, count_of, get, optional_count, plain_count
+from spendgate.core.usage.model import Usage, UsageError, token_usage
 
 __all__ = ["anthropic_usage", "from_anthropic_message"]
 
@@ -25,6 +25,10 @@ _TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cach
 
 def from_anthropic_message(response_or_usage: object) -> Usage:
     """Usage of an Anthropic message, or of its ``usage`` alone."""
+    if response_or_usage.__class__ is dict:  # a parsed body: the usual case
+        fast = _plain_usage(response_or_usage.get("usage"))
+        if fast is not None:
+            return fast
     usage = get(response_or_usage, "usage")
     if usage is None:
         if not any(get(response_or_usage, key) is not None for key in _TOKEN_KEYS):
@@ -58,3 +62,44 @@ def anthropic_usage(usage: object, *, path: str = "usage") -> Usage:
         ),
     )
     return check_nesting(result, path)
+
+
+def _plain_usage(usage: object) -> Usage | None:
+    """:func:`anthropic_usage` of a message's plain ``usage`` dict (dicts and non-negative
+    ints, as parsed from a body), read without the general machinery; None for any other
+    shape or value, which the general path then reads (and refuses, naming the field)."""
+    if usage.__class__ is not dict:
+        return None
+    get_ = usage.get
+    uncached, output = get_("input_tokens"), get_("output_tokens")
+    if uncached is None and output is None:
+        return None
+    split = get_("cache_creation")
+    if split is None:
+        write_5m = write_1h = 0
+    elif split.__class__ is dict:
+        write_5m = plain_count(split.get("ephemeral_5m_input_tokens"))
+        write_1h = plain_count(split.get("ephemeral_1h_input_tokens"))
+    else:
+        return None
+    tools = get_("server_tool_use")
+    if tools is None:
+        searches = 0
+    elif tools.__class__ is dict:
+        searches = plain_count(tools.get("web_search_requests"))
+    else:
+        return None
+    cache_write_value = get_("cache_creation_input_tokens")
+    cache_write = plain_count(cache_write_value)
+    counts = (plain_count(uncached), plain_count(get_("cache_read_input_tokens")), plain_count(output))
+    if min(*counts, cache_write, write_5m, write_1h, searches) < 0:
+        return None
+    if cache_write_value is None:
+        cache_write = write_5m + write_1h
+    cache_read = counts[1]
+    result = token_usage(
+        counts[0] + cache_read + cache_write, cache_read, cache_write, 0, 0, 0, 0, counts[2], 0, 0, 0, 0
+    )
+    result.cache_write_1h_tokens = write_1h
+    result.web_search_requests = searches
+    return check_nesting(result, "usage")

@@ -31,10 +31,11 @@ from spendgate.core.usage._access import (
     get,
     items,
     optional_count,
+    plain_count,
     seconds,
     text,
 )
-from spendgate.core.usage.model import Usage, UsageError
+from spendgate.core.usage.model import Usage, UsageError, token_usage
 
 __all__ = [
     "chat_usage",
@@ -59,6 +60,10 @@ def from_openai_chat(response_or_usage: object) -> Usage:
     A response whose messages carry ``url_citation`` annotations (search-preview models)
     counts one web search, as OpenAI bills it, unless the usage reports a count.
     """
+    if response_or_usage.__class__ is dict:  # a parsed body: the usual case
+        fast = _plain_chat_usage(response_or_usage)
+        if fast is not None:
+            return fast
     response, usage = _split(response_or_usage, "chat completion")
     choices = items(get(response, "choices"), "choices")
     cited = any(has_url_citation(get(get(choice, "message"), "annotations")) for choice in choices)
@@ -185,6 +190,10 @@ def from_openai_speech(input_text: str | int) -> Usage:
 
 def openai_token_usage(usage: object, *, path: str = "usage") -> Usage:
     """A :class:`Usage` from an OpenAI-style ``usage`` object (either naming scheme)."""
+    if usage.__class__ is dict:
+        fast = _plain_token_usage(usage, path)
+        if fast is not None:
+            return fast
     input_name, prompt = first(usage, "prompt_tokens", "input_tokens")
     output_name, completion = first(usage, "completion_tokens", "output_tokens")
     if prompt is None and completion is None:
@@ -223,6 +232,127 @@ def openai_token_usage(usage: object, *, path: str = "usage") -> Usage:
         web_search_requests=_xai_web_searches(usage, path) or 0,
     )
     return check_nesting(result, path)
+
+
+# -- the usual shapes, read without the general machinery ---------------------------------------
+#
+# A parsed body (dicts, lists, non-negative ints) is what the gateway and the SDK meter on
+# every call. The functions below read exactly what the general path reads, in the same
+# order of precedence, and return None at the first value of any other shape (a float, a
+# negative count, an SDK object, xAI's tool details …): the general path then reads the
+# whole payload again and decides (its result, or the UsageError naming the field). So the
+# answer is the general path's answer, with a fraction of its function calls.
+
+
+_NO_DETAILS: dict[str, object] = {}
+_REFUSED: dict[str, object] = {}
+
+
+def _plain_details(usage: dict[str, object], *names: str) -> dict[str, object]:
+    """``first(usage, *names)``'s value when it is a dict, ``_NO_DETAILS`` when absent,
+    ``_REFUSED`` (by identity) for anything else."""
+    for name in names:
+        value = usage.get(name)
+        if value is not None:
+            return value if value.__class__ is dict else _REFUSED
+    return _NO_DETAILS
+
+
+def _plain_token_usage(usage: dict[str, object], path: str = "usage") -> Usage | None:
+    """:func:`openai_token_usage` of a plain ``usage`` dict, or None (see above)."""
+    prompt = usage.get("prompt_tokens")
+    if prompt is None:
+        prompt = usage.get("input_tokens")
+    completion = usage.get("completion_tokens")
+    if completion is None:
+        completion = usage.get("output_tokens")
+    if prompt is None and completion is None:
+        return None
+    if "server_side_tool_usage_details" in usage:
+        return None
+    input_tokens = plain_count(prompt)
+    output_tokens = plain_count(completion)
+    in_details = _plain_details(usage, "prompt_tokens_details", "input_tokens_details", "input_token_details")
+    out_details = _plain_details(
+        usage, "completion_tokens_details", "output_tokens_details", "output_token_details"
+    )
+    if in_details is _REFUSED or out_details is _REFUSED:
+        return None
+    ind, outd = in_details, out_details
+    cached_value = ind.get("cached_tokens")
+    if cached_value is None:
+        cached_value = usage.get("prompt_cache_hit_tokens")
+        if cached_value is None:
+            cached_value = usage.get("cached_tokens")
+    cached_audio_details = ind.get("cached_tokens_details")
+    if cached_audio_details is None:
+        cached_audio = 0
+    elif cached_audio_details.__class__ is dict:
+        cached_audio = plain_count(cached_audio_details.get("audio_tokens"))
+    else:
+        return None
+    reasoning = plain_count(outd.get("reasoning_tokens"))
+    counts = (
+        input_tokens,
+        plain_count(cached_value),
+        plain_count(ind.get("cache_write_tokens")),
+        plain_count(ind.get("audio_tokens")),
+        cached_audio,
+        plain_count(ind.get("image_tokens")),
+        plain_count(ind.get("video_tokens")),
+        output_tokens,
+        reasoning,
+        plain_count(outd.get("audio_tokens")),
+        plain_count(outd.get("image_tokens")),
+        0,  # (the general path reads no output video count)
+    )
+    if min(counts) < 0:
+        return None
+    if reasoning:
+        total = plain_count(usage.get("total_tokens"))
+        if total < 0:
+            return None
+        if _reasoning_is_extra(usage, path, input_tokens, output_tokens, reasoning):
+            output_tokens += reasoning
+    return check_nesting(token_usage(*counts[:7], output_tokens, *counts[8:]), path)
+
+
+def _plain_chat_usage(response: dict[str, object]) -> Usage | None:
+    """:func:`from_openai_chat` of a parsed chat completion, or None (see above)."""
+    usage = response.get("usage")
+    if usage.__class__ is not dict:
+        return None
+    choices = response.get("choices")
+    cited = False
+    if choices is not None:
+        if choices.__class__ is not list:
+            return None
+        for choice in choices:
+            if choice.__class__ is not dict:
+                return None
+            message = choice.get("message")
+            if message is None:
+                continue
+            if message.__class__ is not dict:
+                return None
+            annotations = message.get("annotations")
+            if annotations is None:
+                continue
+            if annotations.__class__ is not list:
+                return None
+            for annotation in annotations:
+                if annotation.__class__ is not dict:
+                    return None
+                if annotation.get("type") == "url_citation":
+                    cited = True
+            if cited:
+                break
+    result = _plain_token_usage(usage)
+    if result is None:
+        return None
+    if cited:  # (no xAI tool details: the plain path refused them)
+        result = result.with_(web_search_requests=1)
+    return result
 
 
 def _split(response_or_usage: object, what: str) -> tuple[object, object]:
