@@ -146,7 +146,7 @@ def test_an_unlimited_budget_has_no_series(loaded: Loaded) -> None:
     assert samples(text, "litellm_api_key_budget_remaining_hours_metric") == []  # lifetime: no reset
 
 
-def test_labels_stay_bounded_with_1000_end_users(loaded: Loaded) -> None:
+def test_labels_stay_bounded_with_1000_end_users_and_unknown_models(loaded: Loaded) -> None:
     async def drive() -> None:
         async with openai.AsyncOpenAI(
             base_url=loaded.server.url, api_key=MASTER_KEY, max_retries=0, timeout=30
@@ -161,6 +161,14 @@ def test_labels_stay_bounded_with_1000_end_users(loaded: Loaded) -> None:
 
             await asyncio.gather(*(one(i) for i in range(1000)))
 
+            async def unknown(i: int) -> None:
+                with pytest.raises(openai.NotFoundError):
+                    await client.chat.completions.create(
+                        model=f"made-up-model-{i}", messages=[{"role": "user", "content": "hi"}]
+                    )
+
+            await asyncio.gather(*(unknown(i) for i in range(100)))
+
     before = len(loaded.scrape().text.splitlines())
     asyncio.run(drive())
     text = loaded.scrape().text
@@ -168,6 +176,11 @@ def test_labels_stay_bounded_with_1000_end_users(loaded: Loaded) -> None:
     end_users = {s.labels["end_user"] for s in samples(text, "litellm_spend_metric_total")}
     assert end_users == {""}
     assert len(samples(text, "litellm_spend_metric_total")) < 20
+    configured = {"gpt-4o", "openai/gpt-4o", "my-llama", "hosted_vllm/my-llama", "other"}
+    for name in ("litellm_spend_metric_total", "litellm_requests_metric_total"):
+        for sample in samples(text, name):
+            assert {sample.labels["model"], sample.labels["requested_model"]} <= configured, sample
+    assert "made-up-model" not in text
 
 
 def test_the_grafana_dashboard_uses_metrics_that_exist(loaded: Loaded) -> None:
