@@ -6,25 +6,32 @@ reports see SDK traffic. SQLite and PostgreSQL (``SPENDGATE_TEST_POSTGRES_URL``)
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import openai
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 import spendgate
 from db_helpers import clear_database
+from spendgate.errors import ConfigurationError, StorageError
 from spendgate.ledger.reports import spend_report
 from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.sdk import callbacks, ledger, results
 from spendgate.sdk.budget import BUDGET
 from spendgate.sdk.completion_clients import reset_clients
-from spendgate.stores.database import create_engine
+from spendgate.stores.database import create_engine, upgrade
+from spendgate.stores.database.migrate import alembic_config
 from spendgate.stores.database.models import SpendEventRow
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going?"}]
@@ -143,7 +150,7 @@ def test_every_metered_call_is_a_spend_event_with_its_exact_cost(recorded: str, 
             await engine.dispose()
         return {row.values[0]: row.totals.cost_nanos for row in found.rows}
 
-    by_user = asyncio.run(report())  # what `spendgate spend report --group-by user` reads
+    by_user = asyncio.run(report())  # what `spendgate spend report --by user` reads
     assert by_user["alice"] == costs[0] + costs[3]
     assert by_user["bob"] == costs[1] + costs[2]
 
@@ -172,3 +179,69 @@ print(spendgate.breakdown_of(r).total_nanos)
     assert "Traceback" not in done.stderr, done.stderr
     (row,) = asyncio.run(_rows(recorded)).values()
     assert (row.user_id, row.cost_nanos) == ("exit", int(done.stdout))
+
+
+# -- a database that is not migrated (issue #14 doc review, item 5) ---------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}"
+        return
+    base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"spendgate_sdk_unmigrated_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        spendgate.configure(None)
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_configure_refuses_a_database_that_was_never_migrated(unmigrated_url: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        spendgate.configure(database_url=unmigrated_url, journal_dir=tmp_path / "journal")
+    assert "never migrated" in str(refused.value)
+    assert "run `spendgate db upgrade --database-url " in str(refused.value)
+    assert not ledger.is_configured()
+    assert not (tmp_path / "journal").exists()  # nothing was journaled for tables that are not there
+
+
+def test_configure_refuses_a_database_at_another_revision(unmigrated_url: str, tmp_path: Path) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+    assert isinstance(previous, str)
+
+    async def migrate() -> None:
+        engine = create_engine(unmigrated_url)
+        try:
+            await upgrade(engine, previous)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    with pytest.raises(ConfigurationError) as refused:
+        spendgate.configure(database_url=unmigrated_url, journal_dir=tmp_path / "journal")
+    assert f"at schema revision {previous}, and this spendgate writes revision {head}" in str(refused.value)
+    assert "spendgate db upgrade --database-url" in str(refused.value)
+    assert not ledger.is_configured()
+
+
+def test_configure_says_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        spendgate.configure(
+            database_url="postgresql+asyncpg://postgres@127.0.0.1:9/spendgate", journal_dir=tmp_path / "j"
+        )
+    assert not ledger.is_configured()

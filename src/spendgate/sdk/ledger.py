@@ -22,7 +22,10 @@ events still unwritten then (the database is down) stay in the journal and are r
 the next :func:`configure` on the same ``journal_dir``. Each process takes its own journal
 slot (``sdk-<n>``) under ``journal_dir``.
 
-The database must be spendgate's, migrated (``spendgate db upgrade``).
+The database must be spendgate's, migrated (``spendgate db upgrade``): :func:`configure`
+checks its schema revision first and refuses another one with a
+:class:`~spendgate.errors.ConfigurationError` that says how to migrate it (otherwise every
+event would wait in the journal for tables that are not there).
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from spendgate.core.pricing.breakdown import CostBreakdown
+from spendgate.errors import ConfigurationError, StorageError
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.recorder import Recorder
@@ -51,6 +57,8 @@ log = logging.getLogger("spendgate.sdk")
 
 DEFAULT_JOURNAL_DIR = "spendgate-journal"
 _SLOTS = 256
+_CHECK_SECONDS = 30.0
+"""How long :func:`configure` waits for the database to tell its schema revision."""
 
 
 def _text(metadata: Mapping[str, Any], *names: str) -> str | None:
@@ -108,13 +116,40 @@ class LedgerSink:
         self._thread.start()
         self.engine = create_engine(database_url)
         base = Path(journal_dir)
-        base.mkdir(parents=True, exist_ok=True)
         try:
+            self._check_schema()
+            base.mkdir(parents=True, exist_ok=True)
             self.recorder = self._run(self._start(base, recorder_options))
         except BaseException:
             self._run(self.engine.dispose())
             self._stop_loop()
             raise
+
+    def _check_schema(self) -> None:
+        """Refuse a database that is not at this spendgate's schema revision.
+
+        Raises:
+            ConfigurationError: never migrated, or at another revision.
+            StorageError: the database did not answer.
+        """
+        from spendgate.stores.database import masked_url, schema_status
+
+        url = masked_url(self.engine.url)
+        try:
+            status = self._run(schema_status(self.engine), _CHECK_SECONDS)
+        except (OSError, SQLAlchemyError, TimeoutError) as exc:
+            raise StorageError(f"spend ledger {url}: cannot read its schema revision: {exc}") from exc
+        upgrade = f"run `spendgate db upgrade --database-url {url}`"
+        if status.current is None:
+            raise ConfigurationError(
+                f"spend ledger {url} has no spendgate schema (it was never migrated): {upgrade} "
+                "before spendgate.configure()"
+            )
+        if not status.up_to_date:
+            raise ConfigurationError(
+                f"spend ledger {url} is at schema revision {status.current}, and this spendgate writes "
+                f"revision {status.head}: {upgrade} (or, if the database is the newer one, upgrade spendgate)"
+            )
 
     async def _start(self, base: Path, options: dict[str, Any]) -> Recorder:
         for slot in range(_SLOTS):
@@ -128,7 +163,11 @@ class LedgerSink:
 
     def _run(self, coro: Any, timeout: float | None = None) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def record(self, record: CallRecord) -> None:
         """Journal one call's event (returns once it is on local disk)."""
@@ -177,7 +216,10 @@ def configure(
         **recorder_options: :class:`~spendgate.ledger.recorder.Recorder` settings.
 
     Raises:
-        SpendgateError, OSError: the database or the journal cannot be opened.
+        ConfigurationError: the database is not at this spendgate's schema revision (never
+            migrated, or another one): run ``spendgate db upgrade --database-url URL``.
+        StorageError: the database did not answer.
+        SpendgateError, OSError: the journal cannot be opened.
     """
     global _sink
     with _lock:
