@@ -24,7 +24,7 @@ from spendgate.core.usage.openai import openai_token_usage
 
 # Counts as bodies carry them, and the values the general path refuses or reads specially.
 good = st.integers(0, 5000)
-odd = st.sampled_from([-1, 1.0, 2.5, True, "3", None, [], {}])
+odd: st.SearchStrategy[Any] = st.sampled_from([-1, 1.0, 2.5, True, "3", None, [], {}])
 value = st.one_of(good, good, good, odd)
 
 
@@ -188,5 +188,6 @@ def test_token_usage_equals_the_dataclass_constructor() -> None:
     )
     counts = [100, 20, 10, 5, 2, 7, 3, 50, 9, 4, 6, 8]
     fast = token_usage(*counts)
-    assert fast == Usage(**dict(zip(names, counts, strict=True)))
-    assert repr(fast) == repr(Usage(**dict(zip(names, counts, strict=True))))
+    fields: dict[str, Any] = dict(zip(names, counts, strict=True))
+    assert fast == Usage(**fields)
+    assert repr(fast) == repr(Usage(**fields))
