@@ -494,3 +494,16 @@ def test_a_stream_cut_before_any_text_is_billed_and_recorded_as_the_gateway_does
     assert row["input_tokens"] == slo["prompt_tokens"] > 0
     assert row["cost_nanos"] == kwargs["cost_breakdown"].total_nanos == _nanos(mine) > 0
     assert to_nano(spendgate.current_cost) == row["cost_nanos"]
+
+
+def test_small_costs_print_in_plain_notation(oai: openai.OpenAI) -> None:
+    """Most calls cost less than 1e-6 USD, where str(Decimal) turns to 4E-8."""
+    embedding = oai.embeddings.create(model="text-embedding-3-small", input="hi")
+    cost = spendgate.cost_of(embedding)
+    assert 0 < cost < Decimal("0.000001")
+    assert cost == spendgate.breakdown_of(embedding).total  # the same exact value
+    text = str(cost)
+    assert "E" not in text and Decimal(text) == cost and text.startswith("0.0000000")
+    assert repr(cost) == f"Decimal('{text}')"
+    assert str(spendgate.current_cost) == text
+    assert f"{cost}" == text and f"{cost:f}" == text

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from spendgate.core.money import from_nano, tidy, to_nano
+from spendgate.core.money import from_nano, to_nano
 from spendgate.core.periods import Period, Window, get_timezone, parse_duration, period_for
+from spendgate.sdk.amounts import plain_usd
 from spendgate.sdk.errors import BudgetExceededError
 
 __all__ = ["BUDGET", "BudgetMode", "GlobalBudget", "Hold"]
@@ -71,7 +72,7 @@ class GlobalBudget:
     @property
     def max_budget(self) -> Decimal | None:
         """The limit in USD (None: unlimited; spend is still counted)."""
-        return None if self._limit is None else tidy(from_nano(self._limit))
+        return None if self._limit is None else plain_usd(from_nano(self._limit))
 
     @max_budget.setter
     def max_budget(self, value: object) -> None:
@@ -118,7 +119,7 @@ class GlobalBudget:
     @property
     def current_cost(self) -> Decimal:
         """The spend of the current period (all time without a duration), exact USD."""
-        return tidy(from_nano(self.current_cost_nanos))
+        return plain_usd(from_nano(self.current_cost_nanos))
 
     @property
     def current_cost_nanos(self) -> int:

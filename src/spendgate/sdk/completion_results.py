@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from openai.types.chat import ChatCompletionChunk
 
-from spendgate.core.money import tidy
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.providers.anthropic import AnthropicChatExchange
 from spendgate.providers.base import SSESplitter, sse_data
 from spendgate.sdk import results
+from spendgate.sdk.amounts import plain_usd
 from spendgate.sdk.completion_clients import Route
 from spendgate.sdk.metering import PricedModel
 
@@ -38,7 +38,7 @@ def set_hidden_params(result: Any, found: Route, breakdown: CostBreakdown | None
     priced = breakdown is not None and breakdown.priced
     params = {
         "response_cost": float(breakdown.total) if breakdown is not None and priced else None,
-        "spendgate_cost": tidy(breakdown.total) if breakdown is not None and priced else None,
+        "spendgate_cost": plain_usd(breakdown.total) if breakdown is not None and priced else None,
         "cost_breakdown": breakdown,
         "custom_llm_provider": found.target.provider,
         "api_base": found.target.api_base,

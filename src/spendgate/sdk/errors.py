@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from spendgate.core.money import from_nano, tidy, usd_text
+from spendgate.core.money import from_nano, usd_text
 from spendgate.errors import BudgetExceeded
+from spendgate.sdk.amounts import plain_usd
 
 __all__ = ["GLOBAL_SCOPE", "BudgetExceededError"]
 
@@ -94,15 +95,15 @@ class BudgetExceededError(BudgetExceeded):
             retry_after=retry_after,
         )
         self.user = user
-        self.worst_case: Decimal = tidy(from_nano(requested_nanos))
+        self.worst_case: Decimal = plain_usd(from_nano(requested_nanos))
         if user is not None:
             self.current_cost = float(from_nano(spend_nanos))
             self.max_budget = float(from_nano(limit_nanos))
             if hint:
                 self.args = (f"{self.args[0]}. {hint}",)
             return
-        self.current_cost = tidy(from_nano(spend_nanos))
-        self.max_budget = tidy(from_nano(limit_nanos))
+        self.current_cost = plain_usd(from_nano(spend_nanos))
+        self.max_budget = plain_usd(from_nano(limit_nanos))
         self.args = (
             _global_message(
                 window,

@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 
-from spendgate.core.money import tidy
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.errors import UnpricedModelError
+from spendgate.sdk.amounts import plain_usd
 from spendgate.sdk.httpx_compat import RESPONSE_TYPES
 
 __all__ = ["CALLS_KEPT", "answer_id", "breakdown_of", "cost_of", "remember", "reset"]
@@ -145,7 +145,7 @@ def cost_of(result: Any) -> Decimal:
     breakdown = breakdown_of(result)
     if not breakdown.priced:
         raise UnpricedModelError(breakdown.model, breakdown.unpriced_reason)
-    return tidy(breakdown.total)
+    return plain_usd(breakdown.total)
 
 
 def reset() -> None:
