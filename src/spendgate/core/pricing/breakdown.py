@@ -61,6 +61,8 @@ class CostBreakdown:
     """Built-in tools: web-search calls."""
     discount: Decimal = ZERO
     margin: Decimal = ZERO
+    _nanos: int | None = field(default=None, init=False, repr=False, compare=False)
+    """``total_nanos`` once computed (a breakdown is a value: its items never change)."""
 
     @property
     def prompt_cost(self) -> Decimal:
@@ -109,7 +111,10 @@ class CostBreakdown:
 
     @property
     def total_nanos(self) -> int:
-        return to_nano(self.total)
+        nanos = self._nanos
+        if nanos is None:
+            nanos = self._nanos = to_nano(self.total)
+        return nanos
 
     def item_nanos(self) -> dict[str, int]:
         """Every item in nano-USD; the values add up to :attr:`total_nanos` exactly."""
@@ -190,4 +195,5 @@ def priced_breakdown(
     b.tools = tools
     b.discount = ZERO
     b.margin = ZERO
+    b._nanos = None
     return b

@@ -26,13 +26,14 @@ seconds, images, queries, web-search calls) are priced where the model declares 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, getcontext
+from operator import attrgetter
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spendgate.core.money import ZERO
-from spendgate.core.pricing.breakdown import CostBreakdown, priced_breakdown
+from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown, priced_breakdown
 from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
 from spendgate.core.usage.model import Usage
 
@@ -271,7 +272,113 @@ def calculate(
 
     The parameters may be passed by position (the hot path in ``spendgate.costs`` does,
     to skip keyword parsing); everything after ``model`` is clearer by keyword.
+
+    The items of a usage priced once are kept (:data:`_MEMO`): the same usage at the same
+    spec is not priced again (see :func:`_memo_key`).
     """
+    key = _memo_key(spec, usage, service_tier, inclusive_thresholds, mode) if adjustment is None else None
+    if key is not None:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO_STATS[0] += 1
+            b = priced_breakdown(
+                model,
+                resolved_model,
+                provider,
+                usage,
+                service_tier,
+                catalogue_version,
+                price_source,
+                *hit[0],
+            )
+            b._nanos = hit[1]
+            return b
+    breakdown = _calculate(
+        spec,
+        usage,
+        model,
+        resolved_model,
+        provider,
+        mode,
+        service_tier,
+        at,
+        inclusive_thresholds,
+        adjustment,
+        catalogue_version,
+        price_source,
+    )
+    if key is not None:
+        _remember(key, breakdown)
+    return breakdown
+
+
+# -- the memo ----------------------------------------------------------------------------------
+#
+# A usage's items depend only on the spec (immutable, hashed by identity), the usage's
+# values, the service tier, the threshold rule, the mode and the decimal context's precision
+# and rounding — and on the time only through off-peak windows, so a spec with off-peak
+# rates is never memoized, nor is a call with an adjustment. The descriptive fields (model
+# names, catalogue version, source) come from the caller on every call. Bounded; it steps
+# aside while it misses (every call with a new usage), as the batch pricer's memo does.
+
+_MEMO_SIZE = 4096
+_MEMO_PAUSE = 16 * _MEMO_SIZE
+"""Calls priced without the memo after a full memo saved less than one pricing in eight."""
+_MEMO: dict[tuple[object, ...], tuple[tuple[Decimal, ...], int]] = {}
+_MEMO_STATS = [0, 0]
+"""[hits since the memo was last emptied, calls left before it is tried again]."""
+_usage_values = attrgetter(*(f.name for f in fields(Usage)))
+_items_of = attrgetter(*ITEMS[:-2])  # every item a calculation sets (no adjustment)
+
+
+def _memo_key(
+    spec: PriceSpec, usage: Usage, service_tier: str | None, inclusive_thresholds: bool, mode: str
+) -> tuple[object, ...] | None:
+    if spec.off_peak is not None:
+        return None
+    stats = _MEMO_STATS
+    if stats[1] > 0:
+        stats[1] -= 1
+        return None
+    context = getcontext()
+    return (
+        spec,
+        service_tier,
+        inclusive_thresholds,
+        mode,
+        context.prec,
+        context.rounding,
+        _usage_values(usage),
+    )
+
+
+def _remember(key: tuple[object, ...], breakdown: CostBreakdown) -> None:
+    memo = _MEMO
+    if len(memo) >= _MEMO_SIZE:
+        stats = _MEMO_STATS
+        if stats[0] < _MEMO_SIZE // 8:
+            stats[1] = _MEMO_PAUSE
+        stats[0] = 0
+        memo.clear()
+        if stats[1] > 0:
+            return
+    memo[key] = (_items_of(breakdown), breakdown.total_nanos)
+
+
+def _calculate(
+    spec: PriceSpec,
+    usage: Usage,
+    model: str,
+    resolved_model: str | None,
+    provider: str | None,
+    mode: str,
+    service_tier: str | None,
+    at: datetime | None,
+    inclusive_thresholds: bool,
+    adjustment: Adjustment | None,
+    catalogue_version: str | None,
+    price_source: str | None,
+) -> CostBreakdown:
     # _STANDARD only holds specs whose rates nothing about a request can change.
     r = _STANDARD.get(spec) if service_tier is None else None
     if r is None:
