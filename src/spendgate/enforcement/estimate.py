@@ -16,7 +16,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import effective_rates
 from spendgate.core.pricing.catalogue import PriceBook
 from spendgate.core.pricing.spec import PriceSpec
-from spendgate.core.usage.model import Usage
+from spendgate.core.usage.model import Usage, token_usage
 
 __all__ = [
     "CHOICE_FIELDS",
@@ -67,15 +67,26 @@ def worst_case_nanos(
 ) -> int:
     """The reservation for a call: every prompt token at the input rate, every output
     token at the larger of the output and reasoning rates, at the tier the prompt selects."""
+    prompt = max(0, prompt_tokens)
     rates = effective_rates(
         spec,
-        Usage(input_tokens=max(0, prompt_tokens)),
+        _token_usage(prompt, 0),
         service_tier=service_tier,
         at=at,
         inclusive_thresholds=inclusive_thresholds,
     )
     out_rate = max(rates.output, rates.reasoning)
-    return to_nano(rates.input * max(0, prompt_tokens) + out_rate * max(0, max_output_tokens))
+    return to_nano(rates.input * prompt + out_rate * max(0, max_output_tokens))
+
+
+def _token_usage(input_tokens: int, output_tokens: int) -> Usage:
+    """``Usage(input_tokens=…, output_tokens=…)``; built without re-validation when both are
+    plain non-negative ints (a worst case builds two per call), else by the constructor
+    (which refuses a bad count as it always has)."""
+    plain = input_tokens.__class__ is int and output_tokens.__class__ is int
+    if plain and min(input_tokens, output_tokens) >= 0:
+        return token_usage(input_tokens, 0, 0, 0, 0, 0, 0, output_tokens, 0, 0, 0, 0)
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
 class PricedTarget(Protocol):
@@ -121,7 +132,7 @@ def target_worst_case(
     worst = worst_case_nanos(
         resolved.spec, prompt_tokens, max_output_tokens, service_tier=service_tier, at=at
     )
-    usage = Usage(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
+    usage = _token_usage(prompt_tokens, max_output_tokens)
     breakdown = target.price(usage, at, served_tier=service_tier)
     if breakdown.priced:
         worst = max(worst, breakdown.total_nanos)
