@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,8 @@ from spendgate.enforcement.estimate import target_worst_case
 from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.sdk import callbacks, results
-from spendgate.sdk.budget import BUDGET
+from spendgate.sdk.budget import BUDGET, GlobalBudget
+from spendgate.sdk.budget_history import SpendHistory
 from spendgate.sdk.metering import DEFAULT_MAX_OUTPUT, PricedModel
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going"}]
@@ -229,3 +231,73 @@ def test_a_refusal_says_whether_the_output_assumed_is_the_models_maximum_or_the_
         "maximum output for this model)"
     ) in str(unknown.value)
     assert "the model's maximum" not in str(unknown.value)
+
+
+class _Clock:
+    def __init__(self, at: str) -> None:
+        self.now = datetime.fromisoformat(at).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, when: str) -> None:
+        self.now = datetime.fromisoformat(when).timestamp()
+
+
+def _spend(budget: GlobalBudget, clock: _Clock, when: str, nanos: int) -> None:
+    clock.at(when)
+    budget.settle(budget.reserve(nanos), nanos)
+
+
+def test_a_window_counts_only_the_calls_settled_inside_its_period() -> None:
+    """Issue #14 doc review, item 6: a window set (or changed) after spending counts the
+    spend settled inside its current period, not the process's whole spend."""
+    clock = _Clock("2026-12-01T10:00:00+00:00")  # a Tuesday
+    budget = GlobalBudget(clock=clock)
+    _spend(budget, clock, "2026-12-01T10:00:00+00:00", 100)
+    _spend(budget, clock, "2026-12-02T09:00:00+00:00", 50)
+    assert budget.current_cost_nanos == 150  # lifetime
+    budget.max_budget_duration = "1d"
+    assert budget.current_cost_nanos == 50  # today's (UTC) only
+    budget.budget_timezone = "Pacific/Kiritimati"  # UTC+14: both fall on its 2 December
+    assert budget.current_cost_nanos == 150
+    budget.budget_timezone = "UTC"
+    budget.max_budget = Decimal("0.00000006")  # 60 nano-USD a day
+    with pytest.raises(spendgate.BudgetExceededError):
+        budget.reserve(11)  # 50 + 11 > 60: the earlier day's 100 does not count, today's 50 does
+    budget.settle(budget.reserve(10), 10)
+    clock.at("2026-12-03T00:30:00+00:00")
+    assert budget.current_cost_nanos == 0  # a new day
+    _spend(budget, clock, "2026-12-03T00:30:00+00:00", 7)
+    budget.max_budget_duration = "1h"
+    assert budget.current_cost_nanos == 7
+    clock.at("2026-12-03T01:00:00+00:00")
+    assert budget.current_cost_nanos == 0
+    budget.max_budget = None
+    _spend(budget, clock, "2026-12-10T12:00:00+00:00", 1000)  # a week on: older slots are merged
+    budget.max_budget_duration = "1mo"
+    assert budget.current_cost_nanos == 100 + 50 + 10 + 7 + 1000
+    budget.max_budget_duration = "7d"  # the week from Monday 7 December
+    assert budget.current_cost_nanos == 1000
+    budget.max_budget_duration = None
+    assert budget.current_cost_nanos == 1167
+    clock.at("2027-01-01T00:00:00+00:00")
+    budget.max_budget_duration = "1mo"
+    assert budget.current_cost_nanos == 0
+
+
+def test_spend_history_is_exact_on_quarter_hours_and_never_less_inside_a_slot() -> None:
+    history = SpendHistory()
+    start = datetime.fromisoformat("2026-06-01T00:00:00+00:00").timestamp()
+    for minute in range(0, 60 * 24 * 45, 7):  # a call every 7 minutes for 45 days
+        history.add(3, start + minute * 60 + 5)
+    now = start + 45 * 86_400
+
+    def truth(since: float) -> int:
+        return 3 * sum(1 for m in range(0, 60 * 24 * 45, 7) if start + m * 60 + 5 >= since)
+
+    for back in (60, 3600, 5400, 86_400, 3 * 86_400, 30 * 86_400, 44 * 86_400):
+        since = now - back  # whole minutes (recent) and quarter hours (older): exact
+        assert history.since(since) == truth(since), back
+    assert history.since(now - 86_400 + 30) >= truth(now - 86_400 + 30)  # inside a slot: never less
+    assert history.since(start) == history.total == truth(start)

@@ -10,13 +10,18 @@ alike, can never overshoot: the check and the reservation are one step under a l
 The counters are integer nano-USD behind one ``threading.Lock``, held for a few integer
 operations and never across an ``await``, so it is safe from threads and from an event
 loop. ``max_budget_duration`` ("1d", "7d", "1mo" …) turns the limit into calendar periods
-of :mod:`spendgate.core.periods` in ``budget_timezone``: the spend of a new period starts
-at zero when the clock moves into it (no reset job).
+of :mod:`spendgate.core.periods` in ``budget_timezone``: a period's spend is what was
+settled inside it, so a new period starts at zero when the clock moves into it (no reset
+job), and a window set or changed after spending counts the calls settled inside its
+current period (from :class:`~spendgate.sdk.budget_history.SpendHistory`), not the
+process's whole spend.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -24,6 +29,7 @@ from typing import Literal
 from spendgate.core.money import from_nano, to_nano
 from spendgate.core.periods import Period, Window, get_timezone, parse_duration, period_for
 from spendgate.sdk.amounts import plain_usd
+from spendgate.sdk.budget_history import SpendHistory
 from spendgate.sdk.errors import BudgetExceededError
 
 __all__ = ["BUDGET", "BudgetMode", "GlobalBudget", "Hold"]
@@ -54,9 +60,14 @@ def _usd_to_nanos(value: object, name: str) -> int:
 
 
 class GlobalBudget:
-    """The counters behind ``spendgate.max_budget`` (one per process: :data:`BUDGET`)."""
+    """The counters behind ``spendgate.max_budget`` (one per process: :data:`BUDGET`).
 
-    def __init__(self) -> None:
+    Args:
+        clock: the time, in epoch seconds (tests inject one).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._limit: int | None = None
         self._duration: str | None = None
@@ -64,7 +75,10 @@ class GlobalBudget:
         self._tz = "UTC"
         self._mode: BudgetMode = "strict"
         self._period: Period | None = None
+        self._period_start = self._period_end = 0.0
+        self._history = SpendHistory()
         self._spent = 0
+        """The spend the limit applies to: the current period's (the lifetime's without a window)."""
         self._reserved = 0
 
     # -- settings (the facade forwards spendgate.<name> here) ---------------------------------
@@ -90,6 +104,8 @@ class GlobalBudget:
         window = None if value is None else parse_duration(value)
         with self._lock:
             self._duration, self._window, self._period = value, window, None
+            if window is None:
+                self._spent = self._history.total
 
     @property
     def budget_timezone(self) -> str:
@@ -124,7 +140,7 @@ class GlobalBudget:
     @property
     def current_cost_nanos(self) -> int:
         with self._lock:
-            self._roll(datetime.now(UTC))
+            self._roll(self._clock())
             return self._spent
 
     @property
@@ -158,7 +174,7 @@ class GlobalBudget:
         if self._limit is None and worst_nanos <= 0:
             return Hold(0)  # unlimited and nothing to reserve: no lock (the spend is counted at settle)
         with self._lock:
-            self._roll(datetime.now(UTC))
+            self._roll(self._clock())
             limit = self._limit
             strict = self._mode == "strict"
             amount = max(0, worst_nanos) if strict else 0
@@ -186,9 +202,12 @@ class GlobalBudget:
                 return
             hold.done = True
             self._reserved -= hold.nanos
-            if self._window is not None:
-                self._roll(datetime.now(UTC))
-            self._spent += max(0, cost_nanos)
+            if cost_nanos > 0:
+                now = self._clock()
+                if self._window is not None:
+                    self._roll(now)  # first: the period it is settled in
+                self._history.add(cost_nanos, now)
+                self._spent += cost_nanos
 
     def release(self, hold: Hold) -> None:
         """Nothing is billed: give the reservation back (once)."""
@@ -199,16 +218,20 @@ class GlobalBudget:
         with self._lock:
             self._limit, self._duration, self._window, self._period = None, None, None, None
             self._tz, self._mode, self._spent, self._reserved = "UTC", "strict", 0, 0
+            self._history = SpendHistory()
 
-    def _roll(self, now: datetime) -> None:
-        """Start a new period's spend at zero when the clock has moved into it (lock held)."""
+    def _roll(self, now: float) -> None:
+        """Keep ``_spent`` the spend of the period the clock is in (lock held): when it moves
+        into another period (or the window or timezone changed), the spend settled inside
+        that period, which is 0 for a period the clock has just entered."""
         if self._window is None:
             return
-        if self._period is None or not (self._period.start <= now < self._period.end):
-            current = period_for(self._window, now, self._tz)
-            if self._period is not None and current.key != self._period.key:
-                self._spent = 0
+        if self._period is None or not (self._period_start <= now < self._period_end):
+            current = period_for(self._window, datetime.fromtimestamp(now, UTC), self._tz)
+            if self._period is None or current.key != self._period.key:
+                self._spent = self._history.since(current.start.timestamp())
             self._period = current
+            self._period_start, self._period_end = current.start.timestamp(), current.end.timestamp()
 
 
 BUDGET = GlobalBudget()
