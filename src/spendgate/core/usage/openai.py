@@ -270,8 +270,6 @@ def _plain_token_usage(usage: dict[str, object], path: str = "usage") -> Usage |
         return None
     if "server_side_tool_usage_details" in usage:
         return None
-    input_tokens = plain_count(prompt)
-    output_tokens = plain_count(completion)
     in_details = _plain_details(usage, "prompt_tokens_details", "input_tokens_details", "input_token_details")
     out_details = _plain_details(
         usage, "completion_tokens_details", "output_tokens_details", "output_token_details"
@@ -286,35 +284,37 @@ def _plain_token_usage(usage: dict[str, object], path: str = "usage") -> Usage |
             cached_value = usage.get("cached_tokens")
     cached_audio_details = ind.get("cached_tokens_details")
     if cached_audio_details is None:
-        cached_audio = 0
+        cached_audio = None
     elif cached_audio_details.__class__ is dict:
-        cached_audio = plain_count(cached_audio_details.get("audio_tokens"))
+        cached_audio = cached_audio_details.get("audio_tokens")
     else:
         return None
-    reasoning = plain_count(outd.get("reasoning_tokens"))
-    counts = (
-        input_tokens,
-        plain_count(cached_value),
-        plain_count(ind.get("cache_write_tokens")),
-        plain_count(ind.get("audio_tokens")),
+    counts = [
+        prompt,
+        cached_value,
+        ind.get("cache_write_tokens"),
+        ind.get("audio_tokens"),
         cached_audio,
-        plain_count(ind.get("image_tokens")),
-        plain_count(ind.get("video_tokens")),
-        output_tokens,
-        reasoning,
-        plain_count(outd.get("audio_tokens")),
-        plain_count(outd.get("image_tokens")),
+        ind.get("image_tokens"),
+        ind.get("video_tokens"),
+        completion,
+        outd.get("reasoning_tokens"),
+        outd.get("audio_tokens"),
+        outd.get("image_tokens"),
         0,  # (the general path reads no output video count)
-    )
-    if min(counts) < 0:
-        return None
-    if reasoning:
-        total = plain_count(usage.get("total_tokens"))
-        if total < 0:
+    ]
+    for i, value in enumerate(counts):  # one loop, not a call per count
+        if value is None:
+            counts[i] = 0
+        elif value.__class__ is not int or value < 0:
             return None
-        if _reasoning_is_extra(usage, path, input_tokens, output_tokens, reasoning):
-            output_tokens += reasoning
-    return check_nesting(token_usage(*counts[:7], output_tokens, *counts[8:]), path)
+    input_tokens, output_tokens, reasoning = counts[0], counts[7], counts[8]
+    if reasoning:
+        if plain_count(usage.get("total_tokens")) < 0:
+            return None
+        if _reasoning_is_extra(usage, path, input_tokens, output_tokens, reasoning):  # type: ignore[arg-type]
+            counts[7] = output_tokens + reasoning  # type: ignore[operator]
+    return check_nesting(token_usage(*counts), path)  # type: ignore[arg-type]
 
 
 def _plain_chat_usage(response: dict[str, object]) -> Usage | None:

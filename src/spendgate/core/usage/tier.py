@@ -43,6 +43,12 @@ def service_tier_name(value: object) -> str | None:
 def reported_service_tier(response: object) -> str | None:
     """The tier an answer (a response, a stream chunk or event, an Anthropic message or
     its usage) says it was served at; None when it does not say."""
+    if response.__class__ is dict:  # a parsed body or chunk: the usual case
+        value = response.get("service_tier")
+        if value.__class__ is str:
+            tier = _NAMES.get(value.lower())
+            if tier is not None:
+                return tier
     tier = service_tier_name(get(response, "service_tier"))
     if tier is None:
         tier = service_tier_name(dig(response, "usage", "service_tier"))
