@@ -507,3 +507,23 @@ def test_small_costs_print_in_plain_notation(oai: openai.OpenAI) -> None:
     assert repr(cost) == f"Decimal('{text}')"
     assert str(spendgate.current_cost) == text
     assert f"{cost}" == text and f"{cost:f}" == text
+
+
+@pytest.mark.parametrize(
+    ("head", "event", "expected"),
+    [
+        (b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}', False, "chatcmpl-1"),
+        (b' {"object":"response","id":"resp_1","output":[{"id":"msg_2"}]}', False, "resp_1"),
+        (b'{"model":"m","usage":{"id":"u"},"id":"late"}', False, None),  # never a nested id
+        (b'{"id":"","x":1}', False, None),
+        (b'{"id":"a\\"b"}', False, None),
+        (b'data: {"type":"message_start","message":{"id":"msg_9","type":"message"}}\n\n', True, "msg_9"),
+        (
+            b'event: response.created\ndata: {"type":"response.created","response":{"id":"resp_3"}}',
+            True,
+            "resp_3",
+        ),
+    ],
+)
+def test_the_answers_own_id_is_read_from_its_start(head: bytes, event: bool, expected: str | None) -> None:
+    assert results.answer_id(head, event=event) == expected
