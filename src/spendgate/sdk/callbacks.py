@@ -48,6 +48,7 @@ __all__ = [
     "drain",
     "failure_callback",
     "listening",
+    "listening_any",
     "logging_kwargs",
     "notify_end",
     "notify_start",
@@ -260,6 +261,11 @@ def listening(*, success: bool) -> bool:
     """Whether a call that ends this way has any callback to run (when none is registered,
     nothing is built for them: no kwargs, no parsed answer)."""
     return bool(callbacks or (success_callback if success else failure_callback))
+
+
+def listening_any() -> bool:
+    """Whether any callback is registered (else a call's start builds nothing for them)."""
+    return bool(callbacks or success_callback or failure_callback)
 
 
 def notify_start(record: CallRecord) -> None:

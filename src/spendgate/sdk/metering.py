@@ -275,24 +275,44 @@ class MeteredCall:
         self.target = target
         self.tier = requested_service_tier(payload)
         self.started_at = datetime.now(UTC)
-        metadata = _metadata(sent.metadata, options)
-        tags = metadata.get("tags")
-        self.record = CallRecord(
-            call_type=endpoint,
-            model=model,
-            provider=target.provider,
-            api_base=api_base,
-            payload=payload,
-            stream=self.client.stream,
-            async_call=async_call,
-            start_time=self.started_at,
-            metadata=metadata,
-            end_user=_end_user(payload, metadata),
-            tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        )
+        self.api_base = api_base
+        self.async_call = async_call
+        self.options = options
+        # A bad metadata header is reported when the call starts, whoever reads the record.
+        self._metadata = _metadata(sent.metadata, options) if sent.metadata else None
+        self._record: CallRecord | None = None
         self.hold: Hold | None = None
         self.cost_nanos = 0
         """What the call was billed, once it has ended (nano-USD; 0 when unpriced)."""
+
+    @property
+    def record(self) -> CallRecord:
+        """The call's record for the callbacks and the ledger, built when first read: a
+        process with neither never builds one (its metadata copy, tags, end user)."""
+        record = self._record
+        if record is None:
+            metadata = self._metadata if self._metadata is not None else dict(self.options.metadata)
+            payload = self.client.payload
+            tags = metadata.get("tags")
+            record = self._record = CallRecord(
+                call_type=self.client.endpoint,
+                model=self.client.model,
+                provider=self.target.provider,
+                api_base=self.api_base,
+                payload=payload,
+                stream=self.client.stream,
+                async_call=self.async_call,
+                start_time=self.started_at,
+                metadata=metadata,
+                end_user=_end_user(payload, metadata),
+                tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+            )
+        return record
+
+    def _read(self, *, success: bool) -> bool:
+        """Whether anything reads the call's record when it ends so (a ledger, a callback,
+        or whoever it was handed to when it started)."""
+        return self._record is not None or sink.recording() or callbacks.listening(success=success)
 
     @classmethod
     def open(
@@ -330,7 +350,8 @@ class MeteredCall:
         """
         worst, unbounded, catalogued = self.worst_case() if BUDGET.needs_estimate else (0, None, False)
         self.hold = BUDGET.reserve(worst, unbounded_output=unbounded, catalogued_output=catalogued)
-        callbacks.notify_start(self.record)
+        if callbacks.listening_any():
+            callbacks.notify_start(self.record)
 
     def worst_case(self) -> tuple[int, int | None, bool]:
         """``(nano-USD, output tokens assumed when the call declares no cap else None,
@@ -481,6 +502,8 @@ class MeteredCall:
         """Nothing billed (an error status, a transport error): release, call back with cost 0."""
         if self.hold is not None:
             BUDGET.release(self.hold)
+        if not self._read(success=False):
+            return
         record = self.record
         record.end_time = datetime.now(UTC)
         record.status, record.outcome = "failure", "error"
@@ -519,6 +542,9 @@ class MeteredCall:
         self.cost_nanos = cost = breakdown.total_nanos if breakdown.priced else 0
         if self.hold is not None:
             BUDGET.settle(self.hold, cost)
+        status = _status(outcome, error)
+        if not self._read(success=status == "success"):
+            return
         record = self.record
         record.end_time = datetime.now(UTC)
         record.usage, record.breakdown, record.outcome, record.estimated = (
@@ -528,7 +554,7 @@ class MeteredCall:
             estimated,
         )
         record.response, record.exception = response, error
-        record.status = _status(outcome, error)
+        record.status = status
         sink.record(record)
         callbacks.notify_end(record)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from spendgate.sdk.callbacks import CallRecord
 
-__all__ = ["record", "set_ledger"]
+__all__ = ["record", "recording", "set_ledger"]
 
 log = logging.getLogger("spendgate.sdk")
 
@@ -26,6 +26,11 @@ def set_ledger(hook: Callable[[CallRecord], None] | None) -> None:
     """Send every ended call to ``hook`` (None: to no ledger)."""
     global _ledger
     _ledger = hook
+
+
+def recording() -> bool:
+    """Whether a ledger is configured (else an ended call's record need not be built for it)."""
+    return _ledger is not None
 
 
 def record(call: CallRecord) -> None:
