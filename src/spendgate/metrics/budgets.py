@@ -104,6 +104,14 @@ class BudgetCollector(Collector):
         self.samples: Sequence[BudgetSample] = ()
         self.rates: Sequence[RateSample] = ()
         self.truncated: dict[str, bool] = {}
+        self.stale = False
+        """True when the last refresh failed (the budget series are then dropped)."""
+
+    def clear(self) -> None:
+        """Drop the snapshot (its series disappear until the next refresh succeeds)."""
+        self.samples = ()
+        self.rates = ()
+        self.truncated = {}
 
     def describe(self) -> list[Metric]:
         return []  # registering must not collect
@@ -166,6 +174,13 @@ class BudgetCollector(Collector):
         for word in totals:
             truncated.add_metric((word,), 1.0 if self.truncated.get(word) else 0.0)
         yield truncated
+        stale = GaugeMetricFamily(
+            "spendgate_budget_metrics_stale",
+            "1 when the last scrape could not read the budgets (database or Redis failed or "
+            "timed out): the budget series are dropped",
+        )
+        stale.add_metric((), 1.0 if self.stale else 0.0)
+        yield stale
 
 
 class BudgetReader:

@@ -44,6 +44,7 @@ class MetricsExporter:
         metrics: this process's request metrics.
         budgets: the budget gauges' reader (None: no budget gauges, e.g. no enforcer).
         authorize: checks a scrape's credentials (raises to refuse); None: open.
+        budget_timeout: seconds a scrape waits for the budget gauges' storage.
     """
 
     def __init__(
@@ -51,10 +52,12 @@ class MetricsExporter:
         metrics: RequestMetrics,
         budgets: BudgetReader | None = None,
         authorize: Callable[[Request], Awaitable[None]] | None = None,
+        budget_timeout: float = 5.0,
     ) -> None:
         self.metrics = metrics
         self.budgets = budgets
         self.authorize = authorize
+        self.budget_timeout = budget_timeout
         self.collector = BudgetCollector()
         directory = os.environ.get(MULTIPROC_ENV)
         if directory:
@@ -70,9 +73,30 @@ class MetricsExporter:
         refreshed first)."""
         self.metrics.flush()
         if self.budgets is not None:
-            await self.budgets.refresh(self.collector)
+            await self._refresh_budgets(self.budgets)
         # Reading every worker's files is file I/O: off the event loop.
         return await asyncio.to_thread(generate_latest, self.registry)
+
+    async def _refresh_budgets(self, budgets: BudgetReader) -> None:
+        # The database or Redis being down (or slow) must not take the whole endpoint with
+        # it: every other metric is still served, the budget series are dropped rather than
+        # shown stale (a stale "remaining" looks like a live one), and
+        # spendgate_budget_metrics_stale says so. One log line when it starts failing and
+        # one when it recovers, not a stack trace per scrape.
+        try:
+            await asyncio.wait_for(budgets.refresh(self.collector), self.budget_timeout)
+        except Exception as exc:  # TimeoutError included
+            if not self.collector.stale:
+                log.warning(
+                    "budget metrics unavailable, their series are dropped until the storage answers: %s",
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                )
+            self.collector.clear()
+            self.collector.stale = True
+            return
+        if self.collector.stale:
+            log.warning("budget metrics available again")
+        self.collector.stale = False
 
     async def endpoint(self, request: Request) -> Response:
         """The ``GET /metrics`` handler."""
