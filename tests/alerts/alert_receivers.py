@@ -50,6 +50,7 @@ class HttpReceiver:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     fail_with: int | None = None
+    fail_body: str = "receiver failing"
     failures: int = 0
     _runner: web.AppRunner | None = None
 
@@ -61,7 +62,7 @@ class HttpReceiver:
         body = await request.read()
         if self.fail_with is not None:
             self.failures += 1
-            return web.Response(status=self.fail_with, text="receiver failing")
+            return web.Response(status=self.fail_with, text=self.fail_body)
         self.received.append(Received(request.path, dict(request.headers), body))
         return web.Response(text="ok")
 

@@ -196,3 +196,24 @@ async def test_a_sender_process_killed_between_claim_and_send_is_overtaken_once(
     assert len(http_receiver.on("/hook")) == 1
     [only] = await deliveries(engine)
     assert (only.attempt, only.outcome, only.sender) == (1, "sent", "restarted")
+
+
+async def test_an_error_body_with_a_nul_is_recorded_clean(
+    engine: AsyncEngine, http_receiver: HttpReceiver
+) -> None:
+    route = routing([slack_channel(http_receiver)], retry_base_seconds=10.0, retry_max_seconds=600.0)
+    clock = Clock()
+    await record(engine, [budget_alert("nul")], route, clock())
+    sender = AlertSender(async_sessionmaker(engine), route, instance_id="t1", clock=clock)
+    try:
+        http_receiver.fail_with = 500
+        http_receiver.fail_body = "bad\x00body\x07\r\nnext" + "x" * 1000
+        cycle = await sender.run_once()
+        assert (cycle.claimed, cycle.retried, cycle.errors) == (1, 1, 0)
+    finally:
+        await sender.aclose()
+    (row,) = await deliveries(engine)
+    assert row.error is not None and row.error.startswith("Slack answered 500: bad body next")
+    assert not any(ord(c) < 32 for c in row.error) and len(row.error) <= 500
+    (out,) = await outbox(engine)
+    assert out.attempts == 1 and out.last_error == row.error

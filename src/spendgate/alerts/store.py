@@ -18,6 +18,7 @@ Nothing here commits: the caller owns the transaction. Times are passed in (``no
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "OutboxRepository",
     "alert_from_row",
     "alert_id_of",
+    "clean_error",
     "record_alert",
 ]
 
@@ -195,6 +197,18 @@ class DeliveryPage:
     total: int
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def clean_error(error: str | None, limit: int = 500) -> str | None:
+    """A delivery error fit to store: control characters (a receiver's body may hold a NUL,
+    which PostgreSQL refuses in text, so the attempt could never be recorded) become one
+    space, and the text is capped at ``limit`` characters."""
+    if not error:
+        return None
+    return _CONTROL.sub(" ", error).strip()[:limit] or None
+
+
 class OutboxRepository:
     """The outbox and delivery-log statements, over one session the caller commits."""
 
@@ -272,11 +286,12 @@ class OutboxRepository:
         One transaction (the caller's): the delivery-log row and the outbox update. Returns
         False (and writes nothing) when the claim was lost to another sender.
         """
+        error = clean_error(error)
         values: dict[str, Any] = {
             "attempts": claim.attempt,
             "claim_token": None,
             "claimed_until": None,
-            "last_error": error[:500] if error else None,
+            "last_error": error,
         }
         if outcome == "sent":
             values.update(status="sent", sent_at=attempted_at)
@@ -303,7 +318,7 @@ class OutboxRepository:
                 attempt=claim.attempt,
                 outcome=outcome,
                 status_code=status_code,
-                error=error[:500] if error else None,
+                error=error,
                 duration_ms=duration_ms,
                 attempted_at=attempted_at,
                 sender=sender,
