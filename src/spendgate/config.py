@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from spendgate.core.periods import parse_window
 from spendgate.errors import ConfigurationError
@@ -154,17 +162,20 @@ class AlertingArgs(_Section):
     """Who gets alert emails (else ``$SPENDGATE_ALERT_EMAILS``, comma-separated)."""
     dashboard_url: str | None = None
     """A link put in every message (the UI, a Grafana board)."""
-    retry_hours: float = Field(default=24, ge=1)
+    # Finite and bounded: an infinite or huge value overflows a timedelta or a lease time
+    # and silently stops every delivery, so it is refused at start.
+    retry_hours: float = Field(default=24, ge=1, le=720, allow_inf_nan=False)
     """How long a failing delivery is retried before it is marked ``dead``."""
-    retry_base_seconds: float = Field(default=5, gt=0)
+    retry_base_seconds: float = Field(default=5, gt=0, le=86400, allow_inf_nan=False)
     """The first retry's delay; each next one doubles (with jitter), up to ``retry_max_seconds``."""
-    retry_max_seconds: float = Field(default=1800, gt=0)
-    send_interval_seconds: float = Field(default=5, gt=0)
+    retry_max_seconds: float = Field(default=1800, gt=0, le=86400, allow_inf_nan=False)
+    send_interval_seconds: float = Field(default=5, gt=0, le=3600, allow_inf_nan=False)
     """How often the sender job drains the outbox."""
-    request_timeout_seconds: float = Field(default=10, gt=0)
+    request_timeout_seconds: float = Field(default=10, gt=0, le=300, allow_inf_nan=False)
     """The longest one delivery (HTTP or SMTP) may take."""
-    claim_lease_seconds: float = Field(default=120, gt=0)
-    """How long a sender's claim on an outbox row keeps other senders off it."""
+    claim_lease_seconds: float = Field(default=120, gt=0, le=86400, allow_inf_nan=False)
+    """How long a sender's claim on an outbox row keeps other senders off it (longer than
+    ``request_timeout_seconds``, or a slow send is sent twice)."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
@@ -181,6 +192,14 @@ class AlertingArgs(_Section):
             if not percent.is_finite() or percent <= 0 or percent > 1000:
                 raise ValueError(f"{percent} is not a percent in (0, 1000]")
         return sorted(set(value))
+
+    @field_validator("claim_lease_seconds")
+    @classmethod
+    def _lease_outlasts_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("request_timeout_seconds")
+        if timeout is not None and value <= timeout:
+            raise ValueError(f"must be longer than request_timeout_seconds ({timeout:g})")
+        return value
 
 
 class GeneralSettings(_Section):

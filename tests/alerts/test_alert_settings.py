@@ -107,6 +107,23 @@ def test_no_alerting_no_channels() -> None:
         ),
         ({"alerting_args": {"no_such": 1}}, {}, "general_settings.alerting_args.no_such"),
         ({"alerting_threshold": -1}, {}, "general_settings.alerting_threshold"),
+        *(
+            ({"alerting_args": {key: value}}, {}, f"general_settings.alerting_args.{key}")
+            for key, value in [
+                ("request_timeout_seconds", float("inf")),
+                ("request_timeout_seconds", 301),
+                ("send_interval_seconds", float("inf")),
+                ("send_interval_seconds", 3601),
+                ("retry_hours", 1e300),
+                ("retry_hours", float("nan")),
+                ("retry_max_seconds", float("inf")),
+                ("retry_max_seconds", 86401),
+                ("retry_base_seconds", float("inf")),
+                ("claim_lease_seconds", float("nan")),
+                ("claim_lease_seconds", 86401),
+                ("claim_lease_seconds", 10),  # not longer than the 10 s timeout
+            ]
+        ),
     ],
 )
 def test_bad_config_names_the_key(settings: dict[str, Any], env: dict[str, str], named: str) -> None:
