@@ -80,6 +80,12 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     assert retry_delay(3, 5, 1800, rng=lambda: 0.0) == 10  # the jitter draws within [½, 1]
 
 
+@pytest.mark.parametrize("attempt", [1000, 1030, 1100, 10**6])
+def test_backoff_after_very_many_attempts_is_the_cap(attempt: int) -> None:
+    assert retry_delay(attempt, 5.0, 1800.0, rng=lambda: 1.0) == 1800
+    assert retry_delay(attempt, 0.001, 86400.0, rng=lambda: 0.0) == 43200
+
+
 async def test_a_row_failing_for_the_retry_window_is_dead(
     engine: AsyncEngine, http_receiver: HttpReceiver
 ) -> None:

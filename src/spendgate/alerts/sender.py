@@ -60,7 +60,9 @@ class SendCycle:
 def retry_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
     """Seconds before attempt ``attempt + 1``: ``base · 2^(attempt-1)`` capped at ``cap``,
     drawn in [½, 1] of that."""
-    full = min(cap, base * (2 ** max(0, attempt - 1)))
+    # The exponent is capped: 2**63 times any base the settings allow is past every cap, and a
+    # float base times 2**1024 would overflow (a row retried ~1,024 times).
+    full = min(cap, base * (2 ** min(63, max(0, attempt - 1))))
     return float(full * (0.5 + 0.5 * rng()))
 
 
