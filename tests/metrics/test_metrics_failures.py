@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from metrics_helpers import samples, total
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from spendgate.enforcement import Enforcer
-from spendgate.metrics import BudgetCollector, BudgetReader, LabelPolicy, MetricsExporter, RequestMetrics
+from spendgate.metrics import (
+    BudgetCollector,
+    BudgetReader,
+    LabelPolicy,
+    MetricsExporter,
+    RequestMetrics,
+    sweep_dead_processes,
+)
 from spendgate.stores.counters import storage_from_url
 from spendgate.stores.database import create_engine, database_url
 
@@ -81,3 +95,60 @@ def test_a_hanging_budget_storage_is_bounded_and_recovers() -> None:
     first, second = asyncio.run(scrape_twice())
     assert total(first, "spendgate_budget_metrics_stale") == 1
     assert total(second, "spendgate_budget_metrics_stale") == 0
+
+
+_KILLED_WORKER = """
+import os
+from spendgate.metrics import LabelPolicy, RequestMetrics
+RequestMetrics(LabelPolicy([])).health(in_flight=7, queue_depth=3, journal_bytes=1000, dead_lettered=0)
+os._exit(9)  # killed: uvicorn's hung-worker kill, the OOM killer
+"""
+
+_STOPPED_WORKER = """
+import asyncio, os
+from spendgate.metrics import LabelPolicy, RequestMetrics, report_health
+
+async def main() -> None:
+    task = asyncio.create_task(report_health(RequestMetrics(LabelPolicy([])), lambda: (5, 2, 10, 0), 0.01))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+asyncio.run(main())
+os._exit(0)
+"""
+
+
+def _worker(code: str, directory: Path) -> int:
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(directory))
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=False)
+    return done.returncode
+
+
+def _live_gauges(directory: Path) -> str:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return generate_latest(registry).decode()
+
+
+def test_a_killed_workers_live_gauges_are_swept(tmp_path: Path) -> None:
+    assert _worker(_KILLED_WORKER, tmp_path) == 9
+    (killed,) = tmp_path.glob("gauge_livesum_*.db")
+    assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 7
+    # The same values under a pid that is alive (this one): kept by the sweep.
+    alive = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    shutil.copy(killed, alive)
+    assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 14
+    dead = sweep_dead_processes(str(tmp_path))
+    assert dead == [int(killed.stem.rsplit("_", 1)[1])]
+    assert not killed.exists() and alive.exists()
+    assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 7
+    assert total(_live_gauges(tmp_path), "spendgate_recorder_queue_depth") == 3
+    alive.unlink()
+    assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 0
+
+
+def test_a_stopping_worker_marks_itself_dead(tmp_path: Path) -> None:
+    assert _worker(_STOPPED_WORKER, tmp_path) == 0
+    assert not list(tmp_path.glob("gauge_live*.db"))
+    assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 0

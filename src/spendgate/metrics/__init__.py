@@ -20,6 +20,7 @@ from spendgate.metrics.exposition import (
     MetricsExporter,
     prepare_multiprocess_dir,
     report_health,
+    sweep_dead_processes,
 )
 from spendgate.metrics.labels import OTHER, LabelPolicy
 from spendgate.metrics.requests import NANOS_PER_USD, RequestMetrics
@@ -37,4 +38,5 @@ __all__ = [
     "RequestMetrics",
     "prepare_multiprocess_dir",
     "report_health",
+    "sweep_dead_processes",
 ]

@@ -23,14 +23,20 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.metrics.budgets import BudgetCollector, BudgetReader
 from spendgate.metrics.requests import RequestMetrics
 
-__all__ = ["MULTIPROC_ENV", "MetricsExporter", "prepare_multiprocess_dir", "report_health"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "MetricsExporter",
+    "prepare_multiprocess_dir",
+    "report_health",
+    "sweep_dead_processes",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -129,6 +135,52 @@ def prepare_multiprocess_dir() -> Callable[[], None]:
     return clean
 
 
+def sweep_dead_processes(path: str | None = None) -> list[int]:
+    """Mark dead every process whose live gauge files are in the multiprocess directory and
+    which no longer exists.
+
+    A worker that died or was killed (uvicorn's hung-worker kill, the OOM killer) leaves its
+    ``livesum`` gauge files (requests in flight, queue depth …), and the scrape would add its
+    last values forever: prometheus-client drops them only when told
+    (:func:`~prometheus_client.multiprocess.mark_process_dead`). Its counters and histograms
+    stay, as they should: what it counted happened. Each worker runs this when it starts and
+    when it stops (:func:`report_health`). A pid reused by a live process is kept (its files
+    stay until that process is gone too).
+
+    Returns:
+        The pids marked dead (none without a multiprocess directory).
+    """
+    directory = path or os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return []
+    pids: set[int] = set()
+    for file in Path(directory).glob("gauge_live*_*.db"):
+        digits = file.stem.rsplit("_", 1)[1]
+        if digits.isdigit():
+            pids.add(int(digits))
+    dead = [pid for pid in sorted(pids) if not _alive(pid)]
+    for pid in dead:
+        _mark_dead(pid, directory)
+    return dead
+
+
+def _mark_dead(pid: int, directory: str) -> None:
+    try:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    except FileNotFoundError:  # another worker's sweep removed it first
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
 def _empty(path: Path) -> None:
     for file in path.glob("*.db"):
         file.unlink(missing_ok=True)
@@ -143,8 +195,10 @@ async def report_health(
     ``read`` returns (requests in flight, recorder queue depth, journal bytes, dead-lettered
     events). In multiprocess mode each worker writes its own values (summed while it lives),
     so this runs in every worker: whichever worker is scraped sees the others' counts at
-    most ``interval`` seconds late.
+    most ``interval`` seconds late. At its start and its end it drops dead workers' live
+    gauges (:func:`sweep_dead_processes`), its own included at the end.
     """
+    _sweep_safely()
     try:
         while True:
             try:
@@ -161,3 +215,14 @@ async def report_health(
             await asyncio.sleep(interval)
     finally:
         metrics.flush()  # a stopping worker's last observations reach its files
+        _sweep_safely(own=True)
+
+
+def _sweep_safely(own: bool = False) -> None:
+    try:
+        directory = os.environ.get(MULTIPROC_ENV)
+        if own and directory:
+            _mark_dead(os.getpid(), directory)  # its in-flight / queue gauges end with it
+        sweep_dead_processes()
+    except OSError:  # a directory that went away must not stop a worker
+        log.warning("could not sweep dead workers' metrics files", exc_info=True)
