@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from spendgate.enforcement import Enforcer
 from spendgate.metrics import (
+    MULTIPROC_ENV,
     BudgetCollector,
     BudgetReader,
     LabelPolicy,
@@ -152,3 +153,32 @@ def test_a_stopping_worker_marks_itself_dead(tmp_path: Path) -> None:
     assert _worker(_STOPPED_WORKER, tmp_path) == 0
     assert not list(tmp_path.glob("gauge_live*.db"))
     assert total(_live_gauges(tmp_path), "spendgate_requests_in_flight") == 0
+
+
+def test_one_worker_cleans_a_preset_multiprocess_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With ``PROMETHEUS_MULTIPROC_DIR`` set the exporter sums that directory even with one
+    worker: ``serve`` must empty last run's files then too, and again when it stops."""
+    from typer.testing import CliRunner
+
+    from spendgate.cli import _register, app
+
+    _register()
+    config = tmp_path / "config.yaml"
+    db = tmp_path / "spendgate.db"
+    config.write_text(f"general_settings:\n  database_url: sqlite+aiosqlite:///{db}\n")
+    own = tmp_path / "prom"
+    own.mkdir()
+    (own / "counter_999.db").write_bytes(b"last run's")
+    monkeypatch.setenv(MULTIPROC_ENV, str(own))
+    monkeypatch.setenv("SPENDGATE_CONFIG", "")  # serve sets it: restored after the test
+    seen: list[list[str]] = []
+
+    def run(*args: object) -> None:
+        seen.append(sorted(p.name for p in own.iterdir()))
+        (own / f"counter_{os.getpid()}.db").write_bytes(b"this run's")
+
+    monkeypatch.setattr("spendgate.cli.serve._run", run)
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen == [[]]
+    assert list(own.iterdir()) == []

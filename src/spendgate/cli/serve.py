@@ -80,10 +80,14 @@ def serve(
 
             mock = stack.enter_context(run_mock_provider(port=mock_provider))
             err_console.print(f"mock provider on {mock.url}", highlight=False)
-        if workers > 1 and loaded.general_settings.metrics_enabled:
+        if loaded.general_settings.metrics_enabled and (
+            workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        ):
             from spendgate.metrics import prepare_multiprocess_dir
 
             # Before the workers start: each imports prometheus-client in multiprocess mode.
+            # One worker with the variable set is in multiprocess mode too (the exporter
+            # sums the directory), so last run's files must go then as well.
             stack.callback(prepare_multiprocess_dir())
         _banner(host, port, workers, loaded)
         _run(host, port, workers, log_level, access_log, graceful_timeout)
