@@ -8,6 +8,7 @@ time) once, so Slack, webhooks and email say the same thing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,6 +46,10 @@ _TITLES = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_MAX_TITLE = 200
+
+
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -56,7 +61,10 @@ def title(alert: Alert) -> str:
         base = f"Budget {threshold_text(alert.threshold)}% crossed"
     who = alert.scope_name or alert.scope_id
     scope = f"{alert.scope_type} {who}" if alert.scope_type not in ("test", "global") else alert.scope_type
-    return f"{base}: {scope}" + (f" ({alert.window})" if alert.window else "")
+    text = f"{base}: {scope}" + (f" ({alert.window})" if alert.window else "")
+    # Scope names come from callers: a CR/LF would make the email Subject refuse every
+    # send of this alert, so control characters become a space; one line, capped.
+    return _CONTROL.sub(" ", text)[:_MAX_TITLE]
 
 
 def figures(alert: Alert) -> list[Figure]:

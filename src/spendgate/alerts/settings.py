@@ -25,6 +25,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import parseaddr
 from typing import Literal
 
 from spendgate.alerts.model import ALERT_GROUPS, KINDS
@@ -178,6 +181,20 @@ def _flag(value: str | None, where: str, default: bool) -> bool:
     raise ConfigurationError(f"{where}: expected true or false, got {value!r}")
 
 
+def _sender(value: str | None) -> str:
+    """``SMTP_SENDER_EMAIL`` parsed as an address (``a@b`` or ``Name <a@b>``): an inner
+    newline would break the From header of every alert email, so it is refused at start."""
+    error = ConfigurationError("SMTP_SENDER_EMAIL: expected an email address (the From of alert emails)")
+    if value is None or "@" not in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise error
+    name, spec = parseaddr(value)
+    try:
+        Address(display_name=name, addr_spec=spec or value)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise error from exc
+    return value
+
+
 def _email(args: AlertingArgs, environ: Mapping[str, str]) -> EmailChannel:
     host = _env(environ, "SMTP_HOST")
     if host is None:
@@ -186,9 +203,7 @@ def _email(args: AlertingArgs, environ: Mapping[str, str]) -> EmailChannel:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigurationError(f"SMTP_PORT: expected a port number, got {port_text!r}")
     port = int(port_text)
-    sender = _env(environ, "SMTP_SENDER_EMAIL")
-    if sender is None or "@" not in sender:
-        raise ConfigurationError("SMTP_SENDER_EMAIL: expected an email address (the From of alert emails)")
+    sender = _sender(_env(environ, "SMTP_SENDER_EMAIL"))
     recipients = list(args.email_recipients)
     where = "general_settings.alerting_args.email_recipients"
     if not recipients and _env(environ, "SPENDGATE_ALERT_EMAILS"):
