@@ -1,10 +1,13 @@
 """Caller-chosen names (scope names, messages, ids) cannot break or rewrite a delivery: a
-CR/LF in a scope name still sends the email with a one-line Subject, and a bad
-``SMTP_SENDER_EMAIL`` is refused at start."""
+CR/LF in a scope name still sends the email with a one-line Subject, a bad
+``SMTP_SENDER_EMAIL`` is refused at start, and Slack shows names as typed (no mention, no
+hidden link)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from alert_receivers import SmtpReceiver, email_channel
@@ -13,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from spendgate.alerts import AlertSender
 from spendgate.alerts.settings import routing_from_config
+from spendgate.alerts.slack import slack_message
 from spendgate.config import parse_config
 from spendgate.errors import ConfigurationError
 
@@ -57,3 +61,30 @@ def test_a_named_sender_is_accepted() -> None:
     }
     config = parse_config({"general_settings": {"alerting": ["email"]}}, environ={})
     assert routing_from_config(config, env).enabled
+
+
+def _mrkdwn_texts(body: dict[str, Any]) -> list[str]:
+    texts = [body["text"]]
+    for block in body["blocks"]:
+        if block["type"] == "section":
+            texts += [block["text"]["text"]] if "text" in block else [f["text"] for f in block["fields"]]
+        elif block["type"] == "context":
+            texts += [e["text"] for e in block["elements"]]
+    return texts
+
+
+def test_slack_shows_names_as_typed_not_as_mrkdwn() -> None:
+    alert = replace(
+        budget_alert("a`b<!channel>"),
+        scope_name="<!here> & <https://evil.test|your bank>",
+        message="<!here> click <https://evil.test|here> & `code`" + "&" * 3000,
+    )
+    body = slack_message(alert, "alert_x")
+    texts = _mrkdwn_texts(body)
+    assert len(texts) >= 4  # fallback, message, figures, context
+    for text in texts:
+        assert "<" not in text and ">" not in text and len(text) <= 3000
+        assert not re.search(r"&(?!amp;|lt;|gt;)", text)  # every & is an entity, none cut
+    assert "&lt;!here&gt;" in body["text"] and "&lt;https://evil.test|here&gt;" in texts[1]
+    (context,) = [t for t in texts if "alert_x" in t]
+    assert "`ab&lt;!channel&gt;`" in context

@@ -7,6 +7,7 @@ an error names the status and Slack's short answer only.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -18,6 +19,15 @@ from spendgate.alerts.settings import SlackChannel
 __all__ = ["send_slack", "slack_message"]
 
 _MAX_FIELDS = 10  # Slack's limit on a section's fields
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def _escape(text: str, limit: int = 3000) -> str:
+    """Slack's mrkdwn escaping (&, <, >): a caller-chosen name cannot ping ``<!here>``,
+    hide a link as ``<url|text>`` or name a user; it is shown as typed. Cut at ``limit``
+    without leaving half an entity."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _PARTIAL_ENTITY.sub("", escaped[:limit]) if len(escaped) > limit else escaped
 
 
 def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> dict[str, Any]:
@@ -25,13 +35,17 @@ def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> di
     head = title(alert)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": False}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": alert.message[:3000] or head}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _escape(alert.message or head)}},
     ]
-    fields = [{"type": "mrkdwn", "text": f"*{f.label}*\n{f.value}"} for f in figures(alert)[:_MAX_FIELDS]]
+    fields = [
+        {"type": "mrkdwn", "text": f"*{_escape(f.label)}*\n{_escape(f.value)}"}
+        for f in figures(alert)[:_MAX_FIELDS]
+    ]
     if fields:
         blocks.append({"type": "section", "fields": fields})
-    context = f"{alert.scope_type} `{alert.scope_id}` · {alert.kind} · {alert_id}"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:2000]}]})
+    scope_id = alert.scope_id.replace("`", "")  # a backtick would end the code span
+    context = _escape(f"{alert.scope_type} `{scope_id}` · {alert.kind} · {alert_id}", 2000)
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     if link:
         blocks.append(
             {
@@ -41,7 +55,7 @@ def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> di
                 ],
             }
         )
-    return {"text": f"{head}: {alert.message}"[:3000], "blocks": blocks}
+    return {"text": _escape(f"{head}: {alert.message}"), "blocks": blocks}
 
 
 async def send_slack(
