@@ -10,17 +10,21 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner, Result
 
+from spendgate.alerts import Alert, record_alert
 from spendgate.cli import _admin_client, _output, _register, app
 from spendgate.config import parse_config
 from spendgate.server import build_app
+from spendgate.stores.database import create_engine
 
 runner = CliRunner()
 _register()
@@ -141,3 +145,28 @@ def test_list_with_no_alerts_and_a_bad_kind(tmp_path: Path) -> None:
     assert "no alerts" in _alerts("list", "--database-url", database).output
     bad = _alerts("list", "--kind", "nope", "--database-url", database)
     assert bad.exit_code != 0 and "unknown alert kind" in bad.output
+
+
+def test_list_shows_names_as_typed_not_as_markup(tmp_path: Path) -> None:
+    with _Gateway(_config(tmp_path, None)):
+        pass  # migrates the database
+    database = f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
+    names = ["team [/] closed", "[link=https://evil.test]ops[/link] [bold]x"]
+
+    async def write() -> None:
+        engine = create_engine(database)
+        try:
+            async with AsyncSession(engine) as session, session.begin():
+                for i, name in enumerate(names):
+                    alert = Alert(
+                        kind="test", scope_type="team", scope_id=f"t{i}", scope_name=name, message="m"
+                    )
+                    assert await record_alert(session, alert, ["webhook"], datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+    result = _alerts("list", "--database-url", database)
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert name in result.output

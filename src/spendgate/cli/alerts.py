@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from spendgate.alerts import KINDS, OutboxRepository
@@ -113,7 +114,7 @@ def list_(
         money = " / ".join(
             format_usd(v) if v is not None else "—" for v in (alert.spend_nanos, alert.limit_nanos)
         )
-        table.add_row(
+        cells = (
             alert.created_at.strftime("%Y-%m-%d %H:%M"),
             alert.kind,
             f"{alert.scope_type} {alert.scope_name or alert.scope_id}",
@@ -122,6 +123,9 @@ def list_(
             money if alert.spend_nanos is not None or alert.limit_nanos is not None else "—",
             "\n".join(_status(row) for row in outbox) or "no channel",
         )
+        # Text, not markup: names come from callers, and "[/]" would crash the table while
+        # "[link=…]" would hide where a link goes.
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 
@@ -149,6 +153,6 @@ def test(
     if as_json:
         print_json(data)
     else:
-        console.print(str(data.get("message") or ""), highlight=False)
+        console.print(Text(str(data.get("message") or "")), highlight=False)
     if data["enqueued"] == 0:
         raise typer.Exit(1)
