@@ -11,6 +11,7 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alert_receivers import SLACK_TOKEN, HttpReceiver, slack_channel, webhook_channel
@@ -18,7 +19,7 @@ from sender_helpers import Clock, budget_alert, deliveries, outbox, record, rout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from spendgate.alerts import AlertSender, retry_delay
-from spendgate.alerts.store import Claim
+from spendgate.alerts.store import Claim, OutboxRepository
 
 
 async def test_receiver_down_then_back_gets_every_alert_once(
@@ -223,3 +224,30 @@ async def test_an_error_body_with_a_nul_is_recorded_clean(
     assert not any(ord(c) < 32 for c in row.error) and len(row.error) <= 500
     (out,) = await outbox(engine)
     assert out.attempts == 1 and out.last_error == row.error
+
+
+async def test_an_error_the_database_refuses_is_recorded_without_its_text(
+    engine: AsyncEngine, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_finish = OutboxRepository.finish
+
+    async def refusing(self: OutboxRepository, claim: Claim, **kw: Any) -> bool:
+        if kw["error"] and "poison" in kw["error"]:
+            raise ValueError("the database refuses this text")
+        return await real_finish(self, claim, **kw)
+
+    monkeypatch.setattr(OutboxRepository, "finish", refusing)
+    route = routing([slack_channel(http_receiver)], retry_base_seconds=10.0, retry_max_seconds=600.0)
+    clock = Clock()
+    await record(engine, [budget_alert("poison")], route, clock())
+    sender = AlertSender(async_sessionmaker(engine), route, instance_id="t1", clock=clock)
+    try:
+        http_receiver.fail_with = 500
+        http_receiver.fail_body = "poison"
+        cycle = await sender.run_once()
+        assert (cycle.claimed, cycle.retried, cycle.errors) == (1, 1, 0)
+    finally:
+        await sender.aclose()
+    (row,) = await deliveries(engine)
+    assert row.outcome == "retry" and row.status_code == 500
+    assert row.error == "the error text could not be recorded"

@@ -157,17 +157,18 @@ class AlertSender:
                     claim.attempt, self.policy.retry_base_seconds, self.policy.retry_max_seconds
                 )
             )
-        async with self.sessions.begin() as session:
-            kept = await OutboxRepository(session).finish(
-                claim,
-                outcome=outcome,  # type: ignore[arg-type]
-                attempted_at=started,
-                duration_ms=duration_ms,
-                status_code=delivery.status_code,
-                error=delivery.error,
-                next_attempt_at=next_at,
-                sender=self.instance_id,
+        try:
+            kept = await self._finish(claim, outcome, started, duration_ms, delivery, next_at)
+        except Exception:
+            if delivery.error is None:
+                raise
+            # The error text itself may be what the database refuses: record the attempt
+            # without it rather than leave the row to be retried forever unrecorded.
+            log.warning(
+                "alert %s to %s: recording the error failed", claim.alert_id, claim.channel, exc_info=True
             )
+            unrecordable = Delivery(delivery.ok, delivery.status_code, "the error text could not be recorded")
+            kept = await self._finish(claim, outcome, started, duration_ms, unrecordable, next_at)
         if not kept:
             log.warning(
                 "alert %s to %s: the claim was lost before the attempt was recorded",
@@ -185,6 +186,27 @@ class AlertSender:
                 "; dead" if outcome == "dead" else f"; next at {next_at:%H:%M:%S}",
             )
         return outcome
+
+    async def _finish(
+        self,
+        claim: Claim,
+        outcome: str,
+        started: datetime,
+        duration_ms: int,
+        delivery: Delivery,
+        next_at: datetime | None,
+    ) -> bool:
+        async with self.sessions.begin() as session:
+            return await OutboxRepository(session).finish(
+                claim,
+                outcome=outcome,  # type: ignore[arg-type]
+                attempted_at=started,
+                duration_ms=duration_ms,
+                status_code=delivery.status_code,
+                error=delivery.error,
+                next_attempt_at=next_at,
+                sender=self.instance_id,
+            )
 
     async def _send(self, claim: Claim, now: datetime) -> Delivery:
         channel = self.routing.channels.get(claim.channel)
