@@ -155,3 +155,14 @@ def test_two_processes_with_twenty_tasks_each_write_it_once(database_url: str, t
             await eng.dispose()
 
     assert asyncio.run(count()) == (1, 2)
+
+
+async def test_a_name_longer_than_its_column_is_kept_shortened(engine: AsyncEngine) -> None:
+    """A 300-character team alias is decided and stored (its first 255 characters), not
+    refused by PostgreSQL's column limit."""
+    alert = replace(crossing("key-long"), scope_name="n" * 300)
+    assert await _record(engine, alert, ["slack"])
+    async with AsyncSession(engine) as session:
+        row = await session.get(AlertRow, alert_id_of(alert))
+        assert row is not None and row.scope_name == "n" * 255
+    assert await _counts(engine) == (1, 1)

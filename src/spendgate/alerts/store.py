@@ -135,7 +135,9 @@ async def record_alert(session: AsyncSession, alert: Alert, channels: Sequence[s
         "kind": alert.kind,
         "scope_type": alert.scope_type,
         "scope_id": alert.scope_id,
-        "scope_name": alert.scope_name,
+        # A display name (a team alias) can be longer than its column: the row keeps the
+        # first 255 characters rather than refusing the alert (PostgreSQL would).
+        "scope_name": alert.scope_name[:255] if alert.scope_name is not None else None,
         "window": alert.window or "",
         "period_start": alert.period_start or NO_PERIOD,
         "period_end": alert.period_end,
