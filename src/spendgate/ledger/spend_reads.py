@@ -92,12 +92,10 @@ async def read_slices(
     count = report.row_count
     scope_col = cols[scope] if scope in group else [None] * count
     model_col = cols["model"] if by_model else [None] * count
-    # Each period's local day, keyed by the object: the report's rows share one Period
-    # object per period, and hashing a Period (two aware datetimes, each asking its zone
-    # for the offset) 18,000 times took longer than the rest of this loop.
-    days: dict[int, date | None] = {}
-    for period in {id(p): p for p in cols["period"]}.values():
-        days[id(period)] = period.start.astimezone(zone).date() if period is not None else None
+    days: dict[Any, date | None] = {None: None}
+    for period in dict.fromkeys(cols["period"]):
+        if period is not None:
+            days[period] = period.start.astimezone(zone).date()
     # Straight from the report's columns (no row objects): a month of teams × models is
     # tens of thousands of rows. Rows only merge when the scope id is summed over.
     metrics = zip(*(cols[m] for m in _TOTALS), strict=True)
@@ -105,7 +103,7 @@ async def read_slices(
     for period, sid, model, values in zip(cols["period"], scope_col, model_col, metrics, strict=True):
         if ids is not None and (sid or "") not in ids:
             continue  # the global scope: no id to narrow by in SQL
-        key = (days[id(period)], sid if by_scope else None, model)
+        key = (days[period], sid if by_scope else None, model)
         total = merged.get(key)
         if total is None:
             merged[key] = Totals(*values)
