@@ -41,6 +41,7 @@ _TITLES = {
     "batch_failed": "Batch failed",
     "batch_stale": "Batch stale",
     "journal_backlog": "Spend journal backing up",
+    "events_dead_lettered": "Spend events dead-lettered",
     "storage_unreachable": "Storage unreachable",
     "test": "Test alert",
 }

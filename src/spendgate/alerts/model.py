@@ -40,6 +40,7 @@ AlertKind = Literal[
     "batch_failed",
     "batch_stale",
     "journal_backlog",
+    "events_dead_lettered",
     "storage_unreachable",
     "test",
 ]
@@ -51,6 +52,7 @@ ALERT_GROUPS: Mapping[str, str] = {
     "projected_exceed": "budget_alerts",
     "unpriced_usage": "failed_tracking_spend",
     "journal_backlog": "failed_tracking_spend",
+    "events_dead_lettered": "failed_tracking_spend",
     "batch_failed": "batch_alerts",
     "batch_stale": "batch_alerts",
     "storage_unreachable": "db_exceptions",
