@@ -56,6 +56,7 @@ __all__ = [
     "LiteLLMParams",
     "LitellmSettings",
     "ModelInfo",
+    "OtelSettings",
     "RouterSettings",
     "load_config",
     "parse_config",
@@ -78,6 +79,12 @@ def _valid_window(value: str | None) -> str | None:
     if value is not None:
         parse_window(value)  # its ValueError names the bad duration
     return value
+
+
+def _valid_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value.rstrip("/") if value else value
 
 
 def is_cost_field(name: str) -> bool:
@@ -123,9 +130,7 @@ class LiteLLMParams(BaseModel):
     @field_validator("api_base")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
-        return value.rstrip("/") if value else value
+        return _valid_url(value)
 
     def cost_fields(self) -> dict[str, Any]:
         return {k: v for k, v in (self.model_extra or {}).items() if is_cost_field(k)}
@@ -200,6 +205,29 @@ class AlertingArgs(_Section):
         if timeout is not None and value <= timeout:
             raise ValueError(f"must be longer than request_timeout_seconds ({timeout:g})")
         return value
+
+
+class OtelSettings(_Section):
+    """``general_settings.otel``: OpenTelemetry export over OTLP/HTTP (docs/metrics.md). The
+    block turns it on, as LiteLLM's ``litellm_settings.callbacks: ["otel"]`` does; the
+    standard ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_SERVICE_NAME`` variables fill what it omits."""
+
+    enabled: bool = True
+    endpoint: str | None = None
+    """The collector's OTLP/HTTP base URL (``/v1/traces`` and ``/v1/metrics`` are appended);
+    else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4318``."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Sent with every export (else ``OTEL_EXPORTER_OTLP_HEADERS``)."""
+    service_name: str | None = None
+    """The resource's ``service.name`` (else ``OTEL_SERVICE_NAME``, else ``spendgate``)."""
+    traces: bool = True
+    metrics: bool = True
+    metric_export_interval_seconds: float = Field(default=60, gt=0, le=86400, allow_inf_nan=False)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _valid_url(value)
 
 
 class GeneralSettings(_Section):
@@ -284,6 +312,8 @@ class GeneralSettings(_Section):
     alert_to_webhook_url: dict[str, str | list[str]] = Field(default_factory=dict)
     """LiteLLM's alert type → the Slack webhook URL(s) that take it (instead of ``SLACK_WEBHOOK_URL``)."""
     alerting_args: AlertingArgs = Field(default_factory=lambda: AlertingArgs())
+    otel: OtelSettings | None = None
+    """OpenTelemetry export (off when absent, unless ``litellm_settings.callbacks`` has ``otel``)."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
@@ -325,10 +355,12 @@ class LitellmSettings(_Section):
     """``GET /metrics`` asks for a key (the master key or a virtual key); open by default, as LiteLLM's."""
     enable_end_user_cost_tracking_prometheus_only: bool = False
     """Label metrics with the end customer (off: unbounded caller input never becomes a label)."""
+    callbacks: list[str] = Field(default_factory=list)
+    """LiteLLM's callback names: ``otel`` turns OpenTelemetry on; the others warn (not implemented)."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
-            "allowed_fails", "cache", "cache_params", "callback_settings", "callbacks",
+            "allowed_fails", "cache", "cache_params", "callback_settings",
             "content_policy_fallbacks", "context_window_fallbacks", "default_fallbacks",
             "default_internal_user_params", "default_key_generate_params", "default_team_settings",
             "disable_add_transform_inline_image_block", "disable_end_user_cost_tracking",
@@ -499,6 +531,10 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
         data["general_settings"]["alerting_args"] = _check_section(
             "general_settings.alerting_args", args, AlertingArgs, warnings
         )
+    callbacks = (data.get("litellm_settings") or {}).get("callbacks")
+    for name in callbacks if isinstance(callbacks, list) else ():
+        if name != "otel":
+            warnings.append(f"litellm_settings.callbacks: {name!r} not implemented by spendgate; ignored")
     general = dict(data.get("general_settings") or {})
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
