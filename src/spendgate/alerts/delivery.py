@@ -37,6 +37,7 @@ _TITLES = {
     "budget_crossed": "Budget threshold crossed",
     "soft_budget_crossed": "Soft budget crossed",
     "projected_exceed": "Budget projected to be exceeded",
+    "budget_resolved": "Budget alert resolved",
     "unpriced_usage": "Unpriced usage",
     "batch_failed": "Batch failed",
     "batch_stale": "Batch stale",
