@@ -48,6 +48,10 @@ class Job:
     jitter: float = 0.0
     """Up to this many seconds added to each wait at random, so instances started together
     do not all ask their providers at the same moment."""
+    everywhere: bool = False
+    """Run on every instance, without the leader lock: for checks of the process's own state
+    (its journal) or of the stores the lock lives in (a Redis or database outage would
+    leave no leader). Its effects must dedupe themselves (an alert's unique row)."""
 
     @property
     def ttl(self) -> float:
@@ -102,7 +106,7 @@ class JobRunner:
         leader = False
         try:
             while True:
-                leader = await self._lead(job, leader)
+                leader = True if job.everywhere else await self._lead(job, leader)
                 if leader:
                     try:
                         await job.run()
@@ -110,7 +114,7 @@ class JobRunner:
                         logger.exception("job %s failed; it runs again in %ss", job.name, job.interval)
                 await asyncio.sleep(job.interval + (random.uniform(0, job.jitter) if job.jitter > 0 else 0.0))
         finally:
-            if leader:
+            if leader and not job.everywhere:
                 try:
                     await asyncio.wait_for(self.lock.release(job.name), _RELEASE_TIMEOUT)
                 except Exception:
