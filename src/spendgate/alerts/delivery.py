@@ -44,6 +44,7 @@ _TITLES = {
     "journal_backlog": "Spend journal backing up",
     "events_dead_lettered": "Spend events dead-lettered",
     "storage_unreachable": "Storage unreachable",
+    "spend_report": "Spend report",
     "test": "Test alert",
 }
 

@@ -43,6 +43,7 @@ AlertKind = Literal[
     "journal_backlog",
     "events_dead_lettered",
     "storage_unreachable",
+    "spend_report",
     "test",
 ]
 KINDS: tuple[str, ...] = get_args(AlertKind)
@@ -58,6 +59,7 @@ ALERT_GROUPS: Mapping[str, str] = {
     "batch_failed": "batch_alerts",
     "batch_stale": "batch_alerts",
     "storage_unreachable": "db_exceptions",
+    "spend_report": "spend_reports",
     "test": "test",
 }
 """Each kind's LiteLLM ``alert_types`` name (``batch_alerts`` is spendgate's): an alert is
