@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -42,9 +42,10 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from spendgate.core.periods import parse_window
+from spendgate.core.periods import get_timezone, parse_window
 from spendgate.errors import ConfigurationError
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "ModelInfo",
     "OtelSettings",
     "RouterSettings",
+    "ScheduledReport",
     "load_config",
     "parse_config",
 ]
@@ -155,6 +157,58 @@ class DeploymentConfig(BaseModel):
     model_info: ModelInfo = ModelInfo()
 
 
+Breakdown = Literal["model", "key", "team"]
+
+
+class ScheduledReport(BaseModel):
+    """One entry of ``alerting_args.spend_reports``: a spend summary sent once per completed
+    period (docs/alerts.md, "Scheduled reports")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+    """Unique among the reports (1-32 letters, digits, ``_ . -``): with the period, it
+    identifies a report, so renaming one starts it afresh."""
+    frequency: Literal["daily", "weekly", "monthly"]
+    """The calendar: local days, weeks from Monday, months from the 1st."""
+    scope: Literal["global", "team"] = "global"
+    team_ids: list[str] = Field(default_factory=list)
+    """With ``scope: team``: one report per team."""
+    timezone: str | None = None
+    """IANA zone of the calendar (else ``litellm_settings.timezone``)."""
+    channels: list[Literal["slack", "webhook", "email"]] | None = None
+    """Which of ``general_settings.alerting`` (default: all of them)."""
+    breakdowns: list[Breakdown] = Field(default_factory=lambda: list(get_args(Breakdown)))
+    """Top-N lists to include (``team``: global reports only)."""
+    top_n: int = Field(default=5, ge=1, le=50)
+    lookback_periods: int = Field(default=1, ge=1, le=31)
+    """A missed report is still sent for this many completed periods back (1: the last)."""
+    grace_seconds: float = Field(default=300, ge=0, le=86400, allow_inf_nan=False)
+    """How long after a period ends its report waits (for the period's last events)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            get_timezone(value)  # its ValueError names the zone
+        return value
+
+    @field_validator("team_ids")
+    @classmethod
+    def _teams(cls, value: list[str]) -> list[str]:
+        if any(not t for t in value):
+            raise ValueError("a team id is empty")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _scope(self) -> ScheduledReport:
+        if self.scope == "team" and not self.team_ids:
+            raise ValueError("scope team needs team_ids")
+        if self.scope == "global" and self.team_ids:
+            raise ValueError("team_ids needs scope: team")
+        return self
+
+
 class AlertingArgs(_Section):
     """``general_settings.alerting_args``: LiteLLM's keys are accepted (with a warning), these
     are spendgate's. Channel secrets may come from the environment (docs/alerts.md)."""
@@ -182,6 +236,11 @@ class AlertingArgs(_Section):
     """How long a sender's claim on an outbox row keeps other senders off it (longer than
     ``request_timeout_seconds``, or a slow send is sent twice)."""
 
+    spend_reports: list[ScheduledReport] = Field(default_factory=list)
+    """Scheduled spend reports (daily / weekly / monthly), each to the alert channels."""
+    report_check_interval_seconds: float = Field(default=60, gt=0, le=3600, allow_inf_nan=False)
+    """How often the report scheduler looks for a completed period to report."""
+
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
             "budget_alert_ttl", "daily_report_frequency", "report_check_interval", "outage_alert_ttl",
@@ -197,6 +256,15 @@ class AlertingArgs(_Section):
             if not percent.is_finite() or percent <= 0 or percent > 1000:
                 raise ValueError(f"{percent} is not a percent in (0, 1000]")
         return sorted(set(value))
+
+    @field_validator("spend_reports")
+    @classmethod
+    def _unique_names(cls, value: list[ScheduledReport]) -> list[ScheduledReport]:
+        names = [r.name for r in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two reports are named {name!r}")
+        return value
 
     @field_validator("claim_lease_seconds")
     @classmethod
