@@ -215,6 +215,13 @@ class AlertingArgs(_Section):
 
     budget_thresholds: list[Decimal] = Field(default_factory=lambda: [Decimal(50), Decimal(80), Decimal(100)])
     """Percents of ``max_budget`` that alert once per (scope, window, period)."""
+    budget_alerts: bool = True
+    """Detect budget crossings at settlement (thresholds, soft budget, forecast) and record
+    them as alerts; off: no detection at all (the decision rows are not written)."""
+    forecast_after: Decimal = Field(default=Decimal("0.1"), gt=0, le=1)
+    """The fraction of a period that must have passed before a ``projected_exceed`` forecast."""
+    resolve_interval_seconds: float = Field(default=60, gt=0, le=3600, allow_inf_nan=False)
+    """How often ended periods' budget alerts are resolved (``budget_resolved``)."""
     webhook_secret: str | None = None
     """The ``whsec_…`` secret that signs webhooks (else ``$SPENDGATE_WEBHOOK_SECRET``)."""
     email_recipients: list[str] = Field(default_factory=list)
