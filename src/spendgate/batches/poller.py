@@ -21,6 +21,11 @@ safe anyway, just wasteful). One :meth:`BatchPoller.run_once` is one cycle:
 
 One bad batch (its deployment gone from the config, the provider down, a bad file) is
 logged and counted in ``errors``; the cycle goes on and never raises for it.
+
+With ``alerts``, a batch this cycle settled as failed (the provider's ``failed`` or
+``expired``, or every line failed) alerts ``batch_failed``, and one it retired alerts
+``batch_stale``: once per batch (the settle and the retire are each done once, by their
+claimer), and an alert that cannot be recorded is logged, never fails the cycle.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from spendgate.alerts.model import AlertKind
+from spendgate.alerts.operational import OperationalAlerts, batch_alert
 from spendgate.batches.settlement import (
+    BatchSettlement,
     DurableRecorder,
     SessionFactory,
     SettledDeployment,
@@ -84,6 +92,7 @@ class BatchPoller:
             that crashed mid-settle is overtaken after it.
         max_age: a batch not billed this long after its creation is retired.
         recent_hours: the boundary of the recent lane.
+        alerts: records ``batch_failed`` and ``batch_stale`` (None: no alerts).
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class BatchPoller:
         claim_lease_seconds: float = 600.0,
         max_age: timedelta = timedelta(days=3),
         recent_hours: float = 48,
+        alerts: OperationalAlerts | None = None,
     ) -> None:
         if batch_size < 1 or claim_lease_seconds <= 0:
             raise ValueError("batch_size and claim_lease_seconds must be positive")
@@ -110,6 +120,7 @@ class BatchPoller:
         self.claim_lease_seconds = claim_lease_seconds
         self.max_age = max_age
         self.recent_hours = recent_hours
+        self.alerts = alerts
         self._recent_after: BatchCursor | None = None
         self._older_after: BatchCursor | None = None
 
@@ -194,7 +205,12 @@ class BatchPoller:
         except Exception:
             await self._give_back(row)
             raise
-        return "settled" if done.settled else "lost"
+        if not done.settled:
+            return "lost"
+        failure = _failure(done)
+        if failure is not None:
+            await self._alert(row, "batch_failed", failure, now, done.status)
+        return "settled"
 
     @staticmethod
     async def _retrieve(upstream: BatchUpstream, row: ManagedObject) -> dict[str, Any]:
@@ -231,7 +247,35 @@ class BatchPoller:
         if not retired:
             return "lost"
         log.warning("batch %s retired as stale, nothing billed: %s", row.id, why)
+        await self._alert(row, "batch_stale", why, now)
         return "stale"
+
+    async def _alert(
+        self, row: ManagedObject, kind: AlertKind, why: str, now: datetime, status: str | None = None
+    ) -> None:
+        if self.alerts is None:
+            return
+        try:
+            await self.alerts.record(batch_alert(row, kind, why, now, status))
+        except Exception:  # the batch is settled or retired either way
+            log.exception("batch %s: the %s alert could not be recorded", row.id, kind)
+
+
+_FAILED_STATUSES = frozenset({"failed", "expired"})
+
+
+def _failure(done: BatchSettlement) -> str | None:
+    """Why a settled batch counts as failed (None: it did not): the provider failed or
+    expired it, or none of its lines succeeded. A cancelled batch is the caller's choice."""
+    if done.status in _FAILED_STATUSES:
+        return f"the provider reports it {done.status}"
+    if done.status in ("cancelled", "cancelling"):
+        return None
+    totals = done.totals
+    failed = totals.lines_failed + totals.lines_invalid
+    if totals.lines_ok == 0 and failed:
+        return f"none of its lines succeeded ({failed} failed)"
+    return None
 
 
 def _status(api: str, batch: dict[str, Any]) -> str:
