@@ -17,7 +17,9 @@ import jinja2
 
 from spendgate.alerts.delivery import Delivery, figures, title
 from spendgate.alerts.model import Alert
+from spendgate.alerts.report_message import report_context
 from spendgate.alerts.settings import EmailChannel
+from spendgate.alerts.spend_report import report_of
 
 __all__ = ["alert_email", "send_email"]
 
@@ -37,7 +39,10 @@ def alert_email(
     now: datetime,
     link: str | None,
 ) -> EmailMessage:
-    """The email of ``alert``: subject, From/To, a text part and its HTML alternative."""
+    """The email of ``alert``: subject, From/To, a text part and its HTML alternative (a
+    spend report from its own templates)."""
+    report = report_of(alert)
+    template = "alert" if report is None else "report"
     context = {
         "title": title(alert),
         "message": alert.message,
@@ -46,14 +51,16 @@ def alert_email(
         "alert_id": alert_id,
         "link": link,
     }
+    if report is not None:
+        context = report_context(report, alert_id, link)
     message = EmailMessage()
-    message["Subject"] = f"[spendgate] {title(alert)}"
+    message["Subject"] = f"[spendgate] {context['title']}"
     message["From"] = channel.sender
     message["To"] = ", ".join(channel.recipients)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{delivery_id}@spendgate>"
-    message.set_content(_TEMPLATES.get_template("alert.txt.j2").render(context))
-    message.add_alternative(_TEMPLATES.get_template("alert.html.j2").render(context), subtype="html")
+    message.set_content(_TEMPLATES.get_template(f"{template}.txt.j2").render(context))
+    message.add_alternative(_TEMPLATES.get_template(f"{template}.html.j2").render(context), subtype="html")
     return message
 
 

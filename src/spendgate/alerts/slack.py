@@ -14,7 +14,9 @@ import httpx
 
 from spendgate.alerts.delivery import Delivery, figures, title
 from spendgate.alerts.model import Alert
+from spendgate.alerts.report_message import report_slack_blocks
 from spendgate.alerts.settings import SlackChannel
+from spendgate.alerts.spend_report import report_of
 
 __all__ = ["send_slack", "slack_message"]
 
@@ -31,7 +33,26 @@ def _escape(text: str, limit: int = 3000) -> str:
 
 
 def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> dict[str, Any]:
-    """The Block Kit body of ``alert`` (``text`` is the notification's fallback)."""
+    """The Block Kit body of ``alert`` (``text`` is the notification's fallback); a spend
+    report has its own layout (:mod:`spendgate.alerts.report_message`)."""
+    report = report_of(alert)
+    if report is not None:
+        text, blocks = _escape(report.message), report_slack_blocks(report, alert_id, _escape)
+    else:
+        text, blocks = _escape(f"{title(alert)}: {alert.message}"), _alert_blocks(alert, alert_id)
+    if link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Open spendgate"}, "url": link}
+                ],
+            }
+        )
+    return {"text": text, "blocks": blocks}
+
+
+def _alert_blocks(alert: Alert, alert_id: str) -> list[dict[str, Any]]:
     head = title(alert)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150], "emoji": False}},
@@ -46,16 +67,7 @@ def slack_message(alert: Alert, alert_id: str, *, link: str | None = None) -> di
     scope_id = alert.scope_id.replace("`", "")  # a backtick would end the code span
     context = _escape(f"{alert.scope_type} `{scope_id}` · {alert.kind} · {alert_id}", 2000)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    if link:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {"type": "button", "text": {"type": "plain_text", "text": "Open spendgate"}, "url": link}
-                ],
-            }
-        )
-    return {"text": _escape(f"{head}: {alert.message}"), "blocks": blocks}
+    return blocks
 
 
 async def send_slack(
