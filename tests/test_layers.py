@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ledger",),
     ("entities",),
     ("metrics",),  # Prometheus counters and budget gauges (issue #15): beside the ledger, below the gateway
+    ("telemetry",),  # OpenTelemetry export of spend events (issue #15): composed by the server
     ("batches",),  # managed files and batches, their checks and pricing (issue #12)
     ("http",),
     ("gateway", "admin", "jobs", "sdk"),  # peers: never import each other

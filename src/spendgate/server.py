@@ -80,6 +80,7 @@ from spendgate.metrics import BudgetReader, LabelPolicy, MetricsExporter, Reques
 from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
+from spendgate.telemetry import ObservedSink, start_telemetry
 
 __all__ = ["Services", "build_app"]
 
@@ -218,6 +219,11 @@ def build_app(
             close = getattr(recorder, "close", None)
             if close is not None:
                 stack.push_async_callback(close)
+            sink = recorder  # what the pipeline and the poller record into
+            telemetry = start_telemetry(config)  # None (and the SDK not imported) unless configured
+            if telemetry is not None:
+                stack.push_async_callback(asyncio.to_thread, telemetry.shutdown)
+                sink = ObservedSink(recorder, telemetry.observe)
             # Requests a graceful stop cancelled still settle and record: let them end before
             # the recorder closes (callbacks run last-in, first-out).
             stack.push_async_callback(in_flight.drained, 5.0)
@@ -251,7 +257,7 @@ def build_app(
                 ),
                 scopes=scopes,
                 admission=admitting,
-                recorder=recorder,
+                recorder=sink,
                 client=client,
                 max_body_bytes=config.max_request_bytes,
                 forward_client_headers=general.forward_client_headers_to_llm_api,
@@ -266,7 +272,7 @@ def build_app(
             jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
             poller = None
             if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
-                poller = _batch_poller(config, engine, enforcer, recorder, router, client)
+                poller = _batch_poller(config, engine, enforcer, sink, router, client)
                 jobs.add(_batch_cost_job(config, poller, metrics))
             alert_sender = None
             if alerting.enabled:
