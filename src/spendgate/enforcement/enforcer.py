@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +96,10 @@ class Enforcer:
         fail_open_rate_limits: admit unchecked when the storage fails and the request has
             only rate limits (default: admit).
         idempotency_seconds: how long a settled or released request id is remembered.
+        watch: called after every settle that charged, with the reservation, each budget's
+            spend after it (-1: not charged) and the time in ms, to detect budget crossings
+            (:class:`~spendgate.enforcement.crossings.CrossingWatch`). It runs on the
+            request path: it must be quick and must not block; an exception is logged.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Enforcer:
         fail_open_budgets: bool = False,
         fail_open_rate_limits: bool = True,
         idempotency_seconds: float = 3600.0,
+        watch: Callable[[Reservation, Sequence[int], int], None] | None = None,
     ) -> None:
         if mode not in ("strict", "check_only"):
             raise ConfigurationError(f"enforcement mode must be 'strict' or 'check_only', got {mode!r}")
@@ -121,6 +126,7 @@ class Enforcer:
         self.loader = loader
         self.fail_open_budgets = fail_open_budgets
         self.fail_open_rate_limits = fail_open_rate_limits
+        self.watch = watch
         self.keys = KeySpace(storage.prefix)
         self.done_ttl_ms = max(int(idempotency_seconds * 1000), self.lease_ms)
         self._done_tag = self.keys.request("")  # + a request id that needs no escaping
@@ -221,7 +227,8 @@ class Enforcer:
         Idempotent by request id: only the first settle counts (a settle after a release
         still charges the cost). A settle after the lease expired charges the cost once.
         Returns False when nothing changed (already settled, or not enforced). A storage
-        failure is logged, not raised: the ledger still records the spend.
+        failure is logged, not raised: the ledger still records the spend. The ``watch``
+        (if any) then sees each budget's spend after this settle.
         """
         if real_cost_nanos < 0 or (real_tokens is not None and real_tokens < 0):
             raise ValueError("a real cost or token count cannot be negative")
@@ -244,10 +251,19 @@ class Enforcer:
         )
         try:
             storage = self.storage
-            return storage.settle_nowait(op) if storage.nowait else await storage.settle(op)
+            spends = storage.settle_nowait(op) if storage.nowait else await storage.settle(op)
         except StorageError:
             self._not_recorded(op)
             return False
+        if spends is None:
+            return False
+        watch = self.watch
+        if watch is not None and spends:
+            try:
+                watch(reservation, spends, op.now_ms)
+            except Exception:  # detection must never fail the request it watches
+                log.exception("budget crossing detection failed for %s", rid)
+        return True
 
     async def release(self, reservation: Reservation) -> bool:
         """Give back the reservation, the reserved tokens and the slot (nothing was billed).
@@ -270,7 +286,7 @@ class Enforcer:
             reservation.rate_ops,
         )
         try:
-            return await self.storage.settle(op)
+            return await self.storage.settle(op) is not None
         except StorageError:
             self._not_recorded(op)
             return False

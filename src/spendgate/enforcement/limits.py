@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Literal
 
 from spendgate.core.periods import Window, parse_window
@@ -40,7 +41,9 @@ class BudgetLimit:
     ``spend + reserved + estimate <= max`` (the boundary is allowed: spend may reach the
     limit exactly, never pass it). ``soft_nanos`` never blocks; crossing it is reported on
     the reservation. ``temp_increase_nanos`` raises the limit until ``temp_expiry`` (UTC).
-    ``tz`` is the IANA timezone the window's calendar is read in.
+    ``tz`` is the IANA timezone the window's calendar is read in. ``alert_thresholds``:
+    percents of the limit this budget alerts at besides the configured ones (LiteLLM's
+    ``max_budget_alert_emails`` keys).
     """
 
     scope: Scope
@@ -50,6 +53,7 @@ class BudgetLimit:
     tz: str | None = None
     temp_increase_nanos: int = 0
     temp_expiry: datetime | None = None
+    alert_thresholds: tuple[Decimal, ...] = ()
 
     @classmethod
     def of(
@@ -122,6 +126,7 @@ def scope_limits(
     fiscal_start_month: int = 1,
     temp_increase_nanos: int = 0,
     temp_expiry: datetime | None = None,
+    alert_thresholds: tuple[Decimal, ...] = (),
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     rpd_limit: int | None = None,
@@ -132,7 +137,7 @@ def scope_limits(
     """The budgets and rate limits of one scope from LiteLLM's entity fields (money in nanos).
 
     * ``max_budget`` + ``budget_duration`` is the main window (no duration: lifetime); the
-      soft budget and a temporary increase apply to it. A soft budget without a max is a
+      soft budget, a temporary increase and ``alert_thresholds`` apply to it. A soft budget without a max is a
       soft-only window (never blocks).
     * ``budget_windows`` are LiteLLM's ``budget_limits``: ``(budget_duration, max)`` pairs.
     * ``rpm_limit`` / ``tpm_limit``: per ``rate_window_seconds`` (default 60 s, sliding);
@@ -145,7 +150,14 @@ def scope_limits(
         window = parse_window(budget_duration or "lifetime", fiscal_start_month=fiscal_start_month)
         budgets.append(
             BudgetLimit(
-                scope, window, max_budget_nanos, soft_budget_nanos, tz, temp_increase_nanos, temp_expiry
+                scope,
+                window,
+                max_budget_nanos,
+                soft_budget_nanos,
+                tz,
+                temp_increase_nanos,
+                temp_expiry,
+                alert_thresholds,
             )
         )
     for duration, max_nanos in budget_windows:

@@ -33,6 +33,7 @@ __all__ = [
     "CustomerOwners",
     "KeyEntities",
     "LimitSpec",
+    "alert_thresholds",
     "apply_limits",
     "decode_limits",
     "encode_model_budget",
@@ -66,6 +67,9 @@ class LimitSpec:
     temp_increase_nanos: int = 0
     temp_expiry: datetime | None = None
     blocked: bool = False
+    alert_thresholds: tuple[Decimal, ...] = ()
+    """Percents of ``max_budget`` this entity alerts at besides the configured ones: the
+    keys of LiteLLM's ``metadata.max_budget_alert_emails`` (``{"50": [emails], "90": […]}``)."""
 
     def limits(
         self, scope: Scope, *, tz: str, rate_window: float
@@ -78,6 +82,7 @@ class LimitSpec:
             tz=tz,
             temp_increase_nanos=self.temp_increase_nanos,
             temp_expiry=self.temp_expiry,
+            alert_thresholds=self.alert_thresholds,
             rpm_limit=self.rpm_limit,
             tpm_limit=self.tpm_limit,
             rpd_limit=self.rpd_limit,
@@ -167,7 +172,26 @@ def decode_limits(row: Any, profile: Budget | None, windows: Sequence[BudgetWind
         temp_increase_nanos=_int(metadata.get("temp_budget_increase_nanos")) or 0,
         temp_expiry=expiry,
         blocked=bool(getattr(row, "blocked", False)),
+        alert_thresholds=alert_thresholds(metadata),
     )
+
+
+def alert_thresholds(metadata: Mapping[str, Any]) -> tuple[Decimal, ...]:
+    """The percents named by ``metadata.max_budget_alert_emails`` (LiteLLM's per-entity
+    email thresholds), ascending; keys that are not a positive number are skipped (the
+    management API refuses them on write)."""
+    emails = metadata.get("max_budget_alert_emails")
+    if not isinstance(emails, Mapping):
+        return ()
+    out: set[Decimal] = set()
+    for name in emails:
+        try:
+            value = Decimal(str(name))
+        except ArithmeticError:
+            continue
+        if value.is_finite() and value > 0:
+            out.add(value.normalize())
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)

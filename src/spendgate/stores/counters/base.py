@@ -174,7 +174,7 @@ class Storage(ABC):
         """:meth:`admit` without awaiting (only when ``nowait`` is set)."""
         raise NotImplementedError
 
-    def settle_nowait(self, op: SettleOp) -> bool:
+    def settle_nowait(self, op: SettleOp) -> tuple[int, ...] | None:
         """:meth:`settle` without awaiting (only when ``nowait`` is set)."""
         raise NotImplementedError
 
@@ -191,8 +191,14 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    async def settle(self, op: SettleOp) -> bool:
-        """Settle or release a request exactly once; returns False if it was already done.
+    async def settle(self, op: SettleOp) -> tuple[int, ...] | None:
+        """Settle or release a request exactly once; returns None if it was already done.
+
+        Else one number per budget of ``op``: its spend right after this settle (the
+        period's, or the rolling window's sum), or -1 where nothing was charged (a release,
+        a cold counter). The spend before is that minus ``cost_nanos``: both are read in the
+        same atomic step, so of concurrent settles exactly one sees a given level crossed
+        (alert detection, DESIGN §5.13, reads them and costs no extra round trip).
 
         Settle: each reservation is replaced by ``cost_nanos`` (charged even if the lease
         expired), token units are reconciled to ``real_tokens``, slots freed. A settle after

@@ -282,10 +282,10 @@ class MemoryStorage(Storage):
         finally:
             self._lock.release()
 
-    async def settle(self, op: SettleOp) -> bool:
+    async def settle(self, op: SettleOp) -> tuple[int, ...] | None:
         return self.settle_nowait(op)
 
-    def settle_nowait(self, op: SettleOp) -> bool:
+    def settle_nowait(self, op: SettleOp) -> tuple[int, ...] | None:
         self._lock.acquire()
         try:
             rid, now, done_key, done_ttl_ms, settle, cost, real_tokens, bops, rops = op
@@ -295,8 +295,9 @@ class MemoryStorage(Storage):
             done = self._done.get(done_key)
             state = 0 if done is None or done >> 2 <= now else done & 3
             if state == _SETTLED or (state and not settle):
-                return False
+                return None
             counters = self._counters
+            spends: list[int] = []
             for b in bops:
                 key, _, _, _, name, bucket_ms, oldest, ttl, require_seed = b
                 c = counters.get(key)
@@ -305,6 +306,7 @@ class MemoryStorage(Storage):
                     c = None
                 if c is None:
                     if require_seed or not settle:
+                        spends.append(-1)
                         continue
                     c = counters[key] = BudgetCounter()
                     if ttl > 0:  # a new key: its first expiry
@@ -326,6 +328,9 @@ class MemoryStorage(Storage):
                         c.spend += cost
                     if ttl > 0 and now + ttl > c.expires:
                         c.expires = now + ttl
+                    spends.append(c.state(b, now).spend if bucket_ms else c.spend)
+                else:
+                    spends.append(-1)
             if rops:
                 released = state == _RELEASED
                 for r in rops:
@@ -354,7 +359,7 @@ class MemoryStorage(Storage):
             marks[done_key] = expires << 2 | (_SETTLED if settle else _RELEASED)
             if len(marks) > self.max_done:
                 marks.popitem(last=False)
-            return True
+            return tuple(spends)
         finally:
             self._lock.release()
 

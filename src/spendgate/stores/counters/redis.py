@@ -165,7 +165,7 @@ class RedisStorage(Storage):
         )
         return AdmitResult(status, budgets, rates)
 
-    async def settle(self, op: SettleOp) -> bool:
+    async def settle(self, op: SettleOp) -> tuple[int, ...] | None:
         keys: list[str] = [op.done_key]
         nums: list[int | str] = [
             op.now_ms,
@@ -183,7 +183,8 @@ class RedisStorage(Storage):
         for r in op.rates:
             keys.append(r.key)
             nums += (r.kind, r.amount, r.window_index)
-        return bool(await self._run("settle", keys, [op.request_id, orjson.dumps(nums)]))
+        out = await self._run("settle", keys, [op.request_id, orjson.dumps(nums)])
+        return tuple(int(x) for x in out[1:]) if out else None
 
     async def renew(
         self,

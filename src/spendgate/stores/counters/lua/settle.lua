@@ -8,7 +8,8 @@
 --   bucket_ms (0 = calendar period), oldest_bucket;
 --   per rate (3): kind (0 requests, 1 parallel, 2 tokens), reserved amount, window index.
 -- State key: '1' settled, '2' released. A settle after a release still charges the cost.
--- Returns 1 if applied, 0 if it was already done.
+-- Returns 0 if it was already done; else a list: 1, then per budget its spend after this
+-- settle (the period's, or the rolling window's sum), or -1 where nothing was charged.
 local ARGV = unpack_argv(2)
 local rid = ARGV[2]
 local settle = ARGV[4] == 1
@@ -18,6 +19,7 @@ local nb, nr = tonumber(ARGV[7]), tonumber(ARGV[8])
 local state = redis.call('GET', KEYS[1])
 if state == '1' or (state and not settle) then return 0 end
 local released = state == '2'
+local out = {1}
 
 for i = 1, nb do
   local key, lkey = KEYS[2 * i], KEYS[2 * i + 1]
@@ -37,10 +39,15 @@ for i = 1, nb do
   end
   if apply then
     local after = redis.call('HINCRBY', key, ARGV[a + 1], cost)
-    if tonumber(ARGV[a + 4]) > 0 and tonumber(after) == tonumber(cost) then
+    local bucket = tonumber(ARGV[a + 4])
+    if bucket > 0 and tonumber(after) == tonumber(cost) then
       prune_buckets(key, tonumber(ARGV[a + 5]))
     end
     if ttl > 0 then expire(key, ttl, existed) end
+    if bucket > 0 then after = spend_of(key, bucket, tonumber(ARGV[a + 5]), tonumber(ARGV[1])) end
+    table.insert(out, after)
+  else
+    table.insert(out, -1)
   end
 end
 for j = 1, nr do
@@ -68,4 +75,4 @@ end
 local mark = '2'
 if settle then mark = '1' end
 redis.call('SET', KEYS[1], mark, 'PX', int(ARGV[3]))
-return 1
+return out
