@@ -6,7 +6,8 @@ replayed), the upstream client, the counter storage (Redis with ``redis_url``, e
 process) and the enforcer on it, the entity reader, scope resolver and admission, the
 pipeline, and the job runner (background jobs under a leader lock: the batch-cost job,
 which bills finished batches once; the alert sender, which drains the alert outbox when
-general_settings.alerting names a channel; the report scheduler will start here).
+general_settings.alerting names a channel; the report scheduler, which records the
+scheduled spend reports of alerting_args.spend_reports once per period).
 On shutdown it waits for requests in flight, then closes the same parts in reverse, the
 recorder flushed first.
 
@@ -73,6 +74,7 @@ from spendgate.gateway.scoping import ScopeResolver
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import AuthenticationFailed, PermissionDenied, error_body, render_error
 from spendgate.jobs import Job, JobRunner, lock_for
+from spendgate.jobs.report_scheduler import ReportScheduler, global_budget_of, report_job, report_specs
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.rebuild import period_spend
 from spendgate.ledger.recorder import Recorder
@@ -150,6 +152,7 @@ def build_app(
     if settings.budget_duration:
         parse_window(settings.budget_duration)  # a bad duration fails now, not on a request
     alerting = routing_from_config(config, os.environ)  # a bad channel setting fails now
+    reports = report_specs(config, alerting)  # so does a report's
     for warning in (*config.warnings, *alerting.warnings):
         log.warning("config: %s", warning)
     if not general.master_key:
@@ -283,6 +286,14 @@ def build_app(
                 )
                 stack.push_async_callback(alert_sender.aclose)  # after the job stops (LIFO)
                 jobs.add(_alert_sender_job(alerting, alert_sender))
+            if reports:
+                scheduler = ReportScheduler(
+                    async_sessionmaker(engine, expire_on_commit=False),
+                    reports,
+                    default_tz=settings.timezone,
+                    global_budget=global_budget_of(config),
+                )
+                jobs.add(report_job(scheduler, general.alerting_args.report_check_interval_seconds))
             await jobs.start()
             stack.push_async_callback(jobs.close)
             batches = BatchGateway(
