@@ -5,25 +5,33 @@ decision row) with its channels' outbox state (sent, pending with its attempts a
 try, dead) — what an operator wants to see when someone asks "did the 80 % alert go out?".
 ``test`` asks the running gateway (``POST /alerting/test`` with the master key), because
 only the gateway knows the configured channels; its sender job then delivers the test alert.
+``report`` records a scheduled spend report now (from the config and the database, as the
+report scheduler would); the gateway's sender job delivers it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from spendgate.alerts import KINDS, OutboxRepository
+from spendgate.alerts import KINDS, OutboxRepository, routing_from_config
 from spendgate.cli._admin_client import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, call, print_json
 from spendgate.cli._database import DatabaseUrlOpt, read_database
 from spendgate.cli._output import console, fail
+from spendgate.config import load_config
 from spendgate.core.money import format_usd, usd_text
+from spendgate.errors import ConfigurationError
+from spendgate.jobs.report_scheduler import ReportScheduler, global_budget_of, report_specs
+from spendgate.ledger.local_days import day_start
 from spendgate.stores.database.models import AlertOutboxRow, AlertRow
 
 __all__ = ["alert_json", "app"]
@@ -155,4 +163,56 @@ def test(
     else:
         console.print(Text(str(data.get("message") or "")), highlight=False)
     if data["enqueued"] == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The gateway's YAML config.")],
+    name: Annotated[str, typer.Option("--name", help="The report (alerting_args.spend_reports[].name).")],
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period", help="A local date (YYYY-MM-DD) in the period; default: the last completed."
+        ),
+    ] = None,
+    database_url: DatabaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a scheduled spend report now, for the gateway's sender to deliver. A period
+    already reported is not recorded again (exit 1)."""
+    try:
+        loaded = load_config(config)
+        specs = {s.name: s for s in report_specs(loaded, routing_from_config(loaded, os.environ))}
+    except ConfigurationError as exc:
+        fail(str(exc))
+    spec = specs.get(name)
+    if spec is None:
+        fail(f"--name: no report named {name!r} (configured: {', '.join(sorted(specs)) or 'none'})")
+    at = None
+    if period is not None:
+        try:
+            at = day_start(date.fromisoformat(period), spec.timezone)
+        except (ValueError, OverflowError):
+            fail(f"--period: expected a date YYYY-MM-DD, got {period!r}")
+
+    async def send(engine: AsyncEngine) -> list[tuple[str, bool]]:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        scheduler = ReportScheduler(
+            sessions,
+            [spec],
+            default_tz=loaded.litellm_settings.timezone,
+            global_budget=global_budget_of(loaded),
+        )
+        return await scheduler.send(name, at)
+
+    results = read_database(database_url or loaded.general_settings.database_url, send)
+    recorded = [alert_id for alert_id, created in results if created]
+    if as_json:
+        print_json({"report": name, "alerts": [{"alert_id": a, "recorded": c} for a, c in results]})
+    else:
+        for alert_id, created in results:
+            state = "recorded: the gateway's sender delivers it" if created else "already recorded"
+            console.print(Text(f"{name}: {alert_id} {state}"), highlight=False)
+    if not recorded:
         raise typer.Exit(1)
