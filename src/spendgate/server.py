@@ -27,6 +27,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ from starlette.routing import Route
 
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
 from spendgate.alerts import AlertRouting, AlertSender, routing_from_config
+from spendgate.alerts.recorder import AlertRecorder
+from spendgate.alerts.resolver import resolve_ended
 from spendgate.batches.poller import BatchPoller, PolledDeployment
-from spendgate.config import GatewayConfig
+from spendgate.config import AlertingArgs, GatewayConfig
 from spendgate.core.keys import hash_key
 from spendgate.core.money import to_nano
 from spendgate.core.periods import parse_window
@@ -58,6 +61,7 @@ from spendgate.enforcement import (
     explain,
     storage_from_url,
 )
+from spendgate.enforcement.crossings import Crossing, CrossingWatch, alert_of
 from spendgate.entities import EntityReader, LimitSpec
 from spendgate.errors import ConfigurationError, SpendgateError
 from spendgate.gateway.admission import Admission, LimitsAdmission
@@ -183,6 +187,11 @@ def build_app(
                 stack.push_async_callback(redis_client.aclose)
             enforcer = None
             admitting = admission
+            # Alerts decided on the request path are written off it; closed after the
+            # in-flight requests have settled (callbacks run last-in, first-out).
+            alert_recorder = AlertRecorder(async_sessionmaker(engine, expire_on_commit=False), alerting)
+            await alert_recorder.start()
+            stack.push_async_callback(alert_recorder.aclose)
             if admitting is None:
                 counters = storage or _counter_storage(config)
                 stack.push_async_callback(counters.close)
@@ -203,6 +212,7 @@ def build_app(
                     ),
                     fail_open_budgets=general.fail_open_budgets,
                     fail_open_rate_limits=general.fail_open_rate_limits,
+                    watch=_crossing_watch(alerting, general.alerting_args, alert_recorder),
                 )
                 admitting = LimitsAdmission(enforcer, deployments, config)
             client = make_upstream_client(
@@ -294,6 +304,8 @@ def build_app(
                     global_budget=global_budget_of(config),
                 )
                 jobs.add(report_job(scheduler, general.alerting_args.report_check_interval_seconds))
+            if general.alerting_args.budget_alerts:
+                jobs.add(_alert_resolver_job(alerting, general.alerting_args, engine))
             await jobs.start()
             stack.push_async_callback(jobs.close)
             batches = BatchGateway(
@@ -415,6 +427,34 @@ def _alert_sender_job(alerting: AlertRouting, sender: AlertSender) -> Job:
         await sender.run_once()
 
     return Job("alert-sender", alerting.policy.interval_seconds, run)
+
+
+def _crossing_watch(
+    alerting: AlertRouting, args: AlertingArgs, recorder: AlertRecorder
+) -> CrossingWatch | None:
+    """Budget crossings detected at settlement, handed to the alert recorder (DESIGN §5.13);
+    None when ``alerting_args.budget_alerts`` is off."""
+    if not args.budget_alerts:
+        return None
+
+    def sink(crossings: list[Crossing]) -> None:
+        recorder.put((alert_of(c), partial(watch.forget, c.memo)) for c in crossings)
+
+    watch = CrossingWatch(sink, thresholds=alerting.thresholds, forecast_after=args.forecast_after)
+    return watch
+
+
+def _alert_resolver_job(alerting: AlertRouting, args: AlertingArgs, engine: AsyncEngine) -> Job:
+    """The alert-resolver job: budget alerts of periods that ended are resolved once."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def run() -> None:
+        async with sessions.begin() as session:
+            created = await resolve_ended(session, alerting, datetime.now(UTC))
+        if created:
+            log.info("resolved the budget alerts of %d ended period(s)", created)
+
+    return Job("alert-resolver", args.resolve_interval_seconds, run)
 
 
 def _poll_batches(master_key: str | None) -> Callable[[Request], Any]:
