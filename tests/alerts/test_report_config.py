@@ -132,3 +132,32 @@ async def test_the_gateway_runs_the_report_scheduler(tmp_path: Path, monkeypatch
     bad = _config({**general, "alerting": []}, [{"name": "daily", "frequency": "daily"}])
     with pytest.raises(ConfigurationError, match="no alert channel is configured"):
         build_app(bad)
+
+
+def test_hostile_names_in_a_report_are_shown_as_typed() -> None:
+    from datetime import UTC, datetime
+
+    from spendgate.alerts.email import alert_email
+    from spendgate.alerts.settings import EmailChannel
+    from spendgate.alerts.slack import slack_message
+    from spendgate.alerts.spend_report import Breakdown, ReportLine, SpendReport
+
+    hostile = "<!here> & <https://evil.test|ok>\r\nBcc: evil@x.test"
+    report = SpendReport(
+        name="daily", frequency="daily", timezone="UTC", scope_type="team", scope_id="t1",
+        scope_name=hostile, period_start=datetime(2026, 3, 10, tzinfo=UTC),
+        period_end=datetime(2026, 3, 11, tzinfo=UTC), spend_nanos=3, requests=1, failed_requests=0,
+        input_tokens=1, output_tokens=1, previous_spend_nanos=0, previous_requests=0,
+        breakdowns=(Breakdown("key", (ReportLine("k", hostile, 3, 1, 2),)),),
+    )  # fmt: skip
+    alert = report.alert()
+    body = slack_message(alert, "alert_x", link="https://spendgate.example.test")
+    texts = [body["text"], *(str(b) for b in body["blocks"][1:])]
+    assert all("<!here>" not in t and "<https" not in t for t in texts)
+    assert "&lt;!here&gt; &amp;" in str(body["blocks"]) and body["blocks"][-1]["type"] == "actions"
+    assert "no spend in the previous day" in str(body["blocks"])
+    channel = EmailChannel("email", "127.0.0.1", 25, "r@example.test", ("f@example.test",), "none")
+    message = alert_email(channel, alert, "alert_x", "msg_x", datetime.now(UTC), None)
+    assert "\n" not in str(message["Subject"]) and message["Bcc"] is None
+    html = message.get_body(("html",))
+    assert html is not None and "<!here>" not in html.get_content() and "&lt;!here&gt;" in html.get_content()
