@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from spendgate.config import OtelSettings, parse_config
 from spendgate.core.usage.model import Usage
 from spendgate.errors import ConfigurationError
 from spendgate.ledger.events import EventStatus, SpendEvent
-from spendgate.telemetry import ObservedSink, otel_settings
+from spendgate.telemetry import ObservedSink, otel_settings, start_telemetry
 from spendgate.telemetry.attributes import operation_name, provider_name, span_attributes, unix_nanos
 from spendgate.telemetry.otel import OtelTelemetry
 
@@ -146,3 +147,11 @@ async def test_durable_records_are_observed_once() -> None:
     sink = ObservedSink(inner, lambda event: seen.append(event.event_id))
     await sink.record_durable(_event(event_id="batch:b2"))
     assert seen == ["batch:b2"] and len(inner.events) == 1
+
+
+def test_turned_on_without_the_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "spendgate.telemetry.otel", raising=False)
+    config = parse_config({"litellm_settings": {"callbacks": ["otel"]}}, environ={})
+    with pytest.raises(ConfigurationError, match=r"pip install 'spendgate\[otel\]'"):
+        start_telemetry(config)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from spendgate.config import GatewayConfig, OtelSettings
+from spendgate.errors import ConfigurationError
 from spendgate.telemetry.sink import ObservedSink
 
 if TYPE_CHECKING:
@@ -41,10 +42,19 @@ def otel_settings(config: GatewayConfig, environ: Mapping[str, str] | None = Non
 
 def start_telemetry(config: GatewayConfig) -> OtelTelemetry | None:
     """The process's OpenTelemetry exporter when the config turns it on, else None (and the
-    SDK is not imported)."""
+    SDK is not imported).
+
+    Raises:
+        ConfigurationError: it is turned on but the SDK is not installed.
+    """
     settings = otel_settings(config)
     if settings is None:
         return None
-    from spendgate.telemetry.otel import OtelTelemetry
+    try:
+        from spendgate.telemetry.otel import OtelTelemetry
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"OpenTelemetry is turned on but its SDK is missing ({exc.name}): pip install 'spendgate[otel]'"
+        ) from None
 
     return OtelTelemetry(settings)
