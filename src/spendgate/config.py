@@ -248,6 +248,20 @@ class AlertingArgs(_Section):
     report_check_interval_seconds: float = Field(default=60, gt=0, le=3600, allow_inf_nan=False)
     """How often the report scheduler looks for a completed period to report."""
 
+    # Operational alerts (docs/alerts.md, "Operational alerts").
+    operational_check_interval_seconds: float = Field(default=30, gt=0, le=3600, allow_inf_nan=False)
+    """How often the storage, journal and unpriced-usage checks run."""
+    storage_unreachable_after_seconds: float = Field(default=60, ge=0, le=86400, allow_inf_nan=False)
+    """How long the database or Redis must be unreachable before it is an outage."""
+    journal_backlog_events: int = Field(default=50_000, ge=1)
+    """Spend events waiting in a recorder's queue that count as a backlog."""
+    journal_backlog_bytes: int = Field(default=256 << 20, ge=1)
+    """Journal bytes not yet confirmed in the ledger that count as a backlog."""
+    journal_stalled_seconds: float = Field(default=300, gt=0, le=86400, allow_inf_nan=False)
+    """How long events may wait with no successful ledger write before it is a backlog."""
+    retention_days: int = Field(default=90, ge=1, le=36500)
+    """Alert, outbox and delivery-log rows older than this are removed (daily job)."""
+
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
             "budget_alert_ttl", "daily_report_frequency", "report_check_interval", "outage_alert_ttl",
