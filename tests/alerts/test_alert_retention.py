@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from spendgate.alerts import Alert, alert_id_of, record_alert
-from spendgate.alerts.retention import PruneResult, prune_alerts
+from spendgate.alerts.retention import REPORT_LOOKBACK, PruneResult, prune_alerts
 from spendgate.alerts.store import OutboxRepository
 from spendgate.stores.database.models import AlertDeliveryRow, AlertOutboxRow, AlertRow
 
@@ -74,13 +74,15 @@ async def test_old_rows_go_and_what_must_stay_stays(engine: AsyncEngine) -> None
         sessions, Alert(kind="test", scope_type="test", scope_id="t-1", message="hi"), OLD, "sent"
     )
     recent = await _decide(sessions, _period(budget_alert("k5"), NOW - timedelta(days=2)), NOW, "sent")
-    assert await _count(sessions, AlertDeliveryRow) == 6
+    report = Alert(kind="spend_report", scope_type="global", scope_id="", message="daily", threshold=None)
+    old_report = await _decide(sessions, _period(report, OLD), OLD, "sent")  # may still be caught up
+    assert await _count(sessions, AlertDeliveryRow) == 7
 
     result = await prune_alerts(sessions, CUTOFF)
 
-    assert result == PruneResult(deliveries=5, outbox=4, alerts=3)
+    assert result == PruneResult(deliveries=6, outbox=5, alerts=3)
     kept = set(await _ids(sessions))
-    assert kept == {old_pending, old_lifetime, recent}
+    assert kept == {old_pending, old_lifetime, recent, old_report}
     assert {old_sent, old_dead, old_test}.isdisjoint(kept)
     async with sessions() as session:
         outbox = (await session.scalars(select(AlertOutboxRow))).all()
@@ -91,6 +93,9 @@ async def test_old_rows_go_and_what_must_stay_stays(engine: AsyncEngine) -> None
     async with sessions.begin() as session:
         assert not await record_alert(session, lifetime, ["webhook"], NOW)
     assert await prune_alerts(sessions, CUTOFF) == PruneResult()
+    # Years on, the report can no longer be caught up: it goes too.
+    await prune_alerts(sessions, OLD + REPORT_LOOKBACK + timedelta(days=2))
+    assert set(await _ids(sessions)) == {old_pending, old_lifetime}
 
 
 async def test_a_large_prune_runs_in_batches(engine: AsyncEngine) -> None:

@@ -10,13 +10,15 @@ its own short transaction, so a large first prune never holds long locks:
 3. decision rows written before the cutoff with no outbox row left, whose period ended
    before the cutoff, or test alerts. A decision row is what keeps its alert from firing
    twice, so one without a period end (a lifetime budget's crossing) is kept: removing it
-   would let the same crossing alert again.
+   would let the same crossing alert again. So is a spend report's until its period ended
+   :data:`REPORT_LOOKBACK` before the cutoff (the scheduler may catch up on up to 31
+   periods of a monthly report).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, and_, delete, exists, or_, select
@@ -24,7 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from spendgate.stores.database.models import AlertDeliveryRow, AlertOutboxRow, AlertRow
 
-__all__ = ["PruneResult", "prune_alerts"]
+__all__ = ["REPORT_LOOKBACK", "PruneResult", "prune_alerts"]
+
+REPORT_LOOKBACK = timedelta(days=31 * 31)
+"""The longest a scheduled report's period can be caught up after it ended
+(``lookback_periods`` ≤ 31 months)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ async def prune_alerts(
         .where(
             a.created_at < cutoff,
             or_(a.kind == "test", and_(a.period_end.is_not(None), a.period_end < cutoff)),
+            or_(a.kind != "spend_report", a.period_end < cutoff - REPORT_LOOKBACK),
             ~exists().where(o.alert_id == a.id),
         )
         .limit(batch)
