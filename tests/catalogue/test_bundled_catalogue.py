@@ -178,7 +178,9 @@ def test_price_history_keeps_litellm_newest(cat: Catalogue) -> None:
     opus = entry(cat, "anthropic/claude-opus-4-6")
     assert len(opus.prices) == 2
     old, new = opus.prices
-    assert old.source == "genai-prices" and new.source == "litellm"
+    # LiteLLM's spec, with the rates only genai-prices has added (here a batch 1 h cache write)
+    assert old.source == "genai-prices" and new.source == "litellm+genai-prices"
+    assert new.service_tiers["batch"].rates.cache_write_1h == D("5e-6")
     assert new.effective_from == datetime(2026, 3, 13, tzinfo=UTC)
     # before 2026-03-13, prompts above 200k tokens were billed at the long-context rate
     assert old.thresholds[0].above == 200_000 and old.thresholds[0].rates.input == D("1e-5")
@@ -187,8 +189,8 @@ def test_price_history_keeps_litellm_newest(cat: Catalogue) -> None:
     assert opus.spec_at(datetime(2026, 6, 1, tzinfo=UTC)) is new
     # every entry's newest spec comes from LiteLLM unless the model is genai-prices-only
     for e in cat:
-        if len(e.prices) > 1 and any(p.source == "litellm" for p in e.prices):
-            assert e.prices[-1].source == "litellm", e.id
+        if len(e.prices) > 1 and any(p.source.startswith("litellm") for p in e.prices):
+            assert e.prices[-1].source.startswith("litellm"), e.id
 
 
 def test_models_litellm_lacks_come_from_genai_prices(cat: Catalogue) -> None:

@@ -13,10 +13,10 @@ from tools.catalogue.build import (
     BuildReport,
     build_catalogue,
     dumps_catalogue,
-    mit_text,
     notice_text,
     same_prices,
 )
+from tools.catalogue.sources import mit_text
 
 from spendgate.core.pricing.catalogue import Catalogue
 from spendgate.core.pricing.spec import entry_from_dict

@@ -1,34 +1,37 @@
-"""Build ``src/spendgate/catalogue/data/catalogue.json`` from pinned upstream price data.
+"""Build ``src/spendgate/catalogue/data/catalogue.json`` and its ``reconciliation.json``
+from pinned upstream price data.
 
-Sources (both MIT; attribution goes to ``NOTICE`` and the catalogue's ``sources``):
+Sources (both MIT; attribution goes to ``NOTICE`` and the catalogue's ``sources``), read
+by :mod:`.sources` from the installed ``catalogue`` dependency group (or from wheels):
 
-* LiteLLM ``litellm==1.109.1``: ``litellm/model_prices_and_context_window_backup.json``
-  read straight out of the wheel. Every priced entry of every provider is imported with
-  :mod:`spendgate.catalogue.litellm_format`. LiteLLM is never imported.
-* genai-prices ``genai-prices==0.2.3``: ``genai_prices/data.py`` read out of the wheel
-  (see :mod:`tools.catalogue.genai`). Used for
+* LiteLLM ``litellm==1.109.1``: ``litellm/model_prices_and_context_window_backup.json``.
+  Every priced entry of every provider is imported with
+  :mod:`spendgate.catalogue.litellm_format`, after its float artefacts and divided
+  per-hour prices are stored as the decimals they stand for. LiteLLM is never imported.
+* genai-prices ``genai-prices==0.2.3``: ``genai_prices/data.py`` (see :mod:`.genai`).
+  Used for
 
-  a. price history: where genai-prices has dated prices for a model and the price it
-     has in force today equals LiteLLM's, the earlier prices are added as older specs
-     (with ``from`` dates). The newest spec stays LiteLLM's. A model whose prices
-     disagree, or whose history depends on the time of day, gets no history;
-  b. models LiteLLM lacks, for the providers the catalogue must cover.
+  a. reconciliation (:mod:`.reconcile`): every LiteLLM entry is compared with the model
+     genai-prices prices its name with, rate by rate; each disagreement is decided by a
+     rule or a reviewed decision (:mod:`.reviews`), rates only genai-prices has are added,
+     and everything is recorded in ``reconciliation.json``;
+  b. price history: where genai-prices has dated prices for a model and the price it
+     has in force today equals the reconciled one, the earlier prices are added as older
+     specs (with ``from`` dates). A model whose prices disagree, or whose history depends
+     on the time of day, gets no history;
+  c. models LiteLLM lacks, for the providers the catalogue must cover.
 
-The wheels are fetched at build time only, with ``pip download --no-deps`` into a cache
-directory. The output is deterministic for given inputs and date: models sorted by id,
-one per line.
+The output is deterministic for given inputs and date: models sorted by id, one per line.
+``python -m tools.catalogue check`` (and ``tests/tools``) rebuilds both files with the
+committed date and fails if they differ from the committed ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,24 +40,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tools.catalogue import genai
+from tools.catalogue import genai, sources
+from tools.catalogue.reconcile import (
+    GENAI_SOURCE,
+    LITELLM_SOURCE,
+    RULES,
+    Reconciliation,
+    figure_text,
+    normalise_litellm,
+    reconcile_entries,
+)
+from tools.catalogue.reviews import REVIEWS, Review
 
 from spendgate.catalogue.litellm_format import BARE_NAME_PROVIDERS, ConversionReport, litellm_to_entries
 from spendgate.core.pricing.catalogue import CATALOGUE_FORMAT, Catalogue
 from spendgate.core.pricing.spec import entry_from_dict, entry_to_dict
 
-__all__ = ["BuildReport", "build_catalogue", "dumps_catalogue", "main"]
+__all__ = ["BuildReport", "Built", "build", "build_catalogue", "dumps", "dumps_catalogue", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "src" / "spendgate" / "catalogue" / "data" / "catalogue.json"
+RECONCILIATION = OUTPUT.with_name("reconciliation.json")
 NOTICE = ROOT / "NOTICE"
-
-LITELLM_VERSION = "1.109.1"
-GENAI_PRICES_VERSION = "0.2.3"
-# Published with malicious code; never fetch them, whatever the pin says.
-COMPROMISED_LITELLM = frozenset({"1.82.7", "1.82.8"})
-LITELLM_FILE = "litellm/model_prices_and_context_window_backup.json"
-GENAI_FILE = "genai_prices/data.py"
+RECONCILIATION_FORMAT = "spendgate-reconciliation/1"
 
 # genai-prices provider id -> the spendgate providers whose entries it prices. The first
 # is where a model LiteLLM lacks is added.
@@ -75,14 +83,7 @@ GENAI_PROVIDERS: Mapping[str, tuple[str, ...]] = {
     "openrouter": ("openrouter",),
 }
 REQUIRED_PROVIDERS = tuple(dict.fromkeys(p for ps in GENAI_PROVIDERS.values() for p in ps))
-_GENAI_TIERS: Mapping[tuple[str, str], str] = {
-    ("processing", "batch"): "batch",
-    ("service_tier", "flex"): "flex",
-    ("service_tier", "priority"): "priority",
-}
 FREE: Mapping[str, Any] = {"input": Decimal(0), "output": Decimal(0)}
-LITELLM_SOURCE = "litellm"
-GENAI_SOURCE = "genai-prices"
 
 
 @dataclass
@@ -95,9 +96,19 @@ class BuildReport:
     genai_added: Counter[str] = field(default_factory=Counter)
     genai_skipped: list[str] = field(default_factory=list)
     genai_unmapped: Counter[str] = field(default_factory=Counter)
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
 
     def format(self) -> str:
         lines = ["== LiteLLM import", self.litellm.format()]
+        lines.append("== reconciliation (reconciliation.json)")
+        lines += [f"  {k}: {v}" for k, v in self.reconciliation.counts().items()]
+        unreviewed = [d for d in self.reconciliation.decisions if d.reason == "unreviewed"]
+        if unreviewed:
+            lines.append(f"unreviewed disagreements, LiteLLM's figure kept: {len(unreviewed)}")
+            lines += [
+                f"  {d.entry} {d.rate}: litellm {d.litellm}, genai-prices {d.genai} ({d.genai_model})"
+                for d in unreviewed
+            ]
         lines.append("== genai-prices")
         lines.append(f"price history added to {len(self.history_added)} models")
         lines += [f"  {m}" for m in self.history_added]
@@ -122,77 +133,6 @@ class BuildReport:
             lines.append("genai-prices price keys not mapped (value dropped; #prices):")
             lines += [f"  {k}: {n}" for k, n in sorted(self.genai_unmapped.items())]
         return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- sources
-
-
-def _pip() -> list[str]:
-    """A pip to download with: this interpreter's, the project's bootstrap one, or PATH's."""
-    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0:
-        return [sys.executable, "-m", "pip"]
-    for candidate in (ROOT / ".tools" / "bin" / "pip", shutil.which("pip3"), shutil.which("pip")):
-        if candidate and Path(candidate).exists():
-            return [str(candidate)]
-    raise SystemExit("no pip found to download the source wheels with (pass --litellm-wheel/--genai-wheel)")
-
-
-def fetch_wheels(cache: Path) -> tuple[Path, Path]:
-    """The two pinned wheels, downloaded into ``cache`` unless already there."""
-    if LITELLM_VERSION in COMPROMISED_LITELLM:
-        raise SystemExit(f"litellm {LITELLM_VERSION} is a compromised release; refusing to fetch it")
-    cache.mkdir(parents=True, exist_ok=True)
-
-    def found() -> tuple[Path | None, Path | None]:
-        lite = sorted(cache.glob(f"litellm-{LITELLM_VERSION}-*.whl"))
-        gen = sorted(cache.glob(f"genai_prices-{GENAI_PRICES_VERSION}-*.whl"))
-        return (lite[0] if lite else None), (gen[0] if gen else None)
-
-    lite, gen = found()
-    if lite is None or gen is None:
-        command = [
-            *_pip(),
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-            str(cache),
-            f"litellm=={LITELLM_VERSION}",
-            f"genai-prices=={GENAI_PRICES_VERSION}",
-        ]
-        print("$", " ".join(command), file=sys.stderr)
-        subprocess.run(command, check=True)
-        lite, gen = found()
-    if lite is None or gen is None:
-        raise SystemExit(f"the wheels were not downloaded into {cache}")
-    return lite, gen
-
-
-def read_member(wheel: Path, member: str) -> bytes:
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.read(member)
-
-
-def read_license(wheel: Path) -> str:
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if re.search(r"\.dist-info/(licenses/)?LICEN[CS]E", n)]
-        if not names:
-            raise SystemExit(f"{wheel.name}: no license file in the wheel")
-        return archive.read(sorted(names)[0]).decode()
-
-
-def mit_text(license_text: str) -> str:
-    """The MIT license of a license file (LiteLLM's starts with a note on enterprise/)."""
-    lines = license_text.strip().splitlines()
-    start = next((i for i, line in enumerate(lines) if re.match(r"^(The )?MIT License", line.strip())), 0)
-    return "\n".join(lines[start:]).strip()
-
-
-def copyright_line(license_text: str) -> str:
-    match = re.search(r"^Copyright .*$", license_text, re.MULTILINE)
-    if match is None:
-        raise SystemExit("no copyright line in a source license")
-    return match.group(0).strip()
 
 
 # ----------------------------------------------------------------------------- genai-prices
@@ -256,10 +196,14 @@ def _periods(
     return periods
 
 
-def _spec(prices: Mapping[str, Any], start: date | None, report: BuildReport) -> dict[str, Any]:
+def _spec(
+    prices: Mapping[str, Any], start: date | None, report: BuildReport, inclusive: bool = False
+) -> dict[str, Any]:
     # genai-prices writes a free model (OpenRouter's ":free" variants) as an empty price set.
     spec: dict[str, Any] = (
-        genai.price_to_spec(prices, report.genai_unmapped) if prices else {"rates": dict(FREE)}
+        genai.price_to_spec(prices, report.genai_unmapped, inclusive=inclusive)
+        if prices
+        else {"rates": dict(FREE)}
     )
     if start is not None:
         spec["from"] = start.isoformat()
@@ -289,10 +233,11 @@ def add_history(
             continue
         current_from, current = periods[-1]
         newest = entry["prices"][0]
-        if not same_prices(genai.price_to_spec(current), newest):
+        inclusive = bool(entry.get("inclusive_thresholds"))
+        if not same_prices(genai.price_to_spec(current, inclusive=inclusive), newest):
             report.history_mismatch.append(label)
             continue
-        older = [_spec(prices, start, report) for start, prices in periods[:-1]]
+        older = [_spec(prices, start, report, inclusive) for start, prices in periods[:-1]]
         if current_from is not None:
             newest = {**newest, "from": current_from.isoformat()}
         entry["prices"] = [*older, newest]
@@ -313,31 +258,29 @@ def _target_provider(genai_provider: str, model_id: str) -> str:
     return GENAI_PROVIDERS[genai_provider][0]
 
 
-def _equals_names(clause: Mapping[str, Any]) -> list[str]:
-    if clause["__type__"] == "ClauseEquals":
+def _names(clause: Mapping[str, Any]) -> list[str]:
+    """The model names a match clause spells out: its ``equals`` names and the
+    ``starts_with`` prefixes that are names themselves (``claude-3-5-haiku``, so the
+    dated snapshot ``claude-3-5-haiku-20241022`` resolves to it), not ``gpt-``."""
+    kind = clause["__type__"]
+    if kind == "ClauseEquals":
         return [clause["equals"]]
-    if clause["__type__"] == "ClauseOr":
-        return [c["equals"] for c in clause["or_"] if c["__type__"] == "ClauseEquals"]
+    if kind == "ClauseStartsWith":
+        prefix = clause["starts_with"]
+        return [prefix] if prefix[-1:].isalnum() and re.search(r"[a-z].*-.*[0-9a-z]", prefix) else []
+    if kind == "ClauseOr":
+        return [n for c in clause["or_"] for n in _names(c)]
     return []
 
 
-def _tier_specs(model: Mapping[str, Any], current: Mapping[str, Any], as_of: date) -> dict[str, Any]:
+def _tier_specs(
+    model: Mapping[str, Any], current: Mapping[str, Any], as_of: date, inclusive: bool
+) -> dict[str, Any]:
     """Batch / flex / priority specs from genai-prices' price variants (whole price sets)."""
-    overrides: dict[str, dict[str, Any]] = {}
-    for when, constraint, prices in genai.price_variants(model):
-        if len(when) != 1:
-            continue
-        ((key, value),) = when.items()
-        tier = _GENAI_TIERS.get((key, value))
-        if tier is None or not prices:
-            continue
-        if constraint is not None and (
-            constraint["__type__"] != "StartDateConstraint" or constraint["start_date"] > as_of
-        ):
-            continue
-        for price_key, price in prices.items():
-            overrides.setdefault(tier, {}).setdefault(price_key, price)  # first variant wins
-    return {tier: genai.price_to_spec({**current, **over}) for tier, over in sorted(overrides.items())}
+    return {
+        tier: genai.price_to_spec({**current, **own}, inclusive=inclusive)
+        for tier, own in genai.tier_variants(model, as_of).items()
+    }
 
 
 def add_missing_models(
@@ -370,13 +313,14 @@ def add_missing_models(
             if not periods:
                 report.genai_skipped.append(f"{label}: prices not representable")
                 continue
-            prices = [_spec(p, start, report) for start, p in periods]
+            inclusive = provider == "xai"  # xAI's thresholds apply at >=, as LiteLLM's entries say
+            prices = [_spec(p, start, report, inclusive) for start, p in periods]
             if not prices[-1]["rates"]:
                 report.genai_skipped.append(f"{label}: no mappable price")
                 continue
-            if tiers := _tier_specs(model, periods[-1][1], as_of):
+            if tiers := _tier_specs(model, periods[-1][1], as_of, inclusive):
                 prices[-1]["service_tiers"] = tiers
-            names = _equals_names(model["match"])
+            names = _names(model["match"])
             aliases = [f"{provider}/{n}" for n in names]
             if provider in BARE_NAME_PROVIDERS:  # "grok-4", like the LiteLLM entries of these
                 aliases += [n for n in (model["id"], *names) if "/" not in n]
@@ -393,34 +337,35 @@ def add_missing_models(
             }
             if model.get("context_window"):
                 entry["max_input_tokens"] = int(model["context_window"])
-            if provider == "xai":
+            if inclusive:
                 entry["inclusive_thresholds"] = True
             taken |= {entry_id.lower(), *(a.lower() for a in aliases)}
             added.append(entry)
             report.genai_added[provider] += 1
+            report.reconciliation.models_genai_only[provider] += 1
     return entries + added
 
 
 # ----------------------------------------------------------------------------- catalogue
 
 
-def sources(litellm_license: str, genai_license: str) -> list[dict[str, str]]:
+def source_records(files: sources.SourceFiles) -> list[dict[str, str]]:
     return [
         {
             "name": "litellm",
-            "version": LITELLM_VERSION,
-            "file": LITELLM_FILE,
+            "version": sources.LITELLM_VERSION,
+            "file": sources.LITELLM_FILE,
             "url": "https://github.com/BerriAI/litellm",
             "license": "MIT",
-            "copyright": copyright_line(litellm_license),
+            "copyright": sources.copyright_line(files.litellm_license),
         },
         {
             "name": "genai-prices",
-            "version": GENAI_PRICES_VERSION,
-            "file": GENAI_FILE,
+            "version": sources.GENAI_PRICES_VERSION,
+            "file": sources.GENAI_FILE,
             "url": "https://github.com/pydantic/genai-prices",
             "license": "MIT",
-            "copyright": copyright_line(genai_license),
+            "copyright": sources.copyright_line(files.genai_license),
         },
     ]
 
@@ -432,11 +377,17 @@ def build_catalogue(
     as_of: date,
     sources: Iterable[Mapping[str, str]] = (),
     report: BuildReport | None = None,
+    reviews: Sequence[Review] = REVIEWS,
 ) -> dict[str, Any]:
-    """The catalogue dict: LiteLLM's entries, genai-prices' history and missing models."""
+    """The catalogue dict: LiteLLM's entries reconciled with genai-prices, genai-prices'
+    history and the models LiteLLM lacks. ``report.reconciliation`` records the decisions."""
     report = report if report is not None else BuildReport()
+    record = report.reconciliation
+    litellm_data, record.normalised = normalise_litellm(litellm_data)
     entries = litellm_to_entries(litellm_data, source=LITELLM_SOURCE, report=report.litellm)
     by_id = {p["id"]: p for p in genai_providers}
+    genai_of = {p: g for g, ps in GENAI_PROVIDERS.items() for p in ps}
+    reconcile_entries(entries, by_id, genai_of, as_of, record, reviews)
     add_history(entries, by_id, as_of, report)
     entries = add_missing_models(entries, by_id, as_of, report)
     models = sorted(
@@ -454,22 +405,86 @@ def build_catalogue(
     return catalogue
 
 
-def dumps_catalogue(catalogue: Mapping[str, Any]) -> str:
-    """Deterministic, diff-friendly JSON: the header, then one model per line."""
+def reconciliation_dict(
+    catalogue: Mapping[str, Any], record: Reconciliation, reviews: Sequence[Review] = REVIEWS
+) -> dict[str, Any]:
+    """``reconciliation.json``: counts, the rules and reviews, then one row per decision."""
+    used = set(record.reviews_used)
+    return {
+        "format": RECONCILIATION_FORMAT,
+        "catalogue_version": catalogue["version"],
+        "sources": [f"{s['name']}=={s['version']}" for s in catalogue["sources"]],
+        "counts": record.counts(),
+        "rules": dict(RULES),
+        "reviews": [
+            {
+                "id": r.id,
+                "entries": r.entries,
+                "rates": r.rates,
+                "genai_model": r.genai_model,
+                "take": r.take,
+                "reason": r.reason,
+            }
+            for r in reviews
+            if r.id in used
+        ],
+        "disagreements": [
+            {
+                "entry": d.entry,
+                "rate": d.rate,
+                "litellm": figure_text(d.litellm),
+                "genai_prices": figure_text(d.genai),
+                "genai_model": d.genai_model,
+                "taken": figure_text(d.taken),
+                "from": d.source,
+                "reason": d.reason,
+            }
+            for d in sorted(record.decisions, key=lambda d: (d.entry, d.rate))
+        ],
+        "added_from_genai_prices": [
+            {"entry": entry, "rate": rate, "figure": figure_text(figure), "genai_model": model}
+            for entry, rate, model, figure in sorted(record.added)
+        ],
+        "normalised": [
+            {"key": n.key, "field": n.field, "figure": str(n.figure), "taken": figure_text(n.taken)}
+            | {"rule": n.rule}
+            | ({"note": n.note} if n.note else {})
+            for n in sorted(record.normalised, key=lambda n: (n.key, n.field))
+        ],
+        "models_only_litellm": dict(sorted(record.models_litellm_only.items())),
+        "models_only_genai_prices": dict(sorted(record.models_genai_only.items())),
+    }
+
+
+def dumps(document: Mapping[str, Any], expand: Iterable[str]) -> str:
+    """Deterministic, diff-friendly JSON: one line per header key, one line per item of
+    the ``expand`` lists."""
 
     def compact(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
-    lines = ["{"]
-    lines += [f"{compact(k)}: {compact(v)}," for k, v in catalogue.items() if k != "models"]
-    lines.append('"models": [')
-    lines.append(",\n".join(compact(m) for m in catalogue["models"]))
-    lines.append("]")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    lists = set(expand)
+    parts = []
+    for key, value in document.items():
+        if key in lists:
+            items = ",\n".join(compact(v) for v in value)
+            parts.append(f"{compact(key)}: [\n{items}\n]" if items else f"{compact(key)}: []")
+        else:
+            parts.append(f"{compact(key)}: {compact(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def dumps_catalogue(catalogue: Mapping[str, Any]) -> str:
+    """The catalogue: the header, then one model per line."""
+    return dumps(catalogue, ("models",))
+
+
+def dumps_reconciliation(document: Mapping[str, Any]) -> str:
+    return dumps(document, ("disagreements", "added_from_genai_prices", "normalised", "reviews"))
 
 
 def notice_text(litellm_license: str, genai_license: str) -> str:
+    lite, gen = sources.LITELLM_VERSION, sources.GENAI_PRICES_VERSION
     return f"""\
 spendgate
 =========
@@ -479,21 +494,62 @@ derived from price data of the following projects, used under the MIT License. T
 catalogue is built by tools/catalogue from the published wheels named below.
 
 -------------------------------------------------------------------------------
-LiteLLM {LITELLM_VERSION} - https://github.com/BerriAI/litellm
-File used: {LITELLM_FILE} (wheel litellm=={LITELLM_VERSION})
-{copyright_line(litellm_license)}
+LiteLLM {lite} - https://github.com/BerriAI/litellm
+File used: {sources.LITELLM_FILE} (wheel litellm=={lite})
+{sources.copyright_line(litellm_license)}
 -------------------------------------------------------------------------------
 
-{mit_text(litellm_license)}
+{sources.mit_text(litellm_license)}
 
 -------------------------------------------------------------------------------
-genai-prices {GENAI_PRICES_VERSION} - https://github.com/pydantic/genai-prices
-File used: {GENAI_FILE} (wheel genai-prices=={GENAI_PRICES_VERSION})
-{copyright_line(genai_license)}
+genai-prices {gen} - https://github.com/pydantic/genai-prices
+File used: {sources.GENAI_FILE} (wheel genai-prices=={gen})
+{sources.copyright_line(genai_license)}
 -------------------------------------------------------------------------------
 
-{mit_text(genai_license)}
+{sources.mit_text(genai_license)}
 """
+
+
+@dataclass(frozen=True)
+class Built:
+    """The three files a build writes, as text, and what it found."""
+
+    catalogue: str
+    reconciliation: str
+    notice: str
+    report: BuildReport
+    models: int
+
+    def outputs(self, catalogue: Path, reconciliation: Path, notice: Path) -> list[tuple[Path, str]]:
+        return [(catalogue, self.catalogue), (reconciliation, self.reconciliation), (notice, self.notice)]
+
+
+def build(files: sources.SourceFiles, as_of: date) -> Built:
+    """Build every output from the source files, for the prices-checked date ``as_of``."""
+    report = BuildReport()
+    catalogue = build_catalogue(
+        json.loads(files.litellm_json, parse_float=Decimal),
+        genai.load_providers(files.genai_data),
+        as_of=as_of,
+        sources=source_records(files),
+        report=report,
+    )
+    return Built(
+        catalogue=dumps_catalogue(catalogue),
+        reconciliation=dumps_reconciliation(reconciliation_dict(catalogue, report.reconciliation)),
+        notice=notice_text(files.litellm_license, files.genai_license),
+        report=report,
+        models=len(catalogue["models"]),
+    )
+
+
+def committed_date(path: Path = OUTPUT) -> date:
+    """The prices-checked date of the committed catalogue (what a check rebuilds with)."""
+    match = re.search(r'^"prices_checked": "([0-9-]+)"', path.read_text(encoding="utf-8"), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"{path}: no prices_checked date")
+    return date.fromisoformat(match[1])
 
 
 def _provider_counts(models: Iterable[Mapping[str, Any]]) -> str:
@@ -507,41 +563,48 @@ def _provider_counts(models: Iterable[Mapping[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.catalogue", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="rebuild the bundled catalogue and NOTICE")
-    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spendgate-catalogue"
-    build.add_argument("--cache-dir", type=Path, default=default_cache, help="where the wheels are kept")
-    build.add_argument("--litellm-wheel", type=Path, help="use this litellm wheel, no download")
-    build.add_argument("--genai-wheel", type=Path, help="use this genai-prices wheel, no download")
-    build.add_argument("--date", type=date.fromisoformat, help="prices-checked date (default: today, UTC)")
-    build.add_argument("--output", type=Path, default=OUTPUT)
-    build.add_argument("--notice", type=Path, default=NOTICE)
+    build_cmd = sub.add_parser("build", help="rebuild the bundled catalogue, its reconciliation and NOTICE")
+    check_cmd = sub.add_parser("check", help="fail if the committed files differ from a rebuild")
+    for cmd in (build_cmd, check_cmd):
+        cmd.add_argument("--litellm-wheel", type=Path, help="read litellm from this wheel, not installed")
+        cmd.add_argument("--genai-wheel", type=Path, help="read genai-prices from this wheel")
+    build_cmd.add_argument("--date", type=date.fromisoformat, help="prices-checked date (default: today)")
+    build_cmd.add_argument("--output", type=Path, default=OUTPUT)
+    build_cmd.add_argument("--reconciliation", type=Path, default=RECONCILIATION)
+    build_cmd.add_argument("--notice", type=Path, default=NOTICE)
     args = parser.parse_args(argv)
 
-    if args.litellm_wheel and args.genai_wheel:
-        litellm_wheel, genai_wheel = args.litellm_wheel, args.genai_wheel
-    else:
-        litellm_wheel, genai_wheel = fetch_wheels(args.cache_dir)
-    as_of = args.date or datetime.now(UTC).date()
+    if bool(args.litellm_wheel) != bool(args.genai_wheel):
+        parser.error("give both --litellm-wheel and --genai-wheel, or neither")
+    try:
+        files = (
+            sources.from_wheels(args.litellm_wheel, args.genai_wheel)
+            if args.litellm_wheel
+            else sources.from_installed()
+        )
+    except sources.SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
-    litellm_data = json.loads(read_member(litellm_wheel, LITELLM_FILE), parse_float=Decimal)
-    genai_providers = genai.load_providers(read_member(genai_wheel, GENAI_FILE).decode())
-    litellm_license, genai_license = read_license(litellm_wheel), read_license(genai_wheel)
+    if args.command == "check":
+        built = build(files, committed_date())
+        stale = [
+            str(path.relative_to(ROOT))
+            for path, text in built.outputs(OUTPUT, RECONCILIATION, NOTICE)
+            if not path.exists() or path.read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            print(f"out of date (run `make catalogue`): {', '.join(stale)}", file=sys.stderr)
+            return 1
+        print("catalogue, reconciliation and NOTICE match a rebuild")
+        return 0
 
-    report = BuildReport()
-    catalogue = build_catalogue(
-        litellm_data,
-        genai_providers,
-        as_of=as_of,
-        sources=sources(litellm_license, genai_license),
-        report=report,
-    )
-    text = dumps_catalogue(catalogue)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    args.notice.write_text(notice_text(litellm_license, genai_license), encoding="utf-8")
-
-    print(report.format())
-    print(_provider_counts(catalogue["models"]))
-    print(f"wrote {len(catalogue['models'])} models ({len(text.encode()):,} bytes) to {args.output}")
-    print(f"wrote {args.notice}")
+    built = build(files, args.date or datetime.now(UTC).date())
+    for path, text in built.outputs(args.output, args.reconciliation, args.notice):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    print(built.report.format())
+    print(_provider_counts(json.loads(built.catalogue)["models"]))
+    print(f"wrote {built.models} models ({len(built.catalogue.encode()):,} bytes) to {args.output}")
+    print(f"wrote {args.reconciliation} and {args.notice}")
     return 0

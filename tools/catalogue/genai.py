@@ -5,9 +5,11 @@ constructor calls, ``Decimal('…')`` and ``datetime.date(…)``. :func:`load_pr
 evaluates that literal with a small whitelist evaluator over the syntax tree (no code
 runs), giving plain dicts: each call becomes ``{"__type__": name, **keyword arguments}``.
 
-Prices there are per million tokens (``*_mtok``), per thousand calls (``*_kcount``) or
-per million characters (``input_mchars``); :func:`price_to_spec` converts them to
-spendgate's per-unit JSON form exactly, with Decimal division by a power of ten.
+Prices there are per million tokens (``*_mtok``), per thousand calls (``*_kcount``), per
+million characters (``input_mchars``) or per hour of audio (``*_hours``);
+:func:`price_to_spec` converts them to spendgate's per-unit JSON form: exactly, by a
+power of ten, or for a per-hour price by 3600, to Decimal's 28 significant digits (exact
+whenever the quotient terminates, e.g. 0.36/h = 0.0001/s).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ __all__ = [
     "matches",
     "price_to_spec",
     "price_variants",
+    "tier_variants",
 ]
 
+PER_HOUR = 3600
 # genai-prices price key -> (spendgate rate, divisor to a per-unit price)
 GENAI_PRICE_KEYS: Mapping[str, tuple[str, int]] = {
     "input_mtok": ("input", 10**6),
@@ -47,8 +51,18 @@ GENAI_PRICE_KEYS: Mapping[str, tuple[str, int]] = {
     "output_reasoning_mtok": ("reasoning", 10**6),
     "input_mchars": ("input_per_character", 10**6),
     "web_searches_kcount": ("web_search", 10**3),
+    # Transcription audio, as LiteLLM's input_cost_per_second; audio_hours alone is
+    # wall-clock session time (realtime). Where both are given they are one charge.
+    "input_audio_hours": ("input_per_second", PER_HOUR),
+    "audio_hours": ("per_second", PER_HOUR),
 }
 _WEB_SEARCH_SIZES = ("low", "medium", "high")
+# genai-prices price variant -> spendgate service tier
+_TIERS: Mapping[tuple[str, str], str] = {
+    ("processing", "batch"): "batch",
+    ("service_tier", "flex"): "flex",
+    ("service_tier", "priority"): "priority",
+}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -169,18 +183,41 @@ def price_variants(model: Mapping[str, Any]) -> Iterator[tuple[dict[str, str], A
         yield variant["when"], variant.get("constraint"), _prices(variant["prices"])
 
 
-def price_to_spec(prices: Mapping[str, Any], unmapped: Counter[str] | None = None) -> dict[str, Any]:
+def tier_variants(model: Mapping[str, Any], as_of: date) -> dict[str, dict[str, Any]]:
+    """The batch / flex / priority prices in force at ``as_of``: only the keys each variant
+    declares (genai-prices takes the others from the base price). First variant wins."""
+    tiers: dict[str, dict[str, Any]] = {}
+    for when, constraint, prices in price_variants(model):
+        if len(when) != 1:
+            continue
+        ((key, value),) = when.items()
+        tier = _TIERS.get((key, value))
+        if tier is None or not prices:
+            continue
+        if constraint is not None and (
+            constraint["__type__"] != "StartDateConstraint" or constraint["start_date"] > as_of
+        ):
+            continue
+        for price_key, price in prices.items():
+            tiers.setdefault(tier, {}).setdefault(price_key, price)
+    return dict(sorted(tiers.items()))
+
+
+def price_to_spec(
+    prices: Mapping[str, Any], unmapped: Counter[str] | None = None, *, inclusive: bool = False
+) -> dict[str, Any]:
     """A genai-prices ``ModelPrice`` as spendgate's spec JSON form (rates + thresholds).
 
     A ``TieredPrices`` value (``base`` + ``tiers[start, price]``: every token re-priced
-    once the input is above ``start``) becomes long-context thresholds.
+    once the input is above ``start``) becomes long-context thresholds; for an entry whose
+    thresholds apply at ``>=`` (``inclusive``, xAI) the threshold is ``start + 1``.
     """
     rates: dict[str, Any] = {}
     levels: dict[int, dict[str, Any]] = {}
 
     def put(target: dict[str, Any], rate: str, value: Decimal, per: int) -> None:
-        amount = value / per  # exact: a power-of-ten divisor never rounds
-        if amount * per != value:
+        amount = value / per  # a power-of-ten divisor never rounds; 3600 may (28 digits)
+        if per != PER_HOUR and amount * per != value:
             raise GenaiDataError(f"{value}/{per} is not exact")
         if rate == "web_search":
             target["web_search"] = dict.fromkeys(_WEB_SEARCH_SIZES, amount)
@@ -188,8 +225,8 @@ def price_to_spec(prices: Mapping[str, Any], unmapped: Counter[str] | None = Non
             target[rate] = amount
 
     for key, value in prices.items():
-        if key not in GENAI_PRICE_KEYS:
-            if unmapped is not None:
+        if key not in GENAI_PRICE_KEYS or (key == "audio_hours" and "input_audio_hours" in prices):
+            if unmapped is not None and key != "audio_hours":
                 unmapped[key] += 1
             continue
         rate, per = GENAI_PRICE_KEYS[key]
@@ -198,7 +235,8 @@ def price_to_spec(prices: Mapping[str, Any], unmapped: Counter[str] | None = Non
         elif isinstance(value, Mapping) and value.get("__type__") == "TieredPrices":
             put(rates, rate, value["base"], per)
             for tier in value["tiers"]:
-                put(levels.setdefault(int(tier["start"]), {}), rate, tier["price"], per)
+                above = int(tier["start"]) + (1 if inclusive else 0)
+                put(levels.setdefault(above, {}), rate, tier["price"], per)
         else:
             raise GenaiDataError(f"unexpected price value for {key}: {value!r}")
     spec: dict[str, Any] = {"rates": rates}

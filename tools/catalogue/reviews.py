@@ -1,0 +1,130 @@
+"""Reviewed decisions: where LiteLLM and genai-prices disagree and no rule decides.
+
+The arbiter is the provider's published price. genai-prices records where its figures
+come from (each provider's ``pricing_urls``, a model's ``price_comments``), LiteLLM
+sometimes does (a ``source`` field); each decision names that evidence. A review applies
+to the disagreements whose entry id and rate path match its globs (``fnmatch``); the
+first matching review wins. A disagreement no rule or review decides keeps LiteLLM's
+figure and is listed as ``unreviewed`` in ``reconciliation.json``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = ["REVIEWS", "Review"]
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: str
+    entries: str | tuple[str, ...]
+    """Glob(s) over catalogue entry ids (``openai/gpt-4o-*transcribe*``)."""
+    take: Literal["litellm", "genai-prices"]
+    reason: str
+    """Why, with the evidence: the published price and where it is stated."""
+    rates: str = "*"
+    """Glob over rate paths (``input_audio``, ``batch:*``, ``web_search.*``)."""
+    genai_model: str = "*"
+    """Glob over the id of the genai-prices model compared with."""
+
+    def applies(self, entry_id: str, path: str, model_id: str) -> bool:
+        globs = (self.entries,) if isinstance(self.entries, str) else self.entries
+        return (
+            any(fnmatch.fnmatchcase(entry_id, g) for g in globs)
+            and fnmatch.fnmatchcase(path, self.rates)
+            and fnmatch.fnmatchcase(model_id, self.genai_model)
+        )
+
+
+_GENAI: Final = "genai-prices"
+_LITELLM: Final = "litellm"
+
+REVIEWS: tuple[Review, ...] = (
+    Review(
+        "bedrock-in-region",
+        "bedrock/*",
+        _GENAI,
+        "AWS prices Bedrock's in-region and geographic (us., eu.) endpoints of these models 10 % above "
+        "global cross-region inference (aws.amazon.com/bedrock/pricing, genai-prices' aws pricing_urls; "
+        "its model ids say 'regional.'). LiteLLM's bare model id carries the global figure while its own "
+        "us. entries carry the regional one (+10 %); a bare id is called in-region, so the regional price.",
+        genai_model="regional.*",
+    ),
+    Review(
+        "openai-audio-tokens",
+        "openai/gpt-4o-*transcribe*",
+        _GENAI,
+        "OpenAI's model pages (cited by genai-prices: developers.openai.com/api/docs/models/"
+        "gpt-4o-transcribe-diarize) price audio input at $6/M for gpt-4o-transcribe and $3/M for "
+        "gpt-4o-mini-transcribe; LiteLLM's openai entries repeat the text rate, its own azure entries "
+        "carry 6E-6 and 3E-6. Audio tokens were under-billed at the text rate.",
+        rates="input_audio",
+    ),
+    Review(
+        "openai-tts-output",
+        "openai/gpt-4o-mini-tts*",
+        _GENAI,
+        "gpt-4o-mini-tts outputs only audio, $12/M (OpenAI pricing page; LiteLLM's own "
+        "output_cost_per_audio_token is 1.2E-5). OpenAI's usage does not split the output tokens, so "
+        "they are billed at the output rate: LiteLLM's 1E-5 under-billed them.",
+        rates="output",
+    ),
+    Review(
+        "azure-global",
+        "azure/*",
+        _GENAI,
+        "An azure/<model> entry without a zone is priced at Azure's Global deployment price, the one "
+        "Azure's pricing page leads with and genai-prices records (its azure price_comments: 'prices for "
+        "*-Global models, Regional often slightly higher'); LiteLLM's figure is the Regional (+10 %) "
+        "one. Data-zone entries (azure/eu/…, azure/us/…) keep their own prices (rule regional-variant); "
+        "a Regional deployment is priced with an operator override.",
+        genai_model="text-embedding-*",
+    ),
+    Review(
+        "azure-global-ada",
+        "azure/*",
+        _GENAI,
+        "As azure-global: ada-002 embeddings at the Global price, $0.10/M.",
+        genai_model="ada",
+    ),
+    Review(
+        "fireworks-listed-price",
+        tuple(
+            f"fireworks_ai/accounts/fireworks/models/{m}"
+            for m in ("llama-v3p1-8b-instruct", "gemma-3-27b-it", "deepseek-v4-pro")
+        ),
+        _GENAI,
+        "Fireworks lists a per-model serverless price for these models (genai-prices records each, "
+        "'Pricing Per 1M Tokens' on fireworks.ai/pricing); LiteLLM's figure is one of its parameter-size "
+        "bands (fireworks-ai-up-to-4b 1E-7, above-16b 9E-7, moe 1.2E-6), which apply only to models "
+        "without a listed price (an 8B model was even in the up-to-4B band). The dated snapshots "
+        "(-0731, -0813) carry figures of their own and are not decided here.",
+    ),
+    Review(
+        "xai-grok-code-fast",
+        "xai/grok-code-fast*",
+        _GENAI,
+        "xAI's model list (docs.x.ai/docs/models, genai-prices' x-ai pricing_urls) prices "
+        "grok-code-fast-1 at $0.20/M input, $0.02/M cached, $1.50/M output; LiteLLM's 1E-6 / 2E-7 / 2E-6 "
+        "are grok-3-mini-class figures from an API listing, not the published price.",
+    ),
+    Review(
+        "together-llama-3.3-70b-turbo",
+        "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        _GENAI,
+        "Together's pricing page (together.ai/pricing, genai-prices' together pricing_urls) lists "
+        "Llama 3.3 70B Instruct Turbo at $0.88/M in and out; LiteLLM's 1.04E-6 comes from the models "
+        "API listing (its source field), not the published price.",
+    ),
+    Review(
+        "vertex-gemini-2.0-flash",
+        "vertex_ai/gemini-2.0-flash",
+        _LITELLM,
+        "Vertex AI publishes its own Gemini 2.0 Flash price ($0.15/M input, $0.60/M output, $1/M audio "
+        "in), above the Gemini API's; genai-prices' google provider carries the Gemini API figures "
+        "for both.",
+    ),
+)
