@@ -69,9 +69,10 @@ reliability: sync
 	if [ -n "$$failed" ]; then echo "reliability: FAILED:$$failed"; exit 1; fi; \
 	echo "reliability: every script passed"
 
-# Rebuild the bundled price catalogue from the pinned upstream wheels (downloaded at build time only).
+# Rebuild the bundled price catalogue and its reconciliation.json from the pinned price sources
+# (the 'catalogue' dependency group, installed by sync: nothing is downloaded by the build).
 catalogue: sync
-	PATH="$(abspath $(TOOLS))/bin:$$PATH" $(VENV)/bin/python -m tools.catalogue build
+	$(VENV)/bin/python -m tools.catalogue build
 
 clean:
 	rm -rf $(VENV) $(TOOLS)
