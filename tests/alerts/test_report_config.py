@@ -161,3 +161,23 @@ def test_hostile_names_in_a_report_are_shown_as_typed() -> None:
     assert "\n" not in str(message["Subject"]) and message["Bcc"] is None
     html = message.get_body(("html",))
     assert html is not None and "<!here>" not in html.get_content() and "&lt;!here&gt;" in html.get_content()
+    assert report.message.startswith(f"Team {hostile[:5]}")
+
+
+def test_a_report_message_keeps_the_alias_as_written() -> None:
+    from datetime import UTC, datetime
+
+    from spendgate.alerts.spend_report import SpendReport
+
+    report = SpendReport(
+        name="weekly", frequency="weekly", timezone="Asia/Kolkata", scope_type="team", scope_id="t1",
+        scope_name="ML-Research", period_start=datetime(2026, 3, 8, 18, 30, tzinfo=UTC),
+        period_end=datetime(2026, 3, 15, 18, 30, tzinfo=UTC), spend_nanos=12_500_000_000, requests=40,
+        failed_requests=0, input_tokens=1, output_tokens=1, previous_spend_nanos=10_000_000_000,
+        previous_requests=30,
+    )  # fmt: skip
+    assert report.title == "Weekly spend report: team ML-Research, 2026-03-09 – 2026-03-15"
+    assert report.message == (
+        "Team ML-Research spent $12.50 over 40 requests on 2026-03-09 – 2026-03-15 (Asia/Kolkata); "
+        "+25.0% vs the previous week ($10.00)."
+    )

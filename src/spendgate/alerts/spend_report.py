@@ -221,8 +221,9 @@ class SpendReport:
     @property
     def message(self) -> str:
         """One line: the period, the spend, the requests and the change."""
+        who = self.who[:1].upper() + self.who[1:]  # not str.capitalize: it lowercases the alias
         return (
-            f"{self.who.capitalize()} spent {format_usd(self.spend_nanos)} over {self.requests} requests "
+            f"{who} spent {format_usd(self.spend_nanos)} over {self.requests} requests "
             f"on {self.period_label} ({self.timezone}); {self.change_text}."
         )
 
