@@ -8,10 +8,15 @@ Token conventions (they differ between providers, and mixing them up double-bill
   separately. The Anthropic extractor adds them back, so a :class:`Usage` always follows
   the OpenAI convention; ``cost_per_token``'s ``prompt_tokens`` does too.
 
-``price`` returns a :class:`CostBreakdown`; for a model without a price it is *unpriced*
-(``priced=False``), which callers must record as such. ``cost_per_token`` and
-``completion_cost`` return plain numbers, so for them an unknown model raises
-:class:`~spendgate.errors.UnpricedModelError` instead of pretending the call was free.
+``price`` returns a :class:`CostBreakdown`; for a model without a price, or a usage its
+rates price at exactly $0 (a zero rate is a missing price unless the entry is declared
+free), it is *unpriced* (``priced=False``), which callers must record as such.
+``cost_per_token`` and ``completion_cost`` return plain numbers, so for them an unpriced
+call raises :class:`~spendgate.errors.UnpricedModelError` instead of pretending it was free.
+
+Usage is accepted as a spendgate :class:`Usage`, an OpenAI or Anthropic SDK usage object
+(or LiteLLM's, which has OpenAI's shape), or a plain dict in either provider's shape;
+anything else is a ``TypeError`` that says so.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from spendgate.core.money import parse_rate, tidy
+from spendgate.core.money import ZERO, parse_rate, tidy
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import Adjustment, calculate
 from spendgate.core.pricing.catalogue import Catalogue, PriceBook
-from spendgate.core.pricing.spec import ModelEntry, PriceSpec, Rates
+from spendgate.core.pricing.spec import ModelEntry, PriceSpec, Rates, prices_nothing
+from spendgate.core.pricing.table import cell
 from spendgate.core.usage.model import Usage
 from spendgate.errors import UnpricedModelError
 
@@ -39,6 +45,9 @@ __all__ = [
 ]
 
 _book: PriceBook | None = None
+_TOKEN_RATES: dict[tuple[str, str | None], tuple[Decimal, Decimal] | None] = {}
+"""(model, provider) → (input, output) rate of the default book, for models whose rates
+nothing about a request or the time can change; None for every other model."""
 
 
 def default_price_book() -> PriceBook:
@@ -67,6 +76,7 @@ def register_prices(layer: Catalogue | Mapping[str, Any], *, name: str = "regist
             data = litellm_to_catalogue(dict(data), name=name, version=name, prices_checked=None)
         layer = Catalogue.from_dict(data, name=name)
     _book = default_price_book().with_layer(layer)
+    _TOKEN_RATES.clear()
     return _book
 
 
@@ -74,6 +84,34 @@ def reset_price_book() -> None:
     """Forget registered layers: back to the bundled catalogue alone."""
     global _book
     _book = None
+    _TOKEN_RATES.clear()
+
+
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens")
+_ACCEPTED = (
+    "a spendgate Usage, an OpenAI or Anthropic SDK usage object (CompletionUsage, ResponseUsage,"
+    " anthropic.types.Usage, …) or a dict in either provider's shape ({'prompt_tokens': …,"
+    " 'completion_tokens': …} or {'input_tokens': …, 'output_tokens': …})"
+)
+
+
+def _usage_of(value: object, name: str = "usage") -> Usage:
+    """``value`` as a :class:`Usage`: read with the OpenAI or Anthropic extractor."""
+    if isinstance(value, Usage):
+        return value
+    if isinstance(value, Mapping):
+        found = any(key in value for key in _USAGE_KEYS)
+        got = f"a dict with keys {sorted(map(str, value))[:8]}"
+    else:
+        found = not isinstance(value, str | bytes | int | float | Decimal | list | tuple) and any(
+            getattr(value, key, None) is not None for key in _USAGE_KEYS
+        )
+        got = f"a value of type {type(value).__name__}"
+    if not found:
+        raise TypeError(f"{name}: expected {_ACCEPTED}; got {got}")
+    from spendgate.core.usage.detect import usage_from_response
+
+    return usage_from_response(value)
 
 
 def _custom_spec(
@@ -102,7 +140,7 @@ def _custom_spec(
 
 def price(
     model: str,
-    usage: Usage | None = None,
+    usage: Usage | Mapping[str, Any] | object | None = None,
     *,
     response: Any = None,
     provider: str | None = None,
@@ -119,8 +157,9 @@ def price(
     Args:
         model: the model as asked for or as served (``"gpt-4o"``, ``"azure/gpt-4o"``,
             ``"claude-sonnet-4-5"``, ``"gpt-4o-2024-08-06"``).
-        usage: the call's usage; or give ``response`` (an OpenAI or Anthropic SDK object,
-            or its dict) and it is extracted.
+        usage: the call's usage: a :class:`Usage`, an OpenAI or Anthropic SDK usage
+            object, or a dict in either's shape; or give ``response`` (an OpenAI or
+            Anthropic SDK object, or its dict) and it is extracted.
         provider: the provider that served the call, when the name alone is ambiguous.
         service_tier: ``"batch"``, ``"flex"``, ``"priority"`` or None for standard.
         at: when the call happened (price history, off-peak windows); default now.
@@ -131,7 +170,11 @@ def price(
         search_context_size: web-search context size asked for (``low``/``medium``/``high``).
 
     Returns:
-        A :class:`CostBreakdown`; ``priced`` is False when no price is known.
+        A :class:`CostBreakdown`; ``priced`` is False when no price is known, or when the
+        usage prices at exactly $0 and the model is not declared free.
+
+    Raises:
+        TypeError: ``usage`` is none of the accepted kinds.
     """
     if usage is None:
         if response is None:
@@ -141,6 +184,9 @@ def price(
         usage = usage_from_response(response)
         if not model:
             model = _response_model(response) or ""
+    elif usage.__class__ is not Usage:
+        usage = _usage_of(usage)
+    assert isinstance(usage, Usage)
     when = at  # None = now; resolved lazily, only where prices depend on the time
     if search_context_size and not usage.search_context_size:
         usage = usage.with_(search_context_size=search_context_size)
@@ -160,6 +206,7 @@ def price(
             adjustment=adjustment,
             catalogue_version=None,
             price_source=spec.source or "custom",
+            free=prices_nothing(spec),
         )
 
     resolved = (book or default_price_book()).resolve(model, provider, when)
@@ -189,6 +236,7 @@ def price(
         adjustment,
         resolved.catalogue_version,
         resolved.source,
+        entry.free,
     )
 
 
@@ -216,7 +264,7 @@ def cost_per_token(
     custom_cost_per_token: Mapping[str, Any] | None = None,
     custom_cost_per_second: Any = None,
     service_tier: str | None = None,
-    usage_object: Usage | None = None,
+    usage_object: Usage | Mapping[str, Any] | object | None = None,
     at: datetime | None = None,
 ) -> tuple[Decimal, Decimal]:
     """LiteLLM-compatible: ``(prompt_cost, completion_cost)`` in Decimal USD.
@@ -226,11 +274,10 @@ def cost_per_token(
     are not applied here (as in LiteLLM); ``completion_cost`` applies them.
 
     Raises:
-        UnpricedModelError: no price is known for ``model``.
+        UnpricedModelError: no price is known for ``model``, or the usage prices at $0
+            and the model is not declared free.
     """
-    if usage_object is not None:
-        usage = usage_object
-    elif not (
+    units = (
         reasoning_tokens
         or audio_input_tokens
         or audio_output_tokens
@@ -238,7 +285,38 @@ def cost_per_token(
         or completion_characters
         or number_of_queries
         or audio_transcription_file_duration
+    )
+    if (
+        usage_object is None
+        and prompt_tokens.__class__ is int
+        and completion_tokens.__class__ is int
+        and prompt_tokens >= 0
+        and completion_tokens >= 0
+        and not (
+            units
+            or cache_read_input_tokens
+            or cache_creation_input_tokens
+            or custom_cost_per_token is not None
+            or custom_cost_per_second is not None
+            or service_tier is not None
+            or at is not None
+            or response_time_ms is not None
+        )
     ):
+        # Plain token counts on a model whose rates nothing can change: two products.
+        try:
+            rates = _TOKEN_RATES[(model, custom_llm_provider)]
+        except KeyError:
+            rates = _token_rates(model, custom_llm_provider)
+        if rates is not None:
+            prompt_cost = rates[0] * prompt_tokens if prompt_tokens else ZERO
+            completion = rates[1] * completion_tokens if completion_tokens else ZERO
+            if prompt_cost or completion or not (prompt_tokens or completion_tokens):
+                return tidy(prompt_cost), tidy(completion)
+            # priced at $0: price() says whether that is free or unpriced, and why
+    if usage_object is not None:
+        usage = _usage_of(usage_object, "usage_object")
+    elif not units:
         usage = Usage(
             input_tokens=prompt_tokens,
             cache_read_tokens=cache_read_input_tokens,
@@ -280,10 +358,25 @@ def cost_per_token(
     return tidy(result.prompt_cost), tidy(result.completion_cost)
 
 
+def _token_rates(model: str, provider: str | None) -> tuple[Decimal, Decimal] | None:
+    """The standard input and output rate of ``model`` in the default book, when they are
+    the rates of every request with only prompt and completion tokens (cached)."""
+    resolved = default_price_book().resolve_static(model, provider)
+    rates = None
+    if resolved is not None:
+        spec = resolved.spec
+        if not (spec.thresholds or spec.tiers or spec.off_peak is not None):
+            standard = cell(spec, None, -1, None, False)
+            rates = (standard.input, standard.output)
+    if len(_TOKEN_RATES) < 65536:  # bounded: names come from callers
+        _TOKEN_RATES[(model, provider)] = rates
+    return rates
+
+
 def completion_cost(
     completion_response: Any = None,
     model: str | None = None,
-    usage: Usage | None = None,
+    usage: Usage | Mapping[str, Any] | object | None = None,
     *,
     custom_llm_provider: str | None = None,
     service_tier: str | None = None,
@@ -298,12 +391,15 @@ def completion_cost(
 ) -> Decimal:
     """LiteLLM-compatible: the total cost of a call in Decimal USD.
 
-    Give an OpenAI or Anthropic response (SDK object or dict), or ``model`` plus ``usage``.
-    The model defaults to the response's ``model``; ``batch=True`` is
+    Give an OpenAI or Anthropic response (SDK object or dict), or ``model`` plus ``usage``
+    (a :class:`Usage`, an OpenAI or Anthropic SDK usage object, or a dict in either's
+    shape). The model defaults to the response's ``model``; ``batch=True`` is
     ``service_tier="batch"``.
 
     Raises:
-        UnpricedModelError: no price is known for the model.
+        UnpricedModelError: no price is known for the model, or the usage prices at $0
+            and the model is not declared free.
+        TypeError: ``usage`` is none of the accepted kinds.
     """
     name = model or (_response_model(completion_response) if completion_response is not None else None)
     if not name:

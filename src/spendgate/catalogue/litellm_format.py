@@ -24,6 +24,9 @@ How keys map:
   price, ``rate × width × height``, exactly.
 * Of the capability fields only ``mode``, ``max_input_tokens`` and ``max_output_tokens``
   (or ``max_tokens``) are kept.
+* An entry whose every price is zero (``ollama/…``, OpenRouter's ``…:free``) is how the
+  format writes a free model: it becomes ``free: true``. Any other zero rate stays a zero
+  rate, which the calculator treats as a missing price (unpriced, never $0).
 
 Every cost field that is not mapped is counted in a :class:`ConversionReport`, so nothing
 is lost silently. A value that is not a price raises
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from spendgate.catalogue.litellm_model import (
@@ -49,7 +53,7 @@ from spendgate.catalogue.litellm_model import (
     variant_parts,
 )
 from spendgate.core.pricing.catalogue import CATALOGUE_FORMAT
-from spendgate.core.pricing.spec import CatalogueFormatError, entry_from_dict, entry_to_dict
+from spendgate.core.pricing.spec import CatalogueFormatError, entry_from_dict, entry_to_dict, prices_nothing
 
 __all__ = [
     "BARE_NAME_PROVIDERS",
@@ -174,7 +178,10 @@ def litellm_to_entries(
     for entry in sorted(entries, key=lambda e: e["id"]):
         where = f"model {entry['id']!r}"
         try:
-            out.append(entry_to_dict(entry_from_dict(entry, where=where)))
+            parsed = entry_from_dict(entry, where=where)
+            if parsed.prices and all(prices_nothing(spec) for spec in parsed.prices):
+                parsed = replace(parsed, free=True)
+            out.append(entry_to_dict(parsed))
         except CatalogueFormatError:
             raise
         except (KeyError, TypeError, ValueError) as exc:

@@ -1,31 +1,30 @@
 """Price one call: a :class:`PriceSpec` and a :class:`Usage` in, a :class:`CostBreakdown` out.
 
-Rate resolution follows LiteLLM's semantics (reference §1.2–1.4, §1.8), in this order:
+The rates come from one cell of the spec's rate table (:mod:`~spendgate.core.pricing.table`:
+service tier × range tier × long-context level × token kind, LiteLLM's semantics,
+reference §1.2–1.4 and §1.8), chosen by the request's tier, prompt size and time:
 
-1. **Service tier.** ``flex`` / ``priority`` overlay their declared rates on the base rates
-   key by key. ``batch`` uses the model's batch rates when it has a batch input rate — and
-   then cached tokens without a batch cache-read rate are *not* discounted (they pay the
-   batch input rate) — else 50 % of every standard rate.
-2. **Tiers** (all-or-nothing): the tier with ``start < input_tokens <= end`` (above the last:
-   the last) prices every token of the request. Undeclared tier rates fall back to the
-   tier's input rate, except output, which falls back to the model's output rate.
-3. **Long-context thresholds**: every threshold the prompt is strictly above (``>=`` for
-   providers flagged inclusive) overlays its rates, ascending, so the highest wins, and it
-   re-prices the whole request, not the tokens above the line.
-4. **Off-peak**: inside a window, the off-peak rates overlay everything else.
-5. **Fallbacks**: no cache-read or cache-write rate → the input rate (no discount); no 1 h
-   write rate → the write rate; no reasoning rate → the output rate; no modality rate →
-   the input or output rate of its side; cached audio → the cache-read rate.
+* **Range tiers** (all-or-nothing): the tier with ``start < input_tokens <= end`` (above
+  the last: the last) prices every token of the request.
+* **Long-context thresholds**: the prompt is strictly above (``>=`` for providers flagged
+  inclusive) re-prices the whole request, not the tokens above the line.
+* **Service tiers** compose with both; **off-peak** windows overlay the cell.
 
 Then token accounting (§1.3): uncached input = input − cache reads − cache writes; audio,
 image and video input are carved out of it (capped at what remains) and the rest is text.
-Output text = output − reasoning − audio − image − video. Non-token units (characters,
-seconds, images, queries, web-search calls) are priced where the model declares a rate.
+Output text = output − reasoning − audio − image − video.
+
+Counts are priced where the model declares a non-zero rate, on the side it declares it:
+seconds once, at the output, generic or input per-second rate (the first that is not
+zero: LiteLLM writes Groq's Whisper price on the input side with 0 on the output side);
+characters in place of text tokens; generated images by size/quality variant, else the
+output per-image rate, else the input one; input images, queries and web-search calls at
+their rates. A zero rate is not a price: a usage with something in it that prices at
+exactly $0 is returned *unpriced* with a reason, unless the model is declared free.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal, getcontext
@@ -35,11 +34,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from spendgate.core.money import ZERO
 from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown, priced_breakdown
 from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
+from spendgate.core.pricing.table import EffectiveRates, cell, levels, service_tier_of
 from spendgate.core.usage.model import Usage
 
 __all__ = ["Adjustment", "EffectiveRates", "calculate", "effective_rates"]
-
-_HALF = Decimal("0.5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,63 +54,6 @@ class Adjustment:
     @property
     def is_identity(self) -> bool:
         return not (self.discount or self.margin or self.margin_fixed)
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveRates:
-    """The fully resolved per-unit rates one request pays; every token rate is set."""
-
-    rates: Rates
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    cache_write_1h: Decimal
-    reasoning: Decimal
-    cache_read_audio: Decimal
-    input_audio: Decimal
-    input_image: Decimal
-    input_video: Decimal
-    output_audio: Decimal
-    output_image: Decimal
-    output_video: Decimal
-
-
-@functools.lru_cache(maxsize=4096)
-def _batch_rates(spec: PriceSpec) -> tuple[Rates, tuple[tuple[int, Rates], ...]]:
-    """Base rates and thresholds for a batch request (reference §1.8)."""
-    batch = spec.service_tiers.get("batch")
-    base = spec.rates
-    if batch is not None and batch.rates.input is not None:
-        b = batch.rates
-        halved = base.scaled(_HALF)
-        # Declared batch rates win. Without one: output is half price; cache reads are not
-        # discounted (ordinary batch input); modality input pays the batch input rate and
-        # modality output the batch output rate; 1-hour cache writes are half price, as
-        # providers bill every batch token.
-        out = b.output if b.output is not None else halved.output
-        rates = replace(
-            base.overlay(b),
-            output=out,
-            cache_read=b.cache_read if b.cache_read is not None else b.input,
-            cache_write=b.cache_write if b.cache_write is not None else b.input,
-            cache_write_1h=b.cache_write_1h if b.cache_write_1h is not None else halved.cache_write_1h,
-            reasoning=b.reasoning if b.reasoning is not None else out,
-            input_audio=b.input_audio if b.input_audio is not None else b.input,
-            cache_read_audio=b.cache_read_audio,
-            input_image=b.input_image if b.input_image is not None else b.input,
-            input_video=b.input_video if b.input_video is not None else b.input,
-            output_audio=b.output_audio if b.output_audio is not None else out,
-            output_image=b.output_image if b.output_image is not None else halved.output_image,
-            output_video=b.output_video if b.output_video is not None else out,
-        )
-        thresholds = tuple((t.above, t.rates) for t in batch.thresholds)
-        return rates, thresholds
-    halved = base.scaled(_HALF)
-    if halved.cache_read is None and halved.input is not None:
-        halved = replace(halved, cache_read=halved.input)
-    thresholds = tuple((t.above, t.rates.scaled(_HALF)) for t in spec.thresholds)
-    return halved, thresholds
 
 
 def _in_off_peak(off_peak: OffPeak, at: datetime) -> bool:
@@ -142,116 +83,89 @@ def effective_rates(
     at: datetime | None = None,
     inclusive_thresholds: bool = False,
 ) -> EffectiveRates:
-    """Resolve the rates this request pays (steps 1–5 of the module docstring).
-
-    Only a few facts about the request select the rates (which tier, how many thresholds
-    crossed, off-peak or not), so the resolved rates are cached on those facts.
+    """The rates this request pays: the cell of the spec's rate table (see
+    :mod:`~spendgate.core.pricing.table`) that its tier, prompt size and time select.
     """
     if service_tier is None and not spec.tiers and not spec.thresholds and spec.off_peak is None:
         # The common case: nothing about the request changes the rates.
         standard = _STANDARD.get(spec)
         if standard is None:
-            standard = _resolve(spec, None, -1, 0, False)
+            standard = cell(spec, None, -1, None, False)
             if len(_STANDARD) < 8192:
                 _STANDARD[spec] = standard
         return standard
+    tier = service_tier_of(spec, service_tier)
     prompt = usage.input_tokens
     tier_index = -1
-    if spec.tiers and prompt > 0:
+    if spec.tiers:
+        # A prompt of 0 tokens (output alone) is in the first tier, not outside all of them.
         tier_index = len(spec.tiers) - 1
         for i, t in enumerate(spec.tiers):
-            if t.start < prompt and (t.end is None or prompt <= t.end):
+            if t.start <= prompt and (t.end is None or prompt <= t.end):
                 tier_index = i
                 break
-    crossed = 0
-    for above, _ in _levels(spec, service_tier):
+    level = None
+    for above in levels(spec, tier):
         if prompt > above or (inclusive_thresholds and prompt >= above):
-            crossed += 1
+            level = above
+        else:
+            break
     off_peak = spec.off_peak is not None and _in_off_peak(spec.off_peak, at or datetime.now(UTC))
-    return _resolve(spec, service_tier, tier_index, crossed, off_peak)
+    return cell(spec, tier, tier_index, level, off_peak)
 
 
 _STANDARD: dict[PriceSpec, EffectiveRates] = {}
-
-
-@functools.lru_cache(maxsize=8192)
-def _levels(spec: PriceSpec, service_tier: str | None) -> tuple[tuple[int, Rates], ...]:
-    """The long-context thresholds that apply under ``service_tier``, ascending."""
-    if service_tier == "batch":
-        return _batch_rates(spec)[1]
-    levels = {t.above: t.rates for t in spec.thresholds}
-    tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
-    if tier_spec is not None:
-        for t in tier_spec.thresholds:
-            levels[t.above] = levels[t.above].overlay(t.rates) if t.above in levels else t.rates
-    return tuple(sorted(levels.items()))
-
-
-@functools.lru_cache(maxsize=8192)
-def _resolve(
-    spec: PriceSpec, service_tier: str | None, tier_index: int, crossed: int, off_peak: bool
-) -> EffectiveRates:
-    if service_tier == "batch":
-        rates = _batch_rates(spec)[0]
-    else:
-        rates = spec.rates
-        tier_spec = spec.service_tiers.get(service_tier) if service_tier else None
-        if tier_spec is not None:
-            tr = tier_spec.rates
-            rates = rates.overlay(tr)
-            if tr.output is not None and tr.reasoning is None:
-                rates = replace(rates, reasoning=tr.output)  # a tier's output rate covers reasoning
-
-    if tier_index >= 0:
-        tr = spec.tiers[tier_index].rates
-        if tr.input is not None:
-            rates = replace(
-                rates.overlay(tr),
-                output=tr.output if tr.output is not None else spec.rates.output,
-                cache_read=tr.cache_read if tr.cache_read is not None else tr.input,
-                cache_write=tr.cache_write if tr.cache_write is not None else tr.input,
-                reasoning=tr.reasoning if tr.reasoning is not None else tr.output,
-            )
-
-    for _, level_rates in _levels(spec, service_tier)[:crossed]:
-        rates = rates.overlay(level_rates)
-
-    if off_peak and spec.off_peak is not None:
-        rates = rates.overlay(spec.off_peak.rates)
-
-    inp = rates.input if rates.input is not None else ZERO
-    out = rates.output if rates.output is not None else ZERO
-    if not out and rates.output_image is not None:
-        out = rates.output_image  # image models price all output as image tokens
-    cache_read = rates.cache_read if rates.cache_read is not None else inp
-    cache_write = rates.cache_write if rates.cache_write is not None else inp
-    return EffectiveRates(
-        rates=rates,
-        input=inp,
-        output=out,
-        cache_read=cache_read,
-        cache_write=cache_write,
-        cache_write_1h=rates.cache_write_1h if rates.cache_write_1h is not None else cache_write,
-        reasoning=rates.reasoning if rates.reasoning is not None else out,
-        cache_read_audio=rates.cache_read_audio if rates.cache_read_audio is not None else cache_read,
-        input_audio=rates.input_audio if rates.input_audio is not None else inp,
-        input_image=rates.input_image if rates.input_image is not None else inp,
-        input_video=rates.input_video if rates.input_video is not None else inp,
-        output_audio=rates.output_audio if rates.output_audio is not None else out,
-        output_image=rates.output_image if rates.output_image is not None else out,
-        output_video=rates.output_video if rates.output_video is not None else out,
-    )
+"""Specs whose rates nothing about a request can change → their one standard cell."""
 
 
 def _image_price(rates: Rates, size: str | None, quality: str | None) -> Decimal | None:
+    """The price of one generated image: its size/quality variant (case-insensitive: the
+    catalogue writes ``1K``), else the output per-image rate, else the input one (LiteLLM
+    writes some image models' price on the input side)."""
     variants = rates.image_variants
     if variants:
         s = size.lower().replace("-x-", "x") if size else None
         q = quality.lower() if quality else None
         for key in (f"{q}/{s}" if q and s else None, s, q):
-            if key is not None and key in variants:
-                return variants[key]
-    return rates.output_per_image
+            if key is not None:
+                price = variants.get(key)
+                if price is None:
+                    price = next((v for k, v in variants.items() if k.lower() == key), None)
+                if price:
+                    return price
+    return rates.output_per_image or rates.input_per_image
+
+
+def _priced_at_zero(
+    model: str,
+    resolved_model: str | None,
+    provider: str | None,
+    usage: Usage,
+    service_tier: str | None,
+    catalogue_version: str | None,
+    price_source: str | None,
+) -> CostBreakdown:
+    """The unpriced result for a usage that the model's rates price at exactly $0."""
+    counts = ", ".join(
+        f"{f.name}={value}"
+        for f in fields(usage)
+        if (value := getattr(usage, f.name)) and f.name not in _DESCRIPTIVE
+    )
+    return CostBreakdown(
+        model=model,
+        priced=False,
+        resolved_model=resolved_model,
+        provider=provider,
+        usage=usage,
+        service_tier=service_tier,
+        catalogue_version=catalogue_version,
+        price_source=price_source,
+        unpriced_reason=f"the price of {resolved_model or model!r} has no non-zero rate for this usage"
+        f" ({counts}); it is unpriced, not $0 (an entry that is really free says free: true)",
+    )
+
+
+_DESCRIPTIVE = frozenset({"image_size", "image_quality", "search_context_size"})
 
 
 def calculate(
@@ -267,16 +181,18 @@ def calculate(
     adjustment: Adjustment | None = None,
     catalogue_version: str | None = None,
     price_source: str | None = None,
+    free: bool = False,
 ) -> CostBreakdown:
     """Price ``usage`` with ``spec``; see the module docstring for every rule.
 
     The parameters may be passed by position (the hot path in ``spendgate.costs`` does,
-    to skip keyword parsing); everything after ``model`` is clearer by keyword.
+    to skip keyword parsing); everything after ``model`` is clearer by keyword. ``free``:
+    the model is declared free, so a usage its rates price at $0 is a priced $0.
 
     The items of a usage priced once are kept (:data:`_MEMO`): the same usage at the same
     spec is not priced again (see :func:`_memo_key`).
     """
-    key = _memo_key(spec, usage, service_tier, inclusive_thresholds, mode) if adjustment is None else None
+    key = None if adjustment else _memo_key(spec, usage, service_tier, inclusive_thresholds, mode, free)
     if key is not None:
         hit = _MEMO.get(key)
         if hit is not None:
@@ -306,8 +222,9 @@ def calculate(
         adjustment,
         catalogue_version,
         price_source,
+        free,
     )
-    if key is not None:
+    if key is not None and breakdown.priced:
         _remember(key, breakdown)
     return breakdown
 
@@ -315,7 +232,7 @@ def calculate(
 # -- the memo ----------------------------------------------------------------------------------
 #
 # A usage's items depend only on the spec (immutable, hashed by identity), the usage's
-# values, the service tier, the threshold rule, the mode and the decimal context's precision
+# values, the service tier, the threshold rule, the mode, the free flag and the decimal context's precision
 # and rounding — and on the time only through off-peak windows, so a spec with off-peak
 # rates is never memoized, nor is a call with an adjustment. The descriptive fields (model
 # names, catalogue version, source) come from the caller on every call. Bounded; it steps
@@ -332,7 +249,7 @@ _items_of = attrgetter(*ITEMS[:-2])  # every item a calculation sets (no adjustm
 
 
 def _memo_key(
-    spec: PriceSpec, usage: Usage, service_tier: str | None, inclusive_thresholds: bool, mode: str
+    spec: PriceSpec, usage: Usage, service_tier: str | None, inclusive_thresholds: bool, mode: str, free: bool
 ) -> tuple[object, ...] | None:
     if spec.off_peak is not None:
         return None
@@ -346,6 +263,7 @@ def _memo_key(
         service_tier,
         inclusive_thresholds,
         mode,
+        free,
         context.prec,
         context.rounding,
         _usage_values(usage),
@@ -378,6 +296,7 @@ def _calculate(
     adjustment: Adjustment | None,
     catalogue_version: str | None,
     price_source: str | None,
+    free: bool,
 ) -> CostBreakdown:
     # _STANDARD only holds specs whose rates nothing about a request can change.
     r = _STANDARD.get(spec) if service_tier is None else None
@@ -405,12 +324,13 @@ def _calculate(
         remaining -= video_in
     text_in = remaining
 
-    # Multiplying Decimals is the expensive part; zero counts are skipped.
-    if u.input_characters and flat.input_per_character is not None:
+    # Multiplying Decimals is the expensive part; zero counts are skipped. A count's rate
+    # counts only when it is not zero (a zero rate is a missing price, not a free one).
+    if u.input_characters and flat.input_per_character:
         input_cost = flat.input_per_character * u.input_characters
     else:
         input_cost = r.input * text_in if text_in else ZERO
-    if u.queries and flat.input_per_query is not None:
+    if u.queries and flat.input_per_query:
         input_cost += flat.input_per_query * u.queries
     cache_read_cost = r.cache_read * (cache_read - cached_audio) if cache_read else ZERO
     if cached_audio:
@@ -419,7 +339,7 @@ def _calculate(
     if write_1h:
         cache_write_cost += r.cache_write_1h * write_1h
     input_audio_cost = r.input_audio * audio_in if audio_in else ZERO
-    if u.input_images and flat.input_per_image is not None:
+    if u.input_images and flat.input_per_image:
         input_image_cost = flat.input_per_image * u.input_images
     else:
         input_image_cost = r.input_image * image_in if image_in else ZERO
@@ -440,7 +360,7 @@ def _calculate(
     text_out = rest
 
     output_cost = r.output * text_out if text_out else ZERO
-    if u.output_characters and flat.output_per_character is not None:
+    if u.output_characters and flat.output_per_character:
         output_cost += flat.output_per_character * u.output_characters
     reasoning_cost = r.reasoning * reasoning if reasoning else ZERO
     output_audio_cost = r.output_audio * audio_out if audio_out else ZERO
@@ -450,28 +370,50 @@ def _calculate(
     if u.images and not u.output_tokens:
         # Per-image price, unless the model reported image tokens (gpt-image-1 is token-priced).
         per_image = _image_price(flat, u.image_size, u.image_quality)
-        if per_image is not None:
+        if per_image:
             output_image_cost += per_image * u.images
 
-    if u.seconds:
-        # Per-second models (transcription, video, custom per-second deployments) bill the
-        # seconds once, on the output side. Token-priced usage is not billed twice.
-        per_second = flat.output_per_second
-        if per_second is None:
-            per_second = flat.per_second if flat.per_second is not None else flat.input_per_second
-        token_priced = flat.has_token_rates and (u.input_tokens or u.output_tokens)
-        if per_second is not None and not token_priced:
-            if mode == "video_generation":
-                output_video_cost += per_second * u.seconds
-            else:
-                output_cost += per_second * u.seconds
+    if u.seconds and not (flat.has_token_rates and (u.input_tokens or u.output_tokens)):
+        # Seconds are billed once, at the first non-zero per-second rate, on its side.
+        # Token-priced usage is not billed twice.
+        if flat.output_per_second:
+            per_second_cost = flat.output_per_second * u.seconds
+        elif flat.per_second:
+            per_second_cost = flat.per_second * u.seconds
+        elif flat.input_per_second:
+            per_second_cost = ZERO
+            input_cost += flat.input_per_second * u.seconds
+        else:
+            per_second_cost = ZERO
+        if mode == "video_generation":
+            output_video_cost += per_second_cost
+        else:
+            output_cost += per_second_cost
 
     tools = ZERO
     if u.web_search_requests and flat.web_search:
         size = (u.search_context_size or "medium").lower()
         per_call = flat.web_search.get(size) or flat.web_search.get("medium")
-        if per_call is not None:
+        if per_call:
             tools += per_call * u.web_search_requests
+
+    if not (
+        input_cost
+        or output_cost
+        or cache_read_cost
+        or reasoning_cost
+        or cache_write_cost
+        or input_audio_cost
+        or input_image_cost
+        or input_video_cost
+        or output_audio_cost
+        or output_image_cost
+        or output_video_cost
+        or tools
+    ) and not (free or usage.is_empty):
+        return _priced_at_zero(
+            model, resolved_model, provider, usage, service_tier, catalogue_version, price_source
+        )
 
     breakdown = priced_breakdown(
         model,

@@ -289,6 +289,16 @@ class PriceBook:
                 self._static[key] = resolved
         return resolved
 
+    def resolve_static(self, model: str, provider: str | None = None) -> ResolvedPrice | None:
+        """The resolution of ``model`` when it holds at every moment (no layer has price
+        history for it), else None; cached, so callers may cache what they derive from it."""
+        key = (model, provider)
+        static = self._static.get(key)
+        if static is None and key not in self._found:
+            self.resolve(model, provider)
+            static = self._static.get(key)
+        return static
+
     def _find_in_layers(self, model: str, provider: str | None) -> tuple[tuple[Catalogue, ModelEntry], ...]:
         found: list[tuple[Catalogue, ModelEntry]] = []
         for layer in self.layers:
@@ -317,4 +327,6 @@ def _merge(
                 max_input_tokens=top_entry.max_input_tokens or entry.max_input_tokens,
                 max_output_tokens=top_entry.max_output_tokens or entry.max_output_tokens,
             )
+        if top_entry.free and not entry.free:
+            entry = replace(entry, free=True)  # an override that declares the model free
     return ResolvedPrice(entry, spec, catalogue_version, "+".join(layer.name for layer, _, _ in specs))

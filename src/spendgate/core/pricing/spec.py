@@ -38,6 +38,7 @@ __all__ = [
     "Tier",
     "entry_from_dict",
     "entry_to_dict",
+    "prices_nothing",
     "spec_from_dict",
     "spec_to_dict",
 ]
@@ -205,6 +206,9 @@ class ModelEntry:
     """Thresholds apply at ``>=`` instead of ``>`` (xAI)."""
     prices: tuple[PriceSpec, ...] = ()
     """Oldest first; the last one with ``effective_from <= t`` is in force at ``t``."""
+    free: bool = False
+    """Declared free (a local model, a ``:free`` variant): a usage its rates price at $0 is
+    a priced $0. Without it such a usage is *unpriced*: a zero rate is a missing price."""
 
     def spec_at(self, at: datetime | None) -> PriceSpec | None:
         """The spec in force at ``at`` (``None`` = now), or None before the first."""
@@ -222,6 +226,22 @@ class ModelEntry:
             else:
                 break
         return found
+
+
+def prices_nothing(spec: PriceSpec) -> bool:
+    """True when every rate ``spec`` declares, at every level and tier, is zero (and it
+    declares at least one): how LiteLLM's format, which has no free flag, writes a free
+    model."""
+    rate_sets = [spec.rates, *(t.rates for t in spec.thresholds), *(t.rates for t in spec.tiers)]
+    if spec.off_peak is not None:
+        rate_sets.append(spec.off_peak.rates)
+    values: list[Decimal] = []
+    for rates in rate_sets:
+        values += [v for n in RATE_FIELDS if (v := getattr(rates, n)) is not None]
+        values += [*rates.image_variants.values(), *rates.web_search.values()]
+    if any(values) or not all(prices_nothing(sub) for sub in spec.service_tiers.values()):
+        return False
+    return bool(values) or bool(spec.service_tiers)
 
 
 # ---------------------------------------------------------------------------- JSON form
@@ -401,6 +421,7 @@ _ENTRY_KEYS = frozenset(
         "max_output_tokens",
         "inclusive_thresholds",
         "prices",
+        "free",
     }
 )
 
@@ -418,6 +439,9 @@ def entry_from_dict(data: Mapping[str, Any], where: str = "model") -> ModelEntry
     except KeyError as exc:
         raise CatalogueFormatError(f"{where}: missing field {exc.args[0]!r}") from None
     entry_id = str(data.get("id") or f"{provider}/{model}")
+    free = data.get("free", False)
+    if not isinstance(free, bool):
+        raise CatalogueFormatError(f"{where}.free: expected true or false, got {free!r}")
     prices = tuple(
         sorted(
             (spec_from_dict(p, f"{entry_id}.prices[{i}]") for i, p in enumerate(data.get("prices", []))),
@@ -434,6 +458,7 @@ def entry_from_dict(data: Mapping[str, Any], where: str = "model") -> ModelEntry
         max_output_tokens=data.get("max_output_tokens"),
         inclusive_thresholds=bool(data.get("inclusive_thresholds", False)),
         prices=prices,
+        free=free,
     )
 
 
@@ -449,5 +474,7 @@ def entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
         out["max_output_tokens"] = entry.max_output_tokens
     if entry.inclusive_thresholds:
         out["inclusive_thresholds"] = True
+    if entry.free:
+        out["free"] = True
     out["prices"] = [spec_to_dict(p) for p in entry.prices]
     return out
