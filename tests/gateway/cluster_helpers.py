@@ -62,8 +62,9 @@ def _clear_redis(prefix: str) -> None:
 class Cluster:
     """``spendgate serve`` processes on one config; any one can be killed and restarted."""
 
-    def __init__(self, config: Path, tmp: Path, database_url: str) -> None:
+    def __init__(self, config: Path, tmp: Path, database_url: str, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env
         self.tmp = tmp
         self.database_url = database_url
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -75,7 +76,9 @@ class Cluster:
         port = free_port()
         self._starts += 1
         log = self.tmp / f"gateway-{self._starts}.log"
-        proc = serve(self.config, port, log, "--log-level", "warning", ready="/health/readiness")
+        proc = serve(
+            self.config, port, log, "--log-level", "warning", ready="/health/readiness", env=self.env
+        )
         url = f"http://127.0.0.1:{port}"
         if index is None:
             self.procs.append(proc)
@@ -107,10 +110,14 @@ def running_cluster(
     prefix: str,
     model_list: list[dict[str, Any]],
     size: int = 3,
+    env: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
     **general: Any,
 ) -> Iterator[Cluster]:
     """``size`` processes on one config (the master key, ``database_url``, Redis with the
-    key prefix ``prefix``, ``general`` on top); stopped, and their Redis keys deleted, after."""
+    key prefix ``prefix``, ``general`` on top, ``environment`` as the config's
+    ``environment_variables``); ``env`` added to each process's environment; stopped, and
+    their Redis keys deleted, after."""
     settings: dict[str, Any] = {
         "master_key": MASTER_KEY,
         "database_url": database_url,
@@ -121,8 +128,11 @@ def running_cluster(
         **general,
     }
     config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump({"model_list": model_list, "general_settings": settings}))
-    cluster = Cluster(config, tmp, database_url)
+    document: dict[str, Any] = {"model_list": model_list, "general_settings": settings}
+    if environment:
+        document["environment_variables"] = environment
+    config.write_text(yaml.safe_dump(document))
+    cluster = Cluster(config, tmp, database_url, env)
     try:
         for _ in range(size):
             cluster.start()

@@ -212,15 +212,24 @@ def wait_answering(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 def serve(
-    config: Path, port: int, log: Path, *options: str, ready: str = "/health/liveliness"
+    config: Path,
+    port: int,
+    log: Path,
+    *options: str,
+    ready: str = "/health/liveliness",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``spendgate serve`` as a real process (output to ``log``), returned once ``ready``
-    answers (``/health/readiness`` waits for its database and Redis too)."""
+    answers (``/health/readiness`` waits for its database and Redis too); ``env`` is added
+    to the environment."""
     spendgate = Path(sys.executable).with_name("spendgate")
     args = [str(spendgate), "serve", "--config", str(config), "--port", str(port), *options]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     wait_answering(f"http://127.0.0.1:{port}{ready}", proc, log)
     return proc
