@@ -11,6 +11,13 @@ the median ratio over rounds.
 
     python bench/metrics_ab.py                       # 6 rounds, 8 and 32 connections, 10 s each
     python bench/metrics_ab.py --rounds 10 --connections 32 --duration 15
+    python bench/metrics_ab.py --alerts              # metrics AND budget alert detection
+
+``--alerts``: "on" also detects budget crossings at settlement
+(``alerting_args.budget_alerts``), "off" detects none; both are driven through a virtual
+key with a daily budget sized from the warm-up so that the run ends near 70 % of it: it
+crosses 50 % early, so most settles take the detector's slow path (a window past a
+threshold), and real alerts are decided and written during the run.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +52,7 @@ from gateway import (  # bench/gateway.py: the same load generator and helpers
 )
 
 
-def _config(path: Path, mock_url: str, db: Path, journal: Path, metrics: bool) -> None:
+def _config(path: Path, mock_url: str, db: Path, journal: Path, metrics: bool, alerts: bool = False) -> None:
     path.write_text(
         json.dumps(
             {
@@ -57,6 +67,7 @@ def _config(path: Path, mock_url: str, db: Path, journal: Path, metrics: bool) -
                     "database_url": f"sqlite+aiosqlite:///{db}",
                     "journal_dir": str(journal),
                     "metrics_enabled": metrics,
+                    "alerting_args": {"budget_alerts": alerts},
                 },
             }
         )
@@ -91,17 +102,49 @@ class _Scraper:
             self._stop.wait(self.interval)
 
 
+def _script(path: Path, key: str) -> Path:
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{json.dumps(BODY)}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    return path
+
+
+def _post(url: str, body: dict[str, Any], key: str) -> tuple[dict[str, Any], Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read()), answer.headers
+
+
+def _budgeted_key(port: int, budget_usd: str) -> str:
+    """A virtual key with a daily budget on the gateway at ``port``."""
+    made, _ = _post(
+        f"http://127.0.0.1:{port}/key/generate",
+        {"max_budget": budget_usd, "budget_duration": "1d"},
+        MASTER_KEY,
+    )
+    return str(made["key"])
+
+
+def _budget_for(args: argparse.Namespace, port: int, warm_rps: float) -> str:
+    """A budget the whole run ends near 70 % of (at the warm-up's pace, every measurement)."""
+    _, headers = _post(f"http://127.0.0.1:{port}/v1/chat/completions", BODY, MASTER_KEY)
+    cost = Decimal(headers["x-spendgate-response-cost"])
+    requests = Decimal(warm_rps) * args.rounds * len(args.connections) * args.duration
+    return str((cost * requests / Decimal("0.7")).quantize(Decimal("0.000001")))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-metrics-ab-"))
-    script = tmp / "chat.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = '{json.dumps(BODY)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {MASTER_KEY}"\n'
-    )
+    master = _script(tmp / "chat.lua", MASTER_KEY)
     mock_port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
     rows: list[dict[str, Any]] = []
@@ -122,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 tmp / f"{name}.db",
                 tmp / f"journal-{name}",
                 enabled,
+                enabled and args.alerts,
             )
             cmd = _spendgate("serve", "--config", str(config), "--port", str(port), "--log-level", "warning")
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,7 +179,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for gw in gateways.values():
             _wait(f"http://127.0.0.1:{gw['port']}/health/liveliness")
             gw["pid"] = _gateway_pid(gw["proc"].pid)
-            _wrk(gw["url"], 8, 3, script, None)  # warm up
+            gw["warm_rps"] = _wrk(gw["url"], 8, 3, master, None)["rps"]  # warm up
+            gw["script"] = master
+        if args.alerts:
+            budget = _budget_for(args, gateways["off"]["port"], max(g["warm_rps"] for g in gateways.values()))
+            for name, gw in gateways.items():
+                gw["script"] = _script(tmp / f"{name}.lua", _budgeted_key(gw["port"], budget))
+            print(f"each gateway's key: a daily budget of ${budget}", flush=True)
         scrape_url = f"http://127.0.0.1:{gateways['on']['port']}/metrics"
         for round_ in range(1, args.rounds + 1):
             order = ["on", "off"] if round_ % 2 else ["off", "on"]
@@ -146,10 +196,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     before = _cpu_seconds(gw["pid"])
                     if name == "on":
                         with _Scraper(scrape_url, args.scrape_interval) as scraper:
-                            result = _wrk(gw["url"], connections, args.duration, script, None)
+                            result = _wrk(gw["url"], connections, args.duration, gw["script"], None)
                         row["scrapes"] = scraper.scrapes
                     else:
-                        result = _wrk(gw["url"], connections, args.duration, script, None)
+                        result = _wrk(gw["url"], connections, args.duration, gw["script"], None)
                     cpu = _cpu_seconds(gw["pid"]) - before
                     row[name] = {**result, "cpu_ms_per_request": cpu * 1000 / max(result["requests"], 1)}
                 row["rps_ratio"] = row["on"]["rps"] / row["off"]["rps"]
@@ -164,6 +214,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
         metrics_text = urllib.request.urlopen(scrape_url, timeout=10).read().decode()
+        if args.alerts:
+            time.sleep(2)  # the recorder writes behind
+            on_db = tmp / "on.db"
+            with sqlite3.connect(on_db) as db:
+                decided = db.execute("SELECT kind, threshold FROM alerts ORDER BY created_at").fetchall()
+            print(f"alerts the 'on' gateway decided during the run: {decided}")
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -201,6 +257,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--scrape-interval", type=float, default=15.0)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--alerts", action="store_true", help="also budget alert detection (see above)")
     args = parser.parse_args()
     started = os.getloadavg()
     report = run(args)
