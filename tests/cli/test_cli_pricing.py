@@ -100,3 +100,24 @@ def test_prices_import_refuses_bad_files(tmp_path: Path) -> None:
     result = runner.invoke(app, ["prices", "import", str(src), "-o", str(tmp_path / "o.json")])
     assert result.exit_code == 2 and "input_cost_per_token" in result.output
     assert not (tmp_path / "o.json").exists()
+
+
+def test_prices_show_labels_every_rate_with_its_tier_and_prompt_size() -> None:
+    result = runner.invoke(app, ["prices", "show", "gpt-5.4"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    rows = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    # declared rates: rate, tier, prompt size, price
+    assert "input batch > 272,000 $2.5 / 1M tokens" in rows
+    assert "output priority ≤ 272,000 $30 / 1M tokens" in rows
+    assert "cache_read flex ≤ 272,000 $0.13 / 1M tokens" in rows
+    # billed table: one column per tier; long batch reasoning at the long batch output rate
+    assert "reasoning > 272,000 $22.5 $11.25 $11.25 $45" in rows
+
+
+def test_prices_show_json_has_the_billed_table() -> None:
+    result = runner.invoke(app, ["prices", "show", "gemini/gemini-2.5-pro", "--json"])
+    assert result.exit_code == 0, result.output
+    billed = json.loads(result.output)["prices"][-1]["billed"]
+    assert set(billed) == {"standard", "batch", "flex", "priority"}
+    assert billed["flex"]["> 200,000"]["input"] == "0.00000125"
+    assert billed["batch"]["> 200,000"]["reasoning"] == "0.0000075"

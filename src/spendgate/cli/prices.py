@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from spendgate.cli._output import console, fail
 from spendgate.core.pricing.catalogue import Catalogue
 from spendgate.core.pricing.spec import RATE_FIELDS, PriceSpec, Rates, spec_to_dict
+from spendgate.core.pricing.table import TOKEN_KINDS, levels, rate_table
 from spendgate.errors import SpendgateError
 
 __all__ = ["app"]
@@ -36,15 +38,17 @@ def _per_million(rate: Any) -> str:
     return f"${rate * 1_000_000:f}".rstrip("0").rstrip(".") if rate is not None else ""
 
 
+def _shown(name: str, value: Decimal) -> str:
+    if name in TOKEN_KINDS:
+        return f"{_per_million(value)} / 1M tokens"
+    unit = "second" if "second" in name else name.rpartition("per_")[2]
+    return f"${value:f} / {unit}"
+
+
 def _rates_rows(rates: Rates) -> list[tuple[str, str]]:
-    rows = []
-    for name in RATE_FIELDS:
-        value = getattr(rates, name)
-        if value is None:
-            continue
-        per_token = not any(s in name for s in ("per_", "per_second"))
-        shown = f"{_per_million(value)} / 1M tokens" if per_token else f"${value:f}"
-        rows.append((name, shown))
+    rows = [
+        (name, _shown(name, value)) for name in RATE_FIELDS if (value := getattr(rates, name)) is not None
+    ]
     for size, value in sorted(rates.image_variants.items()):
         rows.append((f"image {size}", f"${value:f} / image"))
     for size, value in sorted(rates.web_search.items()):
@@ -52,25 +56,82 @@ def _rates_rows(rates: Rates) -> list[tuple[str, str]]:
     return rows
 
 
-def _spec_table(title: str, spec: PriceSpec) -> Table:
+def _prompt(above: int | None, thresholds: tuple[int, ...], inclusive: bool) -> str:
+    """The prompt sizes a level covers: "any", "≤ 272,000", "> 272,000" (or ≥ for xAI)."""
+    if above is None:
+        if not thresholds:
+            return "any"
+        return f"{'<' if inclusive else '≤'} {thresholds[0]:,}"
+    return f"{'≥' if inclusive else '>'} {above:,}"
+
+
+def _declared_table(title: str, spec: PriceSpec, inclusive: bool) -> Table:
+    """Every rate the spec declares, each labelled with its service tier and prompt size."""
     table = Table(title=title, title_justify="left")
-    table.add_column("rate")
-    table.add_column("price", justify="right")
-    for row in _rates_rows(spec.rates):
-        table.add_row(*row)
-    for t in spec.thresholds:
-        for name, shown in _rates_rows(t.rates):
-            table.add_row(f"{name} (prompt > {t.above:,})", shown)
+    for col in ("rate", "tier", "prompt tokens", "price"):
+        table.add_column(col, justify="right" if col == "price" else "left")
+
+    def add(spec_rates: PriceSpec, tier: str) -> None:
+        aboves = tuple(sorted({t.above for t in spec.thresholds} | {t.above for t in spec_rates.thresholds}))
+        for name, shown in _rates_rows(spec_rates.rates):
+            table.add_row(name, tier, _prompt(None, aboves, inclusive), shown)
+        for t in spec_rates.thresholds:
+            for name, shown in _rates_rows(t.rates):
+                table.add_row(name, tier, _prompt(t.above, aboves, inclusive), shown)
+
+    add(spec, "standard")
     for tier in spec.tiers:
-        label = f"{tier.start:,} < prompt ≤ {tier.end:,}" if tier.end else f"prompt > {tier.start:,}"
+        label = f"{tier.start:,} to {tier.end:,}" if tier.end is not None else f"> {tier.start:,}"
         for name, shown in _rates_rows(tier.rates):
-            table.add_row(f"{name} ({label})", shown)
+            table.add_row(name, "standard", label, shown)
     for tier_name, sub in sorted(spec.service_tiers.items()):
-        for name, shown in _rates_rows(sub.rates):
-            table.add_row(f"{name} [{tier_name}]", shown)
+        add(sub, tier_name)
     if spec.off_peak is not None:
         for name, shown in _rates_rows(spec.off_peak.rates):
-            table.add_row(f"{name} (off-peak)", shown)
+            table.add_row(name, "off-peak", "any", shown)
+    return table
+
+
+def _billed_kinds(spec: PriceSpec) -> list[str]:
+    """Input, output, reasoning and every other token kind the spec declares anywhere."""
+    declared = {"input", "output", "reasoning"}
+    specs = [spec, *spec.service_tiers.values()]
+    for sub in specs:
+        for rates in (sub.rates, *(t.rates for t in sub.thresholds), *(t.rates for t in sub.tiers)):
+            declared.update(k for k in TOKEN_KINDS if getattr(rates, k) is not None)
+    return [k for k in TOKEN_KINDS if k in declared]
+
+
+def _billed(spec: PriceSpec) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """The rate table: tier → prompt size (or range tier) → token kind → rate billed."""
+    kinds = _billed_kinds(spec)
+    out: dict[str, dict[str, dict[str, Decimal]]] = {}
+    for (tier, index, level), cell in rate_table(spec).items():
+        thresholds = levels(spec, None if tier == "standard" else tier)
+        if index >= 0:
+            t = spec.tiers[index]
+            where = f"{t.start:,} to {t.end:,}" if t.end is not None else f"> {t.start:,}"
+        else:
+            where = _prompt(level, thresholds, False)
+        out.setdefault(tier, {})[where] = {k: getattr(cell, k) for k in kinds}
+    return out
+
+
+def _billed_table(spec: PriceSpec) -> Table:
+    table = Table(
+        title="billed per 1M tokens (fallbacks, batch defaults and long-context premiums applied)",
+        title_justify="left",
+    )
+    billed = _billed(spec)
+    table.add_column("token kind")
+    table.add_column("prompt tokens")
+    for tier in billed:
+        table.add_column(tier, justify="right")
+    wheres = list(dict.fromkeys(w for per_tier in billed.values() for w in per_tier))
+    for where in wheres:
+        for kind in _billed_kinds(spec):
+            cells = [billed[tier].get(where, {}).get(kind) for tier in billed]
+            table.add_row(kind, where, *(_per_million(c) for c in cells))
     return table
 
 
@@ -81,22 +142,37 @@ def show(
     file: Annotated[Path | None, typer.Option(help="A catalogue file instead of the bundled one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a model's prices (every spec in its price history)."""
+    """Show a model's prices (every spec in its price history): the rates declared, each
+    labelled with its service tier and prompt size, and the token rates billed."""
     cat = _catalogue(file)
     entry = cat.find(model, provider)
     if entry is None:
         fail(f"no price is known for {model!r} (try: spendgate prices search {model.split('/')[-1]})", 1)
     if as_json:
-        typer.echo(json.dumps({"id": entry.id, "prices": [spec_to_dict(p) for p in entry.prices]}, indent=2))
+        prices = [
+            {
+                **spec_to_dict(p),
+                "billed": {
+                    tier: {where: {k: f"{v:f}" for k, v in kinds.items()} for where, kinds in per.items()}
+                    for tier, per in _billed(p).items()
+                },
+            }
+            for p in entry.prices
+        ]
+        typer.echo(json.dumps({"id": entry.id, "free": entry.free, "prices": prices}, indent=2))
         return
     console.print(
         f"[bold]{entry.id}[/]  mode {entry.mode} · max input {entry.max_input_tokens or '?'}"
-        f" · max output {entry.max_output_tokens or '?'} · catalogue {cat.version}",
+        f" · max output {entry.max_output_tokens or '?'} · catalogue {cat.version}"
+        + (" · free" if entry.free else ""),
         highlight=False,
     )
     for spec in reversed(entry.prices):
         since = spec.effective_from.date().isoformat() if spec.effective_from else "always"
-        console.print(_spec_table(f"from {since} ({spec.source or cat.name})", spec))
+        console.print(
+            _declared_table(f"from {since} ({spec.source or cat.name})", spec, entry.inclusive_thresholds)
+        )
+        console.print(_billed_table(spec))
 
 
 @app.command()
