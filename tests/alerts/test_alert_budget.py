@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
+from alert_receivers import SmtpReceiver, email_channel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from spendgate.alerts import Alert, AlertRouting
+from spendgate.alerts import Alert, AlertRouting, alert_id_of
+from spendgate.alerts.budget import describe
+from spendgate.alerts.email import alert_email, send_email
 from spendgate.alerts.recorder import AlertRecorder
 from spendgate.alerts.resolver import resolve_ended
 from spendgate.alerts.settings import WebhookChannel
@@ -159,3 +162,25 @@ async def test_an_alert_outside_budgets_is_recorded_as_given(engine: AsyncEngine
         await recorder.aclose()
     [row] = await _rows(engine)
     assert (row.kind, row.message, row.scope_name) == ("unpriced_usage", "as is", None)
+
+
+async def test_an_entitys_own_recipients_get_its_threshold_email(
+    engine: AsyncEngine, smtp_receiver: SmtpReceiver
+) -> None:
+    await _key(engine, "kh-5", "billing-bot", {"80": ["owner@example.test", "finance@example.test"]})
+    async with AsyncSession(engine) as session:
+        alert = await describe(session, alert_of(_crossing("kh-5", 80, 81 * USD // 100)))
+        other = await describe(session, alert_of(_crossing("kh-5", 50, 51 * USD // 100)))
+    channel = email_channel(smtp_receiver)  # finance@ and ops@ configured
+    for a in (alert, other):
+        message = alert_email(channel, a, alert_id_of(a), "msg_1", DAY, None)
+        assert (await send_email(channel, message, 10)).ok
+    by_subject = {m["Subject"]: envelope.rcpt_tos for envelope, m in smtp_receiver.messages}
+    assert by_subject == {
+        "[spendgate] Budget 80% crossed: key billing-bot (1d)": [
+            "finance@example.test",
+            "ops@example.test",
+            "owner@example.test",
+        ],
+        "[spendgate] Budget 50% crossed: key billing-bot (1d)": ["finance@example.test", "ops@example.test"],
+    }

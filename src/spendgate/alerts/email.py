@@ -21,7 +21,7 @@ from spendgate.alerts.report_message import report_context
 from spendgate.alerts.settings import EmailChannel
 from spendgate.alerts.spend_report import report_of
 
-__all__ = ["alert_email", "send_email"]
+__all__ = ["alert_email", "recipients", "send_email"]
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("spendgate.alerts", "templates"),
@@ -29,6 +29,15 @@ _TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
 )
+
+
+def recipients(channel: EmailChannel, alert: Alert) -> list[str]:
+    """The channel's recipients, then the entity's own for this alert (LiteLLM's
+    ``max_budget_alert_emails`` at the threshold crossed, in ``extra["alert_emails"]``),
+    each once."""
+    own = alert.extra.get("alert_emails")
+    extra = [e for e in own if isinstance(e, str)] if isinstance(own, list) else []
+    return list(dict.fromkeys([*channel.recipients, *extra]))
 
 
 def alert_email(
@@ -56,7 +65,7 @@ def alert_email(
     message = EmailMessage()
     message["Subject"] = f"[spendgate] {context['title']}"
     message["From"] = channel.sender
-    message["To"] = ", ".join(channel.recipients)
+    message["To"] = ", ".join(recipients(channel, alert))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{delivery_id}@spendgate>"
     message.set_content(_TEMPLATES.get_template(f"{template}.txt.j2").render(context))
