@@ -3,14 +3,17 @@
 Run with ``make bench`` (installs the bench-only group), or
 ``.venv/bin/python bench/pricing.py [--samples 30] [--calls 2000]``.
 
-Every library prices the same two calls in the same process, interleaved sample by
-sample so that machine noise hits them alike:
+Every library prices the same calls in the same process, interleaved sample by sample
+so that machine noise hits them alike:
 
 * gpt-4o, 1000 input / 500 output tokens;
+* gpt-4o with new token counts on every call (12,288 different pairs, cycled), so no
+  library's cache of a previous answer can serve it;
 * claude-sonnet-4-5 with caching: 1000 fresh input, 5000 cache-read, 2000 cache-write
   tokens and 300 output;
-* both again through ``spendgate.price`` with a ready ``Usage`` (one cost calculation:
-  resolve, rate, itemize), which is what the gateway calls per request.
+* the gpt-4o calls again through ``spendgate.price`` with a ready ``Usage`` (one cost
+  calculation: resolve, rate, itemize), which is what the gateway calls per request,
+  and the cached Sonnet call likewise.
 
 Reported: the median, min and max over samples of the time per call, in µs, and each
 library's median relative to spendgate's. The libraries we compare against are optional:
@@ -20,6 +23,7 @@ a missing one is reported as such, never faked.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -28,6 +32,14 @@ from collections.abc import Callable
 from decimal import Decimal
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network for LiteLLM's map
+
+# New token counts on every call: three times as many pairs as the calculator's memo holds,
+# so it can never serve one from a previous call.
+_PAIRS = [(1000 + i, 500 + (i * 7) % 997) for i in range(3 * 4096)]
+
+
+def _cycled() -> Callable[[], tuple[int, int]]:
+    return itertools.cycle(_PAIRS).__next__
 
 
 def _spendgate() -> dict[str, Callable[[], object]]:
@@ -44,9 +56,18 @@ def _spendgate() -> dict[str, Callable[[], object]]:
     }
     assert got == expected, got
     gpt_usage = Usage(input_tokens=1000, output_tokens=500)
+    pair = _cycled()
+    usages = itertools.cycle([Usage(input_tokens=p, output_tokens=c) for p, c in _PAIRS]).__next__
+
+    def gpt_new() -> object:
+        p, c = pair()
+        return spendgate.cost_per_token("gpt-4o", p, c)
+
     return {
         "gpt-4o": lambda: spendgate.cost_per_token("gpt-4o", 1000, 500),
         "gpt-4o price()": lambda: spendgate.price("gpt-4o", gpt_usage),
+        "gpt-4o new": gpt_new,
+        "gpt-4o new price()": lambda: spendgate.price("gpt-4o", usages()),
         "sonnet": lambda: spendgate.cost_per_token(
             "claude-sonnet-4-5", 8000, 300, cache_read_input_tokens=5000, cache_creation_input_tokens=2000
         ),
@@ -67,7 +88,13 @@ def _genai_prices() -> dict[str, Callable[[], object]]:
         usage = GUsage(input_tokens=8000, cache_read_tokens=5000, cache_write_tokens=2000, output_tokens=300)
         return calc_price(usage, model_ref="claude-sonnet-4-5", provider_id="anthropic")
 
-    return {"gpt-4o": gpt, "sonnet": sonnet}
+    pair = _cycled()
+
+    def gpt_new() -> object:
+        p, c = pair()
+        return calc_price(GUsage(input_tokens=p, output_tokens=c), model_ref="gpt-4o", provider_id="openai")
+
+    return {"gpt-4o": gpt, "gpt-4o new": gpt_new, "sonnet": sonnet}
 
 
 def _litellm() -> dict[str, Callable[[], object]]:
@@ -86,7 +113,13 @@ def _litellm() -> dict[str, Callable[[], object]]:
             custom_llm_provider="anthropic",
         )
 
-    return {"gpt-4o": gpt, "sonnet": sonnet}
+    pair = _cycled()
+
+    def gpt_new() -> object:
+        p, c = pair()
+        return litellm.cost_per_token(model="gpt-4o", prompt_tokens=p, completion_tokens=c)
+
+    return {"gpt-4o": gpt, "gpt-4o new": gpt_new, "sonnet": sonnet}
 
 
 def _sample(fn: Callable[[], object], calls: int) -> float:
@@ -102,6 +135,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per sample")
     args = parser.parse_args()
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     libraries: dict[str, dict[str, Callable[[], object]]] = {}
     for name, loader in (("spendgate", _spendgate), ("genai-prices", _genai_prices), ("litellm", _litellm)):
         try:
@@ -125,15 +159,16 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"calibration: an empty Python function call takes {call * 1000:.0f} ns here")
     print(f"{args.samples} samples × {args.calls} calls; µs per call\n")
-    print(f"{'case':<15} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
-    for case in ("gpt-4o", "gpt-4o price()", "sonnet", "sonnet price()"):
+    print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f}")
+    print(f"{'case':<19} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
+    for case in ("gpt-4o", "gpt-4o price()", "gpt-4o new", "gpt-4o new price()", "sonnet", "sonnet price()"):
         base = statistics.median(results[("spendgate", case.removesuffix(" price()"))])
         for lib in libraries:
             if (lib, case) not in results:
                 continue
             xs = results[(lib, case)]
             med = statistics.median(xs)
-            print(f"{case:<15} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
+            print(f"{case:<19} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
 
 
 if __name__ == "__main__":
