@@ -339,6 +339,8 @@ def add_missing_models(
                 entry["max_input_tokens"] = int(model["context_window"])
             if inclusive:
                 entry["inclusive_thresholds"] = True
+            if not periods[-1][1]:  # an empty price set is genai-prices' way to say free
+                entry["free"] = True
             taken |= {entry_id.lower(), *(a.lower() for a in aliases)}
             added.append(entry)
             report.genai_added[provider] += 1
