@@ -6,8 +6,8 @@ channel from an outbox. The fields are named so LiteLLM's ``WebhookEvent`` can b
 from them (:func:`webhook_event`): ``spend``/``max_budget`` from the nano-USD integers,
 ``token``, ``user_id``, ``team_id``, ``team_alias``, ``user_email``, ``key_alias``,
 ``customer_id``, ``organization_id``, ``projected_spend``, ``projected_exceeded_date``,
-``event``, ``event_group`` and ``event_message``; spendgate's own fields (window, period,
-threshold, reset time, exact nano-USD) are added beside them.
+``alert_emails``, ``event``, ``event_group`` and ``event_message``; spendgate's own fields
+(window, period, threshold, reset time, exact nano-USD) are added beside them.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ def webhook_event(alert: Alert, alert_id: str, created_at: datetime) -> dict[str
         "key_alias": labels.get("key_alias"),
         "projected_exceeded_date": None if projected is None else projected.date().isoformat(),
         "projected_spend": _usd(alert.projected_spend_nanos),
+        "alert_emails": alert.extra.get("alert_emails"),
         # spendgate's
         "alert_id": alert_id,
         "kind": alert.kind,
