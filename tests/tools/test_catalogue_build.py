@@ -258,6 +258,7 @@ def test_models_litellm_lacks_are_added(built: tuple[dict[str, Any], BuildReport
     assert cat.find("claude-new-1") is new and cat.find("anthropic/claude-new-1") is new
     free = cat.get("openrouter/meta/llama-free:free")
     assert free is not None and (free.prices[-1].rates.input, free.prices[-1].rates.output) == (D(0), D(0))
+    assert free.free and not new.free  # genai-prices' empty price set says free
     assert report.genai_added == {"anthropic": 1, "openrouter": 1}
     assert report.genai_unmapped["requests_kcount"] == 1
     # a model LiteLLM has is not duplicated
