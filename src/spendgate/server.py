@@ -7,7 +7,9 @@ process) and the enforcer on it, the entity reader, scope resolver and admission
 pipeline, and the job runner (background jobs under a leader lock: the batch-cost job,
 which bills finished batches once; the alert sender, which drains the alert outbox when
 general_settings.alerting names a channel; the report scheduler, which records the
-scheduled spend reports of alerting_args.spend_reports once per period).
+scheduled spend reports of alerting_args.spend_reports once per period; with a channel,
+the operational-alert jobs of :mod:`spendgate.jobs.operational`: storage and journal health
+on every instance, unpriced usage and alert retention under the lock).
 On shutdown it waits for requests in flight, then closes the same parts in reverse, the
 recorder flushed first.
 
@@ -43,8 +45,10 @@ from starlette.routing import Route
 
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
 from spendgate.alerts import AlertRouting, AlertSender, routing_from_config
+from spendgate.alerts.operational import OperationalAlerts
 from spendgate.alerts.recorder import AlertRecorder
 from spendgate.alerts.resolver import resolve_ended
+from spendgate.alerts.store import OutboxRepository
 from spendgate.batches.poller import BatchPoller, PolledDeployment
 from spendgate.config import AlertingArgs, GatewayConfig
 from spendgate.core.keys import hash_key
@@ -78,11 +82,19 @@ from spendgate.gateway.scoping import ScopeResolver
 from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import AuthenticationFailed, PermissionDenied, error_body, render_error
 from spendgate.jobs import Job, JobRunner, lock_for
+from spendgate.jobs.operational import operational_jobs
 from spendgate.jobs.report_scheduler import ReportScheduler, global_budget_of, report_job, report_specs
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.rebuild import period_spend
 from spendgate.ledger.recorder import Recorder
-from spendgate.metrics import BudgetReader, LabelPolicy, MetricsExporter, RequestMetrics, report_health
+from spendgate.metrics import (
+    BudgetReader,
+    LabelPolicy,
+    MetricsExporter,
+    OutboxCollector,
+    RequestMetrics,
+    report_health,
+)
 from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
@@ -279,13 +291,25 @@ def build_app(
             )
             exporter = None
             if metrics is not None:
-                exporter = _exporter(config, metrics, engine, enforcer, holder)
+                exporter = _exporter(config, metrics, engine, enforcer, holder, alerting)
                 health = asyncio.create_task(report_health(metrics, _health_reader(in_flight, recorder)))
                 stack.callback(health.cancel)
             jobs = JobRunner(lock_for(engine, general.redis_url, prefix=general.enforcement_key_prefix))
+            ops = None
+            if alerting.enabled:  # operational alerts (docs/alerts.md)
+                ops = OperationalAlerts(
+                    async_sessionmaker(engine, expire_on_commit=False),
+                    alerting,
+                    instance_id=f"{socket.gethostname()}:{os.getpid()}",
+                )
+                ping = redis_client.ping if redis_client is not None else None
+                for job in operational_jobs(
+                    ops, general.alerting_args, engine, redis_ping=ping, recorder=recorder
+                ):
+                    jobs.add(job)
             poller = None
             if enforcer is not None and getattr(recorder, "record_durable", None) is not None:
-                poller = _batch_poller(config, engine, enforcer, sink, router, client)
+                poller = _batch_poller(config, engine, enforcer, sink, router, client, ops)
                 jobs.add(_batch_cost_job(config, poller, metrics))
             alert_sender = None
             if alerting.enabled:
@@ -293,6 +317,7 @@ def build_app(
                     async_sessionmaker(engine, expire_on_commit=False),
                     alerting,
                     instance_id=f"{socket.gethostname()}:{os.getpid()}",
+                    on_attempt=metrics.alert_delivery if metrics is not None else None,
                 )
                 stack.push_async_callback(alert_sender.aclose)  # after the job stops (LIFO)
                 jobs.add(_alert_sender_job(alerting, alert_sender))
@@ -379,6 +404,7 @@ def _batch_poller(
     recorder: Any,
     router: Router,
     client: UpstreamClient,
+    alerts: OperationalAlerts | None,
 ) -> BatchPoller:
     """The poller that bills finished batches once (:class:`~spendgate.batches.BatchPoller`),
     over every configured deployment."""
@@ -398,6 +424,7 @@ def _batch_poller(
         instance_id=f"{socket.gethostname()}:{os.getpid()}",
         max_age=timedelta(hours=config.general_settings.batch_max_age_hours),
         claim_lease_seconds=config.general_settings.batch_claim_lease_seconds,
+        alerts=alerts,
     )
 
 
@@ -500,6 +527,7 @@ def _exporter(
     engine: AsyncEngine,
     enforcer: Enforcer | None,
     holder: dict[str, Services],
+    alerting: AlertRouting,
 ) -> MetricsExporter:
     general = config.general_settings
     budgets = None
@@ -518,7 +546,16 @@ def _exporter(
         async def authorize(request: Request) -> None:
             await holder["services"].pipeline.auth.authenticate(header_map(request.scope["headers"]))
 
-    return MetricsExporter(metrics, budgets, authorize)
+    outbox = None
+    if alerting.enabled:
+        sessions = async_sessionmaker(engine)
+
+        async def pending() -> int:
+            async with sessions() as session:
+                return await OutboxRepository(session).pending_count()
+
+        outbox = OutboxCollector(pending)
+    return MetricsExporter(metrics, budgets, authorize, outbox=outbox)
 
 
 def _health_reader(in_flight: InFlight, recorder: EventSink) -> Callable[[], tuple[int, int, int, int]]:

@@ -78,6 +78,7 @@ class AlertSender:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         before_send: Callable[[Claim], Awaitable[None]] | None = None,
+        on_attempt: Callable[[str, str], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.routing = routing
@@ -91,6 +92,8 @@ class AlertSender:
         redact_urls(c.url for c in routing.channels.values() if isinstance(c, SlackChannel | WebhookChannel))
         self._before_send = before_send
         """A test hook: awaited between the claim and the send (a sender killed there)."""
+        self._on_attempt = on_attempt
+        """Told (channel id, outcome) of every attempt recorded: the delivery metrics."""
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -176,6 +179,8 @@ class AlertSender:
                 claim.channel,
             )
             return "lost"
+        if self._on_attempt is not None:
+            self._on_attempt(claim.channel, outcome)
         if outcome != "sent":
             log.warning(
                 "alert %s to %s: attempt %d failed (%s)%s",

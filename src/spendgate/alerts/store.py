@@ -231,6 +231,11 @@ class OutboxRepository:
         )
         return list((await self.session.scalars(stmt)).all())
 
+    async def pending_count(self) -> int:
+        """Rows still to deliver (pending, due now or later): the outbox gauge."""
+        stmt = select(func.count()).select_from(AlertOutboxRow).where(AlertOutboxRow.status == "pending")
+        return int(await self.session.scalar(stmt) or 0)
+
     async def claim(self, outbox_id: int, now: datetime, lease_seconds: float) -> Claim | None:
         """Take the row for ``lease_seconds`` with ONE conditional UPDATE; None when another
         sender holds it, it is not due, or it is no longer pending."""

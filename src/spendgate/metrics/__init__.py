@@ -5,6 +5,8 @@
   with one call per request (:class:`RequestMetrics`), health and batch-job gauges;
 * :mod:`~spendgate.metrics.budgets` — budget gauges computed when scraped
   (:class:`BudgetReader`, :class:`BudgetCollector`);
+* :mod:`~spendgate.metrics.outbox` — the alert outbox's pending rows, counted when scraped
+  (:class:`OutboxCollector`);
 * :mod:`~spendgate.metrics.exposition` — the endpoint, one worker or many
   (:class:`MetricsExporter`, :func:`prepare_multiprocess_dir`).
 
@@ -23,6 +25,7 @@ from spendgate.metrics.exposition import (
     sweep_dead_processes,
 )
 from spendgate.metrics.labels import OTHER, LabelPolicy
+from spendgate.metrics.outbox import OutboxCollector
 from spendgate.metrics.requests import NANOS_PER_USD, RequestMetrics
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "BudgetSample",
     "LabelPolicy",
     "MetricsExporter",
+    "OutboxCollector",
     "RateSample",
     "RequestMetrics",
     "prepare_multiprocess_dir",

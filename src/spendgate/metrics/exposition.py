@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.metrics.budgets import BudgetCollector, BudgetReader
+from spendgate.metrics.outbox import OutboxCollector
 from spendgate.metrics.requests import RequestMetrics
 
 __all__ = [
@@ -51,6 +52,7 @@ class MetricsExporter:
         budgets: the budget gauges' reader (None: no budget gauges, e.g. no enforcer).
         authorize: checks a scrape's credentials (raises to refuse); None: open.
         budget_timeout: seconds a scrape waits for the budget gauges' storage.
+        outbox: the alert outbox's pending gauge (None: no alerting).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class MetricsExporter:
         budgets: BudgetReader | None = None,
         authorize: Callable[[Request], Awaitable[None]] | None = None,
         budget_timeout: float = 5.0,
+        outbox: OutboxCollector | None = None,
     ) -> None:
         self.metrics = metrics
         self.budgets = budgets
@@ -73,6 +76,9 @@ class MetricsExporter:
             self.registry = metrics.registry
         if budgets is not None:
             self.registry.register(self.collector)
+        self.outbox = outbox
+        if outbox is not None:
+            self.registry.register(outbox)
 
     async def scrape(self) -> bytes:
         """The exposition text (this process's pending observations flushed, budget gauges
@@ -80,6 +86,8 @@ class MetricsExporter:
         self.metrics.flush()
         if self.budgets is not None:
             await self._refresh_budgets(self.budgets)
+        if self.outbox is not None:
+            await self.outbox.refresh()
         # Reading every worker's files is file I/O: off the event loop.
         return await asyncio.to_thread(generate_latest, self.registry)
 

@@ -240,7 +240,15 @@ class RequestMetrics:
             multiprocess_mode="mostrecent",
         )
         self.batch_cycles = Counter("spendgate_batch_poller_cycles", "Batch-cost cycles run", registry=r)
-        # Alert deliveries (issue #15, the alerts part) are registered here, beside the rest.
+        # Alert deliveries: one per recorded attempt, by channel id (from the config, so
+        # bounded) and outcome (sent, retry, dead). The outbox's pending rows are a gauge read
+        # from the database when scraped (metrics.outbox), not a per-process value.
+        self.alert_deliveries = Counter(
+            "spendgate_alert_deliveries",
+            "Alert delivery attempts recorded, by channel and outcome (sent, retry, dead)",
+            ("channel", "outcome"),
+            registry=r,
+        )
         self._bound: dict[tuple[str, ...], _Bound] = {}
 
     # -- the request path ------------------------------------------------------------------
@@ -328,6 +336,10 @@ class RequestMetrics:
         self.queue_depth.set(queue_depth)
         self.journal_bytes.set(journal_bytes)
         self.dead_lettered.set(dead_lettered)
+
+    def alert_delivery(self, channel: str, outcome: str) -> None:
+        """One alert delivery attempt recorded (the sender job)."""
+        self.alert_deliveries.labels(channel, outcome).inc()
 
     def batch_cycle(self, *, seen: int, settled: int, errors: int) -> None:
         """One batch-cost cycle ended."""
