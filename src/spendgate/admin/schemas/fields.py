@@ -242,7 +242,24 @@ MAX_JSON_NUMBER = 2**63
 """Numbers in ``metadata`` are below this in magnitude (an int64; JSON libraries agree on it)."""
 
 
+def _alert_emails(table: Any) -> None:
+    """LiteLLM's ``max_budget_alert_emails``: ``{"<percent>": ["email", …]}``."""
+    if not isinstance(table, dict):
+        raise ValueError('max_budget_alert_emails must be an object such as {"80": ["owner@example.com"]}')
+    for name, emails in table.items():
+        try:
+            percent = Decimal(str(name))
+        except ArithmeticError:
+            percent = Decimal("NaN")
+        if not (percent.is_finite() and 0 < percent <= 1000):
+            raise ValueError(f"max_budget_alert_emails: {name!r} is not a percent in (0, 1000]")
+        if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
+            raise ValueError(f"max_budget_alert_emails.{name}: expected a list of email addresses")
+
+
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    if "max_budget_alert_emails" in value:
+        _alert_emails(value["max_budget_alert_emails"])
     todo: list[tuple[Any, str, int]] = [(value, "metadata", 1)]
     while todo:
         item, where, depth = todo.pop()
