@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -337,6 +338,10 @@ class SpendEventRow(Base):
     unpriced: Mapped[bool] = mapped_column(Boolean)
     estimated: Mapped[bool] = mapped_column(Boolean)
     cost_nanos: Mapped[int] = mapped_column(BigInteger)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Answered from the gateway's response cache: no upstream call, ``cost_nanos`` 0."""
+    saved_nanos: Mapped[int] = _bigint()
+    """A cache hit's saved cost: what the call would have cost (nano-USD)."""
     catalogue_version: Mapped[str | None] = mapped_column(String(64))
     price_source: Mapped[str | None] = mapped_column(String(64))
     unpriced_reason: Mapped[str | None] = mapped_column(String(255))
@@ -413,6 +418,8 @@ class SpendRollup(Base):
     cache_write_tokens: Mapped[int] = _bigint()
     reasoning_tokens: Mapped[int] = _bigint()
     latency_ms: Mapped[int] = _bigint()
+    cache_hits: Mapped[int] = _bigint()
+    saved_nanos: Mapped[int] = _bigint()
 
     __table_args__ = (
         Index("ix_spend_rollups_scope", "scope_type", "scope_id", "grain", "bucket"),
