@@ -205,9 +205,9 @@ def calculate(
                 service_tier,
                 catalogue_version,
                 price_source,
-                *hit[0],
+                *_items_of(hit),
             )
-            b._nanos = hit[1]
+            b._nanos = hit._nanos  # the total in nano-USD, if it was read from the first one
             return b
     breakdown = _calculate(
         spec,
@@ -232,16 +232,19 @@ def calculate(
 # -- the memo ----------------------------------------------------------------------------------
 #
 # A usage's items depend only on the spec (immutable, hashed by identity), the usage's
-# values, the service tier, the threshold rule, the mode, the free flag and the decimal context's precision
-# and rounding — and on the time only through off-peak windows, so a spec with off-peak
-# rates is never memoized, nor is a call with an adjustment. The descriptive fields (model
-# names, catalogue version, source) come from the caller on every call. Bounded; it steps
-# aside while it misses (every call with a new usage), as the batch pricer's memo does.
+# values, the service tier, the threshold rule, the mode, the free flag and the decimal
+# context's precision and rounding — and on the time only through off-peak windows, so a
+# spec with off-peak rates is never memoized, nor is a call with an adjustment. The
+# descriptive fields (model names, catalogue version, source) come from the caller on every
+# call. Bounded; it steps aside while it misses (every call with a new usage), as the batch
+# pricer's memo does. It keeps the first breakdown itself, not a copy of its items and
+# total: a miss then costs one dict insert, and a hit reuses the total in nano-USD once
+# the first caller has read it (computing it for every miss cost more than a hit saves).
 
 _MEMO_SIZE = 4096
 _MEMO_PAUSE = 16 * _MEMO_SIZE
 """Calls priced without the memo after a full memo saved less than one pricing in eight."""
-_MEMO: dict[tuple[object, ...], tuple[tuple[Decimal, ...], int]] = {}
+_MEMO: dict[tuple[object, ...], CostBreakdown] = {}
 _MEMO_STATS = [0, 0]
 """[hits since the memo was last emptied, calls left before it is tried again]."""
 _usage_values = attrgetter(*(f.name for f in fields(Usage)))
@@ -280,7 +283,7 @@ def _remember(key: tuple[object, ...], breakdown: CostBreakdown) -> None:
         memo.clear()
         if stats[1] > 0:
             return
-    memo[key] = (_items_of(breakdown), breakdown.total_nanos)
+    memo[key] = breakdown
 
 
 def _calculate(
