@@ -168,6 +168,9 @@ class _Limits:
     tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
     model_max_budget: Mapped[dict[str, Any] | None] = mapped_column()
+    budget_start: Mapped[datetime | None] = mapped_column()
+    """When ``budget_duration`` was set (creation or last change): where a duration that is
+    no calendar unit (``90d``) counts its periods from (migration 0009)."""
 
 
 class Budget(_Audited, Base):
@@ -184,6 +187,8 @@ class Budget(_Audited, Base):
     model_max_budget: Mapped[dict[str, Any] | None] = mapped_column()
     budget_duration: Mapped[str | None] = mapped_column(String(32))
     allowed_models: Mapped[list[str] | None] = mapped_column()
+    budget_start: Mapped[datetime | None] = mapped_column()
+    """As on :class:`_Limits`: when ``budget_duration`` was set (migration 0009)."""
 
 
 class BudgetWindow(_Audited, Base):
