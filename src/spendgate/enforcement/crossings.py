@@ -68,15 +68,42 @@ class Crossing:
     projected_at_ms: int | None = None
 
 
-def _ratios(thresholds: Iterable[Decimal]) -> tuple[tuple[Decimal, int, int], ...]:
-    """Each percent with its exact integer ratio, ascending: ``spend * 100 * d >= max * n``."""
+Ratio = tuple[Decimal, int, int, str]
+"""A threshold: the percent, its exact integer ratio (``spend * 100 * d >= max * n``) and
+its report name."""
+
+
+def _ratios(thresholds: Iterable[Decimal]) -> tuple[Ratio, ...]:
+    """Each percent with its exact integer ratio and name, ascending."""
     out = []
     for t in sorted(set(thresholds)):
         if not t.is_finite() or t <= 0:
             raise ValueError(f"an alert threshold must be a positive percent, got {t}")
         n, d = t.as_integer_ratio()
-        out.append((t, n, d))
+        out.append((t, n, d, f"t{t}"))
     return tuple(out)
+
+
+_NEVER = 1 << 62
+
+
+class _Seen:
+    """What this instance reported about one counter in one period (report name → the
+    limit it was made at), and when the next report could be due: while the limit is
+    ``limit``, the spend below ``next_at``, the time before ``stop_ms`` and no forecast
+    possible (before ``forecast_from_ms``, or the pace below the limit), a settle of this
+    counter has nothing to report and costs three comparisons."""
+
+    __slots__ = ("end_ms", "forecast_from_ms", "limit", "next_at", "reported", "start_ms", "stop_ms")
+
+    def __init__(self, start_ms: int, end_ms: int) -> None:
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.stop_ms = end_ms or _NEVER
+        self.reported: dict[str, int] = {}
+        self.limit = 0
+        self.next_at = 0  # checked in full on the first settle
+        self.forecast_from_ms = _NEVER
 
 
 class CrossingWatch:
@@ -89,7 +116,7 @@ class CrossingWatch:
             ``alert_thresholds`` are added to them.
         forecast_after: the fraction of a period that must have passed before a forecast
             is made (default 0.1).
-        memo_max: reports remembered (oldest forgotten first).
+        memo_max: counters remembered (the least recently settled forgotten first).
     """
 
     __slots__ = ("_default", "_floor", "_forecast", "_memo", "_memo_max", "sink")
@@ -109,9 +136,9 @@ class CrossingWatch:
         self._forecast = forecast_after.as_integer_ratio()
         # Below this fraction of its limit a window can reach no threshold and no forecast:
         # the one comparison most settles make.
-        lowest = min((t / 100 for t, _, _ in self._default), default=forecast_after)
+        lowest = min((t / 100 for t, _, _, _ in self._default), default=forecast_after)
         self._floor = min(lowest, forecast_after).as_integer_ratio()
-        self._memo: OrderedDict[str, int] = OrderedDict()  # report → the limit it was made at
+        self._memo: OrderedDict[str, _Seen] = OrderedDict()  # counter key → its reports
         self._memo_max = memo_max
 
     def __call__(self, reservation: Reservation, spends: Sequence[int], now_ms: int) -> None:
@@ -127,20 +154,32 @@ class CrossingWatch:
                 continue
             limit = op.max_nanos
             soft = budget.soft_nanos
-            if (
-                (limit <= 0 or after * fd < limit * fn)
-                and (soft is None or after < soft)
-                and not budget.alert_thresholds
-                and op.key + "|c" not in memo
+            seen = memo.get(op.key)
+            if seen is None:
+                if (
+                    (limit <= 0 or after * fd < limit * fn)
+                    and (soft is None or after < soft)
+                    and not budget.alert_thresholds
+                ):
+                    continue  # below every level, nothing reported for this counter: most settles
+            elif (
+                seen.limit == limit
+                and after < seen.next_at
+                and now_ms < seen.stop_ms
+                and (
+                    now_ms < seen.forecast_from_ms
+                    or after * (seen.end_ms - seen.start_ms) < limit * (now_ms - seen.start_ms)
+                )
             ):
-                continue  # below every level, nothing reported for this counter: most settles
-            self._check(found, budget, op.key, limit, window, reservation, after, now_ms)
+                continue  # past some level already reported, short of the next one
+            self._check(found, seen, budget, op.key, limit, window, reservation, after, now_ms)
         if found:
             self.sink(found)
 
     def _check(
         self,
         out: list[Crossing],
+        seen: _Seen | None,
         budget: BudgetLimit,
         key: str,
         limit: int,
@@ -149,44 +188,71 @@ class CrossingWatch:
         after: int,
         now_ms: int,
     ) -> None:
-        start_ms, end_ms, tag = self._period(budget, window, reservation, now_ms)
-        unit = budget.window.unit
+        rolling = budget.window.unit == "rolling"
+        if seen is None or (rolling and not seen.start_ms <= now_ms < seen.end_ms):
+            seen = _Seen(*self._period(budget, window, reservation, now_ms))
+            self._remember(key, seen)
+        else:
+            self._memo.move_to_end(key)
+        start_ms, end_ms = seen.start_ms, seen.end_ms
         if end_ms and end_ms <= now_ms:
             return  # a past period: never alerted
-        base = f"{key}|{tag}|"
-        memo = self._memo
+        reported = seen.reported
         shown = None if limit < 0 else limit
+        memo = f"{key}\x00"
 
         def report(kind: CrossingKind, name: str, **values: Any) -> None:
-            if base + name in memo:
-                return
-            self._remember(base + name, limit)
-            self._remember(key + "|c", 0)
-            out.append(Crossing(kind, budget, after, shown, start_ms, end_ms, now_ms, base + name, **values))
+            reported[name] = limit
+            out.append(Crossing(kind, budget, after, shown, start_ms, end_ms, now_ms, memo + name, **values))
 
+        ratios = self._default
+        if budget.alert_thresholds:
+            ratios = _ratios((*(r[0] for r in ratios), *budget.alert_thresholds))
         if limit > 0:
-            ratios = self._default
-            if budget.alert_thresholds:
-                ratios = _ratios((*(t for t, _, _ in ratios), *budget.alert_thresholds))
             cleared: Decimal | None = None
-            for t, n, d in ratios:
+            for t, n, d, name in ratios:
+                at = reported.get(name)
                 if after * 100 * d >= limit * n:
-                    report("threshold", f"t{t}", threshold=t)
-                    continue
-                # Reported here at a lower limit, below it at this one: the limit was raised.
+                    if at is None:
+                        report("threshold", name, threshold=t)
+                # Reported at a lower limit, below it at this one: the limit was raised.
                 # (Not merely a lower spend: concurrent settles' answers arrive in any order.)
-                reported_at = memo.get(f"{base}t{t}")
-                if reported_at is not None and reported_at < limit and unit != "rolling":
-                    del memo[f"{base}t{t}"]
+                elif at is not None and at < limit and not rolling:
+                    del reported[name]
                     cleared = t
             if cleared is not None:
-                name = f"{base}x{cleared}"
-                out.append(Crossing("cleared", budget, after, limit, start_ms, end_ms, now_ms, name, cleared))
-            if end_ms and after < limit:
+                out.append(
+                    Crossing(
+                        "cleared",
+                        budget,
+                        after,
+                        limit,
+                        start_ms,
+                        end_ms,
+                        now_ms,
+                        f"{memo}x{cleared}",
+                        cleared,
+                    )
+                )
+            if end_ms and after < limit and "p" not in reported:
                 self._forecast_check(report, after, limit, start_ms, end_ms, now_ms)
         soft = budget.soft_nanos
-        if soft is not None and after >= soft:
+        if soft is not None and after >= soft and "s" not in reported:
             report("soft", "s")
+        self._next(seen, ratios if limit > 0 else (), limit, soft)
+
+    def _next(self, seen: _Seen, ratios: Sequence[Ratio], limit: int, soft: int | None) -> None:
+        """When this counter could next have something to report (see :class:`_Seen`)."""
+        reported = seen.reported
+        nexts = [-(-limit * n // (100 * d)) for _, n, d, name in ratios if name not in reported]
+        if soft is not None and "s" not in reported:
+            nexts.append(soft)
+        seen.limit = limit
+        seen.next_at = min(nexts, default=_NEVER)
+        n, d = self._forecast
+        length = seen.end_ms - seen.start_ms
+        forecast = limit > 0 and seen.end_ms > 0 and "p" not in reported and length > 0
+        seen.forecast_from_ms = seen.start_ms + -(-length * n // d) if forecast else _NEVER
 
     def _forecast_check(
         self,
@@ -212,32 +278,36 @@ class CrossingWatch:
     @staticmethod
     def _period(
         budget: BudgetLimit, window: PeriodWindow, reservation: Reservation, now_ms: int
-    ) -> tuple[int, int, str]:
-        """The reported period: (start ms, end ms, memo tag). A calendar window's is the one
-        its reservation charged; a rolling window's, the block of its own length holding
-        now (so it alerts at most once per level per that length); lifetime: (0, 0)."""
+    ) -> tuple[int, int]:
+        """The reported period: (start ms, end ms). A calendar window's is the one its
+        reservation charged (its counter key names it); a rolling window's, the block of its
+        own length holding now (so it alerts at most once per level per that length);
+        lifetime: (0, 0)."""
         unit = budget.window.unit
         if unit == "lifetime":
-            return 0, 0, "life"
+            return 0, 0
         if unit == "rolling":
             length = budget.window.count * 1000
             start = now_ms - now_ms % length
-            return start, start + length, str(start)
+            return start, start + length
         period: Period | None = window.period
         if period is None:
             period = period_for(budget.window, utc_from_ms(reservation.admitted_at_ms), budget.tz)
-        return int(period.start.timestamp() * 1000), int(period.end.timestamp() * 1000), period.key
+        return int(period.start.timestamp() * 1000), int(period.end.timestamp() * 1000)
 
-    def _remember(self, name: str, limit: int) -> None:
+    def _remember(self, key: str, seen: _Seen) -> None:  # newest last
         memo = self._memo
-        memo[name] = limit
-        memo.move_to_end(name)
+        memo[key] = seen
         if len(memo) > self._memo_max:
             memo.popitem(last=False)
 
     def forget(self, memo: str) -> None:
         """Report ``memo``'s crossing again next time (it could not be kept)."""
-        self._memo.pop(memo, None)
+        key, _, name = memo.partition("\x00")
+        seen = self._memo.get(key)
+        if seen is not None:
+            seen.reported.pop(name, None)
+            seen.next_at = seen.limit = 0  # checked in full on the next settle
 
 
 def alert_of(crossing: Crossing) -> Alert:
