@@ -36,12 +36,15 @@ def events(draw: st.DrawFn) -> list[SpendEvent]:
     n = draw(st.integers(min_value=0, max_value=40))
     out = []
     for i in range(n):
+        hit = draw(st.booleans())  # a response-cache hit: no cost, its saving recorded
         at = draw(st.datetimes(min_value=LO.replace(tzinfo=None), max_value=HI.replace(tzinfo=None)))
         out.append(
             SpendEvent(
                 event_id=f"e{i}",
                 occurred_at=at.replace(tzinfo=UTC),
-                cost_nanos=draw(st.integers(min_value=0, max_value=10**12)),
+                cost_nanos=0 if hit else draw(st.integers(min_value=0, max_value=10**12)),
+                cache_hit=hit,
+                saved_nanos=draw(st.integers(min_value=0, max_value=10**12)) if hit else 0,
                 usage=Usage(
                     input_tokens=draw(st.integers(min_value=0, max_value=10**9)),
                     output_tokens=draw(st.integers(min_value=0, max_value=10**6)),
@@ -64,7 +67,7 @@ def events(draw: st.DrawFn) -> list[SpendEvent]:
 def expected(
     evts: list[SpendEvent], group_by: list[str], granularity: str | None, tz: str, lo: datetime, hi: datetime
 ):
-    acc: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    acc: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
     for e in evts:
         if not lo <= e.occurred_at < hi:
             continue
@@ -84,6 +87,8 @@ def expected(
             a[1] += 1
             a[2] += e.usage.input_tokens
             a[3] += e.usage.output_tokens
+            a[4] += e.cache_hit
+            a[5] += e.saved_nanos
     return dict(acc)
 
 
@@ -134,6 +139,8 @@ def test_report_equals_sum_of_events(
                 r.totals.requests,
                 r.totals.input_tokens,
                 r.totals.output_tokens,
+                r.totals.cache_hits,
+                r.totals.saved_nanos,
             ]
             for r in report.rows
         }

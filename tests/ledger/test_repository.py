@@ -106,6 +106,7 @@ def test_pg_columns_match_to_row() -> None:
         row = event.to_row()
         for name in PG_COLUMNS:
             default = 0 if name.endswith(("_tokens", "_nanos", "_micros")) or name in _COUNT_COLUMNS else None
+            default = False if name == "cache_hit" else default
             value = columns[name][i] if name in columns else default
             if name in ("request_tags", "messages", "response") and value is not None:
                 value = orjson.loads(cast("str | bytes", value))
@@ -117,7 +118,14 @@ def test_pg_columns_match_to_row() -> None:
         "cache_write_tokens",
         "cost_tools_nanos",
         "web_search_requests",
+        "cache_hit",
+        "saved_nanos",
     }.isdisjoint(columns)
+    # A batch with a response-cache hit sends both cache columns, for every event.
+    hit = make_event(6, cost_nanos=0, cost_items={}, cache_hit=True, saved_nanos=1234)
+    with_hit = pg_columns([*events, hit])
+    assert with_hit["cache_hit"] == [False, False, False, True]
+    assert with_hit["saved_nanos"] == [0, 0, 0, 1234]
     # "" is a value, not NULL; False and 0 are values of required columns.
     assert columns["team_id"][1] == "" and columns["unpriced"] == [False, False, True]
 

@@ -46,6 +46,10 @@ class SpendEvent:
     unpriced: bool = False
     unpriced_reason: str | None = None
     estimated: bool = False
+    cache_hit: bool = False
+    """Answered from the gateway's response cache: no upstream call, so no cost."""
+    saved_nanos: int = 0
+    """What a cache hit saved: the cost of the call its answer was cached from (nano-USD)."""
     catalogue_version: str | None = None
     price_source: str | None = None
     resolved_model: str | None = None
@@ -84,6 +88,8 @@ class SpendEvent:
         object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
         if self.unpriced and self.cost_nanos:
             raise ValueError("an unpriced event cannot carry a cost")
+        if self.cache_hit and self.cost_nanos:
+            raise ValueError("a cache hit cannot carry a cost (its saving goes in saved_nanos)")
 
     @property
     def cost_usd(self) -> Decimal:
@@ -141,6 +147,8 @@ class SpendEvent:
             "unpriced": self.unpriced,
             "estimated": self.estimated,
             "cost_nanos": self.cost_nanos,
+            "cache_hit": self.cache_hit,
+            "saved_nanos": self.saved_nanos,
             "catalogue_version": self.catalogue_version,
             "price_source": self.price_source,
             "unpriced_reason": self.unpriced_reason,

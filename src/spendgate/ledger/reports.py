@@ -75,6 +75,8 @@ _METRICS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "cache_hits",
+    "saved_nanos",
 )
 
 
@@ -92,10 +94,18 @@ class Totals:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_hits: int = 0
+    """Calls answered from the gateway's response cache (no upstream call, no cost)."""
+    saved_nanos: int = 0
+    """What those cache hits would have cost."""
 
     @property
     def spend(self) -> Decimal:
         return from_nano(self.cost_nanos)
+
+    @property
+    def saved(self) -> Decimal:
+        return from_nano(self.saved_nanos)
 
     @property
     def total_tokens(self) -> int:
@@ -108,6 +118,7 @@ class Totals:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in _METRICS}
         out["spend"] = str(self.spend)
+        out["saved"] = str(self.saved)
         out["total_tokens"] = self.total_tokens
         return out
 
@@ -198,6 +209,7 @@ class Report:
         for record in zip(*cols, strict=True):
             row = dict(zip(names, record, strict=True))
             row["spend"] = str(from_nano(row["cost_nanos"]))
+            row["saved"] = str(from_nano(row["saved_nanos"]))
             row["total_tokens"] = row["input_tokens"] + row["output_tokens"]
             rows.append(row)
         return {

@@ -195,10 +195,13 @@ _NULLABLE = (
     "deployment_id", "provider", "endpoint", "operation_id", "batch_id", "latency_ms", "overhead_ms",
 )  # fmt: skip
 _USAGE_TEXT = ("image_size", "image_quality", "search_context_size")
+_CACHE = ("cache_hit", "saved_nanos")
+"""False / 0 but on response-cache hits: sent only when a batch has one."""
 _JSON = {"request_tags": "tags", "messages": "messages", "response": "response"}
 _COST_COLUMNS = tuple(f"cost_{item}_nanos" for item in COST_ITEMS)
 PG_COLUMNS = (
-    *_REQUIRED, "status", *_NULLABLE, *_USAGE_TEXT, *_JSON, "seconds_micros", *USAGE_COLUMNS, *_COST_COLUMNS,
+    *_REQUIRED, "status", *_NULLABLE, *_CACHE, *_USAGE_TEXT, *_JSON, "seconds_micros", *USAGE_COLUMNS,
+    *_COST_COLUMNS,
 )  # fmt: skip
 _get_status = attrgetter("status")
 _get_occurred_at = attrgetter("occurred_at")
@@ -223,6 +226,10 @@ def pg_columns(events: Sequence[SpendEvent]) -> dict[str, list[Any]]:
     for name in _NULLABLE:
         values = list(map(attrgetter(name), events))
         if values[0] is not None or values.count(None) != n:
+            out[name] = values
+    for name in _CACHE:
+        values = list(map(attrgetter(name), events))
+        if any(values):
             out[name] = values
     for column, attr in _JSON.items():
         values = list(map(attrgetter(attr), events))
@@ -274,7 +281,8 @@ def _pg_write_sql() -> str:
         "count(*), count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'), "
         "count(*) FILTER (WHERE unpriced), count(*) FILTER (WHERE estimated), sum(cost_nanos)::bigint, "
         "sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cache_read_tokens)::bigint, "
-        "sum(cache_write_tokens)::bigint, sum(reasoning_tokens)::bigint, sum(coalesce(latency_ms, 0))::bigint"
+        "sum(cache_write_tokens)::bigint, sum(reasoning_tokens)::bigint, "
+        "sum(coalesce(latency_ms, 0))::bigint, count(*) FILTER (WHERE cache_hit), sum(saved_nanos)::bigint"
     )
     scope_type = " ".join(f"WHEN grouping({c}) = 0 THEN '{t}'" for t, c in _SCOPE_COLUMNS.items())
     scope_id = " ".join(f"WHEN grouping({c}) = 0 THEN {c}" for c in list(_SCOPE_COLUMNS.values())[1:])
@@ -299,7 +307,7 @@ WITH ins AS (
     ON CONFLICT (event_id, occurred_at) DO NOTHING
     RETURNING floor(extract(epoch FROM occurred_at))::bigint / {fine} * {fine} AS bucket, {attribution},
               request_tags, status, unpriced, estimated, cost_nanos, input_tokens, output_tokens,
-              cache_read_tokens, cache_write_tokens, reasoning_tokens, latency_ms
+              cache_read_tokens, cache_write_tokens, reasoning_tokens, latency_ms, cache_hit, saved_nanos
 ), fine ({", ".join(ROLLUP_KEY[1:])}, {metrics}) AS (
     SELECT bucket, CASE {scope_type} END, CASE {scope_id} ELSE '' END, model, provider,
            CASE WHEN grouping(deployment_id) = 0 THEN deployment_id ELSE '' END, {sums}

@@ -53,6 +53,8 @@ METRICS = (
     "cache_write_tokens",
     "reasoning_tokens",
     "latency_ms",
+    "cache_hits",
+    "saved_nanos",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -86,7 +88,7 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
             per_event[attribution] = [
                 1, e.status is success, e.status is error, e.unpriced, e.estimated, e.cost_nanos,
                 u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-                u.reasoning_tokens, e.latency_ms or 0,
+                u.reasoning_tokens, e.latency_ms or 0, e.cache_hit, e.saved_nanos,
             ]  # fmt: skip
         else:
             acc[0] += 1
@@ -101,6 +103,8 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
             acc[9] += u.cache_write_tokens
             acc[10] += u.reasoning_tokens
             acc[11] += e.latency_ms or 0
+            acc[12] += e.cache_hit
+            acc[13] += e.saved_nanos
 
     # Fan out to the scope types at the finest grain, then coarsen the (smaller) result.
     fine: dict[_Key, list[int]] = {}

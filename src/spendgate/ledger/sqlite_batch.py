@@ -43,7 +43,7 @@ _PLAIN = (
     "event_id", "unpriced", "estimated", "cost_nanos", "catalogue_version", "price_source",
     "unpriced_reason", "service_tier", "api_key", "user_id", "team_id", "organization_id", "end_user",
     "requested_model", "model", "resolved_model", "deployment_id", "provider", "endpoint", "operation_id",
-    "batch_id", "latency_ms", "overhead_ms",
+    "batch_id", "latency_ms", "overhead_ms", "cache_hit", "saved_nanos",
 )  # fmt: skip
 _USAGE_TEXT = ("image_size", "image_quality", "search_context_size")
 SQLITE_COLUMNS = (
