@@ -357,6 +357,9 @@ class GeneralSettings(_Section):
     max_batch_file_size_mb: float = Field(default=200, gt=0)
     """Batch input files (``POST /v1/files``) and message-batch bodies larger than this are
     refused with 413 (OpenAI's own limit is 200 MB)."""
+    budget_reset_timezone: str | None = None
+    """LiteLLM's IANA zone of budget resets: the same as ``litellm_settings.timezone``
+    (give one, or both the same)."""
     budget_exceeded_status: Literal[400, 402, 403, 422, 429] = 402
     """HTTP status of a budget_exceeded error (LiteLLM has used 400, 429 and 422)."""
     budget_mode: Literal["strict", "check_only"] = "strict"
@@ -439,7 +442,15 @@ class LitellmSettings(_Section):
     max_end_user_budget: Decimal | None = Field(default=None, ge=0)
     """The budget (USD) an unknown end customer gets on first sight (lifetime, LiteLLM's)."""
     timezone: str = "UTC"
-    """IANA timezone of budget calendars (day, month …) unless an entity sets its own."""
+    """IANA timezone of budget calendars (day, month …) unless an entity sets its own
+    (``general_settings.budget_reset_timezone`` sets it too)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        get_timezone(value)  # its ValueError names the zone
+        return value
+
     require_auth_for_metrics_endpoint: bool = False
     """``GET /metrics`` asks for a key (the master key or a virtual key); open by default, as LiteLLM's."""
     enable_end_user_cost_tracking_prometheus_only: bool = False
@@ -632,6 +643,7 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
         general["upstream_http_client"] = "aiohttp"
         warnings.append("general_settings.upstream_http_client: 'fast' was removed; using 'aiohttp'")
     data["general_settings"] = general
+    _budget_timezone(data, general)
     models = data.get("model_list") or []
     if isinstance(models, list):
         for i, entry in enumerate(models):
@@ -649,6 +661,29 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
         raise ConfigurationError(_describe(exc)) from None
     _check_references(config)
     return config
+
+
+def _budget_timezone(data: dict[str, Any], general: dict[str, Any]) -> None:
+    """``general_settings.budget_reset_timezone`` becomes ``litellm_settings.timezone``
+    (LiteLLM reads either); two different zones are an error that names both."""
+    zone = general.get("budget_reset_timezone")
+    if zone is None:
+        return
+    try:
+        if not isinstance(zone, str):
+            raise ValueError(f"expected an IANA zone name, got {zone!r}")
+        get_timezone(zone)
+    except ValueError as exc:
+        raise ConfigurationError(f"general_settings.budget_reset_timezone: {exc}") from None
+    settings = dict(data.get("litellm_settings") or {})
+    other = settings.get("timezone")
+    if other is not None and other != zone:
+        raise ConfigurationError(
+            f"general_settings.budget_reset_timezone ({zone!r}) and litellm_settings.timezone "
+            f"({other!r}) differ: give one zone for budget calendars"
+        )
+    settings["timezone"] = zone
+    data["litellm_settings"] = settings
 
 
 def _check_section(
