@@ -18,24 +18,12 @@ from spendgate.core.money import to_nano
 from spendgate.enforcement.estimate import target_worst_case
 from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.providers.mock import MockServer, run_mock_provider
-from spendgate.sdk import callbacks, results
 from spendgate.sdk.budget import BUDGET, GlobalBudget
 from spendgate.sdk.budget_history import SpendHistory
 from spendgate.sdk.metering import DEFAULT_MAX_OUTPUT, PricedModel
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going"}]
 SLOW = {"x-mock-latency-ms": "30"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk_state() -> Iterator[None]:
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
-    yield
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
 
 
 @pytest.fixture(scope="module")

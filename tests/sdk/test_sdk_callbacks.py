@@ -16,21 +16,10 @@ import pytest
 import spendgate
 from spendgate.errors import UpstreamStatusError
 from spendgate.providers.mock import MockServer, run_mock_provider
-from spendgate.sdk import callbacks, results
+from spendgate.sdk import callbacks
 from spendgate.sdk.budget import BUDGET
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going?"}]
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk_state() -> Iterator[None]:
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
-    yield
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,6 @@ import spendgate
 from spendgate.core.usage.model import Usage
 from spendgate.errors import ConfigurationError
 from spendgate.providers.mock import MockServer, run_mock_provider
-from spendgate.sdk import callbacks, results
-from spendgate.sdk.budget import BUDGET
 from spendgate.sdk.completion_clients import reset_clients
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hey, how's it going?"}]
@@ -33,14 +31,9 @@ MOCK_TEXT = "It's simple to use and easy to get started"
 
 
 @pytest.fixture(autouse=True)
-def fresh_sdk_state() -> Iterator[None]:
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
+def fresh_clients() -> Iterator[None]:
+    """The SDK's state is reset by ``conftest.fresh_sdk_state``; the completion clients here."""
     yield
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
     reset_clients()
 
 

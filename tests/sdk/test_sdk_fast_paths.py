@@ -14,17 +14,15 @@ are kept, so what was sent and what the caller got can be compared with a plain 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import openai
 import orjson
-import pytest
 
 import spendgate
 from spendgate.core.usage import from_openai_chat
-from spendgate.sdk import callbacks, results
+from spendgate.sdk import callbacks
 from spendgate.sdk.budget import BUDGET
 from spendgate.sdk.httpx_compat import module_of_type
 
@@ -71,17 +69,6 @@ class Upstream:
             return HTTP.Response(200, headers={"content-type": "text/event-stream"}, content=STREAM)
         headers = {"content-type": "application/json", "content-encoding": "gzip", "x-upstream": "1"}
         return HTTP.Response(200, headers=headers, content=gzip.compress(orjson.dumps(ANSWER)))
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk_state() -> Iterator[None]:
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
-    yield
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
 
 
 def _client(upstream: Upstream, base_url: str = "http://upstream.test/v1") -> openai.OpenAI:

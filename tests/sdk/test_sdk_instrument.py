@@ -27,7 +27,6 @@ from spendgate.core.money import to_nano
 from spendgate.core.usage import from_anthropic_message, from_openai_chat
 from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.sdk import callbacks, results
-from spendgate.sdk.budget import BUDGET
 from spendgate.sdk.httpx_compat import module_of_type
 
 GPT = "gpt-4o"
@@ -45,17 +44,6 @@ ANTHROPIC_VARIANTS = [
     pytest.param({"x-mock-cached-tokens": "4", "x-mock-cache-write-tokens": "3"}, id="cache"),
     pytest.param({"x-mock-cache-write-1h-tokens": "5"}, id="cache-1h"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk_state() -> Iterator[None]:
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
-    yield
-    BUDGET.reset()
-    callbacks.reset()
-    results.reset()
 
 
 @pytest.fixture(scope="module")

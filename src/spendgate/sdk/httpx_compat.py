@@ -10,12 +10,13 @@ client). The metered transports and streams derive from the base classes of both
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-__all__ = ["MODULES", "RESPONSE_TYPES", "joined", "module_of", "module_of_type"]
+__all__ = ["MODULES", "RESPONSE_TYPES", "header_items", "joined", "module_of", "module_of_type"]
 
 try:
     import httpx2
@@ -52,3 +53,14 @@ def joined(name: str) -> type[Any]:
     """A class deriving from ``httpx.<name>`` and, when installed, ``httpx2.<name>``."""
     bases = tuple(getattr(m, name) for m in MODULES)
     return bases[0] if len(bases) == 1 else type(name, bases, {"__module__": __name__})
+
+
+def header_items(headers: httpx.Headers) -> Iterable[tuple[bytes, bytes, bytes]]:
+    """The headers as ``(raw name, lower-case name, value)`` bytes. httpx and httpx2 keep
+    them so in ``_list``; reading that saves a list copy (``raw``) and a ``lower()`` per
+    header (reading an OpenAI request's 17 headers 2.5 -> 1.2 us). Any other shape:
+    ``raw``, lowered here."""
+    items = getattr(headers, "_list", None)
+    if type(items) is list and (not items or (type(items[0]) is tuple and len(items[0]) == 3)):
+        return items
+    return [(key, key.lower(), value) for key, value in headers.raw]

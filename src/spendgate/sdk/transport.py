@@ -28,7 +28,7 @@ import asyncio
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from datetime import timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,7 +39,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.http.headers import RESPONSE_COST, cost_text
 from spendgate.providers.base import StreamTranslator
 from spendgate.sdk import results
-from spendgate.sdk.httpx_compat import MODULES, joined, module_of
+from spendgate.sdk.httpx_compat import MODULES, header_items, joined, module_of
 from spendgate.sdk.metering import InstrumentOptions, MeteredCall, endpoint_of, status_error
 
 __all__ = ["METERED_TRANSPORTS", "AsyncMeteredTransport", "MeteredTransport", "metered_transport"]
@@ -54,6 +54,7 @@ else:  # an httpx2 client asserts its answers' streams are its own; either clien
 _DROPPED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED)
 """Headers of the upstream answer that no longer hold for the decoded body handed on."""
+_READ = frozenset({b"content-type", b"x-request-id", b"request-id"})
 
 
 def _id_header(call: MeteredCall) -> str:
@@ -61,46 +62,69 @@ def _id_header(call: MeteredCall) -> str:
     return "request-id" if call.client.endpoint == "messages" else "x-request-id"
 
 
-def _headers(call: MeteredCall, upstream: httpx.Headers) -> list[tuple[bytes, bytes]]:
+def _read_headers(headers: httpx.Headers) -> tuple[str, tuple[str | None, str | None]]:
+    """``(content-type or "", (x-request-id, request-id))`` of an answer, as ``headers.get``
+    gives them, in one pass: httpx would work out the headers' encoding and scan them once
+    per name (a repeated or non-ASCII value is read as httpx reads it)."""
+    found: dict[bytes, str] = {}
+    for _, lower, value in header_items(headers):
+        if lower in _READ:
+            if lower in found or not value.isascii():
+                found = {name: headers.get(name.decode()) for name in _READ}
+                break
+            found[lower] = value.decode("ascii")
+    return found.get(b"content-type") or "", (found.get(b"x-request-id"), found.get(b"request-id"))
+
+
+def _headers(
+    call: MeteredCall, upstream: httpx.Headers, x_id: str | None, r_id: str | None
+) -> tuple[list[tuple[bytes, bytes]], bool, str]:
     """A stream's headers for the SDK: the upstream's (as sent, bytes), less those that do
-    not hold for the decoded body handed on, plus a request id when it sent none."""
+    not hold for the decoded body handed on, plus a request id when it sent none; whether
+    the upstream's body is encoded (``content-encoding`` other than ``identity``); and the
+    request id the SDK sees (``x-request-id``, else ``request-id``)."""
     id_header = _id_header(call).encode()
     headers = []
-    has_id = False
-    for key, value in upstream.raw:
-        lower = key.lower()
+    encoded = False
+    for key, lower, value in header_items(upstream):
         if lower not in _DROPPED_RAW:
             headers.append((key, value))
-        has_id = has_id or lower == id_header
-    if not has_id:
-        headers.append((id_header, f"spendgate-{uuid.uuid4().hex}".encode()))
-    return headers
+        elif lower == b"content-encoding":
+            encoded = encoded or value.strip().lower() not in (b"", b"identity")
+    if (x_id if id_header == b"x-request-id" else r_id) is None:
+        own = f"spendgate-{uuid.uuid4().hex}"
+        headers.append((id_header, own.encode()))
+        x_id, r_id = (own, r_id) if id_header == b"x-request-id" else (x_id, own)
+    return headers, encoded, x_id or r_id or ""
 
 
 def _answered(
-    call: MeteredCall, upstream: httpx.Response, breakdown: CostBreakdown, started: float
+    call: MeteredCall,
+    upstream: httpx.Response,
+    breakdown: CostBreakdown,
+    started: float,
+    ids: tuple[str | None, str | None],
 ) -> httpx.Response:
     """The complete answer for the SDK: the upstream's own response, already read (its
     decoded content is what the SDK reads), with the cost header and, when the upstream
     sent none, a request id header added. Its ``elapsed`` is set here, as the client sets it
     on an answer it reads itself (request sent to body read)."""
     headers = upstream.headers
+    x_id, r_id = ids
     headers[RESPONSE_COST] = cost_text(call.cost_nanos, priced=breakdown.priced)
-    id_header = _id_header(call)
-    own = headers.get(id_header)
-    if own is None:
-        headers[id_header] = own = f"spendgate-{uuid.uuid4().hex}"
-    if id_header == "x-request-id":
-        request_id = own or headers.get("request-id")
-    else:
-        request_id = headers.get("x-request-id") or own
+    if call.client.endpoint == "messages":
+        if r_id is None:
+            headers["request-id"] = r_id = f"spendgate-{uuid.uuid4().hex}"
+    elif x_id is None:
+        headers["x-request-id"] = x_id = f"spendgate-{uuid.uuid4().hex}"
+    request_id = x_id or r_id
     upstream.elapsed = timedelta(seconds=time.perf_counter() - started)
     results.remember(upstream, request_id, breakdown, results.answer_id(upstream.content))
     return upstream
 
 
-def _is_stream(call: MeteredCall, upstream: httpx.Response) -> bool:
-    return call.client.stream and upstream.headers.get("content-type", "").startswith("text/event-stream")
+def _is_stream(call: MeteredCall, content_type: str) -> bool:
+    return call.client.stream and content_type.startswith("text/event-stream")
 
 
 class _StreamEnd:
@@ -112,6 +136,8 @@ class _StreamEnd:
         self.call = call
         self.translator = translator
         self.response: weakref.ReferenceType[httpx.Response] | None = None
+        self.request_id = ""
+        """The answer's request id (as its headers give it to the SDK)."""
         self.done = False
         self.head = b""
         """The stream's first bytes, up to the end of its first event."""
@@ -130,20 +156,47 @@ class _StreamEnd:
         breakdown = self.call.finish_stream(self.translator, closed_early=closed_early, error=error)
         response = self.response() if self.response is not None else None
         if response is not None:
-            request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
-            results.remember(response, request_id, breakdown, results.answer_id(self.head, event=True))
+            results.remember(response, self.request_id, breakdown, results.answer_id(self.head, event=True))
 
 
 def _streamed(
-    call: MeteredCall, request: httpx.Request, upstream: httpx.Response, stream: object, end: _StreamEnd
+    call: MeteredCall,
+    request: httpx.Request,
+    upstream: httpx.Response,
+    ids: tuple[str | None, str | None],
+    *,
+    is_async: bool,
 ) -> httpx.Response:
-    response: httpx.Response = module_of(request).Response(
-        upstream.status_code,
-        headers=_headers(call, upstream.headers),
-        stream=stream,
-        extensions=upstream.extensions,
-        request=request,
-    )
+    """The stream's response for the SDK. Its body is the upstream's, decoded, through the
+    call's translator. An upstream body that is neither encoded nor read already (the usual
+    one, from a network transport) is read raw, and the upstream's own response is handed
+    on with that stream in place of its own: no second response and no second decoding
+    layer for the SDK to read through (~20 us of a stream's added time, round 4)."""
+    end = _StreamEnd(call, call.translator())
+    headers, encoded, end.request_id = _headers(call, upstream.headers, *ids)
+    http = module_of(request)
+    source: Any = upstream.aiter_bytes() if is_async else upstream.iter_bytes()
+    closer: Callable[[], Any] = upstream.aclose if is_async else upstream.close
+    reuse = False
+    if upstream.is_stream_consumed:  # read by the transport (a test's): its content is the body
+        source = (upstream.content,)
+    elif not encoded:
+        source = raw = upstream.stream
+        closer, reuse = raw.aclose if is_async else raw.close, True  # type: ignore[union-attr]
+    stream = _AsyncStream(source, closer, end) if is_async else _SyncStream(source, closer, end)
+    if reuse:
+        upstream.headers = http.Headers(headers)
+        upstream.stream = stream
+        upstream.request = request
+        response = upstream
+    else:
+        response = http.Response(
+            upstream.status_code,
+            headers=headers,
+            stream=stream,
+            extensions=upstream.extensions,
+            request=request,
+        )
     end.response = weakref.ref(response)
     return response
 
@@ -151,23 +204,35 @@ def _streamed(
 class _SyncStream(_SyncByteStream):
     """The metered body of a stream. It is read once: a second reader (an SDK draining the
     rest of the body after ``[DONE]``) continues the first reader's iteration rather than
-    read the upstream again."""
+    read the upstream again.
 
-    def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
-        self.upstream = upstream
+    Args:
+        source: the upstream's body, decoded.
+        closer: closes the upstream (called once).
+    """
+
+    def __init__(self, source: Iterable[bytes], closer: Callable[[], object], end: _StreamEnd) -> None:
+        self.source = source
+        self.closer = closer
         self.end = end
         self._chunks: Iterator[bytes] | None = None
+        self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
         if self._chunks is None:
             self._chunks = self._read()
         return self._chunks
 
+    def _close_upstream(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.closer()
+
     def _read(self) -> Iterator[bytes]:
         end = self.end
         translator = end.translator
         try:
-            for chunk in self.upstream.iter_bytes():
+            for chunk in self.source:
                 if end.heading:
                     end.take(chunk)
                 out = translator.feed(chunk)
@@ -175,16 +240,16 @@ class _SyncStream(_SyncByteStream):
                     yield out
             tail = translator.close()
         except Exception as exc:
-            self.upstream.close()
+            self._close_upstream()
             self.end(closed_early=False, error=exc)
             raise
         if tail:
             yield tail
-        self.upstream.close()
+        self._close_upstream()
         self.end(closed_early=False, error=None)
 
     def close(self) -> None:
-        self.upstream.close()
+        self._close_upstream()
         self.end(closed_early=True, error=None)
 
     def __del__(self) -> None:  # dropped without being read or closed: still billed
@@ -197,21 +262,42 @@ class _AsyncStream(_AsyncByteStream):
     stream's body after ``[DONE]`` by iterating it a second time, which must not read the
     upstream again, nor bill the stream as cut)."""
 
-    def __init__(self, upstream: httpx.Response, end: _StreamEnd) -> None:
-        self.upstream = upstream
+    def __init__(
+        self,
+        source: AsyncIterable[bytes] | Iterable[bytes],
+        closer: Callable[[], Any],
+        end: _StreamEnd,
+    ) -> None:
+        self.source = source
+        self.closer = closer
         self.end = end
         self._chunks: AsyncIterator[bytes] | None = None
+        self._closed = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._chunks is None:
             self._chunks = self._read()
         return self._chunks
 
+    async def _close_upstream(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.closer()
+
+    async def _chunks_of(self) -> AsyncIterator[bytes]:
+        source = self.source
+        if isinstance(source, AsyncIterable):
+            async for chunk in source:
+                yield chunk
+        else:
+            for chunk in source:
+                yield chunk
+
     async def _read(self) -> AsyncIterator[bytes]:
         end = self.end
         translator = end.translator
         try:
-            async for chunk in self.upstream.aiter_bytes():
+            async for chunk in self._chunks_of():
                 if end.heading:
                     end.take(chunk)
                 out = translator.feed(chunk)
@@ -219,7 +305,7 @@ class _AsyncStream(_AsyncByteStream):
                     yield out
             tail = translator.close()
         except BaseException as exc:
-            await self.upstream.aclose()
+            await self._close_upstream()
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 self.end(closed_early=True, error=None)
             else:
@@ -227,11 +313,11 @@ class _AsyncStream(_AsyncByteStream):
             raise
         if tail:
             yield tail
-        await self.upstream.aclose()
+        await self._close_upstream()
         self.end(closed_early=False, error=None)
 
     async def aclose(self) -> None:
-        await self.upstream.aclose()
+        await self._close_upstream()
         self.end(closed_early=True, error=None)
 
     def __del__(self) -> None:
@@ -284,9 +370,9 @@ class _SyncMetering:
                 upstream.close()
             call.fail(status_error(upstream.status_code, body, upstream.headers))
             return _passed(request, upstream, body)
-        if _is_stream(call, upstream):
-            end = _StreamEnd(call, call.translator())
-            return _streamed(call, request, upstream, _SyncStream(upstream, end), end)
+        content_type, ids = _read_headers(upstream.headers)
+        if _is_stream(call, content_type):
+            return _streamed(call, request, upstream, ids, is_async=False)
         try:
             body = upstream.read()
         except BaseException as exc:
@@ -294,8 +380,8 @@ class _SyncMetering:
             raise
         finally:
             upstream.close()
-        breakdown = call.finish(body, upstream.headers.get("content-type", ""))
-        return _answered(call, upstream, breakdown, started)
+        breakdown = call.finish(body, content_type)
+        return _answered(call, upstream, breakdown, started, ids)
 
     def close(self) -> None:
         if self.owns_inner:
@@ -343,9 +429,9 @@ class _AsyncMetering:
                 await upstream.aclose()
             call.fail(status_error(upstream.status_code, body, upstream.headers))
             return _passed(request, upstream, body)
-        if _is_stream(call, upstream):
-            end = _StreamEnd(call, call.translator())
-            return _streamed(call, request, upstream, _AsyncStream(upstream, end), end)
+        content_type, ids = _read_headers(upstream.headers)
+        if _is_stream(call, content_type):
+            return _streamed(call, request, upstream, ids, is_async=True)
         try:
             body = await upstream.aread()
         except asyncio.CancelledError:
@@ -356,8 +442,8 @@ class _AsyncMetering:
             raise
         finally:
             await upstream.aclose()
-        breakdown = call.finish(body, upstream.headers.get("content-type", ""))
-        return _answered(call, upstream, breakdown, started)
+        breakdown = call.finish(body, content_type)
+        return _answered(call, upstream, breakdown, started, ids)
 
     async def aclose(self) -> None:
         if self.owns_inner:
