@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
 
@@ -174,7 +173,7 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
             "output_cost": float(breakdown.completion_cost),
             "tool_usage_cost": float(breakdown.tools),
             "total_cost": cost,
-            "total_nanos": to_nano(total),
+            "total_nanos": breakdown.total_nanos,  # to_nano(total), kept by the breakdown
         },
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
