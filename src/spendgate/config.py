@@ -51,6 +51,7 @@ from spendgate.errors import ConfigurationError
 __all__ = [
     "ENV_OVERRIDES",
     "AlertingArgs",
+    "CacheParams",
     "DeploymentConfig",
     "GatewayConfig",
     "GeneralSettings",
@@ -406,6 +407,11 @@ class GeneralSettings(_Section):
     alerting_args: AlertingArgs = Field(default_factory=lambda: AlertingArgs())
     otel: OtelSettings | None = None
     """OpenTelemetry export (off when absent, unless ``litellm_settings.callbacks`` has ``otel``)."""
+    display_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code spend is also shown in (``EUR``), at ``exchange_rates_file``'s rates; the
+    ledger stays in USD (docs/spend-api.md, "Currency")."""
+    exchange_rates_file: str | None = None
+    """The operator's exchange rates (dated USD → currency rates; read again when it changes)."""
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
@@ -427,6 +433,37 @@ class GeneralSettings(_Section):
             "use_client_credentials_pass_through_routes", "use_redis_transaction_buffer",
             "user_header_name",
         }
+    )  # fmt: skip
+
+
+class CacheParams(_Section):
+    """``litellm_settings.cache_params``: the response cache, on with ``cache: true``
+    (docs/gateway.md, "Response caching")."""
+
+    type: Literal["local", "redis"] = "local"
+    """``local``: in this process (an LRU of ``max_size_mb``); ``redis``: shared by every
+    instance (``url``, else ``host``/``port``/``password``, else ``general_settings.redis_url``)."""
+    ttl: float = Field(default=600, gt=0, le=31_536_000, allow_inf_nan=False)
+    """Seconds an answer stays cached (a request's ``cache.ttl`` overrides it)."""
+    namespace: str | None = Field(default=None, max_length=64)
+    """Prefix of every cache key (so several gateways can share one Redis apart)."""
+    supported_call_types: list[str] | None = None
+    """LiteLLM's call types that are cached (``acompletion``, ``atext_completion``,
+    ``aembedding``, ``aresponses``, ``anthropic_messages`` …); none: all of these."""
+    mode: Literal["default_on", "default_off"] = "default_on"
+    """``default_off``: only requests that send ``cache: {use-cache: true}`` are cached."""
+    url: str | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    password: str | None = None
+    max_size_mb: float = Field(default=64, gt=0, allow_inf_nan=False)
+    """``local``: the most the cached answers may take, in MiB (least recently used go first)."""
+    max_item_mb: float = Field(default=4, gt=0, allow_inf_nan=False)
+    """An answer larger than this (MiB) is not cached."""
+
+    litellm_only: ClassVar[frozenset[str]] = frozenset(
+        {"default_in_memory_ttl", "default_in_redis_ttl", "redis_startup_nodes", "service_name",
+         "sentinel_nodes", "max_connections", "socket_timeout"}
     )  # fmt: skip
 
 
@@ -457,10 +494,13 @@ class LitellmSettings(_Section):
     """Label metrics with the end customer (off: unbounded caller input never becomes a label)."""
     callbacks: list[str] = Field(default_factory=list)
     """LiteLLM's callback names: ``otel`` turns OpenTelemetry on; the others warn (not implemented)."""
+    cache: bool = False
+    """The response cache: identical requests answered from it, at $0 (``cache_params``)."""
+    cache_params: CacheParams = Field(default_factory=lambda: CacheParams())
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
-            "allowed_fails", "cache", "cache_params", "callback_settings",
+            "allowed_fails", "callback_settings",
             "content_policy_fallbacks", "context_window_fallbacks", "default_fallbacks",
             "default_internal_user_params", "default_key_generate_params", "default_team_settings",
             "disable_add_transform_inline_image_block", "disable_end_user_cost_tracking",
@@ -630,6 +670,11 @@ def parse_config(raw: object, *, environ: Mapping[str, str] | None = None) -> Ga
     if isinstance(args, dict):
         data["general_settings"]["alerting_args"] = _check_section(
             "general_settings.alerting_args", args, AlertingArgs, warnings
+        )
+    cache = (data.get("litellm_settings") or {}).get("cache_params")
+    if isinstance(cache, dict):
+        data["litellm_settings"]["cache_params"] = _check_section(
+            "litellm_settings.cache_params", cache, CacheParams, warnings
         )
     callbacks = (data.get("litellm_settings") or {}).get("callbacks")
     for name in callbacks if isinstance(callbacks, list) else ():
