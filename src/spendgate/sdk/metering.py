@@ -390,7 +390,7 @@ class MeteredCall:
             return request
         content = self._usage_body() if ask_usage else request.content
         headers = request.headers
-        names = [name.lower() for name, _ in headers.raw]  # (a lookup by name decodes every header)
+        names = {lower for _, lower, _ in header_items(headers)}  # (a lookup by name decodes them all)
         if b"transfer-encoding" in names or b"content-length" not in names:
             return self._rebuilt(request, content, ask_usage=ask_usage)
         http = module_of(request)
