@@ -7,7 +7,7 @@ resolved, and imports under ``if TYPE_CHECKING`` too (a type is a dependency). I
 naming the file, the line and both layers, on
 
 * an import from a lower layer into a higher one;
-* an import between the peers (gateway, admin, jobs: ``server`` mounts them side by side);
+* an import between the peers (gateway, admin, jobs, sdk, ui: ``server`` mounts them side by side);
 * an import cycle between packages: the top-level ones (``spendgate.admin`` ↔
   ``spendgate.gateway``) and, inside each package, its direct sub-packages and modules
   (``core.pricing`` ↔ ``core.usage``, ``admin.users`` ↔ ``admin.teams``);
@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("telemetry",),  # OpenTelemetry export of spend events (issue #15): composed by the server
     ("batches",),  # managed files and batches, their checks and pricing (issue #12)
     ("http",),
-    ("gateway", "admin", "jobs", "sdk"),  # peers: never import each other
+    ("gateway", "admin", "jobs", "sdk", "ui"),  # peers: never import each other; ui: the dashboard
     ("server",),  # the composition root
     ("cli",),
     ("", "openai", "anthropic"),  # the package facade (lazy re-exports, SDK settings); ready SDK clients

@@ -99,6 +99,7 @@ from spendgate.providers.batch_api import BatchUpstream
 from spendgate.providers.http import UpstreamClient, make_upstream_client
 from spendgate.stores.database import create_engine, database_url, schema_status, upgrade
 from spendgate.telemetry import ObservedSink, start_telemetry
+from spendgate.ui import UiSettings, ui_routes
 
 __all__ = ["Services", "build_app"]
 
@@ -381,7 +382,7 @@ def build_app(
         )
     )
     starlette = Starlette(
-        routes=routes,
+        routes=[*routes, *ui_routes(UiSettings(general.master_key, timezone=settings.timezone))],
         exception_handlers={
             HTTPException: _http_error,
             SpendgateError: _server_error(general.budget_exceeded_status),

@@ -1,0 +1,58 @@
+"""What a page handler gets: the request, the session, the API client and the renderer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from spendgate.ui.api import ApiClient
+from spendgate.ui.formatting import FILTERS
+from spendgate.ui.session import Session
+
+__all__ = ["TEMPLATES", "PageContext", "render"]
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters.update(FILTERS)
+
+
+def render(
+    request: Request, template: str, session: Session | None, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    """A full page, or only its ``main`` block for an htmx request that asks for it."""
+    page = TEMPLATES.get_template(template)
+    html = page.render(
+        request=request,
+        session=session,
+        path=request.url.path,
+        partial=request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "main",
+        **values,
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+@dataclass(slots=True)
+class PageContext:
+    """One signed-in request: ``api`` calls the API as the signed-in key."""
+
+    request: Request
+    session: Session
+    api: ApiClient
+    form: Mapping[str, str]
+    timezone: str
+
+    def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        return render(self.request, template, self.session, status_code, timezone=self.timezone, **values)
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default).strip()

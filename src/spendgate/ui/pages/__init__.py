@@ -1,0 +1,53 @@
+"""The dashboard's pages: ``(path under /ui, handler, methods)``, in menu order."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+
+from spendgate.ui.context import PageContext
+from spendgate.ui.pages.alerts import alerts
+from spendgate.ui.pages.budgets import budgets
+from spendgate.ui.pages.entities import entity_list, entity_page
+from spendgate.ui.pages.keys import block_key, create_key, keys, regenerate_key
+from spendgate.ui.pages.logs import logs
+from spendgate.ui.pages.overview import overview
+from spendgate.ui.pages.spend import export, spend
+
+__all__ = ["MENU", "PAGES"]
+
+Handler = Callable[[PageContext], Awaitable[Response]]
+
+PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
+    ("/overview", overview, ("GET",)),
+    ("/spend", spend, ("GET",)),
+    ("/spend/export", export, ("GET",)),
+    ("/keys", keys, ("GET",)),
+    ("/keys/create", create_key, ("POST",)),
+    ("/keys/block", block_key, ("POST",)),
+    ("/keys/regenerate", regenerate_key, ("POST",)),
+    ("/budgets", budgets, ("GET",)),
+    *(
+        route
+        for section in ("teams", "users", "customers")
+        for route in (
+            (f"/{section}", entity_list(section), ("GET",)),
+            (f"/{section}/{{ident:path}}", entity_page(section), ("GET",)),
+        )
+    ),
+    ("/logs", logs, ("GET",)),
+    ("/alerts", alerts, ("GET",)),
+]
+
+MENU = [
+    ("/ui/overview", "Overview"),
+    ("/ui/spend", "Spend"),
+    ("/ui/keys", "Keys"),
+    ("/ui/budgets", "Budgets"),
+    ("/ui/teams", "Teams"),
+    ("/ui/users", "Users"),
+    ("/ui/customers", "Customers"),
+    ("/ui/logs", "Logs"),
+    ("/ui/alerts", "Alerts"),
+]

@@ -1,0 +1,100 @@
+"""Teams, users and customers: a list, and each one's page with its budget windows, keys and
+members, read from the API's list and info endpoints (a 403 there is a 403 page here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from spendgate.ui.context import PageContext
+from spendgate.ui.pages.windows import windows_of
+
+__all__ = ["KINDS", "entity_list", "entity_page"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How one kind of entity is listed and read."""
+
+    name: str  # "team"
+    title: str  # "Teams"
+    list_path: str
+    info_path: str
+    id_param: str  # the info endpoint's query parameter
+    id_field: str  # the entity's id field
+    label_field: str
+    scope: str  # windows_of's kind
+
+
+KINDS = {
+    "teams": Kind("team", "Teams", "/team/list", "/team/info", "team_id", "team_id", "team_alias", "team"),
+    "users": Kind("user", "Users", "/user/list", "/user/info", "user_id", "user_id", "user_alias", "user"),
+    "customers": Kind(
+        "customer",
+        "Customers",
+        "/customer/list",
+        "/customer/info",
+        "end_user_id",
+        "user_id",
+        "alias",
+        "customer",
+    ),
+}
+
+
+def _items(answer: Any) -> list[dict[str, Any]]:
+    """The entities of a list answer (a plain list, or LiteLLM's ``{"users": [...]}``)."""
+    if isinstance(answer, dict):
+        for field in ("users", "teams", "customers", "data"):
+            if isinstance(answer.get(field), list):
+                return list(answer[field])
+        return []
+    return list(answer or [])
+
+
+def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
+    kind = KINDS[section]
+
+    async def handler(ctx: PageContext) -> Response:
+        params: dict[str, Any] = {}
+        if kind.name == "user":
+            page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+            params = {"page": page, "page_size": 50}
+        answer = await ctx.api.get(kind.list_path, params)
+        items = _items(answer)
+        needle = ctx.query("q").lower()
+        if needle:  # narrows what the API already returned (one page): no query of our own
+            items = [
+                i for i in items if needle in f"{i.get(kind.id_field)} {i.get(kind.label_field)}".lower()
+            ]
+        return ctx.render(
+            "entities.html", kind=kind, section=section, items=items, q=ctx.query("q"), answer=answer
+        )
+
+    return handler
+
+
+def entity_page(section: str) -> Callable[[PageContext], Awaitable[Response]]:
+    kind = KINDS[section]
+
+    async def handler(ctx: PageContext) -> Response:
+        ident = ctx.request.path_params["ident"]
+        answer = await ctx.api.get(kind.info_path, {kind.id_param: ident})
+        entity = answer.get(f"{kind.name}_info") or answer
+        keys = answer.get("keys") or []
+        members = entity.get("members_with_roles") or answer.get("team_memberships") or []
+        return ctx.render(
+            "entity.html",
+            kind=kind,
+            section=section,
+            ident=ident,
+            entity=entity,
+            windows=windows_of(entity, kind.scope, kind.id_field),
+            keys=[k for k in keys if isinstance(k, dict)],
+            members=members,
+        )
+
+    return handler

@@ -1,0 +1,74 @@
+"""Keys: list and search, create with a budget, block / unblock, regenerate (the new raw key
+shown once, on the answer page only: it is never stored or put in an address)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import RedirectResponse, Response
+
+from spendgate.ui.api import ApiError
+from spendgate.ui.context import PageContext
+from spendgate.ui.pages.windows import windows_of
+
+__all__ = ["block_key", "create_key", "keys", "regenerate_key"]
+
+_PAGE_SIZE = 25
+_SEARCH = ("key_alias", "team_id", "user_id")
+
+
+async def keys(ctx: PageContext) -> Response:
+    if ctx.session.role == "key":
+        own = (await ctx.api.get("/key/info"))["info"]
+        listing: dict[str, Any] = {"keys": [own], "total_pages": 1, "current_page": 1, "total_count": 1}
+    else:
+        page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+        params = {name: ctx.query(name) for name in _SEARCH}
+        listing = await ctx.api.get(
+            "/key/list", {"return_full_object": "true", "page": page, "size": _PAGE_SIZE, **params}
+        )
+    rows = [{"key": k, "window": next(iter(windows_of(k, "key")), None)} for k in listing["keys"]]
+    return ctx.render(
+        "keys.html",
+        rows=rows,
+        listing=listing,
+        search={name: ctx.query(name) for name in _SEARCH},
+        created=None,
+    )
+
+
+def _optional(form: dict[str, str] | Any, name: str) -> str | None:
+    value = str(form.get(name) or "").strip()
+    return value or None
+
+
+async def create_key(ctx: PageContext) -> Response:
+    body: dict[str, Any] = {}
+    for name in ("key_alias", "team_id", "user_id", "budget_duration"):
+        value = _optional(ctx.form, name)
+        if value is not None:
+            body[name] = value
+    for name in ("max_budget", "soft_budget"):
+        value = _optional(ctx.form, name)
+        if value is not None:
+            body[name] = value  # a decimal string: the API reads it exactly
+    created = await ctx.api.post("/key/generate", body)
+    return ctx.render("key_created.html", created=created, action="created")
+
+
+async def block_key(ctx: PageContext) -> Response:
+    token = _optional(ctx.form, "key")
+    if token is None:
+        raise ApiError(422, "key: say which key")
+    action = "/key/unblock" if ctx.form.get("action") == "unblock" else "/key/block"
+    await ctx.api.post(action, {"key": token})
+    back = ctx.form.get("back") or ""
+    return RedirectResponse(back if back.startswith("/ui/") else "/ui/keys", status_code=303)
+
+
+async def regenerate_key(ctx: PageContext) -> Response:
+    token = _optional(ctx.form, "key")
+    if token is None:
+        raise ApiError(422, "key: say which key")
+    created = await ctx.api.post("/key/regenerate", {"key": token})
+    return ctx.render("key_created.html", created=created, action="regenerated")

@@ -1,0 +1,113 @@
+"""Spend: a stacked time series per group (day or hour, any range, any zone), the table of
+groups under it, and links to the CSV and FOCUS exports of the same range."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from spendgate.ui.api import ApiError
+from spendgate.ui.context import PageContext
+from spendgate.ui.formatting import usd_of_nanos
+from spendgate.ui.pages.series import GROUPS, SpendRows, read_spend
+
+__all__ = ["export", "spend"]
+
+_SHOWN = 8  # groups drawn one by one; the rest are summed as "other"
+_NON_ADMIN_GROUPS = ("key", "user", "team")  # what the export lets a non-admin group by
+
+
+def _dates(ctx: PageContext) -> tuple[date, date]:
+    today = datetime.now(ZoneInfo(ctx.timezone)).date()
+    try:
+        end = date.fromisoformat(ctx.query("end_date") or today.isoformat())
+        start = date.fromisoformat(ctx.query("start_date") or (end - timedelta(days=13)).isoformat())
+    except ValueError:
+        raise ApiError(422, "start_date and end_date are dates like 2026-12-31") from None
+    return start, end
+
+
+async def spend(ctx: PageContext) -> Response:
+    try:
+        ZoneInfo(ctx.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(422, f"timezone: {ctx.timezone!r} is not an IANA zone such as Europe/Berlin") from None
+    allowed = [g for g in GROUPS if ctx.session.is_admin or g in _NON_ADMIN_GROUPS]
+    group_by = ctx.query("group_by", allowed[0] if ctx.session.is_admin else "key")
+    if group_by not in allowed:
+        raise ApiError(422, f"group_by: choose one of {', '.join(allowed)}")
+    granularity = "hour" if ctx.query("granularity") == "hour" else "day"
+    start, end = _dates(ctx)
+    rows = await read_spend(
+        ctx.api, group_by=group_by, granularity=granularity, start=start, end=end, timezone=ctx.timezone
+    )
+    params = {"start_date": start.isoformat(), "end_date": end.isoformat(), "timezone": ctx.timezone}
+    return ctx.render(
+        "spend.html",
+        groups={g: GROUPS[g] for g in allowed},
+        group_by=group_by,
+        granularity=granularity,
+        start=start,
+        end=end,
+        table=_table(rows),
+        total=usd_of_nanos(rows.total()),
+        requests=rows.total("requests"),
+        chart=orjson.dumps(_chart(rows)).decode(),
+        csv_url="/ui/spend/export?" + urlencode({"format": "csv", **params}),
+        grouped_csv_url="/ui/spend/export?"
+        + urlencode({"format": "csv", "group_by": group_by, "granularity": granularity, **params}),
+        focus_url="/ui/spend/export?" + urlencode({"format": "focus", **params}),
+    )
+
+
+def _ranked(rows: SpendRows) -> list[str]:
+    return sorted(rows.totals, key=lambda g: (-rows.totals[g]["cost_nanos"], g))
+
+
+def _table(rows: SpendRows) -> list[dict[str, Any]]:
+    return [
+        {
+            "group": g,
+            "spend": usd_of_nanos(rows.totals[g]["cost_nanos"]),
+            "requests": rows.totals[g]["requests"],
+            "unpriced": rows.totals[g]["unpriced_requests"],
+            "input_tokens": rows.totals[g]["input_tokens"],
+            "output_tokens": rows.totals[g]["output_tokens"],
+        }
+        for g in _ranked(rows)
+    ]
+
+
+def _chart(rows: SpendRows) -> dict[str, Any]:
+    """uPlot's columns: x (epoch seconds), then one stacked series per group (USD as
+    strings: the browser draws them as numbers, the exact values stay readable)."""
+    ranked = _ranked(rows)
+    shown, rest = ranked[:_SHOWN], ranked[_SHOWN:]
+    names = [*shown, *(["other"] if rest else [])]
+    series: list[list[Decimal]] = []
+    for period in rows.periods:
+        values = [Decimal(rows.nanos[g].get(period, 0)) for g in shown]
+        if rest:
+            values.append(Decimal(sum(rows.nanos[g].get(period, 0) for g in rest)))
+        series.append(values)
+    x = [int(datetime.fromisoformat(p).timestamp()) for p in rows.periods]
+    stacked: list[list[str]] = []
+    for i in range(len(names)):  # cumulative, so each band sits on the ones below it
+        stacked.append([str(usd_of_nanos(int(sum(row[: i + 1])))) for row in series])
+    return {"x": x, "names": names, "stacked": stacked}
+
+
+async def export(ctx: PageContext) -> Response:
+    """The API's CSV / FOCUS export, streamed through (the browser holds no bearer key)."""
+    params = {
+        k: ctx.query(k) for k in ("format", "start_date", "end_date", "timezone", "group_by", "granularity")
+    }
+    upstream, body = await ctx.api.stream("/global/spend/export", params)
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() == "content-disposition"}
+    return StreamingResponse(body, media_type=upstream.headers.get("content-type"), headers=headers)
