@@ -7,18 +7,14 @@ dead letter is counted in one alert."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from sender_helpers import Clock
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db_helpers import clear_database
 from netfaults import FaultProxy
 from spendgate.alerts import AlertRouting
 from spendgate.alerts.journal_health import JournalMonitor
@@ -26,7 +22,6 @@ from spendgate.alerts.operational import OperationalAlerts
 from spendgate.alerts.settings import WebhookChannel
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.recorder import Recorder
-from spendgate.stores.database import create_engine
 from spendgate.stores.database.models import AlertRow
 
 pytestmark = pytest.mark.postgres
@@ -36,23 +31,6 @@ ROUTING = AlertRouting(
     channels={"webhook": WebhookChannel("webhook", "http://127.0.0.1:9/hook")},
     routes={"webhook": frozenset({"failed_tracking_spend"})},
 )
-
-
-@pytest_asyncio.fixture
-async def direct(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(postgres_url)
-    await clear_database(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-def proxy(postgres_url: str) -> Iterator[FaultProxy]:
-    url = make_url(postgres_url)
-    with FaultProxy(url.host or "127.0.0.1", url.port or 5432) as fault:
-        yield fault
 
 
 def _event(n: int, model: str = "gpt-4o-mini") -> SpendEvent:
@@ -74,26 +52,24 @@ async def _alerts(engine: AsyncEngine) -> list[AlertRow]:
 
 
 async def test_a_recorder_that_cannot_write_backs_up_and_alerts_once_per_hour(
-    direct: AsyncEngine, proxy: FaultProxy, postgres_url: str, tmp_path: Path
+    pg_direct: AsyncEngine, pg_proxied: AsyncEngine, pg_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    behind = create_engine(url, connect_timeout=1, command_timeout=2, pool_timeout=1)
-    recorder = Recorder(behind, tmp_path / "journal", flush_interval=0.02, retry_max=0.1)
+    recorder = Recorder(pg_proxied, tmp_path / "journal", flush_interval=0.02, retry_max=0.1)
     await recorder.start()
     clock = Clock(START)
-    monitor = _monitor(direct, recorder, clock, max_events=5, max_bytes=1 << 30, stalled_seconds=120)
+    monitor = _monitor(pg_direct, recorder, clock, max_events=5, max_bytes=1 << 30, stalled_seconds=120)
     try:
-        proxy.cut()
+        pg_proxy.cut()
         for n in range(3):
             recorder.record(_event(n))
         await asyncio.sleep(0.3)  # the writer tries and fails
         await monitor.run_once()
         clock.advance(60)
         await monitor.run_once()
-        assert await _alerts(direct) == []  # 3 events, 60 s: not a backlog yet
+        assert await _alerts(pg_direct) == []  # 3 events, 60 s: not a backlog yet
         clock.advance(60)
         await monitor.run_once()  # 120 s with no successful write
-        [stalled] = await _alerts(direct)
+        [stalled] = await _alerts(pg_direct)
         assert (stalled.kind, stalled.scope_type, stalled.window) == ("journal_backlog", "journal", "1h")
         assert stalled.scope_id == "host-a:/var/journal/worker-0"
         assert "3 events waiting with no successful write since 2026-12-05 10:20:00 UTC" in stalled.message
@@ -102,29 +78,28 @@ async def test_a_recorder_that_cannot_write_backs_up_and_alerts_once_per_hour(
             recorder.record(_event(n))
         clock.advance(600)
         await monitor.run_once()
-        assert len(await _alerts(direct)) == 1  # the same hour: once
+        assert len(await _alerts(pg_direct)) == 1  # the same hour: once
         clock.advance(3600)
         await monitor.run_once()
-        alerts = await _alerts(direct)
+        alerts = await _alerts(pg_direct)
         assert len(alerts) == 2 and "8 events waiting (threshold 5)" in alerts[1].message
-        proxy.restore()
+        pg_proxy.restore()
         await recorder.flush(timeout=20)
         clock.advance(3600)
         await monitor.run_once()  # written: no backlog, no alert
-        assert len(await _alerts(direct)) == 2
+        assert len(await _alerts(pg_direct)) == 2
     finally:
-        proxy.restore()
+        pg_proxy.restore()
         await recorder.close()
-        await behind.dispose()
 
 
 async def test_dead_lettered_events_are_each_counted_in_one_alert(
-    direct: AsyncEngine, tmp_path: Path
+    pg_direct: AsyncEngine, tmp_path: Path
 ) -> None:
-    recorder = Recorder(direct, tmp_path / "journal", flush_interval=0.02)
+    recorder = Recorder(pg_direct, tmp_path / "journal", flush_interval=0.02)
     await recorder.start()
     clock = Clock(START)
-    monitor = _monitor(direct, recorder, clock)
+    monitor = _monitor(pg_direct, recorder, clock)
     try:
         await monitor.run_once()
         recorder.record(_event(1))
@@ -132,7 +107,7 @@ async def test_dead_lettered_events_are_each_counted_in_one_alert(
         await recorder.flush(timeout=20)
         clock.advance(10)
         await monitor.run_once()
-        [alert] = await _alerts(direct)
+        [alert] = await _alerts(pg_direct)
         assert alert.kind == "events_dead_lettered" and alert.scope_type == "journal"
         assert alert.message.startswith(
             "1 spend event refused for good by the database since 2026-12-05 10:20:10"
@@ -145,16 +120,16 @@ async def test_dead_lettered_events_are_each_counted_in_one_alert(
         await recorder.flush(timeout=20)
         clock.advance(60)
         await monitor.run_once()  # the same hour: they wait for the next alert
-        assert len(await _alerts(direct)) == 1
+        assert len(await _alerts(pg_direct)) == 1
         clock.advance(timedelta(hours=1).total_seconds())
         await monitor.run_once()
-        alerts = await _alerts(direct)
+        alerts = await _alerts(pg_direct)
         assert len(alerts) == 2
         assert alerts[1].message.startswith(
             "2 spend events refused for good by the database since 2026-12-05 10:21:10"
         )
         clock.advance(timedelta(hours=1).total_seconds())
         await monitor.run_once()  # nothing new
-        assert len(await _alerts(direct)) == 2
+        assert len(await _alerts(pg_direct)) == 2
     finally:
         await recorder.close()

@@ -6,25 +6,21 @@ alerted when both are back. A blip shorter than ``after_seconds`` alerts nothing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
 from sender_helpers import Clock
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db_helpers import clear_database
 from netfaults import FaultProxy, RedisServer
 from spendgate.alerts import AlertRouting
 from spendgate.alerts.operational import OperationalAlerts
 from spendgate.alerts.settings import WebhookChannel
 from spendgate.alerts.storage_health import StorageMonitor
-from spendgate.stores.database import create_engine
 from spendgate.stores.database.models import AlertOutboxRow, AlertRow
 
 pytestmark = pytest.mark.postgres
@@ -34,35 +30,6 @@ ROUTING = AlertRouting(
     channels={"webhook": WebhookChannel("webhook", "http://127.0.0.1:9/hook")},
     routes={"webhook": None},
 )
-
-
-@pytest.fixture
-def proxy(postgres_url: str) -> Iterator[FaultProxy]:
-    url = make_url(postgres_url)
-    with FaultProxy(url.host or "127.0.0.1", url.port or 5432) as fault:
-        yield fault
-
-
-@pytest_asyncio.fixture
-async def direct(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    """The test's own view of the database (never through the proxy)."""
-    engine = create_engine(postgres_url)
-    await clear_database(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest_asyncio.fixture
-async def proxied(postgres_url: str, proxy: FaultProxy) -> AsyncIterator[AsyncEngine]:
-    """The instance's engine: through the proxy, short timeouts."""
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    engine = create_engine(url, connect_timeout=2, command_timeout=2, pool_timeout=2)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -98,21 +65,21 @@ async def _ticks(monitors: list[StorageMonitor], clock: Clock, seconds: float, n
 
 
 async def test_redis_down_alerts_while_it_lasts_once_per_hour_across_instances(
-    direct: AsyncEngine, redis_server: RedisServer
+    pg_direct: AsyncEngine, redis_server: RedisServer
 ) -> None:
     client = aioredis.from_url(redis_server.url, socket_connect_timeout=1, socket_timeout=1)
     clock = Clock(START)
     monitors = [
-        _monitor(direct, clock, name, database=_database_probe(direct), redis=client.ping)
+        _monitor(pg_direct, clock, name, database=_database_probe(pg_direct), redis=client.ping)
         for name in ("host-a:1", "host-b:2")
     ]
     try:
         await _ticks(monitors, clock, 0)
         redis_server.stop()
         await _ticks(monitors, clock, 30, n=2)  # 30 s: not yet an outage
-        assert await _alerts(direct) == []
+        assert await _alerts(pg_direct) == []
         await _ticks(monitors, clock, 30)  # 60 s
-        [alert] = await _alerts(direct)
+        [alert] = await _alerts(pg_direct)
         assert (alert.kind, alert.scope_type, alert.scope_id, alert.window) == (
             "storage_unreachable",
             "storage",
@@ -123,15 +90,15 @@ async def test_redis_down_alerts_while_it_lasts_once_per_hour_across_instances(
         assert "Redis is unreachable from host-a:1 since 2026-12-05 10:20:30 UTC" in alert.message
         assert "ConnectionError" in alert.message
         await _ticks(monitors, clock, 600, n=3)  # the same hour: nothing new
-        assert len(await _alerts(direct)) == 1
+        assert len(await _alerts(pg_direct)) == 1
         await _ticks(monitors, clock, 1800)  # 11:21, still down: once more, for this hour
-        alerts = await _alerts(direct)
+        alerts = await _alerts(pg_direct)
         assert [a.period_start.hour for a in alerts] == [10, 11]
         assert "since 2026-12-05 10:20:30 UTC" in alerts[1].message
         redis_server.start()
         await _ticks(monitors, clock, 30, n=2)  # back: already alerted, nothing more
-        assert len(await _alerts(direct)) == 2
-        async with AsyncSession(direct) as session:
+        assert len(await _alerts(pg_direct)) == 2
+        async with AsyncSession(pg_direct) as session:
             outbox = (await session.scalars(select(AlertOutboxRow))).all()
         assert len(outbox) == 2 and {o.channel for o in outbox} == {"webhook"}
     finally:
@@ -139,26 +106,26 @@ async def test_redis_down_alerts_while_it_lasts_once_per_hour_across_instances(
 
 
 async def test_database_down_is_alerted_when_it_is_back_with_both_times(
-    direct: AsyncEngine, proxied: AsyncEngine, proxy: FaultProxy, redis_server: RedisServer
+    pg_direct: AsyncEngine, pg_proxied: AsyncEngine, pg_proxy: FaultProxy, redis_server: RedisServer
 ) -> None:
     client = aioredis.from_url(redis_server.url, socket_connect_timeout=1, socket_timeout=1)
     clock = Clock(START)
-    monitor = _monitor(proxied, clock, "host-a:1", database=_database_probe(proxied), redis=client.ping)
+    monitor = _monitor(pg_proxied, clock, "host-a:1", database=_database_probe(pg_proxied), redis=client.ping)
     try:
         await _ticks([monitor], clock, 0)
-        proxy.cut()
+        pg_proxy.cut()
         redis_server.stop()  # Redis too: its alert cannot be written either
         await _ticks([monitor], clock, 30, n=4)  # 2 minutes down
-        assert await _alerts(direct) == [] and monitor.waiting == ()
+        assert await _alerts(pg_direct) == [] and monitor.waiting == ()
         redis_server.start()
         await _ticks([monitor], clock, 30)  # Redis back first: its outage waits for the database
         assert len(monitor.waiting) == 1
-        proxy.restore()
+        pg_proxy.restore()
         for _ in range(5):  # a pooled connection the cut broke may fail one check
             await _ticks([monitor], clock, 30)
-            if not monitor.waiting and len(await _alerts(direct)) == 2:
+            if not monitor.waiting and len(await _alerts(pg_direct)) == 2:
                 break
-        alerts = {a.scope_id: a for a in await _alerts(direct)}
+        alerts = {a.scope_id: a for a in await _alerts(pg_direct)}
         assert set(alerts) == {"database", "redis"} and monitor.waiting == ()
         database = alerts["database"]
         assert database.period_start == datetime(2026, 12, 5, 10, tzinfo=UTC)
@@ -174,20 +141,20 @@ async def test_database_down_is_alerted_when_it_is_back_with_both_times(
         )
         assert f"{expected} (2m 00s)" in redis.message
         await _ticks([monitor], clock, 30, n=2)
-        assert len(await _alerts(direct)) == 2
+        assert len(await _alerts(pg_direct)) == 2
     finally:
         await client.aclose()
 
 
 async def test_a_blip_shorter_than_after_seconds_alerts_nothing(
-    direct: AsyncEngine, proxied: AsyncEngine, proxy: FaultProxy
+    pg_direct: AsyncEngine, pg_proxied: AsyncEngine, pg_proxy: FaultProxy
 ) -> None:
     clock = Clock(START)
-    monitor = _monitor(proxied, clock, "host-a:1", database=_database_probe(proxied))
+    monitor = _monitor(pg_proxied, clock, "host-a:1", database=_database_probe(pg_proxied))
     await _ticks([monitor], clock, 0)
-    proxy.cut()
+    pg_proxy.cut()
     await _ticks([monitor], clock, 20, n=2)
-    proxy.restore()
+    pg_proxy.restore()
     for _ in range(3):
         await _ticks([monitor], clock, 5)
-    assert await _alerts(direct) == [] and monitor.waiting == ()
+    assert await _alerts(pg_direct) == [] and monitor.waiting == ()
