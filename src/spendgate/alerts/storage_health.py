@@ -118,14 +118,16 @@ class StorageMonitor:
         outage.error = error
         if (now - outage.since).total_seconds() < self.after_seconds:
             return
-        if name == DATABASE or not self.alerts.wanted("storage_unreachable"):
+        wanted = self.alerts.wanted("storage_unreachable")
+        if name == DATABASE or not wanted:
             if not outage.logged:
                 outage.logged = True
                 log.error(
-                    "%s is unreachable since %s (%s); the alert is recorded when it is back",
+                    "%s is unreachable since %s (%s)%s",
                     _NAMES.get(name, name),
                     when(outage.since),
                     error,
+                    "; the alert is recorded when it is back" if wanted else "",
                 )
             return
         hour, _ = hour_of(now)
