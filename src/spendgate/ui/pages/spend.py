@@ -3,7 +3,7 @@ groups under it, and links to the CSV and FOCUS exports of the same range."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -44,9 +44,12 @@ async def spend(ctx: PageContext) -> Response:
         raise ApiError(422, f"group_by: choose one of {', '.join(allowed)}")
     granularity = "hour" if ctx.query("granularity") == "hour" else "day"
     start, end = _dates(ctx)
+    if (end - start).days > (31 if granularity == "hour" else 3660):
+        raise ApiError(422, "the range is too long for this granularity: hourly at most 31 days")
     rows = await read_spend(
         ctx.api, group_by=group_by, granularity=granularity, start=start, end=end, timezone=ctx.timezone
     )
+    names = await _key_names(ctx) if group_by == "key" else {}
     params = {"start_date": start.isoformat(), "end_date": end.isoformat(), "timezone": ctx.timezone}
     return ctx.render(
         "spend.html",
@@ -55,10 +58,10 @@ async def spend(ctx: PageContext) -> Response:
         granularity=granularity,
         start=start,
         end=end,
-        table=_table(rows),
+        table=_table(rows, names),
         total=usd_of_nanos(rows.total()),
         requests=rows.total("requests"),
-        chart=orjson.dumps(_chart(rows)).decode(),
+        chart=orjson.dumps(_chart(rows, _axis(start, end, granularity, ctx.timezone), names)).decode(),
         csv_url="/ui/spend/export?" + urlencode({"format": "csv", **params}),
         grouped_csv_url="/ui/spend/export?"
         + urlencode({"format": "csv", "group_by": group_by, "granularity": granularity, **params}),
@@ -70,10 +73,40 @@ def _ranked(rows: SpendRows) -> list[str]:
     return sorted(rows.totals, key=lambda g: (-rows.totals[g]["cost_nanos"], g))
 
 
-def _table(rows: SpendRows) -> list[dict[str, Any]]:
+async def _key_names(ctx: PageContext) -> dict[str, str]:
+    """Key hashes → aliases, for the keys the caller may list (the first 100)."""
+    if ctx.session.role == "key":
+        return {}
+    listing = await ctx.api.get("/key/list", {"return_full_object": "true", "size": 100})
+    return {
+        k["token"]: str(k.get("key_alias") or k.get("key_name")) for k in listing["keys"] if k.get("token")
+    }
+
+
+def _axis(start: date, end: date, granularity: str, timezone: str) -> list[int]:
+    """Every period start of the range (epoch seconds), so the chart spans the whole range
+    and a period without spend is drawn as zero."""
+    zone = ZoneInfo(timezone)
+    step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
+    moment = datetime.combine(start, datetime.min.time(), zone)
+    stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
+    out = []
+    while moment < stop:
+        out.append(int(moment.timestamp()))
+        # Local days: step the wall clock, so a DST day is one point, not 23 or 25 hours.
+        moment = (
+            (moment.astimezone(UTC) + step).astimezone(zone)
+            if granularity == "hour"
+            else datetime.combine(moment.date() + step, datetime.min.time(), zone)
+        )
+    return out
+
+
+def _table(rows: SpendRows, names: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {
             "group": g,
+            "name": names.get(g, g),
             "spend": usd_of_nanos(rows.totals[g]["cost_nanos"]),
             "requests": rows.totals[g]["requests"],
             "unpriced": rows.totals[g]["unpriced_requests"],
@@ -84,19 +117,20 @@ def _table(rows: SpendRows) -> list[dict[str, Any]]:
     ]
 
 
-def _chart(rows: SpendRows) -> dict[str, Any]:
+def _chart(rows: SpendRows, x: list[int], labels: dict[str, str]) -> dict[str, Any]:
     """uPlot's columns: x (epoch seconds), then one stacked series per group (USD as
     strings: the browser draws them as numbers, the exact values stay readable)."""
     ranked = _ranked(rows)
     shown, rest = ranked[:_SHOWN], ranked[_SHOWN:]
-    names = [*shown, *(["other"] if rest else [])]
+    names = [*(labels.get(g, g) for g in shown), *(["other"] if rest else [])]
+    at = {int(datetime.fromisoformat(p).timestamp()): p for p in rows.periods}
     series: list[list[Decimal]] = []
-    for period in rows.periods:
+    for moment in x:
+        period = at.get(moment, "")
         values = [Decimal(rows.nanos[g].get(period, 0)) for g in shown]
         if rest:
             values.append(Decimal(sum(rows.nanos[g].get(period, 0) for g in rest)))
         series.append(values)
-    x = [int(datetime.fromisoformat(p).timestamp()) for p in rows.periods]
     stacked: list[list[str]] = []
     for i in range(len(names)):  # cumulative, so each band sits on the ones below it
         stacked.append([str(usd_of_nanos(int(sum(row[: i + 1])))) for row in series])
