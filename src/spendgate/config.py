@@ -500,7 +500,7 @@ class LitellmSettings(_Section):
 
     litellm_only: ClassVar[frozenset[str]] = frozenset(
         {
-            "allowed_fails", "callback_settings",
+            "allowed_fails", "budget_reset_time", "callback_settings",
             "content_policy_fallbacks", "context_window_fallbacks", "default_fallbacks",
             "default_internal_user_params", "default_key_generate_params", "default_team_settings",
             "disable_add_transform_inline_image_block", "disable_end_user_cost_tracking",

@@ -46,3 +46,8 @@ def test_either_spelling_sets_the_budget_zone(raw: dict[str, Any]) -> None:
 def test_a_bad_or_conflicting_zone_is_named(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse_config(raw)
+
+
+def test_litellm_budget_reset_time_is_accepted_with_a_warning() -> None:
+    config = parse_config({"litellm_settings": {"budget_reset_time": "05:00"}})
+    assert any("budget_reset_time" in w for w in config.warnings)
