@@ -106,14 +106,15 @@ def mock_provider() -> Iterator[str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 60  # a loaded machine may take 10 s or more to start it
+        while True:
             try:
                 with urllib.request.urlopen(f"{base}/mock/stats", timeout=1):
                     break
             except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the mock provider did not start") from None
                 time.sleep(0.05)
-        else:
-            raise RuntimeError("the mock provider did not start")
         yield base
     finally:
         proc.terminate()
