@@ -112,8 +112,8 @@ def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewaySer
         _shot(page, name)
 
     # The CSV download through the dashboard holds the same total, to the nano-USD.
-    csv_link = page.goto(f"{base}/ui/spend").ok if page else False
-    assert csv_link
+    spend_page = page.goto(f"{base}/ui/spend")
+    assert spend_page is not None and spend_page.ok
     with page.expect_download() as download:
         page.get_by_role("link", name="this table as CSV").click()
     lines = Path(download.value.path()).read_text().splitlines()

@@ -56,3 +56,16 @@ class PageContext:
 
     def query(self, name: str, default: str = "") -> str:
         return self.request.query_params.get(name, default).strip()
+
+    def page_number(self) -> int:
+        """``?page=`` (1 when absent or not a positive number)."""
+        page = self.query("page")
+        return int(page) if page.isdigit() and int(page) > 0 else 1
+
+    async def visible_keys(self) -> list[dict[str, Any]]:
+        """The keys the caller may read, as full objects: the first 100 of /key/list (a
+        bounded read), or the caller's own key when it has no user (/key/list is 403 then)."""
+        if self.session.role == "key":
+            return [(await self.api.get("/key/info"))["info"]]
+        listing = await self.api.get("/key/list", {"return_full_object": "true", "size": 100})
+        return list(listing["keys"])

@@ -10,7 +10,7 @@ __all__ = ["alerts"]
 
 
 async def alerts(ctx: PageContext) -> Response:
-    page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+    page = ctx.page_number()
     status = ctx.query("status")
     answer = await ctx.api.get("/alerting/deliveries", {"page": page, "page_size": 50, "status": status})
     return ctx.render("alerts.html", answer=answer, page=page, status=status)

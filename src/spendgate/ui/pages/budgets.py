@@ -3,8 +3,6 @@ soft-budget markers and reset times, and, for admins, the shared budget profiles
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
@@ -14,10 +12,7 @@ __all__ = ["budgets"]
 
 
 async def budgets(ctx: PageContext) -> Response:
-    if ctx.session.role == "key":
-        keys: list[dict[str, Any]] = [(await ctx.api.get("/key/info"))["info"]]
-    else:
-        keys = (await ctx.api.get("/key/list", {"return_full_object": "true", "size": 100}))["keys"]
+    keys = await ctx.visible_keys()
     profiles = await ctx.api.get("/budget/list") if ctx.session.is_admin else []
     return ctx.render(
         "budgets.html",

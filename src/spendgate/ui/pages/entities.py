@@ -61,7 +61,7 @@ def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
     async def handler(ctx: PageContext) -> Response:
         params: dict[str, Any] = {}
         if kind.name == "user":
-            page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+            page = ctx.page_number()
             params = {"page": page, "page_size": 50}
         answer = await ctx.api.get(kind.list_path, params)
         items = _items(answer)

@@ -22,7 +22,7 @@ async def keys(ctx: PageContext) -> Response:
         own = (await ctx.api.get("/key/info"))["info"]
         listing: dict[str, Any] = {"keys": [own], "total_pages": 1, "current_page": 1, "total_count": 1}
     else:
-        page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+        page = ctx.page_number()
         params = {name: ctx.query(name) for name in _SEARCH}
         listing = await ctx.api.get(
             "/key/list", {"return_full_object": "true", "page": page, "size": _PAGE_SIZE, **params}

@@ -14,7 +14,7 @@ _FILTERS = ("api_key", "user_id", "request_id", "start_date", "end_date")
 
 
 async def logs(ctx: PageContext) -> Response:
-    page = int(ctx.query("page")) if ctx.query("page").isdigit() else 1
+    page = ctx.page_number()
     filters = {name: ctx.query(name) for name in _FILTERS}
     rows = await ctx.api.get(
         "/spend/logs",

@@ -91,12 +91,7 @@ def _day(period_start: str) -> date:
 async def _tightest(ctx: PageContext) -> list[Window]:
     """The ten budget windows nearest their limit among the keys the caller may read
     (the first page of /key/list: a bounded read)."""
-    if ctx.session.role == "key":
-        keys: list[dict[str, Any]] = [(await ctx.api.get("/key/info"))["info"]]
-    else:
-        listing = await ctx.api.get("/key/list", {"return_full_object": "true", "size": 100})
-        keys = listing["keys"]
-    found = [w for key in keys for w in windows_of(key, "key") if w.limit is not None]
+    found = [w for key in await ctx.visible_keys() for w in windows_of(key, "key") if w.limit is not None]
     found.sort(key=lambda w: w.used_percent or Decimal(0), reverse=True)
     return found[:10]
 
