@@ -70,6 +70,7 @@ from spendgate.entities import EntityReader, LimitSpec
 from spendgate.errors import ConfigurationError, SpendgateError
 from spendgate.gateway.admission import Admission, LimitsAdmission
 from spendgate.gateway.auth import Authenticator
+from spendgate.gateway.cache import cache_from_config
 from spendgate.gateway.deployments import build_deployments
 from spendgate.gateway.lookups import bounded
 from spendgate.gateway.managed import BatchGateway, BatchSettings
@@ -177,6 +178,7 @@ def build_app(
     in_flight = InFlight()
     holder: dict[str, Services] = {}
     metrics = _request_metrics(config, router)
+    cache = cache_from_config(config, {d.id: d for d in deployments})  # a bad setting fails now
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -235,6 +237,8 @@ def build_app(
                 timeout=config.timeout,
             )
             stack.push_async_callback(client.aclose)
+            if cache is not None:
+                stack.push_async_callback(cache.close)
             if recorder_factory is not None:
                 recorder: EventSink = recorder_factory(engine)
                 start = getattr(recorder, "start", None)
@@ -289,6 +293,7 @@ def build_app(
                 forward_client_headers=general.forward_client_headers_to_llm_api,
                 trusted_proxies=general.trusted_proxies,
                 metrics=metrics,
+                cache=cache,
             )
             exporter = None
             if metrics is not None:

@@ -120,6 +120,8 @@ def _metrics(m: Totals) -> dict[str, Any]:
         "successful_requests": m.successful_requests,
         "failed_requests": m.failed_requests,
         "api_requests": m.requests,
+        "cache_hits": m.cache_hits,
+        "saved_cache_cost": usd(m.saved_nanos),
     }
 
 
@@ -187,6 +189,8 @@ async def _render(
             "total_failed_requests": total.failed_requests,
             "total_cache_read_input_tokens": total.cache_read_tokens,
             "total_cache_creation_input_tokens": total.cache_write_tokens,
+            "total_cache_hits": total.cache_hits,
+            "total_saved_cache_cost": usd(total.saved_nanos),
             "page": page,
             "total_pages": math.ceil(len(days) / page_size),
             "has_more": page * page_size < len(days),

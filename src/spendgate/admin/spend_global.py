@@ -71,7 +71,12 @@ async def global_spend(ctx: Context, q: SpendRangeQuery) -> Any:
     days = DayRange(q, ctx.now)
     slices = await day_slices(ctx.repo.session, days, *keys_scope(access))
     spent = usd(sum(s.totals.cost_nanos for s in slices))
-    return {"spend": spent, "max_budget": usd(ctx.settings.global_max_budget_nanos)}
+    saved = usd(sum(s.totals.saved_nanos for s in slices))
+    return {
+        "spend": spent,
+        "saved_cache_cost": saved,
+        "max_budget": usd(ctx.settings.global_max_budget_nanos),
+    }
 
 
 async def global_spend_logs(ctx: Context, q: GlobalSpendLogsQuery) -> Any:
@@ -201,11 +206,14 @@ async def global_spend_report(ctx: Context, q: GlobalSpendReportQuery) -> Any:
                 {
                     field: label,
                     "total_spend": usd(sum(p.totals.cost_nanos for p in parts)),
+                    "total_saved_cache_cost": usd(sum(p.totals.saved_nanos for p in parts)),
                     "metadata": [
                         {
                             "model": p.model,
                             "spend": usd(p.totals.cost_nanos),
                             "total_tokens": p.totals.total_tokens,
+                            "cache_hits": p.totals.cache_hits,
+                            "saved_cache_cost": usd(p.totals.saved_nanos),
                         }
                         for p in parts
                     ],
@@ -231,6 +239,7 @@ async def _by_key(ctx: Context, slices: list[Slice]) -> list[dict[str, Any]]:
                 "total_cost": usd(nanos[-1]),
                 "total_input_tokens": sum(p.totals.input_tokens for p in parts),
                 "total_output_tokens": sum(p.totals.output_tokens for p in parts),
+                "total_saved_cache_cost": usd(sum(p.totals.saved_nanos for p in parts)),
                 "model_details": [
                     {
                         "model": p.model,

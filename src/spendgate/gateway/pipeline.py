@@ -1,8 +1,9 @@
 """THE request path. Read :meth:`Pipeline.handle` top to bottom:
 
-authenticate → read and parse → resolve scopes → admit → route and forward (the attempt
-loop: admit at the deployment → send → on failure record and go on) → meter usage →
-price → settle → record → respond.
+authenticate → read and parse → resolve scopes → the response cache (a hit is replayed
+from here: nothing reserved, nothing sent) → admit → route and forward (the attempt loop:
+admit at the deployment → send → on failure record and go on) → meter usage → price →
+settle → record → (store in the cache) → respond.
 
 A complete answer and a streamed one share the billing step (:meth:`Pipeline._bill`: settle,
 then record); a stream runs it when it ends (however it ends), from
@@ -22,6 +23,9 @@ Billing rules (DESIGN §1.8):
   while it is upstream (a graceful stop out of time) is billed its prompt estimate
   (``cancelled``, ``estimated``).
 * A model without a price is recorded *unpriced* (cost 0, ``unpriced=True``), never as $0.
+* A response-cache hit (:mod:`spendgate.gateway.cache`) costs nothing: it is recorded with
+  ``cache_hit`` and ``saved_nanos``, what the call would cost now at the deployment its
+  answer came from.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from spendgate.core.usage.tier import requested_service_tier
 from spendgate.errors import LimitExceeded, UpstreamError, UpstreamStatusError
 from spendgate.gateway.admission import Admission, AdmissionRequest, Admitted
 from spendgate.gateway.auth import Authenticator, Principal
+from spendgate.gateway.cache import CACHE_HIT, CACHE_KEY, CacheLookup, Replayed, ResponseCache
 from spendgate.gateway.deployments import Deployment, InFlightSlot
 from spendgate.gateway.parsing import parse_call, response_text
 from spendgate.gateway.replies import BodyReply, header_map
@@ -95,6 +100,12 @@ class _Call:
     admitted: Admitted
     service_tier: str | None = None
     """The service tier the request asks for (normalized; None: the provider's default)."""
+    cache: CacheLookup | None = None
+    """The response cache's view of the request (None: not cached)."""
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.cache is not None and self.cache.hit is not None
 
 
 @dataclass(slots=True)
@@ -125,6 +136,7 @@ class Pipeline:
         forward_client_headers: bool = False,
         trusted_proxies: Sequence[str] = (),
         metrics: RequestMetrics | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.router = router
         self.auth = auth
@@ -137,6 +149,8 @@ class Pipeline:
         self.trusted_proxies = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies)
         self.metrics = metrics
         """Prometheus counters (None: metrics off, nothing counted)."""
+        self.cache = cache
+        """The response cache (None: ``litellm_settings.cache`` is off)."""
 
     # -- the request path ------------------------------------------------------------------
 
@@ -158,6 +172,21 @@ class Pipeline:
             header_end_user = end_user_from_header(headers, host, self.trusted_proxies)
         scopes = self.scopes.attribute(principal, client_call, header_end_user)
         resolved = await self.scopes.resolve(principal, scopes, client_call.payload)
+        cached = await self.cache.lookup(client_call) if self.cache is not None else None
+        if cached is not None and cached.hit is not None and cached.deployment is not None:
+            # A hit: replayed as the answer of the deployment it came from (steps 6-10), at
+            # $0, with nothing reserved (the budgets never see it) and nothing sent upstream.
+            call = _Call(
+                state["request_id"], request.scope["path"], state["started"], state["started_at"], state,
+                client_call, scopes, Admitted(state["request_id"]), cache=cached,
+            )  # fmt: skip
+            deployment = cached.deployment
+            slot = deployment.serving()
+            slot.close()  # not in flight upstream (least-busy must not count it)
+            replayed = Replayed(cached.hit)
+            answer = None if cached.hit.stream else cached.hit.body
+            served = _Served(deployment, slot, exchange_for(client_call, deployment), replayed, answer)
+            return await self._respond(call, served)
         # 4. admit at the request's own scopes (rate limits + the worst case reserved)
         admitted = await self.admission.admit(
             AdmissionRequest(
@@ -181,6 +210,7 @@ class Pipeline:
             scopes=scopes,
             admitted=admitted,
             service_tier=requested_service_tier(client_call.payload),
+            cache=cached,
         )
         # 5. route and forward (retries and fallbacks; each attempt admitted at its deployment)
         try:
@@ -188,12 +218,25 @@ class Pipeline:
         except BaseException:
             await self.admission.release(admitted)
             raise
+        return await self._respond(call, served)
+
+    async def _respond(self, call: _Call, served: _Served) -> Response:
+        """Steps 6-10 of the answer ``served`` (from upstream, or replayed from the cache)."""
+        admitted = call.admitted
+        cache_headers = _cache_headers(call)
         if served.body is None:
             # 6-10 for a stream happen when it ends: StreamRelay calls _finish_stream.
+            pricer = partial(served.deployment.price, at=call.started_at, requested_tier=call.service_tier)
             translator = served.exchange.stream_translator(
-                partial(served.deployment.price, at=call.started_at, requested_tier=call.service_tier)
+                _free(served.deployment) if call.cache_hit else pricer
             )
-            relay_headers = {**admitted.headers, OVERHEAD_MS: overhead_text(self._overhead(call))}
+            relay_headers = {
+                **admitted.headers,
+                **cache_headers,
+                OVERHEAD_MS: overhead_text(self._overhead(call)),
+            }
+            if self.cache is not None and call.cache is not None and not call.cache_hit:
+                served.upstream = self.cache.recording(served.upstream)
             finish = partial(self._finish_stream, call, served, translator)
             return StreamRelay(served.upstream, translator, relay_headers, finish, where=served.deployment.id)
         with served.slot:
@@ -217,10 +260,12 @@ class Pipeline:
                 raise
         # 8-9. settle and record
         await self._bill(call, served.deployment, usage, breakdown, EventStatus.SUCCESS, estimated=estimated)
+        await self._store(call, served, served.body)
         # 10. respond (the header's overhead includes recording)
         answer_headers = {
             **admitted.headers,
-            RESPONSE_COST: cost_text(_nanos(breakdown), priced=breakdown.priced),
+            **cache_headers,
+            RESPONSE_COST: "0" if call.cache_hit else cost_text(_nanos(breakdown), priced=breakdown.priced),
             OVERHEAD_MS: overhead_text(self._overhead(call)),
         }
         return BodyReply(content, served.upstream.status_code, answer_headers, content_type or None)
@@ -300,8 +345,11 @@ class Pipeline:
                     status = EventStatus.PARTIAL if (translator.text or final) else EventStatus.ERROR
                 else:
                     status = EventStatus.SUCCESS
-                # 7. price (the price put into the usage chunk, when there was one)
-                breakdown = translator.breakdown if (final and translator.breakdown is not None) else None
+                # 7. price (the price put into the usage chunk, when there was one; a cache hit's
+                # chunk shows $0, so what it saved is priced here)
+                breakdown = None
+                if final and translator.breakdown is not None and not call.cache_hit:
+                    breakdown = translator.breakdown
                 if breakdown is None:
                     breakdown = served.deployment.price(
                         usage,
@@ -319,6 +367,13 @@ class Pipeline:
             await self._bill(
                 call, served.deployment, usage, breakdown, status, estimated=not final, streaming=streaming
             )
+        if status is EventStatus.SUCCESS and final:
+            await self._store(call, served, None)
+
+    async def _store(self, call: _Call, served: _Served, body: bytes | None) -> None:
+        """Keep a successful answer in the response cache (unless it came from there)."""
+        if self.cache is not None and call.cache is not None and not call.cache_hit:
+            await self.cache.store(call.cache, served.deployment, served.upstream, body)
 
     async def _bill_cancelled(self, call: _Call, deployment: Deployment, exchange: Exchange) -> None:
         """A call cancelled while its attempt was upstream (only the server cancels a task: a
@@ -353,7 +408,10 @@ class Pipeline:
         then record the spend event (with the gateway's overhead, plus ``streaming`` seconds
         spent relaying a stream; None: not measured, as for a cancelled call)."""
         nanos = _nanos(breakdown)
-        await self.admission.settle(call.admitted, nanos, usage)
+        if call.cache_hit:
+            nanos = 0  # nothing was reserved, nothing is charged
+        else:
+            await self.admission.settle(call.admitted, nanos, usage)
         overhead = None if streaming is None else self._overhead(call, streaming)
         self._record(call, deployment, breakdown, status, estimated=estimated, overhead=overhead)
         if self.metrics is not None:  # one call, no await: counters in memory (or mmap files)
@@ -400,6 +458,21 @@ class Pipeline:
         event_id: str | None = None,
     ) -> None:
         scopes = call.scopes
+        if call.cache_hit and event_id is None:
+            # Charged nothing; what the call would have cost is what it saved.
+            saved = _nanos(breakdown)
+            breakdown = CostBreakdown(
+                model=breakdown.model,
+                priced=True,
+                resolved_model=breakdown.resolved_model,
+                provider=breakdown.provider,
+                usage=breakdown.usage,
+                catalogue_version=breakdown.catalogue_version,
+                price_source=breakdown.price_source,
+                service_tier=breakdown.service_tier,
+            )
+        else:
+            saved = 0
         event = SpendEvent.from_breakdown(
             breakdown,
             event_id=event_id or call.request_id,
@@ -421,6 +494,8 @@ class Pipeline:
             operation_id=call.request_id,
             latency_ms=int((time.perf_counter() - call.started) * 1000),
             overhead_ms=None if overhead is None else round(overhead * 1000),
+            cache_hit=call.cache_hit and event_id is None,
+            saved_nanos=saved,
         )
         try:
             self.recorder.record(event)
@@ -494,3 +569,20 @@ def exchange_for(call: ClientCall, deployment: Deployment) -> Exchange:
 
 def _nanos(breakdown: CostBreakdown) -> int:
     return breakdown.total_nanos if breakdown.priced else 0
+
+
+def _cache_headers(call: _Call) -> dict[str, str]:
+    if call.cache is None:
+        return {}
+    return {CACHE_HIT: "true" if call.cache_hit else "false", CACHE_KEY: call.cache.key}
+
+
+def _free(deployment: Deployment) -> Any:
+    """The pricer of a replayed stream: its usage chunk shows the $0 the hit costs."""
+
+    def price(usage: Usage, **_: Any) -> CostBreakdown:
+        return CostBreakdown(
+            model=deployment.price_model, priced=True, provider=deployment.provider, usage=usage
+        )
+
+    return price
