@@ -146,6 +146,10 @@ def _run(host: str, port: int, workers: int, log_level: str, access_log: bool, g
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout,
         backlog=4096,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this many
+        # seconds, then starts another; its default (5 s) is shorter than a worker's start-up
+        # on a loaded 2-core machine, which then never comes up.
+        timeout_worker_healthcheck=60,
     )
 
 
