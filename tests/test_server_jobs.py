@@ -55,7 +55,10 @@ async def test_the_server_bills_a_finished_batch_once(tmp_path: Path, mock: Mock
     app = build_app(config)
     async with app.starlette.router.lifespan_context(app.starlette):
         services: Services = app.state.services
-        assert services.enforcer is not None and [job.name for job in services.jobs.jobs] == ["batch-cost", "alert-resolver"]
+        assert services.enforcer is not None and [job.name for job in services.jobs.jobs] == [
+            "batch-cost",
+            "alert-resolver",
+        ]
         deployment = services.pipeline.router.candidates("batch-model")[0]
         upstream = BatchUpstream(services.client, deployment.target, where=deployment.id)
         data = b"".join(json.dumps(_line(n)).encode() + b"\n" for n in range(25))
