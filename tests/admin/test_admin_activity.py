@@ -43,6 +43,8 @@ LITELLM_METRICS = {
     "failed_requests",
     "api_requests",
 }
+SPENDGATE_METRICS = {"cache_hits", "saved_cache_cost"}
+"""spendgate's own: the response cache's hits and what they saved (LiteLLM has savings fields too)."""
 LITELLM_BREAKDOWN = {"models", "providers", "api_keys", "entities"}
 LITELLM_KEY_METADATA = {"key_alias", "team_id"}
 LITELLM_METADATA = {
@@ -59,6 +61,7 @@ LITELLM_METADATA = {
     "total_pages",
     "has_more",
 }
+SPENDGATE_METADATA = {"total_cache_hits", "total_saved_cache_cost"}
 
 
 class World:
@@ -99,12 +102,16 @@ async def _seed(api: Api, engine: AsyncEngine) -> World:
         inputs = rng.randint(1, 5000)
         tags = tuple(spec.get("tags", ())) + (("red",) if rng.random() < 0.3 else ())
         end_user = spec.get("end_user_id") or rng.choice([None, "c1", "c2"])
+        hit = n % 5 == 0  # a response-cache hit: no cost, what it saved recorded
+        cost = rng.randint(0, 3_000_000_000)
         world.events.append(
             SpendEvent(
                 event_id=f"act-{n}",
                 # ~9 days, minute precision: many events sit near local midnights
                 occurred_at=t0 + timedelta(minutes=rng.randint(0, 9 * 24 * 60)),
-                cost_nanos=rng.randint(0, 3_000_000_000),
+                cost_nanos=0 if hit else cost,
+                cache_hit=hit,
+                saved_nanos=cost if hit else 0,
                 usage=Usage(
                     input_tokens=inputs,
                     output_tokens=rng.randint(0, 900),
@@ -155,11 +162,17 @@ def _metrics(events: Iterable[SpendEvent]) -> dict[str, Any]:
         "successful_requests": sum(e.status is EventStatus.SUCCESS for e in es),
         "failed_requests": sum(e.status is EventStatus.ERROR for e in es),
         "api_requests": len(es),
+        "cache_hits": sum(e.cache_hit for e in es),
+        "saved_cache_cost": from_nano(sum(e.saved_nanos for e in es)),
     }
 
 
 def _got(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {**metrics, "spend": Decimal(metrics["spend"])}
+    return {
+        **metrics,
+        "spend": Decimal(metrics["spend"]),
+        "saved_cache_cost": Decimal(metrics["saved_cache_cost"]),
+    }
 
 
 def _by(
@@ -247,11 +260,12 @@ async def test_team_activity_all_teams(api: Api, world: World, zone: str) -> Non
     )
     day = body["results"][0]
     assert set(body) == LITELLM_TOP and set(day) == LITELLM_DAY
-    assert set(day["metrics"]) == LITELLM_METRICS and set(day["breakdown"]) == LITELLM_BREAKDOWN
-    assert set(body["metadata"]) == LITELLM_METADATA
+    assert set(day["metrics"]) == LITELLM_METRICS | SPENDGATE_METRICS
+    assert set(day["breakdown"]) == LITELLM_BREAKDOWN
+    assert set(body["metadata"]) == LITELLM_METADATA | SPENDGATE_METADATA
     for entry in day["breakdown"]["api_keys"].values():
         assert LITELLM_KEY_METADATA <= set(entry["metadata"])
-        assert set(entry["metrics"]) == LITELLM_METRICS
+        assert set(entry["metrics"]) == LITELLM_METRICS | SPENDGATE_METRICS
     ka1 = day["breakdown"]["api_keys"].get(world.keys["ka1"]["token"])
     if ka1 is not None:
         assert ka1["metadata"]["key_alias"] == "ka1" and ka1["metadata"]["team_id"] == "t1"

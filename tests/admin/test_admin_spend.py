@@ -31,7 +31,8 @@ SPEND_LOG_FIELDS = {
 }  # fmt: skip
 SPENDGATE_LOG_FIELDS = {"cost_items", "catalogue_version"}
 SUMMARY_FIELDS = {"startTime", "spend", "users", "models"}
-GLOBAL_SPEND_FIELDS = {"spend", "max_budget"}
+# spendgate adds its response cache's savings (docs/spend-api.md) to LiteLLM's fields.
+GLOBAL_SPEND_FIELDS = {"spend", "max_budget", "saved_cache_cost"}
 GLOBAL_LOGS_FIELDS = {"date", "spend"}
 GLOBAL_KEYS_FIELDS = {"api_key", "total_spend", "key_alias", "key_name"}
 GLOBAL_MODELS_FIELDS = {"model", "total_spend"}
@@ -40,10 +41,11 @@ TEAM_TOTAL_FIELDS = {"team_id", "total_spend"}
 SPEND_TAGS_FIELDS = {"individual_request_tag", "log_count", "total_spend"}
 GLOBAL_TAGS_ROW_FIELDS = {"name", "spend", "log_count"}
 REPORT_DAY_FIELDS = {"group_by_day"}
-REPORT_TEAM_FIELDS = {"team_name", "total_spend", "metadata"}
-REPORT_CUSTOMER_FIELDS = {"customer", "total_spend", "metadata"}
-REPORT_META_FIELDS = {"model", "spend", "total_tokens"}
+REPORT_TEAM_FIELDS = {"team_name", "total_spend", "metadata", "total_saved_cache_cost"}
+REPORT_CUSTOMER_FIELDS = {"customer", "total_spend", "metadata", "total_saved_cache_cost"}
+REPORT_META_FIELDS = {"model", "spend", "total_tokens", "cache_hits", "saved_cache_cost"}
 REPORT_KEY_FIELDS = {"api_key", "total_cost", "total_input_tokens", "total_output_tokens", "model_details"}
+REPORT_KEY_FIELDS |= {"total_saved_cache_cost"}
 REPORT_KEY_MODEL_FIELDS = {"model", "total_cost", "total_input_tokens", "total_output_tokens"}
 
 

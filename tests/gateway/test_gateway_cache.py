@@ -103,6 +103,9 @@ def test_second_identical_call_is_a_free_hit_with_its_saving_recorded_and_report
                 break
             time.sleep(0.05)
         report = admin.get("/global/spend/report", params={"start_date": today, "end_date": today}).json()
+        logs = admin.get("/spend/logs", params={"request_id": ids[1], "summarize": "false"}).json()
+    assert [(r["cache_hit"], r["spend"]) for r in logs] == [("True", 0)]
+    assert logs[0]["saved_cache_cost"] == pytest.approx(hit_row["saved_nanos"] / 1e9)
     assert spend["saved_cache_cost"] == pytest.approx(hit_row["saved_nanos"] / 1e9)
     team = report[0]["teams"][0]
     gpt = next(m for m in team["metadata"] if m["model"] == "gpt-4o")

@@ -65,9 +65,17 @@ def events(draw: st.DrawFn) -> list[SpendEvent]:
 
 
 def expected(
-    evts: list[SpendEvent], group_by: list[str], granularity: str | None, tz: str, lo: datetime, hi: datetime
+    evts: list[SpendEvent],
+    group_by: list[str],
+    granularity: str | None,
+    tz: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    cache: bool = False,
 ):
-    acc: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    """(period start, group) → [cost, requests, input, output (, cache hits, saved nanos)]."""
+    acc: dict[Any, list[int]] = defaultdict(lambda: [0] * (6 if cache else 4))
     for e in evts:
         if not lo <= e.occurred_at < hi:
             continue
@@ -87,8 +95,9 @@ def expected(
             a[1] += 1
             a[2] += e.usage.input_tokens
             a[3] += e.usage.output_tokens
-            a[4] += e.cache_hit
-            a[5] += e.saved_nanos
+            if cache:
+                a[4] += e.cache_hit
+                a[5] += e.saved_nanos
     return dict(acc)
 
 
@@ -132,7 +141,7 @@ def test_report_equals_sum_of_events(
             )
         finally:
             await engine.dispose()
-        want = expected(evts, group_by, granularity, tz, report.start, report.end)
+        want = expected(evts, group_by, granularity, tz, report.start, report.end, cache=True)
         got = {
             (r.period.start if r.period else None, tuple(r.group.values())): [
                 r.totals.cost_nanos,

@@ -22,7 +22,7 @@ user / team_id         user_id / team_id
 organization_id        organization_id
 end_user               end_user
 request_tags           request_tags
-cache_hit              "False" (spendgate has no response cache)
+cache_hit              "True" for a response-cache hit (saved_cache_cost: what it saved), else "False"
 status                 ``success``, else ``failure`` (spendgate's own in metadata)
 metadata               spendgate's detail: status, unpriced(+reason), estimated,
                        price_source, service_tier, resolved_model, operation_id,
@@ -155,7 +155,8 @@ def log_row(row: SpendEventRow, hashes: dict[str, str]) -> dict[str, Any]:
         "api_base": "",
         "user": row.user_id or "",
         "metadata": {k: v for k, v in detail.items() if v is not None},
-        "cache_hit": "False",
+        "cache_hit": "True" if row.cache_hit else "False",
+        "saved_cache_cost": usd(row.saved_nanos),
         "cache_key": "",
         "request_tags": list(row.request_tags or []),
         "team_id": row.team_id,
