@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "ClientFactory",
     "add_tag_budget",
     "cent_call",
+    "clients_of",
     "error_of",
     "limits_config",
 ]
@@ -138,6 +140,24 @@ async def cent_call(
     except openai.APIStatusError as exc:
         return exc.status_code, error_of(exc), exc.response.headers
     return raw.http_response.status_code, {}, raw.http_response.headers
+
+
+@asynccontextmanager
+async def clients_of(base_url: str) -> AsyncIterator[ClientFactory]:
+    """A factory of openai clients on ``base_url`` (the gateway's ``/v1``) for any key,
+    all closed on exit."""
+    clients: list[openai.AsyncOpenAI] = []
+
+    def make(key: str) -> openai.AsyncOpenAI:
+        c = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=60)
+        clients.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            await c.close()
 
 
 async def burst(n: int, make: Any) -> list[Any]:

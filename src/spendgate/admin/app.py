@@ -153,6 +153,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *_customer_endpoints("end_user"),
     _ep("/budget/new", budgets.new_budget, "Create a budget profile", body=s.BudgetNew),
     _ep("/budget/info", budgets.budget_info, "Read budget profiles", body=s.BudgetIds, write=False),
+    _ep(
+        "/budget/info",
+        budgets.budget_info_query,
+        "Read a budget profile (?budget_id=)",
+        query=s.BudgetInfoQuery,
+        write=False,
+    ),
     _ep("/budget/update", budgets.update_budget, "Change a budget profile", body=s.BudgetUpdate),
     _ep("/budget/delete", budgets.delete_budget, "Delete a budget profile", body=s.BudgetDelete),
     _ep("/budget/list", budgets.list_budgets, "List budget profiles", query=s.Empty, write=False),

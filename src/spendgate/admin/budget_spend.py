@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -32,7 +32,7 @@ from spendgate.admin.spend_lookup import chunks
 from spendgate.admin.views import budget_row, spend_json, usd
 from spendgate.core.periods import LIFETIME_START, period_for
 from spendgate.core.scopes import ScopeType, scope_type
-from spendgate.entities.codec import LimitSpec, decode_limits
+from spendgate.entities.codec import LimitSpec, decode_limits, model_start
 from spendgate.entities.repository import EntityRepository
 from spendgate.stores.database.models import (
     Budget,
@@ -107,7 +107,7 @@ async def budgets_out(repo: EntityRepository, budgets: Sequence[Budget], at: Spe
         spends = [u.spend_nanos for u in mine]
         out.append(
             {
-                **(budget_row(b) or {}),
+                **(budget_row(b, at) or {}),
                 "spend": None if None in spends else usd(sum(s or 0 for s in spends)),
                 "lifetime_spend": usd(sum(u.lifetime_nanos for u in mine)),
                 "used_by": [u.entry for u in mine],
@@ -171,14 +171,16 @@ def _whole_buckets(spec: LimitSpec, at: SpendAt) -> bool:
     15-minute bucket (``spendgate.ledger.scope_spend`` reads a partial bucket from the
     events, which tags cannot be filtered by). The windows are ``entity_spend``'s:
     the main one, each ``budget_limits`` entry and each model budget with a ``max_budget``."""
-    durations: list[tuple[str | None, str]] = [(spec.budget_duration, at.tz)]
-    durations += [(duration, tz or at.tz) for duration, _, tz in spec.windows]
+    durations: list[tuple[str | None, str, datetime | None]] = [
+        (spec.budget_duration, at.tz, spec.budget_start)
+    ]
+    durations += [(d, tz or at.tz, start) for d, _, tz, start in spec.started_windows()]
     for cfg in spec.model_max_budget.values():
         if isinstance(cfg, dict) and isinstance(cfg.get("max_budget_nanos"), int):
             raw = cfg.get("budget_duration")
-            durations.append((raw if isinstance(raw, str) else None, at.tz))
-    for duration, tz in durations:
-        period = period_for(duration or "lifetime", at.now, tz)
+            durations.append((raw if isinstance(raw, str) else None, at.tz, model_start(cfg)))
+    for duration, tz, anchor in durations:
+        period = period_for(duration or "lifetime", at.now, tz, anchor)
         for edge in (period.start, period.end):
             if (edge - LIFETIME_START) % _BUCKET:
                 return False

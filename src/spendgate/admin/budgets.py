@@ -15,14 +15,14 @@ from spendgate.admin._http import Context
 from spendgate.admin.budget_spend import budgets_out
 from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
-from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetNew, BudgetUpdate, Empty
+from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetInfoQuery, BudgetNew, BudgetUpdate, Empty
 from spendgate.admin.views import budget_row
 from spendgate.entities import deletion
 from spendgate.entities.codec import apply_limits
 from spendgate.entities.service import BUDGETS
 from spendgate.stores.database.models import Budget
 
-__all__ = ["budget_info", "delete_budget", "list_budgets", "new_budget", "update_budget"]
+__all__ = ["budget_info", "budget_info_query", "delete_budget", "list_budgets", "new_budget", "update_budget"]
 
 
 def _out(budget: Budget) -> dict[str, Any]:
@@ -35,7 +35,7 @@ async def new_budget(ctx: Context, body: BudgetNew) -> dict[str, Any]:
     require_admin(ctx.caller, "create budgets")
 
     async def fill(budget: Budget) -> None:
-        apply_limits(budget, body)
+        apply_limits(budget, body, now=ctx.now)
 
     budget = await ctx.entities.create(BUDGETS, body.budget_id or str(uuid.uuid4()), fill)
     return _out(budget)
@@ -44,7 +44,7 @@ async def new_budget(ctx: Context, body: BudgetNew) -> dict[str, Any]:
 async def update_budget(ctx: Context, body: BudgetUpdate) -> dict[str, Any]:
     require_admin(ctx.caller, "change budgets")
     budget: Budget = await ctx.entities.require(BUDGETS, body.budget_id, "budget_id")
-    apply_limits(budget, body)
+    apply_limits(budget, body, now=ctx.now)
     await ctx.entities.save(BUDGETS, budget)
     return _out(budget)
 
@@ -53,6 +53,11 @@ async def budget_info(ctx: Context, body: BudgetIds) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "read budgets")
     found = await ctx.entities.require_all(BUDGETS, body.budgets, "budgets")
     return await budgets_out(ctx.repo, found, SpendAt(ctx.now, ctx.settings.timezone))
+
+
+async def budget_info_query(ctx: Context, query: BudgetInfoQuery) -> list[dict[str, Any]]:
+    """``GET /budget/info?budget_id=``: the POST form's answer for one profile."""
+    return await budget_info(ctx, BudgetIds(budgets=[query.budget_id]))
 
 
 async def list_budgets(ctx: Context, query: Empty) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ window that enforcement applies to it (``max_budget`` + ``budget_duration``, eac
 ``budget_limits`` entry, each ``model_max_budget`` entry), read with the same limits
 decoder as the gateway (:func:`spendgate.entities.codec.decode_limits`: a budget profile
 fills what the entity leaves unset) and the same calendar (:mod:`spendgate.core.periods`,
-in the window's own zone, else ``litellm_settings.timezone``). So a window shown here is
+in the window's own zone, else ``litellm_settings.timezone``, from the budget's start for a
+duration that is no calendar unit). So a window shown here is
 the window the enforcer counts, and its spend is the ledger's, from the rollups
 (:func:`spendgate.ledger.scope_spend.scope_spend`), for every entity of a response at once.
 
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from spendgate.core.periods import LIFETIME_END, Period, Window, parse_window
+from spendgate.core.periods import LIFETIME_END, Period, Window, parse_window, period_for
 from spendgate.core.scopes import ScopeType
-from spendgate.entities.codec import LimitSpec
+from spendgate.entities.codec import LimitSpec, model_start
 from spendgate.entities.repository import EntityRepository
 from spendgate.ledger.scope_spend import SpendQuery, scope_spend
+from spendgate.stores.database.models import Budget
 
-__all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend"]
+__all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend", "profile_reset_at"]
 
 _LIFETIME = Window("lifetime")
 
@@ -100,6 +102,18 @@ class _Budget:
     effective_max_nanos: int | None
     tz: str
     model: str | None
+    anchor: datetime | None = None
+
+
+def profile_reset_at(profile: Budget, at: SpendAt) -> datetime | None:
+    """When the current period of a budget profile's ``budget_duration`` ends (in the default
+    zone, from the profile's start: the period of every entity that takes its duration from
+    the profile, a team member's budget included); None without a duration."""
+    if profile.budget_duration is None:
+        return None
+    start = profile.budget_start or profile.created_at
+    end = period_for(profile.budget_duration, at.now, at.tz, start).end
+    return None if end >= LIFETIME_END else end
 
 
 def _int(value: Any) -> int | None:
@@ -116,9 +130,14 @@ def _budgets(spec: LimitSpec, at: SpendAt) -> list[_Budget]:
             if spec.temp_expiry is None or at.now < spec.temp_expiry:
                 effective += spec.temp_increase_nanos
         window = parse_window(spec.budget_duration or "lifetime")
-        out.append(_Budget(spec.budget_duration, window, spec.max_budget_nanos, effective, at.tz, None))
-    for duration, max_nanos, window_tz in spec.windows:
-        out.append(_Budget(duration, parse_window(duration), max_nanos, max_nanos, window_tz or at.tz, None))
+        out.append(
+            _Budget(
+                spec.budget_duration, window, spec.max_budget_nanos, effective, at.tz, None, spec.budget_start
+            )
+        )
+    for duration, max_nanos, window_tz, start in spec.started_windows():
+        window = parse_window(duration)
+        out.append(_Budget(duration, window, max_nanos, max_nanos, window_tz or at.tz, None, start))
     for model_name, cfg in spec.model_max_budget.items():
         if not isinstance(cfg, dict):
             continue
@@ -128,7 +147,8 @@ def _budgets(spec: LimitSpec, at: SpendAt) -> list[_Budget]:
         raw = cfg.get("budget_duration")
         model_duration = raw if isinstance(raw, str) else None
         window = parse_window(model_duration or "lifetime")
-        out.append(_Budget(model_duration, window, max_nanos, max_nanos, at.tz, str(model_name)))
+        start = model_start(cfg)
+        out.append(_Budget(model_duration, window, max_nanos, max_nanos, at.tz, str(model_name), start))
     return out
 
 
@@ -152,9 +172,11 @@ async def entity_spend(
     plans: list[tuple[str, SpendQuery, SpendQuery, list[tuple[_Budget, SpendQuery]]]] = []
     for scope_id, spec in specs:
         main_window = parse_window(spec.budget_duration) if spec.budget_duration else _LIFETIME
-        main = SpendQuery(rollup, scope_id, main_window, at.tz)
+        main = SpendQuery(rollup, scope_id, main_window, at.tz, anchor=spec.budget_start)
         lifetime = SpendQuery(rollup, scope_id, _LIFETIME, at.tz)
-        budgets = [(b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model)) for b in _budgets(spec, at)]
+        budgets = [
+            (b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model, b.anchor)) for b in _budgets(spec, at)
+        ]
         plans.append((scope_id, main, lifetime, budgets))
     queries = [q for _, main, life, bs in plans for q in (main, life, *(q for _, q in bs))]
     if not queries:

@@ -76,7 +76,7 @@ def _apply(ctx: Context, vk: VirtualKey, body: KeyGenerate | KeyUpdate) -> None:
         vk.expires = expiry(ctx.now, body.duration)
     if "metadata" in given:
         vk.metadata_ = merged_metadata(vk.metadata_, body.metadata or {})
-    apply_limits(vk, body)
+    apply_limits(vk, body, now=ctx.now)
     if "temp_budget_increase" in given:
         metadata = dict(vk.metadata_ or {})
         increase = nanos(body.temp_budget_increase)

@@ -113,7 +113,9 @@ async def team_info(ctx: Context, query: TeamInfoQuery) -> dict[str, Any]:
         "team_id": team.team_id,
         "team_info": (await teams_out(ctx.repo, [team], spend=at))[0],
         "keys": await keys_out(ctx.repo, keys, spend=at),
-        "team_memberships": await memberships_out(ctx.repo, await ctx.repo.memberships_of_team(team.team_id)),
+        "team_memberships": await memberships_out(
+            ctx.repo, await ctx.repo.memberships_of_team(team.team_id), at
+        ),
     }
 
 
@@ -155,7 +157,9 @@ async def add_members(ctx: Context, body: TeamMemberAdd) -> dict[str, Any]:
     return {
         **(await teams_out(ctx.repo, [team]))[0],
         "updated_users": await users_out(ctx.repo, users),
-        "updated_team_memberships": await memberships_out(ctx.repo, memberships),
+        "updated_team_memberships": await memberships_out(
+            ctx.repo, memberships, SpendAt(ctx.now, ctx.settings.timezone)
+        ),
     }
 
 
@@ -168,7 +172,7 @@ async def member_update(ctx: Context, body: TeamMemberUpdate) -> dict[str, Any]:
     budget = await set_member_budget(ctx.entities, m, member_budget_fields(body))
     ctx.entities.stamp(m)
     await ctx.repo.flush()
-    return membership_out(m, budget)
+    return membership_out(m, budget, SpendAt(ctx.now, ctx.settings.timezone))
 
 
 async def member_delete(ctx: Context, body: TeamMemberDelete) -> dict[str, Any]:

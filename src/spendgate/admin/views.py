@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from spendgate.admin.entity_spend import EntitySpend, SpendAt, WindowSpend, entity_spend
+from spendgate.admin.entity_spend import EntitySpend, SpendAt, WindowSpend, entity_spend, profile_reset_at
 from spendgate.core.money import usd_text
 from spendgate.core.scopes import ScopeType
 from spendgate.entities.codec import decode_limits, nanos
@@ -107,11 +107,12 @@ def audit_out(row: Any) -> dict[str, Any]:
     }
 
 
-def budget_row(budget: Budget | None) -> dict[str, Any] | None:
-    """A budget profile as JSON (LiteLLM ``litellm_budget_table``)."""
+def budget_row(budget: Budget | None, at: SpendAt | None = None) -> dict[str, Any] | None:
+    """A budget profile as JSON (LiteLLM ``litellm_budget_table``); with ``at``, its
+    ``budget_reset_at`` (:func:`~spendgate.admin.entity_spend.profile_reset_at`)."""
     if budget is None:
         return None
-    return {
+    out: dict[str, Any] = {
         "budget_id": budget.budget_id,
         **limits_out(budget),
         "allowed_models": budget.allowed_models,
@@ -120,6 +121,9 @@ def budget_row(budget: Budget | None) -> dict[str, Any] | None:
         "created_by": budget.created_by,
         "updated_by": budget.updated_by,
     }
+    if at is not None:
+        out["budget_reset_at"] = profile_reset_at(budget, at)
+    return out
 
 
 async def windows_out(
@@ -313,20 +317,26 @@ async def teams_out(
     return out
 
 
-def membership_out(m: TeamMembership, budget: Budget | None) -> dict[str, Any]:
-    return {
+def membership_out(m: TeamMembership, budget: Budget | None, at: SpendAt | None = None) -> dict[str, Any]:
+    """A team membership; with ``at``, the member budget's ``budget_reset_at`` too."""
+    out: dict[str, Any] = {
         "user_id": m.user_id,
         "team_id": m.team_id,
         "role": m.role,
         "budget_id": m.budget_id,
         "max_budget_in_team": usd(budget.max_budget_nanos) if budget else None,
-        "litellm_budget_table": budget_row(budget),
+        "litellm_budget_table": budget_row(budget, at),
     }
+    if at is not None:
+        out["budget_reset_at"] = None if budget is None else profile_reset_at(budget, at)
+    return out
 
 
-async def memberships_out(repo: EntityRepository, rows: list[TeamMembership]) -> list[dict[str, Any]]:
+async def memberships_out(
+    repo: EntityRepository, rows: list[TeamMembership], at: SpendAt | None = None
+) -> list[dict[str, Any]]:
     budgets = await repo.budgets([m.budget_id for m in rows if m.budget_id])
-    return [membership_out(m, budgets.get(m.budget_id) if m.budget_id else None) for m in rows]
+    return [membership_out(m, budgets.get(m.budget_id) if m.budget_id else None, at) for m in rows]
 
 
 # -- organizations, customers ------------------------------------------------------------------

@@ -13,11 +13,16 @@ Semantics, per unit (``tz`` is a :class:`zoneinfo.ZoneInfo`):
   therefore a pure function of ``(window, instant, tz)`` and consecutive periods tile.
 * N-hour blocks start at local midnight (``6h`` → 00, 06, 12, 18); when N does not divide
   24 the last block of the day ends at the next midnight.
-* N-day and N-week blocks (other than ``1d`` and ``7d``/``1w``) are counted in local
-  calendar days from a fixed epoch, Monday 1970-01-05, so 14-day blocks start on Mondays.
-  (LiteLLM starts them at the moment of the last reset instead; that is not a pure
-  function of the clock.)
-* N-month blocks are counted from January 1970 (``3mo`` = calendar quarters).
+* N-day and N-week blocks (other than ``1d`` and ``7d``/``1w``) and N-month blocks where
+  N does not divide 12 are not calendar units: they **run from the budget's own start**
+  (its *anchor*), counted in whole local calendar days (months) from the local midnight
+  (the 1st) of the anchor's date, so a ``90d`` budget set today resets at the local
+  midnight 90 days after today (as LiteLLM's first reset). See
+  :attr:`Window.runs_from_start`. Without an anchor they are counted from a fixed epoch,
+  Monday 1970-01-05 (January 1970 for months). Each period is still a pure function of
+  ``(window, instant, tz, anchor)``.
+* N-month blocks where N divides 12 are counted from January 1970 (``3mo`` = calendar
+  quarters, ``6mo`` = half years).
 * Minutes and seconds are fixed-length blocks aligned on the Unix epoch. Every UTC offset
   in use since 1972 is a multiple of 15 minutes, so blocks that divide 15 minutes (1m,
   5m, 15m, 30s…) also start on local wall-clock boundaries in every zone.
@@ -117,6 +122,13 @@ class Window:
         """True for windows that tile time (everything but ``rolling``)."""
         return self.unit != "rolling"
 
+    @property
+    def runs_from_start(self) -> bool:
+        """True for block lengths that are no calendar unit (``2d``, ``45d``, ``90d``, ``2w``,
+        ``5mo``): their periods are counted from an anchor (the budget's start)."""
+        unit, n = self.unit, self.count
+        return (unit in ("day", "week") and n != 1) or (unit == "month" and 12 % n != 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Period:
@@ -210,10 +222,17 @@ def get_timezone(name: str | tzinfo | None) -> tzinfo:
         raise ValueError(f"unknown IANA timezone {name!r}") from None
 
 
-def period_for(window: Window | str, at: datetime, tz: tzinfo | str | None = None) -> Period:
+def period_for(
+    window: Window | str,
+    at: datetime,
+    tz: tzinfo | str | None = None,
+    anchor: datetime | None = None,
+) -> Period:
     """The period of ``window`` that contains the instant ``at``, in timezone ``tz``.
 
-    ``at`` must be timezone-aware. The result's ``start`` and ``end`` are UTC.
+    ``at`` must be timezone-aware. The result's ``start`` and ``end`` are UTC. ``anchor``
+    (aware) is the budget's start: windows that :attr:`~Window.runs_from_start` count their
+    blocks from its local date (its month); other windows ignore it.
     """
     if isinstance(window, str):
         window = parse_window(window)
@@ -234,6 +253,13 @@ def period_for(window: Window | str, at: datetime, tz: tzinfo | str | None = Non
         return _period(start, start + timedelta(seconds=step), zone)
 
     local = at.astimezone(zone).replace(tzinfo=None)
+    origin = _DAY_EPOCH
+    month_origin = 0
+    if anchor is not None and window.runs_from_start:
+        if anchor.tzinfo is None:
+            raise ValueError("a period anchor must be a timezone-aware datetime")
+        origin = anchor.astimezone(zone).date()
+        month_origin = (origin.year - 1970) * 12 + origin.month - 1
     start_wall: datetime
     end_wall: datetime
     if unit == "hour":
@@ -241,19 +267,15 @@ def period_for(window: Window | str, at: datetime, tz: tzinfo | str | None = Non
         block = local.hour // n * n
         start_wall = day + timedelta(hours=block)
         end_wall = min(day + timedelta(hours=block + n), day + timedelta(days=1))
-    elif unit == "day":
-        idx = (local.date() - _DAY_EPOCH).days // n * n
-        first = _DAY_EPOCH + timedelta(days=idx)
+    elif unit in ("day", "week"):
+        days = n if unit == "day" else 7 * n
+        idx = (local.date() - origin).days // days * days
+        first = origin + timedelta(days=idx)
         start_wall = datetime.combine(first, datetime.min.time())
-        end_wall = start_wall + timedelta(days=n)
-    elif unit == "week":
-        idx = (local.date() - _DAY_EPOCH).days // (7 * n) * (7 * n)
-        first = _DAY_EPOCH + timedelta(days=idx)
-        start_wall = datetime.combine(first, datetime.min.time())
-        end_wall = start_wall + timedelta(days=7 * n)
+        end_wall = start_wall + timedelta(days=days)
     else:
         months = {"month": n, "quarter": 3, "year": 12}[unit]
-        offset = 0 if unit == "month" else window.fiscal_start_month - 1
+        offset = month_origin % months if unit == "month" else window.fiscal_start_month - 1
         index = (local.year - 1970) * 12 + local.month - 1 - offset
         first_month = index - index % months + offset
         start_wall = _month_start(first_month)
@@ -262,7 +284,11 @@ def period_for(window: Window | str, at: datetime, tz: tzinfo | str | None = Non
 
 
 def iter_periods(
-    window: Window | str, start: datetime, end: datetime, tz: tzinfo | str | None = None
+    window: Window | str,
+    start: datetime,
+    end: datetime,
+    tz: tzinfo | str | None = None,
+    anchor: datetime | None = None,
 ) -> list[Period]:
     """The consecutive periods of a calendar window that overlap ``[start, end)``."""
     if isinstance(window, str):
@@ -272,7 +298,7 @@ def iter_periods(
     out: list[Period] = []
     at = start
     while at < end:
-        period = period_for(window, at, tz)
+        period = period_for(window, at, tz, anchor)
         out.append(period)
         if period.end >= LIFETIME_END:
             break

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from spendgate.alerts.budget import budget_message, scope_labels
 from spendgate.alerts.model import Alert, AlertKind
-from spendgate.core.periods import Period, period_for
+from spendgate.core.periods import Period
 from spendgate.enforcement.limits import BudgetLimit, utc_from_ms
 from spendgate.enforcement.planning import PeriodWindow
 from spendgate.enforcement.reservation import Reservation
@@ -292,7 +292,7 @@ class CrossingWatch:
             return start, start + length
         period: Period | None = window.period
         if period is None:
-            period = period_for(budget.window, utc_from_ms(reservation.admitted_at_ms), budget.tz)
+            period = budget.period_at(utc_from_ms(reservation.admitted_at_ms))
         return int(period.start.timestamp() * 1000), int(period.end.timestamp() * 1000)
 
     def _remember(self, key: str, seen: _Seen) -> None:  # newest last

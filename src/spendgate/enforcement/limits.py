@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from spendgate.core.periods import Window, parse_window
+from spendgate.core.periods import Period, Window, parse_window, period_for
 from spendgate.core.scopes import Scope
 
 __all__ = [
@@ -43,7 +43,10 @@ class BudgetLimit:
     the reservation. ``temp_increase_nanos`` raises the limit until ``temp_expiry`` (UTC).
     ``tz`` is the IANA timezone the window's calendar is read in. ``alert_thresholds``:
     percents of the limit this budget alerts at besides the configured ones (LiteLLM's
-    ``max_budget_alert_emails`` keys).
+    ``max_budget_alert_emails`` keys). ``anchor``: the budget's start (creation or last
+    change of its duration); only a window that :attr:`~spendgate.core.periods.Window.runs_from_start`
+    keeps it (others drop it, so they plan, dedupe and cache as before). Every period of
+    this budget is :meth:`period_at`: admission, seeding, crossings and the entity views.
     """
 
     scope: Scope
@@ -54,6 +57,15 @@ class BudgetLimit:
     temp_increase_nanos: int = 0
     temp_expiry: datetime | None = None
     alert_thresholds: tuple[Decimal, ...] = ()
+    anchor: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.anchor is not None and not self.window.runs_from_start:
+            object.__setattr__(self, "anchor", None)
+
+    def period_at(self, at: datetime) -> Period:
+        """The period of this budget's window that holds ``at`` (in its zone, from its anchor)."""
+        return period_for(self.window, at, self.tz, self.anchor)
 
     @classmethod
     def of(
@@ -67,11 +79,12 @@ class BudgetLimit:
         fiscal_start_month: int = 1,
         temp_increase_nanos: int = 0,
         temp_expiry: datetime | None = None,
+        anchor: datetime | None = None,
     ) -> BudgetLimit:
         """Build from a duration or window string (``"24h"``, ``"1mo"``, ``"quarter"``, ``"rolling:7d"``)."""
         if isinstance(window, str):
             window = parse_window(window, fiscal_start_month=fiscal_start_month)
-        return cls(scope, window, max_nanos, soft_nanos, tz, temp_increase_nanos, temp_expiry)
+        return cls(scope, window, max_nanos, soft_nanos, tz, temp_increase_nanos, temp_expiry, anchor=anchor)
 
     def effective_max(self, now: datetime) -> int | None:
         """The limit at ``now``: ``max`` plus a temporary increase that has not expired."""
@@ -127,6 +140,7 @@ def scope_limits(
     temp_increase_nanos: int = 0,
     temp_expiry: datetime | None = None,
     alert_thresholds: tuple[Decimal, ...] = (),
+    anchor: datetime | None = None,
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     rpd_limit: int | None = None,
@@ -137,8 +151,8 @@ def scope_limits(
     """The budgets and rate limits of one scope from LiteLLM's entity fields (money in nanos).
 
     * ``max_budget`` + ``budget_duration`` is the main window (no duration: lifetime); the
-      soft budget, a temporary increase and ``alert_thresholds`` apply to it. A soft budget without a max is a
-      soft-only window (never blocks).
+      soft budget, a temporary increase, ``alert_thresholds`` and ``anchor`` (the budget's
+      start) apply to it. A soft budget without a max is a soft-only window (never blocks).
     * ``budget_windows`` are LiteLLM's ``budget_limits``: ``(budget_duration, max)`` pairs.
     * ``rpm_limit`` / ``tpm_limit``: per ``rate_window_seconds`` (default 60 s, sliding);
       ``rpd_limit`` / ``tpd_limit``: per sliding 24 h; ``max_parallel_requests``: slots.
@@ -158,6 +172,7 @@ def scope_limits(
                 temp_increase_nanos,
                 temp_expiry,
                 alert_thresholds,
+                anchor,
             )
         )
     for duration, max_nanos in budget_windows:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from spendgate.core.periods import Period, period_for
+from spendgate.core.periods import Period
 from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit, utc_from_ms
 from spendgate.stores.counters.base import RATE_PARALLEL, RATE_TOKENS, RATE_WINDOW, BudgetOp, RateOp
 
@@ -47,10 +47,10 @@ def bucket_ms_for(window_ms: int) -> int:
 
 
 class PeriodWindow:
-    """A budget window's keys and current period, cached per (scope, window, timezone).
+    """A budget window's keys and current period, cached per (scope, window, timezone, anchor).
 
     Calendar windows hold the period containing the last request, ``[start_ms, end_ms)``,
-    until the clock leaves it (then :func:`~spendgate.core.periods.period_for` runs again,
+    until the clock leaves it (then :meth:`~spendgate.enforcement.limits.BudgetLimit.period_at` runs again,
     so IANA zones and DST stay exact); ``expire_ms`` is the counter's absolute expiry
     (period end + one period length + 1 h; 0: never). Rolling windows hold their bucket
     length and the field of the bucket last charged.
@@ -134,7 +134,7 @@ class BudgetPlanner:
     def budget(self, b: BudgetLimit, now_ms: int, estimate: int) -> BudgetPlan:
         """The storage operation of one budget window for a request admitted at ``now_ms``."""
         scope, window = b.scope, b.window
-        ident = (scope.type, scope.id, window.unit, window.count, window.fiscal_start_month, b.tz)
+        ident = (scope.type, scope.id, window.unit, window.count, window.fiscal_start_month, b.tz, b.anchor)
         w = self._windows.get(ident)
         if w is None or not w.start_ms <= now_ms < w.end_ms:
             w = self._refresh(b, ident, w, now_ms)
@@ -175,7 +175,7 @@ class BudgetPlanner:
                 w.bucket_ms = bucket_ms_for(w.length_ms)
                 w.end_ms = _NEVER_MS
         else:
-            period = period_for(window, utc_from_ms(now_ms), b.tz)
+            period = b.period_at(utc_from_ms(now_ms))
             w = PeriodWindow(*self.keys.budget(scope, window, period.key))
             w.period = period
             w.start_ms = int(period.start.timestamp() * 1000)

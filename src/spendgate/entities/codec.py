@@ -8,10 +8,17 @@ except that money is stored exactly, as ``temp_budget_increase_nanos`` (an integ
 ``model_max_budget`` is stored normalised::
 
     {"<model>": {"max_budget_nanos": int | null, "budget_duration": str | null,
-                 "tpm_limit": int | null, "rpm_limit": int | null}}
+                 "tpm_limit": int | null, "rpm_limit": int | null,
+                 "budget_start": "<ISO 8601>"}}
 
 Extra budget windows (``budget_limits``) are rows of ``budget_windows`` keyed by
 ``(scope_type, scope_id)``. Money is integer nano-USD throughout.
+
+Every budget carries its start, where a duration that is no calendar unit (``90d``)
+counts its periods from (:attr:`spendgate.core.periods.Window.runs_from_start`): the
+row's ``budget_start`` (set on creation and whenever ``budget_duration`` changes), a
+``budget_limits`` window's ``created_at`` (kept while its duration is unchanged), a model
+budget's ``budget_start`` (likewise).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ __all__ = [
     "apply_limits",
     "decode_limits",
     "encode_model_budget",
+    "model_start",
     "nanos",
 ]
 
@@ -56,6 +64,10 @@ class LimitSpec:
     budget_duration: str | None = None
     windows: tuple[tuple[str, int | None, str | None], ...] = ()
     """``budget_limits``: (duration, max nanos, timezone)."""
+    budget_start: datetime | None = None
+    """Where the main window's periods run from when its duration is no calendar unit."""
+    window_starts: tuple[datetime | None, ...] = ()
+    """The start of each of ``windows``, in order."""
     tpm_limit: int | None = None
     rpm_limit: int | None = None
     rpd_limit: int | None = None
@@ -83,6 +95,7 @@ class LimitSpec:
             temp_increase_nanos=self.temp_increase_nanos,
             temp_expiry=self.temp_expiry,
             alert_thresholds=self.alert_thresholds,
+            anchor=self.budget_start,
             rpm_limit=self.rpm_limit,
             tpm_limit=self.tpm_limit,
             rpd_limit=self.rpd_limit,
@@ -90,9 +103,14 @@ class LimitSpec:
             max_parallel_requests=self.max_parallel_requests,
             rate_window_seconds=rate_window,
         )
-        for duration, max_nanos, window_tz in self.windows:
-            budgets.append(BudgetLimit.of(scope, duration, max_nanos, tz=window_tz or tz))
+        for duration, max_nanos, window_tz, anchor in self.started_windows():
+            budgets.append(BudgetLimit.of(scope, duration, max_nanos, tz=window_tz or tz, anchor=anchor))
         return budgets, rates
+
+    def started_windows(self) -> list[tuple[str, int | None, str | None, datetime | None]]:
+        """``windows``, each with its start: (duration, max nanos, timezone, start)."""
+        starts = (*self.window_starts, *(None,) * (len(self.windows) - len(self.window_starts)))
+        return [(*w, start) for w, start in zip(self.windows, starts, strict=False)]
 
     def model_limits(
         self, scope: Scope, model: str, *, tz: str, rate_window: float
@@ -111,6 +129,7 @@ class LimitSpec:
             if isinstance(cfg.get("budget_duration"), str)
             else None,
             tz=tz,
+            anchor=model_start(cfg),
             rpm_limit=rpm,
             tpm_limit=tpm,
             rate_window_seconds=rate_window,
@@ -125,6 +144,24 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def _instant(value: Any) -> datetime | None:
+    """A stored ISO 8601 timestamp (naive read as UTC); anything else: None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def model_start(cfg: Mapping[str, Any]) -> datetime | None:
+    """A stored ``model_max_budget`` entry's start (None: none recorded)."""
+    return _instant(cfg.get("budget_start"))
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -146,14 +183,12 @@ def decode_limits(row: Any, profile: Budget | None, windows: Sequence[BudgetWind
 
     metadata = getattr(row, "metadata_", None) or {}
     metadata = metadata if isinstance(metadata, dict) else {}
-    expiry: datetime | None = None
-    raw_expiry = metadata.get("temp_budget_expiry")
-    if isinstance(raw_expiry, str):
-        try:
-            expiry = datetime.fromisoformat(raw_expiry)
-            expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
-        except ValueError:
-            expiry = None
+    expiry = _instant(metadata.get("temp_budget_expiry"))
+    # The start of the main window comes from the row its duration comes from.
+    owner = next((r for r in (row, profile) if getattr(r, "budget_duration", None) is not None), None)
+    start = (
+        None if owner is None else getattr(owner, "budget_start", None) or getattr(owner, "created_at", None)
+    )
     model_rpm = metadata.get("model_rpm_limit")
     model_tpm = metadata.get("model_tpm_limit")
     return LimitSpec(
@@ -161,6 +196,8 @@ def decode_limits(row: Any, profile: Budget | None, windows: Sequence[BudgetWind
         soft_budget_nanos=pick("soft_budget_nanos"),
         budget_duration=pick("budget_duration"),
         windows=tuple((w.budget_duration, w.max_budget_nanos, w.timezone) for w in windows),
+        budget_start=_instant(start),
+        window_starts=tuple(_instant(w.created_at) for w in windows),
         tpm_limit=pick("tpm_limit"),
         rpm_limit=pick("rpm_limit"),
         rpd_limit=_int(metadata.get("rpd_limit")),
@@ -244,30 +281,52 @@ def nanos(amount: Decimal | None) -> int | None:
     return None if amount is None else to_nano(amount)
 
 
-def encode_model_budget(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def encode_model_budget(
+    value: Mapping[str, Any] | None,
+    previous: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
     """``model_max_budget`` as given (``{model: {max_budget, budget_duration, tpm_limit,
-    rpm_limit}}``, attributes of a request model) → its stored form (nano-USD)."""
+    rpm_limit}}``, attributes of a request model) → its stored form (nano-USD). Each entry
+    keeps the ``budget_start`` of its ``previous`` form while its duration is unchanged,
+    else starts at ``now``."""
     if value is None:
         return None
-    return {
-        model: {
+    at = (now or datetime.now(UTC)).isoformat()
+    out: dict[str, Any] = {}
+    for model, cfg in value.items():
+        old = (previous or {}).get(model)
+        old = old if isinstance(old, Mapping) else {}
+        kept = old.get("budget_start") if old.get("budget_duration") == cfg.budget_duration else None
+        out[model] = {
             "max_budget_nanos": nanos(cfg.max_budget),
             "budget_duration": cfg.budget_duration,
             "tpm_limit": cfg.tpm_limit,
             "rpm_limit": cfg.rpm_limit,
+            "budget_start": kept if isinstance(kept, str) else at,
         }
-        for model, cfg in value.items()
-    }
+    return out
 
 
-def apply_limits(row: Any, body: BaseModel, fields: set[str] | None = None) -> None:
+def apply_limits(
+    row: Any, body: BaseModel, fields: set[str] | None = None, *, now: datetime | None = None
+) -> None:
     """Copy the budget and rate-limit fields the request set onto ``row``.
 
     ``fields`` is the set of fields given (``body.model_fields_set`` by default), so an
-    update touches only what was sent, and an explicit ``null`` clears a limit.
+    update touches only what was sent, and an explicit ``null`` clears a limit. The
+    budget's start moves to ``now`` (default: the clock) on a new row and when
+    ``budget_duration`` changes.
     """
     given = body.model_fields_set if fields is None else fields
     data = body.__dict__
+    at = now or datetime.now(UTC)
+    if hasattr(row, "budget_start") and (
+        getattr(row, "budget_start", None) is None
+        or ("budget_duration" in given and data["budget_duration"] != row.budget_duration)
+    ):
+        row.budget_start = at
     if "max_budget" in given:
         row.max_budget_nanos = nanos(data["max_budget"])
     if "soft_budget" in given:
@@ -276,7 +335,7 @@ def apply_limits(row: Any, body: BaseModel, fields: set[str] | None = None) -> N
         if name in given and hasattr(row, name):
             setattr(row, name, data[name])
     if "model_max_budget" in given:
-        row.model_max_budget = encode_model_budget(data["model_max_budget"])
+        row.model_max_budget = encode_model_budget(data["model_max_budget"], row.model_max_budget, now=at)
     if "allowed_models" in given and hasattr(row, "allowed_models"):
         row.allowed_models = data["allowed_models"]
     meta_given = [name for name in _META_LIMITS if name in given]

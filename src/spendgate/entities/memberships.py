@@ -61,7 +61,7 @@ async def add_member(
         )
     m = TeamMembership(user_id=user.user_id, team_id=team.team_id, role=role)
     if budget_fields:
-        budget = Budget(budget_id=str(uuid.uuid4()), **budget_fields)
+        budget = Budget(budget_id=str(uuid.uuid4()), budget_start=svc.now, **budget_fields)
         svc.stamp(budget, created=True)
         await svc.repo.add(budget)
         m.budget_id = budget.budget_id
@@ -98,11 +98,13 @@ async def set_member_budget(svc: EntityService, m: TeamMembership, fields: dict[
     """Change the member's budget by ``fields`` (made if they had none); returns it."""
     budget = await svc.repo.get(Budget, m.budget_id) if m.budget_id else None
     if fields and budget is None:
-        budget = Budget(budget_id=str(uuid.uuid4()), **fields)
+        budget = Budget(budget_id=str(uuid.uuid4()), budget_start=svc.now, **fields)
         svc.stamp(budget, created=True)
         await svc.repo.add(budget)
         m.budget_id = budget.budget_id
     elif fields and budget is not None:
+        if "budget_duration" in fields and fields["budget_duration"] != budget.budget_duration:
+            budget.budget_start = svc.now  # a new duration starts its periods now
         for name, value in fields.items():
             setattr(budget, name, value)
         svc.stamp(budget)

@@ -137,7 +137,12 @@ class EntityRepository:
         now: datetime,
         by: str,
     ) -> None:
-        """Make the scope's extra budget windows exactly ``windows`` ((duration, nanos))."""
+        """Make the scope's extra budget windows exactly ``windows`` ((duration, nanos)).
+
+        A window whose duration was there before keeps its ``created_at``: its start, where
+        a duration that is no calendar unit counts its periods from."""
+        old = await self.windows(scope_type, [scope_id])
+        started = {w.budget_duration: w.created_at for w in old[scope_id]}
         await self.session.execute(
             delete(BudgetWindow).where(
                 BudgetWindow.scope_type == scope_type, BudgetWindow.scope_id == scope_id
@@ -150,7 +155,7 @@ class EntityRepository:
                     scope_id=scope_id,
                     budget_duration=duration,
                     max_budget_nanos=max_nanos,
-                    created_at=now,
+                    created_at=started.get(duration, now),
                     updated_at=now,
                     created_by=by,
                     updated_by=by,

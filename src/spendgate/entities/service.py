@@ -200,7 +200,7 @@ class EntityService:
             row.metadata_ = merged_metadata(row.metadata_, body.metadata or {})
         if then is not None:
             then(row)
-        apply_limits(row, body)
+        apply_limits(row, body, now=self.now)
 
     async def delete(self, kind: EntityKind, ids: Sequence[str]) -> None:
         """Delete the objects and their budget windows (what depends on them is the

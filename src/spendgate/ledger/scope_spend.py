@@ -54,7 +54,8 @@ class SpendQuery:
     ``org``, ``customer``, ``tag``, ``global``; :attr:`spendgate.core.scopes.ScopeType.rollup`),
     ``scope_id`` its id (the key's ``key_id``). ``tz`` is the IANA zone of the window's
     calendar; ``model`` narrows the spend to one model (the rollups' ``model`` column, the
-    model that served the call).
+    model that served the call); ``anchor`` is the budget's start, where a window that
+    :attr:`~spendgate.core.periods.Window.runs_from_start` counts its periods from.
     """
 
     scope_type: str
@@ -62,6 +63,7 @@ class SpendQuery:
     window: Window
     tz: str = "UTC"
     model: str | None = None
+    anchor: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ async def scope_spend(
     for q in asked:
         if not q.window.is_calendar:
             raise ValueError(f"rolling window {q.window.name} has no current calendar period")
-        period = period_for(q.window, now, q.tz)
+        period = period_for(q.window, now, q.tz, q.anchor)
         periods[q] = period
         scope_id = "" if q.scope_type == "global" else q.scope_id
         parts_of[q] = _parts(period, q.scope_type, q.model)

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 
+_TEMP_FIELDS = ("temp_budget_increase", "temp_budget_expiry")
+
 _TEMP_TOGETHER: JsonDict = {
     "dependentRequired": {
         "temp_budget_increase": ["temp_budget_expiry"],
@@ -58,6 +60,27 @@ class _KeyFields(LimitFields):
     blocked: bool | None = None
     temp_budget_increase: USD | None = None
     temp_budget_expiry: Timestamp | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _temp_budget_in_metadata(cls, data: Any) -> Any:
+        """LiteLLM documents the temporary increase inside ``metadata``: there it means
+        exactly what the top-level fields mean (moved out, then checked as they are)."""
+        if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+            return data
+        metadata = data["metadata"]
+        moved = [name for name in _TEMP_FIELDS if name in metadata]
+        if not moved:
+            return data
+        for name in moved:
+            if name in data:
+                raise ValueError(f"give {name} at the top level or in metadata, not both")
+        rest = {k: v for k, v in metadata.items() if k not in _TEMP_FIELDS}
+        out = {k: v for k, v in data.items() if k != "metadata" or rest}  # only those: metadata untouched
+        if rest:
+            out["metadata"] = rest
+        out.update({name: metadata[name] for name in moved})
+        return out
 
     @model_validator(mode="after")
     def _temp_budget_together(self) -> _KeyFields:
