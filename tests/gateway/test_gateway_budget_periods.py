@@ -7,7 +7,9 @@ the real gateway with the official openai SDK and the mock provider, budgets in
   enforcement counts in (its ``x-spendgate-budget-reset``), for every duration of the
   table in docs/enforcement.md;
 * ``metadata.temp_budget_increase`` / ``temp_budget_expiry`` (LiteLLM's spelling) lift
-  the limit until the expiry, then lapse.
+  the limit until the expiry, then lapse;
+* ``x-spendgate-budget-remaining`` on a completed call is what is left after its real cost
+  (item 6).
 """
 
 from __future__ import annotations
@@ -146,3 +148,17 @@ async def test_metadata_temp_budget_increase_lifts_the_limit_until_it_expires(
     assert (await cent_call(client))[0] == 200
     status, error, _ = await cent_call(client)
     assert status == 402, "the lapsed increase must not count any more"
+
+
+async def test_budget_remaining_is_after_the_real_cost_once_settled(
+    admin: Admin, client_for: ClientFactory
+) -> None:
+    key = admin.key(max_budget=1)
+    client = client_for(key)
+    # $0.01 reserved (100 output tokens at $0.0001), $0.001 spent (the mock answers 10).
+    status, _, headers = await cent_call(client, extra_headers={"x-mock-completion-tokens": "10"})
+    assert status == 200
+    assert headers["x-spendgate-response-cost"] == "0.001"
+    assert headers["x-spendgate-budget-remaining"] == "0.999"  # not 0.99: the reservation is gone
+    status, _, headers = await cent_call(client)
+    assert headers["x-spendgate-budget-remaining"] == "0.989"

@@ -41,6 +41,14 @@ def test_format_reset() -> None:
     assert format_reset(3_723_000.0) == "1h2m3s"
 
 
+def test_format_reset_has_one_format_for_any_number() -> None:
+    """Fractions of a millisecond are rounded up, never written (``20.5ms``) or rounded down."""
+    assert [format_reset(ms) for ms in (20.5, 999.1, 1500.2, 59_999.5, 0.0)] == [
+        "21ms", "1s", "1.501s", "1m0s", "0ms",
+    ]  # fmt: skip
+    assert format_wait(1.5) == format_reset(1500) == "1.5s"
+
+
 def _old_duration(seconds: float) -> str:
     """What the 429 answer wrote before it shared :func:`format_reset` (below an hour)."""
     ms = max(0, math.ceil(seconds * 1000))

@@ -271,9 +271,11 @@ class LimitsAdmission:
 
     async def settle(self, admitted: Admitted, cost_nanos: int, usage: Usage) -> None:
         tokens = max(0, usage.input_tokens) + max(0, usage.output_tokens)
-        for reservation in (admitted.reservation, admitted.hold):
-            if reservation is not None:
-                await self.enforcer.settle(reservation, max(0, cost_nanos), tokens)
+        held = [r for r in (admitted.reservation, admitted.hold) if r is not None]
+        for reservation in held:
+            await self.enforcer.settle(reservation, max(0, cost_nanos), tokens)
+        if held:  # an answer not yet sent shows the budget left after its real cost
+            admitted.headers = limit_headers(*held, settled_nanos=max(0, cost_nanos))
 
     async def release(self, admitted: Admitted) -> None:
         for reservation in (admitted.reservation, admitted.hold):

@@ -7,6 +7,8 @@ header                              value
 ``x-spendgate-response-cost``       exact USD of the call (``0.0000625``) or ``unpriced``
 ``x-spendgate-overhead-ms``         time spent in the gateway, upstream excluded (``1.234``)
 ``x-spendgate-budget-remaining``    USD left in the tightest budget window after this request
+                                    (once settled: after its real cost; a stream's, sent
+                                    before its cost is known: after its reservation)
 ``x-spendgate-budget-reset``        that window's period end (ISO 8601, UTC, ``Z``)
 ``x-ratelimit-limit-{kind}``        OpenAI's: the tightest request (``requests``) or token
 ``x-ratelimit-remaining-{kind}``    (``tokens``) limit, what is left of it and when it resets
@@ -70,34 +72,30 @@ def retry_after_text(seconds: float) -> str:
 
 
 def format_reset(ms: int | float) -> str:
-    """OpenAI's duration format: ``20ms``, ``1s``, ``1.5s``, ``6m0s``, ``1h2m3s``."""
+    """OpenAI's duration format: ``20ms``, ``1s``, ``1.5s``, ``6m0s``, ``1h2m3s``.
+
+    One way for every ``x-ratelimit-reset-*`` header (admitted answers and 429 refusals):
+    whole milliseconds, a fraction rounded up (a client that waits that long is past the
+    reset), negative as ``0ms``.
+    """
+    if type(ms) is not int:
+        ms = math.ceil(ms)
     if ms < 1000:
         return f"{max(ms, 0)}ms"
-    if type(ms) is int:  # integer arithmetic (the usual case); floats below
-        hours, rest = divmod(ms, 3_600_000)
-        minutes, rest = divmod(rest, 60_000)
-        secs, milli = divmod(rest, 1000)
-        text = f"{secs}.{milli:03d}".rstrip("0") if milli else str(secs)
-        if hours:
-            return f"{hours}h{minutes}m{text}s"
-        if minutes:
-            return f"{minutes}m{text}s"
-        return f"{text}s"
-    seconds = ms / 1000
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    frac = seconds - int(seconds)
-    sec_text = f"{secs + frac:.3f}".rstrip("0").rstrip(".")
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, milli = divmod(rest, 1000)
+    text = f"{secs}.{milli:03d}".rstrip("0") if milli else str(secs)
     if hours:
-        return f"{hours}h{minutes}m{sec_text}s"
+        return f"{hours}h{minutes}m{text}s"
     if minutes:
-        return f"{minutes}m{sec_text}s"
-    return f"{sec_text}s"
+        return f"{minutes}m{text}s"
+    return f"{text}s"
 
 
 def format_wait(seconds: float) -> str:
     """A wait in seconds in :func:`format_reset`'s format, rounded up to the millisecond."""
-    return format_reset(max(0, math.ceil(seconds * 1000)))
+    return format_reset(seconds * 1000)
 
 
 def rate_limit_headers(kind: str, limit: int | None, remaining: int, reset: str | None) -> dict[str, str]:
@@ -115,17 +113,24 @@ def _iso_utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def limit_headers(*reservations: Reservation) -> dict[str, str]:
+def limit_headers(*reservations: Reservation, settled_nanos: int | None = None) -> dict[str, str]:
     """The budget and rate-limit headers for a request admitted by ``reservations`` (the
-    tightest over all of them; empty when nothing applies)."""
+    tightest over all of them; empty when nothing applies).
+
+    ``settled_nanos``: the request's real cost once settled. The budget left is then what
+    remains after settlement (its reservation replaced by the cost), not the admission's
+    figure, which also subtracts the worst case reserved for it.
+    """
     out: dict[str, str] = {}
     tightest: BudgetView | None = None  # the first window with the least room left
     room = 0
     rates: list[RateView] = []
     for t in reservations:
+        # Each window of a reservation holds its whole estimate (reserved_nanos).
+        given_back = 0 if settled_nanos is None else t.reserved_nanos - settled_nanos
         for v in t.budgets:
             if v.limit_nanos is not None:
-                left = v.limit_nanos - v.spend_nanos - v.reserved_nanos
+                left = v.limit_nanos - v.spend_nanos - v.reserved_nanos + given_back
                 if tightest is None or left < room:
                     tightest, room = v, left
         rates += t.rates
