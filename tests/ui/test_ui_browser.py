@@ -14,29 +14,12 @@ import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-import httpx
 import openai
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger
 from playwright.sync_api import Browser, Page, expect
+from ui_helpers import admin, shot, sign_in, usd
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 BUDGET = Decimal("0.01")
-
-
-def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _sign_in(page: Page, base: str, key: str) -> None:
-    page.goto(f"{base}/ui/login")
-    page.get_by_label("Key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-
-
-def _usd(page: Page, selector: str) -> Decimal:
-    return Decimal(page.locator(selector).first.get_attribute("data-usd") or "nan")
 
 
 def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewayServer, ledger: Ledger) -> None:
@@ -44,8 +27,8 @@ def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewaySer
     page.goto(f"{base}/")
     page.get_by_role("link", name="Open the dashboard").click()
     expect(page).to_have_url(re.compile(r"/ui/login"))
-    _shot(page, "login")
-    _sign_in(page, base, MASTER_KEY)
+    shot(page, "login")
+    sign_in(page, base, MASTER_KEY)
 
     # Create a key with a budget, in the UI; the raw key is shown once.
     page.goto(f"{base}/ui/keys")
@@ -54,7 +37,7 @@ def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewaySer
     page.get_by_label("Soft budget (USD)").fill("0.008")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="Key created")).to_be_visible()
-    _shot(page, "key-created")
+    shot(page, "key-created")
     raw_key = page.locator("#raw-key").inner_text().strip()
     assert raw_key.startswith("sk-")
 
@@ -75,18 +58,18 @@ def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewaySer
     page.goto(f"{base}/ui/overview")
     today = page.locator('[data-period="Today"] .money').first
     assert Decimal(today.get_attribute("data-usd") or "nan") == spent
-    assert _usd(page, '[data-period="This month"] .money') == spent
-    _shot(page, "overview")
+    assert usd(page, '[data-period="This month"] .money') == spent
+    shot(page, "overview")
 
     page.goto(f"{base}/ui/spend?group_by=key")
-    assert _usd(page, "#spend-total .money") == spent
+    assert usd(page, "#spend-total .money") == spent
     row = page.locator("#spend-table tbody tr")
     expect(row).to_have_count(1)
-    assert _usd(page, "#spend-table tbody tr .money") == spent
+    assert usd(page, "#spend-table tbody tr .money") == spent
     expect(page.locator("#spend-chart[data-drawn=true] canvas")).to_be_visible()
     chart = json.loads(page.locator("#spend-data").inner_text())
     assert sum(Decimal(v) for v in chart["stacked"][-1]) == spent  # the top band is the total
-    _shot(page, "spend")
+    shot(page, "spend")
 
     # Switching the grouping (htmx swaps the page) redraws the chart by model.
     page.get_by_label("Group by").select_option("model")
@@ -98,18 +81,18 @@ def test_sign_in_create_key_spend_and_budget_bar(page: Page, gateway: GatewaySer
     page.goto(f"{base}/ui/keys")
     bar = page.locator('tr[data-alias="ui-demo"] .bar')
     assert Decimal(bar.get_attribute("data-percent") or "nan") == expected
-    _shot(page, "keys")
+    shot(page, "keys")
     page.goto(f"{base}/ui/budgets")
     assert Decimal(page.locator(".bar").first.get_attribute("data-percent") or "nan") == expected
-    _shot(page, "budgets")
+    shot(page, "budgets")
 
     page.goto(f"{base}/ui/logs")
     expect(page.locator("#logs-table tbody tr")).to_have_count(3)
-    _shot(page, "logs")
+    shot(page, "logs")
     for name in ("teams", "users", "customers", "alerts"):
         page.goto(f"{base}/ui/{name}")
         expect(page.locator("main h1")).to_be_visible()
-        _shot(page, name)
+        shot(page, name)
 
     # The CSV download through the dashboard holds the same total, to the nano-USD.
     spend_page = page.goto(f"{base}/ui/spend")
@@ -125,43 +108,41 @@ def test_phone_width_overview(browser: Browser, gateway: GatewayServer) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     try:
-        _sign_in(page, gateway.base_url, MASTER_KEY)
+        sign_in(page, gateway.base_url, MASTER_KEY)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390  # nothing forces sideways scrolling
-        _shot(page, "overview-phone")
+        shot(page, "overview-phone")
     finally:
         context.close()
 
 
-def _admin(gateway: GatewayServer) -> httpx.Client:
-    return httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {MASTER_KEY}"})
-
-
 def test_non_admin_sees_a_403_page_for_another_team(page: Page, gateway: GatewayServer) -> None:
-    with _admin(gateway) as admin:
+    with admin(gateway) as client:
         assert (
-            admin.post("/team/new", json={"team_id": "red", "team_alias": "Red secret team"}).status_code
+            client.post("/team/new", json={"team_id": "red", "team_alias": "Red secret team"}).status_code
             == 200
         )
-        assert admin.post("/team/new", json={"team_id": "blue", "team_alias": "Blue team"}).status_code == 200
-        user = admin.post(
+        assert (
+            client.post("/team/new", json={"team_id": "blue", "team_alias": "Blue team"}).status_code == 200
+        )
+        user = client.post(
             "/user/new", json={"user_id": "ann", "user_role": "internal_user", "teams": ["blue"]}
         )
         assert user.status_code == 200, user.text
         ann_key = user.json()["key"]
-    _sign_in(page, gateway.base_url, ann_key)
+    sign_in(page, gateway.base_url, ann_key)
     response = page.goto(f"{gateway.base_url}/ui/teams/red")
     assert response is not None and response.status == 403
     expect(page.locator(".error-page[data-status='403']")).to_be_visible()
     assert "Red secret team" not in page.content()
-    _shot(page, "forbidden")
+    shot(page, "forbidden")
     response = page.goto(f"{gateway.base_url}/ui/teams/blue")
     assert response is not None and response.status == 200
     expect(page.get_by_role("heading", name="Team Blue team")).to_be_visible()
 
 
 def test_posts_without_the_csrf_token_are_refused(page: Page, gateway: GatewayServer) -> None:
-    _sign_in(page, gateway.base_url, MASTER_KEY)
+    sign_in(page, gateway.base_url, MASTER_KEY)
     url = f"{gateway.base_url}/ui/keys/create"
     missing = page.request.post(url, form={"key_alias": "csrf-missing"})
     wrong = page.request.post(url, form={"key_alias": "csrf-wrong", "csrf_token": "not-the-token"})
@@ -171,9 +152,9 @@ def test_posts_without_the_csrf_token_are_refused(page: Page, gateway: GatewaySe
     token = page.locator("#create-key input[name=csrf_token]").get_attribute("value") or ""
     right = page.request.post(url, form={"key_alias": "csrf-right", "csrf_token": token})
     assert right.status == 200
-    with _admin(gateway) as admin:
+    with admin(gateway) as client:
         aliases = {
-            k["key_alias"] for k in admin.get("/key/list?return_full_object=true&size=100").json()["keys"]
+            k["key_alias"] for k in client.get("/key/list?return_full_object=true&size=100").json()["keys"]
         }
     assert "csrf-right" in aliases
     assert not {"csrf-missing", "csrf-wrong"} & aliases

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
+from spendgate.core.money import usd_text
 from spendgate.gateway.managed import epoch
 from spendgate.stores.database.models import ManagedObject
 
@@ -24,6 +27,7 @@ __all__ = [
     "file_view",
     "openai_batch_view",
     "page_view",
+    "spendgate_view",
 ]
 
 FileRole = Literal["output", "error"]
@@ -81,7 +85,37 @@ def openai_batch_view(row: ManagedObject, provider: Mapping[str, Any] | None = N
     for role, name in (("output", "output_file_id"), ("error", "error_file_id")):
         if view.get(name):
             view[name] = derived_file_id(row.id, role)  # type: ignore[arg-type]
+    view["spendgate"] = spendgate_view(row)
     return view
+
+
+def spendgate_view(row: ManagedObject) -> dict[str, Any]:
+    """What spendgate knows of a batch beyond the provider's object: the worst case reserved
+    at creation (held until the batch is settled or retired), its bill once settled (exact
+    USD numbers from the nano-USD columns) and its creator as recorded at creation (the
+    key's id, never the key). SDKs ignore the extra field; the dashboard's Batches page
+    reads it."""
+    settled = row.settled_at is not None and not row.stale
+    return {
+        "reserved_cost": _usd(row.reserved_nanos),
+        "cost": _usd(row.cost_nanos) if settled else None,
+        "settled": settled,
+        "settled_at": epoch(row.settled_at),
+        "stale": row.stale,
+        "unpriced": row.unpriced,
+        "creator": {
+            "key_id": row.api_key,
+            "user_id": row.user_id,
+            "team_id": row.team_id,
+            "organization_id": row.organization_id,
+            "end_user": row.end_user,
+        },
+    }
+
+
+def _usd(nanos: int | None) -> orjson.Fragment | None:
+    """An exact JSON number (``0.000123``) from integer nano-USD: no float involved."""
+    return None if nanos is None else orjson.Fragment(usd_text(nanos).encode())
 
 
 def anthropic_batch_view(
@@ -95,6 +129,7 @@ def anthropic_batch_view(
         view["id"] = row.id
         if view.get("results_url"):
             view["results_url"] = results_url
+        view["spendgate"] = spendgate_view(row)
         return view
     ended = row.status == "ended"
     processing = max(0, row.requests_total - row.requests_completed - row.requests_failed)
@@ -115,6 +150,7 @@ def anthropic_batch_view(
         "archived_at": None,
         "cancel_initiated_at": None,
         "results_url": results_url if ended else None,
+        "spendgate": spendgate_view(row),
     }
 
 

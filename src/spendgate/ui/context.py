@@ -69,3 +69,17 @@ class PageContext:
             return [(await self.api.get("/key/info"))["info"]]
         listing = await self.api.get("/key/list", {"return_full_object": "true", "size": 100})
         return list(listing["keys"])
+
+    async def key_names(self) -> dict[str, str]:
+        """Key ids (and current hashes) → aliases, for the keys the caller may list (the
+        first 100): the ledger and batches name a key by its ``key_id``, which stays when the
+        key is regenerated; its ``token`` does not."""
+        if self.session.role == "key":
+            return {}
+        names: dict[str, str] = {}
+        for key in await self.visible_keys():
+            name = str(key.get("key_alias") or key.get("key_name"))
+            for field in ("token", "key_id"):
+                if key.get(field):
+                    names[str(key[field])] = name
+        return names

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.alerts import alerts
+from spendgate.ui.pages.batches import batches
 from spendgate.ui.pages.budgets import budgets
 from spendgate.ui.pages.entities import entity_list, entity_page
 from spendgate.ui.pages.keys import block_key, create_key, keys, regenerate_key
@@ -36,6 +37,7 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
             (f"/{section}/{{ident:path}}", entity_page(section), ("GET",)),
         )
     ),
+    ("/batches", batches, ("GET",)),
     ("/logs", logs, ("GET",)),
     ("/alerts", alerts, ("GET",)),
 ]
@@ -48,6 +50,7 @@ MENU = [
     ("/ui/teams", "Teams"),
     ("/ui/users", "Users"),
     ("/ui/customers", "Customers"),
+    ("/ui/batches", "Batches"),
     ("/ui/logs", "Logs"),
     ("/ui/alerts", "Alerts"),
 ]

@@ -49,7 +49,7 @@ async def spend(ctx: PageContext) -> Response:
     rows = await read_spend(
         ctx.api, group_by=group_by, granularity=granularity, start=start, end=end, timezone=ctx.timezone
     )
-    names = await _key_names(ctx) if group_by == "key" else {}
+    names = await ctx.key_names() if group_by == "key" else {}
     params = {"start_date": start.isoformat(), "end_date": end.isoformat(), "timezone": ctx.timezone}
     return ctx.render(
         "spend.html",
@@ -71,16 +71,6 @@ async def spend(ctx: PageContext) -> Response:
 
 def _ranked(rows: SpendRows) -> list[str]:
     return sorted(rows.totals, key=lambda g: (-rows.totals[g]["cost_nanos"], g))
-
-
-async def _key_names(ctx: PageContext) -> dict[str, str]:
-    """Key hashes → aliases, for the keys the caller may list (the first 100)."""
-    if ctx.session.role == "key":
-        return {}
-    listing = await ctx.api.get("/key/list", {"return_full_object": "true", "size": 100})
-    return {
-        k["token"]: str(k.get("key_alias") or k.get("key_name")) for k in listing["keys"] if k.get("token")
-    }
 
 
 def _axis(start: date, end: date, granularity: str, timezone: str) -> list[int]:

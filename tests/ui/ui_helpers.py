@@ -1,0 +1,37 @@
+"""What the browser tests share: signing in, screenshots, exact amounts, an admin client."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from gateway_helpers import MASTER_KEY, GatewayServer
+from playwright.sync_api import Page, expect
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def shot(page: Page, name: str) -> None:
+    """The page, whole, to docs/screenshots/<name>.png (linked from docs/dashboard.md)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, base: str, key: str) -> None:
+    page.goto(f"{base}/ui/login")
+    page.get_by_label("Key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+def usd(page: Page, selector: str) -> Decimal:
+    """The exact USD of the first money figure matching ``selector`` (its ``data-usd``)."""
+    return Decimal(page.locator(selector).first.get_attribute("data-usd") or "nan")
+
+
+def admin(gateway: GatewayServer) -> httpx.Client:
+    """The management API with the master key."""
+    return httpx.Client(
+        base_url=gateway.base_url, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
+    )
