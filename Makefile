@@ -27,8 +27,13 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 
 sync: $(VENV)/.synced
 
+# `make run PORT=4100 MOCK_PORT=8190`: the gateway's and the in-process mock provider's ports
+# (the example config's models follow the mock's port through $SPENDGATE_MOCK_URL).
+PORT ?= 4000
+MOCK_PORT ?= 8090
+
 run: sync
-	$(VENV)/bin/spendgate serve --config examples/config.yaml --mock-provider 8090
+	$(VENV)/bin/spendgate serve --config examples/config.yaml --port $(PORT) --mock-provider $(MOCK_PORT)
 
 test: sync
 	$(VENV)/bin/ruff check src tests bench tools reliability

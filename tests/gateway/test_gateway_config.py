@@ -25,9 +25,10 @@ def test_example_config_loads_and_routes_to_the_mock() -> None:
     deployments = build_deployments(config, spendgate.default_price_book())
     assert {d.group for d in deployments} >= {"gpt-4o", "claude-sonnet-4-6", "text-embedding-3-small"}
     assert all("127.0.0.1:8090" in d.target.api_base for d in deployments)
-    assert config.warnings == (
-        "litellm_settings.drop_params: LiteLLM setting not implemented by spendgate; ignored",
-    )
+    assert config.warnings == ()  # the example starts without warnings about its own keys
+    # `serve --mock-provider PORT` sets SPENDGATE_MOCK_URL: every model follows the mock's port.
+    moved = load_config(EXAMPLE, environ={"SPENDGATE_MOCK_URL": "http://127.0.0.1:8190"})
+    assert {d.litellm_params.api_base for d in moved.model_list} == {"http://127.0.0.1:8190"}
 
 
 @pytest.mark.parametrize(

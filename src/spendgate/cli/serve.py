@@ -16,9 +16,12 @@ from spendgate.errors import ConfigurationError
 if TYPE_CHECKING:
     from spendgate.config import GatewayConfig
 
-__all__ = ["create_app", "register"]
+__all__ = ["MOCK_URL_ENV", "create_app", "register"]
 
 _CONFIG_ENV = "SPENDGATE_CONFIG"
+MOCK_URL_ENV = "SPENDGATE_MOCK_URL"
+"""Set by ``--mock-provider`` to the mock's URL: a config's ``os.environ/SPENDGATE_MOCK_URL``
+follows the port (examples/config.yaml does)."""
 
 
 def create_app() -> object:
@@ -57,29 +60,30 @@ def serve(
     mock_provider: Annotated[
         int | None,
         typer.Option(
-            help="Also run the mock provider on this port (offline demo: examples/config.yaml uses 8090)."
+            help="Also run the mock provider on this port, and set $SPENDGATE_MOCK_URL to it "
+            "(examples/config.yaml's models point there)."
         ),
     ] = None,
 ) -> None:
     """Run the gateway: an OpenAI- and Anthropic-compatible proxy that prices and records every call."""
     from spendgate.config import load_config
 
-    try:
-        loaded = load_config(config)  # validate before forking workers: errors name the field
-    except ConfigurationError as exc:
-        fail(str(exc))
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for warning in loaded.warnings:
-        err_console.print(f"[yellow]config warning:[/] {warning}", highlight=False, soft_wrap=True)
-    os.environ[_CONFIG_ENV] = str(config.resolve())
-    if workers > 1 and loaded.general_settings.run_migrations:
-        _migrate(loaded)  # once, here: workers starting together must not race on the schema
     with contextlib.ExitStack() as stack:
         if mock_provider is not None:
             from spendgate.providers.mock import run_mock_provider
 
             mock = stack.enter_context(run_mock_provider(port=mock_provider))
+            os.environ[MOCK_URL_ENV] = mock.base_url  # before the config is read (workers inherit it)
             err_console.print(f"mock provider on {mock.url}", highlight=False)
+        try:
+            loaded = load_config(config)  # validate before forking workers: errors name the field
+        except ConfigurationError as exc:
+            fail(str(exc))
+        # The config's warnings are logged once per process by the app (spendgate.server).
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        os.environ[_CONFIG_ENV] = str(config.resolve())
+        if workers > 1 and loaded.general_settings.run_migrations:
+            _migrate(loaded)  # once, here: workers starting together must not race on the schema
         if loaded.general_settings.metrics_enabled and (
             workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         ):
@@ -119,7 +123,7 @@ def _banner(host: str, port: int, workers: int, config: GatewayConfig) -> None:
         f"  curl {base}/v1/chat/completions -H 'authorization: Bearer {key}' \\\n"
         f"    -H 'content-type: application/json' \\\n"
         f'    -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}]}}\' -i\n\n'
-        f"  python -c \"import openai; c = openai.OpenAI(base_url='{base}/v1', api_key='{key}'); "
+        f"  {_python()} -c \"import openai; c = openai.OpenAI(base_url='{base}/v1', api_key='{key}'); "
         f"r = c.chat.completions.with_raw_response.create(model='{model}', "
         f"messages=[{{'role': 'user', 'content': 'Hello'}}]); "
         f"print(r.parse().choices[0].message.content, r.headers['x-spendgate-response-cost'])\"\n",
@@ -127,6 +131,17 @@ def _banner(host: str, port: int, workers: int, config: GatewayConfig) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+def _python() -> str:
+    """The interpreter that runs spendgate (it has the openai SDK after ``make run``), as a
+    path relative to the working directory when it is below it (``.venv/bin/python``)."""
+    import sys
+
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        return str(exe.relative_to(Path.cwd()))
+    return str(exe)
 
 
 def _run(host: str, port: int, workers: int, log_level: str, access_log: bool, graceful_timeout: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +19,8 @@ from spendgate.stores.database.engine import masked_url
 from spendgate.stores.database.partitions import ensure_partitions_ahead
 
 __all__ = ["SchemaStatus", "alembic_config", "schema_status", "upgrade"]
+
+log = logging.getLogger("spendgate.database")
 
 
 def alembic_config() -> Config:
@@ -38,23 +43,47 @@ class SchemaStatus:
         return self.current == self.head
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    """Upgrade; (revision before, revision after). Alembic's own line per migration and
+    per connection is kept out of the log (at debug); :func:`upgrade` logs one line."""
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
+    before = _current(connection)
+    with _quiet_alembic():
+        command.upgrade(cfg, revision)
+    return before, _current(connection)
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's info lines (one per migration, two per connection) only at debug level."""
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    if not alembic_log.isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(level)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head", *, now: datetime | None = None) -> None:
     """Migrate the database to ``revision``; on PostgreSQL also create the spend-event
-    partitions for this month and the next two."""
+    partitions for this month and the next two. Logs one line: what was migrated."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+        before, after = await conn.run_sync(_upgrade, revision)
+    where = masked_url(engine.url)
+    if before == after:
+        log.info("database %s: schema up to date (revision %s)", where, after)
+    else:
+        log.info("database %s: schema migrated from %s to %s", where, before or "empty", after)
     if engine.dialect.name == "postgresql":
         await ensure_partitions_ahead(engine, now or datetime.now(UTC))
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    with _quiet_alembic():
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 async def schema_status(engine: AsyncEngine) -> SchemaStatus:
