@@ -17,8 +17,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from typer.testing import CliRunner
+
+from spendgate.cli import _register, app
 
 ROOT = Path(__file__).resolve().parents[2]
+_register()
 
 
 def _free_port() -> int:
@@ -80,3 +85,25 @@ def test_serve_the_example_on_other_ports_offline(tmp_path: Path) -> None:
     assert f"mock provider on http://127.0.0.1:{mock_port}/v1" in text
     # The banner names the interpreter to run its Python snippet with.
     assert re.search(r"\S*python\S* -c \"import openai", text), text
+
+
+@pytest.mark.parametrize("path", ["./spendgate.db", "/var/tmp/spendgate.db"])
+def test_a_file_path_as_database_url_is_one_line_with_the_fix(path: str, tmp_path: Path) -> None:
+    fix = f"sqlite+aiosqlite:///{path}"
+    status = CliRunner().invoke(app, ["db", "status", "--database-url", path], terminal_width=400)
+    assert status.exit_code == 2
+    assert "Traceback" not in status.output and fix in status.output
+    assert len(status.output.strip().splitlines()) == 1, status.output
+    config = tmp_path / "config.yaml"
+    config.write_text(f"general_settings:\n  database_url: {path}\n")
+    spendgate = Path(sys.executable).with_name("spendgate")
+    serve = subprocess.run(
+        [str(spendgate), "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert serve.returncode == 2
+    lines = serve.stderr.strip().splitlines()
+    assert len(lines) == 1 and "general_settings.database_url" in lines[0] and fix in lines[0], serve.stderr

@@ -77,6 +77,7 @@ def serve(
             err_console.print(f"mock provider on {mock.url}", highlight=False)
         try:
             loaded = load_config(config)  # validate before forking workers: errors name the field
+            _check_database_url(loaded)
         except ConfigurationError as exc:
             fail(str(exc))
         # The config's warnings are logged once per process by the app (spendgate.server).
@@ -95,6 +96,19 @@ def serve(
             stack.callback(prepare_multiprocess_dir())
         _banner(host, port, workers, loaded)
         _run(host, port, workers, log_level, access_log, graceful_timeout)
+
+
+def _check_database_url(config: GatewayConfig) -> None:
+    """A database URL that cannot be used stops the start with one line (not a traceback
+    from the lifespan), e.g. a file path where a URL belongs."""
+    from spendgate.stores.database import database_url, masked_url
+
+    try:
+        masked_url(database_url(config.general_settings.database_url))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"general_settings.database_url: {exc}") from None
+    except ValueError as exc:  # an unsupported driver
+        raise ConfigurationError(f"general_settings.database_url: {exc}") from None
 
 
 def _migrate(config: GatewayConfig) -> None:

@@ -7,7 +7,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from spendgate.errors import ConfigurationError
 
 __all__ = ["DEFAULT_DATABASE_URL", "create_engine", "database_url", "is_postgres", "masked_url"]
 
@@ -21,7 +24,14 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def _normalise(url: str | URL) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # Most often a file path given where a URL belongs: say what to write instead.
+        raise ConfigurationError(
+            f"{url!r} is not a database URL: for a SQLite file write sqlite+aiosqlite:///{url} "
+            "(for PostgreSQL: postgresql://user:password@host:5432/database)"
+        ) from None
     # Plain "postgresql://" and "sqlite://" URLs get the async drivers.
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
