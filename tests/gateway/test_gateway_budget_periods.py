@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import openai
 import pytest
 import pytest_asyncio
 from gateway_helpers import GatewayServer
@@ -162,3 +163,26 @@ async def test_budget_remaining_is_after_the_real_cost_once_settled(
     assert headers["x-spendgate-budget-remaining"] == "0.999"  # not 0.99: the reservation is gone
     status, _, headers = await cent_call(client)
     assert headers["x-spendgate-budget-remaining"] == "0.989"
+
+
+async def test_x_litellm_api_key_is_a_credential_and_the_cost_has_litellm_s_header(
+    gw: GatewayServer, admin: Admin, client_for: ClientFactory, mock: MockServer
+) -> None:
+    key = admin.key(max_budget=1)
+    # Authorization carries something else (another service's token): LiteLLM's header wins.
+    client = openai.AsyncOpenAI(
+        base_url=gw.url,
+        api_key="not-the-gateway-key",
+        default_headers={"x-litellm-api-key": f"Bearer {key}"},
+        max_retries=0,
+    )
+    async with client:
+        status, error, headers = await cent_call(client)
+        assert status == 200, error
+        assert headers["x-litellm-response-cost"] == headers["x-spendgate-response-cost"] == "0.01"
+        bare = client.with_options(default_headers={"x-litellm-api-key": key})
+        assert (await cent_call(bare))[0] == 200
+        wrong = client.with_options(default_headers={"x-litellm-api-key": "sk-unknown-key-0123456789"})
+        assert (await cent_call(wrong))[0] == 401
+    status, _, headers = await cent_call(client_for(key), model="a-model-nobody-has")
+    assert status >= 400 and headers["x-litellm-response-cost"] == headers["x-spendgate-response-cost"] == "0"

@@ -27,7 +27,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spendgate.http.errors import error_body, render_error
-from spendgate.http.headers import OVERHEAD_MS, REQUEST_ID, RESPONSE_COST, RETRY_AFTER, overhead_text
+from spendgate.http.headers import (
+    LITELLM_RESPONSE_COST,
+    OVERHEAD_MS,
+    REQUEST_ID,
+    RESPONSE_COST,
+    RETRY_AFTER,
+    overhead_text,
+)
 
 __all__ = ["GatewayMiddleware", "InFlight", "new_request_id"]
 
@@ -36,6 +43,16 @@ log = logging.getLogger("spendgate.gateway")
 _PREFIX = f"req_{os.urandom(5).hex()}"
 _counter = itertools.count(1)
 _REQUEST_ID, _OVERHEAD_MS, _RESPONSE_COST = (h.encode() for h in (REQUEST_ID, OVERHEAD_MS, RESPONSE_COST))
+_LITELLM_COST = LITELLM_RESPONSE_COST.encode()
+
+
+def _litellm_cost(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """LiteLLM's ``x-litellm-response-cost`` beside spendgate's cost, same exact USD; none
+    for an unpriced call (never a made-up $0) or a stream (its cost is not known yet)."""
+    for name, value in headers:
+        if name == _RESPONSE_COST:
+            return [] if value == b"unpriced" else [(_LITELLM_COST, value)]
+    return []
 
 
 def new_request_id() -> str:
@@ -112,6 +129,7 @@ class GatewayMiddleware:
                 )
                 if _RESPONSE_COST not in names and not streamed:
                     headers.append((_RESPONSE_COST, b"0"))
+                headers.extend(_litellm_cost(headers))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -76,7 +76,15 @@ log = logging.getLogger("spendgate.gateway")
 
 # Client headers never forwarded upstream: credentials, hop-by-hop, and what httpx sets.
 _NOT_FORWARDED = frozenset(
-    {"x-api-key", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-request-id"}
+    {
+        "x-api-key",
+        "x-litellm-api-key",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-request-id",
+    }
 )
 
 

@@ -1,8 +1,10 @@
 """Credentials on a request: where a caller's key is read from, and when a request may
 name its end customer in a header.
 
-The gateway and the management API read a key the same way: ``Authorization: Bearer
-<key>`` (OpenAI clients), ``x-api-key`` (Anthropic clients) or ``api-key`` (Azure clients).
+The gateway and the management API read a key the same way: LiteLLM's
+``x-litellm-api-key: [Bearer ]<key>`` first (it carries the gateway key when
+``Authorization`` carries another credential), else ``Authorization: Bearer <key>``
+(OpenAI clients), ``x-api-key`` (Anthropic clients) or ``api-key`` (Azure clients).
 
 The end customer may come from the ``x-spendgate-end-user`` header only when the TCP peer
 is a trusted proxy (``general_settings.trusted_proxies``, DESIGN §1.9); from anyone else the
@@ -35,6 +37,11 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The caller's key from the first credential header present (module docstring)."""
+    litellm = headers.get("x-litellm-api-key")
+    if litellm and litellm.strip():
+        scheme, _, token = litellm.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else litellm.strip()
     auth = headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")

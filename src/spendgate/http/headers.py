@@ -5,6 +5,7 @@ header                              value
 ==================================  =========================================================
 ``x-spendgate-request-id``          the request id (every response, errors included)
 ``x-spendgate-response-cost``       exact USD of the call (``0.0000625``) or ``unpriced``
+``x-litellm-response-cost``         LiteLLM's name for the same USD (not sent when unpriced)
 ``x-spendgate-overhead-ms``         time spent in the gateway, upstream excluded (``1.234``)
 ``x-spendgate-budget-remaining``    USD left in the tightest budget window after this request
                                     (once settled: after its real cost; a stream's, sent
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUDGET_REMAINING",
     "BUDGET_RESET",
+    "LITELLM_RESPONSE_COST",
     "OVERHEAD_MS",
     "REQUEST_ID",
     "RESPONSE_COST",
@@ -50,6 +52,7 @@ __all__ = [
 
 REQUEST_ID = "x-spendgate-request-id"
 RESPONSE_COST = "x-spendgate-response-cost"
+LITELLM_RESPONSE_COST = "x-litellm-response-cost"
 OVERHEAD_MS = "x-spendgate-overhead-ms"
 BUDGET_REMAINING = "x-spendgate-budget-remaining"
 BUDGET_RESET = "x-spendgate-budget-reset"
