@@ -83,6 +83,16 @@ def test_keys_lifecycle(gateway: str) -> None:
     assert result.exit_code == 0 and "tbl" in result.output and "$2" in result.output
 
 
+def test_keys_list_shows_budget_limits_windows(gateway: str) -> None:
+    windows = [{"budget_duration": "1d", "max_budget": 5}, {"budget_duration": "30d", "max_budget": "50.5"}]
+    body = {"key_alias": "win", "budget_limits": windows}
+    _admin_client.call("http://gateway", MASTER, "POST", "/key/generate", body)
+    result = runner.invoke(root, ["keys", "list"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "$5 / 1d" in result.output and "$50.5 / 30d" in result.output
+    assert "unlimited" not in result.output  # windows are budgets too (issue #17 item 7)
+
+
 def test_teams_and_users(gateway: str) -> None:
     team = run(
         "teams",

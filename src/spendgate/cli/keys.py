@@ -34,12 +34,21 @@ def _key_table(keys: list[dict[str, Any]], title: str) -> Table:
             k.get("key_alias") or "",
             k.get("user_id") or "",
             k.get("team_id") or "",
-            show_usd(k.get("max_budget")),
+            _budgets(k),
             k.get("budget_duration") or "",
             "yes" if k.get("blocked") else "",
             str(k.get("expires") or ""),
         )
     return table
+
+
+def _budgets(key: dict[str, Any]) -> str:
+    """The key's budgets: ``max_budget`` (its window is the next column) and each
+    ``budget_limits`` window as ``$5 / 1d``; "unlimited" only when there are none."""
+    lines = [] if key.get("max_budget") is None else [show_usd(key["max_budget"])]
+    for window in key.get("budget_limits") or ():
+        lines.append(f"{show_usd(window.get('max_budget'))} / {window.get('budget_duration')}")
+    return "\n".join(lines) or "unlimited"
 
 
 @app.command()
