@@ -41,6 +41,12 @@ class Session:
     def is_admin(self) -> bool:
         return self.role in ("proxy_admin", "proxy_admin_viewer")
 
+    @property
+    def can_write(self) -> bool:
+        """Whether to offer forms that change things (viewers only read); the API still
+        decides each change."""
+        return self.role in ("proxy_admin", "internal_user")
+
     def csrf_ok(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(token.encode(), self.csrf.encode())
 

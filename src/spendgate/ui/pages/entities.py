@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
+from spendgate.ui.pages.edits import DURATIONS, LIMITS, TARGETS
 from spendgate.ui.pages.windows import windows_of
 
 __all__ = ["KINDS", "entity_list", "entity_page"]
@@ -71,7 +72,14 @@ def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
                 i for i in items if needle in f"{i.get(kind.id_field)} {i.get(kind.label_field)}".lower()
             ]
         return ctx.render(
-            "entities.html", kind=kind, section=section, items=items, q=ctx.query("q"), answer=answer
+            "entities.html",
+            kind=kind,
+            section=section,
+            items=items,
+            q=ctx.query("q"),
+            answer=answer,
+            limits=LIMITS,
+            durations=DURATIONS,
         )
 
     return handler
@@ -95,6 +103,9 @@ def entity_page(section: str) -> Callable[[PageContext], Awaitable[Response]]:
             windows=windows_of(entity, kind.scope, kind.id_field),
             keys=[k for k in keys if isinstance(k, dict)],
             members=members,
+            id_name=TARGETS[section].id_field,
+            limits=LIMITS,
+            durations=DURATIONS,
         )
 
     return handler

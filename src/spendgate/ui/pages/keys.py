@@ -9,9 +9,10 @@ from starlette.responses import RedirectResponse, Response
 
 from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
+from spendgate.ui.pages.edits import DURATIONS, LIMITS
 from spendgate.ui.pages.windows import windows_of
 
-__all__ = ["block_key", "create_key", "keys", "regenerate_key"]
+__all__ = ["block_key", "create_key", "key_page", "keys", "regenerate_key"]
 
 _PAGE_SIZE = 25
 _SEARCH = ("key_alias", "team_id", "user_id")
@@ -72,3 +73,18 @@ async def regenerate_key(ctx: PageContext) -> Response:
         raise ApiError(422, "key: say which key")
     created = await ctx.api.post("/key/regenerate", {"key": token})
     return ctx.render("key_created.html", created=created, action="regenerated")
+
+
+async def key_page(ctx: PageContext) -> Response:
+    """One key (``/key/info?key=``, its hash): budget windows, limits and the form to edit
+    them."""
+    token = ctx.request.path_params["token"]
+    info = (await ctx.api.get("/key/info", {"key": token}))["info"]
+    return ctx.render(
+        "key.html",
+        key=info,
+        token=token,
+        windows=windows_of(info, "key"),
+        limits=LIMITS,
+        durations=DURATIONS,
+    )
