@@ -19,6 +19,8 @@ from spendgate.ui.pages.series import GROUPS, SpendRows, read_spend
 
 __all__ = ["export", "spend"]
 
+GRANULARITIES = ("hour", "day", "week", "month")
+"""The export's periods: weeks start on Monday, months on the 1st, in the chosen zone."""
 _SHOWN = 8  # groups drawn one by one; the rest are summed as "other"
 _NON_ADMIN_GROUPS = ("key", "user", "team")  # what the export lets a non-admin group by
 
@@ -42,7 +44,9 @@ async def spend(ctx: PageContext) -> Response:
     group_by = ctx.query("group_by", allowed[0] if ctx.session.is_admin else "key")
     if group_by not in allowed:
         raise ApiError(422, f"group_by: choose one of {', '.join(allowed)}")
-    granularity = "hour" if ctx.query("granularity") == "hour" else "day"
+    granularity = ctx.query("granularity", "day")
+    if granularity not in GRANULARITIES:
+        raise ApiError(422, f"granularity: choose one of {', '.join(GRANULARITIES)}")
     start, end = _dates(ctx)
     if (end - start).days > (31 if granularity == "hour" else 3660):
         raise ApiError(422, "the range is too long for this granularity: hourly at most 31 days")
@@ -75,21 +79,29 @@ def _ranked(rows: SpendRows) -> list[str]:
 
 def _axis(start: date, end: date, granularity: str, timezone: str) -> list[int]:
     """Every period start of the range (epoch seconds), so the chart spans the whole range
-    and a period without spend is drawn as zero."""
+    and a period without spend is drawn as zero. The first week or month starts before
+    ``start`` when the range does (the export labels it so)."""
     zone = ZoneInfo(timezone)
-    step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
-    moment = datetime.combine(start, datetime.min.time(), zone)
-    stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
-    out = []
-    while moment < stop:
-        out.append(int(moment.timestamp()))
-        # Local days: step the wall clock, so a DST day is one point, not 23 or 25 hours.
-        moment = (
-            (moment.astimezone(UTC) + step).astimezone(zone)
-            if granularity == "hour"
-            else datetime.combine(moment.date() + step, datetime.min.time(), zone)
-        )
-    return out
+    if granularity == "hour":
+        moment = datetime.combine(start, datetime.min.time(), zone)
+        stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
+        out = []
+        while moment < stop:
+            out.append(int(moment.timestamp()))
+            moment = (moment.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+        return out
+    # Local days, weeks and months: step the calendar, so a DST day is one point.
+    day = {"week": start - timedelta(days=start.weekday()), "month": start.replace(day=1)}.get(
+        granularity, start
+    )
+    days = []
+    while day <= end:
+        days.append(day)
+        if granularity == "month":
+            day = (day + timedelta(days=32)).replace(day=1)
+        else:
+            day += timedelta(days=7 if granularity == "week" else 1)
+    return [int(datetime.combine(d, datetime.min.time(), zone).timestamp()) for d in days]
 
 
 def _table(rows: SpendRows, names: dict[str, str]) -> list[dict[str, Any]]:
