@@ -121,3 +121,10 @@ def test_prices_show_json_has_the_billed_table() -> None:
     assert set(billed) == {"standard", "batch", "flex", "priority"}
     assert billed["flex"]["> 200,000"]["input"] == "0.00000125"
     assert billed["batch"]["> 200,000"]["reasoning"] == "0.0000075"
+
+
+def test_prices_show_prints_a_zero_rate_as_0_dollars() -> None:
+    result = runner.invoke(app, ["prices", "show", "openrouter/qwq-32b:free"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "$0 / 1M tokens" in result.output
+    assert "$ / 1M" not in result.output and "$0.000" not in result.output  # issue #17 item 7

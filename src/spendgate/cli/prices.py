@@ -34,15 +34,20 @@ def _catalogue(path: Path | None) -> Catalogue:
         fail(f"{path}: {exc}")
 
 
+def _dollars(value: Decimal) -> str:
+    """``$2.5``, ``$10``, ``$0`` (no trailing zeros; a $0 rate is ``$0``, not ``$``)."""
+    return f"${value.normalize():f}" if value else "$0"
+
+
 def _per_million(rate: Any) -> str:
-    return f"${rate * 1_000_000:f}".rstrip("0").rstrip(".") if rate is not None else ""
+    return _dollars(rate * 1_000_000) if rate is not None else ""
 
 
 def _shown(name: str, value: Decimal) -> str:
     if name in TOKEN_KINDS:
         return f"{_per_million(value)} / 1M tokens"
     unit = "second" if "second" in name else name.rpartition("per_")[2]
-    return f"${value:f} / {unit}"
+    return f"{_dollars(value)} / {unit}"
 
 
 def _rates_rows(rates: Rates) -> list[tuple[str, str]]:
@@ -50,9 +55,9 @@ def _rates_rows(rates: Rates) -> list[tuple[str, str]]:
         (name, _shown(name, value)) for name in RATE_FIELDS if (value := getattr(rates, name)) is not None
     ]
     for size, value in sorted(rates.image_variants.items()):
-        rows.append((f"image {size}", f"${value:f} / image"))
+        rows.append((f"image {size}", f"{_dollars(value)} / image"))
     for size, value in sorted(rates.web_search.items()):
-        rows.append((f"web search ({size})", f"${value:f} / call"))
+        rows.append((f"web search ({size})", f"{_dollars(value)} / call"))
     return rows
 
 
