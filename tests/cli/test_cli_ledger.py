@@ -104,3 +104,36 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-01", now=now, tz="Europe/Berlin").utcoffset() == timedelta(hours=1)
     with pytest.raises(ValueError, match="cannot read time"):
         parse_when("last tuesday", now=now, tz="UTC")
+
+
+def test_tag_report_total_counts_each_event_once(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'tags.db'}"
+    assert runner.invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    now = datetime.now(UTC)
+
+    async def seed() -> None:
+        engine = create_engine(url)
+        tags = [("a", "b"), ("a",), ()]  # two tags, one, none
+        events = [
+            SpendEvent(
+                event_id=f"tag-{i}",
+                occurred_at=now - timedelta(hours=i + 1),
+                cost_nanos=1_000_000_000,
+                usage=Usage(input_tokens=10, output_tokens=1),
+                tags=tags[i],
+                model="gpt-4o-mini",
+                provider="openai",
+            )
+            for i in range(3)
+        ]
+        await LedgerRepository(engine).write_batch(events)
+        await engine.dispose()
+
+    asyncio.run(seed())
+    args = ["spend", "report", "--by", "tag", "--since", "1d", "--database-url", url]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert {r["tag"]: r["requests"] for r in data["rows"]} == {None: 1, "a": 2, "b": 1}
+    assert sum(r["cost_nanos"] for r in data["rows"]) == 4 * 10**9  # per tag
+    assert data["totals"]["requests"] == 3 and data["totals"]["cost_nanos"] == 3 * 10**9  # each event once
+    table = runner.invoke(app, args)
+    assert "$3.00" in table.output and "$4.00" not in table.output

@@ -63,7 +63,8 @@ def report(
         typer.Option(
             "--by",
             help="Group by key, user, team, org, customer, tag, model, provider, deployment "
-            "(repeat or comma-separate).",
+            "(repeat or comma-separate). By tag, an event counts under each of its tags; the "
+            "total counts it once.",
         ),
     ] = None,
     since: Annotated[str, typer.Option(help="Start: 30d, 12h, 2w ago, or an ISO date/time.")] = "30d",
@@ -79,7 +80,7 @@ def report(
 ) -> None:
     """Spend, tokens and requests over a time range, e.g. ``--by team --since 30d``."""
     from spendgate.core.periods import get_timezone
-    from spendgate.ledger.reports import spend_report
+    from spendgate.ledger.reports import Report, Totals, spend_report
 
     if as_csv and as_json:
         fail("choose one of --csv and --json")
@@ -91,15 +92,22 @@ def report(
     except ValueError as exc:
         fail(str(exc))
 
-    result = read_database(
-        database_url,
-        lambda engine: spend_report(
+    async def read(engine: AsyncEngine) -> tuple[Report, Totals]:
+        result = await spend_report(
             engine, start=start, end=end, group_by=dims, granularity=granularity, tz=tz
-        ),
-    )
+        )
+        if "tag" not in dims:
+            return result, result.totals
+        # Rows count an event under each of its tags; the total counts it once: the same
+        # range and periods, not grouped (every event, once).
+        whole = await spend_report(engine, start=start, end=end, group_by=[], granularity=granularity, tz=tz)
+        return result, whole.totals
+
+    result, totals = read_database(database_url, read)
 
     if as_json:
-        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        body = {**result.to_dict(), "totals": totals.to_dict()}
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     rows = result.to_dict()["rows"]
     columns = (["period_start"] if granularity else []) + dims
@@ -140,7 +148,7 @@ def report(
         table.add_row(
             *cells, format_usd(t.cost_nanos), f"{t.requests:,}", f"{t.input_tokens:,}", f"{t.output_tokens:,}"
         )
-    t = result.totals
+    t = totals
     pad = [""] * (len(columns) - 1) if columns else []
     table.add_row(
         *(["[bold]total[/]", *pad] if columns else []),
