@@ -1,7 +1,7 @@
 """Benchmark: the cost of pricing one call, spendgate against genai-prices and LiteLLM.
 
 Run with ``make bench`` (installs the bench-only group), or
-``.venv/bin/python bench/pricing.py [--samples 30] [--calls 2000]``.
+``.venv/bin/python bench/pricing.py [--samples 60] [--calls 200]``.
 
 Every library prices the same calls in the same process, interleaved sample by sample
 so that machine noise hits them alike:
@@ -131,8 +131,11 @@ def _sample(fn: Callable[[], object], calls: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=30)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per sample")
+    # Short samples (200 calls: well under a millisecond for spendgate) and many of them: on
+    # a shared machine a sample that spans a preemption is an outlier the median ignores,
+    # while a long sample is inflated by it (2000-call samples read 3-5x slower at load 13).
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--calls", type=int, default=200, help="calls per sample")
     args = parser.parse_args()
 
     load_before = f"{os.getloadavg()[0]:.2f}"
