@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest_asyncio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db_helpers import clear_database
+from db_helpers import clear_database, database_name
 from spendgate.stores.database import create_engine, upgrade
 
 PG_URL = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -44,7 +43,7 @@ def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session."""
     if SKIP_PG:
         pytest.skip("SPENDGATE_TEST_SKIP_POSTGRES=1")
-    name = f"spendgate_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = database_name("test")
 
     async def create() -> None:
         conn = await asyncpg.connect(_dsn(PG_URL), timeout=10)

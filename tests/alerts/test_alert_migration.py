@@ -4,7 +4,6 @@ tables (with the decision row's unique key), down drops them and leaves 0006's s
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db_helpers import database_name
 from spendgate.stores.database import create_engine, upgrade
 from spendgate.stores.database.migrate import alembic_config
 
@@ -35,7 +35,7 @@ async def empty(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     )
     dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"spendgate_alerts_mig_{uuid.uuid4().hex[:8]}"
+    name = database_name("alerts_mig")
     conn = await asyncpg.connect(dsn)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()

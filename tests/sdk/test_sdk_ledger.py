@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import spendgate
-from db_helpers import clear_database
+from db_helpers import clear_database, database_name
 from spendgate.errors import ConfigurationError, StorageError
 from spendgate.ledger.reports import spend_report
 from spendgate.providers.mock import MockServer, run_mock_provider
@@ -192,7 +191,7 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         return
     base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"spendgate_sdk_unmigrated_{uuid.uuid4().hex[:8]}"
+    name = database_name("sdk_unmigrated")
 
     async def run(sql: str) -> None:
         conn = await asyncpg.connect(dsn, timeout=10)

@@ -4,7 +4,6 @@ SQLite and then PostgreSQL (a database of its own, dropped afterwards)."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest_asyncio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db_helpers import database_name
 from spendgate.stores.database import create_engine
 
 
@@ -32,7 +32,7 @@ async def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if os.environ.get("SPENDGATE_TEST_SKIP_POSTGRES") == "1":
         pytest.skip("SPENDGATE_TEST_SKIP_POSTGRES=1")
     base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    name = f"spendgate_mig_{uuid.uuid4().hex[:10]}"
+    name = database_name("mig")
     conn = await asyncpg.connect(_dsn(base))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')

@@ -4,7 +4,6 @@ databases, so windows and spend events recorded before the upgrade still name it
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from db_helpers import database_name
 from spendgate.stores.database import create_engine, upgrade
 
 pytestmark = pytest.mark.asyncio
@@ -34,7 +34,7 @@ async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if os.environ.get("SPENDGATE_TEST_SKIP_POSTGRES") == "1":
         pytest.skip("SPENDGATE_TEST_SKIP_POSTGRES=1")
     base = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    name = f"spendgate_mig_{uuid.uuid4().hex[:10]}"
+    name = database_name("mig")
     conn = await asyncpg.connect(_dsn(base))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
