@@ -510,7 +510,16 @@ File used: {sources.GENAI_FILE} (wheel genai-prices=={gen})
 -------------------------------------------------------------------------------
 
 {sources.mit_text(genai_license)}
-"""
+""" + _vendored_notice()
+
+
+VENDORED_NOTICE = ROOT / "src" / "spendgate" / "ui" / "static" / "vendor" / "NOTICE"
+"""The dashboard's vendored front-end files' licences (tools/ui_assets.py records them), kept
+beside the files and appended to the repository's NOTICE by this build."""
+
+
+def _vendored_notice() -> str:
+    return "\n" + VENDORED_NOTICE.read_text(encoding="utf-8") if VENDORED_NOTICE.exists() else ""
 
 
 @dataclass(frozen=True)
