@@ -466,21 +466,6 @@ class Pipeline:
         event_id: str | None = None,
     ) -> None:
         scopes = call.scopes
-        if call.cache_hit and event_id is None:
-            # Charged nothing; what the call would have cost is what it saved.
-            saved = _nanos(breakdown)
-            breakdown = CostBreakdown(
-                model=breakdown.model,
-                priced=True,
-                resolved_model=breakdown.resolved_model,
-                provider=breakdown.provider,
-                usage=breakdown.usage,
-                catalogue_version=breakdown.catalogue_version,
-                price_source=breakdown.price_source,
-                service_tier=breakdown.service_tier,
-            )
-        else:
-            saved = 0
         event = SpendEvent.from_breakdown(
             breakdown,
             event_id=event_id or call.request_id,
@@ -502,9 +487,13 @@ class Pipeline:
             operation_id=call.request_id,
             latency_ms=int((time.perf_counter() - call.started) * 1000),
             overhead_ms=None if overhead is None else round(overhead * 1000),
-            cache_hit=call.cache_hit and event_id is None,
-            saved_nanos=saved,
         )
+        if call.cache_hit and event_id is None:
+            # Charged nothing; what the call would have cost is what it saved.
+            event = event.with_(
+                cost_nanos=0, cost_items={}, unpriced=False, unpriced_reason=None, cache_hit=True,
+                saved_nanos=event.cost_nanos,
+            )  # fmt: skip
         try:
             self.recorder.record(event)
         except Exception:
