@@ -44,6 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spendgate.admin import AdminSettings, ExplainTarget, NotAvailable, admin_routes
+from spendgate.admin.currency import CurrencyDisplay
 from spendgate.alerts import AlertRouting, AlertSender, routing_from_config
 from spendgate.alerts.operational import OperationalAlerts
 from spendgate.alerts.recorder import AlertRecorder
@@ -384,6 +385,9 @@ def build_app(
             timezone=settings.timezone,
             global_max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
             alerting=alerting,
+            currency=CurrencyDisplay(general.display_currency, general.exchange_rates_file)
+            if general.display_currency
+            else None,
         )
     )
     starlette = Starlette(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from spendgate.admin.currency import CurrencyDisplay
 from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.alerts.settings import AlertRouting
 from spendgate.core.keys import hash_key
@@ -136,6 +137,9 @@ class AdminSettings:
     global_max_budget_nanos: int | None = None
     """The proxy-wide budget (``litellm_settings.max_budget``), which ``/global/spend`` shows."""
     alerting: AlertRouting | None = None
+    currency: CurrencyDisplay | None = None
+    """``general_settings.display_currency`` and its rates: spend endpoints add a ``display``
+    object (docs/spend-api.md, "Currency"); None: USD only."""
     """The configured alert channels (``POST /alerting/test`` enqueues to them); None: none."""
 
     @classmethod

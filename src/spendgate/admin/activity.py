@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -139,7 +140,12 @@ def _key_metadata(vk: VirtualKey | None) -> dict[str, Any]:
 
 
 async def _render(
-    repo: EntityRepository, scope: str, days: Sequence[DayActivity], page: int, page_size: int
+    repo: EntityRepository,
+    scope: str,
+    days: Sequence[DayActivity],
+    page: int,
+    page_size: int,
+    display: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     shown = days[(page - 1) * page_size : page * page_size]
     key_ids = {k for d in shown for k in d.keys if k is not None}
@@ -194,6 +200,14 @@ async def _render(
             "page": page,
             "total_pages": math.ceil(len(days) / page_size),
             "has_more": page * page_size < len(days),
+            # the page's totals in the display currency (docs/spend-api.md, "Currency")
+            **(
+                {}
+                if display is None
+                else {
+                    "display": display(total_spend=total.cost_nanos, total_saved_cache_cost=total.saved_nanos)
+                }
+            ),
         },
     }
 
@@ -288,7 +302,9 @@ async def _activity(
             if selected is None or selected
             else []
         )
-    return await _render(ctx.repo, scope, days, q.page, q.page_size)
+    currency = ctx.settings.currency
+    display = None if currency is None else partial(currency.display, span.last)
+    return await _render(ctx.repo, scope, days, q.page, q.page_size, display)
 
 
 async def user_daily_activity(ctx: Context, q: UserActivityQuery) -> dict[str, Any]:

@@ -164,6 +164,13 @@ async def spend_tags(ctx: Context, q: SpendRangeQuery) -> Any:
     ]
 
 
+async def exchange_rates(ctx: Context, q: SpendKeysQuery) -> Any:
+    """``GET /exchange_rates``: the display currency and every dated rate of the rates file."""
+    if ctx.settings.currency is None:
+        return {"display_currency": None, "source": None, "error": None, "rates": []}
+    return ctx.settings.currency.rates()
+
+
 def _read(path: str, handler: Any, summary: str, query: Any) -> Endpoint:
     return endpoint(path, handler, summary, query=query, write=False, plain_keys=True)
 
@@ -188,6 +195,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _read("/global/spend/teams", global_spend_teams, "Spend per team per day", SpendRangeQuery),
     _read("/global/spend/models", global_spend_models, "The top models by spend", GlobalSpendModelsQuery),
     _read("/global/spend/tags", global_spend_tags, "Spend per tag", GlobalSpendTagsQuery),
+    _read(
+        "/exchange_rates",
+        exchange_rates,
+        "The display currency and its dated exchange rates (the ledger stays in USD)",
+        SpendKeysQuery,
+    ),
     _read(
         "/global/spend/report",
         global_spend_report,

@@ -70,12 +70,13 @@ async def global_spend(ctx: Context, q: SpendRangeQuery) -> Any:
     access = await spend_access(ctx.repo, ctx.caller)
     days = DayRange(q, ctx.now)
     slices = await day_slices(ctx.repo.session, days, *keys_scope(access))
-    spent = usd(sum(s.totals.cost_nanos for s in slices))
-    saved = usd(sum(s.totals.saved_nanos for s in slices))
+    spent = sum(s.totals.cost_nanos for s in slices)
+    saved = sum(s.totals.saved_nanos for s in slices)
     return {
-        "spend": spent,
-        "saved_cache_cost": saved,
+        "spend": usd(spent),
+        "saved_cache_cost": usd(saved),
         "max_budget": usd(ctx.settings.global_max_budget_nanos),
+        **_display(ctx, days, spend=spent, saved_cache_cost=saved),
     }
 
 
@@ -176,7 +177,8 @@ async def global_spend_report(ctx: Context, q: GlobalSpendReportQuery) -> Any:
             ids = frozenset(owned)
         else:
             ids = None if access.everything else access.key_ids
-        return await _by_key(ctx, await day_slices(session, days, "key", ids, by_scope=True, by_model=True))
+        slices = await day_slices(session, days, "key", ids, by_scope=True, by_model=True)
+        return await _by_key(ctx, days, slices)
     if q.group_by == "customer":
         access.check_admin("customer spend", param="group_by")
         ids = frozenset({q.customer_id}) if q.customer_id is not None else None
@@ -202,10 +204,12 @@ async def global_spend_report(ctx: Context, q: GlobalSpendReportQuery) -> Any:
         entries = []
         for sid, parts in groups.items():
             label = names.get(sid, sid) if scope == "team" else (sid if sid is not None else none)
+            spent = sum(p.totals.cost_nanos for p in parts)
             entries.append(
                 {
                     field: label,
-                    "total_spend": usd(sum(p.totals.cost_nanos for p in parts)),
+                    "total_spend": usd(spent),
+                    **_display(ctx, days, total_spend=spent),
                     "total_saved_cache_cost": usd(sum(p.totals.saved_nanos for p in parts)),
                     "metadata": [
                         {
@@ -223,7 +227,14 @@ async def global_spend_report(ctx: Context, q: GlobalSpendReportQuery) -> Any:
     return out
 
 
-async def _by_key(ctx: Context, slices: list[Slice]) -> list[dict[str, Any]]:
+def _display(ctx: Context, days: DayRange, **nanos: int) -> dict[str, Any]:
+    """``{"display": …}``: the amounts in the display currency (none configured: ``{}``)."""
+    if ctx.settings.currency is None:
+        return {}
+    return {"display": ctx.settings.currency.display(days.last, **nanos)}
+
+
+async def _by_key(ctx: Context, days: DayRange, slices: list[Slice]) -> list[dict[str, Any]]:
     """LiteLLM's api_key grouping: per key, its totals and its ``model_details``."""
     keys = await key_rows(ctx.repo.session, [s.scope_id for s in slices])
     grouped: dict[str | None, list[Slice]] = {}
@@ -237,6 +248,7 @@ async def _by_key(ctx: Context, slices: list[Slice]) -> list[dict[str, Any]]:
             {
                 "api_key": key_name(keys.get(sid or ""), sid),
                 "total_cost": usd(nanos[-1]),
+                **_display(ctx, days, total_cost=nanos[-1]),
                 "total_input_tokens": sum(p.totals.input_tokens for p in parts),
                 "total_output_tokens": sum(p.totals.output_tokens for p in parts),
                 "total_saved_cache_cost": usd(sum(p.totals.saved_nanos for p in parts)),
