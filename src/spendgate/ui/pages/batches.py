@@ -6,6 +6,7 @@ API's own cursor (``after`` / ``after_id``), never an offset."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
 
 __all__ = ["batches"]
@@ -84,6 +86,24 @@ def _row(item: dict[str, Any], names: dict[str, str]) -> BatchRow:
     )
 
 
+async def _creator_names(ctx: PageContext, items: list[dict[str, Any]]) -> dict[str, str]:
+    """The aliases of this page's creators only (``/key/info`` each, at the same time): not
+    a list of every key with its spend, which costs a second on a large ledger."""
+    ids = sorted(
+        {str(k) for i in items if (k := ((i.get("spendgate") or {}).get("creator") or {}).get("key_id"))}
+    )
+
+    async def name(key_id: str) -> tuple[str, str | None]:
+        try:
+            info = (await ctx.api.get("/key/info", {"key": key_id}))["info"]
+        except ApiError:  # regenerated since (its id is no longer its hash), or not readable
+            return key_id, None
+        return key_id, str(info.get("key_alias") or info.get("key_name") or "") or None
+
+    found = await asyncio.gather(*(name(k) for k in ids))
+    return {k: v for k, v in found if v}
+
+
 async def batches(ctx: PageContext) -> Response:
     api = ctx.query("api", "openai")
     if api not in _APIS:
@@ -91,8 +111,9 @@ async def batches(ctx: PageContext) -> Response:
     path, cursor = _APIS[api]
     after = ctx.query("after")
     answer = await ctx.api.get(path, {"limit": _PAGE_SIZE, cursor: after})
-    names = await ctx.key_names()
-    rows = [_row(item, names) for item in answer.get("data") or []]
+    items = list(answer.get("data") or [])
+    names = await _creator_names(ctx, items)
+    rows = [_row(item, names) for item in items]
     return ctx.render(
         "batches.html",
         rows=rows,

@@ -1,0 +1,195 @@
+"""The dashboard's pages over a 10-million-event ledger: each page's time, p50 and p95 (issue #18).
+
+What it measures, honestly:
+
+* **The data.** The PostgreSQL database of ``bench/spend_api.py`` (``bench13``: 10 M spend
+  events over 30 days from 2026-10-01, 10 organizations, 200 teams, 1,000 users, 2,000
+  keys, 40 models, 500 end customers); run that script first, it builds the data once.
+* **The server.** The whole gateway (``spendgate.server.build_app``: gateway, management
+  API and dashboard) on that database with a master key, served by uvicorn in a
+  subprocess, exactly as ``spendgate serve`` runs it. Its clock for the Overview is set to
+  2026-10-30 12:00 UTC (the data's last day), so "today / this week / this month" read data;
+  nothing else is changed.
+* **The requests.** Signed in with the master key (the session cookie), each page is
+  requested ``--runs`` times after one warm-up; the time is the whole response received
+  over loopback HTTP (the page's own in-process API calls included), i.e. the server's
+  time plus well under a millisecond of client. p50, p95, min, max, the HTML's size and the
+  1-minute load average before and after.
+
+    .venv/bin/python bench/spend_api.py --only none     # once: builds bench13 (~8+ minutes)
+    .venv/bin/python bench/ui.py                        # then: every page, 20 runs each
+    .venv/bin/python bench/ui.py --only spend --runs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from spend_api import DEFAULT_URL, MASTER, free_port, time_requests
+
+NOW = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
+SPAN = {"start_date": "2026-10-01", "end_date": "2026-10-30"}
+WEEK = {"start_date": "2026-10-24", "end_date": "2026-10-30"}
+
+
+def _spend(
+    name: str, group_by: str, span: dict[str, str] = SPAN, **extra: str
+) -> tuple[str, str, str, dict[str, Any]]:
+    return ("spend", f"spend {name}, by {group_by}", "/ui/spend", {**span, "group_by": group_by, **extra})
+
+
+def pages(busy_key: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(group, name, path, query) of every page measured."""
+    kolkata = {"timezone": "Asia/Kolkata"}
+    return [
+        ("overview", "overview (UTC)", "/ui/overview", {}),
+        ("overview", "overview (Asia/Kolkata)", "/ui/overview", kolkata),
+        _spend("30 days per day", "team"),
+        _spend("30 days per day", "key"),
+        _spend("30 days per day", "model"),
+        _spend("30 days per day", "customer"),
+        _spend("30 days per day, Kolkata", "team", **kolkata),
+        _spend("7 days per hour", "provider", WEEK, granularity="hour"),
+        _spend("30 days per week", "team", granularity="week"),
+        _spend("30 days per month", "model", granularity="month"),
+        ("keys", "keys, page 1", "/ui/keys", {}),
+        ("keys", "keys, page 40", "/ui/keys", {"page": 40}),
+        ("keys", "key page (the busiest key)", f"/ui/keys/{busy_key}", {}),
+        ("budgets", "budgets", "/ui/budgets", {}),
+        ("entities", "teams", "/ui/teams", {}),
+        ("entities", "team page (team-007)", "/ui/teams/team-007", {}),
+        ("entities", "users, page 1", "/ui/users", {}),
+        ("entities", "user page (user-0007)", "/ui/users/user-0007", {}),
+        ("entities", "customers", "/ui/customers", {}),
+        ("logs", "logs, newest 50", "/ui/logs", {}),
+        ("logs", "logs, page 20", "/ui/logs", {"page": 20}),
+        ("logs", "logs of the busiest key", "/ui/logs", {"api_key": busy_key}),
+        ("logs", "logs, one day", "/ui/logs", {"start_date": "2026-10-15", "end_date": "2026-10-15"}),
+        ("batches", "batches", "/ui/batches", {}),
+        ("alerts", "alerts", "/ui/alerts", {}),
+    ]
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+def serve(url: str, port: int) -> None:
+    """The gateway as ``spendgate serve`` runs it, its Overview clock at :data:`NOW`."""
+    import uvicorn
+
+    from spendgate.config import parse_config
+    from spendgate.server import build_app
+    from spendgate.ui.pages import overview
+
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> _Clock:
+            moment = NOW.astimezone(tz)
+            return cls.fromtimestamp(moment.timestamp(), moment.tzinfo)
+
+    overview.datetime = _Clock  # type: ignore[misc]
+    journal = tempfile.mkdtemp(prefix="bench-ui-journal-")
+    config = parse_config(
+        {
+            "model_list": [
+                {
+                    "model_name": "gpt-4o",
+                    "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://127.0.0.1:9"},
+                }
+            ],
+            "general_settings": {
+                "master_key": MASTER,
+                "database_url": url,
+                "run_migrations": True,
+                "journal_dir": journal,
+            },
+        },
+        environ={},
+    )
+    app = build_app(config)
+    gc.collect()
+    gc.freeze()  # as `spendgate serve` does after start-up
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/ui/login", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the gateway did not start")
+
+
+def signed_in(base: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=600)
+    answer = client.post("/ui/login", data={"key": MASTER})
+    if answer.status_code != 303 or "spendgate_session" not in client.cookies:
+        raise SystemExit(f"sign-in failed: {answer.status_code} {answer.text[:300]}")
+    return client
+
+
+def busiest_key(base: str) -> str:
+    """The hash of ``key-0000`` (the data's busiest key)."""
+    r = httpx.get(
+        f"{base}/key/list",
+        params={"key_alias": "key-0000", "return_full_object": "true"},
+        headers={"Authorization": f"Bearer {MASTER}"},
+        timeout=60,
+    )
+    r.raise_for_status()
+    return str(r.json()["keys"][0]["token"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("SPENDGATE_BENCH_POSTGRES_URL", DEFAULT_URL))
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--slow-runs", type=int, default=5, help="runs of a page whose warm-up took > 2 s")
+    parser.add_argument("--only", default="", help="comma-separated groups (overview,spend,keys,…)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.database_url, args.port)
+        return
+    only = {g for g in args.only.split(",") if g}
+    proc, base = start_server(args.database_url)
+    try:
+        client = signed_in(base)
+        cases = [c for c in pages(busiest_key(base)) if not only or c[0] in only]
+        print(f"dashboard pages, {args.runs} requests each after 1 warm-up, ms (load average before–after)")
+        for _, name, path, params in cases:
+            res = time_requests(client, path, params, args.runs, args.slow_runs)
+            print(
+                f"{name:<44} p50 {res['p50']:6.0f}  p95 {res['p95']:6.0f}  min {res['min']:6.0f}  "
+                f"max {res['max']:6.0f}  n {res['runs']:2}  {res['bytes']:>9,} B  [{res['load']}]",
+                flush=True,
+            )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()
