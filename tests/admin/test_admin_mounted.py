@@ -70,4 +70,4 @@ def test_global_spend_shows_the_configured_proxy_budget(tmp_path: Path) -> None:
     with TestClient(build_app(config)) as client:
         answer = client.get("/global/spend", headers={"authorization": f"Bearer {MASTER}"})
     assert answer.status_code == 200
-    assert answer.json() == {"spend": 0, "max_budget": 12.5}
+    assert answer.json() == {"spend": 0, "max_budget": 12.5, "saved_cache_cost": 0}
