@@ -62,12 +62,13 @@ class PageContext:
         page = self.query("page")
         return int(page) if page.isdigit() and int(page) > 0 else 1
 
-    async def visible_keys(self) -> list[dict[str, Any]]:
-        """The keys the caller may read, as full objects: the first 100 of /key/list (a
-        bounded read), or the caller's own key when it has no user (/key/list is 403 then)."""
+    async def visible_keys(self, page: int = 1, size: int = 100) -> list[dict[str, Any]]:
+        """The keys the caller may read, as full objects: one page of /key/list (a bounded
+        read; each key's spend is computed by the API, ~10 ms a key on a large ledger), or
+        the caller's own key when it has no user (/key/list is 403 then)."""
         if self.session.role == "key":
-            return [(await self.api.get("/key/info"))["info"]]
-        listing = await self.api.get("/key/list", {"return_full_object": "true", "size": 100})
+            return [(await self.api.get("/key/info"))["info"]] if page == 1 else []
+        listing = await self.api.get("/key/list", {"return_full_object": "true", "page": page, "size": size})
         return list(listing["keys"])
 
     async def key_names(self) -> dict[str, str]:
