@@ -21,7 +21,7 @@ from spendgate.alerts.model import Alert, threshold_text
 from spendgate.core.money import format_usd
 from spendgate.stores.database.models import EndCustomer, Organization, Team, User, VirtualKey
 
-__all__ = ["budget_message", "describe", "scope_labels"]
+__all__ = ["alert_email_table", "budget_message", "describe", "scope_labels"]
 
 _WINDOWS = {"1d": "daily", "1w": "weekly", "1mo": "monthly", "1h": "hourly", "year": "yearly"}
 
@@ -140,18 +140,27 @@ async def describe(session: AsyncSession, alert: Alert) -> Alert:
     return replace(described, message=budget_message(described))
 
 
-def _emails(metadata: Mapping[str, Any] | None, threshold: Decimal | None) -> list[str]:
-    """The recipients ``metadata.max_budget_alert_emails`` names for ``threshold``."""
-    if not isinstance(metadata, Mapping) or threshold is None:
-        return []
-    table = metadata.get("max_budget_alert_emails")
+def alert_email_table(metadata: Mapping[str, Any] | None) -> dict[Decimal, list[str]]:
+    """LiteLLM's ``metadata.max_budget_alert_emails`` (``{"50": [emails], "90": […]}``) as
+    percent → addresses. Keys that are not a positive number are skipped (the management API
+    refuses them on write); so are values that are not addresses."""
+    table = metadata.get("max_budget_alert_emails") if isinstance(metadata, Mapping) else None
     if not isinstance(table, Mapping):
-        return []
+        return {}
+    out: dict[Decimal, list[str]] = {}
     for name, emails in table.items():
         try:
-            matches = Decimal(str(name)) == threshold
+            percent = Decimal(str(name))
         except ArithmeticError:
             continue
-        if matches and isinstance(emails, list):
-            return [e for e in emails if isinstance(e, str) and "@" in e]
-    return []
+        if percent.is_finite() and percent > 0:
+            listed = emails if isinstance(emails, list) else []
+            out[percent] = [e for e in listed if isinstance(e, str) and "@" in e]
+    return out
+
+
+def _emails(metadata: Mapping[str, Any] | None, threshold: Decimal | None) -> list[str]:
+    """The recipients ``metadata.max_budget_alert_emails`` names for ``threshold``."""
+    if threshold is None:
+        return []
+    return alert_email_table(metadata).get(threshold, [])

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from spendgate.alerts.budget import alert_email_table
 from spendgate.core.money import to_nano
 from spendgate.core.scopes import Scope
 from spendgate.enforcement import BudgetLimit, RateLimit, scope_limits
@@ -215,20 +216,8 @@ def decode_limits(row: Any, profile: Budget | None, windows: Sequence[BudgetWind
 
 def alert_thresholds(metadata: Mapping[str, Any]) -> tuple[Decimal, ...]:
     """The percents named by ``metadata.max_budget_alert_emails`` (LiteLLM's per-entity
-    email thresholds), ascending; keys that are not a positive number are skipped (the
-    management API refuses them on write)."""
-    emails = metadata.get("max_budget_alert_emails")
-    if not isinstance(emails, Mapping):
-        return ()
-    out: set[Decimal] = set()
-    for name in emails:
-        try:
-            value = Decimal(str(name))
-        except ArithmeticError:
-            continue
-        if value.is_finite() and value > 0:
-            out.add(value.normalize())
-    return tuple(sorted(out))
+    email thresholds), ascending."""
+    return tuple(sorted({p.normalize() for p in alert_email_table(metadata)}))
 
 
 @dataclass(frozen=True, slots=True)
