@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Loaded:
-    def __init__(self, server: GatewayServer, db: Path) -> None:
+    def __init__(self, server: GatewayServer, db: Path, rated_scrape: str) -> None:
         self.server = server
         self.db = db
+        self.rated_scrape = rated_scrape
 
     def scrape(self, **headers: str) -> httpx.Response:
         return httpx.get(f"{self.server.base_url}/metrics", headers=headers, timeout=30)
@@ -66,11 +68,19 @@ def loaded(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) ->
                 "metadata": {"model_rpm_limit": {"gpt-4o": 50}, "model_tpm_limit": {"gpt-4o": 90000}},
             },
         )["key"]
+        # The rate window slides by the minute: the two requests and the scrape that reads
+        # what they left must fall in one minute, else the previous minute's weight (the part
+        # of it still inside the window) makes the remainder a moving figure.
+        if time.time() % 60 > 45:
+            time.sleep(60.5 - time.time() % 60)
+        minute = int(time.time() // 60)
         with openai.OpenAI(base_url=server.url, api_key=rated_key, max_retries=0, timeout=20) as client:
             for _ in range(2):
                 client.chat.completions.create(
                     model="gpt-4o", messages=[{"role": "user", "content": "rated"}]
                 )
+        rated_scrape = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+        assert int(time.time() // 60) == minute, "two requests and a scrape took over 15 s"
         for key in (MASTER_KEY, limited_key, open_key):
             with openai.OpenAI(base_url=server.url, api_key=key, max_retries=0, timeout=20) as client:
                 for i in range(6):
@@ -89,7 +99,8 @@ def loaded(mock_server: MockServer, tmp_path_factory: pytest.TempPathFactory) ->
                         model="no-such-model", messages=[{"role": "user", "content": "x"}]
                     )
         Ledger(base / "spendgate.db").wait(3 * 7 + 2)
-        yield Loaded(server, base / "spendgate.db")
+        time.sleep(1.1)  # scrapes within a second of the last one reuse its budget snapshot
+        yield Loaded(server, base / "spendgate.db", rated_scrape)
 
 
 def test_metrics_pass_promtool_and_have_no_made_up_values(loaded: Loaded) -> None:
@@ -197,7 +208,7 @@ def test_the_grafana_dashboard_uses_metrics_that_exist(loaded: Loaded) -> None:
 
 
 def test_a_keys_rate_limits_per_model(loaded: Loaded) -> None:
-    text = loaded.scrape().text
+    text = loaded.rated_scrape
     requests = samples(text, "litellm_remaining_api_key_requests_for_model")
     tokens = samples(text, "litellm_remaining_api_key_tokens_for_model")
     with sqlite3.connect(loaded.db) as conn:
@@ -206,8 +217,9 @@ def test_a_keys_rate_limits_per_model(loaded: Loaded) -> None:
             "ON e.api_key = k.key_id WHERE k.key_alias = 'rated'"
         ).fetchone()
     assert used > 0
-    # Two requests in the current minute (the sliding window weighs the previous minute's
-    # by the part of it still inside the window: none here, the key was made just now).
+    # Two requests in the current minute, scraped in that minute (the sliding window weighs
+    # the previous minute's by the part of it still inside the window: none here, the key
+    # was made just now).
     assert [(s.labels["api_key_alias"], s.labels["model"], s.value) for s in requests] == [
         ("rated", "gpt-4o", 48)
     ]
