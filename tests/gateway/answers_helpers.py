@@ -111,12 +111,16 @@ async def _call(client: openai.AsyncOpenAI, ask: _Ask, stream: bool) -> tuple[st
 
 
 async def _client(
-    client: openai.AsyncOpenAI, index: int, deadline: float, timeout: float, tally: Tally
+    client: openai.AsyncOpenAI, index: int, deadline: float, timeout: float, tally: Tally, min_each: int
 ) -> None:
     rng = random.Random(index)
     loop = asyncio.get_running_loop()
     number = 0
-    while loop.time() < deadline:
+    # Past the deadline only while either kind has fewer than ``min_each`` calls (a loaded
+    # machine makes fewer in the time), and never more than a minute past it.
+    while loop.time() < deadline or (
+        min(tally.streamed, tally.calls - tally.streamed) < min_each and loop.time() < deadline + 60
+    ):
         number += 1
         stream = (index + number) % 2 == 0
         ask = _Ask.new(index, number, rng)
@@ -141,10 +145,11 @@ async def _client(
 
 
 async def hammer(
-    base_url: str, api_key: str, *, clients: int, duration: float, timeout: float = 30.0
+    base_url: str, api_key: str, *, clients: int, duration: float, timeout: float = 30.0, min_each: int = 0
 ) -> Tally:
     """Run ``clients`` concurrent clients for ``duration`` seconds against the gateway at
-    ``base_url`` (its ``/v1``); every call ends within ``timeout`` or counts as a hang."""
+    ``base_url`` (its ``/v1``), and on until at least ``min_each`` streamed and ``min_each``
+    whole calls were started; every call ends within ``timeout`` or counts as a hang."""
     tally = Tally()
     async with contextlib.AsyncExitStack() as stack:
         # Made before the clock starts: making one (its TLS context) takes tens of milliseconds.
@@ -155,7 +160,9 @@ async def hammer(
             for _ in range(clients)
         ]
         deadline = asyncio.get_running_loop().time() + duration
-        await asyncio.gather(*(_client(client, i, deadline, timeout, tally) for i, client in enumerate(made)))
+        await asyncio.gather(
+            *(_client(client, i, deadline, timeout, tally, min_each) for i, client in enumerate(made))
+        )
     return tally
 
 

@@ -23,7 +23,7 @@ async def test_concurrent_clients_each_get_their_own_answer_and_are_billed_once(
     mock_server.reset()
     config = make_config(mock_server.base_url, tmp_path / "spendgate.db", tmp_path / "journal")
     with GatewayServer(config) as gateway:
-        tally = await hammer(gateway.url, MASTER_KEY, clients=64, duration=3.0, timeout=20.0)
+        tally = await hammer(gateway.url, MASTER_KEY, clients=64, duration=3.0, timeout=20.0, min_each=60)
     assert tally.wrong == [] and tally.hangs == 0 and not tally.errors, tally.summary()
     assert tally.streamed > 50 and tally.calls - tally.streamed > 50, tally.summary()
     assert len(set(tally.answered)) == len(tally.answered) == tally.calls
