@@ -373,6 +373,9 @@ class SpendEventRow(Base):
     search_context_size: Mapped[str | None] = mapped_column(String(16))
     messages: Mapped[dict[str, Any] | None] = mapped_column()
     response: Mapped[dict[str, Any] | None] = mapped_column()
+    adjustment: Mapped[dict[str, Any] | None] = mapped_column()
+    """An ``adjustment`` event's audit record (who set the key's spend, from what to what;
+    migration 0010); NULL on every other event."""
 
     __table_args__ = (
         # BRIN on PostgreSQL (events arrive in time order; migration 0003), B-tree on SQLite.
