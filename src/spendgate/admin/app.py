@@ -105,6 +105,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("/team/update", teams.update_team, "Change a team", body=s.TeamUpdate),
     _ep("/team/delete", teams.delete_team, "Delete teams with their keys", body=s.TeamIds),
     _ep("/team/list", teams.list_teams, "List teams", query=s.TeamListQuery, write=False),
+    _ep("/team/block", teams.block_team, "Block a team: its keys are refused", body=s.TeamBlock),
+    _ep("/team/unblock", teams.unblock_team, "Unblock a team", body=s.TeamBlock),
     _ep("/team/member_add", teams.add_members, "Add members (with an in-team budget)", body=s.TeamMemberAdd),
     _ep(
         "/team/member_update",

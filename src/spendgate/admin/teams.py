@@ -17,6 +17,7 @@ from spendgate.admin._http import Context
 from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
+    TeamBlock,
     TeamIds,
     TeamInfoQuery,
     TeamListQuery,
@@ -42,12 +43,14 @@ from spendgate.stores.database.models import Team, TeamMembership, User
 
 __all__ = [
     "add_members",
+    "block_team",
     "delete_team",
     "list_teams",
     "member_delete",
     "member_update",
     "new_team",
     "team_info",
+    "unblock_team",
     "update_team",
 ]
 
@@ -132,6 +135,25 @@ async def delete_team(ctx: Context, body: TeamIds) -> dict[str, Any]:
     require_admin(ctx.caller, "delete teams")
     ctx.changed_keys.extend(await deletion.delete_teams(ctx.entities, body.team_ids, "team_ids"))
     return {"deleted_teams": body.team_ids}
+
+
+async def _set_blocked(ctx: Context, body: TeamBlock, blocked: bool) -> dict[str, Any]:
+    """A blocked team's keys are refused by the gateway (403 ``team_blocked``); blocking is
+    a proxy_admin's, as ``blocked`` on /team/update is. Every write drops the gateway's
+    cached look-ups, so it takes effect on this instance at once."""
+    require_admin(ctx.caller, "block or unblock teams")
+    team: Team = await ctx.entities.require(TEAMS, body.team_id, "team_id")
+    team.blocked = blocked
+    await ctx.entities.save(TEAMS, team)
+    return (await teams_out(ctx.repo, [team]))[0]
+
+
+async def block_team(ctx: Context, body: TeamBlock) -> dict[str, Any]:
+    return await _set_blocked(ctx, body, True)
+
+
+async def unblock_team(ctx: Context, body: TeamBlock) -> dict[str, Any]:
+    return await _set_blocked(ctx, body, False)
 
 
 async def add_members(ctx: Context, body: TeamMemberAdd) -> dict[str, Any]:

@@ -73,6 +73,7 @@ from spendgate.admin.schemas.organizations import (
 )
 from spendgate.admin.schemas.teams import (
     Member,
+    TeamBlock,
     TeamIds,
     TeamInfoQuery,
     TeamListQuery,
@@ -136,6 +137,7 @@ __all__ = [
     "OrganizationListQuery",
     "OrganizationNew",
     "OrganizationUpdate",
+    "TeamBlock",
     "TeamIds",
     "TeamInfoQuery",
     "TeamListQuery",

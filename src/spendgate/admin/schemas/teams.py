@@ -23,6 +23,7 @@ from spendgate.admin.schemas.fields import (
 
 __all__ = [
     "Member",
+    "TeamBlock",
     "TeamIds",
     "TeamInfoQuery",
     "TeamListQuery",
@@ -73,6 +74,12 @@ class TeamInfoQuery(StrictModel):
 class TeamListQuery(StrictModel):
     user_id: Ref | None = None
     organization_id: Ref | None = None
+
+
+class TeamBlock(StrictModel):
+    """LiteLLM's ``BlockTeamRequest`` (``/team/block`` and ``/team/unblock``)."""
+
+    team_id: Ref
 
 
 class TeamIds(StrictModel):
