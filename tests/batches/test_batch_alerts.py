@@ -135,3 +135,47 @@ async def test_no_channel_taking_batch_alerts_records_nothing(
     gone = await _row(sessions, enforcer, dep, {"id": "batch_gone"}, claim=False)
     assert await poller.run_once(NOW) == PollCycle(seen=1, stale=1)
     assert (await _alerts(sessions)) == [] and gone.id
+
+
+async def test_a_cancelled_anthropic_batch_alerts_nothing(
+    mock: MockServer,
+    client: UpstreamClient,
+    enforcer: Enforcer,
+    recorder: Recorder,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Anthropic's cancelled batch just ``ended``, every line ``canceled``: the caller's
+    choice, not a failure; a batch whose lines errored without a cancel still alerts."""
+    dep = _deployment(mock, "anthropic", "claude-haiku-4-5", "batch-claude")
+    upstream = BatchUpstream(client, dep.target)
+    poller = BatchPoller(
+        sessions=sessions,
+        enforcer=enforcer,
+        recorder=recorder,
+        deployments={dep.id: PolledDeployment(dep, BatchUpstream(client, dep.target, where=dep.id))}.get,
+        instance_id="poller-a",
+        max_age=timedelta(days=2),
+        alerts=OperationalAlerts(sessions, ROUTING, instance_id="poller-a", clock=lambda: NOW),
+    )
+    requests = [
+        {
+            "custom_id": f"m{n}",
+            "params": {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 4,
+                "messages": [{"role": "user", "content": "word " * (3 + n)}],
+            },
+        }
+        for n in range(3)
+    ]
+    cancelled = await upstream.create_message_batch(requests, headers={"x-mock-batch-polls": "5"})
+    await upstream.cancel_message_batch(cancelled["id"])
+    row = await _row(sessions, enforcer, dep, cancelled, "anthropic", claim=False)
+    while (await poller.run_once(NOW)).seen:
+        pass
+    ended = await upstream.retrieve_message_batch(cancelled["id"])
+    assert ended["processing_status"] == "ended" and ended["request_counts"]["canceled"] == 3
+    async with sessions() as session:
+        settled = await session.get(type(row), row.id)
+    assert settled is not None and settled.settled_at is not None
+    assert await _alerts(sessions) == []

@@ -207,7 +207,7 @@ class BatchPoller:
             raise
         if not done.settled:
             return "lost"
-        failure = _failure(done)
+        failure = _failure(done, cancelled=_cancelled(row.api, batch))
         if failure is not None:
             await self._alert(row, "batch_failed", failure, now, done.status)
         return "settled"
@@ -264,18 +264,26 @@ class BatchPoller:
 _FAILED_STATUSES = frozenset({"failed", "expired"})
 
 
-def _failure(done: BatchSettlement) -> str | None:
+def _failure(done: BatchSettlement, *, cancelled: bool) -> str | None:
     """Why a settled batch counts as failed (None: it did not): the provider failed or
     expired it, or none of its lines succeeded. A cancelled batch is the caller's choice."""
     if done.status in _FAILED_STATUSES:
         return f"the provider reports it {done.status}"
-    if done.status in ("cancelled", "cancelling"):
+    if cancelled:
         return None
     totals = done.totals
     failed = totals.lines_failed + totals.lines_invalid
     if totals.lines_ok == 0 and failed:
         return f"none of its lines succeeded ({failed} failed)"
     return None
+
+
+def _cancelled(api: str, batch: dict[str, Any]) -> bool:
+    """The batch was cancelled by its caller: OpenAI says so in its status; an Anthropic
+    batch just ``ended``, with ``cancel_initiated_at`` set (its lines come back ``canceled``)."""
+    if api == "anthropic":
+        return bool(batch.get("cancel_initiated_at"))
+    return batch.get("status") in ("cancelled", "cancelling")
 
 
 def _status(api: str, batch: dict[str, Any]) -> str:
