@@ -76,6 +76,7 @@ from spendgate.gateway.deployments import build_deployments
 from spendgate.gateway.lookups import bounded
 from spendgate.gateway.managed import BatchGateway, BatchSettings
 from spendgate.gateway.middleware import InFlight
+from spendgate.gateway.model_info import ModelDirectory
 from spendgate.gateway.pipeline import EventSink, Pipeline
 from spendgate.gateway.replies import header_map
 from spendgate.gateway.routes import GatewayApp, batch_routes, gateway_routes
@@ -155,9 +156,10 @@ def build_app(
     settings = config.litellm_settings
     rules = AdjustmentRules.from_litellm(settings.cost_discount_config, settings.cost_margin_config)
     has_rules = bool(rules.discounts or rules.margins)
+    book = book or default_price_book()
     deployments = build_deployments(
         config,
-        book or default_price_book(),
+        book,
         (lambda provider, model: rules.for_model(provider, model)) if has_rules else (lambda p, m: None),
     )
     router = Router(
@@ -366,7 +368,9 @@ def build_app(
             holder["services"] = app.state.services = services
             yield
 
-    routes = gateway_routes(lambda: holder["services"].pipeline)
+    routes = gateway_routes(
+        lambda: holder["services"].pipeline, ModelDirectory.build(config, deployments, book)
+    )
     routes += batch_routes(lambda: _batches(holder["services"]))
     for path in ("/health/liveliness", "/health/liveness", "/health"):
         routes.append(Route(path, _liveliness, methods=["GET"]))

@@ -1,6 +1,8 @@
 """The gateway's routes and its ASGI front: the OpenAI API (each route also without
-``/v1``), Anthropic's ``/v1/messages``, ``GET /v1/models``, and the files, batches and
-message batches routes (:func:`batch_routes`).
+``/v1``), Anthropic's ``/v1/messages``, ``GET /v1/models``, LiteLLM's model info and
+``/spend/calculate`` (:mod:`~spendgate.gateway.model_info`,
+:mod:`~spendgate.gateway.spend_calculate`), and the files, batches and message batches
+routes (:func:`batch_routes`).
 
 The composition root (:mod:`spendgate.server`) builds the :class:`Pipeline` in its lifespan
 and mounts these routes beside the management API's; :class:`GatewayApp` is the app it
@@ -24,7 +26,9 @@ from spendgate.gateway.batch_files import FilesApi
 from spendgate.gateway.batch_openai import OpenAIBatchesApi
 from spendgate.gateway.managed import BatchGateway
 from spendgate.gateway.middleware import GatewayMiddleware, InFlight
+from spendgate.gateway.model_info import ModelDirectory, ModelInfoApi
 from spendgate.gateway.pipeline import Pipeline
+from spendgate.gateway.spend_calculate import SpendCalculator
 from spendgate.http.errors import render_error
 
 __all__ = ["ENDPOINTS", "BatchesOf", "GatewayApp", "PipelineOf", "batch_routes", "gateway_routes"]
@@ -47,8 +51,10 @@ BatchesOf = Callable[[], BatchGateway]
 """Finds the files and batches side (built in the lifespan, after the routes)."""
 
 
-def gateway_routes(pipeline_of: PipelineOf) -> list[Route]:
-    """The inference routes and ``GET /v1/models``."""
+def gateway_routes(pipeline_of: PipelineOf, directory: ModelDirectory | None = None) -> list[Route]:
+    """The inference routes and ``GET /v1/models``; with ``directory``, also ``GET
+    /model/info`` (and ``/v1/model/info``), ``GET /model_group/info`` and ``POST
+    /spend/calculate``."""
     routes: list[Route] = []
     for path, endpoint in ENDPOINTS.items():
         handler = _endpoint(pipeline_of, endpoint)
@@ -60,6 +66,14 @@ def gateway_routes(pipeline_of: PipelineOf) -> list[Route]:
 
     for path in ("/v1/models", "/models"):
         routes.append(Route(path, models, methods=["GET"]))
+    if directory is not None:
+        info = ModelInfoApi(directory, lambda: pipeline_of().auth)
+        for path in ("/model/info", "/v1/model/info"):
+            routes.append(Route(path, info.model_info, methods=["GET"]))
+        routes.append(Route("/model_group/info", info.model_group_info, methods=["GET"]))
+        routes.append(
+            Route("/spend/calculate", SpendCalculator(directory, pipeline_of).calculate, methods=["POST"])
+        )
     return routes
 
 
