@@ -26,7 +26,11 @@ async def test_only_a_proxy_admin_blocks_a_team(api: Api) -> None:
     lead = await api.ok(
         "POST",
         "/user/new",
-        {"user_id": "lead", "user_role": "internal_user", "teams": [{"team_id": "t-own", "user_role": "admin"}]},
+        {
+            "user_id": "lead",
+            "user_role": "internal_user",
+            "teams": [{"team_id": "t-own", "user_role": "admin"}],
+        },
     )
     status, err = await api.post("/team/block", {"team_id": "t-own"}, key=lead["key"])
     assert status == 403, err

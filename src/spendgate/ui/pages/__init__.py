@@ -9,10 +9,11 @@ from starlette.responses import Response
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.alerts import alerts
 from spendgate.ui.pages.batches import batches
+from spendgate.ui.pages.blocking import BLOCKABLE, block
 from spendgate.ui.pages.budgets import budgets
 from spendgate.ui.pages.edits import create_entity, update_entity, update_key
 from spendgate.ui.pages.entities import entity_list, entity_page
-from spendgate.ui.pages.keys import block_key, create_key, key_page, keys, regenerate_key
+from spendgate.ui.pages.keys import create_key, key_page, keys, regenerate_key
 from spendgate.ui.pages.logs import logs
 from spendgate.ui.pages.overview import overview
 from spendgate.ui.pages.spend import export, spend
@@ -27,7 +28,7 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/spend/export", export, ("GET",)),
     ("/keys", keys, ("GET",)),
     ("/keys/create", create_key, ("POST",)),
-    ("/keys/block", block_key, ("POST",)),
+    ("/keys/block", block("keys"), ("POST",)),
     ("/keys/regenerate", regenerate_key, ("POST",)),
     ("/keys/update", update_key, ("POST",)),
     ("/keys/{token}", key_page, ("GET",)),
@@ -39,6 +40,7 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
             (f"/{section}", entity_list(section), ("GET",)),
             (f"/{section}/create", create_entity(section), ("POST",)),
             (f"/{section}/update", update_entity(section), ("POST",)),
+            *([(f"/{section}/block", block(section), ("POST",))] if section in BLOCKABLE else []),
             (f"/{section}/{{ident:path}}", entity_page(section), ("GET",)),
         )
     ),

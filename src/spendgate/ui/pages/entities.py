@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
+from spendgate.ui.pages.blocking import BLOCKABLE
 from spendgate.ui.pages.edits import DURATIONS, LIMITS, TARGETS
 from spendgate.ui.pages.windows import windows_of
 
@@ -56,6 +57,12 @@ def _items(answer: Any) -> list[dict[str, Any]]:
     return list(answer or [])
 
 
+def _can_block(ctx: PageContext, section: str) -> bool:
+    """Whether to offer block buttons: teams and customers are blocked by proxy admins
+    only (the API refuses anyone else; a forged POST gets that 403)."""
+    return section in BLOCKABLE and ctx.session.role == "proxy_admin"
+
+
 def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
     kind = KINDS[section]
 
@@ -78,6 +85,7 @@ def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
             items=items,
             q=ctx.query("q"),
             answer=answer,
+            can_block=_can_block(ctx, section),
             limits=LIMITS,
             durations=DURATIONS,
         )
@@ -104,6 +112,7 @@ def entity_page(section: str) -> Callable[[PageContext], Awaitable[Response]]:
             keys=[k for k in keys if isinstance(k, dict)],
             members=members,
             id_name=TARGETS[section].id_field,
+            can_block=_can_block(ctx, section),
             limits=LIMITS,
             durations=DURATIONS,
         )

@@ -1,18 +1,19 @@
-"""Keys: list and search, create with a budget, block / unblock, regenerate (the new raw key
-shown once, on the answer page only: it is never stored or put in an address)."""
+"""Keys: list and search, create with a budget, regenerate (the new raw key shown once, on
+the answer page only: it is never stored or put in an address); block / unblock is
+:mod:`spendgate.ui.pages.blocking`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.edits import DURATIONS, LIMITS
 from spendgate.ui.pages.windows import windows_of
 
-__all__ = ["block_key", "create_key", "key_page", "keys", "regenerate_key"]
+__all__ = ["create_key", "key_page", "keys", "regenerate_key"]
 
 _PAGE_SIZE = 25
 _SEARCH = ("key_alias", "team_id", "user_id")
@@ -55,16 +56,6 @@ async def create_key(ctx: PageContext) -> Response:
             body[name] = value  # a decimal string: the API reads it exactly
     created = await ctx.api.post("/key/generate", body)
     return ctx.render("key_created.html", created=created, action="created")
-
-
-async def block_key(ctx: PageContext) -> Response:
-    token = _optional(ctx.form, "key")
-    if token is None:
-        raise ApiError(422, "key: say which key")
-    action = "/key/unblock" if ctx.form.get("action") == "unblock" else "/key/block"
-    await ctx.api.post(action, {"key": token})
-    back = ctx.form.get("back") or ""
-    return RedirectResponse(back if back.startswith("/ui/") else "/ui/keys", status_code=303)
 
 
 async def regenerate_key(ctx: PageContext) -> Response:

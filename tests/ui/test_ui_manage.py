@@ -1,0 +1,148 @@
+"""Blocking keys, teams and customers, searching the lists by a fragment, editing budget
+windows, per-model budgets and a temporary increase, and cache savings, in Debian's
+Chromium (issue #18). Blocks are checked where they matter: the gateway refuses the
+official openai SDK's next call, and takes it again once unblocked."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import openai
+from gateway_helpers import MASTER_KEY, GatewayServer
+from playwright.sync_api import Dialog, Page, expect
+from ui_helpers import admin, shot, sign_in
+
+
+def _api(gateway: GatewayServer, path: str, body: dict[str, Any] | None = None, **params: str) -> Any:
+    """The management API as the master key (GET with ``params``, POST with ``body``)."""
+    with admin(gateway) as client:
+        answer = client.post(path, json=body) if body is not None else client.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    return json.loads(answer.content, parse_float=Decimal)
+
+
+def _call(gateway: GatewayServer, key: str) -> int:
+    """One chat call through the official openai SDK: its status (200, or the refusal's)."""
+    with openai.OpenAI(base_url=gateway.url, api_key=key, max_retries=0, timeout=20) as client:
+        try:
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+            )
+        except openai.APIStatusError as exc:
+            return exc.status_code
+    return 200
+
+
+def _confirming(page: Page, questions: list[str]) -> None:
+    """Accept every confirmation dialog, noting what it asked."""
+
+    def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+
+
+def test_block_and_unblock_a_key_from_the_list_and_its_page(page: Page, gateway: GatewayServer) -> None:
+    raw = _api(gateway, "/key/generate", {"key_alias": "blockme"})["key"]
+    assert _call(gateway, raw) == 200
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    questions: list[str] = []
+    _confirming(page, questions)
+
+    page.goto(f"{base}/ui/keys?key_alias=blockme")
+    row = page.locator('tr[data-alias="blockme"]')
+    expect(row.locator(".badge.blocked")).to_have_count(0)
+    row.get_by_role("button", name="Block blockme").click()
+    expect(page.get_by_role("status")).to_contain_text("Blocked")
+    expect(page.locator('tr[data-alias="blockme"] .badge.blocked')).to_have_text("blocked")
+    assert questions and questions[-1].startswith("Block blockme?")
+    assert _call(gateway, raw) in (401, 403)
+    shot(page, "key-blocked")
+
+    page.locator('tr[data-alias="blockme"]').get_by_role("link", name="blockme").click()
+    expect(page.get_by_role("heading", name="Key blockme")).to_be_visible()
+    page.get_by_role("button", name="Unblock blockme").click()
+    expect(page.get_by_role("status")).to_contain_text("Unblocked")
+    expect(page.get_by_role("heading", name="Key blockme")).to_be_visible()  # back on its page
+    expect(page.locator(".badge.blocked")).to_have_count(0)
+    assert _call(gateway, raw) == 200
+
+
+def test_dismissing_the_confirmation_blocks_nothing(page: Page, gateway: GatewayServer) -> None:
+    token = _api(gateway, "/key/generate", {"key_alias": "keepme"})["token"]
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    page.on("dialog", lambda dialog: dialog.dismiss())
+    page.goto(f"{base}/ui/keys/{token}")
+    page.get_by_role("button", name="Block keepme").click()
+    expect(page.get_by_role("heading", name="Key keepme")).to_be_visible()
+    assert _api(gateway, "/key/info", key=token)["info"]["blocked"] is False
+
+
+def test_block_a_team_and_a_customer(page: Page, gateway: GatewayServer) -> None:
+    _api(gateway, "/team/new", {"team_id": "blockteam", "team_alias": "Block Team"})
+    raw = _api(gateway, "/key/generate", {"team_id": "blockteam"})["key"]
+    _api(gateway, "/customer/new", {"user_id": "blockcust", "alias": "Block Customer"})
+    assert _call(gateway, raw) == 200
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    _confirming(page, [])
+
+    page.goto(f"{base}/ui/teams")
+    page.locator('tr[data-id="blockteam"]').get_by_role("button", name="Block Block Team").click()
+    expect(page.locator('tr[data-id="blockteam"] .badge.blocked')).to_be_visible()
+    assert _api(gateway, "/team/info", team_id="blockteam")["team_info"]["blocked"] is True
+    assert _call(gateway, raw) == 403  # team_blocked, through the SDK
+    shot(page, "team-blocked")
+    page.goto(f"{base}/ui/teams/blockteam")
+    page.get_by_role("button", name="Unblock Block Team").click()
+    expect(page.get_by_role("status")).to_contain_text("Unblocked")
+    assert _call(gateway, raw) == 200
+
+    page.goto(f"{base}/ui/customers/blockcust")
+    page.get_by_role("button", name="Block Block Customer").click()
+    expect(page.locator("main .badge.blocked")).to_be_visible()
+    assert _api(gateway, "/customer/info", end_user_id="blockcust")["blocked"] is True
+    page.goto(f"{base}/ui/customers")
+    expect(page.locator('tr[data-id="blockcust"] .badge.blocked')).to_be_visible()
+    page.locator('tr[data-id="blockcust"]').get_by_role("button", name="Unblock Block Customer").click()
+    expect(page.locator('tr[data-id="blockcust"] .badge.blocked')).to_have_count(0)
+    assert _api(gateway, "/customer/info", end_user_id="blockcust")["blocked"] is False
+
+
+def test_a_member_sees_no_block_button_for_teams_and_a_forged_post_is_refused(
+    page: Page, gateway: GatewayServer
+) -> None:
+    _api(gateway, "/team/new", {"team_id": "fort"})
+    _api(gateway, "/team/new", {"team_id": "camp"})
+    other = _api(gateway, "/key/generate", {"team_id": "fort", "key_alias": "fort-key"})
+    kim = _api(gateway, "/user/new", {"user_id": "kim", "user_role": "internal_user", "teams": ["camp"]})
+    base = gateway.base_url
+    sign_in(page, base, kim["key"])
+    page.goto(f"{base}/ui/teams")
+    expect(page.locator('tr[data-id="camp"]')).to_be_visible()
+    expect(page.locator('tr[data-id="fort"]')).to_have_count(0)
+    expect(page.locator("form.block-form")).to_have_count(0)
+    page.goto(f"{base}/ui/teams/camp")
+    expect(page.locator("form.block-form")).to_have_count(0)
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+
+    for path, ident in (("/ui/teams/block", "fort"), ("/ui/keys/block", other["token"])):
+        forged = page.request.post(
+            f"{base}{path}", form={"id": ident, "action": "block", "csrf_token": token}
+        )
+        assert forged.status == 403, (path, forged.text())
+        assert "error-page" in forged.text()
+    assert _api(gateway, "/team/info", team_id="fort")["team_info"]["blocked"] is False
+    assert _api(gateway, "/key/info", key=other["token"])["info"]["blocked"] is False
+    assert _call(gateway, other["key"]) == 200
+    # And without the session's token, even a proxy admin's POST is refused.
+    page.context.clear_cookies()
+    sign_in(page, base, MASTER_KEY)
+    missing = page.request.post(f"{base}/ui/teams/block", form={"id": "fort", "action": "block"})
+    assert missing.status == 403
+    assert _api(gateway, "/team/info", team_id="fort")["team_info"]["blocked"] is False
