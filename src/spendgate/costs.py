@@ -209,7 +209,7 @@ def price(
             free=prices_nothing(spec),
         )
 
-    resolved = (book or default_price_book()).resolve(model, provider, when)
+    resolved = (book or _book or default_price_book()).resolve(model, provider, when)
     if resolved is None:
         return CostBreakdown(
             model=model,

@@ -4,6 +4,7 @@ to the nano, as pricing it afresh; what the memo must not cover it does not."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import time
 from decimal import Context, Decimal, localcontext
 
@@ -91,3 +92,17 @@ def test_the_memo_steps_aside_while_it_misses() -> None:
     assert not calculator._MEMO
     calculate(SPEC, Usage(input_tokens=1, output_tokens=1), "m")
     assert not calculator._MEMO  # paused: priced afresh, nothing kept
+
+
+def test_a_usage_that_differs_in_any_field_is_priced_afresh() -> None:
+    """The memo key spells out the usage's fields: it must name every one of them, or a
+    usage differing only in a field it left out would be given another usage's price."""
+    base = Usage(input_tokens=100, output_tokens=10)
+    changed: dict[str, object] = {"image_size": "1024x1024", "image_quality": "hd", "seconds": D("1.5")}
+    changed["search_context_size"] = "high"
+    keys = {calculator._memo_key(SPEC, base, None, False, "chat", False)}
+    for f in fields(Usage):
+        value = changed[f.name] if f.name in changed else getattr(base, f.name) + 1
+        usage = base.with_(**{f.name: value})
+        keys.add(calculator._memo_key(SPEC, usage, None, False, "chat", False))
+    assert len(keys) == len(fields(Usage)) + 1

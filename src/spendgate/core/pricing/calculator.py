@@ -28,11 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal, getcontext
-from operator import attrgetter
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spendgate.core.money import ZERO
-from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown, priced_breakdown
+from spendgate.core.pricing.breakdown import CostBreakdown, priced_breakdown
 from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
 from spendgate.core.pricing.table import EffectiveRates, cell, levels, service_tier_of
 from spendgate.core.usage.model import Usage
@@ -205,7 +204,18 @@ def calculate(
                 service_tier,
                 catalogue_version,
                 price_source,
-                *_items_of(hit),
+                hit.input,
+                hit.cache_read,
+                hit.cache_write,
+                hit.input_audio,
+                hit.input_image,
+                hit.input_video,
+                hit.output,
+                hit.reasoning,
+                hit.output_audio,
+                hit.output_image,
+                hit.output_video,
+                hit.tools,
             )
             b._nanos = hit._nanos  # the total in nano-USD, if it was read from the first one
             return b
@@ -247,13 +257,15 @@ _MEMO_PAUSE = 16 * _MEMO_SIZE
 _MEMO: dict[tuple[object, ...], CostBreakdown] = {}
 _MEMO_STATS = [0, 0]
 """[hits since the memo was last emptied, calls left before it is tried again]."""
-_usage_values = attrgetter(*(f.name for f in fields(Usage)))
-_items_of = attrgetter(*ITEMS[:-2])  # every item a calculation sets (no adjustment)
 
 
 def _memo_key(
-    spec: PriceSpec, usage: Usage, service_tier: str | None, inclusive_thresholds: bool, mode: str, free: bool
+    spec: PriceSpec, u: Usage, service_tier: str | None, inclusive_thresholds: bool, mode: str, free: bool
 ) -> tuple[object, ...] | None:
+    """What a usage's items depend on, as one flat tuple (one allocation, one hash pass):
+    the pricing facts, then every field of the usage in field order (a test checks that a
+    usage differing in any one field gets another key). Slot reads spelled out: twice as
+    fast as ``attrgetter`` over the 23 names."""
     if spec.off_peak is not None:
         return None
     stats = _MEMO_STATS
@@ -269,7 +281,29 @@ def _memo_key(
         free,
         context.prec,
         context.rounding,
-        _usage_values(usage),
+        u.input_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.input_audio_tokens,
+        u.cache_read_audio_tokens,
+        u.input_image_tokens,
+        u.input_video_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+        u.output_audio_tokens,
+        u.output_image_tokens,
+        u.output_video_tokens,
+        u.images,
+        u.input_images,
+        u.image_size,
+        u.image_quality,
+        u.seconds,
+        u.input_characters,
+        u.output_characters,
+        u.queries,
+        u.web_search_requests,
+        u.search_context_size,
     )
 
 

@@ -75,31 +75,34 @@ class Usage:
     """``low`` | ``medium`` | ``high``: the web-search context size requested."""
 
     def __post_init__(self) -> None:
-        # One pass that is cheap when everything is fine (a Usage is built per request):
-        # min() catches negatives and non-numbers, sum() catches floats and Decimals.
-        counts = (
-            self.input_tokens,
-            self.cache_read_tokens,
-            self.cache_write_tokens,
-            self.cache_write_1h_tokens,
-            self.input_audio_tokens,
-            self.cache_read_audio_tokens,
-            self.input_image_tokens,
-            self.input_video_tokens,
-            self.output_tokens,
-            self.reasoning_tokens,
-            self.output_audio_tokens,
-            self.output_image_tokens,
-            self.output_video_tokens,
-            self.images,
-            self.input_images,
-            self.input_characters,
-            self.output_characters,
-            self.queries,
-            self.web_search_requests,
-        )
+        # One expression that is cheap when everything is fine (a Usage is built per request):
+        # ``|`` raises TypeError for anything but ints (floats, Decimals, strings, None), the OR
+        # of ints is negative exactly when one of them is, and its class is int unless every
+        # operand is a bool or an int-like type. Anything odd takes the field-by-field check,
+        # which names the field.
         try:
-            ok = min(counts) >= 0 and sum(counts).__class__ is int
+            bits = (
+                self.input_tokens
+                | self.cache_read_tokens
+                | self.cache_write_tokens
+                | self.cache_write_1h_tokens
+                | self.input_audio_tokens
+                | self.cache_read_audio_tokens
+                | self.input_image_tokens
+                | self.input_video_tokens
+                | self.output_tokens
+                | self.reasoning_tokens
+                | self.output_audio_tokens
+                | self.output_image_tokens
+                | self.output_video_tokens
+                | self.images
+                | self.input_images
+                | self.input_characters
+                | self.output_characters
+                | self.queries
+                | self.web_search_requests
+            )
+            ok = bits >= 0 and bits.__class__ is int
         except TypeError:
             ok = False
         if not ok:
