@@ -13,7 +13,9 @@ so that machine noise hits them alike:
   tokens and 300 output;
 * the gpt-4o calls again through ``spendgate.price`` with a ready ``Usage`` (one cost
   calculation: resolve, rate, itemize), which is what the gateway calls per request,
-  and the cached Sonnet call likewise.
+  and the cached Sonnet call likewise; with new counts, once with ready ``Usage``
+  objects (a different one every call) and once building the ``Usage`` inside the call
+  (``price("gpt-4o", Usage(input_tokens=p, output_tokens=c))``, what an SDK user writes).
 
 Reported: the median, min and max over samples of the time per call, in µs, and each
 library's median relative to spendgate's. The libraries we compare against are optional:
@@ -63,11 +65,18 @@ def _spendgate() -> dict[str, Callable[[], object]]:
         p, c = pair()
         return spendgate.cost_per_token("gpt-4o", p, c)
 
+    built_pair = _cycled()
+
+    def gpt_built() -> object:
+        p, c = built_pair()
+        return spendgate.price("gpt-4o", Usage(input_tokens=p, output_tokens=c))
+
     return {
         "gpt-4o": lambda: spendgate.cost_per_token("gpt-4o", 1000, 500),
         "gpt-4o price()": lambda: spendgate.price("gpt-4o", gpt_usage),
         "gpt-4o new": gpt_new,
         "gpt-4o new price()": lambda: spendgate.price("gpt-4o", usages()),
+        "gpt-4o built price()": gpt_built,
         "sonnet": lambda: spendgate.cost_per_token(
             "claude-sonnet-4-5", 8000, 300, cache_read_input_tokens=5000, cache_creation_input_tokens=2000
         ),
@@ -163,15 +172,18 @@ def main() -> None:
     print(f"calibration: an empty Python function call takes {call * 1000:.0f} ns here")
     print(f"{args.samples} samples × {args.calls} calls; µs per call\n")
     print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f}")
-    print(f"{'case':<19} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
-    for case in ("gpt-4o", "gpt-4o price()", "gpt-4o new", "gpt-4o new price()", "sonnet", "sonnet price()"):
-        base = statistics.median(results[("spendgate", case.removesuffix(" price()"))])
+    print(f"{'case':<21} {'library':<13} {'median':>9} {'min':>9} {'max':>9} {'vs spendgate':>13}")
+    cases = ("gpt-4o", "gpt-4o price()", "gpt-4o new", "gpt-4o new price()", "gpt-4o built price()")
+    for case in (*cases, "sonnet", "sonnet price()"):
+        base = statistics.median(
+            results[("spendgate", case.removesuffix(" price()").replace("built", "new"))]
+        )
         for lib in libraries:
             if (lib, case) not in results:
                 continue
             xs = results[(lib, case)]
             med = statistics.median(xs)
-            print(f"{case:<19} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
+            print(f"{case:<21} {lib:<13} {med:9.2f} {min(xs):9.2f} {max(xs):9.2f} {med / base:12.1f}x")
 
 
 if __name__ == "__main__":
