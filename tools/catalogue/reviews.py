@@ -120,6 +120,29 @@ REVIEWS: tuple[Review, ...] = (
         "API listing (its source field), not the published price.",
     ),
     Review(
+        "mistral-large-4-current-price",
+        ("mistral/mistral-large-4", "mistral/mistral-large-4-0"),
+        _GENAI,
+        "Mistral's pricing page (docs.mistral.ai/inference/pricing; model card "
+        "docs.mistral.ai/models/mistral-large-4-0) lists Mistral Large 4 at $0.70/M input, $0.07/M cached, "
+        "$2.10/M output since 2026-10-29 (genai-prices' mistral-large-4 price_comments record the launch "
+        "promotion $0.68/$0.07/$2.09, the list rates $1.36/$0.14/$4.18 from 2026-10-20 and the $0.70/$0.07/"
+        "$2.10 of 2026-10-29; OpenRouter's Mistral-served listing, "
+        "openrouter.ai/compare/…/mistral-large-4-0, "
+        "shows $0.70/$2.10). LiteLLM 1.109.1 carries the superseded 2026-10-20 list rates.",
+    ),
+    Review(
+        "openai-search-preview-web-search",
+        "openai/gpt-4o-mini-search-preview*",
+        _LITELLM,
+        "The Chat Completions search models run OpenAI's web-search preview, whose price for non-reasoning "
+        "models is $25 per 1,000 calls with the search content tokens free (OpenAI's pricing page, "
+        "platform.openai.com/docs/pricing#built-in-tools, as quoted by OpenAI staff at "
+        "community.openai.com/t/search-web-using-openai-api/1363698). genai-prices' $10/1k is the "
+        "generally available web_search tool of the Responses API, which these models do not use.",
+        rates="web_search.*",
+    ),
+    Review(
         "vertex-gemini-2.0-flash",
         "vertex_ai/gemini-2.0-flash",
         _LITELLM,
