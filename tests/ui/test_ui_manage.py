@@ -146,3 +146,33 @@ def test_a_member_sees_no_block_button_for_teams_and_a_forged_post_is_refused(
     missing = page.request.post(f"{base}/ui/teams/block", form={"id": "fort", "action": "block"})
     assert missing.status == 403
     assert _api(gateway, "/team/info", team_id="fort")["team_info"]["blocked"] is False
+
+
+def test_search_teams_users_and_customers_by_a_fragment(page: Page, gateway: GatewayServer) -> None:
+    _api(gateway, "/team/new", {"team_id": "srch-growth", "team_alias": "Growth Marketing"})
+    _api(gateway, "/team/new", {"team_id": "srch-infra", "team_alias": "Platform"})
+    _api(
+        gateway,
+        "/user/new",
+        {"user_id": "srch-ann", "user_email": "ann@Example.org", "auto_create_key": False},
+    )
+    _api(
+        gateway, "/user/new", {"user_id": "srch-bob", "user_email": "bob@corp.test", "auto_create_key": False}
+    )
+    _api(gateway, "/customer/new", {"user_id": "srch-acme", "alias": "Acme Europe"})
+    _api(gateway, "/customer/new", {"user_id": "srch-globex", "alias": "Globex"})
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    for section, fragment, found, other in (
+        ("teams", "marKET", "srch-growth", "srch-infra"),
+        ("users", "EXAMPLE.O", "srch-ann", "srch-bob"),
+        ("customers", "europ", "srch-acme", "srch-globex"),
+    ):
+        page.goto(f"{base}/ui/{section}")
+        page.get_by_role("searchbox").fill(fragment)
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator(f'tr[data-id="{found}"]')).to_be_visible()
+        expect(page.locator(f'tr[data-id="{other}"]')).to_have_count(0)
+        expect(page.locator("tbody tr")).to_have_count(1)
+    page.goto(f"{base}/ui/customers?q=no-such-customer")
+    expect(page.locator(".empty")).to_contain_text("no-such-customer")

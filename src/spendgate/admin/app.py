@@ -54,7 +54,13 @@ def _customer_endpoints(prefix: str) -> list[Endpoint]:
         ),
         _ep(f"/{prefix}/update", customers.update_customer, "Change a customer", body=s.CustomerUpdate),
         _ep(f"/{prefix}/delete", customers.delete_customers, "Delete customers", body=s.CustomerIds),
-        _ep(f"/{prefix}/list", customers.list_customers, "List customers", query=s.Empty, write=False),
+        _ep(
+            f"/{prefix}/list",
+            customers.list_customers,
+            "List customers",
+            query=s.CustomerListQuery,
+            write=False,
+        ),
         _ep(f"/{prefix}/block", customers.block_customers, "Block customers", body=s.CustomerIds),
         _ep(f"/{prefix}/unblock", customers.unblock_customers, "Unblock customers", body=s.CustomerIds),
     ]

@@ -17,7 +17,13 @@ from typing import Any
 from spendgate.admin._http import Context
 from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
-from spendgate.admin.schemas import CustomerIds, CustomerInfoQuery, CustomerNew, CustomerUpdate, Empty
+from spendgate.admin.schemas import (
+    CustomerIds,
+    CustomerInfoQuery,
+    CustomerListQuery,
+    CustomerNew,
+    CustomerUpdate,
+)
 from spendgate.admin.views import customers_out
 from spendgate.entities import deletion
 from spendgate.entities.service import CUSTOMERS
@@ -73,9 +79,9 @@ async def customer_info(ctx: Context, query: CustomerInfoQuery) -> dict[str, Any
     return (await customers_out(ctx.repo, [c], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
 
 
-async def list_customers(ctx: Context, query: Empty) -> list[dict[str, Any]]:
+async def list_customers(ctx: Context, query: CustomerListQuery) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list customers")
-    return await customers_out(ctx.repo, await ctx.entities.list_all(CUSTOMERS))
+    return await customers_out(ctx.repo, await ctx.entities.list_all(CUSTOMERS, search=query.search))
 
 
 async def delete_customers(ctx: Context, body: CustomerIds) -> dict[str, Any]:

@@ -127,6 +127,7 @@ async def list_teams(ctx: Context, query: TeamListQuery) -> list[dict[str, Any]]
         among=None if ctx.caller.reads_all else list(ctx.caller.teams),
         organization_id=query.organization_id,
         user_id=query.user_id,
+        search=query.search,
     )
     return await teams_out(ctx.repo, teams)
 

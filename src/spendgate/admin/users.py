@@ -149,6 +149,7 @@ async def list_users(ctx: Context, query: UserListQuery) -> dict[str, Any]:
         role=query.role,
         user_ids=[u.strip() for u in query.user_ids.split(",") if u.strip()] if query.user_ids else None,
         organization_id=query.organization_id,
+        search=query.search,
     )
     total, users = await ctx.repo.list_users(where, Page(query.page, query.page_size))
     return {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import RowMapping, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.stores.database.models import (
@@ -32,7 +32,7 @@ from spendgate.stores.database.models import (
     VirtualKey,
 )
 
-__all__ = ["BUDGET_REFERRERS", "EntityRepository", "KeyFilter", "Page", "UserFilter"]
+__all__ = ["BUDGET_REFERRERS", "SEARCHED", "EntityRepository", "KeyFilter", "Page", "UserFilter"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,23 @@ _ORGANIZATION_OWNED: tuple[tuple[type[Any], str], ...] = (
     (VirtualKey, "keys"),
     (EndCustomer, "customers"),
 )
+
+
+SEARCHED: dict[type[Any], tuple[str, ...]] = {
+    VirtualKey: ("key_alias", "key_name", "key_id", "token", "user_id", "team_id"),
+    User: ("user_id", "user_email", "user_alias"),
+    Team: ("team_id", "team_alias"),
+    EndCustomer: ("user_id", "alias"),
+}
+"""The columns a listing's ``search`` looks in, per table."""
+
+
+def _matching(model: type[Any], term: str) -> ColumnElement[bool]:
+    """Any of ``model``'s :data:`SEARCHED` columns contains ``term``, case-insensitively
+    (a bound parameter; LIKE's ``%`` and ``_`` in it match themselves). No index serves a
+    substring: the listing scans the table, and returns a page (keys, users) or the few
+    teams and customers there are."""
+    return or_(*(getattr(model, name).icontains(term, autoescape=True) for name in SEARCHED[model]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +96,8 @@ class KeyFilter:
     team_id: str | None = None
     organization_id: str | None = None
     key_alias: str | None = None
+    search: str | None = None
+    """A fragment of the alias, name, id, user id or team id (see :data:`SEARCHED`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,8 @@ class UserFilter:
     role: str | None = None
     user_ids: Sequence[str] | None = None
     organization_id: str | None = None
+    search: str | None = None
+    """A fragment of the id, e-mail or alias (see :data:`SEARCHED`)."""
 
 
 class EntityRepository:
@@ -121,9 +142,12 @@ class EntityRepository:
         """Delete the rows of ``model`` whose ``column`` is one of ``ids``."""
         await self.session.execute(delete(model).where(getattr(model, column).in_(ids)))
 
-    async def all_ordered(self, model: type[T], id_column: str) -> list[T]:
-        """Every row of ``model``, oldest first (ties by id)."""
+    async def all_ordered(self, model: type[T], id_column: str, *, search: str | None = None) -> list[T]:
+        """Every row of ``model`` (only those matching ``search``, if given), oldest first
+        (ties by id)."""
         stmt = select(model).order_by(model.created_at, getattr(model, id_column))  # type: ignore[attr-defined]
+        if search is not None:
+            stmt = stmt.where(_matching(model, search))
         return list(await self.session.scalars(stmt))
 
     # -- budget windows --------------------------------------------------------------------
@@ -241,6 +265,8 @@ class EntityRepository:
             stmt = stmt.where(User.user_id.in_(where.user_ids))
         if where.organization_id is not None:
             stmt = stmt.where(User.organization_id == where.organization_id)
+        if where.search is not None:
+            stmt = stmt.where(_matching(User, where.search))
         return await self._page(stmt, (User.created_at, User.user_id), page)
 
     async def delete_org_memberships_of_users(self, user_ids: Sequence[str]) -> None:
@@ -273,10 +299,18 @@ class EntityRepository:
         )
 
     async def list_teams(
-        self, *, among: Sequence[str] | None, organization_id: str | None, user_id: str | None
+        self,
+        *,
+        among: Sequence[str] | None,
+        organization_id: str | None,
+        user_id: str | None,
+        search: str | None = None,
     ) -> list[Team]:
-        """Teams (only those ``among``, unless None), oldest first, with equality filters."""
+        """Teams (only those ``among``, unless None), oldest first, with equality filters
+        and a ``search`` fragment."""
         stmt = select(Team)
+        if search is not None:
+            stmt = stmt.where(_matching(Team, search))
         if among is not None:
             stmt = stmt.where(Team.team_id.in_(among))
         if organization_id is not None:
@@ -445,6 +479,8 @@ class EntityRepository:
             value = getattr(where, name)
             if value is not None:
                 stmt = stmt.where(getattr(VirtualKey, name) == value)
+        if where.search is not None:
+            stmt = stmt.where(_matching(VirtualKey, where.search))
         return await self._page(stmt, (VirtualKey.created_at, VirtualKey.token), page)
 
     async def key_ids(

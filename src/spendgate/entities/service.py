@@ -209,9 +209,10 @@ class EntityService:
             await self.repo.delete_windows(kind.scope.name, ids)
         await self.repo.delete_by_ids(kind.model, kind.id_field, ids)
 
-    async def list_all(self, kind: EntityKind) -> list[Any]:
-        """Every object of ``kind``, oldest first."""
-        return await self.repo.all_ordered(kind.model, kind.id_field)
+    async def list_all(self, kind: EntityKind, *, search: str | None = None) -> list[Any]:
+        """Every object of ``kind`` (those whose id or name contains ``search``, if given),
+        oldest first."""
+        return await self.repo.all_ordered(kind.model, kind.id_field, search=search)
 
     # -- rules of one kind -----------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from spendgate.admin.schemas.budgets import (
 from spendgate.admin.schemas.customers import (
     CustomerIds,
     CustomerInfoQuery,
+    CustomerListQuery,
     CustomerNew,
     CustomerUpdate,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "CustomKey",
     "CustomerIds",
     "CustomerInfoQuery",
+    "CustomerListQuery",
     "CustomerNew",
     "CustomerUpdate",
     "Empty",

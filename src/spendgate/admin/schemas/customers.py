@@ -12,6 +12,7 @@ from spendgate.admin.schemas.fields import (
     Metadata,
     Names,
     Ref,
+    Search,
     StrictModel,
     Text,
 )
@@ -19,6 +20,7 @@ from spendgate.admin.schemas.fields import (
 __all__ = [
     "CustomerIds",
     "CustomerInfoQuery",
+    "CustomerListQuery",
     "CustomerNew",
     "CustomerUpdate",
 ]
@@ -63,6 +65,10 @@ class CustomerUpdate(_CustomerFields):
 
 class CustomerInfoQuery(StrictModel):
     end_user_id: Ref
+
+
+class CustomerListQuery(StrictModel):
+    search: Search | None = None
 
 
 class CustomerIds(StrictModel):

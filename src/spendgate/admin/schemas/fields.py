@@ -56,6 +56,7 @@ __all__ = [
     "Parallel",
     "PerModel",
     "Ref",
+    "Search",
     "StrictModel",
     "Text",
     "Timestamp",
@@ -136,6 +137,15 @@ Text = Annotated[str, Field(max_length=MAX_TEXT)]
 """A short free text (alias, e-mail, name)."""
 Ref = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 """An id, or a reference to one."""
+Search = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        description="A fragment of an id, alias or e-mail: substring, case-insensitive (spendgate's own).",
+    ),
+]
+"""A list endpoint's ``search``."""
 Names = Annotated[list[Ref], Field(max_length=MAX_ITEMS)]
 """A list of model names, tags or ids."""
 Ids = Annotated[list[Ref], Field(min_length=1, max_length=MAX_ITEMS)]

@@ -16,6 +16,7 @@ from spendgate.admin.schemas.fields import (
     Metadata,
     Names,
     Ref,
+    Search,
     StrictModel,
     Text,
     either_of,
@@ -74,6 +75,7 @@ class TeamInfoQuery(StrictModel):
 class TeamListQuery(StrictModel):
     user_id: Ref | None = None
     organization_id: Ref | None = None
+    search: Search | None = None
 
 
 class TeamBlock(StrictModel):

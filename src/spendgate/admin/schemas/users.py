@@ -16,6 +16,7 @@ from spendgate.admin.schemas.fields import (
     Metadata,
     Names,
     Ref,
+    Search,
     StrictModel,
     Text,
     either_of,
@@ -82,6 +83,7 @@ class UserListQuery(StrictModel):
         default=None, max_length=MAX_ITEMS * (MAX_TEXT + 1), description="Comma-separated user ids."
     )
     organization_id: Ref | None = None
+    search: Search | None = None
 
 
 class UserIds(StrictModel):
