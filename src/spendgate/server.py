@@ -57,6 +57,7 @@ from spendgate.core.money import to_nano
 from spendgate.core.periods import parse_window
 from spendgate.core.pricing.adjustments import AdjustmentRules
 from spendgate.core.pricing.catalogue import PriceBook
+from spendgate.core.scopes import Scope
 from spendgate.costs import default_price_book
 from spendgate.enforcement import (
     EnforcementRequest,
@@ -383,6 +384,8 @@ def build_app(
             lambda request: request.app.state.services.engine,
             general.master_key,
             on_key_change=_forget_key,
+            flush_ledger=_flush_ledger,
+            on_key_spend_set=_set_key_counters,
             on_entity_change=_forget_entities,
             explainer=_explain,
             budget_exceeded_status=general.budget_exceeded_status,
@@ -656,6 +659,25 @@ def _forget_entities(request: Request) -> None:
     services: Services = request.app.state.services
     services.pipeline.auth.forget()
     services.scopes.forget()
+
+
+async def _flush_ledger(request: Request) -> None:
+    """Wait until this instance's acknowledged spend events are in the ledger (before a
+    key's spend is set from it: ``/key/update`` with ``spend``)."""
+    flush = getattr(request.app.state.services.recorder, "flush", None)
+    if flush is not None:
+        await flush(timeout=30)
+
+
+async def _set_key_counters(request: Request, key_id: str) -> None:
+    """A key's spend was set in the ledger: set its budget counters from the ledger (the
+    shared Redis ones reach every instance), keeping the reservations of calls in flight."""
+    services: Services = request.app.state.services
+    if services.enforcer is None:
+        return
+    await _flush_ledger(request)  # what this instance settled meanwhile is in the ledger too
+    budgets = await services.scopes.explain_limits(key_id=key_id, end_user=None, tags=(), model=None)
+    await services.enforcer.set_from_ledger([b for b in budgets if b.scope == Scope("key", key_id)])
 
 
 async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:

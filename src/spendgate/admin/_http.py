@@ -71,6 +71,9 @@ class Context:
     request: Request
     settings: AdminSettings
     changed_keys: list[str] = field(default_factory=list)
+    spend_set_keys: list[str] = field(default_factory=list)
+    """The ``key_id`` of keys whose spend was set (``/key/update`` with ``spend``): their
+    budget counters are set from the ledger after the commit (``on_key_spend_set``)."""
 
     @property
     def repo(self) -> EntityRepository:
@@ -125,6 +128,12 @@ class AdminSettings:
     """Called after every committed write (a team, user, organization, customer, budget or
     key changed): the gateway drops its cached entities, so a new budget, a block or a
     membership takes effect on this instance at once (other instances: within the cache TTL)."""
+    flush_ledger: Callable[[Request], Awaitable[None]] | None = None
+    """Wait until the spend events this instance acknowledged are in the ledger (before a
+    key's spend is set from it, so what it spent so far is counted); None: nothing to wait for."""
+    on_key_spend_set: Callable[[Request, str], Awaitable[None]] | None = None
+    """Called after the commit with the ``key_id`` of a key whose spend was set: its budget
+    counters are set from the ledger (:meth:`spendgate.enforcement.Enforcer.set_from_ledger`)."""
     explainer: Explainer | None = None
     """What ``/budget/explain`` asks (see :mod:`spendgate.admin.budget_explain`); None: answers 501."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -270,6 +279,7 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
     engine = settings.engine_for(request)
     now = settings.clock()
     changed: Sequence[str]
+    spend_set: Sequence[str]
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             # Authenticate before parsing: an unauthenticated caller learns nothing about fields.
@@ -289,6 +299,7 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
                 ctx = Context(service, caller, now, request, settings)
                 result = await endpoint.handler(ctx, parsed)
                 changed = ctx.changed_keys
+                spend_set = ctx.spend_set_keys
             # Leaving ``session.begin()`` without an error committed the one transaction.
     except IntegrityError as exc:
         log.info("admin write refused by the database: %s", exc.orig)
@@ -308,6 +319,9 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
             settings.on_key_change(request, key_hash)
     if endpoint.write and settings.on_entity_change is not None:
         settings.on_entity_change(request)
+    if settings.on_key_spend_set is not None:
+        for key_id in dict.fromkeys(spend_set):
+            await settings.on_key_spend_set(request, key_id)
     if isinstance(result, Response):  # e.g. an export streamed from its own connection
         return result
     return _json(result)

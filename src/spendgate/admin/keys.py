@@ -9,6 +9,7 @@ it never makes it guessable.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from spendgate.admin._http import Context
@@ -31,7 +32,9 @@ from spendgate.admin.schemas import (
     KeyUpdate,
 )
 from spendgate.admin.views import key_out, keys_out, windows_json
-from spendgate.entities.codec import apply_limits, nanos
+from spendgate.core.money import to_nano
+from spendgate.core.periods import parse_window, period_for
+from spendgate.entities.codec import apply_limits, decode_limits, nanos
 from spendgate.entities.keys import (
     KEY_SCOPE,
     check_alias,
@@ -47,6 +50,8 @@ from spendgate.entities.keys import (
 from spendgate.entities.repository import KeyFilter, Page
 from spendgate.entities.service import merged_metadata, utc
 from spendgate.http.errors import InvalidField, PermissionDenied
+from spendgate.ledger.adjustments import KeyAdjustment, adjustment_time, record_key_adjustment
+from spendgate.ledger.scope_spend import range_spend
 from spendgate.stores.database.models import VirtualKey
 
 __all__ = [
@@ -128,8 +133,17 @@ async def _key_for_update(ctx: Context, body: KeyUpdate) -> VirtualKey:
 
 async def _update_checked(ctx: Context, vk: VirtualKey, body: KeyUpdate) -> None:
     caller, svc = ctx.caller, ctx.entities
-    await check_update_rights(svc, caller, vk, body)
     given = body.model_fields_set
+    if "spend" in given:
+        _check_spend(ctx, body)
+    await check_update_rights(svc, caller, vk, body)
+    spend_at = None
+    if body.spend is not None:
+        spend_at = ctx.settings.clock()
+        if ctx.settings.flush_ledger is not None:
+            # Every event this instance acknowledged before ``spend_at`` into the ledger,
+            # before this transaction writes anything (SQLite: the writer must not wait on it).
+            await ctx.settings.flush_ledger(ctx.request)
     await check_key_refs(svc, body, vk)
     if not caller.is_admin and ({"user_id", "team_id"} & given):
         await check_member_of_team(
@@ -141,10 +155,51 @@ async def _update_checked(ctx: Context, vk: VirtualKey, body: KeyUpdate) -> None
         await check_alias(svc, body.key_alias, vk.token)
     _apply(ctx, vk, body)
     svc.stamp(vk)
+    # The UPDATE locks the key's row until the commit: two calls setting one key's spend
+    # run one after the other, so the second reads the first's adjustment.
     await ctx.repo.flush()
     if "budget_limits" in given:
         await _set_windows(ctx, vk, body)
     ctx.changed_keys += (vk.token, vk.key_id)
+    if body.spend is not None and spend_at is not None:
+        await _set_spend(ctx, vk, to_nano(body.spend), spend_at)
+
+
+def _check_spend(ctx: Context, body: KeyUpdate) -> None:
+    """``spend`` is a proxy admin's (403 for anyone else, before anything else is checked)
+    and a USD amount (422 for ``null``)."""
+    if not ctx.caller.is_admin:
+        raise PermissionDenied("spend: only a proxy_admin may set a key's spend")
+    if body.spend is None:
+        raise InvalidField("spend: give a USD amount (a number >= 0), e.g. 0 to reset the key", param="spend")
+
+
+async def _set_spend(ctx: Context, vk: VirtualKey, to_nanos: int, at: datetime) -> None:
+    """Set the key's current spend (its main window's, as ``/key/info`` shows it) to
+    ``to_nanos`` as of ``at``: an adjustment event of the difference from what the key
+    spent before ``at``, in this transaction (the key's row is locked: calls setting one
+    key's spend run one after the other); its budget counters are set from the ledger after
+    the commit (``spend_set_keys``). An event settled after ``at`` counts on top of the
+    value set, even if it reached the ledger before this read."""
+    profiles = await ctx.repo.budgets([vk.budget_id] if vk.budget_id else [])
+    windows = await ctx.repo.windows(KEY_SCOPE.name, [vk.key_id])
+    spec = decode_limits(vk, profiles.get(vk.budget_id or ""), windows[vk.key_id])
+    window = parse_window(spec.budget_duration or "lifetime")
+    period = period_for(window, at, ctx.settings.timezone, spec.budget_start)
+    conn = await ctx.repo.session.connection()
+    at = await adjustment_time(conn, vk.key_id, at, period.start)
+    assert KEY_SCOPE.rollup is not None
+    adjustment = KeyAdjustment(
+        key_id=vk.key_id,
+        at=at,
+        by=ctx.caller.name,
+        from_nanos=await range_spend(conn, KEY_SCOPE.rollup, vk.key_id, period.start, at),
+        to_nanos=to_nanos,
+        budget_duration=spec.budget_duration,
+        period_start=period.start,
+    )
+    await record_key_adjustment(conn, adjustment)
+    ctx.spend_set_keys.append(vk.key_id)
 
 
 async def update_key(ctx: Context, body: KeyUpdate) -> dict[str, Any]:

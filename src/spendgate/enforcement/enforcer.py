@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from spendgate.enforcement.limits import KeySpace, RateLimit
+from spendgate.enforcement.limits import BudgetLimit, KeySpace, RateLimit
 from spendgate.enforcement.planning import SLACK_MS, BudgetPlan, BudgetPlanner, PlannedBudget, new_tuple
 from spendgate.enforcement.refusals import refusal, soft_crossings, zero_budget_refusal, zero_rate_refusal
 from spendgate.enforcement.reservation import EnforcementRequest, Reservation
@@ -348,6 +348,34 @@ class Enforcer:
             await seeder.seed(planned, cold, now_ms)
             states, rstates = await self.storage.read(now_ms, [p.op for p in planned], ops)
         return CounterReading(now_ms, planned, list(states), limits, ops, list(rstates))
+
+    async def set_from_ledger(self, budgets: Sequence[BudgetLimit]) -> int:
+        """Set the counters of ``budgets`` to the ledger's spend in their current periods,
+        keeping their open reservations: a settle after this adds to the value set.
+
+        This is how a change of spend made in the ledger (``/key/update`` with ``spend``,
+        :mod:`spendgate.ledger.adjustments`) is enforced at once, on every instance sharing
+        the storage: the counters are **set** from the ledger, never added to. A counter
+        that does not exist is left alone (the next admission seeds it from the ledger).
+        Returns the number of counters set (0 without a seed loader: nothing to read).
+
+        Raises:
+            StorageError: the storage or the ledger could not be reached.
+        """
+        if self.loader is None:
+            return 0
+        now_ms = self._now_ms()
+        done = 0
+        for budget in budgets:
+            p = PlannedBudget(*self._plan(budget, now_ms, 0))
+            try:
+                amount = await self.loader(p.budget, p.period)
+            except Exception as exc:
+                raise StorageError(
+                    f"could not read {budget.scope} {budget.window.name} from the ledger"
+                ) from exc
+            done += await self.storage.set_spend(p.op.key, p.op.field, amount, now_ms)
+        return done
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

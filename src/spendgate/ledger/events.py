@@ -25,6 +25,10 @@ class EventStatus(enum.StrEnum):
     PARTIAL = "partial"
     """An error or disconnect after some output: billed for what was produced."""
     CANCELLED = "cancelled"
+    ADJUSTMENT = "adjustment"
+    """Not a request: an administrator set a key's spend (``/key/update`` with ``spend``);
+    ``cost_nanos`` is the difference, counted in the key's spend only
+    (:mod:`spendgate.ledger.adjustments`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,8 @@ means) that finance must be able to read in one place; docs/exports.md states th
   ``ListCost - EffectiveCost``. When the book does not know the model, the event's own
   pre-discount item cost stands in (``x_ListCostSource`` says which).
 * An unpriced event keeps its rows (quantities, cost 0) with ``x_Unpriced`` true.
+* An adjustment (an administrator set a key's spend, :mod:`spendgate.ledger.adjustments`)
+  is one row of ``ChargeCategory`` ``Adjustment``: its amount, no quantity, no list cost.
 
 Money is exact decimal text (never a float); times are UTC ``YYYY-MM-DDTHH:MM:SSZ``.
 """
@@ -337,6 +339,49 @@ def _tags(tags: Sequence[str]) -> str:
     return orjson.dumps(dict.fromkeys(tags, "")).decode()
 
 
+def _adjustment_row(event: FocusEvent, billing_period: tuple[datetime, datetime], zone: tzinfo) -> list[Any]:
+    """An adjustment event as FOCUS: ChargeCategory ``Adjustment``, one-time, no quantity,
+    no list cost; its amount (negative for a reset) is billed to the key alone."""
+    period_start, period_end = _hour(event.occurred_at, zone)
+    cost = usd_text(event.cost_nanos)
+    values: dict[str, Any] = {
+        "BillingAccountId": event.organization_id or "default",
+        "BillingAccountName": event.organization_id,
+        "BillingAccountType": "Organization",
+        "BillingPeriodStart": _utc(billing_period[0]),
+        "BillingPeriodEnd": _utc(billing_period[1]),
+        "ChargePeriodStart": _utc(period_start),
+        "ChargePeriodEnd": _utc(period_end),
+        "ChargeCategory": "Adjustment",
+        "ChargeDescription": "key spend set by an administrator (/key/update spend)",
+        "ChargeFrequency": "One-Time",
+        "PricingCategory": "Standard",
+        "BillingCurrency": "USD",
+        "PricingCurrency": "USD",
+        "BilledCost": cost,
+        "EffectiveCost": cost,
+        "ContractedCost": cost,
+        "ListCost": "0",
+        "ProviderName": "spendgate",
+        "PublisherName": "spendgate",
+        "InvoiceIssuerName": "spendgate",
+        "ServiceProviderName": "spendgate",
+        "ServiceName": "spendgate budgets",
+        "ServiceCategory": "Management and Governance",
+        "SkuId": "spendgate/key-spend-adjustment",
+        "SkuMeter": "Key Spend Adjustment",
+        "Tags": _tags(event.tags),
+        "x_RequestId": event.event_id,
+        "x_ApiKey": event.api_key_hash,
+        "x_Status": event.status,
+        "x_Unpriced": False,
+        "x_Estimated": False,
+        "x_ListCostSource": "adjustment",
+        "x_BilledCostNanos": event.cost_nanos,
+    }
+    return [values.get(name) for name in FOCUS_COLUMNS]
+
+
 def focus_rows(
     event: FocusEvent,
     *,
@@ -346,8 +391,12 @@ def focus_rows(
 ) -> Iterator[list[Any]]:
     """The FOCUS rows of one event, each a list in :data:`FOCUS_COLUMNS` order.
 
-    An event that used nothing and cost nothing has no row.
+    An event that used nothing and cost nothing has no row. An adjustment (an administrator
+    set a key's spend) is one ``Adjustment`` row of its amount, not usage.
     """
+    if event.status == "adjustment":
+        yield _adjustment_row(event, billing_period, zone)
+        return
     quantities = meter_quantities(event.usage)
     items = event.cost_items
     meters = [m for m in METERS if m.item in quantities or items.get(m.item)]

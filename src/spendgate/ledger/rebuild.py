@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from spendgate.core.periods import Period, Window, parse_window, period_for
 from spendgate.core.scopes import SCOPE_TYPES, by_rollup
 from spendgate.enforcement import BudgetLimit
+from spendgate.ledger.events import EventStatus
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
@@ -85,8 +86,10 @@ async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolli
             if item.scope_id in (tags or []) and (item.model is None or model == item.model)
         )
     stmt = select(func.coalesce(func.sum(events.cost_nanos), 0)).where(time_filter)
-    if column is not None:  # global: every event
+    if column is not None:
         stmt = stmt.where(events[column] == item.scope_id)
+    else:  # global: every event but the adjustments (a key's own, spendgate.ledger.adjustments)
+        stmt = stmt.where(events.status != EventStatus.ADJUSTMENT.value)
     if item.model is not None:
         stmt = stmt.where(events.model == item.model)
     return int((await conn.execute(stmt)).scalar_one())

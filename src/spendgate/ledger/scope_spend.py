@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spendgate.core.periods import Period, Window, period_for
 from spendgate.core.scopes import by_rollup
+from spendgate.ledger.events import EventStatus
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
-__all__ = ["PeriodSpend", "SpendQuery", "scope_spend"]
+__all__ = ["PeriodSpend", "SpendQuery", "range_spend", "scope_spend"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FINE, _COARSE = GRAINS[0], GRAINS[-1]
@@ -136,7 +137,8 @@ def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
     if part.model is not None:
         where.append(events.model == part.model)
     column_name = by_rollup(part.scope_type).ledger_column
-    if part.scope_type == "global":
+    if part.scope_type == "global":  # every event but the adjustments (they are their key's only)
+        where.append(events.status != EventStatus.ADJUSTMENT.value)
         return select(tag, literal("", String).label("scope_id"), func.sum(events.cost_nanos)).where(*where)
     if column_name is None:
         raise ValueError(f"{part.scope_type} spend can only be read over periods of whole 15-minute buckets")
@@ -199,3 +201,36 @@ async def scope_spend(
         total = sum(found.get((part, scope_id), 0) for part in parts_of[q])
         out[q] = PeriodSpend(periods[q], total)
     return out
+
+
+async def range_spend(
+    conn: AsyncConnection, scope_type: str, scope_id: str, start: datetime, end: datetime
+) -> int:
+    """Nano-USD spent by one scope in ``[start, end)``, exactly: the rollups' whole buckets
+    and the events of the edges (as :func:`scope_spend` reads a period; ``start`` on a whole
+    second, ``end`` any instant).
+
+    Args:
+        conn: a connection to the ledger's database.
+        scope_type: a rollup name attributed by one column (``key``, ``user``, ``team``,
+            ``org``, ``customer``).
+        scope_id: the scope's id (a key's ``key_id``).
+        start: the first instant counted.
+        end: the first instant not counted (e.g. when a key's spend was set).
+    """
+    column_name = by_rollup(scope_type).ledger_column
+    if column_name is None:
+        raise ValueError(f"range_spend reads a scope attributed by one column, not {scope_type}")
+    whole = max(end.replace(microsecond=0), start)
+    total = 0
+    if whole > start:
+        for index, part in enumerate(_parts(Period(start, whole, "range"), scope_type, None)):
+            for _, _, spend in await conn.execute(_select(index, part, [scope_id])):
+                total += int(spend or 0)
+    if end > whole:  # the fraction of a second before ``end``
+        events = SpendEventRow.__table__.c
+        tail = select(func.sum(events.cost_nanos)).where(
+            events.occurred_at >= whole, events.occurred_at < end, events[column_name] == scope_id
+        )
+        total += int(await conn.scalar(tail) or 0)
+    return total

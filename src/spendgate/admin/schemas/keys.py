@@ -126,6 +126,14 @@ class KeyUpdate(_KeyFields):
 
     model_config = ConfigDict(json_schema_extra={**_TEMP_TOGETHER, **either_of("key", "key_alias")})
     key: Ref | None = Field(default=None, description="The raw key or its hash (token).")
+    spend: USD | None = Field(
+        default=None,
+        description=(
+            "Set the key's current spend (its budget_duration window's, else its lifetime's) to "
+            "this USD amount, e.g. 0 to reset it. proxy_admin only. Recorded in the ledger as an "
+            "adjustment event of the key (docs/admin-api.md)."
+        ),
+    )
 
 
 class KeyRegenerate(KeyUpdate):

@@ -241,6 +241,16 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    async def set_spend(self, key: str, field: str, value: int, now_ms: int) -> bool:
+        """Set an existing budget counter's settled spend to ``value`` (from the ledger),
+        keeping its open reservations; True if set.
+
+        ``field`` is ``s`` for a calendar period; for a rolling window it is a bucket
+        ``b<i>``, which then holds the whole spend (every other bucket is dropped). A counter
+        that does not exist is left so: it is seeded from the ledger when next used.
+        """
+
+    @abstractmethod
     async def clear(self) -> None:
         """Delete every key of this storage (its prefix)."""
 

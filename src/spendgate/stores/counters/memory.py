@@ -435,6 +435,16 @@ class MemoryStorage(Storage):
                 c.expires = now_ms + ttl_ms
             return True
 
+    async def set_spend(self, key: str, field: str, value: int, now_ms: int) -> bool:
+        with self._lock:
+            c = self._counter(key, now_ms)
+            if c is None:
+                return False
+            if field != "s":
+                c.buckets.clear()
+            c.set_field(field, value)
+            return True
+
     async def clear(self) -> None:
         with self._lock:
             self._counters.clear()

@@ -47,7 +47,7 @@ from spendgate.stores.counters.base import (
 __all__ = ["RedisStorage", "load_script"]
 
 _STATUS: tuple[Any, ...] = ("ok", "budget", "rate", "cold")
-_SCRIPTS = ("admit", "settle", "read", "renew", "seed")
+_SCRIPTS = ("admit", "settle", "read", "renew", "seed", "set_spend")
 
 
 def load_script(name: str) -> str:
@@ -231,6 +231,9 @@ class RedisStorage(Storage):
         for name, value in values.items():
             args += (name, value)
         return bool(await self._run("seed", [key], args))
+
+    async def set_spend(self, key: str, field: str, value: int, now_ms: int) -> bool:
+        return bool(await self._run("set_spend", [key], [field, value]))
 
     async def clear(self) -> None:
         try:
