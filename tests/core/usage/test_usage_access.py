@@ -7,6 +7,7 @@ import pytest
 
 from spendgate.core.usage import Usage, UsageError
 from spendgate.core.usage._access import check_nesting, count, dig, get, items, optional_count, seconds, text
+from spendgate.core.usage.model import MAX_COUNT, MAX_SECONDS
 
 
 class Model:
@@ -56,6 +57,18 @@ def test_count_refuses_non_counts_naming_the_field(value: object) -> None:
         count(value, "usage.prompt_tokens_details.cached_tokens")
 
 
+@pytest.mark.parametrize("value", [MAX_COUNT + 1, 10**30, 1e300, float(MAX_COUNT + 2), Decimal("1E+999999")])
+def test_count_refuses_counts_out_of_range(value: object) -> None:
+    """A broken upstream's usage never becomes a cost beyond 64-bit nano-USD."""
+    with pytest.raises(UsageError, match=r"usage\.prompt_tokens must be a non-negative integer up to"):
+        count(value, "usage.prompt_tokens")
+    assert count(MAX_COUNT, "usage.prompt_tokens") == MAX_COUNT
+    with pytest.raises(UsageError, match="out of range"):
+        Usage(input_tokens=MAX_COUNT + 1)
+    with pytest.raises(UsageError, match="seconds"):
+        Usage(seconds=Decimal(MAX_SECONDS + 1))
+
+
 def test_optional_count_keeps_absence() -> None:
     assert optional_count(None, "x") is None
     assert optional_count(0, "x") == 0
@@ -65,7 +78,7 @@ def test_seconds_are_exact_decimals() -> None:
     assert seconds(8.470000267028809, "duration") == Decimal("8.470000267028809")
     assert seconds(9, "duration") == Decimal(9)
     assert seconds(None, "duration") is None
-    for bad in (-1, True, "9", float("nan")):
+    for bad in (-1, True, "9", float("nan"), 1e300):
         with pytest.raises(UsageError, match="duration"):
             seconds(bad, "duration")
 

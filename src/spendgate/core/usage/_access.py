@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from spendgate.core.usage.model import Usage, UsageError
+from spendgate.core.usage.model import MAX_COUNT, MAX_SECONDS, Usage, UsageError
 
 __all__ = [
     "check_nesting",
@@ -65,14 +65,14 @@ def first(obj: object, *names: str) -> tuple[str, object]:
 def optional_count(value: object, path: str) -> int | None:
     """A non-negative integer count, or None when absent.
 
-    Accepts ints and integral floats (``12.0``: some providers send those); refuses
-    bools, strings, negative and non-integral numbers with a :class:`UsageError`
-    naming ``path``.
+    Accepts ints and integral floats (``12.0``: some providers send those) up to
+    :data:`MAX_COUNT`; refuses bools, strings, negative, non-integral and larger numbers
+    with a :class:`UsageError` naming ``path``.
     """
     if value.__class__ is int:  # the usual case
-        if value >= 0:
+        if 0 <= value <= MAX_COUNT:
             return value
-        raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
+        raise UsageError(_not_a_count(path, value))
     if value is None:
         return None
     if isinstance(value, bool):
@@ -81,14 +81,19 @@ def optional_count(value: object, path: str) -> int | None:
         result = value
     elif isinstance(value, float | Decimal):
         finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
-        if not finite or value != int(value):
-            raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
+        # Range first: int() of a huge Decimal would build a huge integer.
+        if not finite or not 0 <= value <= MAX_COUNT or value != int(value):
+            raise UsageError(_not_a_count(path, value))
         result = int(value)
     else:
         raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
-    if result < 0:
-        raise UsageError(f"{path} must be a non-negative integer, got {value!r}")
+    if not 0 <= result <= MAX_COUNT:
+        raise UsageError(_not_a_count(path, value))
     return result
+
+
+def _not_a_count(path: str, value: object) -> str:
+    return f"{path} must be a non-negative integer up to {MAX_COUNT}, got {value!r}"
 
 
 def plain_count(value: object) -> int:
@@ -96,7 +101,7 @@ def plain_count(value: object) -> int:
     anything else (the extractors' shortcuts then leave it to the general path)."""
     if value is None:
         return 0
-    if value.__class__ is int and value >= 0:
+    if value.__class__ is int and 0 <= value <= MAX_COUNT:
         return value
     return -1
 
@@ -112,7 +117,7 @@ def count_of(obj: object, name: str, parent: str) -> int:
     value = get(obj, name)
     if value is None:
         return 0
-    if value.__class__ is int and value >= 0:
+    if value.__class__ is int and 0 <= value <= MAX_COUNT:
         return value
     return count(value, f"{parent}.{name}")
 
@@ -127,8 +132,8 @@ def seconds(value: object, path: str) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise UsageError(f"{path} must be a number of seconds, got {value!r}")
     result = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    if not result.is_finite() or result < 0:
-        raise UsageError(f"{path} must be a finite number of seconds >= 0, got {value!r}")
+    if not result.is_finite() or not 0 <= result <= MAX_SECONDS:
+        raise UsageError(f"{path} must be a finite number of seconds from 0 to {MAX_SECONDS}, got {value!r}")
     return result
 
 

@@ -26,7 +26,15 @@ from decimal import Decimal
 
 from spendgate.errors import UsageError
 
-__all__ = ["Usage", "UsageError", "token_usage"]
+__all__ = ["MAX_COUNT", "MAX_SECONDS", "Usage", "UsageError", "token_usage"]
+
+MAX_COUNT = (1 << 40) - 1
+"""The largest count a usage may carry (about 1.1 trillion tokens, images, characters …):
+far above any real call, and low enough that a cost stays a 64-bit integer of nano-USD in
+the counters and the ledger (a broken upstream's ``1e300`` or ``10**30`` is refused here,
+not carried into money)."""
+MAX_SECONDS = 10**9
+"""The largest number of seconds a usage may carry (about 31 years of audio)."""
 
 _ZERO = Decimal(0)
 
@@ -102,7 +110,7 @@ class Usage:
                 | self.queries
                 | self.web_search_requests
             )
-            ok = bits >= 0 and bits.__class__ is int
+            ok = bits.__class__ is int and 0 <= bits <= MAX_COUNT
         except TypeError:
             ok = False
         if not ok:
@@ -110,8 +118,10 @@ class Usage:
                 _check_count(name, getattr(self, name))
         if self.seconds.__class__ is not Decimal:
             self.seconds = _to_decimal(self.seconds)
-        if self.seconds and (not self.seconds.is_finite() or self.seconds < 0):
-            raise UsageError(f"usage field seconds must be a finite number >= 0, got {self.seconds}")
+        if self.seconds and (not self.seconds.is_finite() or not 0 <= self.seconds <= MAX_SECONDS):
+            raise UsageError(
+                f"usage field seconds must be a finite number from 0 to {MAX_SECONDS}, got {self.seconds}"
+            )
 
     @property
     def total_tokens(self) -> int:
@@ -146,6 +156,8 @@ def _check_count(name: str, value: object) -> None:
         raise UsageError(f"usage field {name} must be an integer, got {value!r}")
     if value < 0:
         raise UsageError(f"usage field {name} must not be negative, got {value}")
+    if value > MAX_COUNT:
+        raise UsageError(f"usage field {name} is out of range (at most {MAX_COUNT}), got {value}")
 
 
 def _to_decimal(value: object) -> Decimal:
