@@ -1,12 +1,14 @@
 """A report on the 15-minute grain (a zone whose day starts inside an hour: Asia/Kolkata,
 Asia/Kathmandu, Australia/Lord_Howe across its half-hour DST change) reads the hours
-without a period boundary from the hourly grain and only the boundary hours from the
-15-minute grain. Its figures must still equal the raw events exactly, whatever the
-granularity, grouping and scope filter, on SQLite and PostgreSQL."""
+without a period boundary from the hourly grain (the whole UTC days inside a week or a
+month from the daily grain) and only the boundary hours from the 15-minute grain. Its
+figures must still equal the raw events exactly, whatever the granularity, grouping and
+scope filter, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from ledger_helpers import make_event
@@ -67,10 +69,32 @@ async def test_mixed_grain_report_equals_the_events(engine: AsyncEngine, tz: str
         assert got == want, (group_by, granularity, ids)
 
 
-def test_which_hours_are_read_at_15_minutes() -> None:
-    hour = 3600
-    day_starts = [d * 86400 - 5 * hour - 1800 for d in range(1, 5)]  # Kolkata midnights
-    assert reports._fine_hours(day_starts) == [b // hour * hour for b in day_starts]
-    assert reports._fine_hours([0, 86400, 2 * 86400]) is None  # on the hour: the hourly grain
+def _covers_once(plan: list[tuple[int, list[int]]], boundaries: list[int]) -> None:
+    """The plan's buckets tile the range exactly, and none holds a boundary inside."""
+    spans = sorted((t, t + g) for g, buckets in plan for t in buckets)
+    assert spans[0][0] == boundaries[0] and spans[-1][1] == boundaries[-1]
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
+    assert not [s for s in spans for b in boundaries if s[0] < b < s[1]]
+
+
+def test_which_buckets_are_read_at_which_grain() -> None:
+    hour, day = 3600, 86400
+    kolkata = [d * day - 5 * hour - 1800 for d in range(1, 5)]  # Kolkata midnights
+    plan = reports._grain_plan(kolkata, 900)
+    _covers_once(plan, kolkata)
+    grains = dict(plan)
+    assert sorted(grains) == [900, 3600]  # no whole UTC day inside a Kolkata day
+    assert len(grains[900]) == 2 + 4 + 4 + 2  # half an hour at each end, the two midnights inside
+    utc_days = [0, day, 2 * day]
+    assert reports._grain_plan(utc_days, day) == [(day, utc_days[:-1])]  # one grain: the days
+    berlin_months = [31 * day - hour, 59 * day - hour, 90 * day - 2 * hour]  # +1, +1, +2 (made up)
+    plan = reports._grain_plan(berlin_months, hour)
+    _covers_once(plan, berlin_months)
+    assert dict(plan)[day] == [t for t in range(31 * day, 89 * day, day) if t != 58 * day]
+    assert len(dict(plan)[hour]) == 1 + 24 + 22  # the hours of the three UTC days at the edges
     kolkata_hours = [h * hour + 1800 for h in range(10)]  # every hour holds a boundary
-    assert reports._fine_hours(kolkata_hours) is None
+    assert reports._grain_plan(kolkata_hours, 900) == [(900, list(range(1800, 9 * hour + 1800, 900)))]
+    odd = [10 * hour + 900, 2 * day + 3 * hour]  # a range, no periods
+    plan = reports._grain_plan(odd, 900)
+    _covers_once(plan, odd)
+    assert [g for g, _ in plan] == [day, hour, 900]

@@ -5,8 +5,11 @@ as one over a day. They are exact in any IANA timezone:
 
 * the range is widened to whole periods of the granularity in ``tz`` (to whole 15-minute
   buckets when there is no granularity), and the report says which range it covers;
-* the rollup grain is the coarsest of 1 day / 1 hour / 15 minutes that divides every
-  period boundary (:mod:`spendgate.ledger.rollups` explains why 15 minutes always does);
+* each stretch of the range is read from the coarsest rollup grain (1 UTC day / 1 hour /
+  15 minutes) whose buckets there lie inside one period: a UTC day report reads daily rows;
+  a Europe/Berlin month, the whole UTC days inside it and the hours at its edges; an
+  Asia/Kolkata day, its whole hours and the quarter hours around its midnights
+  (:mod:`spendgate.ledger.rollups` explains why 15 minutes always fits);
 * each bucket is mapped to its local period in SQL, from the UTC offset in force at the
   bucket (a ``CASE`` over the zone's transitions in the range) or, for months, from the
   month boundaries.
@@ -18,6 +21,7 @@ each of its tags, so its totals can exceed the spend of the same events grouped 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -408,31 +412,25 @@ async def spend_report(
         conditions.append(table.scope_id == "")  # always true; lets the index order serve
     if scope_ids is not None:
         conditions.append(_scope_id_in(sorted(set(scope_ids)), postgres))
-    fine_hours = _fine_hours(boundaries) if grain < 3600 and not per_bucket else None
-    if fine_hours is not None:
-        # Periods longer than an hour in a zone whose boundaries fall inside hours
-        # (Asia/Kolkata): an hour without a boundary lies in one period, so it is read
-        # from the hourly grain (4 × fewer rows); only the hours holding a boundary are
-        # read from the 15-minute grain. The same totals, exactly.
+    plan = _grain_plan(boundaries, grain)
+    if len(plan) == 1:  # one grain: the base, over the whole range
+        conditions += [table.grain == grain, table.bucket >= _epoch(lo), table.bucket < _epoch(hi)]
+    else:
+        # Periods made of several buckets of a coarser grain (whole UTC days inside a
+        # Berlin month, whole hours inside an Asia/Kolkata day): each stretch of the range
+        # is read from the coarsest grain whose buckets lie inside one period, and only
+        # the edges from the finer ones (a Kolkata day: 23 hourly rows and 4 quarter-hour
+        # rows per group, not 96). Every instant is in exactly one bucket read: the same
+        # totals, exactly.
         read = [table[c] for c in (*ROLLUP_KEY, *_METRICS)]
-        lo_h, hi_h = -(-_epoch(lo) // 3600) * 3600, _epoch(hi) // 3600 * 3600
-        quarters = [q for h in fine_hours for q in range(h, h + 3600, 900) if _epoch(lo) <= q < _epoch(hi)]
         source = union_all(
-            select(*read).where(
-                table.grain == 3600,
-                table.bucket >= lo_h,
-                table.bucket < hi_h,
-                _bucket_in(fine_hours, postgres, "hours", negate=True),
-                *conditions,
-            ),
-            select(*read).where(
-                table.grain == 900, _bucket_in(quarters, postgres, "quarters", negate=False), *conditions
-            ),
+            *(
+                select(*read).where(table.grain == g, *_buckets(g, buckets, postgres), *conditions)
+                for g, buckets in plan
+            )
         ).subquery("buckets")
         table = source.c
         conditions = []
-    else:
-        conditions += [table.grain == grain, table.bucket >= _epoch(lo), table.bucket < _epoch(hi)]
     # Byte order ("C") for the dimension values: the same order on both databases, and
     # much cheaper than a linguistic collation on PostgreSQL.
     dims: list[ColumnElement[Any]] = []
@@ -510,13 +508,48 @@ async def spend_report(
     )
 
 
-def _fine_hours(boundaries: list[int]) -> list[int] | None:
-    """The hours (epoch seconds) holding a period boundary that is not on the hour: the
-    only ones a report on the 15-minute grain must read at that grain. ``None`` when they
-    are half the range or more (hourly periods in Asia/Kolkata): nothing to gain."""
-    fine = sorted({b // 3600 * 3600 for b in boundaries if b % 3600})
-    hours = -(-boundaries[-1] // 3600) - boundaries[0] // 3600
-    return fine if fine and 2 * len(fine) < hours else None
+def _grain_plan(boundaries: list[int], base: int) -> list[tuple[int, list[int]]]:
+    """How to read ``[boundaries[0], boundaries[-1])`` from the rollups: ``(grain, bucket
+    starts)`` for each grain read, the coarsest first.
+
+    A bucket of a grain coarser than ``base`` is read when no boundary falls strictly
+    inside it (it lies in one period); what is left is read at ``base``, which divides
+    every boundary. The buckets read cover the range, each instant once."""
+    todo = [(boundaries[0], boundaries[-1])]
+    plan: list[tuple[int, list[int]]] = []
+    for grain in sorted((g for g in GRAINS if g > base), reverse=True):
+        picked: list[int] = []
+        rest: list[tuple[int, int]] = []
+        for a, b in todo:
+            first, stop = -(-a // grain) * grain, b // grain * grain
+            if first >= stop:
+                rest.append((a, b))
+                continue
+            inside = boundaries[bisect_right(boundaries, first) : bisect_left(boundaries, stop)]
+            split = sorted({x // grain * grain for x in inside if x % grain})
+            skipped = set(split)
+            picked += [t for t in range(first, stop, grain) if t not in skipped]
+            rest += [(a, first), *((t, t + grain) for t in split), (stop, b)]
+        if picked:
+            plan.append((grain, picked))
+        todo = [(a, b) for a, b in rest if a < b]
+    fine = [t for a, b in todo for t in range(a, b, base)]
+    return [*plan, (base, fine)] if fine else plan
+
+
+def _buckets(grain: int, buckets: list[int], postgres: bool) -> list[ColumnElement[bool]]:
+    """Conditions on ``bucket`` that keep exactly ``buckets`` (sorted starts of ``grain``):
+    their span, less the few it holds that are not wanted, or the list itself when that
+    is shorter. Bound parameters only."""
+    column = SpendRollup.__table__.c.bucket
+    lo, hi = buckets[0], buckets[-1] + grain
+    if len(buckets) == (hi - lo) // grain:
+        return [column >= lo, column < hi]
+    if 2 * len(buckets) <= (hi - lo) // grain:
+        return [_bucket_in(buckets, postgres, f"buckets_{grain}", negate=False)]
+    wanted = set(buckets)
+    unwanted = [t for t in range(lo, hi, grain) if t not in wanted]
+    return [column >= lo, column < hi, _bucket_in(unwanted, postgres, f"skipped_{grain}", negate=True)]
 
 
 def _bucket_in(values: list[int], postgres: bool, name: str, *, negate: bool) -> ColumnElement[bool]:

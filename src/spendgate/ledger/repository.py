@@ -13,7 +13,7 @@ a session temp table, leaving out the columns that are empty in the whole batch 
 audio tokens, no prompts stored…): the table's defaults fill them in. Then one statement
 does 1 and 2, the rollups aggregated in the database: every scalar scope type in one
 pass (a grouping set each), tags after fanning out, at the 15-minute grain; the hourly
-grain is summed from those. A batch with several models is split in two by model and
+and daily grains are summed from those. A batch with several models is split in two by model and
 written on two connections at once: rollup rows are per model, so the two transactions
 never lock the same row, and the database works on both halves in parallel.
 

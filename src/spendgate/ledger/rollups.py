@@ -9,14 +9,18 @@ deployment_id)``. ``deployment_id`` is only filled on the ``global`` scope rows 
 "by deployment" reports exist, but not combined with a scope such as team): keeping it on
 every scope would double the rows written per event.
 
-Buckets are UTC epoch-aligned and kept at two grains: 15 minutes and 1 hour. Reports
-use the coarsest grain whose boundaries coincide with every local period boundary they
-need. Every UTC offset in use since 1972 is a multiple of 15 minutes, so the 15-minute
-grain answers exactly in any zone (Asia/Kolkata +5:30, Asia/Kathmandu +5:45); zones with
-whole-hour offsets read the hourly grain (a month is 720 rows per group). The trade-off
-is write volume: each event touches 2 grains × 7 scope types (more with several tags);
-the writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
-:func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall.
+Buckets are UTC epoch-aligned and kept at three grains: 15 minutes, 1 hour and 1 UTC day
+(migration 0011 added the day and backfilled it from the hours). Reports read each
+stretch of their range from the coarsest grain whose buckets lie inside one of their
+periods (:mod:`spendgate.ledger.reports`). Every UTC offset in use since 1972 is a
+multiple of 15 minutes, so the 15-minute grain answers exactly in any zone
+(Asia/Kolkata +5:30, Asia/Kathmandu +5:45); UTC days, weeks and months read the daily
+grain (a month is 30 rows per group, not 720), and a zone with whole-hour offsets reads
+whole UTC days inside its periods from it and the hours at their edges. The trade-off is
+write volume: each event touches 3 grains × 7 scope types (more with several tags); the
+writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
+:func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall,
+and a batch adds to one daily row where it adds to one hourly row.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from spendgate.ledger.events import EventStatus, SpendEvent
 
 __all__ = ["ATTRIBUTED", "GRAINS", "METRICS", "ROLLUP_KEY", "rollup_deltas"]
 
-GRAINS = (900, 3600)
+GRAINS = (900, 3600, 86400)
+"""The rollup bucket widths in seconds, finest first: each divides the next."""
 ATTRIBUTED: tuple[tuple[str, str], ...] = tuple(
     (t.rollup, t.ledger_column)
     for t in ROLLUP_SCOPE_TYPES

@@ -380,6 +380,8 @@ class SpendEventRow(Base):
     __table_args__ = (
         # BRIN on PostgreSQL (events arrive in time order; migration 0003), B-tree on SQLite.
         Index("ix_spend_events_occurred_at", "occurred_at", postgresql_using="brin"),
+        # /spend/logs' order and keyset cursor (migration 0011: per partition on PostgreSQL).
+        Index("ix_spend_events_occurred_at_event_id", "occurred_at", "event_id"),
         Index("ix_spend_events_api_key_occurred_at", "api_key", "occurred_at"),
         Index("ix_spend_events_operation_id", "operation_id"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
@@ -400,10 +402,10 @@ for _item in COST_ITEMS:
 class SpendRollup(Base):
     """Exact totals per time bucket and (scope, model, provider, deployment).
 
-    ``grain`` is the bucket width in seconds (900 or 3600) and ``bucket`` the UTC
-    epoch second it starts at. ``scope_type`` is ``global``, ``key``, ``user``, ``team``,
-    ``org``, ``customer`` or ``tag``; an event with no team is counted under team ``''``,
-    and an event with several tags once under each tag.
+    ``grain`` is the bucket width in seconds (900, 3600 or 86400: a UTC day, migration
+    0011) and ``bucket`` the UTC epoch second it starts at. ``scope_type`` is ``global``,
+    ``key``, ``user``, ``team``, ``org``, ``customer`` or ``tag``; an event with no team is
+    counted under team ``''``, and an event with several tags once under each tag.
     """
 
     __tablename__ = "spend_rollups"
