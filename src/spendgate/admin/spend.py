@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, select
+from starlette.responses import Response
 
 from spendgate.admin._http import Context, Endpoint, endpoint
 from spendgate.admin.schemas.spend import (
@@ -42,7 +44,7 @@ from spendgate.admin.spend_global import (
     global_spend_teams,
     tag_slices,
 )
-from spendgate.admin.spend_logs import key_hashes, log_row
+from spendgate.admin.spend_logs import NEXT_CURSOR_HEADER, decode_cursor, encode_cursor, key_hashes, log_row
 from spendgate.admin.spend_lookup import by_spend
 from spendgate.admin.spend_range import DayRange
 from spendgate.admin.views import keys_out, usd, users_out
@@ -76,14 +78,26 @@ async def spend_logs(ctx: Context, q: SpendLogsQuery) -> Any:
     if dated:
         days = DayRange(q, ctx.now)
         if q.summarize:
+            if q.cursor is not None:
+                raise InvalidField("cursor: pages the rows of summarize=false", param="cursor")
             return await _summary(ctx, days, where)
         where += [SpendEventRow.occurred_at >= days.start, SpendEventRow.occurred_at < days.end]
     elif q.request_id is None and (q.start_date is not None or q.end_date is not None):
         missing = "end_date" if q.end_date is None else "start_date"
         raise InvalidField(f"{missing}: give both start_date and end_date", param=missing)
-    rows = await log_page(session, where=where, limit=q.page_size, offset=(q.page - 1) * q.page_size)
+    after = None
+    if q.cursor is not None:
+        if q.page > 1:
+            raise InvalidField("cursor: a cursor replaces page; give one or the other", param="cursor")
+        after = decode_cursor(q.cursor)
+    offset = (q.page - 1) * q.page_size
+    rows = await log_page(session, where=where, limit=q.page_size, offset=offset, after=after)
     hashes = await key_hashes(session, [r.api_key for r in rows if r.api_key])
-    return [log_row(r, hashes) for r in rows]
+    # LiteLLM's body (a list of rows); where the next page starts goes in a header.
+    headers = {NEXT_CURSOR_HEADER: encode_cursor(rows[-1])} if len(rows) == q.page_size else None
+    return Response(
+        orjson.dumps([log_row(r, hashes) for r in rows]), media_type="application/json", headers=headers
+    )
 
 
 async def _summary(ctx: Context, days: DayRange, where: list[ColumnElement[bool]]) -> list[dict[str, Any]]:

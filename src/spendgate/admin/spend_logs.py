@@ -34,16 +34,34 @@ catalogue_version      catalogue_version
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.admin.views import usd
+from spendgate.http.errors import InvalidField
 from spendgate.stores.database.models import COST_ITEMS, USAGE_COLUMNS, SpendEventRow, VirtualKey
 
-__all__ = ["CALL_TYPES", "SPEND_LOG_FIELDS", "call_type", "key_hashes", "log_row"]
+__all__ = [
+    "CALL_TYPES",
+    "NEXT_CURSOR_HEADER",
+    "SPEND_LOG_FIELDS",
+    "call_type",
+    "decode_cursor",
+    "encode_cursor",
+    "key_hashes",
+    "log_row",
+]
+
+NEXT_CURSOR_HEADER = "x-spendgate-next-cursor"
+"""The response header of a full ``/spend/logs`` page: pass its value as ``cursor`` for the
+next (older) page."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SPEND_LOG_FIELDS = (
     "request_id",
@@ -166,3 +184,31 @@ def log_row(row: SpendEventRow, hashes: dict[str, str]) -> dict[str, Any]:
         "cost_items": {item: usd(n) for item, n in items.items() if n},
         "catalogue_version": row.catalogue_version,
     }
+
+
+def encode_cursor(row: SpendEventRow) -> str:
+    """The cursor of the page after ``row``: its ``occurred_at`` (epoch microseconds) and
+    ``event_id``, URL-safe base64 (opaque to clients; exact, no float or zone in it)."""
+    delta = row.occurred_at.astimezone(UTC) - _EPOCH
+    micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return base64.urlsafe_b64encode(f"{micros}:{row.event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """``(occurred_at, event_id)`` of :func:`encode_cursor`'s cursor.
+
+    Raises:
+        InvalidField: not a cursor this API gave (422, ``param`` ``cursor``).
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, event_id = raw.split(":", 1)
+        if not event_id or not micros.lstrip("-").isdigit():
+            raise ValueError(raw)
+        return _EPOCH + timedelta(microseconds=int(micros)), event_id
+    except (ValueError, OverflowError, binascii.Error):
+        raise InvalidField(
+            "cursor: not a cursor from this API (use the x-spendgate-next-cursor header of the "
+            "previous page)",
+            param="cursor",
+        ) from None

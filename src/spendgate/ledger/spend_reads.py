@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spendgate.core.periods import get_timezone
@@ -27,7 +27,7 @@ from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
 __all__ = ["Slice", "daily_log_summary", "lifetime_spend", "log_page", "read_slices"]
 
-_HOUR = 3600
+_DAY = 86400
 _TOTALS = tuple(f.name for f in fields(Totals))
 """The report's metric columns, in the order of :class:`Totals`' fields."""
 
@@ -113,15 +113,15 @@ async def read_slices(
 
 
 async def lifetime_spend(session: AsyncSession, scope: str, ids: Sequence[str]) -> dict[str, int]:
-    """Each id's spend in nano-USD over all time (hourly rollups of scope type ``scope``);
-    an id without spend is 0."""
+    """Each id's spend in nano-USD over all time (daily rollups of scope type ``scope``:
+    a UTC day holds every event of its hours); an id without spend is 0."""
     out = dict.fromkeys(ids, 0)
     if not ids:
         return out
     stmt = (
         select(SpendRollup.scope_id, func.sum(SpendRollup.cost_nanos))
         .where(
-            SpendRollup.grain == _HOUR,
+            SpendRollup.grain == _DAY,
             SpendRollup.scope_type == scope,
             SpendRollup.scope_id.in_(sorted(set(ids))),
         )
@@ -137,17 +137,25 @@ async def log_page(
     *,
     where: Sequence[ColumnElement[bool]],
     limit: int,
-    offset: int,
+    offset: int = 0,
+    after: tuple[datetime, str] | None = None,
 ) -> list[SpendEventRow]:
-    """One page of spend events matching ``where``, newest first (``occurred_at``, then
-    ``event_id``: a stable order for offset pagination)."""
-    stmt = (
-        select(SpendEventRow)
-        .where(*where)
-        .order_by(SpendEventRow.occurred_at.desc(), SpendEventRow.event_id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    """One page of spend events matching ``where``, newest first: by ``occurred_at``, then
+    ``event_id`` (a total order: the two are the primary key).
+
+    ``after`` is the ``(occurred_at, event_id)`` of the previous page's last row: the page
+    starts right after it (keyset pagination). On PostgreSQL the order and the keyset
+    condition are read backwards from ``ix_spend_events_occurred_at_event_id`` (migration
+    0011), partition by partition from the newest, and stop after ``limit`` rows: no sort,
+    however many events there are. ``offset`` (LiteLLM's ``page``) skips rows and so
+    reads them; a cursor does not.
+    """
+    e = SpendEventRow
+    stmt = select(e).where(*where)
+    if after is not None:
+        # A row comparison (the index's condition); the values are bound with the columns' types.
+        stmt = stmt.where(tuple_(e.occurred_at, e.event_id) < after)
+    stmt = stmt.order_by(e.occurred_at.desc(), e.event_id.desc()).limit(limit).offset(offset)
     return list((await session.scalars(stmt)).all())
 
 

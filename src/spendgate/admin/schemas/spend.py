@@ -56,6 +56,12 @@ class SpendLogsQuery(SpendRangeQuery):
     )
     page: int = Field(default=1, ge=1, le=1_000_000)
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
+    cursor: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None,
+        description="spendgate: the next page after the one that answered with this "
+        "x-spendgate-next-cursor header (newest first; stable while events are added). "
+        "Not with page > 1.",
+    )
 
 
 class GlobalSpendKeysQuery(SpendRangeQuery):
