@@ -176,3 +176,100 @@ def test_search_teams_users_and_customers_by_a_fragment(page: Page, gateway: Gat
         expect(page.locator("tbody tr")).to_have_count(1)
     page.goto(f"{base}/ui/customers?q=no-such-customer")
     expect(page.locator(".empty")).to_contain_text("no-such-customer")
+
+
+def _save_windows(page: Page, expect_status: str = "Saved.", **fields: str) -> None:
+    form = page.locator("#edit-windows")
+    for name, value in fields.items():
+        form.locator(f'[name="{name}"]').fill(value)
+    form.get_by_role("button", name="Save windows and model budgets").click()
+    if expect_status:
+        expect(page.get_by_role("status")).to_have_text(expect_status)
+
+
+def test_edit_budget_windows_model_budgets_and_a_temporary_increase(
+    page: Page, gateway: GatewayServer
+) -> None:
+    token = _api(gateway, "/key/generate", {"key_alias": "windowed", "max_budget": 1})["token"]
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    page.goto(f"{base}/ui/keys/{token}")
+    _save_windows(
+        page,
+        limit_duration_0="7d",
+        limit_amount_0="3.000000001",
+        limit_duration_1="1h",
+        limit_amount_1="0.5",
+        model_model_0="gpt-4o",
+        model_amount_0="0.25",
+        model_duration_0="24h",
+        model_rpm_0="30",
+        temp_increase="2",
+        temp_expiry="2030-01-02T03:04",
+    )
+    info = _api(gateway, "/key/info", key=token)["info"]
+    assert info["budget_limits"] == [
+        {"budget_duration": "7d", "max_budget": Decimal("3.000000001")},  # exact, to the nano-USD
+        {"budget_duration": "1h", "max_budget": Decimal("0.5")},
+    ]
+    assert info["model_max_budget"]["gpt-4o"] == {
+        "max_budget": Decimal("0.25"),
+        "budget_duration": "24h",
+        "tpm_limit": None,
+        "rpm_limit": 30,
+    }
+    assert (info["temp_budget_increase"], info["temp_budget_expiry"]) == (2, "2030-01-02T03:04:00+00:00")
+    assert info["max_budget"] == 1  # the other form's fields were not touched
+
+    # The new windows are on the Budgets page, each with its bar.
+    page.goto(f"{base}/ui/budgets")
+    week = page.locator(f'tr[data-entity="{token}"][data-window="7d"]')
+    expect(week).to_be_visible()
+    expect(week.locator(".bar")).to_have_attribute("data-percent", "0.0")
+    expect(week.locator(".barnote .money").nth(1)).to_have_attribute("data-usd", "3.000000001")
+    expect(page.locator(f'tr[data-entity="{token}"][data-window="1h"]')).to_be_visible()
+
+    # A bad period is refused by the API: the page comes back with what was typed and the
+    # API's message beside the field; nothing changes.
+    page.goto(f"{base}/ui/keys/{token}")
+    _save_windows(page, "", limit_duration_0="7x")
+    expect(page.locator("#budget-error")).to_contain_text("budget_limits.0.budget_duration")
+    expect(page.locator('[name="limit_duration_0"]')).to_have_attribute("aria-invalid", "true")
+    expect(page.locator('[name="limit_duration_0"]')).to_have_value("7x")
+    shot(page, "key-windows-error")
+    assert _api(gateway, "/key/info", key=token)["info"]["budget_limits"][0]["budget_duration"] == "7d"
+
+    # Emptying a row removes its window; an unchanged form sends nothing.
+    page.goto(f"{base}/ui/keys/{token}")
+    _save_windows(page, limit_duration_1="", limit_amount_1="", temp_increase="", temp_expiry="")
+    info = _api(gateway, "/key/info", key=token)["info"]
+    assert [w["budget_duration"] for w in info["budget_limits"]] == ["7d"]
+    assert info["temp_budget_increase"] is None and info["model_max_budget"]["gpt-4o"]["rpm_limit"] == 30
+    _save_windows(page, "Nothing changed: no field differed from its current value.")
+
+
+def test_edit_a_teams_windows_and_a_bad_amount_is_shown_inline(page: Page, gateway: GatewayServer) -> None:
+    _api(
+        gateway,
+        "/team/new",
+        {"team_id": "wteam", "budget_limits": [{"budget_duration": "24h", "max_budget": 4}]},
+    )
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    page.goto(f"{base}/ui/teams/wteam")
+    expect(page.locator('[name="limit_duration_0"]')).to_have_value("24h")
+    expect(page.locator('[name="limit_amount_0"]')).to_have_value("4")
+    expect(page.locator('[name="temp_increase"]')).to_have_count(0)  # keys only
+    _save_windows(page, limit_amount_0="4.5", limit_duration_1="1mo", limit_amount_1="60")
+    team = _api(gateway, "/team/info", team_id="wteam")["team_info"]
+    assert team["budget_limits"] == [
+        {"budget_duration": "24h", "max_budget": Decimal("4.5")},
+        {"budget_duration": "1mo", "max_budget": 60},
+    ]
+    expect(page.locator('tr[data-entity="wteam"][data-window="1mo"]')).to_be_visible()
+    shot(page, "team-windows")
+
+    _save_windows(page, "", model_model_0="gpt-4o", model_amount_0="lots")
+    expect(page.locator("#budget-error")).to_contain_text("model_max_budget.gpt-4o.max_budget")
+    expect(page.locator('[name="model_amount_0"]')).to_have_attribute("aria-invalid", "true")
+    assert _api(gateway, "/team/info", team_id="wteam")["team_info"]["model_max_budget"] is None

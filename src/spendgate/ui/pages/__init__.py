@@ -10,6 +10,7 @@ from spendgate.ui.context import PageContext
 from spendgate.ui.pages.alerts import alerts
 from spendgate.ui.pages.batches import batches
 from spendgate.ui.pages.blocking import BLOCKABLE, block
+from spendgate.ui.pages.budget_edits import update_budgets
 from spendgate.ui.pages.budgets import budgets
 from spendgate.ui.pages.edits import create_entity, update_entity, update_key
 from spendgate.ui.pages.entities import entity_list, entity_page
@@ -31,6 +32,7 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/keys/block", block("keys"), ("POST",)),
     ("/keys/regenerate", regenerate_key, ("POST",)),
     ("/keys/update", update_key, ("POST",)),
+    ("/keys/budgets", update_budgets("keys"), ("POST",)),
     ("/keys/{token}", key_page, ("GET",)),
     ("/budgets", budgets, ("GET",)),
     *(
@@ -40,6 +42,7 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
             (f"/{section}", entity_list(section), ("GET",)),
             (f"/{section}/create", create_entity(section), ("POST",)),
             (f"/{section}/update", update_entity(section), ("POST",)),
+            (f"/{section}/budgets", update_budgets(section), ("POST",)),
             *([(f"/{section}/block", block(section), ("POST",))] if section in BLOCKABLE else []),
             (f"/{section}/{{ident:path}}", entity_page(section), ("GET",)),
         )

@@ -11,10 +11,11 @@ from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.blocking import BLOCKABLE
+from spendgate.ui.pages.budget_forms import BudgetForm, form_from_entity
 from spendgate.ui.pages.edits import DURATIONS, LIMITS, TARGETS
 from spendgate.ui.pages.windows import windows_of
 
-__all__ = ["KINDS", "entity_list", "entity_page"]
+__all__ = ["KINDS", "entity_list", "entity_page", "render_entity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,27 +91,40 @@ def entity_list(section: str) -> Callable[[PageContext], Awaitable[Response]]:
 
 
 def entity_page(section: str) -> Callable[[PageContext], Awaitable[Response]]:
-    kind = KINDS[section]
-
     async def handler(ctx: PageContext) -> Response:
-        ident = ctx.request.path_params["ident"]
-        answer = await ctx.api.get(kind.info_path, {kind.id_param: ident})
-        entity = answer.get(f"{kind.name}_info") or answer
-        keys = answer.get("keys") or []
-        members = entity.get("members_with_roles") or answer.get("team_memberships") or []
-        return ctx.render(
-            "entity.html",
-            kind=kind,
-            section=section,
-            ident=ident,
-            entity=entity,
-            windows=windows_of(entity, kind.scope, kind.id_field),
-            keys=[k for k in keys if isinstance(k, dict)],
-            members=members,
-            id_name=TARGETS[section].id_field,
-            can_block=_can_block(ctx, section),
-            limits=LIMITS,
-            durations=DURATIONS,
-        )
+        return await render_entity(ctx, section, ctx.request.path_params["ident"])
 
     return handler
+
+
+async def render_entity(
+    ctx: PageContext,
+    section: str,
+    ident: str,
+    *,
+    budget_form: BudgetForm | None = None,
+    status_code: int = 200,
+) -> Response:
+    """One team's, user's or customer's page; ``budget_form`` shows the windows form as
+    posted (with the API's refusal) instead of the current values."""
+    kind = KINDS[section]
+    answer = await ctx.api.get(kind.info_path, {kind.id_param: ident})
+    entity = answer.get(f"{kind.name}_info") or answer
+    keys = answer.get("keys") or []
+    members = entity.get("members_with_roles") or answer.get("team_memberships") or []
+    return ctx.render(
+        "entity.html",
+        status_code,
+        kind=kind,
+        section=section,
+        ident=ident,
+        entity=entity,
+        windows=windows_of(entity, kind.scope, kind.id_field),
+        keys=[k for k in keys if isinstance(k, dict)],
+        members=members,
+        id_name=TARGETS[section].id_field,
+        can_block=_can_block(ctx, section),
+        limits=LIMITS,
+        durations=DURATIONS,
+        budget=budget_form or form_from_entity(entity, ctx.timezone, with_temp=False),
+    )

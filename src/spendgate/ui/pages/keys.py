@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
+from spendgate.ui.pages.budget_forms import BudgetForm, form_from_entity
 from spendgate.ui.pages.edits import DURATIONS, LIMITS
 from spendgate.ui.pages.windows import windows_of
 
-__all__ = ["create_key", "key_page", "keys", "regenerate_key"]
+__all__ = ["create_key", "key_page", "keys", "regenerate_key", "render_key"]
 
 _PAGE_SIZE = 25
 _SEARCH = ("key_alias", "team_id", "user_id")
@@ -67,15 +68,24 @@ async def regenerate_key(ctx: PageContext) -> Response:
 
 
 async def key_page(ctx: PageContext) -> Response:
-    """One key (``/key/info?key=``, its hash): budget windows, limits and the form to edit
+    """One key (``/key/info?key=``, its hash): budget windows, limits and the forms to edit
     them."""
-    token = ctx.request.path_params["token"]
+    return await render_key(ctx, ctx.request.path_params["token"])
+
+
+async def render_key(
+    ctx: PageContext, token: str, *, budget_form: BudgetForm | None = None, status_code: int = 200
+) -> Response:
+    """The key's page; ``budget_form`` shows the windows form as posted (with the API's
+    refusal) instead of the key's current values."""
     info = (await ctx.api.get("/key/info", {"key": token}))["info"]
     return ctx.render(
         "key.html",
+        status_code,
         key=info,
         token=token,
         windows=windows_of(info, "key"),
         limits=LIMITS,
         durations=DURATIONS,
+        budget=budget_form or form_from_entity(info, ctx.timezone, with_temp=True),
     )
