@@ -32,6 +32,7 @@ import pytest
 from cluster_helpers import REDIS_URL, fetch, require_redis
 from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 
+from spendgate.core.keys import hash_key as raw_hash
 from spendgate.providers.mock import MockServer
 
 CHAT: dict[str, Any] = {"model": "gpt-4o", "max_tokens": 5}
@@ -206,6 +207,13 @@ def test_admin_resets_a_key_and_its_budget_admits_again_on_every_instance(gatewa
     assert logs.status_code == 200, logs.text
     (log,) = logs.json()
     assert round(log["spend"] * 1e9) == -spent and log["total_tokens"] == 0
+    assert log["status"] == "adjustment" and log["api_key"] == raw_hash(raw)
+    audit_out = log["metadata"]["adjustment"]
+    assert (audit_out["by"], round(audit_out["from_spend"] * 1e9), audit_out["to_spend"]) == (
+        "master_key",
+        spent,
+        0,
+    )
 
     # Exports: the adjustment is a line of its own; CSV and FOCUS add up to the ledger.
     ledger_total = sum(e["cost_nanos"] for e in gateways.events(key_id))

@@ -23,10 +23,13 @@ organization_id        organization_id
 end_user               end_user
 request_tags           request_tags
 cache_hit              "True" for a response-cache hit (saved_cache_cost: what it saved), else "False"
-status                 ``success``, else ``failure`` (spendgate's own in metadata)
+status                 ``success``; ``adjustment`` for an admin's change of a key's
+                       spend (``/key/update`` ``spend``); else ``failure`` (spendgate's
+                       own in metadata)
 metadata               spendgate's detail: status, unpriced(+reason), estimated,
                        price_source, service_tier, resolved_model, operation_id,
-                       batch_id, overhead_ms, every non-zero usage bucket
+                       batch_id, overhead_ms, every non-zero usage bucket; an
+                       adjustment's audit record (by, from/to in USD, budget window)
 cost_items             spendgate's itemized cost: item → USD (non-zero items)
 catalogue_version      catalogue_version
 =====================  ==============================================================
@@ -151,6 +154,7 @@ def log_row(row: SpendEventRow, hashes: dict[str, str]) -> dict[str, Any]:
         "operation_id": row.operation_id,
         "batch_id": row.batch_id,
         "overhead_ms": row.overhead_ms,
+        "adjustment": _adjustment_out(row.adjustment),
         "usage": usage,
     }
     items = {item: getattr(row, f"cost_{item}_nanos") for item in COST_ITEMS}
@@ -180,9 +184,22 @@ def log_row(row: SpendEventRow, hashes: dict[str, str]) -> dict[str, Any]:
         "team_id": row.team_id,
         "organization_id": row.organization_id,
         "end_user": row.end_user or "",
-        "status": "success" if row.status == "success" else "failure",
+        "status": row.status if row.status in ("success", "adjustment") else "failure",
         "cost_items": {item: usd(n) for item, n in items.items() if n},
         "catalogue_version": row.catalogue_version,
+    }
+
+
+def _adjustment_out(audit: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An adjustment's audit record with its amounts in USD (None on other events)."""
+    if audit is None:
+        return None
+    return {
+        "by": audit.get("by"),
+        "from_spend": usd(int(audit.get("from_nanos") or 0)),
+        "to_spend": usd(int(audit.get("to_nanos") or 0)),
+        "budget_duration": audit.get("budget_duration"),
+        "period_start": audit.get("period_start"),
     }
 
 
