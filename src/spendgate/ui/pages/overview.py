@@ -28,6 +28,8 @@ class Period:
     end: datetime
     spend: Decimal
     forecast: Decimal
+    saved: Decimal
+    """What the response cache saved in the period (its hits are billed nothing)."""
 
 
 def _periods(now: datetime) -> list[tuple[str, datetime, datetime]]:
@@ -73,8 +75,11 @@ async def overview(ctx: PageContext) -> Response:
     periods = []
     for name, start, end in spans:
         nanos = sum(v for day, v in daily.items() if start.date() <= _day(day) < end.date())
+        saved = sum(v for day, v in rows.saved.items() if start.date() <= _day(day) < end.date())
         spend = usd_of_nanos(nanos)
-        periods.append(Period(name, start, end, spend, _forecast(spend, start, end, now)))
+        periods.append(
+            Period(name, start, end, spend, _forecast(spend, start, end, now), usd_of_nanos(saved))
+        )
     unpriced = rows.total("unpriced_requests")
     return ctx.render(
         "overview.html",

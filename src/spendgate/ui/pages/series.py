@@ -38,7 +38,10 @@ class SpendRows:
     nanos: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     """group → period start → nano-USD."""
     totals: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    """group → {cost_nanos, requests, unpriced_requests, input_tokens, output_tokens}."""
+    """group → {cost_nanos, requests, unpriced_requests, input_tokens, output_tokens,
+    cache_hits, saved_nanos}."""
+    saved: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """period start → nano-USD the response cache saved (its hits cost nothing)."""
 
     def total(self, metric: str = "cost_nanos") -> int:
         return sum(t[metric] for t in self.totals.values())
@@ -51,7 +54,15 @@ class SpendRows:
         return out
 
 
-_METRICS = ("cost_nanos", "requests", "unpriced_requests", "input_tokens", "output_tokens")
+_METRICS = (
+    "cost_nanos",
+    "requests",
+    "unpriced_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_hits",
+    "saved_nanos",
+)
 
 
 async def read_spend(
@@ -77,6 +88,7 @@ async def read_spend(
         seen[period] = None
         cost = int(line["cost_nanos"])
         rows.nanos[group][period] = rows.nanos[group].get(period, 0) + cost
+        rows.saved[period] += int(line["saved_nanos"] or 0)
         for metric in _METRICS:
             rows.totals[group][metric] += int(line[metric] or 0)
     rows.periods = sorted(seen)

@@ -65,6 +65,8 @@ async def spend(ctx: PageContext) -> Response:
         table=_table(rows, names),
         total=usd_of_nanos(rows.total()),
         requests=rows.total("requests"),
+        saved=usd_of_nanos(rows.total("saved_nanos")),
+        cache_hits=rows.total("cache_hits"),
         chart=orjson.dumps(_chart(rows, _axis(start, end, granularity, ctx.timezone), names)).decode(),
         csv_url="/ui/spend/export?" + urlencode({"format": "csv", **params}),
         grouped_csv_url="/ui/spend/export?"
@@ -114,6 +116,7 @@ def _table(rows: SpendRows, names: dict[str, str]) -> list[dict[str, Any]]:
             "unpriced": rows.totals[g]["unpriced_requests"],
             "input_tokens": rows.totals[g]["input_tokens"],
             "output_tokens": rows.totals[g]["output_tokens"],
+            "saved": usd_of_nanos(rows.totals[g]["saved_nanos"]),
         }
         for g in _ranked(rows)
     ]
