@@ -362,19 +362,12 @@ class Enforcer:
         Raises:
             StorageError: the storage or the ledger could not be reached.
         """
-        if self.loader is None:
+        if self._seeder is None:
             return 0
         now_ms = self._now_ms()
         done = 0
         for budget in budgets:
-            p = PlannedBudget(*self._plan(budget, now_ms, 0))
-            try:
-                amount = await self.loader(p.budget, p.period)
-            except Exception as exc:
-                raise StorageError(
-                    f"could not read {budget.scope} {budget.window.name} from the ledger"
-                ) from exc
-            done += await self.storage.set_spend(p.op.key, p.op.field, amount, now_ms)
+            done += await self._seeder.set_from_ledger(PlannedBudget(*self._plan(budget, now_ms, 0)), now_ms)
         return done
 
     def _now_ms(self) -> int:

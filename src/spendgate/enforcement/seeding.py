@@ -56,13 +56,21 @@ class CounterSeeder:
                 task.add_done_callback(lambda _t, k=key: self._seeding.pop(k, None))  # type: ignore[misc]
             await asyncio.shield(task)
 
-    async def _seed_one(self, p: PlannedBudget, now_ms: int) -> None:
+    async def set_from_ledger(self, p: PlannedBudget, now_ms: int) -> bool:
+        """Set an existing counter to the ledger's spend of its period, keeping its
+        reservations (:meth:`Storage.set_spend`); False if it does not exist."""
+        return await self.storage.set_spend(p.op.key, p.op.field, await self._ledger_spend(p), now_ms)
+
+    async def _ledger_spend(self, p: PlannedBudget) -> int:
         try:
-            amount = await self.loader(p.budget, p.period)
+            return await self.loader(p.budget, p.period)
         except Exception as exc:
             raise StorageError(
                 f"could not read {p.budget.scope} {p.budget.window.name} from the ledger"
             ) from exc
+
+    async def _seed_one(self, p: PlannedBudget, now_ms: int) -> None:
+        amount = await self._ledger_spend(p)
         # A rolling window's ledger spend goes into the current bucket: it then leaves the
         # window late, never early (conservative).
         await self.storage.seed(p.op.key, {p.op.field: amount, "r": 0}, p.op.ttl_ms, now_ms)
