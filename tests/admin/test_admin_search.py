@@ -57,3 +57,22 @@ async def test_search_keeps_the_role_rules_and_is_bounded(api: Api) -> None:
     assert status == 422 and err["error"]["param"] == "search"
     status, err = await api.get("/customer/list", params={"search": "x" * 256})
     assert status == 422 and err["error"]["param"] == "search"
+
+
+async def test_keys_by_a_fragment_of_alias_name_id_user_or_team(api: Api) -> None:
+    await api.ok("POST", "/team/new", {"team_id": "t-search"})
+    billing = await api.ok("POST", "/key/generate", {"key_alias": "Billing-Prod", "team_id": "t-search"})
+    other = await api.ok("POST", "/key/generate", {"key_alias": "chat-staging"})
+
+    async def found(**params: Any) -> list[str]:
+        answer = await api.ok("GET", "/key/list", params={"return_full_object": "true", **params})
+        assert answer["total_count"] == len(answer["keys"])
+        return sorted(k["token"] for k in answer["keys"])
+
+    assert await found(search="LING-pr") == [billing["token"]]
+    assert await found(search="staging") == [other["token"]]
+    assert await found(search="T-SEARCH") == [billing["token"]]  # its team id
+    assert await found(search=other["token"][5:20]) == [other["token"]]  # part of its id
+    assert await found(search=other["key_name"][-4:]) == [other["token"]]  # sk-...abcd
+    assert await found(search="-", team_id="t-search") == [billing["token"]]  # with the exact filters
+    assert await found(search="nothing-like-it") == []

@@ -170,12 +170,25 @@ def test_search_teams_users_and_customers_by_a_fragment(page: Page, gateway: Gat
     ):
         page.goto(f"{base}/ui/{section}")
         page.get_by_role("searchbox").fill(fragment)
-        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name="Search", exact=True).click()
         expect(page.locator(f'tr[data-id="{found}"]')).to_be_visible()
         expect(page.locator(f'tr[data-id="{other}"]')).to_have_count(0)
         expect(page.locator("tbody tr")).to_have_count(1)
     page.goto(f"{base}/ui/customers?q=no-such-customer")
     expect(page.locator(".empty")).to_contain_text("no-such-customer")
+
+
+def test_search_keys_by_a_fragment(page: Page, gateway: GatewayServer) -> None:
+    _api(gateway, "/key/generate", {"key_alias": "Search-Billing-Prod"})
+    _api(gateway, "/key/generate", {"key_alias": "search-chat-staging"})
+    base = gateway.base_url
+    sign_in(page, base, MASTER_KEY)
+    page.goto(f"{base}/ui/keys")
+    page.get_by_role("searchbox").fill("billing-PR")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator('tr[data-alias="Search-Billing-Prod"]')).to_be_visible()
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    assert "search=billing-PR" in page.url
 
 
 def _save_windows(page: Page, expect_status: str = "Saved.", **fields: str) -> None:

@@ -244,6 +244,7 @@ async def list_keys(ctx: Context, query: KeyListQuery) -> dict[str, Any]:
         team_id=query.team_id,
         organization_id=query.organization_id,
         key_alias=query.key_alias,
+        search=query.search,
     )
     total, rows = await ctx.repo.list_keys(where, Page(query.page, query.size))
     keys: list[Any] = (

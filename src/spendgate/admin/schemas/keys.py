@@ -15,6 +15,7 @@ from spendgate.admin.schemas.fields import (
     Metadata,
     Names,
     Ref,
+    Search,
     StrictModel,
     Timestamp,
     either_of,
@@ -161,6 +162,7 @@ class KeyListQuery(StrictModel):
     team_id: Ref | None = None
     organization_id: Ref | None = None
     key_alias: Ref | None = None
+    search: Search | None = None
     return_full_object: bool = False
 
 

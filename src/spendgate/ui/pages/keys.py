@@ -17,7 +17,9 @@ from spendgate.ui.pages.windows import windows_of
 __all__ = ["create_key", "key_page", "keys", "regenerate_key", "render_key"]
 
 _PAGE_SIZE = 25
-_SEARCH = ("key_alias", "team_id", "user_id")
+_SEARCH = ("search", "key_alias", "team_id", "user_id")
+"""``search``: a fragment of the alias, name, id, user or team (the API's substring
+filter); ``key_alias``, ``team_id``, ``user_id``: exact."""
 
 
 async def keys(ctx: PageContext) -> Response:
@@ -26,7 +28,7 @@ async def keys(ctx: PageContext) -> Response:
         listing: dict[str, Any] = {"keys": [own], "total_pages": 1, "current_page": 1, "total_count": 1}
     else:
         page = ctx.page_number()
-        params = {name: ctx.query(name) for name in _SEARCH}
+        params = {name: ctx.query(name)[:255] for name in _SEARCH}
         listing = await ctx.api.get(
             "/key/list", {"return_full_object": "true", "page": page, "size": _PAGE_SIZE, **params}
         )
@@ -35,7 +37,7 @@ async def keys(ctx: PageContext) -> Response:
         "keys.html",
         rows=rows,
         listing=listing,
-        search={name: ctx.query(name) for name in _SEARCH},
+        search={name: ctx.query(name)[:255] for name in _SEARCH},
         created=None,
     )
 
