@@ -42,6 +42,7 @@ from typing import Any
 
 from tools.catalogue import genai, sources
 from tools.catalogue.reconcile import (
+    COMPOSED_CHANGE,
     GENAI_SOURCE,
     LITELLM_SOURCE,
     RULES,
@@ -109,6 +110,7 @@ class BuildReport:
                 f"  {d.entry} {d.rate}: litellm {d.litellm}, genai-prices {d.genai} ({d.genai_model})"
                 for d in unreviewed
             ]
+        lines += [f"price change of review {r} applied to {e}" for e, r in self.reconciliation.price_changes]
         lines.append("== genai-prices")
         lines.append(f"price history added to {len(self.history_added)} models")
         lines += [f"  {m}" for m in self.history_added]
@@ -411,25 +413,14 @@ def reconciliation_dict(
     catalogue: Mapping[str, Any], record: Reconciliation, reviews: Sequence[Review] = REVIEWS
 ) -> dict[str, Any]:
     """``reconciliation.json``: counts, the rules and reviews, then one row per decision."""
-    used = set(record.reviews_used)
+    used = set(record.reviews_used) | {review for _, review in record.price_changes}
     return {
         "format": RECONCILIATION_FORMAT,
         "catalogue_version": catalogue["version"],
         "sources": [f"{s['name']}=={s['version']}" for s in catalogue["sources"]],
         "counts": record.counts(),
         "rules": dict(RULES),
-        "reviews": [
-            {
-                "id": r.id,
-                "entries": r.entries,
-                "rates": r.rates,
-                "genai_model": r.genai_model,
-                "take": r.take,
-                "reason": r.reason,
-            }
-            for r in reviews
-            if r.id in used
-        ],
+        "reviews": [_review_record(r) for r in reviews if r.id in used],
         "disagreements": [
             {
                 "entry": d.entry,
@@ -456,6 +447,26 @@ def reconciliation_dict(
         "models_only_litellm": dict(sorted(record.models_litellm_only.items())),
         "models_only_genai_prices": dict(sorted(record.models_genai_only.items())),
     }
+
+
+def _review_record(review: Review) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": review.id,
+        "entries": review.entries,
+        "rates": review.rates,
+        "genai_model": review.genai_model,
+        "take": review.take,
+        "reason": review.reason,
+    }
+    if review.change is not None:
+        record["price_change"] = {
+            "from": review.change.start.isoformat(),
+            "rates": {k: figure_text(v) for k, v in review.change.rates.items()},
+            "source": review.change.url,
+            "kept": review.change.keep,
+            "composed": COMPOSED_CHANGE,
+        }
+    return record
 
 
 def dumps(document: Mapping[str, Any], expand: Iterable[str]) -> str:

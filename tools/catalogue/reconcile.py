@@ -13,6 +13,18 @@ path: ``input``, ``web_search.medium``, ``>200000.output`` (a threshold),
   decision of :mod:`tools.catalogue.reviews`, else LiteLLM's figure stays and the row is
   marked ``unreviewed`` (the build lists them, so a reviewer can decide them).
 
+* Dated price changes: a review with a :class:`~tools.catalogue.reviews.PriceChange` gives
+  its entries a price history. LiteLLM's spec stays as the price until the change; from it
+  the spec is the published rates, and every other rate is **composed** (rule
+  :data:`COMPOSED_CHANGE`) by the change's ratio for its token kind: a rate of the earlier
+  spec × (the new standard rate of that kind ÷ the earlier one), where a standard rate
+  that is not published follows its side's base rate (input for cache and input
+  modalities, output for reasoning and output modalities), and a service tier's or
+  threshold's rate follows the same kind's standard rate. So a tier or modality keeps its
+  relation to the standard price and nothing stays at the earlier level. Where the sources
+  disagree on such an entry, the review decides, and the composed figure must equal
+  genai-prices' (else the build stops: the review or the rule is wrong).
+
 LiteLLM's figures are first stored as the shortest decimal the source meant
 (:func:`normalise_litellm`). The record (:class:`Reconciliation`) becomes the committed
 ``reconciliation.json`` next to the catalogue.
@@ -20,25 +32,30 @@ LiteLLM's figures are first stored as the shortest decimal the source meant
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Final, Literal
 
 from tools.catalogue import genai
-from tools.catalogue.reviews import REVIEWS, Review
+from tools.catalogue.reviews import REVIEWS, PriceChange, Review
 
 from spendgate.core.pricing.catalogue import _SNAPSHOT
+from spendgate.core.pricing.table import TOKEN_KINDS
 
 __all__ = [
+    "COMPOSED_CHANGE",
     "GENAI_SOURCE",
     "LITELLM_SOURCE",
     "RULES",
     "Decision",
+    "PriceChangeError",
     "Reconciliation",
+    "compose_change",
     "figure_text",
     "flatten",
     "match_kind",
@@ -84,6 +101,14 @@ RULES: Mapping[str, str] = {
         "block are kept (spendgate's off-peak windows)"
     ),
 }
+
+COMPOSED_CHANGE: Final = (
+    "from a dated price change, a rate the change does not publish is the earlier rate x (the new "
+    "standard rate of its kind / the earlier one): a standard cache or input-modality rate follows "
+    "input, reasoning and output modalities follow output, a service tier's or threshold's rate "
+    "follows the same kind's standard rate; exact Decimal arithmetic (28 digits for a ratio that "
+    "does not terminate)"
+)
 
 _DIGITS = 15  # a double carries 15 significant decimal digits faithfully
 _SHORT = 12  # a rounding this short is what the source typed, not a float's tail
@@ -213,6 +238,66 @@ def put_rate(spec: dict[str, Any], path: str, value: Decimal) -> None:
         rates[match["rate"]] = value
 
 
+# ----------------------------------------------------------------------------- price changes
+
+# The standard rate an unpublished standard rate of each kind follows in a price change.
+_CHANGE_ANCHOR: Mapping[str, str] = {
+    kind: "output" if kind == "reasoning" or kind.startswith("output") else "input"
+    for kind in TOKEN_KINDS
+    if kind not in ("input", "output")
+}
+_RATIO: Final = Context(prec=28, rounding=ROUND_HALF_EVEN)
+
+
+class PriceChangeError(ValueError):
+    """A price change that cannot be applied to an entry's spec as the rule says."""
+
+
+def compose_change(spec: Mapping[str, Any], change: PriceChange, where: str) -> dict[str, Any]:
+    """The spec (JSON form) in force from ``change.start``, given the one before it.
+
+    The published rates are taken as they are; every other per-token rate of ``spec`` is
+    composed (:data:`COMPOSED_CHANGE`); a rate that is not per token is carried over only
+    when ``change.keep`` names it. Raises :class:`PriceChangeError` for what the rule
+    cannot compose (a missing or zero reference rate, range tiers, off-peak windows).
+    """
+    if spec.get("tiers") or spec.get("off_peak"):
+        raise PriceChangeError(f"{where}: range tiers and off-peak windows are not composed")
+    unknown = set(change.rates) - set(TOKEN_KINDS)
+    if unknown or not {"input", "output"} <= set(change.rates):
+        raise PriceChangeError(f"{where}: a change publishes input and output per-token rates, got {unknown}")
+    before = flatten(spec)
+    after: dict[str, Decimal] = {kind: Decimal(rate) for kind, rate in change.rates.items()}
+
+    def new(path: str) -> Decimal:
+        if path in after:
+            return after[path]
+        match = _PATH.match(path)
+        if match is None or match["rate"] not in TOKEN_KINDS:
+            if change.keep and fnmatch.fnmatchcase(path, change.keep):
+                after[path] = before[path]
+                return before[path]
+            raise PriceChangeError(f"{where}: {path} is not a per-token rate and the change does not keep it")
+        if match["tier"]:
+            reference = path.partition(":")[2]
+            reference = reference if reference in before else match["rate"]
+        elif match["above"]:
+            reference = match["rate"]
+        else:
+            reference = _CHANGE_ANCHOR[match["rate"]]
+        if not before.get(reference):
+            raise PriceChangeError(f"{where}: {path} has no earlier {reference} rate to compose with")
+        composed = _RATIO.divide(_RATIO.multiply(before[path], new(reference)), before[reference])
+        after[path] = composed.normalize(_RATIO)
+        return after[path]
+
+    spec_from: dict[str, Any] = {}
+    for path in sorted(before.keys() | after.keys()):
+        put_rate(spec_from, path, new(path))
+    spec_from["from"] = change.start.isoformat()
+    return spec_from
+
+
 # ----------------------------------------------------------------------------- matching
 
 # A named AWS / Azure region as a path segment (bedrock/eu-west-3/…, us-gov-west-1/…).
@@ -329,6 +414,8 @@ class Reconciliation:
     models_litellm_only: Counter[str] = field(default_factory=Counter)
     models_genai_only: Counter[str] = field(default_factory=Counter)
     reviews_used: Counter[str] = field(default_factory=Counter)
+    price_changes: list[tuple[str, str]] = field(default_factory=list)
+    """(entry, review) for every entry given a dated price change by a review."""
 
     def counts(self) -> dict[str, Any]:
         by_rule = Counter(d.rule for d in self.decisions if d.rule)
@@ -384,7 +471,25 @@ def genai_spec(
 
 
 def _review(entry_id: str, path: str, model_id: str, reviews: Sequence[Review]) -> Review | None:
-    return next((r for r in reviews if r.applies(entry_id, path, model_id)), None)
+    return next((r for r in reviews if r.change is None and r.applies(entry_id, path, model_id)), None)
+
+
+def _apply_change(
+    entry: dict[str, Any], as_of: date, record: Reconciliation, reviews: Sequence[Review]
+) -> Review | None:
+    """Give ``entry`` the dated spec of the first price change that names it and is in force
+    on ``as_of`` (a later one is not applied yet); LiteLLM's spec stays before it."""
+    review = next((r for r in reviews if r.change is not None and r.applies(entry["id"], "*", "*")), None)
+    if review is None or review.change is None or review.change.start.date() > as_of:
+        return None
+    if len(entry["prices"]) != 1:
+        raise PriceChangeError(f"{entry['id']}: a price change applies to a single LiteLLM spec")
+    (earlier,) = entry["prices"]
+    later = compose_change(earlier, review.change, f"{entry['id']} (review {review.id})")
+    later["source"] = f"{earlier.get('source', LITELLM_SOURCE)}+review:{review.id}"
+    entry["prices"] = [earlier, later]
+    record.price_changes.append((entry["id"], review.id))
+    return review
 
 
 def _rounded_from(litellm: Decimal, genai_figure: Decimal) -> bool:
@@ -429,10 +534,12 @@ def _reconcile_entry(
     as_of: date,
     record: Reconciliation,
     reviews: Sequence[Review],
+    change: Review | None = None,
 ) -> None:
     prices = _current(model, as_of)
     spec = entry["prices"][-1]
-    lite = flatten(spec)
+    lite = flatten(entry["prices"][0] if change is not None else spec)  # LiteLLM's own figures
+    now = flatten(spec)
     label = model["id"]
     record.compared += 1
     if prices is None:  # time-of-day prices: compared against nothing one-to-one
@@ -447,8 +554,19 @@ def _reconcile_entry(
     compatible = zone_compatible(entry["provider"], entry["model"], label)
     changed = False
     for path in sorted(lite.keys() & gen.keys()):
+        if change is not None and now[path] != gen[path]:
+            raise PriceChangeError(
+                f"{entry['id']} {path}: review {change.id} gives {now[path]} from its change, "
+                f"genai-prices {gen[path]}"
+            )
         if lite[path] == gen[path]:
             record.agreed += 1
+            continue
+        if change is not None:  # decided by the change's review; the figure is already the spec's
+            record.decisions.append(
+                Decision(entry["id"], path, label, lite[path], gen[path], GENAI_SOURCE, review=change.id)
+            )
+            record.reviews_used[change.id] += 1
             continue
         decision = _decide(entry, path, label, (lite[path], gen[path]), kind, compatible, reviews)
         record.decisions.append(decision)
@@ -471,7 +589,7 @@ def _reconcile_entry(
         record.added.append((entry["id"], path, label, gen[path]))
         changed = True
     if changed:
-        spec["source"] = f"{LITELLM_SOURCE}+{GENAI_SOURCE}"
+        spec["source"] = f"{spec.get('source', LITELLM_SOURCE)}+{GENAI_SOURCE}"
 
 
 def reconcile_entries(
@@ -485,9 +603,11 @@ def reconcile_entries(
     """Compare every LiteLLM entry with genai-prices and apply the decisions in place.
 
     ``genai_provider_of`` maps a spendgate provider to the genai-prices provider that
-    prices it. Entries with price history already (more than one spec) are skipped.
+    prices it. A review's price change in force on ``as_of`` is applied first (the entry
+    gets its dated spec), so the comparison is with the price in force.
     """
     for entry in entries:
+        change = _apply_change(entry, as_of, record, reviews)
         genai_provider = genai_provider_of.get(entry["provider"])
         if genai_provider is None:
             record.models_litellm_only["(provider not in genai-prices)"] += 1
@@ -506,4 +626,4 @@ def reconcile_entries(
             assert snapshot is not None
             model = snapshot
             kind = "snapshot" if match_kind(snapshot, entry["model"]) != "family" else "family"
-        _reconcile_entry(entry, model, kind, as_of, record, reviews)
+        _reconcile_entry(entry, model, kind, as_of, record, reviews, change)

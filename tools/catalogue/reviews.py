@@ -6,15 +6,39 @@ sometimes does (a ``source`` field); each decision names that evidence. A review
 to the disagreements whose entry id and rate path match its globs (``fnmatch``); the
 first matching review wins. A disagreement no rule or review decides keeps LiteLLM's
 figure and is listed as ``unreviewed`` in ``reconciliation.json``.
+
+A review may also carry a :class:`PriceChange`: a dated change of the published price that
+LiteLLM does not carry yet (it still has the earlier, e.g. introductory, rates). The entry
+then gets a price history: LiteLLM's spec until the change, and from it the published
+rates with every other per-token rate composed from them (:func:`.reconcile.compose_change`).
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Final, Literal
 
-__all__ = ["REVIEWS", "Review"]
+__all__ = ["REVIEWS", "PriceChange", "Review"]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    """A published price that replaces the one LiteLLM carries, from a moment on."""
+
+    start: datetime
+    """When the new price applies (UTC; a page that gives only a date: 00:00 UTC that day)."""
+    rates: Mapping[str, Decimal]
+    """The published standard per-token rates from ``start`` (``input`` and ``output`` at
+    least); every other rate is composed from them."""
+    url: str
+    """The stored page the figures and the date were read from."""
+    keep: str = ""
+    """Glob over rate paths that are not per-token rates and stay as they are (a per-query
+    price the change does not touch); any other such rate stops the build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +53,8 @@ class Review:
     """Glob over rate paths (``input_audio``, ``batch:*``, ``web_search.*``)."""
     genai_model: str = "*"
     """Glob over the id of the genai-prices model compared with."""
+    change: PriceChange | None = None
+    """A dated price change the review records (see the module docstring)."""
 
     def applies(self, entry_id: str, path: str, model_id: str) -> bool:
         globs = (self.entries,) if isinstance(self.entries, str) else self.entries
@@ -39,6 +65,7 @@ class Review:
         )
 
 
+D = Decimal
 _GENAI: Final = "genai-prices"
 _LITELLM: Final = "litellm"
 
@@ -149,5 +176,29 @@ REVIEWS: tuple[Review, ...] = (
         "Vertex AI publishes its own Gemini 2.0 Flash price ($0.15/M input, $0.60/M output, $1/M audio "
         "in), above the Gemini API's; genai-prices' google provider carries the Gemini API figures "
         "for both.",
+    ),
+    Review(
+        "gemini-4-argon-2026-12-01",
+        ("gemini/gemini-4-argon", "vertex_ai/gemini-4-argon"),
+        _GENAI,
+        "Google's Gemini 4 Argon page (ai.google.dev/gemini-api/docs/generate-content/latest-model, "
+        "stored copy in Chinese) prices gemini-4-argon at an introductory $2/M input and $10/M output "
+        "until 2026-11-30, then $4/M input and $20/M output; it gives a date without a time or zone, "
+        "so the new price applies from 2026-12-01 00:00 UTC. Thinking tokens are output tokens (Google's "
+        "Gemini 4 guide counts thinking, function calls and the answer as output; LiteLLM's launch "
+        "announcement, github.com/BerriAI/litellm/discussions/46238: 'Thinking tokens bill as output'), so "
+        "reasoning = output. LiteLLM 1.109.1 carries only the introductory rates (its own "
+        "vertex_ai/gemini-4-argon-cyber-permissive entry is exactly twice each of them); every other "
+        "rate is composed from the published ones, which gives cached input $0.20/M and batch "
+        "$2/$10/$0.10, as genai-prices records them (citing ai.google.dev/gemini-api/docs/pricing) and "
+        "LiteLLM's announcement states the cached price. No Vertex AI price page was found: the vertex_ai "
+        "entry, priced like the Gemini API's in LiteLLM, takes the same change. Google Search grounding "
+        "($14/1k) is not part of the change.",
+        change=PriceChange(
+            start=datetime(2026, 12, 1, tzinfo=UTC),
+            rates={"input": D("4E-6"), "output": D("2E-5"), "reasoning": D("2E-5")},
+            url="https://ai.google.dev/gemini-api/docs/generate-content/latest-model?authuser=0&hl=zh-cn",
+            keep="web_search.*",
+        ),
     ),
 )
