@@ -86,3 +86,57 @@ def test_team_changes_apply_to_the_next_request(tmp_path: Path) -> None:
             == 200
         )
         assert chat().status_code == 200
+
+
+def test_a_blocked_user_or_organization_refuses_its_keys(tmp_path: Path) -> None:
+    """``blocked`` on a user or an organization (accepted by ``/user/update`` and
+    ``/organization/update``) refuses their keys at the next request, until it is lifted; an
+    organization reached through the key's team counts too."""
+    general: dict[str, Any] = {
+        "master_key": MASTER,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+        "journal_dir": str(tmp_path / "journal"),
+        "key_cache_ttl_seconds": 3600,
+    }
+    config = parse_config(
+        {
+            "model_list": [
+                {"model_name": "m", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1"}}
+            ],
+            "general_settings": general,
+            "router_settings": {"num_retries": 0},
+        },
+        environ={},
+    )
+    app = build_app(config, transport=httpx.MockTransport(_upstream))
+    with TestClient(app) as client:
+
+        def admin(path: str, body: dict[str, Any]) -> Any:
+            answer = client.post(path, json=body, headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        org_id = admin("/organization/new", {"organization_alias": "acme"})["organization_id"]
+        admin("/team/new", {"team_id": "t1", "organization_id": org_id})
+        admin("/user/new", {"user_id": "u1"})
+        user_key = admin("/key/generate", {"user_id": "u1"})["key"]
+        team_key = admin("/key/generate", {"team_id": "t1"})["key"]
+
+        def chat(key: str) -> Any:
+            return client.post("/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
+
+        assert chat(user_key).status_code == 200 and chat(team_key).status_code == 200  # cached now
+
+        admin("/user/update", {"user_id": "u1", "blocked": True})
+        refused = chat(user_key)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "user_blocked"
+        assert chat(team_key).status_code == 200
+        admin("/user/update", {"user_id": "u1", "blocked": False})
+        assert chat(user_key).status_code == 200
+
+        admin("/organization/update", {"organization_id": org_id, "blocked": True})
+        refused = chat(team_key)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "organization_blocked"
+        assert chat(user_key).status_code == 200
+        admin("/organization/update", {"organization_id": org_id, "blocked": False})
+        assert chat(team_key).status_code == 200

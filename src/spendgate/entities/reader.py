@@ -59,6 +59,10 @@ class KeyRecord:
     key_alias: str | None
     team_blocked: bool
     team_models: tuple[str, ...]
+    user_blocked: bool = False
+    """The key's user is blocked (``/user/update`` ``blocked``)."""
+    organization_blocked: bool = False
+    """The key's organization (its own, else its team's) is blocked."""
 
 
 class EntityReader:
@@ -92,6 +96,8 @@ class EntityReader:
             key_alias=key["key_alias"],
             team_blocked=bool(key["team_blocked"]),
             team_models=tuple(key["team_models"] or ()),
+            user_blocked=bool(key["user_blocked"]),
+            organization_blocked=bool(key["organization_blocked"]),
         )
 
     async def key_entities(self, key_id: str) -> KeyEntities | None:

@@ -527,7 +527,9 @@ class EntityRepository:
     # -- the gateway's reads ----------------------------------------------------------------
 
     async def key_for_auth(self, digest: str) -> RowMapping | None:
-        """The key stored under hash ``digest`` with what authentication needs of its team."""
+        """The key stored under hash ``digest`` with what authentication needs of its team,
+        its user and its organization (the key's own, else its team's): their blocks."""
+        org = Organization.__table__.alias("key_org")
         stmt = (
             select(
                 VirtualKey.key_id,
@@ -544,8 +546,14 @@ class EntityRepository:
                 Team.blocked.label("team_blocked"),
                 Team.models.label("team_models"),
                 Team.organization_id.label("team_organization_id"),
+                User.blocked.label("user_blocked"),
+                org.c.blocked.label("organization_blocked"),
             )
             .outerjoin(Team, Team.team_id == VirtualKey.team_id)
+            .outerjoin(User, User.user_id == VirtualKey.user_id)
+            .outerjoin(
+                org, org.c.organization_id == func.coalesce(VirtualKey.organization_id, Team.organization_id)
+            )
             .where(VirtualKey.token == digest)
         )
         row = (await self.session.execute(stmt)).first()

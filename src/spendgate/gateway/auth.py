@@ -131,6 +131,12 @@ class Authenticator:
             return AuthenticationFailed("this API key has expired", code="key_expired")
         if key.team_blocked:
             return PermissionDenied(f"team {key.team_id!r} is blocked", code="team_blocked")
+        if key.organization_blocked:
+            return PermissionDenied(
+                f"organization {key.organization_id!r} is blocked", code="organization_blocked"
+            )
+        if key.user_blocked:
+            return PermissionDenied(f"user {key.user_id!r} is blocked", code="user_blocked")
         return Principal(
             key_hash=digest,
             key_id=key.key_id,
