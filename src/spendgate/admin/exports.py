@@ -74,6 +74,10 @@ async def export_spend(ctx: Context, query: ExportQuery) -> StreamingResponse:
         if len(days) > (_MAX_HOURLY_DAYS if query.granularity == "hour" else MAX_DAYS):
             raise InvalidField("end_date: the range is too long for a grouped export", param="end_date")
         allowed = _allowed(access, dims)
+        if query.top is not None and len(dims) != 1:
+            raise InvalidField("top: keeps the top values of one group_by dimension", param="top")
+    elif query.top is not None:
+        raise InvalidField("top: applies to a grouped export (group_by)", param="top")
     conditions = [c for c in (access.events_clause(),) if c is not None]
     if key_id is not None:
         conditions.append(SpendEventRow.api_key == key_id)
@@ -92,6 +96,7 @@ async def export_spend(ctx: Context, query: ExportQuery) -> StreamingResponse:
         granularity=query.granularity,
         where=where,
         allowed=allowed,
+        top=query.top,
     )
     filename = export_filename(query.format, days.first, days.last, dims)
     return StreamingResponse(

@@ -310,15 +310,18 @@ async def _per_event(
         yield out.take()
 
 
-async def _key_hashes(engine: AsyncEngine, key_ids: Iterable[str]) -> dict[str, str]:
+async def _key_hashes(engine: AsyncEngine, key_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """key_id → (the key's current hash, its alias), for the keys that still exist."""
     ids = sorted({k for k in key_ids if k})
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str | None]] = {}
     async with engine.connect() as conn:
         for i in range(0, len(ids), 500):
             rows = await conn.execute(
-                select(VirtualKey.key_id, VirtualKey.token).where(VirtualKey.key_id.in_(ids[i : i + 500]))
+                select(VirtualKey.key_id, VirtualKey.token, VirtualKey.key_alias).where(
+                    VirtualKey.key_id.in_(ids[i : i + 500])
+                )
             )
-            found.update({str(k): str(t) for k, t in rows})
+            found.update({str(k): (str(t), a) for k, t, a in rows})
     return found
 
 
@@ -331,14 +334,28 @@ async def _grouped(
     group_by: Sequence[str],
     granularity: str,
     allowed: Mapping[str, frozenset[str]] | None,
+    top: int | None = None,
 ) -> AsyncIterator[bytes]:
+    scope_ids = None
+    if top is not None and allowed is not None:
+        # The rest row must sum only what the caller may read: narrowed in SQL, not after.
+        scope_ids, allowed = allowed[group_by[0]], None
     report = await spend_report(
-        engine, start=start, end=end, group_by=list(group_by), granularity=granularity, tz=tz
+        engine,
+        start=start,
+        end=end,
+        group_by=list(group_by),
+        granularity=granularity,
+        tz=tz,
+        scope_ids=scope_ids,
+        top=top,
     )
     cols = report.columns
     hashes = await _key_hashes(engine, cols["key"]) if "key" in group_by else {}
     out = _Writer()
-    out.row(["period_start", "period_end", *group_by, *GROUPED_METRICS])
+    # Keys are shown as their current hash, followed by their alias (a key_alias column).
+    names = [n for d in group_by for n in ((d, "key_alias") if d == "key" else (d,))]
+    out.row(["period_start", "period_end", *names, *GROUPED_METRICS, *(["other_groups"] if top else [])])
     yield out.take()
     for i in range(report.row_count):
         if allowed is not None and not any(cols[d][i] in ids for d, ids in allowed.items() if d in cols):
@@ -347,7 +364,8 @@ async def _grouped(
         values = [cols[d][i] for d in group_by]
         if "key" in group_by:
             k = group_by.index("key")
-            values[k] = hashes.get(values[k], values[k]) if values[k] else None
+            token, alias = hashes.get(values[k], (values[k], None)) if values[k] else (None, None)
+            values[k : k + 1] = [token, alias]
         out.row(
             [
                 period.start.astimezone(zone).isoformat(),
@@ -355,6 +373,7 @@ async def _grouped(
                 *values,
                 usd_text(cols["cost_nanos"][i]),
                 *(cols[m][i] for m in GROUPED_METRICS[1:]),
+                *([report.other_groups if cols["other"][i] else 0] if top else []),
             ]
         )
         if out.rows >= _CHUNK_ROWS:
@@ -375,6 +394,7 @@ def export_chunks(
     where: ColumnElement[bool] | None = None,
     allowed: Mapping[str, frozenset[str]] | None = None,
     list_pricer: ListPricer | None = None,
+    top: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The export as UTF-8 CSV chunks (header first), read when iterated.
 
@@ -389,6 +409,9 @@ def export_chunks(
         where: narrows the per-event read (who may read what; filters). Bound parameters.
         allowed: grouped only: keep a row only if one of its dimensions (``key``, ``user``,
             ``team``) holds an id of that dimension's set (None: every row).
+        top: grouped by one dimension only: its top values by cost over the range, the
+            others summed per period into a row with an empty value and the column
+            ``other_groups`` (how many values it sums; 0 on the other rows).
         list_pricer: FOCUS ``ListCost``; default the process-wide price book.
 
     Raises:
@@ -403,5 +426,5 @@ def export_chunks(
     zone = get_timezone(tz)
     if group_by:
         check_group_by(group_by)
-        return _grouped(engine, start, end, tz, zone, group_by, granularity, allowed)
+        return _grouped(engine, start, end, tz, zone, group_by, granularity, allowed, top)
     return _per_event(engine, fmt, start, end, zone, where, list_pricer or book_list_pricer())

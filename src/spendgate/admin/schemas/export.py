@@ -34,6 +34,13 @@ class ExportQuery(RequiredDateRangeQuery):
         "model, provider, deployment): CSV rows aggregated from the rollups.",
     )
     granularity: Literal["hour", "day", "week", "month"] = "day"
+    top: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="With one group_by dimension: the top n values by cost over the range; each "
+        "period's other values are summed into one row (empty value, other_groups > 0).",
+    )
     api_key: Ref | None = None
     user_id: Ref | None = None
     team_id: Ref | None = None
