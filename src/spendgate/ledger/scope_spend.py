@@ -6,10 +6,11 @@ figures must equal the ledger exactly and must cost the same whatever the histor
 they come from ``spend_rollups`` (``ix_spend_rollups_scope``: scope type, scope id,
 grain, bucket), never from a scan of ``spend_events``.
 
-A period ``[start, end)`` is read as the whole 15-minute buckets inside it, at the hourly
-grain when both ends fall on whole hours (UTC, Europe/…), else at the 15-minute grain
-(Asia/Kolkata, +5:30): every UTC offset in use is a multiple of 15 minutes, so calendar
-periods of an hour or more are always whole buckets. Only a period boundary that is not
+A period ``[start, end)`` is read as the whole 15-minute buckets inside it, at the daily
+grain when both ends fall on UTC midnights (UTC days, weeks, months), at the hourly grain
+when both fall on whole hours (Europe/…), else at the 15-minute grain (Asia/Kolkata,
++5:30): every UTC offset in use is a multiple of 15 minutes, so calendar periods of an
+hour or more are always whole buckets. Only a period boundary that is not
 on a 15-minute boundary (a ``30s`` or ``20m`` window) leaves a part of a bucket; that part,
 shorter than 15 minutes, is summed from the events of that short range (index on
 ``occurred_at``).
@@ -40,7 +41,7 @@ from spendgate.stores.database.models import SpendEventRow, SpendRollup
 __all__ = ["PeriodSpend", "SpendQuery", "range_spend", "scope_spend"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FINE, _COARSE = GRAINS[0], GRAINS[-1]
+_FINE = GRAINS[0]
 _IDS_PER_PART = 500
 """Scope ids in one ``IN (…)`` list."""
 _PARTS_PER_STATEMENT = 200
@@ -105,7 +106,7 @@ def _parts(period: Period, scope_type: str, model: str | None) -> list[_Part]:
     inner_hi = hi // _FINE * _FINE
     if inner_lo >= inner_hi:  # shorter than a bucket, inside one: the events of that range
         return [_Part(0, lo, hi, scope_type, model)]
-    grain = _COARSE if inner_lo % _COARSE == 0 and inner_hi % _COARSE == 0 else _FINE
+    grain = max(g for g in GRAINS if inner_lo % g == 0 and inner_hi % g == 0)
     parts = [_Part(grain, inner_lo, inner_hi, scope_type, model)]
     if lo < inner_lo:
         parts.append(_Part(0, lo, inner_lo, scope_type, model))
