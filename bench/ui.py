@@ -50,7 +50,7 @@ def _spend(
     return ("spend", f"spend {name}, by {group_by}", "/ui/spend", {**span, "group_by": group_by, **extra})
 
 
-def pages(busy_key: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+def pages(busy_key: str, cursor_20: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(group, name, path, query) of every page measured."""
     kolkata = {"timezone": "Asia/Kolkata"}
     return [
@@ -74,7 +74,7 @@ def pages(busy_key: str) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("entities", "user page (user-0007)", "/ui/users/user-0007", {}),
         ("entities", "customers", "/ui/customers", {}),
         ("logs", "logs, newest 50", "/ui/logs", {}),
-        ("logs", "logs, page 20", "/ui/logs", {"page": 20}),
+        ("logs", "logs, page 20 (by its cursor)", "/ui/logs", {"cursor": cursor_20}),
         ("logs", "logs of the busiest key", "/ui/logs", {"api_key": busy_key}),
         ("logs", "logs, one day", "/ui/logs", {"start_date": "2026-10-15", "end_date": "2026-10-15"}),
         ("batches", "batches", "/ui/batches", {}),
@@ -161,6 +161,19 @@ def busiest_key(base: str) -> str:
     return str(r.json()["keys"][0]["token"])
 
 
+def page_20_cursor(base: str) -> str:
+    """The cursor of the Logs page's 20th page (after the newest 950 events): the
+    ``x-spendgate-next-cursor`` of a 950-row ``/spend/logs`` page."""
+    r = httpx.get(
+        f"{base}/spend/logs",
+        params={"summarize": "false", "page_size": 19 * 50},
+        headers={"Authorization": f"Bearer {MASTER}"},
+        timeout=600,
+    )
+    r.raise_for_status()
+    return r.headers["x-spendgate-next-cursor"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("SPENDGATE_BENCH_POSTGRES_URL", DEFAULT_URL))
@@ -177,7 +190,8 @@ def main() -> None:
     proc, base = start_server(args.database_url)
     try:
         client = signed_in(base)
-        cases = [c for c in pages(busiest_key(base)) if not only or c[0] in only]
+        cursor = page_20_cursor(base) if not only or "logs" in only else ""
+        cases = [c for c in pages(busiest_key(base), cursor) if not only or c[0] in only]
         print(f"dashboard pages, {args.runs} requests each after 1 warm-up, ms (load average before–after)")
         for _, name, path, params in cases:
             res = time_requests(client, path, params, args.runs, args.slow_runs)

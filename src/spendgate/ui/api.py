@@ -53,6 +53,11 @@ class ApiClient:
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return _parsed(await self._client.get(path, params=_clean(params)))
 
+    async def get_page(self, path: str, params: dict[str, Any], header: str) -> tuple[Any, str | None]:
+        """A GET's parsed body and the value of one response ``header`` (a next-page cursor)."""
+        response = await self._client.get(path, params=_clean(params))
+        return _parsed(response), response.headers.get(header)
+
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         return _parsed(await self._client.post(path, json=body))
 

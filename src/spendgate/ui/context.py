@@ -70,17 +70,3 @@ class PageContext:
             return [(await self.api.get("/key/info"))["info"]] if page == 1 else []
         listing = await self.api.get("/key/list", {"return_full_object": "true", "page": page, "size": size})
         return list(listing["keys"])
-
-    async def key_names(self) -> dict[str, str]:
-        """Key ids (and current hashes) → aliases, for the keys the caller may list (the
-        first 100): the ledger and batches name a key by its ``key_id``, which stays when the
-        key is regenerated; its ``token`` does not."""
-        if self.session.role == "key":
-            return {}
-        names: dict[str, str] = {}
-        for key in await self.visible_keys():
-            name = str(key.get("key_alias") or key.get("key_name"))
-            for field in ("token", "key_id"):
-                if key.get(field):
-                    names[str(key[field])] = name
-        return names

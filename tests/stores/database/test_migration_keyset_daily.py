@@ -61,7 +61,7 @@ async def _daily(engine: AsyncEngine) -> list[tuple[int, str, str, int, int]]:
                 "WHERE grain = 86400 ORDER BY 1, 2, 3"
             )
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def test_upgrade_indexes_and_backfills_the_days(fresh_engine: AsyncEngine) -> None:

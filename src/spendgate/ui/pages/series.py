@@ -16,7 +16,10 @@ from typing import Any
 
 from spendgate.ui.api import ApiClient
 
-__all__ = ["GROUPS", "SpendRows", "read_spend"]
+__all__ = ["GROUPS", "OTHER", "SpendRows", "read_spend"]
+
+OTHER = "\x00other"
+"""The group of the export's ``other_groups`` rows (no real group id holds a NUL)."""
 
 GROUPS = {
     "team": "Team",
@@ -42,6 +45,10 @@ class SpendRows:
     cache_hits, saved_nanos}."""
     saved: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """period start → nano-USD the response cache saved (its hits cost nothing)."""
+    other_groups: int = 0
+    """With ``top``: how many groups the :data:`OTHER` group sums."""
+    names: dict[str, str] = field(default_factory=dict)
+    """group → display name: a key's alias (the export's ``key_alias`` column)."""
 
     def total(self, metric: str = "cost_nanos") -> int:
         return sum(t[metric] for t in self.totals.values())
@@ -66,9 +73,18 @@ _METRICS = (
 
 
 async def read_spend(
-    api: ApiClient, *, group_by: str, granularity: str, start: date, end: date, timezone: str
+    api: ApiClient,
+    *,
+    group_by: str,
+    granularity: str,
+    start: date,
+    end: date,
+    timezone: str,
+    top: int | None = None,
 ) -> SpendRows:
-    """The grouped export for ``[start, end]`` (local days), parsed."""
+    """The grouped export for ``[start, end]`` (local days), parsed; with ``top``, its top
+    groups by cost and the rest summed per period as :data:`OTHER` (in SQL: a month of
+    2,000 keys is 31 × (top + 1) rows, not 60,000)."""
     text = await api.text(
         "/global/spend/export",
         {
@@ -78,13 +94,18 @@ async def read_spend(
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),
             "timezone": timezone,
+            "top": top,
         },
     )
     rows = SpendRows()
     seen: dict[str, None] = {}
     for line in csv.DictReader(io.StringIO(text)):
         period = line["period_start"]
-        group = _group_name(line.get(group_by))
+        folded = int(line.get("other_groups") or 0)
+        group = OTHER if folded else _group_name(line.get(group_by))
+        rows.other_groups = max(rows.other_groups, folded)
+        if line.get("key_alias"):
+            rows.names[group] = _group_name(line["key_alias"])
         seen[period] = None
         cost = int(line["cost_nanos"])
         rows.nanos[group][period] = rows.nanos[group].get(period, 0) + cost

@@ -15,13 +15,16 @@ from starlette.responses import Response, StreamingResponse
 from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
 from spendgate.ui.formatting import usd_of_nanos
-from spendgate.ui.pages.series import GROUPS, SpendRows, read_spend
+from spendgate.ui.pages.series import GROUPS, OTHER, SpendRows, read_spend
 
 __all__ = ["export", "spend"]
 
 GRANULARITIES = ("hour", "day", "week", "month")
 """The export's periods: weeks start on Monday, months on the 1st, in the chosen zone."""
 _SHOWN = 8  # groups drawn one by one; the rest are summed as "other"
+_TOP = 50
+"""Groups in the table (by cost over the range); the rest are one row, summed by the
+export in SQL. The CSV download has every group."""
 _NON_ADMIN_GROUPS = ("key", "user", "team")  # what the export lets a non-admin group by
 
 
@@ -51,9 +54,17 @@ async def spend(ctx: PageContext) -> Response:
     if (end - start).days > (31 if granularity == "hour" else 3660):
         raise ApiError(422, "the range is too long for this granularity: hourly at most 31 days")
     rows = await read_spend(
-        ctx.api, group_by=group_by, granularity=granularity, start=start, end=end, timezone=ctx.timezone
+        ctx.api,
+        group_by=group_by,
+        granularity=granularity,
+        start=start,
+        end=end,
+        timezone=ctx.timezone,
+        top=_TOP,
     )
-    names = await ctx.key_names() if group_by == "key" else {}
+    names = dict(rows.names)
+    if rows.other_groups:
+        names[OTHER] = f"{rows.other_groups:,} others"
     params = {"start_date": start.isoformat(), "end_date": end.isoformat(), "timezone": ctx.timezone}
     return ctx.render(
         "spend.html",
@@ -76,7 +87,8 @@ async def spend(ctx: PageContext) -> Response:
 
 
 def _ranked(rows: SpendRows) -> list[str]:
-    return sorted(rows.totals, key=lambda g: (-rows.totals[g]["cost_nanos"], g))
+    """The groups by cost, highest first; the others' row last."""
+    return sorted(rows.totals, key=lambda g: (g == OTHER, -rows.totals[g]["cost_nanos"], g))
 
 
 def _axis(start: date, end: date, granularity: str, timezone: str) -> list[int]:
@@ -109,7 +121,7 @@ def _axis(start: date, end: date, granularity: str, timezone: str) -> list[int]:
 def _table(rows: SpendRows, names: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {
-            "group": g,
+            "group": "" if g == OTHER else g,
             "name": names.get(g, g),
             "spend": usd_of_nanos(rows.totals[g]["cost_nanos"]),
             "requests": rows.totals[g]["requests"],
