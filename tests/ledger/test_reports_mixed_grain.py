@@ -13,7 +13,7 @@ from itertools import pairwise
 import pytest
 from ledger_helpers import make_event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from test_reports_match_events import expected
+from test_reports_match_events import expected, observed
 
 from spendgate.ledger import reports
 from spendgate.ledger.reports import spend_report
@@ -57,15 +57,7 @@ async def test_mixed_grain_report_equals_the_events(engine: AsyncEngine, tz: str
         want = expected(evts, group_by, granularity, tz, report.start, report.end)
         if ids is not None:
             want = {k: v for k, v in want.items() if (k[1][0] or "") in ids}
-        got = {
-            (r.period.start if r.period else None, tuple(r.group.values())): [
-                r.totals.cost_nanos,
-                r.totals.requests,
-                r.totals.input_tokens,
-                r.totals.output_tokens,
-            ]
-            for r in report.rows
-        }
+        got = observed(report)
         assert got == want, (group_by, granularity, ids)
 
 

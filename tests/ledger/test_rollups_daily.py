@@ -12,7 +12,7 @@ import pytest
 from ledger_helpers import make_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from test_reports_match_events import expected
+from test_reports_match_events import expected, observed
 
 from spendgate.ledger.reports import spend_report
 from spendgate.ledger.repository import LedgerRepository
@@ -92,13 +92,5 @@ async def test_reports_on_the_daily_grain_equal_the_events(
         )
         assert report.grain == grain
         want = expected(events, group_by, granularity, tz, report.start, report.end)
-        got = {
-            (r.period.start if r.period else None, tuple(r.group.values())): [
-                r.totals.cost_nanos,
-                r.totals.requests,
-                r.totals.input_tokens,
-                r.totals.output_tokens,
-            ]
-            for r in report.rows
-        }
+        got = observed(report)
         assert got == want, (group_by, granularity, tz)
