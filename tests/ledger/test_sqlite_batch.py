@@ -33,7 +33,7 @@ def _events() -> list[SpendEvent]:
             cost_nanos=123_456_789,
             cost_items={"input": 100, "cache_read": 23_456_689, "output": 100_000_000},
             usage=Usage(
-                input_tokens=2_000_000_000_000,
+                input_tokens=1_000_000_000_000,  # past 32 bits, under the 2^40 cap
                 cache_read_tokens=5,
                 output_tokens=7,
                 reasoning_tokens=3,
