@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,12 +16,12 @@ from hypothesis import strategies as st
 from ledger_helpers import make_event
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from test_reports_match_events import ZONES, events, expected
+from test_reports_match_events import ZONES, events, expected, observed
 
 from db_helpers import clear_database
 from spendgate.ledger.activity_reads import daily_activity, key_activity
 from spendgate.ledger.events import SpendEvent
-from spendgate.ledger.reports import ReportRow, spend_report
+from spendgate.ledger.reports import spend_report
 from spendgate.ledger.repository import LedgerRepository
 from spendgate.stores.database import create_engine
 from spendgate.stores.database.models import SpendEventRow
@@ -35,18 +34,6 @@ IDS = {
     "customer": ["c1", "c2", ""],
     "tag": ["a", "b", "c", ""],
 }
-
-
-def _got(report_rows: list[ReportRow]) -> dict[tuple[Any, ...], list[int]]:
-    return {
-        (r.period.start if r.period else None, tuple(r.group.values())): [
-            r.totals.cost_nanos,
-            r.totals.requests,
-            r.totals.input_tokens,
-            r.totals.output_tokens,
-        ]
-        for r in report_rows
-    }
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -102,9 +89,9 @@ def test_narrowed_report_equals_the_events_of_those_ids(
             for k, v in expected(evts, group_by, granularity, tz, narrowed.start, narrowed.end).items()
             if k[1][0] in keep
         }
-        assert _got(narrowed.rows) == want
+        assert observed(narrowed) == want
         # The same rows as the whole report's rows of those ids, and totals that are their sum.
-        assert _got(narrowed.rows) == {k: v for k, v in _got(whole.rows).items() if k[1][0] in keep}
+        assert observed(narrowed) == {k: v for k, v in observed(whole).items() if k[1][0] in keep}
         assert narrowed.totals.cost_nanos == sum(v[0] for v in want.values())
         assert narrowed.totals.requests == sum(v[1] for v in want.values())
         assert (narrowed.start, narrowed.end, narrowed.grain) == (whole.start, whole.end, whole.grain)
