@@ -4,6 +4,7 @@ import asyncio
 import csv
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,3 +138,22 @@ def test_tag_report_total_counts_each_event_once(tmp_path: Path) -> None:
     assert data["totals"]["requests"] == 3 and data["totals"]["cost_nanos"] == 3 * 10**9  # each event once
     table = runner.invoke(app, args)
     assert "$3.00" in table.output and "$4.00" not in table.output
+
+
+def test_db_rollup_days_recomputes_the_daily_rows(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'days.db'}"
+    assert runner.invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    _seed(url)  # 20 events of 1.5 USD over 10 days
+    with sqlite3.connect(tmp_path / "days.db") as conn:
+        count = conn.execute("SELECT count(*) FROM spend_rollups WHERE grain = 86400").fetchone()[0]
+        conn.execute("DELETE FROM spend_rollups WHERE grain = 86400")
+    done = runner.invoke(app, ["db", "rollup-days", "--database-url", url])
+    assert done.exit_code == 0, done.output
+    assert f"daily rollup rows recomputed: {count:,}" in done.output
+    with sqlite3.connect(tmp_path / "days.db") as conn:
+        total = conn.execute(
+            "SELECT sum(cost_nanos) FROM spend_rollups WHERE grain = 86400 AND scope_type = 'global'"
+        ).fetchone()[0]
+    assert total == 20 * 1_500_000_000
+    bad = runner.invoke(app, ["db", "rollup-days", "--since", "yesterday", "--database-url", url])
+    assert bad.exit_code == 2 and "--since" in bad.output

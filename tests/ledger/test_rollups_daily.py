@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ledger_helpers import make_event
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_reports_match_events import expected, observed
 
@@ -51,11 +51,8 @@ async def _rows(engine: AsyncEngine, grain: int) -> list[tuple]:
         return [tuple(row) for row in result]
 
 
-async def test_each_daily_row_is_the_sum_of_its_hours(engine: AsyncEngine) -> None:
-    events = _events(1_500)  # 55 days
-    repo = LedgerRepository(engine)
-    await repo.write_batch(events[:700])
-    await repo.write_batch(events)  # a replayed part counts once
+async def _days_and_their_hours(engine: AsyncEngine) -> tuple[dict[tuple, list[int]], dict[tuple, list[int]]]:
+    """(the daily rows, the hourly rows summed per UTC day), by (day, scope, model…)."""
     summed: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(METRICS))
     for bucket, *key_and_metrics in await _rows(engine, 3600):
         key, metrics = tuple(key_and_metrics[:5]), key_and_metrics[5:]
@@ -63,9 +60,41 @@ async def test_each_daily_row_is_the_sum_of_its_hours(engine: AsyncEngine) -> No
         for i, v in enumerate(metrics):
             acc[i] += v
     daily = {(b, *k[:5]): list(k[5:]) for b, *k in await _rows(engine, DAY)}
-    assert daily == dict(summed)
+    return daily, dict(summed)
+
+
+async def test_each_daily_row_is_the_sum_of_its_hours(engine: AsyncEngine) -> None:
+    events = _events(1_500)  # 55 days
+    repo = LedgerRepository(engine)
+    await repo.write_batch(events[:700])
+    await repo.write_batch(events)  # a replayed part counts once
+    daily, summed = await _days_and_their_hours(engine)
+    assert daily == summed
     cost = sum(v[METRICS.index("cost_nanos")] for k, v in daily.items() if k[1] == "global")
     assert cost == sum(e.cost_nanos for e in events)
+
+
+async def test_recompute_sets_the_days_from_the_hours(engine: AsyncEngine) -> None:
+    """The repair after an old gateway wrote without the daily grain: the days are set
+    from the hours (from a day on, or all), however wrong they were, as often as asked."""
+    repo = LedgerRepository(engine)
+    await repo.write_batch(_events(600))  # 22 days from 2026-02-20
+    good, summed = await _days_and_their_hours(engine)
+    first, late = min(k[0] for k in good), datetime(2026, 3, 5, tzinfo=UTC)
+    async with engine.begin() as conn:  # missed events, a stray row, a lost day
+        await conn.execute(text("UPDATE spend_rollups SET cost_nanos = cost_nanos - 1 WHERE grain = 86400"))
+        await conn.execute(
+            text("DELETE FROM spend_rollups WHERE grain = 86400 AND bucket = :b"), {"b": first + DAY}
+        )
+    assert await repo.recompute_daily_rollups(late) == sum(1 for k in good if k[0] >= late.timestamp())
+    daily, _ = await _days_and_their_hours(engine)
+    assert {k: v for k, v in daily.items() if k[0] >= late.timestamp()} == {
+        k: v for k, v in summed.items() if k[0] >= late.timestamp()
+    }
+    assert daily != summed  # the days before --since are left as they were
+    for _ in range(2):
+        assert await repo.recompute_daily_rollups() == len(good)
+        assert (await _days_and_their_hours(engine))[0] == summed
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ from spendgate.cli._output import console, fail
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Database schema: upgrade, status and spend-event retention.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: upgrade, status, spend-event retention, daily rollups.", no_args_is_help=True
+)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -97,3 +99,42 @@ def retention(
     except (OSError, ValueError) as exc:
         fail(str(exc))
     console.print(f"dropped: {', '.join(dropped) if dropped else 'nothing'}", highlight=False)
+
+
+@app.command("rollup-days")
+def rollup_days(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only the UTC days from this date (YYYY-MM-DD); default: every day."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Recompute the daily rollups from the hourly ones (sets them; safe to repeat).
+
+    For daily rows that missed events: a gateway of a version before migration 0011 kept
+    writing after the upgrade. Writers wait while it runs; readers do not.
+    """
+    from datetime import UTC, date, datetime
+
+    from spendgate.ledger.repository import LedgerRepository
+    from spendgate.stores.database import create_engine
+    from spendgate.stores.database import database_url as resolve
+
+    try:
+        day = None if since is None else date.fromisoformat(since)
+    except ValueError:
+        fail(f"--since: {since!r} is not a date like 2026-12-01")
+
+    async def main() -> int:
+        engine = create_engine(resolve(database_url))
+        try:
+            start = None if day is None else datetime.combine(day, datetime.min.time(), UTC)
+            return await LedgerRepository(engine).recompute_daily_rollups(start)
+        finally:
+            await engine.dispose()
+
+    try:
+        rows = asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"daily rollup rows recomputed: {rows:,}", highlight=False)

@@ -30,7 +30,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN
 from operator import attrgetter
 from typing import Any
@@ -54,6 +54,7 @@ __all__ = ["LedgerRepository", "WriteResult"]
 EVENTS: Table = SpendEventRow.__table__  # type: ignore[assignment]
 ROLLUPS: Table = SpendRollup.__table__  # type: ignore[assignment]
 EVENT_COLUMNS = [c.name for c in EVENTS.columns]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPLIT_MIN = 2_000
 """PostgreSQL batches from this size are written as two concurrent transactions."""
 
@@ -106,6 +107,35 @@ class LedgerRepository:
             raise
         return WriteResult(inserted=inserted, duplicates=len(events) - inserted)
 
+    async def recompute_daily_rollups(self, since: datetime | None = None) -> int:
+        """Set every daily rollup row (from the UTC day of ``since``; None: all) to the sum
+        of its day's hourly rows, and return how many daily rows there are then.
+
+        The repair for daily rows that missed events (a gateway of a version before the
+        daily grain kept writing after migration 0011). It *sets*, never adds, so it can run
+        any number of times; the table is locked against writers (not readers) meanwhile, so
+        no batch lands between the read and the write.
+        """
+        day = GRAINS[-1]
+        lo = 0 if since is None else _epoch_seconds(since) // day * day
+        key = ", ".join(ROLLUP_KEY[2:])
+        sums = ", ".join(f"CAST(sum({m}) AS BIGINT)" for m in METRICS)
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                await conn.execute(text("LOCK TABLE spend_rollups IN SHARE ROW EXCLUSIVE MODE"))
+            # Only module constants are interpolated; the one value is bound.
+            delete = f"DELETE FROM spend_rollups WHERE grain = {day} AND bucket >= :lo"  # noqa: S608
+            await conn.execute(text(delete), {"lo": lo})
+            inserted = await conn.execute(
+                text(
+                    f"INSERT INTO spend_rollups ({', '.join(ROLLUP_KEY)}, {', '.join(METRICS)}) "  # noqa: S608
+                    f"SELECT {day}, bucket / {day} * {day}, {key}, {sums} FROM spend_rollups "
+                    f"WHERE grain = {GRAINS[-2]} AND bucket >= :lo GROUP BY bucket / {day} * {day}, {key}"
+                ),
+                {"lo": lo},
+            )
+        return int(inserted.rowcount)
+
     async def _ensure_partitions(self, events: Sequence[SpendEvent]) -> None:
         """Create the monthly partitions the batch needs (in a transaction of its own, so
         that concurrent writers see them), unless this process already made sure of them."""
@@ -145,6 +175,11 @@ class LedgerRepository:
             records = zip(*columns.values(), strict=True)
             await driver.copy_records_to_table(_STAGING, records=records, columns=list(columns))
             return int(await driver.fetchval(_PG_WRITE))
+
+
+def _epoch_seconds(at: datetime) -> int:
+    delta = at.astimezone(UTC) - _EPOCH
+    return delta.days * 86400 + delta.seconds
 
 
 def _months(first: datetime, last: datetime) -> set[tuple[int, int]]:
