@@ -5,6 +5,8 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,3 +159,27 @@ def test_db_rollup_days_recomputes_the_daily_rows(tmp_path: Path) -> None:
     assert total == 20 * 1_500_000_000
     bad = runner.invoke(app, ["db", "rollup-days", "--since", "yesterday", "--database-url", url])
     assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_db_commands_on_a_database_that_cannot_be_opened_are_one_line_errors(tmp_path: Path) -> None:
+    # A process of its own: aiosqlite's connection thread outlives the command's event loop
+    # (it may still print its own "Event loop is closed" as the process ends: not checked).
+    nowhere = f"sqlite+aiosqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    for command in ("status", "rollup-days"):
+        failed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from spendgate.cli import main; main()",
+                "db",
+                command,
+                "--database-url",
+                nowhere,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert failed.returncode == 2, failed.stderr
+        assert "error: database error: unable to open database file" in failed.stderr

@@ -1,13 +1,18 @@
-"""``spendgate db``: migrate the database and show its schema revision."""
+"""``spendgate db``: migrate the database, show its schema revision, apply retention and
+recompute the daily rollups."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from spendgate.cli._output import console, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["app"]
 
@@ -23,55 +28,59 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+T = TypeVar("T")
+
+
+def _on_database(database_url: str | None, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """``work`` on an engine of the database (disposed afterwards); a bad URL or an
+    unreachable database is a one-line error, never a traceback."""
+    from spendgate.stores.database import create_engine
+    from spendgate.stores.database import database_url as resolve
+
+    async def main() -> T:
+        engine = create_engine(resolve(database_url))
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(main())
+    except DBAPIError as exc:  # e.g. a SQLite file that cannot be opened, a refused login
+        fail(f"database error: {exc.orig}")
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
 
 
 @app.command()
 def upgrade(database_url: DatabaseUrl = None, revision: str = "head") -> None:
     """Apply the schema migrations (and create the PostgreSQL spend-event partitions ahead)."""
-    from spendgate.stores.database import create_engine, schema_status
-    from spendgate.stores.database import database_url as resolve
+    from spendgate.stores.database import schema_status
     from spendgate.stores.database import upgrade as run_upgrade
 
-    async def main() -> None:
-        engine = create_engine(resolve(database_url))
-        try:
-            await run_upgrade(engine, revision)
-            status = await schema_status(engine)
-        finally:
-            await engine.dispose()
+    async def work(engine: AsyncEngine) -> None:
+        await run_upgrade(engine, revision)
+        status = await schema_status(engine)
         console.print(
             f"{status.url}: at revision [bold]{status.current}[/] (head {status.head})", highlight=False
         )
 
-    try:
-        asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        fail(str(exc))
+    _on_database(database_url, work)
 
 
 @app.command()
 def status(database_url: DatabaseUrl = None) -> None:
     """Show the current and the newest schema revision. Exit code 1 when behind."""
-    from spendgate.stores.database import create_engine, schema_status
-    from spendgate.stores.database import database_url as resolve
+    from spendgate.stores.database import schema_status
 
-    async def main() -> bool:
-        engine = create_engine(resolve(database_url))
-        try:
-            s = await schema_status(engine)
-        finally:
-            await engine.dispose()
-        console.print(f"database: {s.url}", highlight=False)
-        console.print(f"current:  {s.current or '(empty: run `spendgate db upgrade`)'}", highlight=False)
-        console.print(f"head:     {s.head}", highlight=False)
-        console.print("up to date" if s.up_to_date else "[yellow]behind: run `spendgate db upgrade`[/]")
-        return s.up_to_date
-
-    try:
-        ok = asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        fail(str(exc))
-    if not ok:
+    s = _on_database(database_url, schema_status)
+    console.print(f"database: {s.url}", highlight=False)
+    console.print(f"current:  {s.current or '(empty: run `spendgate db upgrade`)'}", highlight=False)
+    console.print(f"head:     {s.head}", highlight=False)
+    console.print("up to date" if s.up_to_date else "[yellow]behind: run `spendgate db upgrade`[/]")
+    if not s.up_to_date:
         raise typer.Exit(1)
 
 
@@ -84,20 +93,12 @@ def retention(
 
     Rollups are kept, so reports over the dropped months stay exact.
     """
-    from spendgate.stores.database import create_engine, drop_expired_partitions
-    from spendgate.stores.database import database_url as resolve
+    from spendgate.stores.database import drop_expired_partitions
 
-    async def main() -> list[str]:
-        engine = create_engine(resolve(database_url))
-        try:
-            return await drop_expired_partitions(engine, keep)
-        finally:
-            await engine.dispose()
+    async def work(engine: AsyncEngine) -> list[str]:
+        return await drop_expired_partitions(engine, keep)
 
-    try:
-        dropped = asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        fail(str(exc))
+    dropped = _on_database(database_url, work)
     console.print(f"dropped: {', '.join(dropped) if dropped else 'nothing'}", highlight=False)
 
 
@@ -117,24 +118,15 @@ def rollup_days(
     from datetime import UTC, date, datetime
 
     from spendgate.ledger.repository import LedgerRepository
-    from spendgate.stores.database import create_engine
-    from spendgate.stores.database import database_url as resolve
 
     try:
         day = None if since is None else date.fromisoformat(since)
     except ValueError:
         fail(f"--since: {since!r} is not a date like 2026-12-01")
+    start = None if day is None else datetime.combine(day, datetime.min.time(), UTC)
 
-    async def main() -> int:
-        engine = create_engine(resolve(database_url))
-        try:
-            start = None if day is None else datetime.combine(day, datetime.min.time(), UTC)
-            return await LedgerRepository(engine).recompute_daily_rollups(start)
-        finally:
-            await engine.dispose()
+    async def work(engine: AsyncEngine) -> int:
+        return await LedgerRepository(engine).recompute_daily_rollups(start)
 
-    try:
-        rows = asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        fail(str(exc))
+    rows = _on_database(database_url, work)
     console.print(f"daily rollup rows recomputed: {rows:,}", highlight=False)
