@@ -43,6 +43,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -50,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.expression import ColumnCollection, FromClause
+from sqlalchemy.sql.expression import ColumnCollection, FromClause, Subquery
 
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
@@ -438,7 +439,18 @@ async def spend_report(
     if scope_ids is not None:
         conditions.append(_scope_id_in(sorted(set(scope_ids)), postgres))
     plan = _grain_plan(boundaries, grain)
-    if len(plan) == 1:  # one grain: the base, over the whole range
+    # Local days, weeks and months of a zone off UTC midnight, by a scope that every row
+    # has a request in (not keys: an adjustment row counts none; see _signed_plan).
+    signed = (
+        _signed_plan(boundaries, grain)
+        if granularity in _DAYS and grain < _DAY and scope_type != "key"
+        else None
+    )
+    if signed is not None:
+        source = _signed_rows(signed, conditions, boundaries[0], boundaries[-1], postgres)
+        table, rows = source.c, source
+        conditions = []
+    elif len(plan) == 1:  # one grain: the base, over the whole range
         conditions += [table.grain == grain, table.bucket >= _epoch(lo), table.bucket < _epoch(hi)]
     else:
         # Periods made of several buckets of a coarser grain (whole UTC days inside a
@@ -484,9 +496,13 @@ async def spend_report(
         # aggregate of BIGINT addition, migration 0003) stays BIGINT and raises on overflow.
         total = func.spendgate_sum if postgres else func.sum
         grouped = select(*labels, *[total(table[m]).label(m) for m in _METRICS]).where(*conditions)
+        if signed is not None:
+            grouped = grouped.having(total(table.requests) != 0)  # parts that cancelled out
         if top is not None:
             many = group[0] in _MANY_VALUES
-            stmt = _top_groups(rows, table, conditions, keys, top, postgres, many=many)
+            stmt = _top_groups(
+                rows, table, conditions, keys, top, postgres, many=many, signed=signed is not None
+            )
         elif postgres:
             # Grouped in a materialized CTE, sorted outside it: PostgreSQL estimates the
             # groups from per-column statistics (a month of days × teams × models: 572,000,
@@ -561,6 +577,7 @@ def _top_groups(
     postgres: bool,
     *,
     many: bool,
+    signed: bool = False,
 ) -> Select[Any]:
     """The report's statement with ``top``: the rows of the range (``rows`` where
     ``conditions``; columns ``table``) grouped by period (``keys`` but the last) and by the
@@ -572,12 +589,19 @@ def _top_groups(
     each pass into a small hash table: a month of 2,000 keys by day would otherwise be
     60,000 (day, key) groups first (PostgreSQL: ≈600 → ≈350 ms). With few (teams, models)
     every (period, value) is grouped once and ranked and folded from those groups: one pass
-    over the rows (a month of 200 teams in Asia/Kolkata: 480,000 rows, 6,200 groups)."""
+    over the rows (a month of 200 teams in Asia/Kolkata: 480,000 rows, 6,200 groups).
+
+    With ``signed`` rows (:func:`_signed_rows`), a group whose parts cancel out (no
+    request) is no group: every grouping keeps only those with requests."""
     total = func.spendgate_sum if postgres else func.sum
     periods: list[Any] = [p.label(f"k{i}") for i, p in enumerate(keys[:-1])]
+
+    def existing(columns: ColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
+        return [total(columns.requests) != 0] if signed else []
+
     if not many:
         grouped = select(*periods, keys[-1].label("v"), *[total(table[m]).label(m) for m in _METRICS])
-        inner = grouped.where(*conditions).group_by(*keys).cte("g")
+        inner = grouped.where(*conditions).group_by(*keys).having(*existing(table)).cte("g")
         if postgres:
             inner = inner.prefix_with("MATERIALIZED")  # grouped once, read by both below
         rows, table, conditions = inner, inner.c, []
@@ -588,6 +612,7 @@ def _top_groups(
         select(value.label("v"), func.count().over().label("n"))  # n: every value, before LIMIT
         .where(*conditions)
         .group_by(value)
+        .having(*existing(table))
         .order_by(total(table.cost_nanos).desc(), value)
         .limit(top)
         .cte("top")
@@ -605,6 +630,7 @@ def _top_groups(
         .select_from(rows.outerjoin(ranked, value == ranked.c.v))
         .where(*conditions)
         .group_by(*grouping, ranked.c.v)
+        .having(*existing(table))
         .order_by(*grouping, kept.desc(), ranked.c.v)
     )
 
@@ -638,7 +664,78 @@ def _grain_plan(boundaries: list[int], base: int) -> list[tuple[int, list[int]]]
     return [*plan, (base, fine)] if fine else plan
 
 
-def _buckets(grain: int, buckets: list[int], postgres: bool) -> list[ColumnElement[bool]]:
+_DAY = 86400
+_DAYS = frozenset(("day", "week", "month"))
+"""The granularities whose periods are made of local days."""
+_Signed = dict[tuple[int, int, bool], list[int]]
+"""``(grain, shift, both) → bucket starts``: see :func:`_signed_plan`."""
+
+
+def _signed_plan(boundaries: list[int], base: int) -> _Signed | None:
+    """How to read periods of local days (``boundaries``: their starts and the range's
+    end, multiples of ``base`` < 1 day) from whole UTC days, by difference.
+
+    Let ``d`` be the UTC midnight nearest a boundary ``x`` and ``c = d - x`` (|c| ≤ 12 h);
+    the *piece* of ``x`` is the stretch between ``x`` and ``d``. A period ``[x0, x1)`` is
+    ``(x0 → d0) + [d0, d1) + (d1 → x1)``, where ``a → b`` is ``+[a, b)`` if ``a ≤ b``, else
+    ``-[b, a)``. So the period is its UTC days ``[d0, d1)``, plus or minus the pieces of
+    its two ends, and each piece is added to the period it lies in and subtracted from the
+    other one next to it (the one holding ``bucket - c``). An Asia/Kolkata day is then 1
+    daily row, 5 hourly and 2 quarter-hour rows per group (the piece from 18:30 UTC to
+    midnight) instead of 23 and 4; a Europe/Berlin day 1 daily and 1 or 2 hourly rows
+    instead of 24. Integer sums: the same totals, exactly.
+
+    Returns ``(grain, shift, both) → buckets``: a daily bucket ``D`` of the period starting
+    at ``x`` counts in the period holding ``D + shift`` (``shift = -c``: ``x`` itself); a
+    piece's bucket (``both``) counts in the period holding it, and negated in the one
+    holding ``bucket + shift``. ``None`` where that does not hold (a period not longer than
+    the pieces of its ends: zone changes that skip most of a day)."""
+    nearest = [(x + _DAY // 2 - 1) // _DAY * _DAY for x in boundaries]  # ties: the earlier midnight
+    for (x0, x1), (d0, d1) in zip(pairwise(boundaries), pairwise(nearest), strict=True):
+        if x1 - x0 <= max(abs(d0 - x0), abs(d1 - x1)):
+            return None
+    plan: _Signed = {}
+    for x, d, d_next in zip(boundaries, nearest, [*nearest[1:], nearest[-1]], strict=True):
+        shift = x - d
+        if d_next > d:  # the period starting at x, when it has UTC days (never the range's end)
+            plan.setdefault((_DAY, shift, False), []).extend(range(d, d_next, _DAY))
+        if shift:
+            for grain, buckets in _grain_plan([min(x, d), max(x, d)], base):
+                plan.setdefault((grain, shift, True), []).extend(buckets)
+    return {key: sorted(buckets) for key, buckets in plan.items()}
+
+
+def _signed_rows(
+    plan: _Signed, conditions: list[ColumnElement[bool]], lo: int, hi: int, postgres: bool
+) -> Subquery:
+    """The rollup rows of :func:`_signed_plan` where ``conditions``, with ``bucket`` moved
+    to an instant of the period each counts in (so the period is found from it as from any
+    bucket) and the metrics negated where a piece is subtracted; only the parts that count
+    in ``[lo, hi)``. The columns of a rollup row."""
+    table = SpendRollup.__table__
+    parts = []
+    for n, ((grain, shift, both), buckets) in enumerate(sorted(plan.items())):
+        where = [table.c.grain == grain, *_buckets(grain, buckets, postgres, f"{n}"), *conditions]
+        key = [table.c[c] for c in ROLLUP_KEY if c != "bucket"]
+        if not both:
+            at = (table.c.bucket + literal_column(str(shift))).label("bucket")
+            parts.append(select(at, *key, *[table.c[m] for m in _METRICS]).where(*where))
+            continue
+        # Each piece row twice: as it is, and moved and negated (integer constants only).
+        signs = union_all(
+            select(literal_column("0").label("shift"), literal_column("1").label("sign")),
+            select(literal_column(str(shift)), literal_column("-1")),
+        ).subquery(f"signs_{n}")
+        moved = table.c.bucket + signs.c.shift
+        parts.append(
+            select(moved.label("bucket"), *key, *[(table.c[m] * signs.c.sign).label(m) for m in _METRICS])
+            .select_from(table.join(signs, true()))
+            .where(*where, moved >= lo, moved < hi)
+        )
+    return union_all(*parts).subquery("buckets")
+
+
+def _buckets(grain: int, buckets: list[int], postgres: bool, tag: str = "") -> list[ColumnElement[bool]]:
     """Conditions on ``bucket`` that keep exactly ``buckets`` (sorted starts of ``grain``):
     their span, less the few it holds that are not wanted, or the list itself when that
     is shorter. Bound parameters only."""
@@ -647,10 +744,10 @@ def _buckets(grain: int, buckets: list[int], postgres: bool) -> list[ColumnEleme
     if len(buckets) == (hi - lo) // grain:
         return [column >= lo, column < hi]
     if 2 * len(buckets) <= (hi - lo) // grain:
-        return [_bucket_in(buckets, postgres, f"buckets_{grain}", negate=False)]
+        return [_bucket_in(buckets, postgres, f"buckets_{grain}{tag}", negate=False)]
     wanted = set(buckets)
     unwanted = [t for t in range(lo, hi, grain) if t not in wanted]
-    return [column >= lo, column < hi, _bucket_in(unwanted, postgres, f"skipped_{grain}", negate=True)]
+    return [column >= lo, column < hi, _bucket_in(unwanted, postgres, f"skipped_{grain}{tag}", negate=True)]
 
 
 def _bucket_in(values: list[int], postgres: bool, name: str, *, negate: bool) -> ColumnElement[bool]:
