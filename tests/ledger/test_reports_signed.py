@@ -174,3 +174,54 @@ async def test_keys_with_an_adjustment_only_day_keep_their_row(engine: AsyncEngi
             for r in report.rows
         ]
         assert got == [(start, ("ka",), 500, 1), (start + timedelta(days=1), ("kb",), 900, 0)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata"])
+async def test_top_keys_rest_rows_count_adjustment_rows(engine: AsyncEngine, tz: str) -> None:
+    # With many values the rest row of a period is its sum less the top values' part, and
+    # it exists when rows beyond the top values' are left: an adjustment-only key (no
+    # request), even two adjustments of one day summing to 0, still makes a rest row.
+    day = datetime(2026, 10, 10, 6, tzinfo=UTC)
+    await LedgerRepository(engine).write_batch(
+        [
+            make_event(
+                i, event_id=f"k{i}", occurred_at=day + timedelta(hours=i), cost_nanos=5_000, api_key="ka"
+            )
+            for i in range(3)
+        ]
+    )
+    changes = [("kb", 1, 0, 900), ("kc", 2, 0, 400), ("kc", 2, 400, 0)]  # key, day, from, to
+    for key_id, offset, before, after in changes:
+        change = KeyAdjustment(
+            key_id=key_id, at=day + timedelta(days=offset, minutes=before // 100), by="master_key",
+            from_nanos=before, to_nanos=after, budget_duration=None,
+            period_start=datetime(1970, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+        async with engine.begin() as conn:
+            assert await record_key_adjustment(conn, change) is not None
+    start, end = day - timedelta(days=1), day + timedelta(days=4)
+    for granularity in ("day", None):
+        plain = await spend_report(
+            engine, start=start, end=end, group_by=["key"], granularity=granularity, tz=tz
+        )
+        report = await spend_report(
+            engine, start=start, end=end, group_by=["key"], granularity=granularity, tz=tz, top=1
+        )
+        want: dict[tuple[datetime | None, str | None], list[int]] = {}
+        for row in plain.rows:
+            period = row.period.start if row.period else None
+            key = (period, row.values[0] if row.values[0] == "ka" else "other")
+            figures = [row.totals.cost_nanos, row.totals.requests]
+            want[key] = [a + b for a, b in zip(want.get(key, [0, 0]), figures, strict=True)]
+        got = {
+            (row.period.start if row.period else None, "other" if other else row.values[0]): [
+                row.totals.cost_nanos,
+                row.totals.requests,
+            ]
+            for row, other in zip(report.rows, report.columns["other"], strict=True)
+        }
+        assert got == want, granularity
+        assert report.other_groups == 2
+        if granularity == "day":
+            assert sorted(v for (_, name), v in got.items() if name == "other") == [[0, 0], [900, 0]]

@@ -43,6 +43,9 @@ def _events() -> list[SpendEvent]:
     [
         ("key", "day", "UTC"),
         ("key", "week", "Europe/Berlin"),
+        ("key", None, "UTC"),
+        ("key", "hour", "UTC"),
+        ("key", "day", "Asia/Kolkata"),
         ("team", "day", "Asia/Kolkata"),
         ("model", None, "UTC"),
     ],

@@ -44,9 +44,11 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
     text,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -607,6 +609,8 @@ def _top_groups(
         rows, table, conditions = inner, inner.c, []
         keys = [inner.c[p.name] for p in periods] + [inner.c.v]
         periods = [inner.c[p.name] for p in periods]
+    else:
+        return _top_of_many(rows, table, conditions, keys, top, postgres, signed=signed)
     value = keys[-1]
     ranked = (
         select(value.label("v"), func.count().over().label("n"))  # n: every value, before LIMIT
@@ -633,6 +637,110 @@ def _top_groups(
         .having(*existing(table))
         .order_by(*grouping, kept.desc(), ranked.c.v)
     )
+
+
+def _top_of_many(
+    rows: FromClause,
+    table: ColumnCollection[str, Any],
+    conditions: list[ColumnElement[bool]],
+    keys: list[ColumnElement[Any]],
+    top: int,
+    postgres: bool,
+    *,
+    signed: bool,
+) -> Select[Any]:
+    """:func:`_top_groups` for a scope dimension of many values (keys, users, customers,
+    tags), reading the rows once: one pass sums them per value (to rank) and per period
+    (every value; on PostgreSQL both in one scan, ``GROUPING SETS``), then the top values'
+    rows are read by their ids (``ix_spend_rollups_scope``: a month of the top 50 keys by
+    day is 4,500 of 180,000 rows) and each period's rest row is its sum less the top
+    values' part. A rest row exists when rows beyond the top values' are left: counted as
+    rows, or (``signed`` rows, which cancel out) as requests."""
+    total = func.spendgate_sum if postgres else func.sum
+    periods = keys[:-1]
+    labels = [p.label(f"k{i}") for i, p in enumerate(periods)]
+    scope_id = table.scope_id
+    present = total(table.requests) if signed else func.count()
+    sums = [total(table[m]).label(m) for m in _METRICS]
+    if postgres:
+        by = func.grouping(scope_id)  # 0: a value's row, 1: a period's
+        sets = func.grouping_sets(tuple_(scope_id), tuple_(*periods))
+        both = select(*labels, scope_id.label("v"), *sums, present.label("rows"), by.label("by_period"))
+        summed = both.where(*conditions).group_by(sets).cte("summed").prefix_with("MATERIALIZED")
+    else:
+        nulls = [null().label(label.name) for label in labels]
+        summed = union_all(
+            select(
+                *nulls,
+                scope_id.label("v"),
+                *sums,
+                present.label("rows"),
+                literal_column("0").label("by_period"),
+            )
+            .where(*conditions)
+            .group_by(scope_id),
+            select(
+                *labels,
+                null().label("v"),
+                *sums,
+                present.label("rows"),
+                literal_column("1").label("by_period"),
+            )
+            .where(*conditions)
+            .group_by(*periods),
+        ).cte("summed")
+    s = summed.c
+    value = s.v.collate("C") if postgres else s.v
+    ranked = (
+        select(s.v, func.count().over().label("n"))  # n: every value, before LIMIT
+        .where(s.by_period == 0, s.rows != 0)
+        .order_by(s.cost_nanos.desc(), value)
+        .limit(top)
+        .cte("top")
+    )
+    kept = (
+        select(*labels, scope_id.label("v"), *sums, present.label("rows"))
+        .where(*conditions, scope_id.in_(select(ranked.c.v)))
+        .group_by(*periods, scope_id)
+        .cte("kept")
+    )
+    k = kept.c
+    period_of = [s[label.name] for label in labels]
+    parts = union_all(
+        select(*period_of, *[s[m] for m in _METRICS], s.rows).where(s.by_period == 1),
+        select(*[k[label.name] for label in labels], *[-k[m] for m in _METRICS], -k.rows),
+    ).subquery("parts")
+    p = parts.c
+    part_periods = [p[label.name] for label in labels]
+    rest = (
+        select(
+            *[c.label(c.name) for c in part_periods],
+            null().label("value"),
+            *[total(p[m]).label(m) for m in _METRICS],
+            false().label("kept"),
+        )
+        .group_by(*part_periods)
+        .having(total(p.rows) != 0)
+    )
+    groups = select(func.max(ranked.c.n)).scalar_subquery()
+    kept_rows = select(
+        *[k[label.name] for label in labels],
+        k.v.label("value"),
+        *[k[m] for m in _METRICS],
+        true().label("kept"),
+    )
+    if signed:
+        kept_rows = kept_rows.where(k.rows != 0)
+    out = union_all(kept_rows, rest).subquery("out")
+    o = out.c
+    order_value = o.value.collate("C") if postgres else o.value
+    return select(
+        *[o[label.name] for label in labels],
+        o.value,
+        *[o[m] for m in _METRICS],
+        o.kept,
+        groups.label("groups"),
+    ).order_by(*[o[label.name] for label in labels], o.kept.desc(), order_value)
 
 
 def _grain_plan(boundaries: list[int], base: int) -> list[tuple[int, list[int]]]:
