@@ -7,9 +7,12 @@ as one over a day. They are exact in any IANA timezone:
   buckets when there is no granularity), and the report says which range it covers;
 * each stretch of the range is read from the coarsest rollup grain (1 UTC day / 1 hour /
   15 minutes) whose buckets there lie inside one period: a UTC day report reads daily rows;
-  a Europe/Berlin month, the whole UTC days inside it and the hours at its edges; an
-  Asia/Kolkata day, its whole hours and the quarter hours around its midnights
+  an hourly report in Asia/Kolkata, whole hours and the quarter hours around its midnights
   (:mod:`spendgate.ledger.rollups` explains why 15 minutes always fits);
+* local days, weeks and months of a zone off UTC midnight are read by difference: their
+  UTC days, plus or minus the piece between each boundary and its nearest UTC midnight
+  (an Asia/Kolkata day: 1 daily, 5 hourly and 2 quarter-hour rows per group, not 23 + 4;
+  :func:`_signed_plan`), except by key, whose adjustment rows count no request;
 * each bucket is mapped to its local period in SQL, from the UTC offset in force at the
   bucket (a ``CASE`` over the zone's transitions in the range) or, for months, from the
   month boundaries.
@@ -587,9 +590,8 @@ def _top_groups(
     else summed into one row per period (value NULL); then two columns: kept (a top
     value's row) and the number of values in the range.
 
-    With ``many`` values (keys), the rows are ranked in a pass of their own and then folded,
-    each pass into a small hash table: a month of 2,000 keys by day would otherwise be
-    60,000 (day, key) groups first (PostgreSQL: ≈600 → ≈350 ms). With few (teams, models)
+    With ``many`` values (keys): :func:`_top_of_many`, never the (period, value) groups (a
+    month of 2,000 keys by day would be 60,000 of them first). With few (teams, models)
     every (period, value) is grouped once and ranked and folded from those groups: one pass
     over the rows (a month of 200 teams in Asia/Kolkata: 480,000 rows, 6,200 groups).
 

@@ -15,8 +15,9 @@ stretch of their range from the coarsest grain whose buckets lie inside one of t
 periods (:mod:`spendgate.ledger.reports`). Every UTC offset in use since 1972 is a
 multiple of 15 minutes, so the 15-minute grain answers exactly in any zone
 (Asia/Kolkata +5:30, Asia/Kathmandu +5:45); UTC days, weeks and months read the daily
-grain (a month is 30 rows per group, not 720), and a zone with whole-hour offsets reads
-whole UTC days inside its periods from it and the hours at their edges. The trade-off is
+grain (a month is 30 rows per group, not 720), and any other zone's days, weeks and
+months read them too, plus or minus the hours and quarter hours between each local
+midnight and the nearest UTC one (:func:`spendgate.ledger.reports._signed_plan`). The trade-off is
 write volume: each event touches 3 grains × 7 scope types (more with several tags); the
 writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
 :func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall,
