@@ -611,8 +611,8 @@ def _top_groups(
         rows, table, conditions = inner, inner.c, []
         keys = [inner.c[p.name] for p in periods] + [inner.c.v]
         periods = [inner.c[p.name] for p in periods]
-    else:
-        return _top_of_many(rows, table, conditions, keys, top, postgres, signed=signed)
+    elif rows is SpendRollup.__table__:  # one grain read: the top values' rows by their ids
+        return _top_of_many(table, conditions, keys, top, postgres)
     value = keys[-1]
     ranked = (
         select(value.label("v"), func.count().over().label("n"))  # n: every value, before LIMIT
@@ -642,27 +642,25 @@ def _top_groups(
 
 
 def _top_of_many(
-    rows: FromClause,
     table: ColumnCollection[str, Any],
     conditions: list[ColumnElement[bool]],
     keys: list[ColumnElement[Any]],
     top: int,
     postgres: bool,
-    *,
-    signed: bool,
 ) -> Select[Any]:
     """:func:`_top_groups` for a scope dimension of many values (keys, users, customers,
     tags), reading the rows once: one pass sums them per value (to rank) and per period
     (every value; on PostgreSQL both in one scan, ``GROUPING SETS``), then the top values'
     rows are read by their ids (``ix_spend_rollups_scope``: a month of the top 50 keys by
     day is 4,500 of 180,000 rows) and each period's rest row is its sum less the top
-    values' part. A rest row exists when rows beyond the top values' are left: counted as
-    rows, or (``signed`` rows, which cancel out) as requests."""
+    values' part. A rest row exists when rows beyond the top values' are left (counted as
+    rows: a key's adjustment row counts no request). Only for rows read from one grain of
+    the table: over a union of grains, PostgreSQL would read the union again for the ids."""
     total = func.spendgate_sum if postgres else func.sum
     periods = keys[:-1]
     labels = [p.label(f"k{i}") for i, p in enumerate(periods)]
     scope_id = table.scope_id
-    present = total(table.requests) if signed else func.count()
+    present = func.count()
     sums = [total(table[m]).label(m) for m in _METRICS]
     if postgres:
         by = func.grouping(scope_id)  # 0: a value's row, 1: a period's
@@ -695,7 +693,7 @@ def _top_of_many(
     value = s.v.collate("C") if postgres else s.v
     ranked = (
         select(s.v, func.count().over().label("n"))  # n: every value, before LIMIT
-        .where(s.by_period == 0, s.rows != 0)
+        .where(s.by_period == 0)
         .order_by(s.cost_nanos.desc(), value)
         .limit(top)
         .cte("top")
@@ -731,8 +729,6 @@ def _top_of_many(
         *[k[m] for m in _METRICS],
         true().label("kept"),
     )
-    if signed:
-        kept_rows = kept_rows.where(k.rows != 0)
     out = union_all(kept_rows, rest).subquery("out")
     o = out.c
     order_value = o.value.collate("C") if postgres else o.value
