@@ -37,8 +37,10 @@ def _poller(
     client: UpstreamClient,
     mock: MockServer,
     instance: str,
+    dep: Any = None,
 ) -> tuple[BatchPoller, Any]:
-    dep = _deployment(mock, "openai", "gpt-4o-mini")
+    """A poller with alerts for one deployment (default: openai ``gpt-4o-mini``)."""
+    dep = dep or _deployment(mock, "openai", "gpt-4o-mini")
     alerts = OperationalAlerts(sessions, ROUTING, instance_id=instance, clock=lambda: NOW)
     poller = BatchPoller(
         sessions=sessions,
@@ -145,18 +147,10 @@ async def test_a_cancelled_anthropic_batch_alerts_nothing(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Anthropic's cancelled batch just ``ended``, every line ``canceled``: the caller's
-    choice, not a failure; a batch whose lines errored without a cancel still alerts."""
+    choice, not a failure (an OpenAI batch whose every line failed alerts: above)."""
     dep = _deployment(mock, "anthropic", "claude-haiku-4-5", "batch-claude")
     upstream = BatchUpstream(client, dep.target)
-    poller = BatchPoller(
-        sessions=sessions,
-        enforcer=enforcer,
-        recorder=recorder,
-        deployments={dep.id: PolledDeployment(dep, BatchUpstream(client, dep.target, where=dep.id))}.get,
-        instance_id="poller-a",
-        max_age=timedelta(days=2),
-        alerts=OperationalAlerts(sessions, ROUTING, instance_id="poller-a", clock=lambda: NOW),
-    )
+    poller, _ = _poller(sessions, enforcer, recorder, client, mock, "poller-a", dep)
     requests = [
         {
             "custom_id": f"m{n}",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from spendgate.config import parse_config
+from spendgate.config import GatewayConfig, parse_config
 from spendgate.server import build_app
 
 MASTER = "sk-master-entities"
@@ -29,14 +29,15 @@ def _upstream(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=REPLY)
 
 
-def test_team_changes_apply_to_the_next_request(tmp_path: Path) -> None:
+def _config(tmp_path: Path) -> GatewayConfig:
+    """One model on a mock upstream; keys and their entities cached for an hour."""
     general: dict[str, Any] = {
         "master_key": MASTER,
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
         "journal_dir": str(tmp_path / "journal"),
         "key_cache_ttl_seconds": 3600,
     }
-    config = parse_config(
+    return parse_config(
         {
             "model_list": [
                 {"model_name": "m", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1"}}
@@ -46,6 +47,10 @@ def test_team_changes_apply_to_the_next_request(tmp_path: Path) -> None:
         },
         environ={},
     )
+
+
+def test_team_changes_apply_to_the_next_request(tmp_path: Path) -> None:
+    config = _config(tmp_path)
     app = build_app(config, transport=httpx.MockTransport(_upstream))
     with TestClient(app) as client:
         assert (
@@ -92,22 +97,7 @@ def test_a_blocked_user_or_organization_refuses_its_keys(tmp_path: Path) -> None
     """``blocked`` on a user or an organization (accepted by ``/user/update`` and
     ``/organization/update``) refuses their keys at the next request, until it is lifted; an
     organization reached through the key's team counts too."""
-    general: dict[str, Any] = {
-        "master_key": MASTER,
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        "journal_dir": str(tmp_path / "journal"),
-        "key_cache_ttl_seconds": 3600,
-    }
-    config = parse_config(
-        {
-            "model_list": [
-                {"model_name": "m", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1"}}
-            ],
-            "general_settings": general,
-            "router_settings": {"num_retries": 0},
-        },
-        environ={},
-    )
+    config = _config(tmp_path)
     app = build_app(config, transport=httpx.MockTransport(_upstream))
     with TestClient(app) as client:
 
