@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from spendgate.ui.formatting import percent
 
 __all__ = ["Window", "windows_of"]
+
+_PAGES = {"key": "keys", "team": "teams", "user": "users", "customer": "customers"}
+"""The dashboard page of each kind (organizations have none)."""
+_LABELS = ("key_alias", "team_alias", "user_alias", "alias", "organization_alias", "key_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,28 @@ class Window:
     remaining: Decimal | None
     reset_at: str | None
     soft_budget: Decimal | None
+    temp_increase: Decimal | None = None
+    """A key's temporary increase (on its main window only), with its expiry."""
+    temp_expiry: str | None = None
+
+    @property
+    def href(self) -> str | None:
+        """The entity's page in the dashboard."""
+        page = _PAGES.get(self.kind)
+        return None if page is None or not self.entity else f"/ui/{page}/{quote(self.entity, safe='')}"
+
+    @property
+    def temp_active(self) -> bool:
+        """Whether the temporary increase still applies (no expiry: it does)."""
+        if self.temp_increase is None:
+            return False
+        if not self.temp_expiry:
+            return True
+        try:
+            expiry = datetime.fromisoformat(self.temp_expiry)
+        except ValueError:
+            return True
+        return datetime.now(UTC) < (expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC))
 
     @property
     def used_percent(self) -> Decimal | None:
@@ -59,12 +87,16 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def windows_of(entity: dict[str, Any], kind: str, id_field: str = "token") -> list[Window]:
-    """Every window of an entity object (a key, user, team or customer as the API shows it)."""
+    """Every window of an entity object (a key, user, team, customer or organization as the
+    API shows it)."""
     ident = str(entity.get(id_field) or entity.get(f"{kind}_id") or entity.get("user_id") or "")
-    label = str(entity.get("key_alias") or entity.get("team_alias") or entity.get("key_name") or ident)
+    label = next((str(entity[name]) for name in _LABELS if entity.get(name)), ident)
     soft = _dec(entity.get("soft_budget"))
+    increase = _dec(entity.get("temp_budget_increase"))
+    expiry = str(entity.get("temp_budget_expiry") or "") or None
     out = []
     for i, w in enumerate(entity.get("budget_windows") or ()):
+        main = i == 0 and not w.get("model")
         out.append(
             Window(
                 kind=kind,
@@ -76,7 +108,9 @@ def windows_of(entity: dict[str, Any], kind: str, id_field: str = "token") -> li
                 spend=_dec(w.get("spend")) or Decimal(0),
                 remaining=_dec(w.get("remaining")),
                 reset_at=w.get("budget_reset_at"),
-                soft_budget=soft if i == 0 and not w.get("model") else None,
+                soft_budget=soft if main else None,
+                temp_increase=increase if main else None,
+                temp_expiry=expiry if main else None,
             )
         )
     return out
