@@ -47,6 +47,10 @@ class BudgetLimit:
     change of its duration); only a window that :attr:`~spendgate.core.periods.Window.runs_from_start`
     keeps it (others drop it, so they plan, dedupe and cache as before). Every period of
     this budget is :meth:`period_at`: admission, seeding, crossings and the entity views.
+    ``main``: the scope's main window (``max_budget`` + ``budget_duration``, as
+    :func:`scope_limits` builds it), the only window of a key that a spend set by
+    ``/key/update`` moves (:mod:`spendgate.ledger.adjustments`); a key's other windows
+    (``budget_limits``) count real spend only, in counters of their own (:class:`KeySpace`).
     """
 
     scope: Scope
@@ -58,10 +62,17 @@ class BudgetLimit:
     temp_expiry: datetime | None = None
     alert_thresholds: tuple[Decimal, ...] = ()
     anchor: datetime | None = None
+    main: bool = False
 
     def __post_init__(self) -> None:
         if self.anchor is not None and not self.window.runs_from_start:
             object.__setattr__(self, "anchor", None)
+
+    @property
+    def counts_adjustments(self) -> bool:
+        """Whether this window's spend counts its key's spend adjustments: a key's main
+        window only (every other window, of a key or of any other scope, counts real spend)."""
+        return self.main and self.scope.type == "key"
 
     def period_at(self, at: datetime) -> Period:
         """The period of this budget's window that holds ``at`` (in its zone, from its anchor)."""
@@ -80,11 +91,22 @@ class BudgetLimit:
         temp_increase_nanos: int = 0,
         temp_expiry: datetime | None = None,
         anchor: datetime | None = None,
+        main: bool = False,
     ) -> BudgetLimit:
         """Build from a duration or window string (``"24h"``, ``"1mo"``, ``"quarter"``, ``"rolling:7d"``)."""
         if isinstance(window, str):
             window = parse_window(window, fiscal_start_month=fiscal_start_month)
-        return cls(scope, window, max_nanos, soft_nanos, tz, temp_increase_nanos, temp_expiry, anchor=anchor)
+        return cls(
+            scope,
+            window,
+            max_nanos,
+            soft_nanos,
+            tz,
+            temp_increase_nanos,
+            temp_expiry,
+            anchor=anchor,
+            main=main,
+        )
 
     def effective_max(self, now: datetime) -> int | None:
         """The limit at ``now``: ``max`` plus a temporary increase that has not expired."""
@@ -150,9 +172,10 @@ def scope_limits(
 ) -> tuple[list[BudgetLimit], list[RateLimit]]:
     """The budgets and rate limits of one scope from LiteLLM's entity fields (money in nanos).
 
-    * ``max_budget`` + ``budget_duration`` is the main window (no duration: lifetime); the
-      soft budget, a temporary increase, ``alert_thresholds`` and ``anchor`` (the budget's
-      start) apply to it. A soft budget without a max is a soft-only window (never blocks).
+    * ``max_budget`` + ``budget_duration`` is the main window (no duration: lifetime,
+      :attr:`BudgetLimit.main`); the soft budget, a temporary increase, ``alert_thresholds``
+      and ``anchor`` (the budget's start) apply to it. A soft budget without a max is a
+      soft-only window (never blocks).
     * ``budget_windows`` are LiteLLM's ``budget_limits``: ``(budget_duration, max)`` pairs.
     * ``rpm_limit`` / ``tpm_limit``: per ``rate_window_seconds`` (default 60 s, sliding);
       ``rpd_limit`` / ``tpd_limit``: per sliding 24 h; ``max_parallel_requests``: slots.
@@ -173,6 +196,7 @@ def scope_limits(
                 temp_expiry,
                 alert_thresholds,
                 anchor,
+                main=True,
             )
         )
     for duration, max_nanos in budget_windows:
@@ -208,6 +232,9 @@ class KeySpace:
 
     * ``b:<scope>:<window>:<period key>`` — a budget counter (hash: ``s`` spend, ``r``
       reserved, ``q<request id>`` per open reservation; rolling windows use ``b<bucket>`` fields);
+      a key's window other than its main one is ``b:<scope>:limits:<window>:<period key>``:
+      it does not count the key's spend adjustments, so it never shares the main window's
+      counter, even with the same duration;
     * ``l:<scope>:<window>:<period key>`` — its reservation leases (zset, score = expiry ms);
     * ``rl:<scope>:<kind>:<window ms>`` — a sliding-window counter (hash ``w``, ``p``, ``c``);
     * ``pl:<scope>`` — parallel slots (zset, member = request id, score = lease expiry ms);
@@ -225,9 +252,10 @@ class KeySpace:
     def _scope(self, scope: Scope) -> str:
         return f"{scope.type}:{_escape(scope.id)}"
 
-    def budget(self, scope: Scope, window: Window, period_key: str) -> tuple[str, str]:
-        """The counter key and its lease key."""
-        tail = f"{self._scope(scope)}:{window.name}:{_escape(period_key)}"
+    def budget(self, scope: Scope, window: Window, period_key: str, *, main: bool = True) -> tuple[str, str]:
+        """The counter key and its lease key (``main``: see :attr:`BudgetLimit.main`)."""
+        apart = "limits:" if not main and scope.type == "key" else ""  # see BudgetLimit.counts_adjustments
+        tail = f"{self._scope(scope)}:{apart}{window.name}:{_escape(period_key)}"
         return f"{self._tag}b:{tail}", f"{self._tag}l:{tail}"
 
     def rate(self, limit: RateLimit) -> str:

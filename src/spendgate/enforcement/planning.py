@@ -47,7 +47,8 @@ def bucket_ms_for(window_ms: int) -> int:
 
 
 class PeriodWindow:
-    """A budget window's keys and current period, cached per (scope, window, timezone, anchor).
+    """A budget window's keys and current period, cached per (scope, window, timezone, anchor,
+    main or not).
 
     Calendar windows hold the period containing the last request, ``[start_ms, end_ms)``,
     until the clock leaves it (then :meth:`~spendgate.enforcement.limits.BudgetLimit.period_at` runs again,
@@ -134,7 +135,16 @@ class BudgetPlanner:
     def budget(self, b: BudgetLimit, now_ms: int, estimate: int) -> BudgetPlan:
         """The storage operation of one budget window for a request admitted at ``now_ms``."""
         scope, window = b.scope, b.window
-        ident = (scope.type, scope.id, window.unit, window.count, window.fiscal_start_month, b.tz, b.anchor)
+        ident = (
+            scope.type,
+            scope.id,
+            window.unit,
+            window.count,
+            window.fiscal_start_month,
+            b.tz,
+            b.anchor,
+            b.main,
+        )
         w = self._windows.get(ident)
         if w is None or not w.start_ms <= now_ms < w.end_ms:
             w = self._refresh(b, ident, w, now_ms)
@@ -170,13 +180,13 @@ class BudgetPlanner:
         scope, window = b.scope, b.window
         if window.unit == "rolling":
             if w is None:
-                w = PeriodWindow(*self.keys.budget(scope, window, "rolling"))
+                w = PeriodWindow(*self.keys.budget(scope, window, "rolling", main=b.main))
                 w.length_ms = window.count * 1000
                 w.bucket_ms = bucket_ms_for(w.length_ms)
                 w.end_ms = _NEVER_MS
         else:
             period = b.period_at(utc_from_ms(now_ms))
-            w = PeriodWindow(*self.keys.budget(scope, window, period.key))
+            w = PeriodWindow(*self.keys.budget(scope, window, period.key, main=b.main))
             w.period = period
             w.start_ms = int(period.start.timestamp() * 1000)
             if window.unit == "lifetime":
