@@ -2,25 +2,34 @@
 
 LiteLLM users reset a key by ``/key/update`` with ``spend`` (usually 0). spendgate never
 rewrites history: the change is one more spend event, of status ``adjustment``, whose
-``cost_nanos`` is the difference between the value set and the key's spend at that moment
-(negative for a reset), dated when it was made, and carrying its audit record (who, from
-what, to what; the ``adjustment`` column, migration 0010).
+``cost_nanos`` is the difference between the value set and the key's spend in its main
+window's current period at that moment (negative for a reset), dated when it was made, and
+carrying its audit record (who, from what, to what, in which window; the ``adjustment``
+column, migration 0010).
 
-An adjustment is **not a request** and belongs to the **key only** (LiteLLM's key spend
-reset leaves the team's, the user's and the proxy's spend as they were):
+An adjustment is **not a request** and belongs to the **key's main window only** (LiteLLM's
+``spend`` is the counter of ``max_budget`` + ``budget_duration``; its reset leaves the
+key's other windows, and the team's, the user's and the proxy's spend, as they were):
 
 * it is written here, not through the batch writer, and adds to the rollups of its key
   alone (``scope_type`` ``key``, model, provider and deployment ``''``), with every count
   (requests, tokens, latency, cache hits) zero: a report by key shows the key's spend with
   it and the same request counts; ``global``, team, user, organization, customer, tag,
   model and provider figures never include it;
+* the same amount goes to rollup rows of its own, :data:`ADJUSTMENT_ROLLUP` (scope id the
+  key), which nothing but the key's window reads look at: a read of any window of the key
+  but its main one (a ``budget_limits`` window, its lifetime spend) subtracts them over the
+  same buckets, so it counts real spend only, from the rollups, at the same cost whatever
+  the key's history (:mod:`spendgate.ledger.scope_spend`, :mod:`spendgate.ledger.rebuild`);
 * the event names only its key (``api_key``): reads of raw events by team, user, model or
-  provider never match it, and reads of every event (the ``global`` scope over a part of a
-  bucket) leave out :data:`ADJUSTMENT` explicitly.
+  provider never match it; reads of every event (the ``global`` scope over a part of a
+  bucket), of a model budget's events, and of a key's window that is not its main one,
+  leave out :data:`ADJUSTMENT` explicitly.
 
-So the key's spend in every window whose period holds the moment of the change moves by
-the difference: the main window (``max_budget`` + ``budget_duration``) shows the value set,
-and a ``budget_limits`` window open then moves by the same amount.
+So the key's main window (``max_budget`` + ``budget_duration``, else its lifetime) shows
+the value set, whatever its duration is then: it counts every adjustment dated in its
+current period. Every other window of the key, and every window of every other scope,
+keeps counting what was really spent.
 """
 
 from __future__ import annotations
@@ -40,10 +49,13 @@ from spendgate.ledger.rollups import GRAINS, ROLLUP_KEY
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 from spendgate.stores.database.partitions import ensure_partitions, month_of
 
-__all__ = ["ADJUSTMENT", "KeyAdjustment", "adjustment_time", "record_key_adjustment"]
+__all__ = ["ADJUSTMENT", "ADJUSTMENT_ROLLUP", "KeyAdjustment", "adjustment_time", "record_key_adjustment"]
 
 ADJUSTMENT = EventStatus.ADJUSTMENT.value
 """The ``status`` of an adjustment event."""
+ADJUSTMENT_ROLLUP = "key_adjustment"
+"""The rollup ``scope_type`` of a key's adjustments alone (scope id the ``key_id``): what a
+read of a key's window other than its main one subtracts from the key's rollups."""
 _EVENTS: Table = SpendEventRow.__table__  # type: ignore[assignment]
 _ROLLUPS: Table = SpendRollup.__table__  # type: ignore[assignment]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,8 +112,9 @@ async def adjustment_time(conn: AsyncConnection, key_id: str, at: datetime, sinc
 
 
 async def record_key_adjustment(conn: AsyncConnection, adjustment: KeyAdjustment) -> str | None:
-    """Append the adjustment event and add it to its key's rollups, in the caller's
-    transaction (the caller commits, with whatever else the request changed).
+    """Append the adjustment event and add it to its key's rollups and to its
+    :data:`ADJUSTMENT_ROLLUP` rows, in the caller's transaction (the caller commits, with
+    whatever else the request changed).
 
     Returns the event id, or None when the spend already has the value (nothing is written:
     the same call retried adds nothing).
@@ -135,12 +148,13 @@ async def record_key_adjustment(conn: AsyncConnection, adjustment: KeyAdjustment
         dict(
             zip(
                 ROLLUP_KEY,
-                (grain, second // grain * grain, "key", adjustment.key_id, "", "", ""),
+                (grain, second // grain * grain, scope_type, adjustment.key_id, "", "", ""),
                 strict=True,
             ),
             cost_nanos=amount,
         )
-        for grain in GRAINS  # ascending: the writers' lock order
+        for grain in GRAINS  # ascending, then by scope type: the writers' lock order
+        for scope_type in ("key", ADJUSTMENT_ROLLUP)
     ]
     stmt = (pg_insert if postgres else sqlite_insert)(_ROLLUPS).values(rows)
     await conn.execute(

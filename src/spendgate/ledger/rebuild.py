@@ -8,6 +8,12 @@ never touches); shorter windows and rolling windows read the raw events.
 :func:`period_spend` is the enforcer's seed loader: the spend of any budget's scope in a
 period, from the rollups for the scopes kept there, else summed from the period's events
 (a team member, a key's or team's model group, a provider, a deployment).
+
+A key's spend adjustments (an administrator set its spend, :mod:`spendgate.ledger.adjustments`)
+count in its main window only (:attr:`spendgate.enforcement.BudgetLimit.counts_adjustments`): the other
+windows of the key subtract its :data:`~spendgate.ledger.adjustments.ADJUSTMENT_ROLLUP`
+rows over the same buckets, or leave the adjustment events out, and so does every window
+read from the events (a model budget, a team member, a provider, a deployment).
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.periods import Period, Window, parse_window, period_for
 from spendgate.core.scopes import SCOPE_TYPES, by_rollup
 from spendgate.enforcement import BudgetLimit
-from spendgate.ledger.events import EventStatus
+from spendgate.ledger.adjustments import ADJUSTMENT, ADJUSTMENT_ROLLUP
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
@@ -37,12 +43,15 @@ class ScopeWindow:
     """One counter to rebuild: a scope, a window and optionally a model.
 
     ``scope_type`` is the scope type's rollup name (:attr:`spendgate.core.scopes.ScopeType.rollup`).
+    ``adjustments``: count the key's spend adjustments, as its main window does; False for
+    any other window of a key (it counts real spend only). Other scopes have none.
     """
 
     scope_type: str
     scope_id: str
     window: Window | str
     model: str | None = None
+    adjustments: bool = True
 
 
 def _epoch(at: datetime) -> int | None:
@@ -55,17 +64,23 @@ async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolli
     column = by_rollup(item.scope_type).ledger_column  # raises ValueError for an unknown type
     lo, hi = _epoch(period.start), _epoch(period.end)
     grains = [g for g in GRAINS if lo is not None and hi is not None and lo % g == 0 and hi % g == 0]
+    real_only = item.scope_type == "key" and not item.adjustments
     if grains and not rolling:
         grain = max(grains)
-        stmt: Any = select(func.coalesce(func.sum(SpendRollup.cost_nanos), 0)).where(
-            SpendRollup.grain == grain,
-            SpendRollup.scope_type == item.scope_type,
-            SpendRollup.scope_id == ("" if item.scope_type == "global" else item.scope_id),
-            SpendRollup.bucket >= lo,
-            SpendRollup.bucket < hi,
+        r = SpendRollup
+        # A key's other windows: its rollups less its adjustment rows, in one statement.
+        signed = case((r.scope_type == ADJUSTMENT_ROLLUP, -r.cost_nanos), else_=r.cost_nanos)
+        stmt: Any = select(func.coalesce(func.sum(signed if real_only else r.cost_nanos), 0)).where(
+            r.grain == grain,
+            r.scope_type.in_([item.scope_type, ADJUSTMENT_ROLLUP])
+            if real_only
+            else r.scope_type == item.scope_type,
+            r.scope_id == ("" if item.scope_type == "global" else item.scope_id),
+            r.bucket >= lo,
+            r.bucket < hi,
         )
         if item.model is not None:
-            stmt = stmt.where(SpendRollup.model == item.model)
+            stmt = stmt.where(r.model == item.model)
         return int((await conn.execute(stmt)).scalar_one())
 
     events = SpendEventRow.__table__.c
@@ -88,8 +103,8 @@ async def _spend(conn: AsyncConnection, item: ScopeWindow, period: Period, rolli
     stmt = select(func.coalesce(func.sum(events.cost_nanos), 0)).where(time_filter)
     if column is not None:
         stmt = stmt.where(events[column] == item.scope_id)
-    else:  # global: every event but the adjustments (a key's own, spendgate.ledger.adjustments)
-        stmt = stmt.where(events.status != EventStatus.ADJUSTMENT.value)
+    if column is None or real_only:  # global, or a key's other window: no adjustment
+        stmt = stmt.where(events.status != ADJUSTMENT)
     if item.model is not None:
         stmt = stmt.where(events.model == item.model)
     return int((await conn.execute(stmt)).scalar_one())
@@ -162,16 +177,19 @@ async def period_spend(
     """
     scope = budget.scope
     rollup = SCOPE_TYPES[scope.type].rollup
-    if rollup is not None:
-        at = period.start if budget.window.is_calendar else period.end
-        return await current_period_spend(engine, rollup, scope.id, budget.window, tz=budget.tz or tz, now=at)
+    if rollup is not None:  # the period as given (a window run from its budget's start included)
+        item = ScopeWindow(rollup, scope.id, budget.window, adjustments=budget.counts_adjustments)
+        async with engine.connect() as conn:
+            return await _spend(conn, item, period, rolling=not budget.window.is_calendar)
     events = SpendEventRow.__table__.c
+    # Adjustments belong to a key's main window: never to these scopes' windows.
+    where = [events.status != ADJUSTMENT]
     if budget.window.unit == "lifetime":
-        where = []
+        pass  # every event
     elif budget.window.is_calendar:
-        where = [events.occurred_at >= period.start, events.occurred_at < period.end]
+        where += [events.occurred_at >= period.start, events.occurred_at < period.end]
     else:
-        where = [events.occurred_at > period.start, events.occurred_at <= period.end]
+        where += [events.occurred_at > period.start, events.occurred_at <= period.end]
     owner, _, rest = scope.id.partition(":")
     if scope.type == "team_member":
         where += [events.team_id == owner, events.user_id == rest]

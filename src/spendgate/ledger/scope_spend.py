@@ -19,6 +19,11 @@ shorter than 15 minutes, is summed from the events of that short range (index on
 as few statements as possible: questions that share a period, scope type and model are
 one ``scope_id IN (…) GROUP BY scope_id`` part, and the parts are one ``UNION ALL``, so
 ``/key/list`` with a hundred keys of the same windows is one statement.
+
+A key's spend adjustments (an administrator set its spend, :mod:`spendgate.ledger.adjustments`)
+count in its main window only: a question with ``adjustments=False`` (any other window of
+the key) subtracts the key's :data:`~spendgate.ledger.adjustments.ADJUSTMENT_ROLLUP` rows
+over the same buckets, and its event ranges leave the adjustment events out.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spendgate.core.periods import Period, Window, period_for
 from spendgate.core.scopes import by_rollup
-from spendgate.ledger.events import EventStatus
+from spendgate.ledger.adjustments import ADJUSTMENT, ADJUSTMENT_ROLLUP
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
@@ -58,6 +63,9 @@ class SpendQuery:
     calendar; ``model`` narrows the spend to one model (the rollups' ``model`` column, the
     model that served the call); ``anchor`` is the budget's start, where a window that
     :attr:`~spendgate.core.periods.Window.runs_from_start` counts its periods from.
+    ``adjustments``: count the key's spend adjustments, as its main window does (``max_budget``
+    + ``budget_duration``); False for any other window of a key (a ``budget_limits`` window,
+    its lifetime spend), which counts real spend only. Other scopes have no adjustments.
     """
 
     scope_type: str
@@ -66,6 +74,7 @@ class SpendQuery:
     tz: str = "UTC"
     model: str | None = None
     anchor: datetime | None = None
+    adjustments: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +88,15 @@ class PeriodSpend:
 @dataclass(frozen=True, slots=True)
 class _Part:
     """One ``GROUP BY scope_id`` term: rollups (``grain`` > 0) or events (``grain`` == 0)
-    of one scope type over ``[lo, hi)`` (epoch seconds), optionally one model."""
+    of one scope type over ``[lo, hi)`` (epoch seconds), optionally one model; events
+    without the adjustments when ``adjustments`` is False."""
 
     grain: int
     lo: int
     hi: int
     scope_type: str
     model: str | None
+    adjustments: bool = True
 
 
 def _epoch(at: datetime) -> int:
@@ -97,21 +108,27 @@ def _instant(epoch: int) -> datetime:
     return _EPOCH + timedelta(seconds=epoch)
 
 
-def _parts(period: Period, scope_type: str, model: str | None) -> list[_Part]:
-    """The rollup and event ranges that add up to ``period`` exactly."""
+def _parts(
+    period: Period, scope_type: str, model: str | None, adjustments: bool = True
+) -> list[tuple[_Part, int]]:
+    """The rollup and event ranges that add up to ``period`` exactly, each with its sign
+    (-1: a key's adjustment rows, subtracted when ``adjustments`` is False)."""
     lo, hi = _epoch(period.start), _epoch(period.end)
     if period.start.microsecond or period.end.microsecond:
         raise ValueError("a period with fractional seconds cannot be read from the rollups")
+    adjustments = adjustments or scope_type != "key"  # only a key has any
     inner_lo = -(-lo // _FINE) * _FINE
     inner_hi = hi // _FINE * _FINE
     if inner_lo >= inner_hi:  # shorter than a bucket, inside one: the events of that range
-        return [_Part(0, lo, hi, scope_type, model)]
+        return [(_Part(0, lo, hi, scope_type, model, adjustments), 1)]
     grain = max(g for g in GRAINS if inner_lo % g == 0 and inner_hi % g == 0)
-    parts = [_Part(grain, inner_lo, inner_hi, scope_type, model)]
+    parts = [(_Part(grain, inner_lo, inner_hi, scope_type, model), 1)]
+    if not adjustments:
+        parts.append((_Part(grain, inner_lo, inner_hi, ADJUSTMENT_ROLLUP, model), -1))
     if lo < inner_lo:
-        parts.append(_Part(0, lo, inner_lo, scope_type, model))
+        parts.append((_Part(0, lo, inner_lo, scope_type, model, adjustments), 1))
     if inner_hi < hi:
-        parts.append(_Part(0, inner_hi, hi, scope_type, model))
+        parts.append((_Part(0, inner_hi, hi, scope_type, model, adjustments), 1))
     return parts
 
 
@@ -137,9 +154,11 @@ def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
     where = [events.occurred_at >= _instant(part.lo), events.occurred_at < _instant(part.hi)]
     if part.model is not None:
         where.append(events.model == part.model)
+    if not part.adjustments:  # a key's window other than its main one
+        where.append(events.status != ADJUSTMENT)
     column_name = by_rollup(part.scope_type).ledger_column
     if part.scope_type == "global":  # every event but the adjustments (they are their key's only)
-        where.append(events.status != EventStatus.ADJUSTMENT.value)
+        where.append(events.status != ADJUSTMENT)
         return select(tag, literal("", String).label("scope_id"), func.sum(events.cost_nanos)).where(*where)
     if column_name is None:
         raise ValueError(f"{part.scope_type} spend can only be read over periods of whole 15-minute buckets")
@@ -169,15 +188,15 @@ async def scope_spend(
     asked = list(dict.fromkeys(queries))
     periods: dict[SpendQuery, Period] = {}
     wanted: dict[_Part, set[str]] = defaultdict(set)
-    parts_of: dict[SpendQuery, list[_Part]] = {}
+    parts_of: dict[SpendQuery, list[tuple[_Part, int]]] = {}
     for q in asked:
         if not q.window.is_calendar:
             raise ValueError(f"rolling window {q.window.name} has no current calendar period")
         period = period_for(q.window, now, q.tz, q.anchor)
         periods[q] = period
         scope_id = "" if q.scope_type == "global" else q.scope_id
-        parts_of[q] = _parts(period, q.scope_type, q.model)
-        for part in parts_of[q]:
+        parts_of[q] = _parts(period, q.scope_type, q.model, q.adjustments)
+        for part, _ in parts_of[q]:
             wanted[part].add(scope_id)
 
     terms: list[tuple[_Part, list[str]]] = []
@@ -199,7 +218,7 @@ async def scope_spend(
     out: dict[SpendQuery, PeriodSpend] = {}
     for q in asked:
         scope_id = "" if q.scope_type == "global" else q.scope_id
-        total = sum(found.get((part, scope_id), 0) for part in parts_of[q])
+        total = sum(sign * found.get((part, scope_id), 0) for part, sign in parts_of[q])
         out[q] = PeriodSpend(periods[q], total)
     return out
 
@@ -225,9 +244,9 @@ async def range_spend(
     whole = max(end.replace(microsecond=0), start)
     total = 0
     if whole > start:
-        for index, part in enumerate(_parts(Period(start, whole, "range"), scope_type, None)):
+        for index, (part, sign) in enumerate(_parts(Period(start, whole, "range"), scope_type, None)):
             for _, _, spend in await conn.execute(_select(index, part, [scope_id])):
-                total += int(spend or 0)
+                total += sign * int(spend or 0)
     if end > whole:  # the fraction of a second before ``end``
         events = SpendEventRow.__table__.c
         tail = select(func.sum(events.cost_nanos)).where(
