@@ -670,14 +670,16 @@ async def _flush_ledger(request: Request) -> None:
 
 
 async def _set_key_counters(request: Request, key_id: str) -> None:
-    """A key's spend was set in the ledger: set its budget counters from the ledger (the
-    shared Redis ones reach every instance), keeping the reservations of calls in flight."""
+    """A key's spend was set in the ledger: set its main budget window's counter from the
+    ledger (the shared Redis one reaches every instance), keeping the reservations of calls
+    in flight. Its other windows count real spend and are left as they are."""
     services: Services = request.app.state.services
     if services.enforcer is None:
         return
     await _flush_ledger(request)  # what this instance settled meanwhile is in the ledger too
     budgets = await services.scopes.explain_limits(key_id=key_id, end_user=None, tags=(), model=None)
-    await services.enforcer.set_from_ledger([b for b in budgets if b.scope == Scope("key", key_id)])
+    main = [b for b in budgets if b.scope == Scope("key", key_id) and b.counts_adjustments]
+    await services.enforcer.set_from_ledger(main)
 
 
 async def _explain(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:

@@ -103,6 +103,7 @@ class _Budget:
     tz: str
     model: str | None
     anchor: datetime | None = None
+    main: bool = False
 
 
 def profile_reset_at(profile: Budget, at: SpendAt) -> datetime | None:
@@ -132,7 +133,14 @@ def _budgets(spec: LimitSpec, at: SpendAt) -> list[_Budget]:
         window = parse_window(spec.budget_duration or "lifetime")
         out.append(
             _Budget(
-                spec.budget_duration, window, spec.max_budget_nanos, effective, at.tz, None, spec.budget_start
+                spec.budget_duration,
+                window,
+                spec.max_budget_nanos,
+                effective,
+                at.tz,
+                None,
+                spec.budget_start,
+                main=True,
             )
         )
     for duration, max_nanos, window_tz, start in spec.started_windows():
@@ -173,9 +181,12 @@ async def entity_spend(
     for scope_id, spec in specs:
         main_window = parse_window(spec.budget_duration) if spec.budget_duration else _LIFETIME
         main = SpendQuery(rollup, scope_id, main_window, at.tz, anchor=spec.budget_start)
+        # A key's spend set by /key/update counts in ``spend`` (its main window) and, as in
+        # the reports by key, in its lifetime spend; its other budget windows count real spend.
         lifetime = SpendQuery(rollup, scope_id, _LIFETIME, at.tz)
         budgets = [
-            (b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model, b.anchor)) for b in _budgets(spec, at)
+            (b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model, b.anchor, adjustments=b.main))
+            for b in _budgets(spec, at)
         ]
         plans.append((scope_id, main, lifetime, budgets))
     queries = [q for _, main, life, bs in plans for q in (main, life, *(q for _, q in bs))]

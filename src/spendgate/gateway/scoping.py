@@ -287,10 +287,11 @@ def _named_customer_param(principal: Principal, scopes: Scopes, payload: Mapping
 
 
 def _strictest_budgets(budgets: list[BudgetLimit]) -> list[BudgetLimit]:
-    """One limit per counter (scope, window, timezone): the strictest."""
+    """One limit per counter (scope, window, timezone; a key's main window apart from its
+    other windows: only it counts the key's spend adjustments): the strictest."""
     seen: dict[tuple[Any, ...], BudgetLimit] = {}
     for b in budgets:
-        ident = (b.scope, b.window, b.tz)
+        ident = (b.scope, b.window, b.tz, b.counts_adjustments)
         old = seen.get(ident)
         if old is None or (
             b.max_nanos is not None and (old.max_nanos is None or b.max_nanos < old.max_nanos)

@@ -17,10 +17,11 @@ key's other windows, and the team's, the user's and the proxy's spend, as they w
   it and the same request counts; ``global``, team, user, organization, customer, tag,
   model and provider figures never include it;
 * the same amount goes to rollup rows of its own, :data:`ADJUSTMENT_ROLLUP` (scope id the
-  key), which nothing but the key's window reads look at: a read of any window of the key
-  but its main one (a ``budget_limits`` window, its lifetime spend) subtracts them over the
-  same buckets, so it counts real spend only, from the rollups, at the same cost whatever
-  the key's history (:mod:`spendgate.ledger.scope_spend`, :mod:`spendgate.ledger.rebuild`);
+  key), which nothing but the key's budget window reads look at: a read of any budget
+  window of the key but its main one (a ``budget_limits`` window, the counters' seeds)
+  subtracts them over the same buckets, so it counts real spend only, from the rollups, at
+  the same cost whatever the key's history (:mod:`spendgate.ledger.scope_spend`,
+  :mod:`spendgate.ledger.rebuild`);
 * the event names only its key (``api_key``): reads of raw events by team, user, model or
   provider never match it; reads of every event (the ``global`` scope over a part of a
   bucket), of a model budget's events, and of a key's window that is not its main one,
@@ -28,8 +29,10 @@ key's other windows, and the team's, the user's and the proxy's spend, as they w
 
 So the key's main window (``max_budget`` + ``budget_duration``, else its lifetime) shows
 the value set, whatever its duration is then: it counts every adjustment dated in its
-current period. Every other window of the key, and every window of every other scope,
-keeps counting what was really spent.
+current period. Every other budget window of the key (``budget_limits``, its model
+budgets), and every window of every other scope, keeps counting what was really spent.
+The key's ledger figures (reports by key, its lifetime spend, spend logs, exports) show
+the adjustment as a line of its own.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ class SpendQuery:
     model that served the call); ``anchor`` is the budget's start, where a window that
     :attr:`~spendgate.core.periods.Window.runs_from_start` counts its periods from.
     ``adjustments``: count the key's spend adjustments, as its main window does (``max_budget``
-    + ``budget_duration``); False for any other window of a key (a ``budget_limits`` window,
-    its lifetime spend), which counts real spend only. Other scopes have no adjustments.
+    + ``budget_duration``); False for any other budget window of a key (``budget_limits``),
+    which counts real spend only. Other scopes have no adjustments.
     """
 
     scope_type: str
