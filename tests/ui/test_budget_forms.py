@@ -81,3 +81,55 @@ def test_model_rows_need_a_name_and_a_refusal_marks_its_field() -> None:
     )
     assert shown.invalid == {"model_tpm_0"}
     assert refused(posted, ApiError(422, "temp_budget_expiry: must be RFC 3339")).invalid == {"temp_expiry"}
+
+
+TEAM = {"model_rpm_limit": {"gpt-4o": 30}, "model_tpm_limit": {"gpt-4o": 1000, "claude": 500}}
+
+
+def _posted_rates(**changes: str) -> dict[str, str]:
+    """A team's form as the page fills it from TEAM, with ``changes`` typed in."""
+    shown = form_from_entity(TEAM, "UTC", with_temp=False, with_rates=True)
+    form = {f"was_{k}": v for k, v in shown.was.items()}
+    for i, row in enumerate(shown.rates or ()):
+        form |= {f"rate_{name}_{i}": value for name, value in row.items()}
+    return form | changes
+
+
+def test_rate_limits_one_row_per_model_sent_only_when_changed() -> None:
+    shown = form_from_entity(TEAM, "UTC", with_temp=False, with_rates=True)
+    assert shown.rates is not None and shown.rates[:2] == [
+        {"model": "gpt-4o", "rpm": "30", "tpm": "1000"},
+        {"model": "claude", "rpm": "", "tpm": "500"},
+    ]
+    assert len(shown.rates) == 2 + BLANK_ROWS
+    assert form_from_entity(TEAM, "UTC", with_temp=False).rates is None  # users, customers: no such part
+    assert budget_changes(_posted_rates(), "UTC", with_temp=False, with_rates=True) == {}
+    # Only the map that changed is sent, whole.
+    assert budget_changes(_posted_rates(rate_rpm_1="6"), "UTC", with_temp=False, with_rates=True) == {
+        "model_rpm_limit": {"gpt-4o": 30, "claude": 6}
+    }
+    body = budget_changes(
+        _posted_rates(rate_model_2="o3", rate_tpm_2="42"), "UTC", with_temp=False, with_rates=True
+    )
+    assert body == {"model_tpm_limit": {"gpt-4o": 1000, "claude": 500, "o3": 42}}
+    # Emptying every row removes both maps (None: no per-model limit).
+    emptied = {f"rate_{n}_{i}": "" for i in range(2) for n in ("model", "rpm", "tpm")}
+    assert budget_changes(_posted_rates(**emptied), "UTC", with_temp=False, with_rates=True) == {
+        "model_rpm_limit": None,
+        "model_tpm_limit": None,
+    }
+
+
+def test_rate_rows_need_a_name_and_a_refusal_marks_its_field() -> None:
+    with pytest.raises(ApiError, match="row 3 needs the model"):
+        budget_changes(_posted_rates(rate_rpm_2="5"), "UTC", with_temp=False, with_rates=True)
+    with pytest.raises(ApiError, match="appears twice"):
+        budget_changes(_posted_rates(rate_model_1="gpt-4o"), "UTC", with_temp=False, with_rates=True)
+    posted = _posted_rates(rate_tpm_1="lots")
+    assert budget_changes(posted, "UTC", with_temp=False, with_rates=True) == {
+        "model_tpm_limit": {"gpt-4o": 1000, "claude": "lots"}  # for the API to refuse by name
+    }
+    shown = refused(
+        posted, ApiError(422, "model_tpm_limit.claude: Input should be a valid integer"), with_rates=True
+    )
+    assert shown.invalid == {"rate_tpm_1"} and shown.rates is not None and shown.rates[1]["tpm"] == "lots"

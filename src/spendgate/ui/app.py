@@ -122,11 +122,11 @@ def _login(codec: SessionCodec, settings: UiSettings) -> Callable[[Request], Awa
         form = await request.form()
         key = str(form.get("key") or "").strip()
         try:
-            role, label = await _identify(request, settings, key)
+            role, label, user_id = await _identify(request, settings, key)
         except ApiError as exc:
             message = "That key is not accepted." if exc.status in (400, 401) else exc.message
             return render(request, "login.html", None, 401, next=target, error=message)
-        cookie, _ = codec.seal(key, role=role, label=label)
+        cookie, _ = codec.seal(key, role=role, label=label, user_id=user_id)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -142,17 +142,18 @@ def _login(codec: SessionCodec, settings: UiSettings) -> Callable[[Request], Awa
     return endpoint
 
 
-async def _identify(request: Request, settings: UiSettings, key: str) -> tuple[str, str]:
-    """The key's role and a label for the menu, asked of the API (401 for an unknown key)."""
+async def _identify(request: Request, settings: UiSettings, key: str) -> tuple[str, str, str | None]:
+    """The key's role, a label for the menu and its owner, asked of the API (401 for an
+    unknown key)."""
     if not key:
         raise ApiError(401, "no key")
     if settings.master_key and hmac.compare_digest(key.encode(), settings.master_key.encode()):
-        return "proxy_admin", "master key"
+        return "proxy_admin", "master key", None
     async with ApiClient(request.app, key) as api:
         info = (await api.get("/key/info"))["info"]
         label = str(info.get("key_alias") or info.get("key_name") or "key")
         user_id = info.get("user_id")
         if not user_id:
-            return "key", label
+            return "key", label, None
         user = (await api.get("/user/info", {"user_id": user_id}))["user_info"]
-        return str(user.get("user_role") or "internal_user_viewer"), f"{label} ({user_id})"
+        return str(user.get("user_role") or "internal_user_viewer"), f"{label} ({user_id})", str(user_id)

@@ -36,6 +36,9 @@ class Session:
     """``proxy_admin``, ``proxy_admin_viewer``, ``internal_user``, ``internal_user_viewer``
     or ``key`` (a key with no user). Shapes the menu; the API decides what is allowed."""
     label: str
+    user_id: str | None = None
+    """The key's owner, if it has one: shapes what is offered (a team admin's member
+    forms), never what is allowed."""
 
     @property
     def is_admin(self) -> bool:
@@ -63,9 +66,9 @@ class SessionCodec:
         ).derive(material)
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
 
-    def seal(self, key: str, *, role: str, label: str) -> tuple[str, Session]:
-        session = Session(key=key, csrf=secrets.token_urlsafe(24), role=role, label=label)
-        payload = orjson.dumps({"k": key, "c": session.csrf, "r": role, "l": label})
+    def seal(self, key: str, *, role: str, label: str, user_id: str | None = None) -> tuple[str, Session]:
+        session = Session(key=key, csrf=secrets.token_urlsafe(24), role=role, label=label, user_id=user_id)
+        payload = orjson.dumps({"k": key, "c": session.csrf, "r": role, "l": label, "u": user_id})
         return self._fernet.encrypt(payload).decode(), session
 
     def open(self, cookie: str | None) -> Session | None:
@@ -76,4 +79,4 @@ class SessionCodec:
             data = orjson.loads(self._fernet.decrypt(cookie.encode(), ttl=SESSION_SECONDS))
         except (InvalidToken, orjson.JSONDecodeError):
             return None
-        return Session(key=data["k"], csrf=data["c"], role=data["r"], label=data["l"])
+        return Session(key=data["k"], csrf=data["c"], role=data["r"], label=data["l"], user_id=data.get("u"))

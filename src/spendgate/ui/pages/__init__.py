@@ -12,10 +12,11 @@ from spendgate.ui.pages.batches import batches
 from spendgate.ui.pages.blocking import BLOCKABLE, block
 from spendgate.ui.pages.budget_edits import update_budgets
 from spendgate.ui.pages.budgets import budgets
-from spendgate.ui.pages.edits import create_entity, update_entity, update_key
+from spendgate.ui.pages.edits import create_entity, update_entity, update_key, update_key_lists
 from spendgate.ui.pages.entities import entity_list, entity_page
 from spendgate.ui.pages.keys import create_key, key_page, keys, regenerate_key
 from spendgate.ui.pages.logs import logs
+from spendgate.ui.pages.members import add_member, remove_member
 from spendgate.ui.pages.overview import overview
 from spendgate.ui.pages.spend import export, spend
 
@@ -33,8 +34,11 @@ PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/keys/regenerate", regenerate_key, ("POST",)),
     ("/keys/update", update_key, ("POST",)),
     ("/keys/budgets", update_budgets("keys"), ("POST",)),
+    ("/keys/lists", update_key_lists, ("POST",)),
     ("/keys/{token}", key_page, ("GET",)),
     ("/budgets", budgets, ("GET",)),
+    ("/teams/members/add", add_member, ("POST",)),
+    ("/teams/members/delete", remove_member, ("POST",)),
     *(
         route
         for section in ("teams", "users", "customers")

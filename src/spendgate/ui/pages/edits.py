@@ -1,5 +1,6 @@
-"""Editing budgets and limits, and creating teams, users and customers, through the API's
-own ``/…/update`` and ``/…/new`` (as the signed-in key, so its role rules decide).
+"""Editing budgets and limits (and a key's allowed models and tags), and creating teams,
+users and customers, through the API's own ``/…/update`` and ``/…/new`` (as the signed-in
+key, so its role rules decide).
 
 An edit form carries each field's current value beside the new one and sends only what
 changed: a field left as it was is not sent (so a team admin's form does not touch what
@@ -9,6 +10,7 @@ their role may not change), and a field emptied is sent as ``null``, which the A
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +28,10 @@ __all__ = [
     "Field",
     "create_entity",
     "limit_changes",
+    "list_changes",
     "update_entity",
     "update_key",
+    "update_key_lists",
 ]
 
 
@@ -108,6 +112,33 @@ async def update_key(ctx: PageContext) -> Response:
     """``POST /ui/keys/update`` → ``/key/update`` with what changed, back to the key's page."""
     token = _ident(ctx, "key")
     changes = limit_changes(ctx.form, editing=True)
+    if changes:
+        await ctx.api.post("/key/update", {"key": token, **changes})
+    return _back("keys", token, "saved" if changes else "unchanged")
+
+
+KEY_LISTS = ("models", "tags")
+"""A key's lists edited on its page: allowed models (empty: every model) and tags."""
+
+
+def names_of(text: str | None) -> list[str]:
+    """Comma- or line-separated names, trimmed, each once, in order."""
+    return list(dict.fromkeys(p.strip() for p in re.split(r"[,\n]", text or "") if p.strip()))
+
+
+def list_changes(form: Mapping[str, str]) -> dict[str, list[str]]:
+    """The lists whose names differ from ``was_<name>``, whole (the API replaces a list)."""
+    return {
+        name: names
+        for name in KEY_LISTS
+        if (names := names_of(form.get(name))) != names_of(form.get(f"was_{name}"))
+    }
+
+
+async def update_key_lists(ctx: PageContext) -> Response:
+    """``POST /ui/keys/lists`` → ``/key/update`` with the changed lists, back to the key."""
+    token = _ident(ctx, "key")
+    changes = list_changes(ctx.form)
     if changes:
         await ctx.api.post("/key/update", {"key": token, **changes})
     return _back("keys", token, "saved" if changes else "unchanged")

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.blocking import BLOCKABLE
-from spendgate.ui.pages.budget_forms import BudgetForm, form_from_entity
+from spendgate.ui.pages.budget_forms import RATED, BudgetForm, form_from_entity
 from spendgate.ui.pages.edits import DURATIONS, LIMITS, TARGETS
+from spendgate.ui.pages.members import ROLES, can_manage_members
 from spendgate.ui.pages.windows import windows_of
 
 __all__ = ["KINDS", "entity_list", "entity_page", "render_entity"]
@@ -111,7 +112,9 @@ async def render_entity(
     answer = await ctx.api.get(kind.info_path, {kind.id_param: ident})
     entity = answer.get(f"{kind.name}_info") or answer
     keys = answer.get("keys") or []
-    members = entity.get("members_with_roles") or answer.get("team_memberships") or []
+    members = [m for m in entity.get("members_with_roles") or answer.get("team_memberships") or [] if m]
+    in_team = {m.get("user_id"): m.get("max_budget_in_team") for m in answer.get("team_memberships") or ()}
+    members = [{**m, "max_budget_in_team": in_team.get(m.get("user_id"))} for m in members]
     return ctx.render(
         "entity.html",
         status_code,
@@ -122,9 +125,12 @@ async def render_entity(
         windows=windows_of(entity, kind.scope, kind.id_field),
         keys=[k for k in keys if isinstance(k, dict)],
         members=members,
+        manage_members=section == "teams" and can_manage_members(ctx.session, members),
+        member_roles=ROLES,
         id_name=TARGETS[section].id_field,
         can_block=_can_block(ctx, section),
         limits=LIMITS,
         durations=DURATIONS,
-        budget=budget_form or form_from_entity(entity, ctx.timezone, with_temp=False),
+        budget=budget_form
+        or form_from_entity(entity, ctx.timezone, with_temp=False, with_rates=section in RATED),
     )

@@ -89,5 +89,5 @@ async def render_key(
         windows=windows_of(info, "key"),
         limits=LIMITS,
         durations=DURATIONS,
-        budget=budget_form or form_from_entity(info, ctx.timezone, with_temp=True),
+        budget=budget_form or form_from_entity(info, ctx.timezone, with_temp=True, with_rates=True),
     )
