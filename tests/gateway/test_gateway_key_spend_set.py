@@ -7,7 +7,9 @@ them): the reset is one ``adjustment`` event in the ledger (the audit record in 
 key's ``/key/info`` spend is the value set at once, its budget admits again on the other
 instance, the request counts and the team and global figures are unchanged, exports add up
 to the ledger, a retry adds nothing, requests racing the reset are each billed once and
-count on top of the value set; non-admins get 403, bad values 422.
+count on top of the value set; the reset moves the key's main (daily) window only, so its
+monthly ``budget_limits`` cap keeps what was spent and refuses, also once the counters are
+rebuilt from the ledger; non-admins get 403, bad values 422.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 from cluster_helpers import REDIS_URL, fetch, require_redis
 from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 
@@ -40,11 +43,17 @@ CHAT: dict[str, Any] = {"model": "gpt-4o", "max_tokens": 5}
 
 @dataclass
 class Gateways:
-    """One gateway (SQLite) or two sharing PostgreSQL and Redis; SQL reads of their ledger."""
+    """One gateway (SQLite) or two sharing PostgreSQL and Redis; SQL reads of their ledger.
+
+    ``cold`` builds one more gateway on the same ledger whose budget counters are all cold
+    (its own in-process ones; with Redis, the shared ones flushed first), so they are
+    rebuilt from the ledger.
+    """
 
     servers: list[GatewayServer]
     sqlite_path: Path | None
     postgres_url: str | None
+    cold: Callable[[], GatewayServer]
 
     def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """The rows of ``sql``, its parameters written ``?`` (``$n`` on PostgreSQL)."""
@@ -86,8 +95,12 @@ def gateways(request: pytest.FixtureRequest, mock_server: MockServer, tmp_path: 
     mock_server.reset()
     if request.param == "sqlite":
         db = tmp_path / "spendgate.db"
+
+        def cold_sqlite() -> GatewayServer:
+            return GatewayServer(make_config(mock_server.base_url, db, tmp_path / "journal-cold"))
+
         with GatewayServer(make_config(mock_server.base_url, db, tmp_path / "journal")) as server:
-            yield Gateways([server], db, None)
+            yield Gateways([server], db, None, cold_sqlite)
         return
     require_redis()
     url = str(request.getfixturevalue("postgres_url"))
@@ -99,8 +112,17 @@ def gateways(request: pytest.FixtureRequest, mock_server: MockServer, tmp_path: 
             mock_server.base_url, tmp_path / "unused.db", tmp_path / f"journal-{i}", general_settings=general
         )
 
+    def cold_redis() -> GatewayServer:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            for key in client.scan_iter(match=f"{{{prefix}}}:*"):
+                client.delete(key)
+        finally:
+            client.close()
+        return GatewayServer(config(2))
+
     with GatewayServer(config(0)) as a, GatewayServer(config(1)) as b:
-        yield Gateways([a, b], None, url)
+        yield Gateways([a, b], None, url, cold_redis)
 
 
 def _admin(server: GatewayServer, key: str = MASTER_KEY) -> httpx.Client:
@@ -128,12 +150,21 @@ def _wait_events(gw: Gateways, key_id: str, ids: set[str], timeout: float = 20) 
         time.sleep(0.05)
 
 
-def _key_spend(server: GatewayServer, raw: str) -> int:
-    """``/key/info`` spend, as nano-USD (the JSON number is computed from the nanos)."""
+def _key_info(server: GatewayServer, raw: str) -> dict[str, Any]:
     with _admin(server) as admin:
         info = admin.get("/key/info", params={"key": raw})
     assert info.status_code == 200, info.text
-    return round(info.json()["info"]["spend"] * 1e9)
+    return dict(info.json()["info"])
+
+
+def _key_spend(server: GatewayServer, raw: str) -> int:
+    """``/key/info`` spend, as nano-USD (the JSON number is computed from the nanos)."""
+    return round(_key_info(server, raw)["spend"] * 1e9)
+
+
+def _window_spend(server: GatewayServer, raw: str) -> dict[str, int]:
+    """``/key/info`` spend of each budget window (by ``budget_duration``), as nano-USD."""
+    return {w["budget_duration"]: round(w["spend"] * 1e9) for w in _key_info(server, raw)["budget_windows"]}
 
 
 def _new_key(server: GatewayServer, **fields: Any) -> tuple[str, str]:
@@ -282,6 +313,45 @@ def test_requests_racing_a_reset_are_billed_once_and_count_on_top_of_the_value_s
     assert adjustment["adjustment"]["from_nanos"] == sum(e["cost_nanos"] for e in before)
     assert adjustment["adjustment"]["budget_duration"] == "1d"
     assert _key_spend(server, raw) == 1_000_000 + sum(e["cost_nanos"] for e in after)
+
+
+def test_a_reset_moves_the_daily_budget_and_the_monthly_cap_keeps_what_was_spent(gateways: Gateways) -> None:
+    a, b = gateways.servers[0], gateways.servers[-1]
+    raw, key_id = _new_key(a, max_budget=1, budget_duration="1d")
+    with _sdk(a, raw) as sdk:
+        ids = {_chat(sdk, f"call {i}") for i in range(3)}
+    spent = sum(e["cost_nanos"] for e in _wait_events(gateways, key_id, ids))
+    assert spent > 0
+    # A monthly cap of exactly what was spent, next to the daily main budget.
+    limits = [{"budget_duration": "1mo", "max_budget": spent / 1e9}]
+    assert _update(a, {"key": raw, "budget_limits": limits}).status_code == 200
+    assert _window_spend(a, raw) == {"1d": spent, "1mo": spent}
+
+    reset = _update(a, {"key": raw, "spend": 0})
+    assert reset.status_code == 200, reset.text
+    (adjustment,) = [e for e in gateways.events(key_id) if e["status"] == "adjustment"]
+    assert adjustment["cost_nanos"] == -spent and adjustment["adjustment"]["budget_duration"] == "1d"
+    for server in (a, b):
+        assert _key_spend(server, raw) == 0
+        assert _window_spend(server, raw) == {"1d": 0, "1mo": spent}
+    # The daily budget has room again; the monthly cap has none: refused, on either instance.
+    with _sdk(b, raw) as sdk, pytest.raises(openai.APIStatusError) as refused:
+        _chat(sdk, "after the reset")
+    assert f"budget exceeded for key:{key_id}, window 1mo" in refused.value.message
+
+    # Rebuilt from the ledger (a restart; with Redis, the counters flushed): the same.
+    with gateways.cold() as cold:
+        assert _window_spend(cold, raw) == {"1d": 0, "1mo": spent}
+        with _sdk(cold, raw) as sdk, pytest.raises(openai.APIStatusError) as again:
+            _chat(sdk, "after the rebuild")
+        assert "window 1mo" in again.value.message
+    # A higher cap: the reset daily budget admits, and both windows count the call.
+    raised = [{"budget_duration": "1mo", "max_budget": 1}]
+    assert _update(a, {"key": raw, "budget_limits": raised}).status_code == 200
+    with _sdk(a, raw) as sdk:  # the other instance caches the key's limits (key_cache_ttl_seconds)
+        after = _chat(sdk, "with room")
+    (new,) = [e for e in _wait_events(gateways, key_id, {after}) if e["event_id"] == after]
+    assert _window_spend(a, raw) == {"1d": new["cost_nanos"], "1mo": spent + new["cost_nanos"]}
 
 
 def test_only_a_proxy_admin_sets_spend_and_only_to_an_amount(mock: MockServer, tmp_path: Path) -> None:
