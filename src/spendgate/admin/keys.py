@@ -177,10 +177,12 @@ def _check_spend(ctx: Context, body: KeyUpdate) -> None:
 async def _set_spend(ctx: Context, vk: VirtualKey, to_nanos: int, at: datetime) -> None:
     """Set the key's current spend (its main window's, as ``/key/info`` shows it) to
     ``to_nanos`` as of ``at``: an adjustment event of the difference from what the key
-    spent before ``at``, in this transaction (the key's row is locked: calls setting one
-    key's spend run one after the other); its budget counters are set from the ledger after
-    the commit (``spend_set_keys``). An event settled after ``at`` counts on top of the
-    value set, even if it reached the ledger before this read."""
+    spent in that window's period before ``at``, in this transaction (the key's row is
+    locked: calls setting one key's spend run one after the other); the main window's
+    counter is set from the ledger after the commit (``spend_set_keys``). Only that window
+    moves: the key's ``budget_limits`` windows and model budgets keep counting real spend
+    (:mod:`spendgate.ledger.adjustments`). An event settled after ``at`` counts on top of
+    the value set, even if it reached the ledger before this read."""
     profiles = await ctx.repo.budgets([vk.budget_id] if vk.budget_id else [])
     windows = await ctx.repo.windows(KEY_SCOPE.name, [vk.key_id])
     spec = decode_limits(vk, profiles.get(vk.budget_id or ""), windows[vk.key_id])
