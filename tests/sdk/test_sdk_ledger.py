@@ -135,7 +135,7 @@ def test_every_metered_call_is_a_spend_event_with_its_exact_cost(recorded: str, 
     failed = [r for r in rows.values() if r.status == "error"]
     assert len(failed) == 1 and failed[0].cost_nanos == 0 and failed[0].user_id == "bob"
     last = rows[ended[-1]["litellm_call_id"]]
-    assert (last.provider, last.model, last.endpoint) == ("anthropic", "claude-sonnet-4-6", "messages")
+    assert (last.provider, last.model, last.endpoint) == ("anthropic", "claude-sonnet-4-6", "/v1/messages")
     assert last.cost_nanos == spendgate.breakdown_of(claude).total_nanos
 
     async def report() -> dict[str | None, int]:

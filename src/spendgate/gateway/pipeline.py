@@ -64,7 +64,7 @@ from spendgate.http.headers import OVERHEAD_MS, RESPONSE_COST, cost_text, overhe
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.metrics import RequestMetrics
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
-from spendgate.providers.base import ClientCall, Exchange, estimate_prompt_tokens
+from spendgate.providers.base import ENDPOINT_PATHS, ClientCall, Exchange, estimate_prompt_tokens
 from spendgate.providers.http import UpstreamClient, UpstreamResponse
 from spendgate.providers.metering import stream_usage
 from spendgate.providers.openai_compat import OpenAIExchange
@@ -99,7 +99,6 @@ class _Call:
     """Everything known about one request on its way through the pipeline."""
 
     request_id: str
-    path: str
     started: float
     started_at: datetime
     state: dict[str, Any]
@@ -185,8 +184,8 @@ class Pipeline:
             # A hit: replayed as the answer of the deployment it came from (steps 6-10), at
             # $0, with nothing reserved (the budgets never see it) and nothing sent upstream.
             call = _Call(
-                state["request_id"], request.scope["path"], state["started"], state["started_at"], state,
-                client_call, scopes, Admitted(state["request_id"]), cache=cached,
+                state["request_id"], state["started"], state["started_at"], state, client_call, scopes,
+                Admitted(state["request_id"]), cache=cached,
             )  # fmt: skip
             deployment = cached.deployment
             slot = deployment.serving()
@@ -210,7 +209,6 @@ class Pipeline:
         )
         call = _Call(
             request_id=state["request_id"],
-            path=request.scope["path"],
             started=state["started"],
             started_at=state["started_at"],
             state=state,
@@ -483,7 +481,7 @@ class Pipeline:
             model=deployment.target.model,
             deployment_id=deployment.id,
             provider=deployment.provider,
-            endpoint=call.path,
+            endpoint=ENDPOINT_PATHS[call.client.endpoint],
             operation_id=call.request_id,
             latency_ms=int((time.perf_counter() - call.started) * 1000),
             overhead_ms=None if overhead is None else round(overhead * 1000),

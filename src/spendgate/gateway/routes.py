@@ -30,19 +30,11 @@ from spendgate.gateway.model_info import ModelDirectory, ModelInfoApi
 from spendgate.gateway.pipeline import Pipeline
 from spendgate.gateway.spend_calculate import SpendCalculator
 from spendgate.http.errors import render_error
+from spendgate.providers.base import ENDPOINT_PATHS
 
 __all__ = ["ENDPOINTS", "BatchesOf", "GatewayApp", "PipelineOf", "batch_routes", "gateway_routes"]
 
-ENDPOINTS = {
-    "/chat/completions": "chat",
-    "/completions": "completions",
-    "/embeddings": "embeddings",
-    "/responses": "responses",
-    "/images/generations": "images",
-    "/audio/transcriptions": "transcriptions",
-    "/audio/speech": "speech",
-    "/messages": "messages",
-}
+ENDPOINTS = {path.removeprefix("/v1"): name for name, path in ENDPOINT_PATHS.items()}
 """Route (after ``/v1``) → the pipeline's endpoint name."""
 
 PipelineOf = Callable[[], Pipeline]

@@ -24,6 +24,7 @@ from spendgate.errors import UsageError
 from spendgate.providers.http import UpstreamRequest
 
 __all__ = [
+    "ENDPOINT_PATHS",
     "ClientCall",
     "Exchange",
     "PassthroughStream",
@@ -35,6 +36,21 @@ __all__ = [
     "estimate_text_tokens",
     "sse_data",
 ]
+
+
+ENDPOINT_PATHS: dict[str, str] = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+    "images": "/v1/images/generations",
+    "transcriptions": "/v1/audio/transcriptions",
+    "speech": "/v1/audio/speech",
+    "messages": "/v1/messages",
+}
+"""Each priced endpoint (:attr:`ClientCall.endpoint`) → its canonical path: what the ledger
+records as a call's ``endpoint`` whichever route (with or without ``/v1``) or client (the
+gateway, the SDK) made it, so spend grouped by endpoint has one row per endpoint."""
 
 
 class Pricer(Protocol):

@@ -9,7 +9,8 @@ the call returns to its caller, then inserted in batches by a background writer
 Nothing on the call's path waits for SQL. The event is the gateway's:
 
 * the exact cost (nano-USD, per item), usage, catalogue version and price source, model
-  and provider as priced, the endpoint, start time and latency;
+  and provider as priced, the endpoint (its canonical path, as the gateway records it),
+  start time and latency;
 * the outcome: ``success``, ``partial`` (a stream cut short), ``cancelled`` (closed early)
   or ``error`` (nothing billed: cost 0, as the gateway records a failed attempt);
 * attribution from the call's metadata where given: ``user_id`` (``metadata["user_id"]``
@@ -48,6 +49,7 @@ from spendgate.errors import ConfigurationError, StorageError
 from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.ledger.journal import JournalLockedError
 from spendgate.ledger.recorder import Recorder
+from spendgate.providers.base import ENDPOINT_PATHS
 from spendgate.sdk import sink
 from spendgate.sdk.callbacks import CallRecord
 
@@ -90,7 +92,7 @@ def event_of(record: CallRecord) -> SpendEvent:
         end_user=record.end_user,
         tags=tuple(record.tags),
         requested_model=record.model,
-        endpoint=record.call_type,
+        endpoint=ENDPOINT_PATHS.get(record.call_type, record.call_type),
     )
 
 
