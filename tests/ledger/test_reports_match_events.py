@@ -59,6 +59,8 @@ def events(draw: st.DrawFn) -> list[SpendEvent]:
                 model=draw(st.sampled_from(["m1", "m2"])),
                 provider=draw(st.sampled_from(["openai", "anthropic"])),
                 deployment_id=draw(st.sampled_from(["d1", None])),
+                endpoint=draw(st.sampled_from(["/v1/chat/completions", "/v1/embeddings", None])),
+                batch_id=draw(st.sampled_from([None, None, "batch_1"])),
             )
         )
     return out
@@ -86,6 +88,10 @@ def expected(
                 values: list[str | None] = list(e.tags) or [None]
             elif dim in ATTR:
                 values = [getattr(e, ATTR[dim])]
+            elif dim == "endpoint":
+                values = [e.endpoint]
+            elif dim == "mode":
+                values = ["realtime" if e.batch_id is None else "batch"]
             else:
                 values = [getattr(e, COLUMN[dim])]
             combos = [(*c, v) for c in combos for v in values]
@@ -118,7 +124,7 @@ def observed(report: Report, *, cache: bool = False) -> dict[Any, list[int]]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     evts=events(),
-    scope=st.sampled_from([None, "key", "user", "team", "org", "customer", "tag"]),
+    scope=st.sampled_from([None, "key", "user", "team", "org", "customer", "tag", "endpoint", "mode"]),
     columns=st.lists(st.sampled_from(["model", "provider", "deployment"]), unique=True, max_size=2),
     granularity=st.sampled_from([None, "hour", "day", "week", "month"]),
     tz=st.sampled_from(ZONES),
@@ -135,7 +141,7 @@ def test_report_equals_sum_of_events(
     start: datetime,
     length: timedelta,
 ) -> None:
-    if scope:  # deployments are rolled up globally only
+    if scope:  # deployments are rolled up globally only (not with a scope or a breakdown)
         columns = [c for c in columns if c != "deployment"]
     group_by = ([scope] if scope else []) + columns
 

@@ -62,7 +62,8 @@ def report(
         list[str] | None,
         typer.Option(
             "--by",
-            help="Group by key, user, team, org, customer, tag, model, provider, deployment "
+            help="Group by key, user, team, org, customer, tag, endpoint, mode (batch or realtime), "
+            "model, provider, deployment "
             "(repeat or comma-separate). By tag, an event counts under each of its tags; the "
             "total counts it once.",
         ),

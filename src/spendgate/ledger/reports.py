@@ -61,14 +61,16 @@ from sqlalchemy.sql.expression import ColumnCollection, FromClause, Subquery
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
 from spendgate.core.scopes import ROLLUP_NAMES
-from spendgate.ledger.rollups import GRAINS, ROLLUP_KEY
+from spendgate.ledger.rollups import BREAKDOWNS, GRAINS, ROLLUP_KEY
 from spendgate.stores.database.models import SpendRollup
 
 __all__ = ["DIMENSIONS", "GRANULARITIES", "Report", "ReportRow", "Totals", "spend_report"]
 
 # Report dimension → rollup scope type. The scope dimensions are named as the rollups name
-# them (``org``, ``customer``; see spendgate.core.scopes); ``global`` is no dimension.
-SCOPE_DIMENSIONS = {name: name for name in ROLLUP_NAMES if name != "global"}
+# them (``org``, ``customer``; see spendgate.core.scopes); ``global`` is no dimension. The
+# breakdowns (``endpoint``, ``mode``) are rolled up as scope types are, so they are read
+# the same way (and, like them, one at a time).
+SCOPE_DIMENSIONS = {name: name for name in (*ROLLUP_NAMES, *BREAKDOWNS) if name != "global"}
 COLUMN_DIMENSIONS = {"model": "model", "provider": "provider", "deployment": "deployment_id"}
 DIMENSIONS = (*SCOPE_DIMENSIONS, *COLUMN_DIMENSIONS)
 GRANULARITIES = ("hour", "day", "week", "month")
@@ -355,7 +357,8 @@ async def spend_report(
         db: an engine, connection or session.
         start, end: timezone-aware instants; widened to whole periods (see module doc).
         group_by: dimensions from :data:`DIMENSIONS`; at most one of key / user / team /
-            org / customer / tag, combined with any of model / provider / deployment.
+            org / customer / tag / endpoint / mode (``batch`` or ``realtime``), combined
+            with any of model / provider, or deployment with neither of those.
         granularity: ``hour``, ``day``, ``week``, ``month`` or ``None`` (one row per group).
         tz: the IANA timezone periods are computed in.
         scope_ids: keep only the rows of these ids of the scope dimension grouped by
@@ -382,8 +385,9 @@ async def spend_report(
     scopes = [d for d in group if d in SCOPE_DIMENSIONS]
     if len(scopes) > 1:
         raise ValueError(
-            f"cannot group by both {scopes[0]!r} and {scopes[1]!r}: rollups are kept per scope "
-            "(one of key/user/team/org/customer/tag), combined with model/provider/deployment"
+            f"cannot group by both {scopes[0]!r} and {scopes[1]!r}: rollups are kept per scope or "
+            "breakdown (one of key/user/team/org/customer/tag/endpoint/mode), combined with "
+            "model/provider/deployment"
         )
     if scopes and "deployment" in group:
         raise ValueError(
@@ -392,7 +396,8 @@ async def spend_report(
         )
     if scope_ids is not None and not scopes:
         raise ValueError(
-            "scope_ids narrows a scope dimension: group by one of key/user/team/org/customer/tag"
+            "scope_ids narrows a scope dimension: group by one of "
+            "key/user/team/org/customer/tag/endpoint/mode"
         )
     if top is not None and (len(group) != 1 or top < 1):
         raise ValueError("top keeps the highest groups of exactly one dimension: a positive count")

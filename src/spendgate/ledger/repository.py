@@ -41,7 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.scopes import ROLLUP_NAMES
 from spendgate.ledger.events import EventStatus, SpendEvent
-from spendgate.ledger.rollups import ATTRIBUTED, GRAINS, METRICS, ROLLUP_KEY, rollup_deltas
+from spendgate.ledger.rollups import (
+    ATTRIBUTED,
+    BREAKDOWNS,
+    GRAINS,
+    METRICS,
+    ROLLUP_KEY,
+    mode_of,
+    rollup_deltas,
+)
 from spendgate.ledger.sqlite_batch import ROLLUP_UPSERT as SQLITE_ROLLUP_UPSERT
 from spendgate.ledger.sqlite_batch import chunks as sqlite_chunks
 from spendgate.ledger.sqlite_batch import insert_statement as sqlite_insert_statement
@@ -291,9 +299,11 @@ def pg_columns(events: Sequence[SpendEvent]) -> dict[str, list[Any]]:
     return out
 
 
-# Rollup scope type → the (coalesced) event column that attributes it; ``global`` rows
-# keep the deployment instead. Tags are fanned out separately.
-_SCOPE_COLUMNS = {"global": "deployment_id", **dict(ATTRIBUTED)}
+# Rollup scope type → the event column that attributes it; ``global`` rows keep the
+# deployment instead. Then the breakdowns (``endpoint``; ``mode`` from ``batch_id``, as
+# rollups.mode_of decides it). Tags are fanned out separately.
+_SCOPE_COLUMNS = {"global": "deployment_id", **dict(ATTRIBUTED), "endpoint": "endpoint", "mode": "mode"}
+_MODE = "CASE WHEN batch_id IS NULL THEN 'realtime' ELSE 'batch' END"
 
 
 def _pg_write_sql() -> str:
@@ -307,11 +317,14 @@ def _pg_write_sql() -> str:
     (used on SQLite); the report tests check both against the raw events. Only module
     constants are interpolated.
     """
-    assert (*_SCOPE_COLUMNS, "tag") == ROLLUP_NAMES
+    assert (*_SCOPE_COLUMNS, "tag") == (*ROLLUP_NAMES[:-1], *BREAKDOWNS, "tag")
+    assert _MODE == f"CASE WHEN batch_id IS NULL THEN '{mode_of(None)}' ELSE '{mode_of('b')}' END"
     columns = ", ".join(PG_COLUMNS)
     fine, coarse = GRAINS[0], GRAINS[1:]
     attributed = (*_SCOPE_COLUMNS.values(), "model", "provider")
-    attribution = ", ".join(f"coalesce({c}, '') AS {c}" for c in attributed)
+    attribution = ", ".join(
+        f"{_MODE} AS mode" if c == "mode" else f"coalesce({c}, '') AS {c}" for c in attributed
+    )
     sums = (
         "count(*), count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'), "
         "count(*) FILTER (WHERE unpriced), count(*) FILTER (WHERE estimated), sum(cost_nanos)::bigint, "

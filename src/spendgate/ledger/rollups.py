@@ -7,7 +7,9 @@ twice and a rollup is always exactly the sum of the events it covers.
 Rows are keyed by ``(grain, bucket, scope_type, scope_id, model, provider,
 deployment_id)``. ``deployment_id`` is only filled on the ``global`` scope rows (so
 "by deployment" reports exist, but not combined with a scope such as team): keeping it on
-every scope would double the rows written per event.
+every scope would double the rows written per event. The :data:`BREAKDOWNS` (``endpoint``,
+``mode``: batch or real-time) are kept the same way, as rows of their own ``scope_type``
+(migration 0012), so they combine with model and provider but not with a scope.
 
 Buckets are UTC epoch-aligned and kept at three grains: 15 minutes, 1 hour and 1 UTC day
 (migration 0011 added the day and backfilled it from the hours). Reports read each
@@ -18,7 +20,8 @@ multiple of 15 minutes, so the 15-minute grain answers exactly in any zone
 grain (a month is 30 rows per group, not 720), and any other zone's days, weeks and
 months read them too, plus or minus the hours and quarter hours between each local
 midnight and the nearest UTC one (:func:`spendgate.ledger.reports._signed_plan`). The trade-off is
-write volume: each event touches 3 grains × 7 scope types (more with several tags); the
+write volume: each event touches 3 grains × 9 scope types and breakdowns (more with several
+tags; the breakdowns have few values, so a batch adds to few of their rows); the
 writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
 :func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall,
 and a batch adds to one daily row where it adds to one hourly row.
@@ -33,7 +36,7 @@ from operator import add, attrgetter
 from spendgate.core.scopes import ROLLUP_SCOPE_TYPES
 from spendgate.ledger.events import EventStatus, SpendEvent
 
-__all__ = ["ATTRIBUTED", "GRAINS", "METRICS", "ROLLUP_KEY", "rollup_deltas"]
+__all__ = ["ATTRIBUTED", "BREAKDOWNS", "GRAINS", "METRICS", "ROLLUP_KEY", "mode_of", "rollup_deltas"]
 
 GRAINS = (900, 3600, 86400)
 """The rollup bucket widths in seconds, finest first: each divides the next."""
@@ -45,6 +48,11 @@ ATTRIBUTED: tuple[tuple[str, str], ...] = tuple(
 """``(rollup scope type, spend_events column)`` of the scope types attributed by one column
 (key, user, team, org, customer): the rest of :data:`~spendgate.core.scopes.ROLLUP_SCOPE_TYPES`
 is ``global`` (every event) and ``tag`` (fanned out from ``request_tags``)."""
+BREAKDOWNS = ("endpoint", "mode")
+"""Rollup ``scope_type`` values that are no budget scope but a breakdown of all spend: by
+``endpoint`` (the call's canonical path, ``/v1/chat/completions``; a batch's is its
+requests' endpoint) and by ``mode`` (``batch`` for a batch's settlement, ``realtime``
+otherwise). Like ``global``, every event counts under exactly one value of each."""
 ROLLUP_KEY = ("grain", "bucket", "scope_type", "scope_id", "model", "provider", "deployment_id")
 METRICS = (
     "requests",
@@ -65,9 +73,18 @@ METRICS = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _Key = tuple[int, int, str, str, str, str, str]
+_Attribution = tuple[
+    int, tuple[str | None, ...], tuple[str, ...], str | None, str | None, str | None, str | None, str
+]
+"""bucket, scope ids, tags, model, provider, deployment, endpoint, mode."""
 _TYPES = tuple(t for t, _ in ATTRIBUTED)
 _ids: Callable[[SpendEvent], tuple[str | None, ...]] = attrgetter(*(c for _, c in ATTRIBUTED))
 """An event's ids of the :data:`ATTRIBUTED` scope types (its fields are named as the columns)."""
+
+
+def mode_of(batch_id: str | None) -> str:
+    """The ``mode`` breakdown of an event: ``batch`` when a batch's settlement, else ``realtime``."""
+    return "realtime" if batch_id is None else "batch"
 
 
 def _epoch_seconds(at: datetime) -> int:
@@ -80,14 +97,14 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
     (a stable lock order for concurrent writers)."""
     # Aggregate each event once per distinct attribution first (many events share one),
     # then fan out to the scope types and grains.
-    per_event: dict[
-        tuple[int, tuple[str | None, ...], tuple[str, ...], str | None, str | None, str | None], list[int]
-    ] = {}
+    per_event: dict[_Attribution, list[int]] = {}
     success, error = EventStatus.SUCCESS, EventStatus.ERROR
     for e in events:
         delta = e.occurred_at - _EPOCH
         bucket = (delta.days * 86400 + delta.seconds) // 900 * 900
-        attribution = (bucket, _ids(e), e.tags, e.model, e.provider, e.deployment_id)
+        attribution = (
+            bucket, _ids(e), e.tags, e.model, e.provider, e.deployment_id, e.endpoint, mode_of(e.batch_id),
+        )  # fmt: skip
         u = e.usage
         acc = per_event.get(attribution)
         if acc is None:
@@ -115,9 +132,13 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
     # Fan out to the scope types at the finest grain, then coarsen the (smaller) result.
     fine: dict[_Key, list[int]] = {}
     for attr, values in per_event.items():
-        bucket, ids, tags, model, provider, deployment = attr
+        bucket, ids, tags, model, provider, deployment, endpoint, mode = attr
         m, p = model or "", provider or ""
-        keys: list[_Key] = [(900, bucket, "global", "", m, p, deployment or "")]
+        keys: list[_Key] = [
+            (900, bucket, "global", "", m, p, deployment or ""),
+            (900, bucket, "endpoint", endpoint or "", m, p, ""),
+            (900, bucket, "mode", mode, m, p, ""),
+        ]
         keys.extend((900, bucket, t, i or "", m, p, "") for t, i in zip(_TYPES, ids, strict=True))
         if tags:
             keys.extend((900, bucket, "tag", t, m, p, "") for t in tags)

@@ -31,7 +31,8 @@ class ExportQuery(RequiredDateRangeQuery):
     group_by: Annotated[str, Field(max_length=200, pattern=NUL_FREE)] | None = Field(
         default=None,
         description="Comma-separated report dimensions (key, user, team, org, customer, tag, "
-        "model, provider, deployment): CSV rows aggregated from the rollups.",
+        "endpoint, mode, model, provider, deployment): CSV rows aggregated from the rollups. "
+        "mode is batch or realtime.",
     )
     granularity: Literal["hour", "day", "week", "month"] = "day"
     top: int | None = Field(

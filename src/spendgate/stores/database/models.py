@@ -404,8 +404,10 @@ class SpendRollup(Base):
 
     ``grain`` is the bucket width in seconds (900, 3600 or 86400: a UTC day, migration
     0011) and ``bucket`` the UTC epoch second it starts at. ``scope_type`` is ``global``,
-    ``key``, ``user``, ``team``, ``org``, ``customer`` or ``tag``; an event with no team is
-    counted under team ``''``, and an event with several tags once under each tag.
+    ``key``, ``user``, ``team``, ``org``, ``customer`` or ``tag``, or a breakdown of all
+    spend: ``endpoint`` (the canonical path) or ``mode`` (``batch`` / ``realtime``; migration
+    0012); an event with no team is counted under team ``''``, and an event with several
+    tags once under each tag.
     """
 
     __tablename__ = "spend_rollups"
