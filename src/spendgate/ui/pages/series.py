@@ -29,8 +29,12 @@ GROUPS = {
     "tag": "Tag",
     "model": "Model",
     "provider": "Provider",
+    "endpoint": "Endpoint",
+    "mode": "Batch or real-time",
 }
 """The group-by choices, as the export names its dimensions."""
+_MODE_NAMES = {"batch": "Batch", "realtime": "Real-time"}
+"""How the ``mode`` dimension's values are shown."""
 
 
 @dataclass(slots=True)
@@ -106,6 +110,8 @@ async def read_spend(
         rows.other_groups = max(rows.other_groups, folded)
         if line.get("key_alias"):
             rows.names[group] = _group_name(line["key_alias"])
+        elif group_by == "mode" and group in _MODE_NAMES:
+            rows.names[group] = _MODE_NAMES[group]
         seen[period] = None
         cost = int(line["cost_nanos"])
         rows.nanos[group][period] = rows.nanos[group].get(period, 0) + cost
