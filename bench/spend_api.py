@@ -7,7 +7,8 @@ What it measures, honestly:
   over ``--days`` days, attributed to real entities created through the management API
   (10 organizations, 200 teams, 1,000 users, 2,000 keys; the keys' traffic is skewed, a
   few keys busy and most quiet), 40 models on 5 providers with 2 deployments each, 20 %
-  of events with an end customer (500), 0-2 tags, 2 % errors. The events are generated in
+  of events with an end customer (500), 0-2 tags, 2 % errors, 15 % on endpoints other than
+  chat (embeddings, responses, messages), 2.5 % from batches. The events are generated in
   SQL (``generate_series``) into the ledger writer's staging table, then written by the
   writer's own statement (``spendgate.ledger.repository``'s ``_PG_WRITE``: the insert and
   the rollups at both grains and every scope type), chunk by chunk in time order, as the
@@ -69,8 +70,8 @@ STAGE = text(
         event_id, occurred_at, started_at, status, unpriced, estimated, cost_nanos,
         cost_input_nanos, cost_cache_read_nanos, cost_output_nanos, catalogue_version, price_source,
         api_key, user_id, team_id, organization_id, end_user, request_tags, requested_model, model,
-        resolved_model, deployment_id, provider, endpoint, latency_ms, input_tokens, cache_read_tokens,
-        output_tokens)
+        resolved_model, deployment_id, provider, endpoint, batch_id, latency_ms, input_tokens,
+        cache_read_tokens, output_tokens)
     SELECT 'chatcmpl-bench-' || i, at, at - make_interval(secs => latency / 1000.0),
            CASE WHEN i % 50 = 0 THEN 'error' ELSE 'success' END, false, false,
            (input - cached) * in_rate + cached * (in_rate / 4) + output * out_rate,
@@ -83,7 +84,9 @@ STAGE = text(
                                                     CASE WHEN k.n % 3 = 0 THEN 'dev' ELSE 'prod' END)
                       ELSE NULL END,
            'model-' || m, 'model-' || m, 'model-' || m, 'dep-' || m || '-' || (i % 2), 'provider-' || (m % 5),
-           'chat/completions', latency, input, cached, output
+           CASE i % 20 WHEN 0 THEN '/v1/embeddings' WHEN 1 THEN '/v1/responses' WHEN 2 THEN '/v1/messages'
+                       ELSE '/v1/chat/completions' END,
+           CASE WHEN i % 40 = 7 THEN 'batch_sgbench' || (i % 97) END, latency, input, cached, output
     FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint) - 1) AS i
     CROSS JOIN LATERAL (SELECT ((i * 2654435761) % 4294967296) / 4294967296.0 AS u) AS h
     JOIN bench_keys AS k ON k.n = floor(:keys * h.u * h.u)::int
