@@ -22,7 +22,7 @@ from starlette.responses import Response
 from spendgate.ui.context import PageContext
 from spendgate.ui.pages.windows import Window, windows_of
 
-__all__ = ["SCOPES", "budgets"]
+__all__ = ["SCOPES", "TABS", "budgets"]
 
 _PAGE_SIZE = 25
 _READS_AT_ONCE = 5
@@ -50,7 +50,7 @@ SCOPES = {
 TABS = {"keys": "Keys", **{name: scope.title for name, scope in SCOPES.items()}}
 
 
-def has_budget(entity: Mapping[str, Any]) -> bool:
+def _has_budget(entity: Mapping[str, Any]) -> bool:
     """Whether an entity as a list shows it has any budget window (a budget, a soft budget,
     ``budget_limits``, a per-model budget or a budget profile): only those are read."""
     if any(entity.get(name) is not None for name in ("max_budget", "soft_budget", "budget_id")):
@@ -72,7 +72,7 @@ async def _scope_page(ctx: PageContext, scope: Scope, page: int) -> tuple[list[W
         everything = list(await ctx.api.get(f"/{scope.kind}/list"))
         rows = everything[(page - 1) * _PAGE_SIZE : page * _PAGE_SIZE]
         pages = -(-len(everything) // _PAGE_SIZE)
-    budgeted = [r for r in rows if has_budget(r)]
+    budgeted = [r for r in rows if _has_budget(r)]
     gate = asyncio.Semaphore(_READS_AT_ONCE)
 
     async def read(row: Mapping[str, Any]) -> list[Window]:

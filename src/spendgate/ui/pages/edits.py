@@ -117,11 +117,11 @@ async def update_key(ctx: PageContext) -> Response:
     return _back("keys", token, "saved" if changes else "unchanged")
 
 
-KEY_LISTS = ("models", "tags")
+_KEY_LISTS = ("models", "tags")
 """A key's lists edited on its page: allowed models (empty: every model) and tags."""
 
 
-def names_of(text: str | None) -> list[str]:
+def _names(text: str | None) -> list[str]:
     """Comma- or line-separated names, trimmed, each once, in order."""
     return list(dict.fromkeys(p.strip() for p in re.split(r"[,\n]", text or "") if p.strip()))
 
@@ -130,8 +130,8 @@ def list_changes(form: Mapping[str, str]) -> dict[str, list[str]]:
     """The lists whose names differ from ``was_<name>``, whole (the API replaces a list)."""
     return {
         name: names
-        for name in KEY_LISTS
-        if (names := names_of(form.get(name))) != names_of(form.get(f"was_{name}"))
+        for name in _KEY_LISTS
+        if (names := _names(form.get(name))) != _names(form.get(f"was_{name}"))
     }
 
 

@@ -16,7 +16,7 @@ from spendgate.ui.api import ApiError
 from spendgate.ui.context import PageContext
 from spendgate.ui.session import Session
 
-__all__ = ["add_member", "can_manage_members", "remove_member"]
+__all__ = ["ROLES", "add_member", "can_manage_members", "remove_member"]
 
 ROLES = ("user", "admin")
 
