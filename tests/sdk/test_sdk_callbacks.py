@@ -327,3 +327,57 @@ async def test_every_async_cancellation_runs_the_success_callbacks(mock: MockSer
         _assert_cancelled(kwargs)
     assert spendgate.current_cost == sum(Decimal(str(k["cost_breakdown"].total)) for k in successes)
     assert BUDGET.reserved_nanos == 0
+
+
+def test_the_kwargs_costs_are_the_breakdowns_sums() -> None:
+    """``response_cost`` and the ``cost_breakdown`` of the standard logging object are the
+    breakdown's own ``total``, ``prompt_cost`` and ``completion_cost`` (each summed once),
+    to the last digit, with every item, a discount and a margin set."""
+    from spendgate.core.pricing.breakdown import ITEMS, CostBreakdown
+    from spendgate.core.usage.model import Usage
+
+    digits = Decimal("0.1234567890123456789012345678")
+    items = {name: digits * (i + 1) / 7 for i, name in enumerate(ITEMS)}
+    items["discount"] = -items["discount"]
+    breakdown = CostBreakdown(model="m", priced=True, **items)
+    record = callbacks.CallRecord(
+        call_type="chat",
+        model="m",
+        provider="openai",
+        api_base="http://x.test/v1",
+        payload={"model": "m", "messages": MESSAGES},
+        stream=False,
+        async_call=False,
+        start_time=datetime(2026, 12, 6),
+        usage=Usage(input_tokens=3, output_tokens=5),
+        breakdown=breakdown,
+    )
+    kwargs = callbacks.logging_kwargs(record)
+    slo = kwargs["standard_logging_object"]
+    assert kwargs["response_cost"] == slo["response_cost"] == float(breakdown.total)
+    assert slo["cost_breakdown"] == {
+        "input_cost": float(breakdown.prompt_cost),
+        "output_cost": float(breakdown.completion_cost),
+        "tool_usage_cost": float(breakdown.tools),
+        "total_cost": float(breakdown.total),
+        "total_nanos": breakdown.total_nanos,
+    }
+    unpriced = callbacks.logging_kwargs(
+        callbacks.CallRecord(**{**_fields(record), "breakdown": CostBreakdown(model="m", priced=False)})
+    )
+    assert unpriced["response_cost"] is None and unpriced["standard_logging_object"]["cost_breakdown"] is None
+
+
+def _fields(record: callbacks.CallRecord) -> dict[str, Any]:
+    names = (
+        "call_type",
+        "model",
+        "provider",
+        "api_base",
+        "payload",
+        "stream",
+        "async_call",
+        "start_time",
+        "usage",
+    )
+    return {name: getattr(record, name) for name in names}

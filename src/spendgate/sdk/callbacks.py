@@ -142,7 +142,12 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
     """The ``kwargs`` a callback receives, with LiteLLM's names."""
     breakdown = record.breakdown
     priced = breakdown is not None and breakdown.priced
-    total = breakdown.total if breakdown is not None and priced else None  # a sum of 14 items: once
+    total = prompt_cost = completion_cost = None
+    if breakdown is not None and priced:
+        # The breakdown's own sums, each once: ``total`` is ``subtotal + discount + margin``
+        # and ``subtotal`` is ``prompt_cost + completion_cost``, added here in that order.
+        prompt_cost, completion_cost = breakdown.prompt_cost, breakdown.completion_cost
+        total = prompt_cost + completion_cost + breakdown.discount + breakdown.margin
     cost = float(total) if total is not None else None
     if breakdown is not None and not priced:
         cost_debug: dict[str, Any] | None = {
@@ -167,10 +172,10 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "response_cost": cost,
         "response_cost_failure_debug_info": cost_debug,
         "cost_breakdown": None
-        if breakdown is None or total is None
+        if breakdown is None or total is None or prompt_cost is None or completion_cost is None
         else {
-            "input_cost": float(breakdown.prompt_cost),
-            "output_cost": float(breakdown.completion_cost),
+            "input_cost": float(prompt_cost),
+            "output_cost": float(completion_cost),
             "tool_usage_cost": float(breakdown.tools),
             "total_cost": cost,
             "total_nanos": breakdown.total_nanos,  # to_nano(total), kept by the breakdown
