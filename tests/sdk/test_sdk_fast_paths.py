@@ -4,7 +4,8 @@ Each call here goes to an in-process upstream (an httpx ``MockTransport``) whose
 are kept, so what was sent and what the caller got can be compared with a plain client's:
 
 * a complete answer is the upstream's own response (already read and decoded), with the
-  cost header and a request id added and ``elapsed`` set;
+  cost header and a request id added and ``elapsed`` set (an upstream's own cost header
+  replaced, its request id kept), and its price kept on it, each response its own;
 * a stream asks the upstream for usage with the caller's body plus ``stream_options``,
   removes ``x-spendgate-*`` headers, and leaves the caller's request as it was;
 * the ``api_base`` the callbacks see is that of each call's URL (it is kept per URL);
@@ -94,6 +95,49 @@ def test_a_complete_answer_is_the_upstreams_response_with_the_cost_added() -> No
     assert isinstance(raw.http_response.elapsed, timedelta)
     assert spendgate.cost_of(raw) == cost
     assert spendgate.current_cost == cost
+
+
+def test_an_upstream_cost_header_is_replaced_and_its_request_id_kept() -> None:
+    def handler(request: Any) -> Any:
+        headers = [
+            ("X-Spendgate-Response-Cost", "9"),
+            ("x-request-id", "req-up"),
+            ("x-spendgate-response-cost", "8"),
+        ]
+        return HTTP.Response(200, headers=headers, json=ANSWER)
+
+    http_client = HTTP.Client(transport=HTTP.MockTransport(handler))
+    client = spendgate.openai.OpenAI(
+        base_url="http://upstream.test/v1", api_key="sk", http_client=http_client
+    )
+    raw = client.chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES)
+    cost = spendgate.cost_of(raw.parse())
+    assert raw.headers.get_list("x-spendgate-response-cost") == [f"{cost:f}".rstrip("0").rstrip(".")]
+    assert raw.request_id == "req-up" and raw.headers.get_list("x-request-id") == ["req-up"]
+
+
+def test_responses_sharing_one_extensions_dict_keep_each_their_price() -> None:
+    """A transport may hand every response the same ``extensions`` dict: each call's price
+    is still its own (the price is kept on a copy)."""
+    shared: dict[str, Any] = {}
+    outputs = iter([3, 300])
+
+    def handler(request: Any) -> Any:
+        output = next(outputs)
+        usage = {"prompt_tokens": 11, "completion_tokens": output, "total_tokens": 11 + output}
+        return HTTP.Response(200, json={**ANSWER, "usage": usage}, extensions=shared)
+
+    http_client = HTTP.Client(transport=HTTP.MockTransport(handler))
+    client = spendgate.openai.OpenAI(
+        base_url="http://upstream.test/v1", api_key="sk", http_client=http_client
+    )
+    first, second = (
+        client.chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES) for _ in range(2)
+    )
+    assert shared == {}
+    assert spendgate.cost_of(first) < spendgate.cost_of(second)
+    assert spendgate.cost_of(first.http_response) == spendgate.cost_of(first.parse())
+    assert spendgate.cost_of(second.http_response) == spendgate.cost_of(second.parse())
 
 
 async def test_an_async_answer_has_its_cost_and_elapsed() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["MODULES", "RESPONSE_TYPES", "header_items", "joined", "module_of", "module_of_type"]
+__all__ = ["MODULES", "RESPONSE_TYPES", "add_header", "header_items", "joined", "module_of", "module_of_type"]
 
 try:
     import httpx2
@@ -64,3 +64,15 @@ def header_items(headers: httpx.Headers) -> Iterable[tuple[bytes, bytes, bytes]]
     if type(items) is list and (not items or (type(items[0]) is tuple and len(items[0]) == 3)):
         return items
     return [(key, key.lower(), value) for key, value in headers.raw]
+
+
+def add_header(headers: httpx.Headers, lower: bytes, value: str) -> None:
+    """Add a header the caller knows is absent (``lower``: its lower-case ASCII name; an
+    ASCII ``value``): appended to httpx's own list, as ``headers[name] = value`` appends an
+    absent name, without that scan of every header for the name. Any other shape: by
+    ``headers[name] = value``."""
+    items = getattr(headers, "_list", None)
+    if type(items) is list and (not items or (type(items[0]) is tuple and len(items[0]) == 3)):
+        items.append((lower, lower, value.encode("ascii")))
+    else:
+        headers[lower.decode()] = value

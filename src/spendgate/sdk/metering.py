@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -35,7 +35,7 @@ import orjson
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.catalogue import PriceBook, canonical_provider
 from spendgate.core.usage.model import Usage
-from spendgate.core.usage.tier import requested_service_tier
+from spendgate.core.usage.tier import service_tier_name
 from spendgate.costs import default_price_book, price
 from spendgate.enforcement.estimate import declared_choices, declared_max_output, target_worst_case
 from spendgate.errors import UpstreamStatusError
@@ -93,7 +93,11 @@ def endpoint_of(request: httpx.Request) -> str | None:
     """The priced endpoint a request calls (``chat``, ``messages`` …), or None."""
     if request.method != "POST":
         return None
-    path = request.url.path.rstrip("/")
+    return _url_facts(request.url)[0]
+
+
+def _endpoint_of_path(path: str) -> str | None:
+    path = path.rstrip("/")
     for suffix, endpoint in _ENDPOINTS:
         if path.endswith(suffix):
             return endpoint
@@ -132,34 +136,51 @@ class PricedModel:
         served_tier: str | None = None,
         requested_tier: str | None = None,
     ) -> CostBreakdown:
-        return price(
-            self.price_model,
-            usage,
-            provider=self.price_provider,
-            service_tier=billed_tier(served_tier, requested_tier),
-            at=at,
-            book=self.book,
-        )
+        # The book is price()'s own default (:func:`default_price_book`); no tier named: standard.
+        named = served_tier is not None or requested_tier is not None
+        tier = billed_tier(served_tier, requested_tier) if named else None
+        return price(self.price_model, usage, provider=self.price_provider, service_tier=tier, at=at)
 
 
-_API_BASES: dict[str, str] = {}
-_API_BASES_KEPT = 256
-"""Request URLs whose ``api_base`` is known (a client calls a few base URLs, each many times)."""
+_URL_FACTS: dict[object, tuple[str | None, str | None]] = {}
+_URL_FACTS_KEPT = 256
+"""Request URLs whose endpoint and ``api_base`` are known (a client calls a few URLs, each
+many times)."""
+
+
+def _url_facts(url: httpx.URL) -> tuple[str | None, str | None]:
+    """``(endpoint, api_base)`` of a request URL: the priced endpoint its path ends with
+    (None: not one), and the base URL of the call (the URL without the endpoint's path and
+    the query), as the ``api_base`` the callbacks and the gateway's adapters see.
+
+    Both are kept per URL: decoding the path, and re-parsing the URL for its base, cost more
+    than the rest of a call's set-up. The key is the URL's parsed components as httpx and
+    httpx2 keep them (``_uri_reference``, a tuple: no text built per call), else its text."""
+    key: object = getattr(url, "_uri_reference", None)
+    if not isinstance(key, tuple):
+        key = str(url)
+    found = _URL_FACTS.get(key)
+    if found is None:
+        path = url.path
+        endpoint = _endpoint_of_path(path)
+        api_base = None
+        if endpoint is not None:
+            base_path = path.rstrip("/").removesuffix(_SUFFIXES[endpoint]) or "/"
+            api_base = str(url.copy_with(path=base_path, query=None))
+        found = (endpoint, api_base)
+        if len(_URL_FACTS) >= _URL_FACTS_KEPT:
+            _URL_FACTS.clear()
+        _URL_FACTS[key] = found
+    return found
 
 
 def _api_base(url: httpx.URL, endpoint: str) -> str:
-    """The base URL of a call (the URL without the endpoint's path and the query), as the
-    ``api_base`` the callbacks and the gateway's adapters see. Re-parsing the URL costs
-    more than the rest of a call's set-up, so the answer is kept per URL (its text)."""
-    key = str(url)
-    found = _API_BASES.get(key)
-    if found is None:
-        path = url.path.rstrip("/")
-        found = str(url.copy_with(path=path.removesuffix(_SUFFIXES[endpoint]) or "/", query=None))
-        if len(_API_BASES) >= _API_BASES_KEPT:
-            _API_BASES.clear()
-        _API_BASES[key] = found
-    return found
+    """The base URL of a call to ``endpoint`` (see :func:`_url_facts`)."""
+    found, api_base = _url_facts(url)
+    if found == endpoint and api_base is not None:
+        return api_base
+    path = url.path.rstrip("/")
+    return str(url.copy_with(path=path.removesuffix(_SUFFIXES[endpoint]) or "/", query=None))
 
 
 _WHERE: dict[tuple[bool, str, str, str | None], tuple[Target, PricedModel]] = {}
@@ -185,9 +206,9 @@ def _where(anthropic: bool, model: str, api_base: str, provider: str | None) -> 
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _SentHeaders:
-    """What the metered path reads from a request's headers, found in one pass over them."""
+class _SentHeaders(NamedTuple):
+    """What the metered path reads from a request's headers, found in one pass over them
+    (a tuple: built for every call, at half a frozen dataclass's cost)."""
 
     content_type: str | None
     metadata: str | None
@@ -242,6 +263,23 @@ def _metadata(raw: str | None, options: InstrumentOptions) -> dict[str, Any]:
 class MeteredCall:
     """One priced call, from admission to its last callback."""
 
+    __slots__ = (
+        "_metadata",
+        "_record",
+        "api_base",
+        "async_call",
+        "client",
+        "cost_nanos",
+        "exchange",
+        "hold",
+        "model",
+        "options",
+        "sent",
+        "started_at",
+        "target",
+        "tier",
+    )
+
     def __init__(
         self,
         request: httpx.Request,
@@ -272,7 +310,8 @@ class MeteredCall:
             AnthropicExchange(self.client, target) if anthropic else OpenAIExchange(self.client, target)
         )
         self.target = target
-        self.tier = requested_service_tier(payload)
+        tier = payload.get("service_tier")  # requested_service_tier() of a dict, without its accessor
+        self.tier = None if tier is None else service_tier_name(tier)
         self.started_at = datetime.now(UTC)
         self.api_base = api_base
         self.async_call = async_call
@@ -347,8 +386,11 @@ class MeteredCall:
         Raises:
             BudgetExceededError: the budget has no room for it (nothing was sent).
         """
-        worst, unbounded, catalogued = self.worst_case() if BUDGET.needs_estimate else (0, None, False)
-        self.hold = BUDGET.reserve(worst, unbounded_output=unbounded, catalogued_output=catalogued)
+        if BUDGET.needs_estimate:
+            worst, unbounded, catalogued = self.worst_case()
+            self.hold = BUDGET.reserve(worst, unbounded_output=unbounded, catalogued_output=catalogued)
+        else:
+            self.hold = BUDGET.reserve(0)
         if callbacks.listening_any():
             callbacks.notify_start(self.record)
 

@@ -4,12 +4,13 @@ The metered transport prices a call before the SDK parses its answer, and the SD
 objects keep no link to the HTTP response, so the transport remembers each call's price
 in two places:
 
-* a weak map from the ``httpx.Response`` it returned to the price: found for a raw
-  response (``client.….with_raw_response.create()``: its ``http_response``), a stream
-  (``Stream`` / ``AsyncStream`` keep their ``response``), the SDKs' stream helpers
-  (OpenAI's ``ChatCompletionStream`` / ``ResponseStream`` keep it as ``_response``,
-  Anthropic's ``MessageStream`` as ``response``) and an ``httpx.Response`` itself; the
-  entry goes when the response is garbage-collected;
+* on the ``httpx.Response`` it returned (in its ``extensions``, under
+  :data:`EXTENSION`): found for a raw response (``client.….with_raw_response.create()``:
+  its ``http_response``), a stream (``Stream`` / ``AsyncStream`` keep their ``response``),
+  the SDKs' stream helpers (OpenAI's ``ChatCompletionStream`` / ``ResponseStream`` keep it
+  as ``_response``, Anthropic's ``MessageStream`` as ``response``) and an
+  ``httpx.Response`` itself; it goes with the response (no weak reference, whose creation
+  and callback at the response's end cost more than the rest of this);
 * a bounded map from ids to the price: the response's request id, found for parsed
   objects, whose ``_request_id`` both official SDKs fill from the ``x-request-id``
   (OpenAI) or ``request-id`` (Anthropic) header (when the upstream sent none the
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import re
 import threading
-import weakref
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
@@ -39,7 +39,7 @@ from spendgate.errors import UnpricedModelError
 from spendgate.sdk.amounts import plain_usd
 from spendgate.sdk.httpx_compat import RESPONSE_TYPES
 
-__all__ = ["CALLS_KEPT", "answer_id", "breakdown_of", "cost_of", "remember", "reset"]
+__all__ = ["CALLS_KEPT", "EXTENSION", "answer_id", "breakdown_of", "cost_of", "remember", "reset"]
 
 CALLS_KEPT = 10_000
 """The calls whose ids (request id, answer id) are kept for :func:`cost_of`."""
@@ -54,8 +54,10 @@ _HEAD = 1024
 _AMBIGUOUS: Any = object()
 """Stored for an answer id that two calls had: found for neither."""
 
+EXTENSION = "spendgate.cost_breakdown"
+"""The key of a call's price in its response's ``extensions``."""
+
 _lock = threading.Lock()
-_by_response: weakref.WeakKeyDictionary[httpx.Response, CostBreakdown] = weakref.WeakKeyDictionary()
 _by_id: OrderedDict[str, CostBreakdown] = OrderedDict()
 
 
@@ -87,16 +89,18 @@ def remember(
 ) -> None:
     """Keep the price of one call for :func:`cost_of` (by its response, its request id and
     its answer's own id)."""
+    if response is not None:  # a copy: a transport may hand several responses one dict
+        response.extensions = {**response.extensions, EXTENSION: breakdown}
     with _lock:
-        if response is not None:
-            _by_response[response] = breakdown
         if request_id:
+            if request_id in _by_id:
+                _by_id.move_to_end(request_id)
             _by_id[request_id] = breakdown
-            _by_id.move_to_end(request_id)
         if answer and answer != request_id:
             known = _by_id.get(answer)
+            if known is not None:
+                _by_id.move_to_end(answer)
             _by_id[answer] = breakdown if known is None or known is breakdown else _AMBIGUOUS
-            _by_id.move_to_end(answer)
         while len(_by_id) > _IDS_KEPT:
             _by_id.popitem(last=False)
 
@@ -120,11 +124,13 @@ def breakdown_of(result: Any) -> CostBreakdown:
         LookupError: the result is not one of an instrumented call (or a stream not ended yet).
     """
     response = _http_response(result)
+    if response is not None:
+        extensions = getattr(response, "extensions", None)
+        found = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
+        if isinstance(found, CostBreakdown):
+            return found
     with _lock:
         if response is not None:
-            found = _by_response.get(response)
-            if found is not None:
-                return found
             keys: tuple[object, ...] = (
                 response.headers.get("x-request-id") or response.headers.get("request-id"),
             )
@@ -155,7 +161,6 @@ def cost_of(result: Any) -> Decimal:
 
 
 def reset() -> None:
-    """Forget every remembered price (tests use it)."""
+    """Forget every price remembered by id (tests use it; a response keeps its own)."""
     with _lock:
-        _by_response.clear()
         _by_id.clear()

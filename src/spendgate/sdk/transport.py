@@ -31,7 +31,7 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from datetime import timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import httpx
 
@@ -39,7 +39,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.http.headers import RESPONSE_COST, cost_text
 from spendgate.providers.base import StreamTranslator
 from spendgate.sdk import results
-from spendgate.sdk.httpx_compat import MODULES, header_items, joined, module_of
+from spendgate.sdk.httpx_compat import MODULES, add_header, header_items, joined, module_of
 from spendgate.sdk.metering import InstrumentOptions, MeteredCall, endpoint_of, status_error
 
 __all__ = ["METERED_TRANSPORTS", "AsyncMeteredTransport", "MeteredTransport", "metered_transport"]
@@ -54,7 +54,8 @@ else:  # an httpx2 client asserts its answers' streams are its own; either clien
 _DROPPED = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED)
 """Headers of the upstream answer that no longer hold for the decoded body handed on."""
-_READ = frozenset({b"content-type", b"x-request-id", b"request-id"})
+_COST_KEY = RESPONSE_COST.encode()
+_READ = frozenset({b"content-type", b"x-request-id", b"request-id", _COST_KEY})
 
 
 def _id_header(call: MeteredCall) -> str:
@@ -62,18 +63,25 @@ def _id_header(call: MeteredCall) -> str:
     return "request-id" if call.client.endpoint == "messages" else "x-request-id"
 
 
-def _read_headers(headers: httpx.Headers) -> tuple[str, tuple[str | None, str | None]]:
-    """``(content-type or "", (x-request-id, request-id))`` of an answer, as ``headers.get``
-    gives them, in one pass: httpx would work out the headers' encoding and scan them once
-    per name (a repeated or non-ASCII value is read as httpx reads it)."""
-    found: dict[bytes, str] = {}
+_Read: TypeAlias = tuple[str, tuple[str | None, str | None], bool]
+"""What the metered path reads from an answer's headers: ``content-type`` (or ``""``),
+``(x-request-id, request-id)``, and whether the answer carries an
+``x-spendgate-response-cost`` of its own (to be replaced)."""
+
+
+def _read_headers(headers: httpx.Headers) -> _Read:
+    """What :data:`_Read` holds, as ``headers.get`` gives it, in one pass: httpx would work
+    out the headers' encoding and scan them once per name (a repeated or non-ASCII value is
+    read as httpx reads it)."""
+    found: dict[bytes, str | None] = {}
     for _, lower, value in header_items(headers):
         if lower in _READ:
             if lower in found or not value.isascii():
                 found = {name: headers.get(name.decode()) for name in _READ}
                 break
             found[lower] = value.decode("ascii")
-    return found.get(b"content-type") or "", (found.get(b"x-request-id"), found.get(b"request-id"))
+    ids = (found.get(b"x-request-id"), found.get(b"request-id"))
+    return found.get(b"content-type") or "", ids, found.get(_COST_KEY) is not None
 
 
 def _headers(
@@ -99,27 +107,28 @@ def _headers(
 
 
 def _answered(
-    call: MeteredCall,
-    upstream: httpx.Response,
-    breakdown: CostBreakdown,
-    started: float,
-    ids: tuple[str | None, str | None],
+    call: MeteredCall, upstream: httpx.Response, breakdown: CostBreakdown, started: float, read: _Read
 ) -> httpx.Response:
     """The complete answer for the SDK: the upstream's own response, already read (its
     decoded content is what the SDK reads), with the cost header and, when the upstream
     sent none, a request id header added. Its ``elapsed`` is set here, as the client sets it
     on an answer it reads itself (request sent to body read)."""
     headers = upstream.headers
-    x_id, r_id = ids
-    headers[RESPONSE_COST] = cost_text(call.cost_nanos, priced=breakdown.priced)
+    _, (x_id, r_id), has_cost = read
+    cost = cost_text(call.cost_nanos, priced=breakdown.priced)
+    if has_cost:  # the upstream's own: replaced
+        headers[RESPONSE_COST] = cost
+    else:
+        add_header(headers, _COST_KEY, cost)
     if call.client.endpoint == "messages":
         if r_id is None:
-            headers["request-id"] = r_id = f"spendgate-{uuid.uuid4().hex}"
+            r_id = f"spendgate-{uuid.uuid4().hex}"
+            add_header(headers, b"request-id", r_id)
     elif x_id is None:
-        headers["x-request-id"] = x_id = f"spendgate-{uuid.uuid4().hex}"
-    request_id = x_id or r_id
-    upstream.elapsed = timedelta(seconds=time.perf_counter() - started)
-    results.remember(upstream, request_id, breakdown, results.answer_id(upstream.content))
+        x_id = f"spendgate-{uuid.uuid4().hex}"
+        add_header(headers, b"x-request-id", x_id)
+    upstream.elapsed = timedelta(0, time.perf_counter() - started)  # (days, seconds): positional is cheaper
+    results.remember(upstream, x_id or r_id, breakdown, results.answer_id(upstream.content))
     return upstream
 
 
@@ -370,9 +379,9 @@ class _SyncMetering:
                 upstream.close()
             call.fail(status_error(upstream.status_code, body, upstream.headers))
             return _passed(request, upstream, body)
-        content_type, ids = _read_headers(upstream.headers)
-        if _is_stream(call, content_type):
-            return _streamed(call, request, upstream, ids, is_async=False)
+        read = _read_headers(upstream.headers)
+        if _is_stream(call, read[0]):
+            return _streamed(call, request, upstream, read[1], is_async=False)
         try:
             body = upstream.read()
         except BaseException as exc:
@@ -380,8 +389,8 @@ class _SyncMetering:
             raise
         finally:
             upstream.close()
-        breakdown = call.finish(body, content_type)
-        return _answered(call, upstream, breakdown, started, ids)
+        breakdown = call.finish(body, read[0])
+        return _answered(call, upstream, breakdown, started, read)
 
     def close(self) -> None:
         if self.owns_inner:
@@ -429,9 +438,9 @@ class _AsyncMetering:
                 await upstream.aclose()
             call.fail(status_error(upstream.status_code, body, upstream.headers))
             return _passed(request, upstream, body)
-        content_type, ids = _read_headers(upstream.headers)
-        if _is_stream(call, content_type):
-            return _streamed(call, request, upstream, ids, is_async=True)
+        read = _read_headers(upstream.headers)
+        if _is_stream(call, read[0]):
+            return _streamed(call, request, upstream, read[1], is_async=True)
         try:
             body = await upstream.aread()
         except asyncio.CancelledError:
@@ -442,8 +451,8 @@ class _AsyncMetering:
             raise
         finally:
             await upstream.aclose()
-        breakdown = call.finish(body, content_type)
-        return _answered(call, upstream, breakdown, started, ids)
+        breakdown = call.finish(body, read[0])
+        return _answered(call, upstream, breakdown, started, read)
 
     async def aclose(self) -> None:
         if self.owns_inner:
