@@ -487,3 +487,31 @@ async def test_key_list_reads_rollups_once_never_events(world: World, statements
         if k["key_alias"].startswith("more-"):
             assert nanos(k["spend"]) == 0
             assert [nanos(w["spend"]) for w in k["budget_windows"]] == [0, 0]
+
+
+async def test_lists_with_spend_show_what_info_shows_a_page_at_a_time(world: World) -> None:
+    """``with_spend=true`` on /team/list, /user/list, /organization/list and /customer/list:
+    each row carries the same spend fields as its info endpoint; ``page`` cuts the plain list."""
+    teams = await world.api.ok("GET", "/team/list", params={"with_spend": "true"})
+    check_entity(world, next(t for t in teams if t["team_id"] == "team-1"), "team_id", "team-1", TEAM_1)
+    users = (await world.api.ok("GET", "/user/list", params={"with_spend": "true", "user_ids": "user-1"}))[
+        "users"
+    ]
+    check_entity(world, users[0], "user_id", "user-1", USER_1)
+    orgs = {
+        o["organization_id"]: o
+        for o in await world.api.ok("GET", "/organization/list", params={"with_spend": "true"})
+    }
+    check_entity(world, orgs["org-1"], "organization_id", "org-1", ORG_1)
+    check_entity(world, orgs["org-2"], "organization_id", "org-2", ORG_2)
+    customers = {
+        c["user_id"]: c for c in await world.api.ok("GET", "/customer/list", params={"with_spend": "true"})
+    }
+    check_entity(world, customers["cust-1"], "end_user", "cust-1", CUST_1)
+    check_entity(world, customers["cust-2"], "end_user", "cust-2", CUST_2)
+    # Without with_spend a list shows no spend, as before; a page is a slice of the same order.
+    plain = await world.api.ok("GET", "/team/list")
+    assert [t["team_id"] for t in plain] == ["team-1", "team-2"] and "budget_windows" not in plain[0]
+    second = await world.api.ok("GET", "/team/list", params={"page": 2, "page_size": 1})
+    assert [t["team_id"] for t in second] == ["team-2"]
+    assert await world.api.ok("GET", "/customer/list", params={"page": 3, "page_size": 1}) == []

@@ -24,7 +24,7 @@ from spendgate.admin.schemas import (
     CustomerNew,
     CustomerUpdate,
 )
-from spendgate.admin.views import customers_out
+from spendgate.admin.views import customers_out, page_of
 from spendgate.entities import deletion
 from spendgate.entities.service import CUSTOMERS
 from spendgate.stores.database.models import EndCustomer
@@ -81,7 +81,9 @@ async def customer_info(ctx: Context, query: CustomerInfoQuery) -> dict[str, Any
 
 async def list_customers(ctx: Context, query: CustomerListQuery) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list customers")
-    return await customers_out(ctx.repo, await ctx.entities.list_all(CUSTOMERS, search=query.search))
+    rows = page_of(await ctx.entities.list_all(CUSTOMERS, search=query.search), query.page, query.page_size)
+    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    return await customers_out(ctx.repo, rows, spend=spend)
 
 
 async def delete_customers(ctx: Context, body: CustomerIds) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from spendgate.admin.schemas import (
     OrganizationNew,
     OrganizationUpdate,
 )
-from spendgate.admin.views import organizations_out
+from spendgate.admin.views import organizations_out, page_of
 from spendgate.entities import deletion
 from spendgate.entities.service import BUDGETS, ORGANIZATIONS
 from spendgate.http.errors import PermissionDenied
@@ -68,8 +68,11 @@ async def organization_info(ctx: Context, query: OrganizationInfoQuery) -> dict[
 
 async def list_organizations(ctx: Context, query: OrganizationListQuery) -> list[dict[str, Any]]:
     among = None if ctx.caller.reads_all else sorted(ctx.caller.organization_ids)
-    orgs = await ctx.repo.list_organizations(among=among, alias=query.org_alias)
-    return await organizations_out(ctx.repo, orgs)
+    orgs = page_of(
+        await ctx.repo.list_organizations(among=among, alias=query.org_alias), query.page, query.page_size
+    )
+    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    return await organizations_out(ctx.repo, orgs, spend=spend)
 
 
 async def delete_organizations(ctx: Context, body: OrganizationIds) -> dict[str, Any]:

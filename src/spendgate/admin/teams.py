@@ -27,7 +27,7 @@ from spendgate.admin.schemas import (
     TeamNew,
     TeamUpdate,
 )
-from spendgate.admin.views import keys_out, membership_out, memberships_out, teams_out, users_out
+from spendgate.admin.views import keys_out, membership_out, memberships_out, page_of, teams_out, users_out
 from spendgate.entities import deletion
 from spendgate.entities.keys import delete_keys_of
 from spendgate.entities.memberships import (
@@ -129,7 +129,8 @@ async def list_teams(ctx: Context, query: TeamListQuery) -> list[dict[str, Any]]
         user_id=query.user_id,
         search=query.search,
     )
-    return await teams_out(ctx.repo, teams)
+    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    return await teams_out(ctx.repo, page_of(teams, query.page, query.page_size), spend=spend)
 
 
 async def delete_team(ctx: Context, body: TeamIds) -> dict[str, Any]:

@@ -152,8 +152,9 @@ async def list_users(ctx: Context, query: UserListQuery) -> dict[str, Any]:
         search=query.search,
     )
     total, users = await ctx.repo.list_users(where, Page(query.page, query.page_size))
+    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
     return {
-        "users": await users_out(ctx.repo, users),
+        "users": await users_out(ctx.repo, users, spend=spend),
         "total": total,
         "page": query.page,
         "page_size": query.page_size,

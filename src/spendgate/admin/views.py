@@ -10,7 +10,7 @@ entity the same way and no handler module needs another's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -32,6 +32,8 @@ from spendgate.stores.database.models import (
     VirtualKey,
 )
 
+T = TypeVar("T")
+
 __all__ = [
     "audit_out",
     "budget_row",
@@ -42,6 +44,7 @@ __all__ = [
     "membership_out",
     "memberships_out",
     "organizations_out",
+    "page_of",
     "public_metadata",
     "spend_json",
     "teams_out",
@@ -50,6 +53,11 @@ __all__ = [
     "windows_json",
     "windows_out",
 ]
+
+
+def page_of(rows: list[T], page: int | None, size: int) -> list[T]:
+    """One page of a list endpoint's rows (all of them without ``page``)."""
+    return rows if page is None else rows[(page - 1) * size : page * size]
 
 
 def usd(amount: int | None) -> orjson.Fragment | None:

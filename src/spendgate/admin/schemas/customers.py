@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from spendgate.admin.schemas.fields import (
     Ids,
     LimitFields,
+    ListPage,
     Metadata,
     Names,
     Ref,
@@ -67,7 +68,7 @@ class CustomerInfoQuery(StrictModel):
     end_user_id: Ref
 
 
-class CustomerListQuery(StrictModel):
+class CustomerListQuery(ListPage):
     search: Search | None = None
 
 

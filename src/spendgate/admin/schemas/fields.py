@@ -50,6 +50,7 @@ __all__ = [
     "ExpiryDuration",
     "Ids",
     "LimitFields",
+    "ListPage",
     "Metadata",
     "ModelBudget",
     "Names",
@@ -364,3 +365,16 @@ class LimitFields(BudgetFields):
 
 class Empty(StrictModel):
     pass
+
+
+class ListPage(StrictModel):
+    """A list endpoint's page and spend, for those that answer a plain list (LiteLLM's
+    shape): without ``page``, every row, as before."""
+
+    page: int | None = Field(default=None, ge=1, le=1_000_000, description="1-based; absent: every row.")
+    page_size: int = Field(default=25, ge=1, le=1000)
+    with_spend: bool = Field(
+        default=False,
+        description="Each row with its spend fields (spend, budget_windows …) as its info endpoint "
+        "shows them, read for the rows answered at once.",
+    )

@@ -7,6 +7,7 @@ from pydantic import Field
 from spendgate.admin.schemas.fields import (
     Ids,
     LimitFields,
+    ListPage,
     Metadata,
     Names,
     Ref,
@@ -44,7 +45,7 @@ class OrganizationInfoQuery(StrictModel):
     organization_id: Ref
 
 
-class OrganizationListQuery(StrictModel):
+class OrganizationListQuery(ListPage):
     org_alias: Text | None = None
 
 

@@ -13,6 +13,7 @@ from spendgate.admin.schemas.fields import (
     Count,
     Ids,
     LimitFields,
+    ListPage,
     Metadata,
     Names,
     Ref,
@@ -72,7 +73,7 @@ class TeamInfoQuery(StrictModel):
     team_id: Ref
 
 
-class TeamListQuery(StrictModel):
+class TeamListQuery(ListPage):
     user_id: Ref | None = None
     organization_id: Ref | None = None
     search: Search | None = None

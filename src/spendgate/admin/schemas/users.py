@@ -84,6 +84,9 @@ class UserListQuery(StrictModel):
     )
     organization_id: Ref | None = None
     search: Search | None = None
+    with_spend: bool = Field(
+        default=False, description="Each user with its spend fields, as /user/info shows them."
+    )
 
 
 class UserIds(StrictModel):
