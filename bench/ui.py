@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,9 @@ def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def signed_in(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=600)
-    answer = client.post("/ui/login", data={"key": MASTER})
+    form = client.get("/ui/login").text  # the form's CSRF token, and its cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    answer = client.post("/ui/login", data={"key": MASTER, "csrf_token": token.group(1) if token else ""})
     if answer.status_code != 303 or "spendgate_session" not in client.cookies:
         raise SystemExit(f"sign-in failed: {answer.status_code} {answer.text[:300]}")
     return client

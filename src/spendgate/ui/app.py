@@ -2,13 +2,15 @@
 
 Every page is a handler ``(PageContext) -> Response`` wrapped by :func:`_page`, which opens
 the session (else: back to the sign-in page), refuses a POST whose CSRF token does not match
-the session's (a 403 page), and turns an API refusal into an error page with the API's
+the session's (a 403 page; the sign-in form, before there is a session, echoes the token of a
+cookie set with the form), and turns an API refusal into an error page with the API's
 status and message: a 403 from the API is a 403 page, never data.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from spendgate.ui.session import COOKIE, SESSION_SECONDS, Session, SessionCodec
 __all__ = ["UiSettings", "ui_routes"]
 
 STATIC = Path(__file__).parent / "static"
+LOGIN_COOKIE = "spendgate_login"
+"""The sign-in form's CSRF token (double-submit: the form carries it, this cookie too)."""
 Handler = Callable[[PageContext], Awaitable[Response]]
 
 _ADVICE = {
@@ -118,14 +122,20 @@ def _login(codec: SessionCodec, settings: UiSettings) -> Callable[[Request], Awa
         if not target.startswith("/ui/") or target.startswith("//"):
             target = "/ui/overview"  # never an open redirect
         if request.method == "GET":
-            return render(request, "login.html", None, next=target, error=None)
+            return _login_form(request, target, None)
         form = await request.form()
+        # Login CSRF: the form's token must equal the cookie the form came with (a page of
+        # another site can neither read this cookie nor make the browser send it).
+        sent, expected = str(form.get("csrf_token") or ""), request.cookies.get(LOGIN_COOKIE) or ""
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            message = "The sign-in form expired or did not come from this page: sign in again."
+            return _login_form(request, target, message, 403)
         key = str(form.get("key") or "").strip()
         try:
             role, label, user_id = await _identify(request, settings, key)
         except ApiError as exc:
             message = "That key is not accepted." if exc.status in (400, 401) else exc.message
-            return render(request, "login.html", None, 401, next=target, error=message)
+            return _login_form(request, target, message, 401)
         cookie, _ = codec.seal(key, role=role, label=label, user_id=user_id)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -137,9 +147,26 @@ def _login(codec: SessionCodec, settings: UiSettings) -> Callable[[Request], Awa
             samesite="strict",
             secure=request.url.scheme == "https",
         )
+        response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
         return response
 
     return endpoint
+
+
+def _login_form(request: Request, target: str, error: str | None, status: int = 200) -> Response:
+    """The sign-in page with a fresh CSRF token, also set as a cookie for the POST to echo."""
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", None, status, next=target, error=error, csrf_token=token)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path="/ui/login",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
 
 async def _identify(request: Request, settings: UiSettings, key: str) -> tuple[str, str, str | None]:
