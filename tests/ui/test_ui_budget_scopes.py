@@ -63,7 +63,7 @@ def test_every_scope_shows_its_windows_with_the_exact_spend(
             "end_user_id": "bs-cust",
             "organization_id": "bs-org",
             "max_budget": "0.001",
-            "temp_budget_increase": "0.5",
+            "temp_budget_increase": "0.002",
             "temp_budget_expiry": "2099-01-02T03:04:00+00:00",
         },
     )
@@ -80,10 +80,11 @@ def test_every_scope_shows_its_windows_with_the_exact_spend(
     page.goto(f"{base}/ui/budgets")
     expect(page.locator("nav.tabs [aria-current=page]")).to_have_text("Keys")
     row = page.locator(f'tr[data-entity="{key["token"]}"]')
-    expect(row.locator(".bar")).to_have_attribute("data-percent", _percent(cost, Decimal("0.001")))
+    # The bar measures what is enforced: the budget plus the unexpired temporary increase.
+    expect(row.locator(".bar")).to_have_attribute("data-percent", _percent(cost, Decimal("0.003")))
     expect(row.locator(".temp")).to_have_attribute("data-active", "true")
     expect(row.locator(".temp")).to_contain_text("until 2099-01-02 03:04")
-    expect(row.locator(".temp .money")).to_have_attribute("data-usd", "0.5")
+    expect(row.locator(".temp .money")).to_have_attribute("data-usd", "0.002")
 
     for title, ident, limit in (
         ("Teams", "bs-team", Decimal("0.0003")),

@@ -55,8 +55,16 @@ class Window:
         return datetime.now(UTC) < (expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC))
 
     @property
+    def effective_limit(self) -> Decimal | None:
+        """What the gateway enforces: the limit plus an unexpired temporary increase."""
+        if self.limit is not None and self.temp_increase is not None and self.temp_active:
+            return self.limit + self.temp_increase
+        return self.limit
+
+    @property
     def used_percent(self) -> Decimal | None:
-        return percent(self.spend, self.limit)
+        """The spend's share of what is enforced (a temporary increase widens the bar's whole)."""
+        return percent(self.spend, self.effective_limit)
 
     @property
     def bar_percent(self) -> Decimal:
@@ -66,9 +74,10 @@ class Window:
     @property
     def soft_percent(self) -> Decimal | None:
         """Where the soft-budget marker sits on the bar."""
-        if self.soft_budget is None or self.limit is None:
+        limit = self.effective_limit
+        if self.soft_budget is None or limit is None:
             return None
-        return min(percent(self.soft_budget, self.limit) or Decimal(0), Decimal(100))
+        return min(percent(self.soft_budget, limit) or Decimal(0), Decimal(100))
 
     @property
     def state(self) -> str:
