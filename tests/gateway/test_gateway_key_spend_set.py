@@ -162,9 +162,9 @@ def _key_spend(server: GatewayServer, raw: str) -> int:
     return round(_key_info(server, raw)["spend"] * 1e9)
 
 
-def _window_spend(server: GatewayServer, raw: str) -> dict[str, int]:
-    """``/key/info`` spend of each budget window (by ``budget_duration``), as nano-USD."""
-    return {w["budget_duration"]: round(w["spend"] * 1e9) for w in _key_info(server, raw)["budget_windows"]}
+def _window_spend(server: GatewayServer, raw: str) -> list[int]:
+    """``/key/info`` spend of each budget window (the main one first), as nano-USD."""
+    return [round(w["spend"] * 1e9) for w in _key_info(server, raw)["budget_windows"]]
 
 
 def _new_key(server: GatewayServer, **fields: Any) -> tuple[str, str]:
@@ -315,43 +315,50 @@ def test_requests_racing_a_reset_are_billed_once_and_count_on_top_of_the_value_s
     assert _key_spend(server, raw) == 1_000_000 + sum(e["cost_nanos"] for e in after)
 
 
-def test_a_reset_moves_the_daily_budget_and_the_monthly_cap_keeps_what_was_spent(gateways: Gateways) -> None:
+@pytest.mark.parametrize("main", ["1d", "1mo"])
+def test_a_reset_moves_the_main_budget_and_the_monthly_cap_keeps_what_was_spent(
+    gateways: Gateways, main: str
+) -> None:
+    """A daily main budget, or a monthly one (then the cap is a second counter of the same
+    duration, not one deduplicated with it)."""
     a, b = gateways.servers[0], gateways.servers[-1]
-    raw, key_id = _new_key(a, max_budget=1, budget_duration="1d")
+    raw, key_id = _new_key(a, max_budget=1, budget_duration=main)
     with _sdk(a, raw) as sdk:
         ids = {_chat(sdk, f"call {i}") for i in range(3)}
     spent = sum(e["cost_nanos"] for e in _wait_events(gateways, key_id, ids))
     assert spent > 0
-    # A monthly cap of exactly what was spent, next to the daily main budget.
-    limits = [{"budget_duration": "1mo", "max_budget": spent / 1e9}]
-    assert _update(a, {"key": raw, "budget_limits": limits}).status_code == 200
-    assert _window_spend(a, raw) == {"1d": spent, "1mo": spent}
+    # The main budget: exactly what was spent; a monthly cap just above it, too little for
+    # one more call (so a main budget of the same duration, stricter, does not hide it).
+    limits = [{"budget_duration": "1mo", "max_budget": (spent + 1_000) / 1e9}]
+    update = {"key": raw, "max_budget": spent / 1e9, "budget_limits": limits}
+    assert _update(a, update).status_code == 200
+    assert _window_spend(a, raw) == [spent, spent]
 
     reset = _update(a, {"key": raw, "spend": 0})
     assert reset.status_code == 200, reset.text
     (adjustment,) = [e for e in gateways.events(key_id) if e["status"] == "adjustment"]
-    assert adjustment["cost_nanos"] == -spent and adjustment["adjustment"]["budget_duration"] == "1d"
+    assert adjustment["cost_nanos"] == -spent and adjustment["adjustment"]["budget_duration"] == main
     for server in (a, b):
         assert _key_spend(server, raw) == 0
-        assert _window_spend(server, raw) == {"1d": 0, "1mo": spent}
-    # The daily budget has room again; the monthly cap has none: refused, on either instance.
+        assert _window_spend(server, raw) == [0, spent]
+    # The main budget has room again; the monthly cap has none: refused, on either instance.
     with _sdk(b, raw) as sdk, pytest.raises(openai.APIStatusError) as refused:
         _chat(sdk, "after the reset")
     assert f"budget exceeded for key:{key_id}, window 1mo" in refused.value.message
 
     # Rebuilt from the ledger (a restart; with Redis, the counters flushed): the same.
     with gateways.cold() as cold:
-        assert _window_spend(cold, raw) == {"1d": 0, "1mo": spent}
+        assert _window_spend(cold, raw) == [0, spent]
         with _sdk(cold, raw) as sdk, pytest.raises(openai.APIStatusError) as again:
             _chat(sdk, "after the rebuild")
         assert "window 1mo" in again.value.message
-    # A higher cap: the reset daily budget admits, and both windows count the call.
+    # A higher cap: the reset main budget admits, and both windows count the call.
     raised = [{"budget_duration": "1mo", "max_budget": 1}]
     assert _update(a, {"key": raw, "budget_limits": raised}).status_code == 200
     with _sdk(a, raw) as sdk:  # the other instance caches the key's limits (key_cache_ttl_seconds)
         after = _chat(sdk, "with room")
     (new,) = [e for e in _wait_events(gateways, key_id, {after}) if e["event_id"] == after]
-    assert _window_spend(a, raw) == {"1d": new["cost_nanos"], "1mo": spent + new["cost_nanos"]}
+    assert _window_spend(a, raw) == [new["cost_nanos"], spent + new["cost_nanos"]]
 
 
 def test_only_a_proxy_admin_sets_spend_and_only_to_an_amount(mock: MockServer, tmp_path: Path) -> None:
