@@ -12,7 +12,7 @@ from typing import Any
 import openai
 from gateway_helpers import MASTER_KEY, GatewayServer
 from playwright.sync_api import Dialog, Page, expect
-from ui_helpers import admin, shot, sign_in
+from ui_helpers import admin, save_windows, shot, sign_in
 
 
 def _api(gateway: GatewayServer, path: str, body: dict[str, Any] | None = None, **params: str) -> Any:
@@ -35,22 +35,15 @@ def _call(gateway: GatewayServer, key: str, model: str = "gpt-4o") -> int:
     return 200
 
 
-def _save(page: Page, expect_status: str = "Saved.", **fields: str) -> None:
-    form = page.locator("#edit-windows")
-    for name, value in fields.items():
-        form.locator(f'[name="{name}"]').fill(value)
-    form.get_by_role("button", name="Save windows and model budgets").click()
-    if expect_status:
-        expect(page.get_by_role("status")).to_have_text(expect_status)
-
-
 def test_per_model_rate_limits_on_a_key_are_enforced(page: Page, gateway: GatewayServer) -> None:
     created = _api(gateway, "/key/generate", {"key_alias": "rated"})
     token, raw = created["token"], created["key"]
     base = gateway.base_url
     sign_in(page, base, MASTER_KEY)
     page.goto(f"{base}/ui/keys/{token}")
-    _save(page, rate_model_0="gpt-4o", rate_rpm_0="1", rate_model_1="claude-sonnet-4-6", rate_tpm_1="5000")
+    save_windows(
+        page, rate_model_0="gpt-4o", rate_rpm_0="1", rate_model_1="claude-sonnet-4-6", rate_tpm_1="5000"
+    )
     info = _api(gateway, "/key/info", key=token)["info"]
     assert info["model_rpm_limit"] == {"gpt-4o": 1}
     assert info["model_tpm_limit"] == {"claude-sonnet-4-6": 5000}
@@ -61,7 +54,7 @@ def test_per_model_rate_limits_on_a_key_are_enforced(page: Page, gateway: Gatewa
     shot(page, "key-rate-limits")
 
     # A bad count comes back inline (422), marked, and changes nothing.
-    _save(page, "", rate_tpm_0="lots")
+    save_windows(page, "", rate_tpm_0="lots")
     expect(page.locator("#budget-error")).to_contain_text("model_tpm_limit.gpt-4o")
     expect(page.locator('[name="rate_tpm_0"]')).to_have_attribute("aria-invalid", "true")
     expect(page.locator('[name="rate_tpm_0"]')).to_have_value("lots")
@@ -69,11 +62,11 @@ def test_per_model_rate_limits_on_a_key_are_enforced(page: Page, gateway: Gatewa
 
     # Emptying the rows removes the limits: the next call goes through.
     page.goto(f"{base}/ui/keys/{token}")
-    _save(page, rate_model_0="", rate_rpm_0="", rate_model_1="", rate_tpm_1="")
+    save_windows(page, rate_model_0="", rate_rpm_0="", rate_model_1="", rate_tpm_1="")
     info = _api(gateway, "/key/info", key=token)["info"]
     assert (info["model_rpm_limit"], info["model_tpm_limit"]) == (None, None)
     assert _call(gateway, raw) == 200
-    _save(page, "Nothing changed: no field differed from its current value.")
+    save_windows(page, "Nothing changed: no field differed from its current value.")
 
 
 def test_team_rate_limits_and_a_member_may_not_set_them(page: Page, gateway: GatewayServer) -> None:
@@ -84,7 +77,7 @@ def test_team_rate_limits_and_a_member_may_not_set_them(page: Page, gateway: Gat
     base = gateway.base_url
     sign_in(page, base, MASTER_KEY)
     page.goto(f"{base}/ui/teams/rteam")
-    _save(page, rate_model_0="gpt-4o", rate_rpm_0="100", rate_tpm_0="20000")
+    save_windows(page, rate_model_0="gpt-4o", rate_rpm_0="100", rate_tpm_0="20000")
     team = _api(gateway, "/team/info", team_id="rteam")["team_info"]
     assert (team["model_rpm_limit"], team["model_tpm_limit"]) == ({"gpt-4o": 100}, {"gpt-4o": 20000})
     page.goto(f"{base}/ui/users/rmember")

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 from gateway_helpers import MASTER_KEY, GatewayServer
 from playwright.sync_api import Dialog, Page, expect
-from ui_helpers import admin, shot, sign_in
+from ui_helpers import admin, save_windows, shot, sign_in
 
 
 def _api(gateway: GatewayServer, path: str, body: dict[str, Any] | None = None, **params: str) -> Any:
@@ -191,15 +191,6 @@ def test_search_keys_by_a_fragment(page: Page, gateway: GatewayServer) -> None:
     assert "search=billing-PR" in page.url
 
 
-def _save_windows(page: Page, expect_status: str = "Saved.", **fields: str) -> None:
-    form = page.locator("#edit-windows")
-    for name, value in fields.items():
-        form.locator(f'[name="{name}"]').fill(value)
-    form.get_by_role("button", name="Save windows and model budgets").click()
-    if expect_status:
-        expect(page.get_by_role("status")).to_have_text(expect_status)
-
-
 def test_edit_budget_windows_model_budgets_and_a_temporary_increase(
     page: Page, gateway: GatewayServer
 ) -> None:
@@ -207,7 +198,7 @@ def test_edit_budget_windows_model_budgets_and_a_temporary_increase(
     base = gateway.base_url
     sign_in(page, base, MASTER_KEY)
     page.goto(f"{base}/ui/keys/{token}")
-    _save_windows(
+    save_windows(
         page,
         limit_duration_0="7d",
         limit_amount_0="3.000000001",
@@ -245,7 +236,7 @@ def test_edit_budget_windows_model_budgets_and_a_temporary_increase(
     # A bad period is refused by the API: the page comes back with what was typed and the
     # API's message beside the field; nothing changes.
     page.goto(f"{base}/ui/keys/{token}")
-    _save_windows(page, "", limit_duration_0="7x")
+    save_windows(page, "", limit_duration_0="7x")
     expect(page.locator("#budget-error")).to_contain_text("budget_limits.0.budget_duration")
     expect(page.locator('[name="limit_duration_0"]')).to_have_attribute("aria-invalid", "true")
     expect(page.locator('[name="limit_duration_0"]')).to_have_value("7x")
@@ -254,11 +245,11 @@ def test_edit_budget_windows_model_budgets_and_a_temporary_increase(
 
     # Emptying a row removes its window; an unchanged form sends nothing.
     page.goto(f"{base}/ui/keys/{token}")
-    _save_windows(page, limit_duration_1="", limit_amount_1="", temp_increase="", temp_expiry="")
+    save_windows(page, limit_duration_1="", limit_amount_1="", temp_increase="", temp_expiry="")
     info = _api(gateway, "/key/info", key=token)["info"]
     assert [w["budget_duration"] for w in info["budget_limits"]] == ["7d"]
     assert info["temp_budget_increase"] is None and info["model_max_budget"]["gpt-4o"]["rpm_limit"] == 30
-    _save_windows(page, "Nothing changed: no field differed from its current value.")
+    save_windows(page, "Nothing changed: no field differed from its current value.")
 
 
 def test_edit_a_teams_windows_and_a_bad_amount_is_shown_inline(page: Page, gateway: GatewayServer) -> None:
@@ -273,7 +264,7 @@ def test_edit_a_teams_windows_and_a_bad_amount_is_shown_inline(page: Page, gatew
     expect(page.locator('[name="limit_duration_0"]')).to_have_value("24h")
     expect(page.locator('[name="limit_amount_0"]')).to_have_value("4")
     expect(page.locator('[name="temp_increase"]')).to_have_count(0)  # keys only
-    _save_windows(page, limit_amount_0="4.5", limit_duration_1="1mo", limit_amount_1="60")
+    save_windows(page, limit_amount_0="4.5", limit_duration_1="1mo", limit_amount_1="60")
     team = _api(gateway, "/team/info", team_id="wteam")["team_info"]
     assert team["budget_limits"] == [
         {"budget_duration": "24h", "max_budget": Decimal("4.5")},
@@ -282,7 +273,7 @@ def test_edit_a_teams_windows_and_a_bad_amount_is_shown_inline(page: Page, gatew
     expect(page.locator('tr[data-entity="wteam"][data-window="1mo"]')).to_be_visible()
     shot(page, "team-windows")
 
-    _save_windows(page, "", model_model_0="gpt-4o", model_amount_0="lots")
+    save_windows(page, "", model_model_0="gpt-4o", model_amount_0="lots")
     expect(page.locator("#budget-error")).to_contain_text("model_max_budget.gpt-4o.max_budget")
     expect(page.locator('[name="model_amount_0"]')).to_have_attribute("aria-invalid", "true")
     assert _api(gateway, "/team/info", team_id="wteam")["team_info"]["model_max_budget"] is None

@@ -35,3 +35,14 @@ def admin(gateway: GatewayServer) -> httpx.Client:
     return httpx.Client(
         base_url=gateway.base_url, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
     )
+
+
+def save_windows(page: Page, expect_status: str = "Saved.", **fields: str) -> None:
+    """Fill the windows form of an entity's page (field name → value), save it, and (unless
+    ``expect_status`` is empty) wait for its status line."""
+    form = page.locator("#edit-windows")
+    for name, value in fields.items():
+        form.locator(f'[name="{name}"]').fill(value)
+    form.get_by_role("button", name="Save windows and model budgets").click()
+    if expect_status:
+        expect(page.get_by_role("status")).to_have_text(expect_status)
