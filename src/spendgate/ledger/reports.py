@@ -12,14 +12,18 @@ as one over a day. They are exact in any IANA timezone:
 * local days, weeks and months of a zone off UTC midnight are read by difference: their
   UTC days, plus or minus the piece between each boundary and its nearest UTC midnight
   (an Asia/Kolkata day: 1 daily, 5 hourly and 2 quarter-hour rows per group, not 23 + 4;
-  :func:`_signed_plan`), except by key, whose adjustment rows count no request;
+  :func:`_signed_plan`);
 * each bucket is mapped to its local period in SQL, from the UTC offset in force at the
   bucket (a ``CASE`` over the zone's transitions in the range) or, for months, from the
   month boundaries.
 
 Money is summed as integer nano-USD and shown as exact :class:`~decimal.Decimal` USD;
-the totals are the sum of the rows, exactly. Grouping by ``tag`` counts an event under
-each of its tags, so its totals can exceed the spend of the same events grouped by team.
+the totals are the sum of the rows, exactly. A row is shown when one of its figures is not
+zero, whichever way it was read: read by difference, a group whose parts cancel out is no
+group, and read as it is, a row of every figure zero can only be a key's adjustments
+netting to zero (an adjustment counts no request: :mod:`spendgate.ledger.adjustments`).
+Grouping by ``tag`` counts an event under each of its tags, so its totals can exceed the
+spend of the same events grouped by team.
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy import or_ as either
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.expression import ColumnCollection, FromClause, Subquery
+from sqlalchemy.sql.expression import ColumnCollection, Subquery
 
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
@@ -370,7 +375,8 @@ async def spend_report(
             over the whole range (ties: by value); each period's rows of the others are
             summed into one row marked ``other`` (:attr:`Report.columns`). In SQL, so a
             month of 2,000 keys by day answers 31 × (top + 1) rows; the totals are the
-            same, exactly.
+            same, exactly. The values ranked are those with a row in the report without
+            ``top``; a rest row is shown, as any row, when a figure is not zero.
 
     Raises:
         ValueError: an unknown dimension or granularity, two scope dimensions, naive or
@@ -428,7 +434,6 @@ async def spend_report(
     postgres = _is_postgres(db)
     scope_type = SCOPE_DIMENSIONS[scopes[0]] if scopes else "global"
     table = SpendRollup.__table__.c
-    rows: FromClause = SpendRollup.__table__
     # When every period is one rollup bucket (hourly periods on the hourly grain, unless
     # the range has a repeated autumn hour), a group is the rollup rows of one bucket with
     # the same dimension values: read those rows in that order (PostgreSQL streams them
@@ -449,16 +454,12 @@ async def spend_report(
     if scope_ids is not None:
         conditions.append(_scope_id_in(sorted(set(scope_ids)), postgres))
     plan = _grain_plan(boundaries, grain)
-    # Local days, weeks and months of a zone off UTC midnight, by a scope that every row
-    # has a request in (not keys: an adjustment row counts none; see _signed_plan).
-    signed = (
-        _signed_plan(boundaries, grain)
-        if granularity in _DAYS and grain < _DAY and scope_type != "key"
-        else None
-    )
+    # Local days, weeks and months of a zone off UTC midnight (see _signed_plan).
+    signed = _signed_plan(boundaries, grain) if granularity in _DAYS and grain < _DAY else None
     if signed is not None:
-        source = _signed_rows(signed, conditions, boundaries[0], boundaries[-1], postgres)
-        table, rows = source.c, source
+        by = ["scope_id" if d in SCOPE_DIMENSIONS else COLUMN_DIMENSIONS[d] for d in group]
+        source = _signed_rows(signed, conditions, by, boundaries[0], boundaries[-1], postgres)
+        table = source.c
         conditions = []
     elif len(plan) == 1:  # one grain: the base, over the whole range
         conditions += [table.grain == grain, table.bucket >= _epoch(lo), table.bucket < _epoch(hi)]
@@ -476,7 +477,7 @@ async def spend_report(
                 for g, buckets in plan
             )
         ).subquery("buckets")
-        table, rows = source.c, source
+        table = source.c
         conditions = []
     # Byte order ("C") for the dimension values: the same order on both databases, and
     # much cheaper than a linguistic collation on PostgreSQL.
@@ -505,14 +506,13 @@ async def spend_report(
         # PostgreSQL's sum(bigint) is NUMERIC, slow to build and decode: spendgate_sum (an
         # aggregate of BIGINT addition, migration 0003) stays BIGINT and raises on overflow.
         total = func.spendgate_sum if postgres else func.sum
-        grouped = select(*labels, *[total(table[m]).label(m) for m in _METRICS]).where(*conditions)
-        if signed is not None:
-            grouped = grouped.having(total(table.requests) != 0)  # parts that cancelled out
+        sums = [total(table[m]).label(m) for m in _METRICS]
+        grouped = select(*labels, *sums).where(*conditions).having(_shown(sums))
         if top is not None:
-            many = group[0] in _MANY_VALUES
-            stmt = _top_groups(
-                rows, table, conditions, keys, top, postgres, many=many, signed=signed is not None
-            )
+            # Over signed rows, a group exists when its parts do not cancel out: the groups
+            # are summed first, once (a month of 2,000 keys per Kolkata day: 60,000 groups).
+            many = group[0] in _MANY_VALUES and signed is None
+            stmt = _top_groups(table, conditions, keys, top, postgres, many=many)
         elif postgres:
             # Grouped in a materialized CTE, sorted outside it: PostgreSQL estimates the
             # groups from per-column statistics (a month of days × teams × models: 572,000,
@@ -546,7 +546,7 @@ async def spend_report(
     if not keys and data[1] == [None]:
         data = [[] for _ in data]  # SUM over no rows without grouping: no row
     if per_bucket:
-        data = _add_up_neighbours(data, n)
+        data = _drop_zero_rows(_add_up_neighbours(data, n), n)
     count = len(data[0])
     columns: dict[str, list[Any]] = {
         "period": list(map(period_map.__getitem__, data[0])) if granularity is not None else [None] * count
@@ -579,7 +579,6 @@ _MANY_VALUES = frozenset(("key", "user", "customer", "tag"))
 
 
 def _top_groups(
-    rows: FromClause,
     table: ColumnCollection[str, Any],
     conditions: list[ColumnElement[bool]],
     keys: list[ColumnElement[Any]],
@@ -587,62 +586,51 @@ def _top_groups(
     postgres: bool,
     *,
     many: bool,
-    signed: bool = False,
 ) -> Select[Any]:
-    """The report's statement with ``top``: the rows of the range (``rows`` where
-    ``conditions``; columns ``table``) grouped by period (``keys`` but the last) and by the
-    dimension (the last key) when it is one of the ``top`` costliest values over the range,
-    else summed into one row per period (value NULL); then two columns: kept (a top
-    value's row) and the number of values in the range.
+    """The report's statement with ``top``: the rows of the range (``table``'s rows where
+    ``conditions``) grouped by period (``keys`` but the last) and by the dimension (the last
+    key) when it is one of the ``top`` costliest values over the range, else summed into one
+    row per period (value NULL); then two columns: kept (a top value's row) and the number
+    of values in the range (those with a row in the report without ``top``).
 
-    With ``many`` values (keys): :func:`_top_of_many`, never the (period, value) groups (a
-    month of 2,000 keys by day would be 60,000 of them first). With few (teams, models)
-    every (period, value) is grouped once and ranked and folded from those groups: one pass
-    over the rows (a month of 200 teams in Asia/Kolkata: 480,000 rows, 6,200 groups).
-
-    With ``signed`` rows (:func:`_signed_rows`), a group whose parts cancel out (no
-    request) is no group: every grouping keeps only those with requests."""
-    total = func.spendgate_sum if postgres else func.sum
-    periods: list[Any] = [p.label(f"k{i}") for i, p in enumerate(keys[:-1])]
-
-    def existing(columns: ColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
-        return [total(columns.requests) != 0] if signed else []
-
-    if not many:
-        grouped = select(*periods, keys[-1].label("v"), *[total(table[m]).label(m) for m in _METRICS])
-        inner = grouped.where(*conditions).group_by(*keys).having(*existing(table)).cte("g")
-        if postgres:
-            inner = inner.prefix_with("MATERIALIZED")  # grouped once, read by both below
-        rows, table, conditions = inner, inner.c, []
-        keys = [inner.c[p.name] for p in periods] + [inner.c.v]
-        periods = [inner.c[p.name] for p in periods]
-    elif rows is SpendRollup.__table__:  # one grain read: the top values' rows by their ids
+    With ``many`` values (keys, users, customers, tags) read as they are: :func:`_top_of_many`,
+    never the (period, value) groups (a month of 2,000 keys by day would be 60,000 of them
+    first). Otherwise (few values, or signed rows, whose groups exist only where their
+    parts do not cancel out) every (period, value) group is summed once, and ranked and
+    folded from those groups: one pass over the rows (a month of 200 teams in
+    Asia/Kolkata: 265,738 rows, 6,000 groups; of 2,000 keys: 60,000 groups)."""
+    if many:
         return _top_of_many(table, conditions, keys, top, postgres)
-    value = keys[-1]
+    total = func.spendgate_sum if postgres else func.sum
+    labels = [p.label(f"k{i}") for i, p in enumerate(keys[:-1])]
+    sums = [total(table[m]).label(m) for m in _METRICS]
+    grouped = select(*labels, keys[-1].label("v"), *sums).where(*conditions).group_by(*keys)
+    inner = grouped.having(_shown(sums)).cte("g")
+    if postgres:
+        inner = inner.prefix_with("MATERIALIZED")  # grouped once, read by both below
+    g = inner.c
     ranked = (
-        select(value.label("v"), func.count().over().label("n"))  # n: every value, before LIMIT
-        .where(*conditions)
-        .group_by(value)
-        .having(*existing(table))
-        .order_by(total(table.cost_nanos).desc(), value)
+        select(g.v, func.count().over().label("n"))  # n: every value, before LIMIT
+        .group_by(g.v)
+        .order_by(total(g.cost_nanos).desc(), g.v)
         .limit(top)
         .cte("top")
     )
     kept = ranked.c.v.is_not(None)
-    grouping = keys[:-1]
+    periods = [g[label.name] for label in labels]
+    folded = [total(g[m]).label(m) for m in _METRICS]
     return (
         select(
             *periods,
             ranked.c.v.label("value"),
-            *[total(table[m]).label(m) for m in _METRICS],
+            *folded,
             kept.label("kept"),
             select(func.max(ranked.c.n)).scalar_subquery().label("groups"),
         )
-        .select_from(rows.outerjoin(ranked, value == ranked.c.v))
-        .where(*conditions)
-        .group_by(*grouping, ranked.c.v)
-        .having(*existing(table))
-        .order_by(*grouping, kept.desc(), ranked.c.v)
+        .select_from(inner.outerjoin(ranked, g.v == ranked.c.v))
+        .group_by(*periods, ranked.c.v)
+        .having(_shown(folded))
+        .order_by(*periods, kept.desc(), ranked.c.v)
     )
 
 
@@ -654,57 +642,59 @@ def _top_of_many(
     postgres: bool,
 ) -> Select[Any]:
     """:func:`_top_groups` for a scope dimension of many values (keys, users, customers,
-    tags), reading the rows once: one pass sums them per value (to rank) and per period
-    (every value; on PostgreSQL both in one scan, ``GROUPING SETS``), then the top values'
+    tags), without the (period, value) groups. One pass sums the rows per value (to rank),
+    per period (every value) and, of the rows without a request (a key's adjustments), per
+    period and value; on PostgreSQL in one scan (``GROUPING SETS``). Then the top values'
     rows are read by their ids (``ix_spend_rollups_scope``: a month of the top 50 keys by
-    day is 4,500 of 180,000 rows) and each period's rest row is its sum less the top
-    values' part. A rest row exists when rows beyond the top values' are left (counted as
-    rows: a key's adjustment row counts no request). Only for rows read from one grain of
-    the table: over a union of grains, PostgreSQL would read the union again for the ids."""
+    day is 4,500 of 180,000 rows), and each period's rest row is its sum less the top
+    values' part.
+
+    A value is ranked when it has a row in the report: it has a request in the range (a
+    row of the rollups counts its events' requests, none negative), or its rows without a
+    request sum to a figure that is not zero in some period. Over one grain of the table
+    the top values' rows are read by index; over a union of grains, PostgreSQL reads the
+    union again for them."""
     total = func.spendgate_sum if postgres else func.sum
     periods = keys[:-1]
     labels = [p.label(f"k{i}") for i, p in enumerate(periods)]
     scope_id = table.scope_id
-    present = func.count()
+    idle = case((table.requests == literal_column("0"), scope_id))  # NULL: a row of requests
     sums = [total(table[m]).label(m) for m in _METRICS]
     if postgres:
-        by = func.grouping(scope_id)  # 0: a value's row, 1: a period's
-        sets = func.grouping_sets(tuple_(scope_id), tuple_(*periods))
-        both = select(*labels, scope_id.label("v"), *sums, present.label("rows"), by.label("by_period"))
-        summed = both.where(*conditions).group_by(sets).cte("summed").prefix_with("MATERIALIZED")
+        part = func.grouping(scope_id, idle)  # 1: a value's sums, 3: a period's, 2: by idle
+        sets = func.grouping_sets(tuple_(scope_id), tuple_(*periods), tuple_(*periods, idle))
+        every = select(*labels, scope_id.label("v"), idle.label("idle"), *sums, part.label("part"))
+        summed = every.where(*conditions).group_by(sets).cte("summed").prefix_with("MATERIALIZED")
     else:
         nulls = [null().label(label.name) for label in labels]
         summed = union_all(
             select(
-                *nulls,
-                scope_id.label("v"),
-                *sums,
-                present.label("rows"),
-                literal_column("0").label("by_period"),
+                *nulls, scope_id.label("v"), null().label("idle"), *sums, literal_column("1").label("part")
             )
             .where(*conditions)
             .group_by(scope_id),
-            select(
-                *labels,
-                null().label("v"),
-                *sums,
-                present.label("rows"),
-                literal_column("1").label("by_period"),
-            )
+            select(*labels, null().label("v"), null().label("idle"), *sums, literal_column("3").label("part"))
             .where(*conditions)
             .group_by(*periods),
+            select(
+                *labels, null().label("v"), scope_id.label("idle"), *sums, literal_column("2").label("part")
+            )
+            .where(*conditions, table.requests == 0)
+            .group_by(*periods, scope_id),
         ).cte("summed")
     s = summed.c
+    figures = [s[m] for m in _METRICS]
     value = s.v.collate("C") if postgres else s.v
+    idle_values = select(s.idle).where(s.part == 2, s.idle.is_not(None), _shown(figures))
     ranked = (
         select(s.v, func.count().over().label("n"))  # n: every value, before LIMIT
-        .where(s.by_period == 0)
+        .where(s.part == 1, either(s.requests != 0, s.v.in_(idle_values)))
         .order_by(s.cost_nanos.desc(), value)
         .limit(top)
         .cte("top")
     )
     kept = (
-        select(*labels, scope_id.label("v"), *sums, present.label("rows"))
+        select(*labels, scope_id.label("v"), *sums)
         .where(*conditions, scope_id.in_(select(ranked.c.v)))
         .group_by(*periods, scope_id)
         .cte("kept")
@@ -712,20 +702,21 @@ def _top_of_many(
     k = kept.c
     period_of = [s[label.name] for label in labels]
     parts = union_all(
-        select(*period_of, *[s[m] for m in _METRICS], s.rows).where(s.by_period == 1),
-        select(*[k[label.name] for label in labels], *[-k[m] for m in _METRICS], -k.rows),
+        select(*period_of, *figures).where(s.part == 3),
+        select(*[k[label.name] for label in labels], *[-k[m] for m in _METRICS]),
     ).subquery("parts")
     p = parts.c
     part_periods = [p[label.name] for label in labels]
+    folded = [total(p[m]).label(m) for m in _METRICS]
     rest = (
         select(
             *[c.label(c.name) for c in part_periods],
             null().label("value"),
-            *[total(p[m]).label(m) for m in _METRICS],
+            *folded,
             false().label("kept"),
         )
         .group_by(*part_periods)
-        .having(total(p.rows) != 0)
+        .having(_shown(folded))
     )
     groups = select(func.max(ranked.c.n)).scalar_subquery()
     kept_rows = select(
@@ -733,7 +724,7 @@ def _top_of_many(
         k.v.label("value"),
         *[k[m] for m in _METRICS],
         true().label("kept"),
-    )
+    ).where(_shown(k[m] for m in _METRICS))
     out = union_all(kept_rows, rest).subquery("out")
     o = out.c
     order_value = o.value.collate("C") if postgres else o.value
@@ -744,6 +735,21 @@ def _top_of_many(
         o.kept,
         groups.label("groups"),
     ).order_by(*[o[label.name] for label in labels], o.kept.desc(), order_value)
+
+
+def _shown(figures: Iterable[ColumnElement[Any]]) -> ColumnElement[bool]:
+    """Some figure is not zero: the condition for a report row to exist (see
+    :func:`spend_report`)."""
+    return either(*(figure != 0 for figure in figures))
+
+
+def _drop_zero_rows(data: list[list[Any]], n: int) -> list[list[Any]]:
+    """Columns of rows (``n`` key columns, then the figures) less the rows whose every
+    figure is zero (see :func:`spend_report`)."""
+    shown = list(map(any, zip(*data[n:], strict=True)))
+    if all(shown):
+        return data
+    return [list(compress(column, shown)) for column in data]
 
 
 def _grain_plan(boundaries: list[int], base: int) -> list[tuple[int, list[int]]]:
@@ -817,31 +823,61 @@ def _signed_plan(boundaries: list[int], base: int) -> _Signed | None:
 
 
 def _signed_rows(
-    plan: _Signed, conditions: list[ColumnElement[bool]], lo: int, hi: int, postgres: bool
+    plan: _Signed,
+    conditions: list[ColumnElement[bool]],
+    columns: list[str],
+    lo: int,
+    hi: int,
+    postgres: bool,
 ) -> Subquery:
     """The rollup rows of :func:`_signed_plan` where ``conditions``, with ``bucket`` moved
     to an instant of the period each counts in (so the period is found from it as from any
     bucket) and the metrics negated where a piece is subtracted; only the parts that count
-    in ``[lo, hi)``. The columns of a rollup row."""
+    in ``[lo, hi)``. Columns: ``bucket``, ``columns`` (those the report groups by) and the
+    metrics.
+
+    A piece's rows are summed per value of ``columns`` first (its buckets, of one or two
+    grains, all count in the same two periods; a piece lies in one UTC day), and each sum
+    is read twice, as it is and moved and negated: an Asia/Kolkata day by customer is 1
+    daily row per customer and model, and 2 piece sums per customer, not 1 + 2 × 7 rows."""
     table = SpendRollup.__table__
+    total = func.spendgate_sum if postgres else func.sum
+    metrics = [table.c[m] for m in _METRICS]
     parts = []
+    pieces: dict[int, list[Select[Any]]] = {}
     for n, ((grain, shift, both), buckets) in enumerate(sorted(plan.items())):
         where = [table.c.grain == grain, *_buckets(grain, buckets, postgres, f"{n}"), *conditions]
-        key = [table.c[c] for c in ROLLUP_KEY if c != "bucket"]
-        if not both:
+        kept = [table.c[c] for c in columns]
+        if both:
+            pieces.setdefault(shift, []).append(select(table.c.bucket, *kept, *metrics).where(*where))
+        else:
             at = (table.c.bucket + literal_column(str(shift))).label("bucket")
-            parts.append(select(at, *key, *[table.c[m] for m in _METRICS]).where(*where))
-            continue
-        # Each piece row twice: as it is, and moved and negated (integer constants only).
+            parts.append(select(at, *kept, *metrics).where(*where))
+    for n, (shift, reads) in enumerate(sorted(pieces.items())):
+        rows = union_all(*reads).subquery(f"piece_{n}") if len(reads) > 1 else reads[0].subquery(f"piece_{n}")
+        by = [rows.c[c] for c in columns]
+        # Any of a piece's buckets stands for it: the first one (a piece is one UTC day's).
+        sums = (
+            select(
+                func.min(rows.c.bucket).label("bucket"), *by, *[total(rows.c[m]).label(m) for m in _METRICS]
+            )
+            .group_by(rows.c.bucket // literal_column(str(_DAY), BigInteger()), *by)
+            .subquery(f"pieces_{n}")
+        )
+        # Each piece sum twice: as it is, and moved and negated (integer constants only).
         signs = union_all(
             select(literal_column("0").label("shift"), literal_column("1").label("sign")),
             select(literal_column(str(shift)), literal_column("-1")),
         ).subquery(f"signs_{n}")
-        moved = table.c.bucket + signs.c.shift
+        moved = sums.c.bucket + signs.c.shift
         parts.append(
-            select(moved.label("bucket"), *key, *[(table.c[m] * signs.c.sign).label(m) for m in _METRICS])
-            .select_from(table.join(signs, true()))
-            .where(*where, moved >= lo, moved < hi)
+            select(
+                moved.label("bucket"),
+                *[sums.c[c] for c in columns],
+                *[(sums.c[m] * signs.c.sign).label(m) for m in _METRICS],
+            )
+            .select_from(sums.join(signs, true()))
+            .where(moved >= lo, moved < hi)
         )
     return union_all(*parts).subquery("buckets")
 
