@@ -152,6 +152,7 @@ async def _build(engine: AsyncEngine, tz: str, client: httpx.AsyncClient) -> Wor
             "max_budget": 100,
             "budget_duration": "30d",
             "budget_limits": [{"budget_duration": "24h", "max_budget": 5}],
+            "model_max_budget": {"claude-sonnet-4": {"max_budget": 4, "budget_duration": "1mo"}},
         },
     )
     await api.ok(
@@ -179,10 +180,25 @@ async def _build(engine: AsyncEngine, tz: str, client: httpx.AsyncClient) -> Wor
     await api.ok(
         "POST",
         "/user/new",
-        {"user_id": "user-1", "max_budget": 10, "auto_create_key": False, "teams": ["team-1"]},
+        {
+            "user_id": "user-1",
+            "max_budget": 10,
+            "auto_create_key": False,
+            "teams": ["team-1"],
+            "model_max_budget": {"gpt-4o-mini": {"max_budget": 6, "budget_duration": "7d"}},
+        },
     )
     await api.ok("POST", "/user/new", {"user_id": "user-2", "auto_create_key": False, "teams": ["team-2"]})
-    await api.ok("POST", "/customer/new", {"user_id": "cust-1", "max_budget": 7, "budget_duration": "1d"})
+    await api.ok(
+        "POST",
+        "/customer/new",
+        {
+            "user_id": "cust-1",
+            "max_budget": 7,
+            "budget_duration": "1d",
+            "model_max_budget": {"gpt-4o": {"budget_limit": 8, "time_period": "24h"}},
+        },
+    )
     await api.ok("POST", "/customer/new", {"user_id": "cust-2", "budget_id": "prof-1"})
     world = World(api, engine, tz, [])
     world.keys["a"] = await api.ok(
@@ -354,7 +370,7 @@ KEY_A = Expect(
 )
 KEY_B = Expect("1mo", [W("1mo", "40")], soft_usd="0.5")  # from its budget profile
 KEY_C = Expect(None, [])
-USER_1 = Expect(None, [W(None, "10")])
+USER_1 = Expect(None, [W(None, "10"), W("7d", "6", model="gpt-4o-mini")])
 TEAM_1 = Expect(
     "7d",
     [
@@ -365,9 +381,9 @@ TEAM_1 = Expect(
     ],
     soft_usd="0.000001",
 )
-ORG_1 = Expect("30d", [W("30d", "100"), W("24h", "5")])
+ORG_1 = Expect("30d", [W("30d", "100"), W("24h", "5"), W("1mo", "4", model="claude-sonnet-4")])
 ORG_2 = Expect("1mo", [W("1mo", "40")], soft_usd="0.5")  # from its budget profile
-CUST_1 = Expect("1d", [W("1d", "7")])
+CUST_1 = Expect("1d", [W("1d", "7"), W("24h", "8", model="gpt-4o")])
 CUST_2 = Expect("1mo", [W("1mo", "40")], soft_usd="0.5")  # from its budget profile
 
 

@@ -117,3 +117,56 @@ async def test_key_changes_are_reported_after_the_commit(sqlite_engine: AsyncEng
         assert status == 404 and len(changed) == 2  # nothing committed, nothing reported
         await api.ok("POST", "/key/delete", {"keys": [new]})
         assert changed[-2:] == [hash_key(new), hash_key(raw)]  # its hash, then its stable id
+
+
+async def test_a_non_admin_sees_the_per_model_windows_of_the_scopes_they_may_read(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """Each per-model window follows its owner's rule: the key's, the caller's own user's,
+    their team's and their organization's are shown; a customer's, another user's and
+    another organization's are withheld (a model name may hold a colon)."""
+    model = "llama3:8b"
+
+    async def explainer(request: Request, target: ExplainTarget) -> list[ScopeWindowState]:
+        owners = [
+            Scope("key", target.key_id),
+            Scope("user", "ann"),
+            Scope("user", "zed"),
+            Scope("team", "t1"),
+            Scope("organization", "o1"),
+            Scope("organization", "o2"),
+            Scope("end_user", "c1"),
+        ]
+        return [_state(Scope.per_model(o, model), "1d", 0, 10, "ok") for o in owners]
+
+    app = build_admin_app(sqlite_engine, MASTER, explainer=explainer)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as client:
+        api = Api(client)
+        await api.ok("POST", "/organization/new", {"organization_id": "o1", "organization_alias": "o1"})
+        await api.ok("POST", "/team/new", {"team_id": "t1", "organization_id": "o1"})
+        await api.ok(
+            "POST",
+            "/user/new",
+            {
+                "user_id": "ann",
+                "user_role": "internal_user",
+                "organization_id": "o1",
+                "auto_create_key": False,
+            },
+        )
+        await api.ok(
+            "POST", "/team/member_add", {"team_id": "t1", "member": [{"user_id": "ann", "role": "user"}]}
+        )
+        raw = (await api.ok("POST", "/key/generate", {"user_id": "ann", "team_id": "t1"}))["key"]
+        mine = await api.ok("POST", "/budget/explain", {"key": raw, "model": model}, key=raw)
+        full = await api.ok("POST", "/budget/explain", {"key": raw, "model": model})
+    assert {w["scope"] for w in mine["windows"]} == {
+        f"key_model:{hash_key(raw)}:{model}",
+        f"user_model:ann:{model}",
+        f"team_model:t1:{model}",
+        f"organization_model:o1:{model}",
+    }
+    assert mine["withheld"] == sorted(
+        [f"user_model:zed:{model}", f"organization_model:o2:{model}", f"end_user_model:c1:{model}"]
+    )
+    assert len(full["windows"]) == 7 and full["withheld"] == []

@@ -11,9 +11,10 @@ from spendgate.core.scopes import (
     SCOPE_TYPES,
     Scope,
     by_rollup,
+    model_owner,
     scope_type,
 )
-from spendgate.stores.database.models import SpendEventRow
+from spendgate.stores.database.models import AlertRow, SpendEventRow
 
 
 def test_every_scope_type_is_defined_once_by_its_name() -> None:
@@ -27,7 +28,10 @@ def test_every_scope_type_is_defined_once_by_its_name() -> None:
         "end_user",
         "tag",
         "key_model",
+        "user_model",
         "team_model",
+        "organization_model",
+        "end_user_model",
         "provider",
         "deployment",
     ]
@@ -63,6 +67,36 @@ def test_scope_type_lookup_and_scope_values() -> None:
     assert str(Scope.team_member("t-1", "u-1")) == "team_member:t-1:u-1"
     assert Scope.key_model("k", "gpt-4o") == Scope("key_model", "k:gpt-4o")
     assert Scope.team_model("t", "m").id == "t:m"
+
+
+def test_every_entity_with_per_model_limits_has_its_per_model_scope() -> None:
+    """Keys, users, teams, organizations and customers take model_max_budget /
+    model_rpm_limit / model_tpm_limit; each has ``<owner>_model``, attributed by the owner's
+    ledger column."""
+    for owner in ("key", "user", "team", "organization", "end_user"):
+        scope = Scope.per_model(Scope(owner, "o:1"), "llama3:8b")
+        assert scope == Scope(f"{owner}_model", "o:1:llama3:8b")
+        found = model_owner(scope.type)
+        assert found is SCOPE_TYPES[owner] and found.ledger_column is not None
+    assert Scope.per_model(Scope("end_user", "c"), "m") == Scope("end_user_model", "c:m")
+    assert [t.name for t in SCOPE_TYPES.values() if t.model_of] == [
+        "key_model",
+        "user_model",
+        "team_model",
+        "organization_model",
+        "end_user_model",
+    ]
+    assert model_owner("user") is None and model_owner("nope") is None
+    for owner in ("global", "tag", "team_member", "provider"):
+        with pytest.raises(ValueError, match="unknown scope type"):
+            Scope.per_model(Scope(owner, "x"), "m")
+
+
+def test_scope_type_names_fit_the_columns_that_store_them() -> None:
+    """Alerts store any budget's scope type; the rollups only the rolled-up ones' names."""
+    width = AlertRow.__table__.c.scope_type.type.length
+    assert all(len(name) <= width for name in SCOPE_TYPES)
+    assert all(len(name) <= 16 for name in ROLLUP_NAMES)
 
 
 def test_enforcement_reexports_the_scope() -> None:

@@ -6,7 +6,15 @@ import pytest
 from ledger_helpers import make_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from spendgate.ledger.rebuild import ScopeWindow, current_period_spend, current_period_spend_many
+from spendgate.core.periods import period_for
+from spendgate.core.scopes import Scope
+from spendgate.enforcement import BudgetLimit
+from spendgate.ledger.rebuild import (
+    ScopeWindow,
+    current_period_spend,
+    current_period_spend_many,
+    period_spend,
+)
 from spendgate.ledger.repository import LedgerRepository
 from spendgate.stores.database import drop_expired_partitions
 
@@ -61,3 +69,34 @@ async def test_batch_form_and_model_filter_and_retention(engine: AsyncEngine) ->
     # Raw events expire; the rollups (and so the rebuild) keep every period exact.
     await drop_expired_partitions(engine, "1d", now=NOW + timedelta(days=60))
     assert await current_period_spend(engine, "customer", "cust-a", "lifetime", now=NOW) == 6300
+
+
+@pytest.mark.parametrize(
+    ("owner", "column"),
+    [
+        ("key", "api_key"),
+        ("user", "user_id"),
+        ("team", "team_id"),
+        ("organization", "organization_id"),
+        ("end_user", "end_user"),
+    ],
+)
+async def test_a_per_model_window_is_its_owners_spend_at_the_groups_deployments(
+    engine: AsyncEngine, owner: str, column: str
+) -> None:
+    """Seeded from the owner's events served by a deployment of the model group (a fallback
+    is billed at its own group); ids and group names may both hold a colon."""
+    mine = {column: "acme:42"}
+    events = [
+        make_event(1, occurred_at=NOW - timedelta(minutes=1), cost_nanos=100, deployment_id="d-1", **mine),
+        make_event(2, occurred_at=NOW - timedelta(hours=2), cost_nanos=200, deployment_id="d-2", **mine),
+        make_event(3, occurred_at=NOW - timedelta(minutes=2), cost_nanos=400, deployment_id="d-3", **mine),
+        make_event(4, occurred_at=NOW - timedelta(minutes=3), cost_nanos=800, deployment_id="d-1"),
+        make_event(5, occurred_at=NOW - timedelta(days=2), cost_nanos=1600, deployment_id="d-1", **mine),
+    ]
+    await LedgerRepository(engine).write_batch(events)
+    groups = {"llama3:8b": ["d-1", "d-2"], "other": ["d-3"]}
+    budget = BudgetLimit.of(Scope.per_model(Scope(owner, "acme:42"), "llama3:8b"), "1d", 10**9)
+    period = period_for(budget.window, NOW, "UTC")
+    spent = await period_spend(engine, budget, period, tz="UTC", served_by=lambda g: groups.get(g, []))
+    assert spent == 100 + 200  # not another group's (3), another owner's (4), another day's (5)

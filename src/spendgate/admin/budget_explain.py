@@ -10,10 +10,13 @@ Who may ask, and what they see: exactly what the endpoints the answer reflects w
 them. proxy_admin and proxy_admin_viewer see every window of any key. Anyone else may ask
 about a key ``/key/info`` shows them (its owner, the admins of its team), and sees the
 windows of the key, its owner (``/user/info``), its team and their membership
-(``/team/info``) and its organization if they are a member (``/organization/info``); the
-global, customer and tag windows (spend across tenants, or a customer's: ``/customer/info``
-is for proxy admins) are withheld, named in ``withheld``. Asking about a ``customer`` takes
-the right to read customers (403 naming ``customer`` otherwise).
+(``/team/info``) and its organization if they are a member (``/organization/info``), each
+with its per-model windows (``key_model``, ``user_model``, ``team_model``,
+``organization_model``: the same rule as their owner); the global, customer and tag windows
+(spend across tenants, or a customer's: ``/customer/info`` is for proxy admins), a
+customer's per-model windows (``end_user_model``) included, are withheld, named in
+``withheld``. Asking about a ``customer`` takes the right to read customers (403 naming
+``customer`` otherwise).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from spendgate.admin.key_rights import may_read_key
 from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import BudgetExplain
 from spendgate.admin.views import usd
+from spendgate.core.scopes import model_owner
 from spendgate.enforcement.explain import ScopeWindowState
 from spendgate.entities.keys import find_key
 from spendgate.http.errors import GatewayError, NotFound, PermissionDenied
@@ -83,20 +87,25 @@ def explain_out(states: Sequence[ScopeWindowState]) -> list[dict[str, Any]]:
     return out
 
 
-def _readable(caller: Caller, vk: VirtualKey, st: ScopeWindowState) -> bool:
+def _readable(caller: Caller, vk: VirtualKey, st: ScopeWindowState, model: str | None) -> bool:
     """Whether the endpoint showing this scope would show it to ``caller`` (who may read
-    the key ``vk``)."""
+    the key ``vk``); ``model``: the model asked about (the per-model windows')."""
     if caller.reads_all:
         return True
     kind = st.scope.type
-    if kind in ("key", "key_model"):
+    scope_id = st.scope.id
+    owner = model_owner(kind)
+    if owner is not None:  # a per-model window (id ``<owner id>:<model>``): as its owner's
+        kind = owner.name
+        scope_id = scope_id.removesuffix(f":{model}")
+    if kind == "key":
         return True
     if kind == "user":  # /user/info: themselves, or an admin of a team the user is in
-        return st.scope.id == caller.user_id or caller.teams.get(vk.team_id or "") == "admin"
-    if kind in ("team", "team_model", "team_member"):  # /team/info: its members
+        return scope_id == caller.user_id or caller.teams.get(vk.team_id or "") == "admin"
+    if kind in ("team", "team_member"):  # /team/info: its members
         return caller.in_team(vk.team_id)
     if kind == "organization":  # /organization/info: its members
-        return st.scope.id in caller.organization_ids
+        return scope_id in caller.organization_ids
     return False  # global, end_user, tag: another tenant's spend, or everyone's
 
 
@@ -125,7 +134,7 @@ async def explain_budget(ctx: Context, body: BudgetExplain) -> dict[str, Any]:
         model=body.model,
     )
     states = await explainer(ctx.request, target)
-    shown = [st for st in states if _readable(caller, vk, st)]
+    shown = [st for st in states if _readable(caller, vk, st, body.model)]
     windows = explain_out(shown)
     verdicts = {w["verdict"] for w in windows}
     return {

@@ -7,10 +7,13 @@ A scope type has one name everywhere in the API and in enforcement (``organizati
 * its name in the rollup tables (``org``, ``customer``). Those names are data already
   written to databases, so they stay as they are; this module maps between the two.
 
-``team_member`` ids are ``team:user``; ``key_model`` / ``team_model`` ids are
-``<key or team>:<model>`` (LiteLLM's ``model_max_budget`` and ``model_rpm_limit``). Tags
-are attributed by the list column ``request_tags``, fanned out one rollup row per tag, so
-``tag`` has a rollup name but no scalar ledger column.
+``team_member`` ids are ``team:user``. Every entity that takes LiteLLM's per-model limits
+(``model_max_budget``, ``model_rpm_limit``, ``model_tpm_limit``: keys, users, teams,
+organizations, customers) has a per-model scope type named ``<owner>_model`` (``key_model``,
+``end_user_model`` …) whose ids are ``<owner id>:<model group>`` (:meth:`Scope.per_model`);
+its :attr:`ScopeType.model_of` names the owner, whose ledger column attributes its spend.
+Tags are attributed by the list column ``request_tags``, fanned out one rollup row per tag,
+so ``tag`` has a rollup name but no scalar ledger column.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "Scope",
     "ScopeType",
     "by_rollup",
+    "model_owner",
     "scope_type",
 ]
 
@@ -37,12 +41,14 @@ class ScopeType:
     ``name``: the enforcement and API name (``organization``). ``ledger_column``: the
     ``spend_events`` column whose value is the scope id (``organization_id``), None when no
     single column attributes it. ``rollup``: its ``scope_type`` in the rollup tables
-    (``org``), None when it is not rolled up.
+    (``org``), None when it is not rolled up. ``model_of``: for a per-model scope, the scope
+    type of its owner (``key_model`` → ``key``), else None.
     """
 
     name: str
     ledger_column: str | None
     rollup: str | None
+    model_of: str | None = None
 
 
 def _table(*types: ScopeType) -> Mapping[str, ScopeType]:
@@ -58,8 +64,11 @@ SCOPE_TYPES: Mapping[str, ScopeType] = _table(
     ScopeType("key", "api_key", "key"),
     ScopeType("end_user", "end_user", "customer"),
     ScopeType("tag", None, "tag"),
-    ScopeType("key_model", None, None),
-    ScopeType("team_model", None, None),
+    ScopeType("key_model", None, None, "key"),
+    ScopeType("user_model", None, None, "user"),
+    ScopeType("team_model", None, None, "team"),
+    ScopeType("organization_model", None, None, "organization"),
+    ScopeType("end_user_model", None, None, "end_user"),
     ScopeType("provider", "provider", None),
     ScopeType("deployment", "deployment_id", None),
 )
@@ -77,6 +86,13 @@ ROLLUP_NAMES: tuple[str, ...] = tuple(t.rollup for t in ROLLUP_SCOPE_TYPES if t.
 _BY_ROLLUP: Mapping[str, ScopeType] = MappingProxyType(
     dict(zip(ROLLUP_NAMES, ROLLUP_SCOPE_TYPES, strict=True))
 )
+
+
+def model_owner(name: str) -> ScopeType | None:
+    """The owner's scope type of the per-model scope type ``name`` (``end_user_model`` →
+    ``end_user``), None when ``name`` is no per-model scope type."""
+    owner = SCOPE_TYPES[name].model_of if name in SCOPE_TYPES else None
+    return None if owner is None else SCOPE_TYPES[owner]
 
 
 def scope_type(name: str) -> ScopeType:
@@ -117,6 +133,16 @@ class Scope:
     @classmethod
     def team_member(cls, team_id: str, user_id: str) -> Scope:
         return cls("team_member", f"{team_id}:{user_id}")
+
+    @classmethod
+    def per_model(cls, owner: Scope, model: str) -> Scope:
+        """``owner``'s limits for one model group: ``Scope("user", "u-1")`` and ``gpt-4o`` →
+        ``user_model:u-1:gpt-4o``.
+
+        Raises:
+            ValueError: ``owner``'s type takes no per-model limits.
+        """
+        return cls(f"{owner.type}_model", f"{owner.id}:{model}")
 
     @classmethod
     def key_model(cls, key: str, model: str) -> Scope:

@@ -34,11 +34,14 @@ is dearer than standard (``priority``). Token ids in a pre-tokenized prompt coun
 **2. Each attempt, at its deployment** (:meth:`LimitsAdmission.admit_at`), with the worst
 case priced at that deployment::
 
-    key_model    the key's model_max_budget / model_rpm_limit / model_tpm_limit for the
-                 model group of the deployment (a fallback is checked at its own group)
-    team_model   the same for the team
-    provider     router_settings.provider_budget_config[provider]
-    deployment   litellm_params.max_budget + budget_duration, rpm, tpm
+    key_model           the key's model_max_budget / model_rpm_limit / model_tpm_limit for
+                        the model group of the deployment (a fallback is checked at its own group)
+    user_model          the same for the key's owner (when the user's limits apply to the key)
+    team_model          the same for the team
+    organization_model  the same for the organization
+    end_user_model      the same for the request's customer
+    provider            router_settings.provider_budget_config[provider]
+    deployment          litellm_params.max_budget + budget_duration, rpm, tpm
 
 A failed attempt's hold is released (its request still counts against request-rate limits:
 it was sent). A counter storage that cannot be reached raises

@@ -17,9 +17,12 @@ limits, deduplicated (one per counter: strictest wins)::
                  (:class:`~spendgate.entities.CustomerOwners`: 403 naming the field otherwise)
     tag          every tag of the key and of the request with a budget profile
 
-The limits that depend on where the call is served (the key's and team's
-``model_max_budget`` / ``model_rpm_limit`` / ``model_tpm_limit`` for a model group) come from
-the same resolved entities: :meth:`ResolvedScopes.model_limits`.
+The limits that depend on where the call is served (``model_max_budget`` /
+``model_rpm_limit`` / ``model_tpm_limit`` for a model group) come from the same resolved
+entities, for the same scopes as above: the key's, its owner's (when the user's limits
+apply), its team's, its organization's and the request's customer's
+(:meth:`ResolvedScopes.model_limits`: ``key_model``, ``user_model``, ``team_model``,
+``organization_model``, ``end_user_model``).
 
 Entities are cached per key for ``general_settings.key_cache_ttl_seconds`` (dropped at once
 when the management API changes the key) and honoured past it through a database outage.
@@ -73,22 +76,19 @@ class ResolvedScopes:
     rates: list[RateLimit] = field(default_factory=list)
     tz: str = "UTC"
     rate_window: float = 60.0
+    owners: tuple[tuple[Scope, LimitSpec], ...] = ()
+    """Every scope whose limits apply to the request and that may have per-model limits,
+    with its limits (set by :meth:`ScopeResolver.resolve`): the key, its owner (when the
+    user's limits apply to it), its team, its organization, the customer."""
 
     def model_limits(self, model: str) -> Limits:
-        """The key's and its team's limits for one model group (a fallback is checked at
-        its own group)."""
+        """Every applicable scope's limits for one model group (a fallback is checked at
+        its own group): ``<owner>_model:<owner id>:<model>``."""
         budgets: list[BudgetLimit] = []
         rates: list[RateLimit] = []
-        ents, key_id = self.entities, self.key_id
-        if ents is None or key_id is None:
-            return budgets, rates
-        tz, window = self.tz, self.rate_window
-        b, r = ents.key.model_limits(Scope.key_model(key_id, model), model, tz=tz, rate_window=window)
-        budgets += b
-        rates += r
-        if ents.team is not None and ents.team_id:
-            b, r = ents.team.model_limits(
-                Scope.team_model(ents.team_id, model), model, tz=tz, rate_window=window
+        for owner, spec in self.owners:
+            b, r = spec.model_limits(
+                Scope.per_model(owner, model), model, tz=self.tz, rate_window=self.rate_window
             )
             budgets += b
             rates += r
@@ -209,27 +209,33 @@ class ScopeResolver:
             rates.extend(pair[1])
 
         tz, window = self.tz, self.rate_window
+        # The scopes whose model_max_budget / model_rpm_limit / model_tpm_limit apply too.
+        owners: list[tuple[Scope, LimitSpec]] = []
+
+        def own(scope: Scope, spec: LimitSpec) -> None:
+            add(spec.limits(scope, tz=tz, rate_window=window))
+            owners.append((scope, spec))
+
         tag_names = list(tags)
         ents: KeyEntities | None = None
         key_id = resolved.key_id
         if key_id is not None:
             ents = await self._keys.get(key_id, lambda: self.reader.key_entities(key_id))
             if ents is not None:
-                add(ents.key.limits(Scope("key", key_id), tz=tz, rate_window=window))
+                own(Scope("key", key_id), ents.key)
                 if (
                     ents.user is not None
                     and ents.user_id
                     and (ents.team_id is None or self.user_on_team_keys)
                 ):
-                    add(ents.user.limits(Scope("user", ents.user_id), tz=tz, rate_window=window))
+                    own(Scope("user", ents.user_id), ents.user)
                 if ents.team is not None and ents.team_id:
-                    add(ents.team.limits(Scope("team", ents.team_id), tz=tz, rate_window=window))
+                    own(Scope("team", ents.team_id), ents.team)
                     if ents.member is not None and ents.user_id:
                         member = Scope.team_member(ents.team_id, ents.user_id)
                         add(ents.member.limits(member, tz=tz, rate_window=window))
                 if ents.organization is not None and ents.organization_id:
-                    org = Scope("organization", ents.organization_id)
-                    add(ents.organization.limits(org, tz=tz, rate_window=window))
+                    own(Scope("organization", ents.organization_id), ents.organization)
                 tag_names = [*ents.tags, *tag_names]
         if end_user:
             if named_by is not None:
@@ -238,12 +244,13 @@ class ScopeResolver:
             if customer is not None:
                 if customer.blocked:
                     raise PermissionDenied(f"customer {end_user!r} is blocked", code="customer_blocked")
-                add(customer.limits(Scope("end_user", end_user), tz=tz, rate_window=window))
+                own(Scope("end_user", end_user), customer)
         for tag in dict.fromkeys(tag_names):
             spec = await self._tags.get(tag, lambda t=tag: self.reader.tag_limits(t))  # type: ignore[misc]
             if spec is not None:
                 add(spec.limits(Scope("tag", tag), tz=tz, rate_window=window))
         resolved.entities = ents
+        resolved.owners = tuple(owners)
         resolved.budgets = _strictest_budgets(budgets)
         resolved.rates = _strictest_rates(rates)
 

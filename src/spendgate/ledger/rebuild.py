@@ -7,7 +7,10 @@ never touches); shorter windows and rolling windows read the raw events.
 
 :func:`period_spend` is the enforcer's seed loader: the spend of any budget's scope in a
 period, from the rollups for the scopes kept there, else summed from the period's events
-(a team member, a key's or team's model group, a provider, a deployment).
+(a team member, a per-model scope, a provider, a deployment). A per-model scope
+(``key_model``, ``user_model``, ``team_model``, ``organization_model``, ``end_user_model``)
+sums its owner's events (by the owner's ledger column: ``api_key``, ``user_id``,
+``team_id``, ``organization_id``, ``end_user``) served by a deployment of its model group.
 
 A key's spend adjustments (an administrator set its spend, :mod:`spendgate.ledger.adjustments`)
 count in its main window only (:attr:`spendgate.enforcement.BudgetLimit.counts_adjustments`): the other
@@ -27,7 +30,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.periods import Period, Window, parse_window, period_for
-from spendgate.core.scopes import SCOPE_TYPES, by_rollup
+from spendgate.core.scopes import SCOPE_TYPES, by_rollup, model_owner
 from spendgate.enforcement import BudgetLimit
 from spendgate.ledger.adjustments import ADJUSTMENT, ADJUSTMENT_ROLLUP
 from spendgate.ledger.rollups import GRAINS
@@ -172,8 +175,8 @@ async def period_spend(
         budget: the limit whose counter is cold (its own timezone wins over ``tz``).
         period: the period to read.
         tz: the default timezone of calendar periods.
-        served_by: a model group's deployment ids (``key_model`` / ``team_model`` spend is
-            billed at the group that served, so a fallback's spend is its own group's).
+        served_by: a model group's deployment ids (a per-model scope's spend is billed at
+            the group that served, so a fallback's spend is its own group's).
     """
     scope = budget.scope
     rollup = SCOPE_TYPES[scope.type].rollup
@@ -191,12 +194,12 @@ async def period_spend(
     else:
         where += [events.occurred_at > period.start, events.occurred_at <= period.end]
     owner, _, rest = scope.id.partition(":")
+    per_model = model_owner(scope.type)
     if scope.type == "team_member":
         where += [events.team_id == owner, events.user_id == rest]
-    elif scope.type in ("key_model", "team_model"):
-        column = events.api_key if scope.type == "key_model" else events.team_id
-        served = list(served_by(rest))
-        where += [column == owner]
+    elif per_model is not None and per_model.ledger_column is not None:
+        owner, rest, served = _owner_and_group(scope.id, served_by)
+        where += [events[per_model.ledger_column] == owner]
         where += [events.deployment_id.in_(served)] if served else [events.requested_model == rest]
     elif scope.type == "provider":
         where += [events.provider == scope.id]
@@ -207,3 +210,17 @@ async def period_spend(
     async with engine.connect() as conn:
         total = await conn.scalar(select(func.coalesce(func.sum(events.cost_nanos), 0)).where(*where))
     return int(total or 0)
+
+
+def _owner_and_group(scope_id: str, served_by: Callable[[str], Sequence[str]]) -> tuple[str, str, list[str]]:
+    """A per-model scope id ``<owner>:<group>`` split, with the group's deployments. Owner ids
+    (a customer named by the client) and group names (``llama3:8b``) may both hold a colon:
+    the split whose right side is a configured model group wins, else the first colon."""
+    parts = scope_id.split(":")
+    for i in range(1, len(parts)):
+        group = ":".join(parts[i:])
+        served = list(served_by(group))
+        if served:
+            return ":".join(parts[:i]), group, served
+    owner, _, group = scope_id.partition(":")
+    return owner, group, []
