@@ -1,9 +1,9 @@
 """Budgets that depend on where a call is served, through the real gateway: a deployment's
 own budget (``litellm_params.max_budget``) and its provider's
 (``router_settings.provider_budget_config``) make routing skip it; the key's model budget
-is checked at the model group that serves, again on fallback. Deployments are told apart
-by their upstream ``api_key`` (the mock's ``by_key`` counts). Every call costs $0.01 (see
-``limits_helpers``)."""
+(and a customer's) is checked at the model group that serves, again on fallback.
+Deployments are told apart by their upstream ``api_key`` (the mock's ``by_key`` counts).
+Every call costs $0.01 (see ``limits_helpers``)."""
 
 from __future__ import annotations
 
@@ -173,3 +173,35 @@ async def test_a_free_model_cannot_spend_past_a_budget_through_its_paid_fallback
         status, error, _ = await cent_call(client, model="db-free")
         assert status == 402 and f"budget exceeded for key:{hash_key(raw)}" in error["message"]
     assert _served(mock) == {"sk-db-free": 1, "sk-db-backup": 1}
+
+
+async def test_a_customers_model_budget_is_checked_at_the_fallback_that_serves(
+    gw: GatewayServer, admin: Admin, mock: MockServer
+) -> None:
+    """As the key's: a customer's model budget holds at the group that serves, so a
+    fallback spends its own group's budget."""
+    admin.post(
+        "/customer/new",
+        {
+            "user_id": "db-cust",
+            "model_max_budget": {"db-backup": {"max_budget": 0.01, "budget_duration": "1d"}},
+        },
+    )
+    raw = admin.key()
+    async with openai.AsyncOpenAI(base_url=gw.url, api_key=raw, max_retries=0, timeout=30) as client:
+        mock.queue_faults({"status": 500, "api_key": "sk-db-primary", "times": 2})
+        status, error, headers = await cent_call(client, model="db-primary", user="db-cust")
+        assert status == 200, error
+        assert headers["x-spendgate-budget-remaining"] == "0"  # the backup's model window
+        explained = {
+            w["scope"]: w for w in admin.explain(raw, customer="db-cust", model="db-backup")["windows"]
+        }
+        assert explained["end_user_model:db-cust:db-backup"]["spend"] == 0.01
+        # The primary fails again; the backup is over the customer's budget for it: not called.
+        status, error, _ = await cent_call(client, model="db-primary", user="db-cust")
+        assert status == 502 and error["type"] == "upstream_error", error
+        assert _served(mock) == {"sk-db-primary": 2, "sk-db-backup": 1}
+        status, error, _ = await cent_call(client, model="db-backup", user="db-cust")
+        assert status == 402 and "budget exceeded for end_user_model:db-cust:db-backup" in error["message"]
+        # Another customer of the same key is not held by it.
+        assert (await cent_call(client, model="db-backup", user="db-cust-2"))[0] == 200
