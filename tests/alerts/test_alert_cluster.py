@@ -153,6 +153,20 @@ async def _alerts(cluster: Cluster, key_id: str) -> dict[str, tuple[str, str, st
     return {r["id"]: (r["kind"], r["threshold"], r["period_start"].date().isoformat()) for r in rows}
 
 
+async def _each_once(
+    cluster: Cluster, delivered: dict[str, Counter[str]], key_alerts: dict[str, Any]
+) -> None:
+    """Every channel got each of the key's alerts once, and nothing twice. Anything else it
+    got is another recorded alert (under load an instance may raise an operational one,
+    such as a slow ledger: real, and not this test's subject)."""
+    recorded = {r["id"]: r["kind"] for r in await fetch(cluster.database_url, "SELECT id, kind FROM alerts")}
+    for channel, seen in delivered.items():
+        assert all(n == 1 for n in seen.values()), (channel, seen)
+        assert set(key_alerts) <= set(seen), (channel, seen)
+        others = {i: recorded.get(i) for i in set(seen) - set(key_alerts)}
+        assert all(kind is not None and not kind.startswith("budget_") for kind in others.values()), others
+
+
 async def test_each_threshold_alerts_once_per_channel_across_three_gateways_and_again_next_day(
     cluster: Cluster, clock: Path, receiver: HttpReceiver, smtp: SmtpReceiver
 ) -> None:
@@ -175,8 +189,7 @@ async def test_each_threshold_alerts_once_per_channel_across_three_gateways_and_
         ("budget_crossed", "50", "2026-12-10"),
         ("budget_crossed", "80", "2026-12-10"),
     ]
-    for channel, seen in _ids(receiver, smtp).items():
-        assert seen == Counter(list(day_one)), channel
+    await _each_once(cluster, _ids(receiver, smtp), day_one)
 
     clock.write_text(DAY_TWO)
     assert await _drive(cluster, raw) == 100  # a new period: the budget is whole again
@@ -189,8 +202,7 @@ async def test_each_threshold_alerts_once_per_channel_across_three_gateways_and_
         ("budget_crossed", "80", "2026-12-11"),
         ("budget_resolved", "", "2026-12-10"),
     ]
-    for channel, seen in _ids(receiver, smtp).items():
-        assert seen == Counter(list(both)), channel  # every alert once, none twice
+    await _each_once(cluster, _ids(receiver, smtp), both)
 
     verifier = Webhook(WHSEC)
     for hook in receiver.on("/hook"):
