@@ -9,7 +9,8 @@ are kept, so what was sent and what the caller got can be compared with a plain 
 * a stream asks the upstream for usage with the caller's body plus ``stream_options``,
   removes ``x-spendgate-*`` headers, and leaves the caller's request as it was;
 * the ``api_base`` the callbacks see is that of each call's URL (it is kept per URL);
-* the global budget counts spend without a limit, reserving nothing.
+* the global budget counts spend without a limit, reserving nothing;
+* the callbacks get the answer as the adapter parsed it (not parsed a second time).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from __future__ import annotations
 import gzip
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import openai
 import orjson
+import pytest
 
 import spendgate
 from spendgate.core.usage import from_openai_chat
-from spendgate.sdk import callbacks
+from spendgate.sdk import callbacks, metering
 from spendgate.sdk.budget import BUDGET
 from spendgate.sdk.httpx_compat import module_of_type
 
@@ -220,3 +223,37 @@ def test_callbacks_listen_only_when_registered() -> None:
     assert callbacks.listening(success=False) and not callbacks.listening(success=True)
     callbacks.callbacks.append(callbacks.CustomLogger())
     assert callbacks.listening(success=True)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_the_callbacks_get_the_answer_the_adapter_parsed(kind: str) -> None:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-6",
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 11, "output_tokens": 3},
+    }
+    answer = ANSWER if kind == "openai" else message
+    body = orjson.dumps(answer)
+    http_client = HTTP.Client(transport=HTTP.MockTransport(lambda request: HTTP.Response(200, content=body)))
+    seen: list[Any] = []
+    callbacks.success_callback.append(lambda kwargs, response, *rest: seen.append(response))
+    loads = mock.Mock(side_effect=orjson.loads)
+    with mock.patch.object(
+        metering, "orjson", mock.Mock(loads=loads, JSONDecodeError=orjson.JSONDecodeError)
+    ):
+        if kind == "openai":
+            client: Any = spendgate.openai.OpenAI(
+                base_url="http://u.test/v1", api_key="sk", http_client=http_client
+            )
+            client.chat.completions.create(model=GPT, messages=MESSAGES)
+        else:
+            client = spendgate.anthropic.Anthropic(
+                base_url="http://u.test", api_key="sk", http_client=http_client
+            )
+            client.messages.create(model="claude-sonnet-4-6", messages=MESSAGES, max_tokens=3)
+    assert seen == [answer]
+    assert all(call.args[0] != body for call in loads.call_args_list)  # the request body only

@@ -60,6 +60,7 @@ class AnthropicExchange(Exchange):
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None, body, content_type
+        self.answer = message
         self.service_tier = reported_service_tier(message)
         try:
             return from_anthropic_message(message), body, content_type

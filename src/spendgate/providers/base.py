@@ -230,6 +230,10 @@ class Exchange(ABC):
         self.service_tier: str | None = None
         """The service tier the (non-streamed) answer says served it, normalized; set by
         :meth:`read_response` (None: it did not say)."""
+        self.answer: Any = None
+        """The (non-streamed) answer's JSON as :meth:`read_response` parsed it, so a caller
+        that wants it too (the SDK's callbacks) does not parse the body again; None when it
+        was not parsed (not JSON, or an adapter that does not keep it)."""
 
     @abstractmethod
     def build_request(self) -> UpstreamRequest:

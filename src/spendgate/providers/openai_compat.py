@@ -110,6 +110,7 @@ class OpenAIExchange(Exchange):
             parsed: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None, body, content_type  # e.g. a transcription as plain text
+        self.answer = parsed
         self.service_tier = reported_service_tier(parsed)
         try:
             return _extract(call, parsed), body, content_type

@@ -486,11 +486,13 @@ class MeteredCall:
         breakdown = self.model.price(
             usage, at=self.started_at, served_tier=self.exchange.service_tier, requested_tier=self.tier
         )
-        if response is None and callbacks.listening(success=True):  # parsed for the callbacks only
-            try:
-                response = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                response = None
+        if response is None and callbacks.listening(success=True):  # for the callbacks only
+            response = self.exchange.answer  # as the adapter parsed it: not parsed twice
+            if response is None:
+                try:
+                    response = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    response = None
         self._end(usage, breakdown, "success", estimated=estimated, response=response)
         return breakdown
 
