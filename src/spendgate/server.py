@@ -184,6 +184,10 @@ def build_app(
     metrics = _request_metrics(config, router)
     cache = cache_from_config(config, {d.id: d for d in deployments})  # a bad setting fails now
 
+    def served_by(group: str) -> list[str]:
+        """A model group's deployment ids: where its per-model budgets are counted."""
+        return [d.id for d in router.group(group) or ()]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -225,7 +229,7 @@ def build_app(
                             budget,
                             period,
                             tz=settings.timezone,
-                            served_by=lambda group: [d.id for d in router.group(group) or ()],
+                            served_by=served_by,
                         ),
                         general.database_lookup_timeout_seconds,
                     ),
@@ -391,6 +395,7 @@ def build_app(
             budget_exceeded_status=general.budget_exceeded_status,
             timezone=settings.timezone,
             global_max_budget_nanos=None if settings.max_budget is None else to_nano(settings.max_budget),
+            served_by=served_by,
             alerting=alerting,
             currency=CurrencyDisplay(general.display_currency, general.exchange_rates_file)
             if general.display_currency

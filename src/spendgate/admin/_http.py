@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.admin.currency import CurrencyDisplay
+from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import Caller, resolve_caller
 from spendgate.alerts.settings import AlertRouting
 from spendgate.core.keys import hash_key
@@ -78,6 +79,12 @@ class Context:
     @property
     def repo(self) -> EntityRepository:
         return self.entities.repo
+
+    @property
+    def spend_at(self) -> SpendAt:
+        """When the entity views read spend, in which default zone, with the router's model
+        groups (so a model window is read as the enforcer counts it)."""
+        return SpendAt(self.now, self.settings.timezone, self.settings.served_by)
 
 
 Handler = Callable[[Context, Any], Awaitable[Any]]
@@ -145,6 +152,10 @@ class AdminSettings:
     own zone keeps its own)."""
     global_max_budget_nanos: int | None = None
     """The proxy-wide budget (``litellm_settings.max_budget``), which ``/global/spend`` shows."""
+    served_by: Callable[[str], Sequence[str]] | None = None
+    """A model group's deployment ids (the gateway's router): the entity views read a
+    ``model_max_budget`` window by them, as enforcement counts it; None (the admin app run
+    alone): by the model that served (:mod:`spendgate.admin.entity_spend`)."""
     alerting: AlertRouting | None = None
     currency: CurrencyDisplay | None = None
     """``general_settings.display_currency`` and its rates: spend endpoints add a ``display``

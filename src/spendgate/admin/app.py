@@ -8,7 +8,7 @@ imports the other. :func:`build_admin_app` runs them alone (tests, a separate ad
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -201,15 +201,19 @@ def build_admin_app(
     on_key_change: Callable[[Request, str], None] | None = None,
     explainer: Explainer | None = None,
     budget_exceeded_status: int = 429,
+    served_by: Callable[[str], Sequence[str]] | None = None,
 ) -> Starlette:
     """A standalone Starlette app serving only the management API (404 and 405 in the
-    error shape too)."""
+    error shape too). Without ``served_by`` (a model group's deployment ids; there is no
+    router) a ``model_max_budget`` window shows the spend of the model that served
+    (:mod:`spendgate.admin.entity_spend`)."""
     settings = AdminSettings.from_master_key(
         engine,
         master_key,
         on_key_change=on_key_change,
         explainer=explainer,
         budget_exceeded_status=budget_exceeded_status,
+        served_by=served_by,
     )
     return Starlette(routes=admin_routes(settings), exception_handlers={HTTPException: _no_route})
 

@@ -12,23 +12,32 @@ duration that is no calendar unit). So a window shown here is
 the window the enforcer counts, and its spend is the ledger's, from the rollups
 (:func:`spendgate.ledger.scope_spend.scope_spend`), for every entity of a response at once.
 
-Model budgets are read from the entity's rollups filtered by model: the ``model`` the
-rollups carry is the model that served the call (see docs: it equals the model group
-unless a group's deployments serve under another name).
+A model budget (``model_max_budget``) is read as enforcement counts it: the entity's spend
+served by the model group's deployments (:func:`spendgate.ledger.rebuild.served_spend`, the
+enforcer's seed), so a group serving under another name (``gpt-4o`` → an Azure deployment)
+shows what the gateway refuses at. That needs the router's map of group → deployment ids,
+which the composition root gives (:attr:`SpendAt.served_by`); without it (the admin app run
+alone: the CLI, a benchmark) a model window falls back to the rollups' ``model``, the model
+that served the call, which equals the group only when the group serves under its own name.
+A tag or the global scope has no per-model enforcement: read that way too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spendgate.core.periods import LIFETIME_END, Period, Window, parse_window, period_for
 from spendgate.core.scopes import ScopeType
 from spendgate.entities.codec import LimitSpec, model_start
 from spendgate.entities.repository import EntityRepository
-from spendgate.ledger.scope_spend import SpendQuery, scope_spend
+from spendgate.ledger.rebuild import served_spend
+from spendgate.ledger.scope_spend import PeriodSpend, SpendQuery, scope_spend
 from spendgate.stores.database.models import Budget
 
 __all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend", "profile_reset_at"]
@@ -43,6 +52,9 @@ class SpendAt:
 
     now: datetime
     tz: str = "UTC"
+    served_by: Callable[[str], Sequence[str]] | None = None
+    """A model group's deployment ids (the router's); None: model windows are read by the
+    model that served (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,7 @@ async def entity_spend(
     """
     rollup = scope.rollup
     assert rollup is not None, f"{scope.name} spend is not rolled up"
+    by_group = at.served_by is not None and scope.ledger_column is not None
     plans: list[tuple[str, SpendQuery, SpendQuery, list[tuple[_Budget, SpendQuery]]]] = []
     for scope_id, spec in specs:
         main_window = parse_window(spec.budget_duration) if spec.budget_duration else _LIFETIME
@@ -193,7 +206,11 @@ async def entity_spend(
     if not queries:
         return {}
     conn = await repo.session.connection()
-    answers = await scope_spend(conn, queries, now=at.now)
+    by_model = [q for q in queries if q.model is not None and by_group]
+    answers = await scope_spend(conn, [q for q in queries if q.model is None or not by_group], now=at.now)
+    if by_model:
+        assert at.served_by is not None
+        answers.update(await _group_spend(conn, scope, by_model, at.served_by, at.now))
     out: dict[str, EntitySpend] = {}
     for (scope_id, spec), (_, main, lifetime, budgets) in zip(specs, plans, strict=True):
         windows = [
@@ -215,4 +232,27 @@ async def entity_spend(
             soft_budget_nanos=spec.soft_budget_nanos,
             windows=windows,
         )
+    return out
+
+
+async def _group_spend(
+    conn: AsyncConnection,
+    owner: ScopeType,
+    queries: Sequence[SpendQuery],
+    served_by: Callable[[str], Sequence[str]],
+    now: datetime,
+) -> dict[SpendQuery, PeriodSpend]:
+    """Model windows read as the enforcer seeds them: one :func:`served_spend` per (model
+    group, window, period), for every entity that has that window."""
+    same: dict[tuple[str, Window, Period], list[SpendQuery]] = defaultdict(list)
+    for q in queries:
+        assert q.model is not None
+        same[(q.model, q.window, period_for(q.window, now, q.tz, q.anchor))].append(q)
+    out: dict[SpendQuery, PeriodSpend] = {}
+    for (group, window, period), asked in same.items():
+        spent = await served_spend(
+            conn, owner, [q.scope_id for q in asked], group, list(served_by(group)), window, period
+        )
+        for q in asked:
+            out[q] = PeriodSpend(period, spent.get(q.scope_id, 0))
     return out

@@ -10,7 +10,9 @@ period, from the rollups for the scopes kept there, else summed from the period'
 (a team member, a per-model scope, a provider, a deployment). A per-model scope
 (``key_model``, ``user_model``, ``team_model``, ``organization_model``, ``end_user_model``)
 sums its owner's events (by the owner's ledger column: ``api_key``, ``user_id``,
-``team_id``, ``organization_id``, ``end_user``) served by a deployment of its model group.
+``team_id``, ``organization_id``, ``end_user``) served by a deployment of its model group
+(:func:`served_spend`, which the management API's entity views read too, so they show
+the figure the enforcer counts).
 
 A key's spend adjustments (an administrator set its spend, :mod:`spendgate.ledger.adjustments`)
 count in its main window only (:attr:`spendgate.enforcement.BudgetLimit.counts_adjustments`): the other
@@ -21,24 +23,25 @@ read from the events (a model budget, a team member, a provider, a deployment).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from spendgate.core.periods import Period, Window, parse_window, period_for
-from spendgate.core.scopes import SCOPE_TYPES, by_rollup, model_owner
+from spendgate.core.scopes import SCOPE_TYPES, ScopeType, by_rollup, model_owner
 from spendgate.enforcement import BudgetLimit
 from spendgate.ledger.adjustments import ADJUSTMENT, ADJUSTMENT_ROLLUP
 from spendgate.ledger.rollups import GRAINS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
-__all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many", "period_spend"]
+__all__ = ["ScopeWindow", "current_period_spend", "current_period_spend_many", "period_spend", "served_spend"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,22 +188,16 @@ async def period_spend(
         async with engine.connect() as conn:
             return await _spend(conn, item, period, rolling=not budget.window.is_calendar)
     events = SpendEventRow.__table__.c
-    # Adjustments belong to a key's main window: never to these scopes' windows.
-    where = [events.status != ADJUSTMENT]
-    if budget.window.unit == "lifetime":
-        pass  # every event
-    elif budget.window.is_calendar:
-        where += [events.occurred_at >= period.start, events.occurred_at < period.end]
-    else:
-        where += [events.occurred_at > period.start, events.occurred_at <= period.end]
+    where = _event_filters(budget.window, period)
     owner, _, rest = scope.id.partition(":")
     per_model = model_owner(scope.type)
     if scope.type == "team_member":
         where += [events.team_id == owner, events.user_id == rest]
     elif per_model is not None and per_model.ledger_column is not None:
-        owner, rest, served = _owner_and_group(scope.id, served_by)
-        where += [events[per_model.ledger_column] == owner]
-        where += [events.deployment_id.in_(served)] if served else [events.requested_model == rest]
+        owner, group, served = _owner_and_group(scope.id, served_by)
+        async with engine.connect() as conn:
+            spent = await served_spend(conn, per_model, [owner], group, served, budget.window, period)
+        return spent.get(owner, 0)
     elif scope.type == "provider":
         where += [events.provider == scope.id]
     elif scope.type == "deployment":
@@ -210,6 +207,73 @@ async def period_spend(
     async with engine.connect() as conn:
         total = await conn.scalar(select(func.coalesce(func.sum(events.cost_nanos), 0)).where(*where))
     return int(total or 0)
+
+
+async def served_spend(
+    conn: AsyncConnection,
+    owner: ScopeType,
+    owner_ids: Collection[str],
+    group: str,
+    served: Sequence[str],
+    window: Window,
+    period: Period,
+) -> dict[str, int]:
+    """Nano-USD each owner spent in ``period`` at one model group: a per-model window's
+    spend as enforcement counts it (the seed of ``<owner>_model:<owner id>:<group>``).
+
+    The owner's events (by its ledger column) served by one of the group's deployments, so
+    a group serving under another name (``gpt-4o`` → an Azure deployment) counts, and a
+    fallback counts at the group that served; adjustments are left out (they belong to a
+    key's main window). Read from ``spend_events``: the rollups keep a deployment on the
+    ``global`` rows only.
+
+    Args:
+        conn: a connection to the ledger's database.
+        owner: the owner's scope type (``key``, ``user``, ``team``, ``organization``,
+            ``end_user``).
+        owner_ids: the owners' ids (a key's ``key_id``); one statement per 500.
+        group: the model group.
+        served: the group's deployment ids; empty (a group the router does not know): the
+            events that asked for ``group`` (``requested_model``).
+        window: the budget's window (lifetime: every event; rolling: ``(start, end]``).
+        period: the period to read.
+
+    Returns:
+        Each owner id with spend (an owner with none is absent).
+    """
+    column_name = owner.ledger_column
+    if column_name is None:
+        raise ValueError(f"{owner.name} spend is not attributed by one column")
+    events = SpendEventRow.__table__.c
+    column = events[column_name]
+    where = _event_filters(window, period)
+    where.append(events.deployment_id.in_(served) if served else events.requested_model == group)
+    ids = sorted(set(owner_ids))
+    out: dict[str, int] = {}
+    for i in range(0, len(ids), _IDS_PER_STATEMENT):
+        stmt = (
+            select(column, func.sum(events.cost_nanos))
+            .where(*where, column.in_(ids[i : i + _IDS_PER_STATEMENT]))
+            .group_by(column)
+        )
+        for owner_id, spend in await conn.execute(stmt):
+            if spend is not None:
+                out[str(owner_id)] = int(spend)
+    return out
+
+
+def _event_filters(window: Window, period: Period) -> list[ColumnElement[bool]]:
+    """The events of a window read from ``spend_events``: in ``period`` (lifetime: all), never
+    an adjustment (a key's main window is read from the rollups; these scopes have none)."""
+    events = SpendEventRow.__table__.c
+    where: list[ColumnElement[bool]] = [events.status != ADJUSTMENT]
+    if window.unit == "lifetime":
+        pass  # every event
+    elif window.is_calendar:
+        where += [events.occurred_at >= period.start, events.occurred_at < period.end]
+    else:
+        where += [events.occurred_at > period.start, events.occurred_at <= period.end]
+    return where
 
 
 def _owner_and_group(scope_id: str, served_by: Callable[[str], Sequence[str]]) -> tuple[str, str, list[str]]:
