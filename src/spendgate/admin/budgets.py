@@ -13,7 +13,6 @@ from typing import Any
 
 from spendgate.admin._http import Context
 from spendgate.admin.budget_spend import budgets_out
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import BudgetDelete, BudgetIds, BudgetInfoQuery, BudgetNew, BudgetUpdate, Empty
 from spendgate.admin.views import budget_row
@@ -52,7 +51,7 @@ async def update_budget(ctx: Context, body: BudgetUpdate) -> dict[str, Any]:
 async def budget_info(ctx: Context, body: BudgetIds) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "read budgets")
     found = await ctx.entities.require_all(BUDGETS, body.budgets, "budgets")
-    return await budgets_out(ctx.repo, found, SpendAt(ctx.now, ctx.settings.timezone))
+    return await budgets_out(ctx.repo, found, ctx.spend_at)
 
 
 async def budget_info_query(ctx: Context, query: BudgetInfoQuery) -> list[dict[str, Any]]:
@@ -63,7 +62,7 @@ async def budget_info_query(ctx: Context, query: BudgetInfoQuery) -> list[dict[s
 async def list_budgets(ctx: Context, query: Empty) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list budgets")
     found = await ctx.entities.list_all(BUDGETS)
-    return await budgets_out(ctx.repo, found, SpendAt(ctx.now, ctx.settings.timezone))
+    return await budgets_out(ctx.repo, found, ctx.spend_at)
 
 
 async def delete_budget(ctx: Context, body: BudgetDelete) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin, require_reader
 from spendgate.admin.schemas import (
     CustomerIds,
@@ -76,13 +75,13 @@ async def update_customer(ctx: Context, body: CustomerUpdate) -> dict[str, Any]:
 async def customer_info(ctx: Context, query: CustomerInfoQuery) -> dict[str, Any]:
     require_reader(ctx.caller, "read customers")
     c: EndCustomer = await ctx.entities.require(CUSTOMERS, query.end_user_id, "end_user_id")
-    return (await customers_out(ctx.repo, [c], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
+    return (await customers_out(ctx.repo, [c], spend=ctx.spend_at))[0]
 
 
 async def list_customers(ctx: Context, query: CustomerListQuery) -> list[dict[str, Any]]:
     require_reader(ctx.caller, "list customers")
     rows = page_of(await ctx.entities.list_all(CUSTOMERS, search=query.search), query.page, query.page_size)
-    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    spend = ctx.spend_at if query.with_spend else None
     return await customers_out(ctx.repo, rows, spend=spend)
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.key_rights import (
     check_create_rights,
     check_update_rights,
@@ -232,7 +231,7 @@ async def key_info(ctx: Context, query: KeyInfoQuery) -> dict[str, Any]:
         vk = await require_key(ctx.entities, ref)
         if not may_read_key(ctx.caller, vk):
             raise PermissionDenied("you may not read this key")
-    info = (await keys_out(ctx.repo, [vk], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
+    info = (await keys_out(ctx.repo, [vk], spend=ctx.spend_at))[0]
     return {"key": ref if ref is not None else vk.token, "info": info}
 
 
@@ -250,7 +249,7 @@ async def list_keys(ctx: Context, query: KeyListQuery) -> dict[str, Any]:
     )
     total, rows = await ctx.repo.list_keys(where, Page(query.page, query.size))
     keys: list[Any] = (
-        await keys_out(ctx.repo, rows, spend=SpendAt(ctx.now, ctx.settings.timezone))
+        await keys_out(ctx.repo, rows, spend=ctx.spend_at)
         if query.return_full_object
         else [r.token for r in rows]
     )

@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import require_admin
 from spendgate.admin.schemas import (
     OrganizationIds,
@@ -63,7 +62,7 @@ async def organization_info(ctx: Context, query: OrganizationInfoQuery) -> dict[
     org: Organization = await ctx.entities.require(ORGANIZATIONS, query.organization_id, "organization_id")
     if not (ctx.caller.reads_all or org.organization_id in ctx.caller.organization_ids):
         raise PermissionDenied(f"you are not a member of organization {org.organization_id!r}")
-    return (await organizations_out(ctx.repo, [org], spend=SpendAt(ctx.now, ctx.settings.timezone)))[0]
+    return (await organizations_out(ctx.repo, [org], spend=ctx.spend_at))[0]
 
 
 async def list_organizations(ctx: Context, query: OrganizationListQuery) -> list[dict[str, Any]]:
@@ -71,7 +70,7 @@ async def list_organizations(ctx: Context, query: OrganizationListQuery) -> list
     orgs = page_of(
         await ctx.repo.list_organizations(among=among, alias=query.org_alias), query.page, query.page_size
     )
-    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    spend = ctx.spend_at if query.with_spend else None
     return await organizations_out(ctx.repo, orgs, spend=spend)
 
 

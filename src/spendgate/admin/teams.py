@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
     TeamBlock,
@@ -111,7 +110,7 @@ async def team_info(ctx: Context, query: TeamInfoQuery) -> dict[str, Any]:
         raise PermissionDenied(f"you are not a member of team {team.team_id!r}")
     sees_all = caller.reads_all or caller.teams.get(team.team_id) == "admin"
     keys = await ctx.repo.keys_of(team_id=team.team_id, user_id=None if sees_all else caller.user_id)
-    at = SpendAt(ctx.now, ctx.settings.timezone)
+    at = ctx.spend_at
     return {
         "team_id": team.team_id,
         "team_info": (await teams_out(ctx.repo, [team], spend=at))[0],
@@ -129,7 +128,7 @@ async def list_teams(ctx: Context, query: TeamListQuery) -> list[dict[str, Any]]
         user_id=query.user_id,
         search=query.search,
     )
-    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    spend = ctx.spend_at if query.with_spend else None
     return await teams_out(ctx.repo, page_of(teams, query.page, query.page_size), spend=spend)
 
 
@@ -181,9 +180,7 @@ async def add_members(ctx: Context, body: TeamMemberAdd) -> dict[str, Any]:
     return {
         **(await teams_out(ctx.repo, [team]))[0],
         "updated_users": await users_out(ctx.repo, users),
-        "updated_team_memberships": await memberships_out(
-            ctx.repo, memberships, SpendAt(ctx.now, ctx.settings.timezone)
-        ),
+        "updated_team_memberships": await memberships_out(ctx.repo, memberships, ctx.spend_at),
     }
 
 
@@ -196,7 +193,7 @@ async def member_update(ctx: Context, body: TeamMemberUpdate) -> dict[str, Any]:
     budget = await set_member_budget(ctx.entities, m, member_budget_fields(body))
     ctx.entities.stamp(m)
     await ctx.repo.flush()
-    return membership_out(m, budget, SpendAt(ctx.now, ctx.settings.timezone))
+    return membership_out(m, budget, ctx.spend_at)
 
 
 async def member_delete(ctx: Context, body: TeamMemberDelete) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from spendgate.admin._http import Context
-from spendgate.admin.entity_spend import SpendAt
 from spendgate.admin.keys import generate_key
 from spendgate.admin.roles import Caller, require_admin
 from spendgate.admin.schemas import (
@@ -96,7 +95,7 @@ async def user_info(ctx: Context, query: UserInfoQuery) -> dict[str, Any]:
     if user_id is None:
         raise InvalidField("give ?user_id= (the master key is not a user)", param="user_id")
     user: User = await ctx.entities.require(USERS, user_id, "user_id")
-    at = SpendAt(ctx.now, ctx.settings.timezone)
+    at = ctx.spend_at
     out = (await users_out(ctx.repo, [user], spend=at))[0]
     if not _may_read(caller, user_id, out["teams"]):
         raise PermissionDenied("you may not read this user")
@@ -152,7 +151,7 @@ async def list_users(ctx: Context, query: UserListQuery) -> dict[str, Any]:
         search=query.search,
     )
     total, users = await ctx.repo.list_users(where, Page(query.page, query.page_size))
-    spend = SpendAt(ctx.now, ctx.settings.timezone) if query.with_spend else None
+    spend = ctx.spend_at if query.with_spend else None
     return {
         "users": await users_out(ctx.repo, users, spend=spend),
         "total": total,
