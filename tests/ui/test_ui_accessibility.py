@@ -2,7 +2,8 @@
 "accessible (labels, contrast, keyboard)").
 
 axe-core (4.12.1, bundled in the axe-playwright-python dev dependency) runs in each page, with
-data in it, as the master key and as a member's key, and checks the WCAG 2.0 / 2.1 A and AA rules;
+data in it, as the master key and as a member's key, and checks the WCAG 2.0 / 2.1 A and AA rules
+(with 2.2 AA's target size and axe's best practices: landmarks, heading order);
 any violation, whatever its impact, fails with the rule, its impact and the first elements it
 names. Overview, Spend and a key's page are audited again at a phone's width (390 px), and every
 page must reflow at 320 px (no sideways scrolling but a table's own). The Keys page's create
@@ -28,7 +29,11 @@ from gateway_helpers import MASTER_KEY, GatewayServer
 from playwright.sync_api import Browser, Page, expect
 from ui_helpers import admin, save_windows, shot, sign_in
 
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+"""WCAG 2.0 and 2.1 A and AA, and 2.2 AA's new rule (target size)."""
+RULE_TAGS = [*WCAG_TAGS, "best-practice"]
+"""Plus axe's best practices: landmarks, one main, heading order, every piece of content in a
+landmark, which no WCAG tag covers."""
 AXE = Axe()
 
 
@@ -99,10 +104,10 @@ def world(gateway: GatewayServer) -> World:
 
 
 def _audit(page: Page, name: str) -> None:
-    """Fail with every WCAG 2.0/2.1 A and AA violation axe finds on ``page``, readably. Closed
+    """Fail with every violation of those rules axe finds on ``page``, readably. Closed
     ``<details>`` (the create forms) are opened first: axe skips what is hidden."""
     page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
-    options = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]}
+    options = {"runOnly": {"type": "tag", "values": RULE_TAGS}, "resultTypes": ["violations"]}
     found = AXE.run(page, options=options).response["violations"]
     lines = []
     for v in found:
@@ -364,6 +369,7 @@ def test_create_a_key_with_the_keyboard_only(page: Page, gateway: GatewayServer,
         assert now == {"id": expected, "ring": "yes"}, now
         if expected in typed:
             page.keyboard.type(typed[expected])
+    shot(page, "keys-keyboard")  # the focus ring on the Create key button
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Key created")).to_be_visible()
     _audit(page, "key created")
