@@ -8,9 +8,9 @@ entity; they are enforced at the model group that serves, as the key's and team'
 is refused at that model only, naming the scope and window; ``/budget/explain`` and the
 entity's info list the window with its spend; counters rebuilt from the ledger (a restart,
 a Redis flush) refuse the same call. Every call costs $0.01 (see ``limits_helpers``): at the
-model group ``cent-model`` (limited) or ``cent-other``, each served under its own name (so
-the info endpoints' model windows, read from the rollups by served model, are the
-enforcer's).
+model group ``cent-model`` (limited) or ``cent-other``, each served under its own name (the
+info endpoints read a model window by the group's deployments, as enforcement counts it:
+tests/gateway/test_gateway_model_windows.py covers a group served under another name).
 """
 
 from __future__ import annotations
