@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event
@@ -68,7 +69,7 @@ def _events(column: str) -> list[SpendEvent]:
             requested_model=group,
             deployment_id=deployment,
             provider="openai",
-            **{column: owner},
+            **cast(dict[str, Any], {column: owner}),
         )
         for i, (owner, at, cost, deployment, group) in enumerate(rows)
     ]

@@ -35,7 +35,7 @@ def _ms(at: datetime) -> int:
 
 
 def _crossing(key_id: str, threshold: int, spend: int) -> Crossing:
-    budget = BudgetLimit.of(Scope("key", key_id), "1d", USD)
+    budget = BudgetLimit.of(Scope("key", key_id), "1d", USD, main=True)  # its max_budget
     return Crossing(
         "threshold",
         budget,

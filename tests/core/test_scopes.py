@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import String, inspect
 
 from spendgate.core.scopes import (
     ROLLUP_NAMES,
@@ -94,7 +94,9 @@ def test_every_entity_with_per_model_limits_has_its_per_model_scope() -> None:
 
 def test_scope_type_names_fit_the_columns_that_store_them() -> None:
     """Alerts store any budget's scope type; the rollups only the rolled-up ones' names."""
-    width = AlertRow.__table__.c.scope_type.type.length
+    column_type = AlertRow.__table__.c.scope_type.type
+    assert isinstance(column_type, String) and column_type.length is not None
+    width = column_type.length
     assert all(len(name) <= width for name in SCOPE_TYPES)
     assert all(len(name) <= 16 for name in ROLLUP_NAMES)
 

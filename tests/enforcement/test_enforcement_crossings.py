@@ -208,3 +208,30 @@ class TestMemo:
 def test_thresholds_must_be_positive_percents(bad: Decimal) -> None:
     with pytest.raises(ValueError, match="positive percent"):
         CrossingWatch(Seen(), thresholds=[bad])
+
+
+@all_storages
+async def test_a_keys_main_window_and_a_limit_of_the_same_duration_alert_apart(
+    make_enforcer: Callable[..., Enforcer], clock: FakeClock
+) -> None:
+    """A key's ``max_budget`` of $100 a month and a ``budget_limits`` $50 a month are two
+    budgets (only the main one counts spend adjustments): each one's crossings are alerts of
+    their own identity, so neither is dropped as already decided by the other's."""
+    clock.set(datetime(2026, 11, 3, 1, 0, tzinfo=UTC))
+    enforcer, seen, _ = _watching(make_enforcer)
+    main = BudgetLimit.of(KEY, "1mo", 100 * USD, main=True)
+    cap = BudgetLimit.of(KEY, "1mo", 50 * USD)
+    await _spend(enforcer, [main, cap], USD, 45)  # the cap at 90 %, the main window at 45 %
+    await _spend(enforcer, [main], USD, 5)  # the main window at 50 % (the cap is not asked)
+    decided = {
+        (a.kind, a.window, a.threshold): c.budget.main
+        for c in seen.crossings
+        for a in [alert_of(c)]
+        if c.kind == "threshold"
+    }
+    assert decided == {
+        ("budget_crossed", "limits:1mo", Decimal(50)): False,
+        ("budget_crossed", "limits:1mo", Decimal(80)): False,
+        ("budget_crossed", "1mo", Decimal(50)): True,
+    }
+    assert alert_of(seen.crossings[0]).message.startswith("key k-1 has used 50% of its monthly budget limit")

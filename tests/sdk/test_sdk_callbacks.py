@@ -337,7 +337,7 @@ def test_the_kwargs_costs_are_the_breakdowns_sums() -> None:
     from spendgate.core.usage.model import Usage
 
     digits = Decimal("0.1234567890123456789012345678")
-    items = {name: digits * (i + 1) / 7 for i, name in enumerate(ITEMS)}
+    items: dict[str, Any] = {name: digits * (i + 1) / 7 for i, name in enumerate(ITEMS)}
     items["discount"] = -items["discount"]
     breakdown = CostBreakdown(model="m", priced=True, **items)
     record = callbacks.CallRecord(

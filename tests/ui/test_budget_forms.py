@@ -133,3 +133,20 @@ def test_rate_rows_need_a_name_and_a_refusal_marks_its_field() -> None:
         posted, ApiError(422, "model_tpm_limit.claude: Input should be a valid integer"), with_rates=True
     )
     assert shown.invalid == {"rate_tpm_1"} and shown.rates is not None and shown.rates[1]["tpm"] == "lots"
+
+
+def test_digits_that_are_not_ascii_go_to_the_api_as_text() -> None:
+    # "²".isdigit() is true and int("²") raises: the form must not turn it into a 500.
+    posted = _posted_rates(rate_rpm_1="²")
+    assert budget_changes(posted, "UTC", with_temp=False, with_rates=True) == {
+        "model_rpm_limit": {"gpt-4o": 30, "claude": "²"}  # for the API to refuse by name (422)
+    }
+
+
+def test_a_limit_of_digits_that_are_not_ascii_is_refused_by_name() -> None:
+    from spendgate.ui.pages.edits import limit_changes
+
+    assert limit_changes({"tpm_limit": "500"}, editing=False) == {"tpm_limit": 500}
+    with pytest.raises(ApiError, match="tpm_limit: a whole number") as refused_:
+        limit_changes({"tpm_limit": "5²"}, editing=False)
+    assert refused_.value.status == 422

@@ -24,6 +24,10 @@ from spendgate.stores.database.models import EndCustomer, Organization, Team, Us
 __all__ = ["alert_email_table", "budget_message", "describe", "scope_labels"]
 
 _WINDOWS = {"1d": "daily", "1w": "weekly", "1mo": "monthly", "1h": "hourly", "year": "yearly"}
+LIMITS_WINDOW = "limits:"
+"""Prefix of the alert ``window`` of a key's ``budget_limits`` window (``limits:1mo``): it
+counts apart from the key's main window of the same duration (only the main one counts
+the key's spend adjustments), so its alerts are decided apart too."""
 
 
 def scope_labels(scope_type: str, scope_id: str) -> dict[str, str]:
@@ -47,6 +51,9 @@ def scope_labels(scope_type: str, scope_id: str) -> dict[str, str]:
 def _budget_name(window: str | None) -> str:
     if window is None:
         return "budget"
+    if window.startswith(LIMITS_WINDOW):
+        base = window.removeprefix(LIMITS_WINDOW)
+        return f"{_WINDOWS.get(base, base)} budget limit"
     return f"{_WINDOWS.get(window, window)} budget"
 
 

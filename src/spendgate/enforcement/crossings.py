@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from spendgate.alerts.budget import budget_message, scope_labels
+from spendgate.alerts.budget import LIMITS_WINDOW, budget_message, scope_labels
 from spendgate.alerts.model import Alert, AlertKind
 from spendgate.core.periods import Period
 from spendgate.enforcement.limits import BudgetLimit, utc_from_ms
@@ -310,6 +310,16 @@ class CrossingWatch:
             seen.next_at = seen.limit = 0  # checked in full on the next settle
 
 
+def _alert_window(budget: BudgetLimit) -> str | None:
+    """The alert's ``window``: a key's windows other than its main one are named apart
+    (``limits:1mo``), as their counters are, so a main window and a ``budget_limits`` window
+    of the same duration never share an alert's identity (one would be dropped as decided)."""
+    if budget.window.unit == "lifetime":
+        return None
+    name = budget.window.name
+    return name if budget.main or budget.scope.type != "key" else f"{LIMITS_WINDOW}{name}"
+
+
 def alert_of(crossing: Crossing) -> Alert:
     """The alert a crossing decides (named and worded later, off the request path:
     :func:`spendgate.alerts.budget.describe`)."""
@@ -325,7 +335,7 @@ def alert_of(crossing: Crossing) -> Alert:
         scope_type=scope.type,
         scope_id=scope.id,
         message="",
-        window=None if lifetime else budget.window.name,
+        window=_alert_window(budget),
         period_start=start,
         period_end=end,
         threshold=crossing.threshold,

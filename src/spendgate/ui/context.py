@@ -60,7 +60,7 @@ class PageContext:
     def page_number(self) -> int:
         """``?page=`` (1 when absent or not a positive number)."""
         page = self.query("page")
-        return int(page) if page.isdigit() and int(page) > 0 else 1
+        return int(page) if page.isascii() and page.isdigit() and int(page) > 0 else 1
 
     async def visible_keys(self, page: int = 1, size: int = 100) -> list[dict[str, Any]]:
         """The keys the caller may read, as full objects: one page of /key/list (a bounded

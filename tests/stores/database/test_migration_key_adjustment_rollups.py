@@ -5,6 +5,7 @@ before it, exactly as ``record_key_adjustment`` now writes them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from migration_helpers import downgrade
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.asyncio
 T0 = datetime(2025, 1, 30, 23, 50, tzinfo=UTC)
 
 
-async def _rows(engine: AsyncEngine) -> list[tuple[object, ...]]:
+async def _rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(

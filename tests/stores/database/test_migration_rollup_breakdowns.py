@@ -49,7 +49,7 @@ async def _breakdowns(engine: AsyncEngine) -> list[Row]:
                 "WHERE scope_type IN ('endpoint', 'mode') ORDER BY 1, 2, 3, 4, 5, 6"
             )
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def _forget_breakdowns(engine: AsyncEngine) -> None:

@@ -174,7 +174,8 @@ def _amount(text: str) -> str | None:
 def _count(text: str) -> int | str | None:
     if text == "":
         return None
-    return int(text) if text.isdigit() else text  # the API names a non-integer
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+    return int(text) if text.isascii() and text.isdigit() else text  # the API names a non-integer
 
 
 def _limits_of(rows: list[dict[str, str]]) -> list[dict[str, Any]]:

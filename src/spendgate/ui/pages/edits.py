@@ -59,7 +59,7 @@ def _value(field: Field, text: str) -> Any:
     if text == "":
         return None  # unlimited (a budget), lifetime (a duration)
     if field.kind == "count":
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true; int() refuses it
             raise ApiError(422, f"{field.name}: a whole number, or empty for no limit")
         return int(text)
     return text  # USD as exact decimal text; durations as the API spells them
