@@ -24,7 +24,7 @@ import yaml
 from gateway_helpers import MASTER_KEY, free_port, serve
 from sqlalchemy.engine import make_url
 
-__all__ = ["REDIS_URL", "Cluster", "fetch", "require_redis", "running_cluster"]
+__all__ = ["REDIS_URL", "Cluster", "clear_redis", "fetch", "require_redis", "running_cluster"]
 
 REDIS_URL = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
 
@@ -47,7 +47,8 @@ def require_redis() -> None:
     pytest.fail(f"Redis is not reachable at {REDIS_URL}; start it (or SPENDGATE_TEST_SKIP_REDIS=1)")
 
 
-def _clear_redis(prefix: str) -> None:
+def clear_redis(prefix: str) -> None:
+    """Delete every Redis key under ``prefix`` (an instance's counters made cold)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -139,7 +140,7 @@ def running_cluster(
         yield cluster
     finally:
         cluster.stop()
-        _clear_redis(prefix)
+        clear_redis(prefix)
 
 
 async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:

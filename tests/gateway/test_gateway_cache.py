@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from cluster_helpers import REDIS_URL, Cluster, _clear_redis, fetch, require_redis
+from cluster_helpers import REDIS_URL, Cluster, clear_redis, fetch, require_redis
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger, make_config
 
 from spendgate.gateway.cache import CacheControls, LocalResponseStore, ResponseCache
@@ -303,7 +303,7 @@ def test_redis_cache_hit_on_one_process_serves_another(
         )
     finally:
         cluster.stop()
-        _clear_redis(namespace)
+        clear_redis(namespace)
 
 
 def _run(coro: Any) -> Any:

@@ -31,8 +31,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import redis
-from cluster_helpers import REDIS_URL, fetch, require_redis
+from cluster_helpers import REDIS_URL, clear_redis, fetch, require_redis
 from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 
 from spendgate.core.keys import hash_key as raw_hash
@@ -113,12 +112,7 @@ def gateways(request: pytest.FixtureRequest, mock_server: MockServer, tmp_path: 
         )
 
     def cold_redis() -> GatewayServer:
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            for key in client.scan_iter(match=f"{{{prefix}}}:*"):
-                client.delete(key)
-        finally:
-            client.close()
+        clear_redis(f"{{{prefix}}}:")
         return GatewayServer(config(2))
 
     with GatewayServer(config(0)) as a, GatewayServer(config(1)) as b:
