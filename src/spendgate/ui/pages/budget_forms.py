@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -182,14 +182,23 @@ def _limits_of(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     return [{"budget_duration": r["duration"], "max_budget": _amount(r["amount"])} for r in rows]
 
 
-def _models_of(rows: list[dict[str, str]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _named_rows(rows: list[dict[str, str]], field: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each row with its model's name; a row without one, or a model named twice, is a 422
+    naming ``field``."""
+    seen: set[str] = set()
     for i, r in enumerate(rows):
         name = r["model"]
         if not name:
-            raise ApiError(422, f"model_max_budget: row {i + 1} needs the model's name")
-        if name in out:
-            raise ApiError(422, f"model_max_budget: {name!r} appears twice")
+            raise ApiError(422, f"{field}: row {i + 1} needs the model's name")
+        if name in seen:
+            raise ApiError(422, f"{field}: {name!r} appears twice")
+        seen.add(name)
+        yield name, r
+
+
+def _models_of(rows: list[dict[str, str]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, r in _named_rows(rows, "model_max_budget"):
         cfg = {
             "max_budget": _amount(r["amount"]),
             "budget_duration": r["duration"] or None,
@@ -204,14 +213,7 @@ def _rates_of(rows: list[dict[str, str]]) -> dict[str, dict[str, Any]]:
     """``model_rpm_limit`` and ``model_tpm_limit`` from the rate rows (a model row with
     neither is dropped)."""
     out: dict[str, dict[str, Any]] = {name: {} for name in _RATE_MAPS.values()}
-    seen: set[str] = set()
-    for i, r in enumerate(rows):
-        name = r["model"]
-        if not name:
-            raise ApiError(422, f"model_rpm_limit: row {i + 1} needs the model's name")
-        if name in seen:
-            raise ApiError(422, f"model_rpm_limit: {name!r} appears twice")
-        seen.add(name)
+    for name, r in _named_rows(rows, "model_rpm_limit"):
         for short, field_name in _RATE_MAPS.items():
             if (count := _count(r[short])) is not None:
                 out[field_name][name] = count
