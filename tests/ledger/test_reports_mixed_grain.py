@@ -72,21 +72,21 @@ def _covers_once(plan: list[tuple[int, list[int]]], boundaries: list[int]) -> No
 def test_which_buckets_are_read_at_which_grain() -> None:
     hour, day = 3600, 86400
     kolkata = [d * day - 5 * hour - 1800 for d in range(1, 5)]  # Kolkata midnights
-    plan = reports._grain_plan(kolkata, 900)
+    plan = reports.grain_plan(kolkata, 900)
     _covers_once(plan, kolkata)
     grains = dict(plan)
     assert sorted(grains) == [900, 3600]  # no whole UTC day inside a Kolkata day
     assert len(grains[900]) == 2 + 4 + 4 + 2  # half an hour at each end, the two midnights inside
     utc_days = [0, day, 2 * day]
-    assert reports._grain_plan(utc_days, day) == [(day, utc_days[:-1])]  # one grain: the days
+    assert reports.grain_plan(utc_days, day) == [(day, utc_days[:-1])]  # one grain: the days
     berlin_months = [31 * day - hour, 59 * day - hour, 90 * day - 2 * hour]  # +1, +1, +2 (made up)
-    plan = reports._grain_plan(berlin_months, hour)
+    plan = reports.grain_plan(berlin_months, hour)
     _covers_once(plan, berlin_months)
     assert dict(plan)[day] == [t for t in range(31 * day, 89 * day, day) if t != 58 * day]
     assert len(dict(plan)[hour]) == 1 + 24 + 22  # the hours of the three UTC days at the edges
     kolkata_hours = [h * hour + 1800 for h in range(10)]  # every hour holds a boundary
-    assert reports._grain_plan(kolkata_hours, 900) == [(900, list(range(1800, 9 * hour + 1800, 900)))]
+    assert reports.grain_plan(kolkata_hours, 900) == [(900, list(range(1800, 9 * hour + 1800, 900)))]
     odd = [10 * hour + 900, 2 * day + 3 * hour]  # a range, no periods
-    plan = reports._grain_plan(odd, 900)
+    plan = reports.grain_plan(odd, 900)
     _covers_once(plan, odd)
     assert [g for g, _ in plan] == [day, hour, 900]

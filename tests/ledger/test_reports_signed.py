@@ -1,6 +1,6 @@
 """Local days, weeks and months of a zone off UTC midnight are read from whole UTC days,
 plus or minus the piece between each period boundary and its nearest UTC midnight
-(``reports._signed_plan``). The pieces must cancel exactly: every figure equals the raw
+(``reports.signed_plan``). The pieces must cancel exactly: every figure equals the raw
 events on SQLite and PostgreSQL, east and west of UTC, across DST changes and in zones
 with quarter-hour offsets, with ``top`` and a scope filter; a group whose only events lie
 in a piece outside the range (inside a UTC day that is read) is no row. Keys too: their
@@ -48,7 +48,7 @@ def test_the_signed_pieces_add_up_to_each_period(tz: str, granularity: str) -> N
     start = datetime(2026, 9, 20, tzinfo=UTC)
     boundaries = _boundaries(granularity, tz, start, start + timedelta(days=70))
     base = max(g for g in reports.GRAINS if all(b % g == 0 for b in boundaries))
-    plan = reports._signed_plan(boundaries, base)
+    plan = reports.signed_plan(boundaries, base)
     assert plan is not None
     net: dict[tuple[int, int], int] = {}
 
@@ -72,7 +72,7 @@ def test_the_signed_pieces_add_up_to_each_period(tz: str, granularity: str) -> N
 
 def test_a_period_shorter_than_its_pieces_keeps_the_plain_plan() -> None:
     hour = 3600
-    assert reports._signed_plan([10 * hour, 16 * hour, 40 * hour], hour) is None  # 6 h "day"
+    assert reports.signed_plan([10 * hour, 16 * hour, 40 * hour], hour) is None  # 6 h "day"
 
 
 @pytest.mark.asyncio
@@ -193,14 +193,14 @@ async def test_keys_are_read_by_difference_and_show_a_row_when_a_figure_is_not_z
     await _adjust(engine, "kd", day + timedelta(hours=21), -400)
     start = datetime(2026, 10, 9, 18, 30, tzinfo=UTC)
     d10, d11 = start, start + timedelta(days=1)
-    signed = reports._signed_rows
+    signed = reports.signed_rows
     reads: list[object] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         reads.append(args)
         return signed(*args, **kwargs)
 
-    monkeypatch.setattr(reports, "_signed_rows", spy)
+    monkeypatch.setattr(reports, "signed_rows", spy)
 
     async def report(granularity: str | None, top: int | None) -> Report:
         return await spend_report(
@@ -229,7 +229,7 @@ async def test_keys_are_read_by_difference_and_show_a_row_when_a_figure_is_not_z
     week = await report("week", None)  # both days lie in the week of 5 October
     assert [row[1:4] for row in _rows(week)] == [(("ka",), 500, 1), (("kb",), 900, 0)]
     # The plain plan (23 hours and 4 quarter hours a day) gives the same reports.
-    monkeypatch.setattr(reports, "_signed_plan", lambda *_: None)
+    monkeypatch.setattr(reports, "signed_plan", lambda *_: None)
     reads.clear()
     for granularity, top, want in [("day", None, by_day), ("day", 1, top_day), ("week", None, week)]:
         plain = await report(granularity, top)

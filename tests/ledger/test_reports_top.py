@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from ledger_helpers import make_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_reports_match_events import expected
 
+from spendgate.ledger import reports
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.reports import spend_report
 from spendgate.ledger.repository import LedgerRepository
@@ -32,6 +34,8 @@ def _events() -> list[SpendEvent]:
             cost_nanos=1_000_000 * (1 + i % 12) + (0 if i % 12 in (4, 5) else 7 * (i % 12)),
             api_key=f"k{i % 12:02d}",
             team_id=(f"t{i % 5}" if i % 5 else None),
+            user_id=f"u{i % 7}",
+            end_user=(f"c{i % 9}" if i % 4 else None),
             model=("m1", "m2", "m3")[i % 3],
         )
         for i in range(12 * 40)  # about two weeks
@@ -47,12 +51,25 @@ def _events() -> list[SpendEvent]:
         ("key", "hour", "UTC"),
         ("key", "day", "Asia/Kolkata"),
         ("team", "day", "Asia/Kolkata"),
+        ("customer", "month", "Asia/Kolkata"),
+        ("user", "week", "Asia/Kathmandu"),
+        ("customer", "day", "America/St_Johns"),
         ("model", None, "UTC"),
     ],
 )
 async def test_top_groups_and_the_rest_equal_the_events(
-    engine: AsyncEngine, dim: str, granularity: str | None, tz: str
+    engine: AsyncEngine, dim: str, granularity: str | None, tz: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Local days off UTC midnight of a scope every event has one value of are read by
+    # difference from the global rows (reports.top_by_difference): both ways are checked.
+    by_difference = []
+    real = reports.top_by_difference
+
+    def spy(*args: Any) -> Any:
+        by_difference.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(reports, "top_by_difference", spy)
     events = _events()
     await LedgerRepository(engine).write_batch(events)
     start, end = T0 + timedelta(days=1), T0 + timedelta(days=12)
@@ -89,6 +106,8 @@ async def test_top_groups_and_the_rest_equal_the_events(
         assert got_rest == dict(rest), (dim, top)
         assert report.other_groups == max(0, len(by_value) - top)
         assert report.totals.cost_nanos == sum(f[0] for f in want.values())
+    off_midnight = tz != "UTC" and granularity in ("day", "week", "month")
+    assert bool(by_difference) == (off_midnight and dim != "model")
 
 
 async def test_top_needs_one_dimension(engine: AsyncEngine) -> None:

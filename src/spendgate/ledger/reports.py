@@ -12,7 +12,7 @@ as one over a day. They are exact in any IANA timezone:
 * local days, weeks and months of a zone off UTC midnight are read by difference: their
   UTC days, plus or minus the piece between each boundary and its nearest UTC midnight
   (an Asia/Kolkata day: 1 daily, 5 hourly and 2 quarter-hour rows per group, not 23 + 4;
-  :func:`_signed_plan`);
+  :func:`signed_plan`);
 * each bucket is mapped to its local period in SQL, from the UTC offset in force at the
   bucket (a ``CASE`` over the zone's transitions in the range) or, for months, from the
   month boundaries.
@@ -28,7 +28,6 @@ spend of the same events grouped by team.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -39,34 +38,36 @@ from operator import itemgetter, ne, or_
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     String,
-    all_,
     any_,
     bindparam,
     case,
     false,
     func,
     literal,
-    literal_column,
-    null,
     select,
     text,
-    true,
-    tuple_,
     union_all,
 )
-from sqlalchemy import or_ as either
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.expression import ColumnCollection, Subquery
 
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
 from spendgate.core.scopes import ROLLUP_NAMES
-from spendgate.ledger.rollups import BREAKDOWNS, GRAINS, ROLLUP_KEY
+from spendgate.ledger.adjustments import ADJUSTMENT_ROLLUP
+from spendgate.ledger.report_plan import (
+    REPORT_METRICS,
+    bucket_conditions,
+    grain_plan,
+    shown,
+    signed_plan,
+    signed_rows,
+)
+from spendgate.ledger.report_top import MANY_VALUES, top_by_difference, top_groups
+from spendgate.ledger.rollups import ATTRIBUTED, BREAKDOWNS, GRAINS, ROLLUP_KEY
 from spendgate.stores.database.models import SpendRollup
 
 __all__ = ["DIMENSIONS", "GRANULARITIES", "Report", "ReportRow", "Totals", "spend_report"]
@@ -82,20 +83,11 @@ GRANULARITIES = ("hour", "day", "week", "month")
 _STEP = {"hour": 3600, "day": 86400, "week": 604800}
 _WEEK_SHIFT = 4 * 86400  # 1970-01-01 was a Thursday; weeks start on Monday 1970-01-05.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_METRICS = (
-    "cost_nanos",
-    "requests",
-    "successful_requests",
-    "failed_requests",
-    "unpriced_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cache_hits",
-    "saved_nanos",
-)
+_ATTRIBUTED = frozenset(t for t, _ in ATTRIBUTED)
+"""Scope dimensions every event has exactly one value of (``''`` for none)."""
+_DAY = 86400
+_DAYS = frozenset(("day", "week", "month"))
+"""The granularities whose periods are made of local days."""
 
 
 @dataclass(slots=True)
@@ -130,11 +122,11 @@ class Totals:
         return self.input_tokens + self.output_tokens
 
     def add(self, other: Totals) -> None:
-        for name in _METRICS:
+        for name in REPORT_METRICS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(self, name) for name in _METRICS}
+        out: dict[str, Any] = {name: getattr(self, name) for name in REPORT_METRICS}
         out["spend"] = str(self.spend)
         out["saved"] = str(self.saved)
         out["total_tokens"] = self.total_tokens
@@ -211,7 +203,7 @@ class Report:
         if self._rows is None:
             group = self.group_by
             values = zip(*(self.columns[d] for d in group), strict=True) if group else repeat(())
-            metrics = zip(*(self.columns[m] for m in _METRICS), strict=True)
+            metrics = zip(*(self.columns[m] for m in REPORT_METRICS), strict=True)
             self._rows = [
                 ReportRow(period, group, vals, Totals(*m))
                 for period, vals, m in zip(self.columns["period"], values, metrics, strict=False)
@@ -225,11 +217,11 @@ class Report:
         for p in dict.fromkeys(periods):
             if p is not None:
                 starts[p] = p.start.astimezone(zone).isoformat()
-        names = ["period_start", *self.group_by, *_METRICS]
+        names = ["period_start", *self.group_by, *REPORT_METRICS]
         cols: list[Iterable[Any]] = [
             [None if p is None else starts[p] for p in periods],
             *(self.columns[d] for d in self.group_by),
-            *(self.columns[m] for m in _METRICS),
+            *(self.columns[m] for m in REPORT_METRICS),
         ]
         rows = []
         for record in zip(*cols, strict=True):
@@ -250,7 +242,7 @@ class Report:
 
 
 def _empty_columns(group_by: Iterable[str]) -> dict[str, list[Any]]:
-    return {name: [] for name in ("period", *group_by, *_METRICS)}
+    return {name: [] for name in ("period", *group_by, *REPORT_METRICS)}
 
 
 def _is_postgres(db: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
@@ -343,6 +335,21 @@ def _period_index(
         wall = p.start.astimezone(zone).replace(tzinfo=None) - datetime(1970, 1, 1)
         index[(int(wall.total_seconds()) - shift) // step] = p
     return expr, index
+
+
+def _every_value(dimension: str) -> list[list[ColumnElement[bool]]] | None:
+    """Conditions on the rollup rows that sum, per bucket, to every value's rows of a scope
+    ``dimension`` (see :func:`~spendgate.ledger.report_top.top_by_difference`): ``global``,
+    for the scopes every event has one value of (``''`` for none), and for keys their
+    adjustments too (they are in the key's rows only). ``None`` for tags (an event counts
+    under each of its tags) and the rest."""
+    if dimension not in _ATTRIBUTED:
+        return None
+    table = SpendRollup.__table__.c
+    every = [[table.scope_type == "global", table.scope_id == ""]]
+    if dimension == "key":
+        every.append([table.scope_type == ADJUSTMENT_ROLLUP])
+    return every
 
 
 async def spend_report(
@@ -453,12 +460,12 @@ async def spend_report(
         conditions.append(table.scope_id == "")  # always true; lets the index order serve
     if scope_ids is not None:
         conditions.append(_scope_id_in(sorted(set(scope_ids)), postgres))
-    plan = _grain_plan(boundaries, grain)
-    # Local days, weeks and months of a zone off UTC midnight (see _signed_plan).
-    signed = _signed_plan(boundaries, grain) if granularity in _DAYS and grain < _DAY else None
+    plan = grain_plan(boundaries, grain)
+    # Local days, weeks and months of a zone off UTC midnight (see signed_plan).
+    signed = signed_plan(boundaries, grain) if granularity in _DAYS and grain < _DAY else None
     if signed is not None:
         by = ["scope_id" if d in SCOPE_DIMENSIONS else COLUMN_DIMENSIONS[d] for d in group]
-        source = _signed_rows(signed, conditions, by, boundaries[0], boundaries[-1], postgres)
+        source = signed_rows(signed, conditions, by, boundaries[0], boundaries[-1], postgres)
         table = source.c
         conditions = []
     elif len(plan) == 1:  # one grain: the base, over the whole range
@@ -470,10 +477,10 @@ async def spend_report(
         # the edges from the finer ones (a Kolkata day: 23 hourly rows and 4 quarter-hour
         # rows per group, not 96). Every instant is in exactly one bucket read: the same
         # totals, exactly.
-        read = [table[c] for c in (*ROLLUP_KEY, *_METRICS)]
+        read = [table[c] for c in (*ROLLUP_KEY, *REPORT_METRICS)]
         source = union_all(
             *(
-                select(*read).where(table.grain == g, *_buckets(g, buckets, postgres), *conditions)
+                select(*read).where(table.grain == g, *bucket_conditions(g, buckets, postgres), *conditions)
                 for g, buckets in plan
             )
         ).subquery("buckets")
@@ -498,7 +505,7 @@ async def spend_report(
     if per_bucket:
         rest = [table[c] for c in ("scope_id", "model", "provider", "deployment_id")]
         stmt = (
-            select(*labels, *[table[m] for m in _METRICS])
+            select(*labels, *[table[m] for m in REPORT_METRICS])
             .where(*conditions)
             .order_by(*keys, *[c.collate("C") if postgres else c for c in rest])
         )
@@ -506,13 +513,31 @@ async def spend_report(
         # PostgreSQL's sum(bigint) is NUMERIC, slow to build and decode: spendgate_sum (an
         # aggregate of BIGINT addition, migration 0003) stays BIGINT and raises on overflow.
         total = func.spendgate_sum if postgres else func.sum
-        sums = [total(table[m]).label(m) for m in _METRICS]
-        grouped = select(*labels, *sums).where(*conditions).having(_shown(sums))
-        if top is not None:
+        sums = [total(table[m]).label(m) for m in REPORT_METRICS]
+        grouped = select(*labels, *sums).where(*conditions).having(shown(sums))
+        every_value = _every_value(group[0]) if top is not None and scope_ids is None else None
+        if top is not None and signed is not None and every_value is not None:
+            # By difference, from a sum of every value kept on its own: read per period only
+            # the top values' rows (a month of 2,000 keys per Kolkata day: 1.2 M rows).
+            a, b = boundaries[0], boundaries[-1]
+            over_range = signed_plan([a, b], grain)
+            assert over_range is not None  # one period of whole local days is longer than its pieces
+            unit = granularity  # signed: days, weeks or months
+            assert unit is not None
+            stmt = top_by_difference(
+                lambda where, name: signed_rows(signed, where, ["scope_id"], a, b, postgres, name),
+                lambda where, name: signed_rows(over_range, where, ["scope_id"], a, b, postgres, name),
+                lambda bucket: _period_index(unit, periods, zone, lo, hi, bucket)[0],
+                scope_type,
+                every_value,
+                top,
+                postgres,
+            )
+        elif top is not None:
             # Over signed rows, a group exists when its parts do not cancel out: the groups
-            # are summed first, once (a month of 2,000 keys per Kolkata day: 60,000 groups).
-            many = group[0] in _MANY_VALUES and signed is None
-            stmt = _top_groups(table, conditions, keys, top, postgres, many=many)
+            # are summed first, once (a month of 200 teams per Kolkata day: 6,000 groups).
+            many = group[0] in MANY_VALUES and signed is None
+            stmt = top_groups(table, conditions, keys, top, postgres, many=many)
         elif postgres:
             # Grouped in a materialized CTE, sorted outside it: PostgreSQL estimates the
             # groups from per-column statistics (a month of days × teams × models: 572,000,
@@ -539,8 +564,8 @@ async def spend_report(
     other: list[bool] | None = None
     folded = 0
     if top is not None:
-        kept, groups = data[n + len(_METRICS) :]
-        data = data[: n + len(_METRICS)]
+        kept, groups = data[n + len(REPORT_METRICS) :]
+        data = data[: n + len(REPORT_METRICS)]
         other = [not k for k in kept]
         folded = max(0, int(groups[0] or 0) - top) if groups else 0
     if not keys and data[1] == [None]:
@@ -554,13 +579,13 @@ async def spend_report(
     for i, dim in enumerate(group, start=n - len(group)):
         # '' is "none" (no team, no tag…)
         columns[dim] = [value or None for value in data[i]] if "" in data[i] else data[i]
-    for i, metric in enumerate(_METRICS, start=n):
+    for i, metric in enumerate(REPORT_METRICS, start=n):
         columns[metric] = data[i]
     if other is not None:
         columns["other"] = other
         for dim in group:
             columns[dim] = [None if o else v for v, o in zip(columns[dim], other, strict=True)]
-    totals = Totals(*(sum(columns[m]) for m in _METRICS))
+    totals = Totals(*(sum(columns[m]) for m in REPORT_METRICS))
     return Report(
         group_by=group,
         granularity=granularity,
@@ -574,175 +599,6 @@ async def spend_report(
     )
 
 
-_MANY_VALUES = frozenset(("key", "user", "customer", "tag"))
-"""Dimensions whose values can number in the thousands (see :func:`_top_groups`)."""
-
-
-def _top_groups(
-    table: ColumnCollection[str, Any],
-    conditions: list[ColumnElement[bool]],
-    keys: list[ColumnElement[Any]],
-    top: int,
-    postgres: bool,
-    *,
-    many: bool,
-) -> Select[Any]:
-    """The report's statement with ``top``: the rows of the range (``table``'s rows where
-    ``conditions``) grouped by period (``keys`` but the last) and by the dimension (the last
-    key) when it is one of the ``top`` costliest values over the range, else summed into one
-    row per period (value NULL); then two columns: kept (a top value's row) and the number
-    of values in the range (those with a row in the report without ``top``).
-
-    With ``many`` values (keys, users, customers, tags) read as they are: :func:`_top_of_many`,
-    never the (period, value) groups (a month of 2,000 keys by day would be 60,000 of them
-    first). Otherwise (few values, or signed rows, whose groups exist only where their
-    parts do not cancel out) every (period, value) group is summed once, and ranked and
-    folded from those groups: one pass over the rows (a month of 200 teams in
-    Asia/Kolkata: 265,738 rows, 6,000 groups; of 2,000 keys: 60,000 groups)."""
-    if many:
-        return _top_of_many(table, conditions, keys, top, postgres)
-    total = func.spendgate_sum if postgres else func.sum
-    labels = [p.label(f"k{i}") for i, p in enumerate(keys[:-1])]
-    sums = [total(table[m]).label(m) for m in _METRICS]
-    grouped = select(*labels, keys[-1].label("v"), *sums).where(*conditions).group_by(*keys)
-    inner = grouped.having(_shown(sums)).cte("g")
-    if postgres:
-        inner = inner.prefix_with("MATERIALIZED")  # grouped once, read by both below
-    g = inner.c
-    ranked = (
-        select(g.v, func.count().over().label("n"))  # n: every value, before LIMIT
-        .group_by(g.v)
-        .order_by(total(g.cost_nanos).desc(), g.v)
-        .limit(top)
-        .cte("top")
-    )
-    kept = ranked.c.v.is_not(None)
-    periods = [g[label.name] for label in labels]
-    folded = [total(g[m]).label(m) for m in _METRICS]
-    return (
-        select(
-            *periods,
-            ranked.c.v.label("value"),
-            *folded,
-            kept.label("kept"),
-            select(func.max(ranked.c.n)).scalar_subquery().label("groups"),
-        )
-        .select_from(inner.outerjoin(ranked, g.v == ranked.c.v))
-        .group_by(*periods, ranked.c.v)
-        .having(_shown(folded))
-        .order_by(*periods, kept.desc(), ranked.c.v)
-    )
-
-
-def _top_of_many(
-    table: ColumnCollection[str, Any],
-    conditions: list[ColumnElement[bool]],
-    keys: list[ColumnElement[Any]],
-    top: int,
-    postgres: bool,
-) -> Select[Any]:
-    """:func:`_top_groups` for a scope dimension of many values (keys, users, customers,
-    tags), without the (period, value) groups. One pass sums the rows per value (to rank),
-    per period (every value) and, of the rows without a request (a key's adjustments), per
-    period and value; on PostgreSQL in one scan (``GROUPING SETS``). Then the top values'
-    rows are read by their ids (``ix_spend_rollups_scope``: a month of the top 50 keys by
-    day is 4,500 of 180,000 rows), and each period's rest row is its sum less the top
-    values' part.
-
-    A value is ranked when it has a row in the report: it has a request in the range (a
-    row of the rollups counts its events' requests, none negative), or its rows without a
-    request sum to a figure that is not zero in some period. Over one grain of the table
-    the top values' rows are read by index; over a union of grains, PostgreSQL reads the
-    union again for them."""
-    total = func.spendgate_sum if postgres else func.sum
-    periods = keys[:-1]
-    labels = [p.label(f"k{i}") for i, p in enumerate(periods)]
-    scope_id = table.scope_id
-    idle = case((table.requests == literal_column("0"), scope_id))  # NULL: a row of requests
-    sums = [total(table[m]).label(m) for m in _METRICS]
-    if postgres:
-        part = func.grouping(scope_id, idle)  # 1: a value's sums, 3: a period's, 2: by idle
-        sets = func.grouping_sets(tuple_(scope_id), tuple_(*periods), tuple_(*periods, idle))
-        every = select(*labels, scope_id.label("v"), idle.label("idle"), *sums, part.label("part"))
-        summed = every.where(*conditions).group_by(sets).cte("summed").prefix_with("MATERIALIZED")
-    else:
-        nulls = [null().label(label.name) for label in labels]
-        summed = union_all(
-            select(
-                *nulls, scope_id.label("v"), null().label("idle"), *sums, literal_column("1").label("part")
-            )
-            .where(*conditions)
-            .group_by(scope_id),
-            select(*labels, null().label("v"), null().label("idle"), *sums, literal_column("3").label("part"))
-            .where(*conditions)
-            .group_by(*periods),
-            select(
-                *labels, null().label("v"), scope_id.label("idle"), *sums, literal_column("2").label("part")
-            )
-            .where(*conditions, table.requests == 0)
-            .group_by(*periods, scope_id),
-        ).cte("summed")
-    s = summed.c
-    figures = [s[m] for m in _METRICS]
-    value = s.v.collate("C") if postgres else s.v
-    idle_values = select(s.idle).where(s.part == 2, s.idle.is_not(None), _shown(figures))
-    ranked = (
-        select(s.v, func.count().over().label("n"))  # n: every value, before LIMIT
-        .where(s.part == 1, either(s.requests != 0, s.v.in_(idle_values)))
-        .order_by(s.cost_nanos.desc(), value)
-        .limit(top)
-        .cte("top")
-    )
-    kept = (
-        select(*labels, scope_id.label("v"), *sums)
-        .where(*conditions, scope_id.in_(select(ranked.c.v)))
-        .group_by(*periods, scope_id)
-        .cte("kept")
-    )
-    k = kept.c
-    period_of = [s[label.name] for label in labels]
-    parts = union_all(
-        select(*period_of, *figures).where(s.part == 3),
-        select(*[k[label.name] for label in labels], *[-k[m] for m in _METRICS]),
-    ).subquery("parts")
-    p = parts.c
-    part_periods = [p[label.name] for label in labels]
-    folded = [total(p[m]).label(m) for m in _METRICS]
-    rest = (
-        select(
-            *[c.label(c.name) for c in part_periods],
-            null().label("value"),
-            *folded,
-            false().label("kept"),
-        )
-        .group_by(*part_periods)
-        .having(_shown(folded))
-    )
-    groups = select(func.max(ranked.c.n)).scalar_subquery()
-    kept_rows = select(
-        *[k[label.name] for label in labels],
-        k.v.label("value"),
-        *[k[m] for m in _METRICS],
-        true().label("kept"),
-    ).where(_shown(k[m] for m in _METRICS))
-    out = union_all(kept_rows, rest).subquery("out")
-    o = out.c
-    order_value = o.value.collate("C") if postgres else o.value
-    return select(
-        *[o[label.name] for label in labels],
-        o.value,
-        *[o[m] for m in _METRICS],
-        o.kept,
-        groups.label("groups"),
-    ).order_by(*[o[label.name] for label in labels], o.kept.desc(), order_value)
-
-
-def _shown(figures: Iterable[ColumnElement[Any]]) -> ColumnElement[bool]:
-    """Some figure is not zero: the condition for a report row to exist (see
-    :func:`spend_report`)."""
-    return either(*(figure != 0 for figure in figures))
-
-
 def _drop_zero_rows(data: list[list[Any]], n: int) -> list[list[Any]]:
     """Columns of rows (``n`` key columns, then the figures) less the rows whose every
     figure is zero (see :func:`spend_report`)."""
@@ -750,162 +606,6 @@ def _drop_zero_rows(data: list[list[Any]], n: int) -> list[list[Any]]:
     if all(shown):
         return data
     return [list(compress(column, shown)) for column in data]
-
-
-def _grain_plan(boundaries: list[int], base: int) -> list[tuple[int, list[int]]]:
-    """How to read ``[boundaries[0], boundaries[-1])`` from the rollups: ``(grain, bucket
-    starts)`` for each grain read, the coarsest first.
-
-    A bucket of a grain coarser than ``base`` is read when no boundary falls strictly
-    inside it (it lies in one period); what is left is read at ``base``, which divides
-    every boundary. The buckets read cover the range, each instant once."""
-    todo = [(boundaries[0], boundaries[-1])]
-    plan: list[tuple[int, list[int]]] = []
-    for grain in sorted((g for g in GRAINS if g > base), reverse=True):
-        picked: list[int] = []
-        rest: list[tuple[int, int]] = []
-        for a, b in todo:
-            first, stop = -(-a // grain) * grain, b // grain * grain
-            if first >= stop:
-                rest.append((a, b))
-                continue
-            inside = boundaries[bisect_right(boundaries, first) : bisect_left(boundaries, stop)]
-            split = sorted({x // grain * grain for x in inside if x % grain})
-            skipped = set(split)
-            picked += [t for t in range(first, stop, grain) if t not in skipped]
-            rest += [(a, first), *((t, t + grain) for t in split), (stop, b)]
-        if picked:
-            plan.append((grain, picked))
-        todo = [(a, b) for a, b in rest if a < b]
-    fine = [t for a, b in todo for t in range(a, b, base)]
-    return [*plan, (base, fine)] if fine else plan
-
-
-_DAY = 86400
-_DAYS = frozenset(("day", "week", "month"))
-"""The granularities whose periods are made of local days."""
-_Signed = dict[tuple[int, int, bool], list[int]]
-"""``(grain, shift, both) → bucket starts``: see :func:`_signed_plan`."""
-
-
-def _signed_plan(boundaries: list[int], base: int) -> _Signed | None:
-    """How to read periods of local days (``boundaries``: their starts and the range's
-    end, multiples of ``base`` < 1 day) from whole UTC days, by difference.
-
-    Let ``d`` be the UTC midnight nearest a boundary ``x`` and ``c = d - x`` (|c| ≤ 12 h);
-    the *piece* of ``x`` is the stretch between ``x`` and ``d``. A period ``[x0, x1)`` is
-    ``(x0 → d0) + [d0, d1) + (d1 → x1)``, where ``a → b`` is ``+[a, b)`` if ``a ≤ b``, else
-    ``-[b, a)``. So the period is its UTC days ``[d0, d1)``, plus or minus the pieces of
-    its two ends, and each piece is added to the period it lies in and subtracted from the
-    other one next to it (the one holding ``bucket - c``). An Asia/Kolkata day is then 1
-    daily row, 5 hourly and 2 quarter-hour rows per group (the piece from 18:30 UTC to
-    midnight) instead of 23 and 4; a Europe/Berlin day 1 daily and 1 or 2 hourly rows
-    instead of 24. Integer sums: the same totals, exactly.
-
-    Returns ``(grain, shift, both) → buckets``: a daily bucket ``D`` of the period starting
-    at ``x`` counts in the period holding ``D + shift`` (``shift = -c``: ``x`` itself); a
-    piece's bucket (``both``) counts in the period holding it, and negated in the one
-    holding ``bucket + shift``. ``None`` where that does not hold (a period not longer than
-    the pieces of its ends: zone changes that skip most of a day)."""
-    nearest = [(x + _DAY // 2 - 1) // _DAY * _DAY for x in boundaries]  # ties: the earlier midnight
-    for (x0, x1), (d0, d1) in zip(pairwise(boundaries), pairwise(nearest), strict=True):
-        if x1 - x0 <= max(abs(d0 - x0), abs(d1 - x1)):
-            return None
-    plan: _Signed = {}
-    for x, d, d_next in zip(boundaries, nearest, [*nearest[1:], nearest[-1]], strict=True):
-        shift = x - d
-        if d_next > d:  # the period starting at x, when it has UTC days (never the range's end)
-            plan.setdefault((_DAY, shift, False), []).extend(range(d, d_next, _DAY))
-        if shift:
-            for grain, buckets in _grain_plan([min(x, d), max(x, d)], base):
-                plan.setdefault((grain, shift, True), []).extend(buckets)
-    return {key: sorted(buckets) for key, buckets in plan.items()}
-
-
-def _signed_rows(
-    plan: _Signed,
-    conditions: list[ColumnElement[bool]],
-    columns: list[str],
-    lo: int,
-    hi: int,
-    postgres: bool,
-) -> Subquery:
-    """The rollup rows of :func:`_signed_plan` where ``conditions``, with ``bucket`` moved
-    to an instant of the period each counts in (so the period is found from it as from any
-    bucket) and the metrics negated where a piece is subtracted; only the parts that count
-    in ``[lo, hi)``. Columns: ``bucket``, ``columns`` (those the report groups by) and the
-    metrics.
-
-    A piece's rows are summed per value of ``columns`` first (its buckets, of one or two
-    grains, all count in the same two periods; a piece lies in one UTC day), and each sum
-    is read twice, as it is and moved and negated: an Asia/Kolkata day by customer is 1
-    daily row per customer and model, and 2 piece sums per customer, not 1 + 2 × 7 rows."""
-    table = SpendRollup.__table__
-    total = func.spendgate_sum if postgres else func.sum
-    metrics = [table.c[m] for m in _METRICS]
-    parts = []
-    pieces: dict[int, list[Select[Any]]] = {}
-    for n, ((grain, shift, both), buckets) in enumerate(sorted(plan.items())):
-        where = [table.c.grain == grain, *_buckets(grain, buckets, postgres, f"{n}"), *conditions]
-        kept = [table.c[c] for c in columns]
-        if both:
-            pieces.setdefault(shift, []).append(select(table.c.bucket, *kept, *metrics).where(*where))
-        else:
-            at = (table.c.bucket + literal_column(str(shift))).label("bucket")
-            parts.append(select(at, *kept, *metrics).where(*where))
-    for n, (shift, reads) in enumerate(sorted(pieces.items())):
-        rows = union_all(*reads).subquery(f"piece_{n}") if len(reads) > 1 else reads[0].subquery(f"piece_{n}")
-        by = [rows.c[c] for c in columns]
-        # Any of a piece's buckets stands for it: the first one (a piece is one UTC day's).
-        sums = (
-            select(
-                func.min(rows.c.bucket).label("bucket"), *by, *[total(rows.c[m]).label(m) for m in _METRICS]
-            )
-            .group_by(rows.c.bucket // literal_column(str(_DAY), BigInteger()), *by)
-            .subquery(f"pieces_{n}")
-        )
-        # Each piece sum twice: as it is, and moved and negated (integer constants only).
-        signs = union_all(
-            select(literal_column("0").label("shift"), literal_column("1").label("sign")),
-            select(literal_column(str(shift)), literal_column("-1")),
-        ).subquery(f"signs_{n}")
-        moved = sums.c.bucket + signs.c.shift
-        parts.append(
-            select(
-                moved.label("bucket"),
-                *[sums.c[c] for c in columns],
-                *[(sums.c[m] * signs.c.sign).label(m) for m in _METRICS],
-            )
-            .select_from(sums.join(signs, true()))
-            .where(moved >= lo, moved < hi)
-        )
-    return union_all(*parts).subquery("buckets")
-
-
-def _buckets(grain: int, buckets: list[int], postgres: bool, tag: str = "") -> list[ColumnElement[bool]]:
-    """Conditions on ``bucket`` that keep exactly ``buckets`` (sorted starts of ``grain``):
-    their span, less the few it holds that are not wanted, or the list itself when that
-    is shorter. Bound parameters only."""
-    column = SpendRollup.__table__.c.bucket
-    lo, hi = buckets[0], buckets[-1] + grain
-    if len(buckets) == (hi - lo) // grain:
-        return [column >= lo, column < hi]
-    if 2 * len(buckets) <= (hi - lo) // grain:
-        return [_bucket_in(buckets, postgres, f"buckets_{grain}{tag}", negate=False)]
-    wanted = set(buckets)
-    unwanted = [t for t in range(lo, hi, grain) if t not in wanted]
-    return [column >= lo, column < hi, _bucket_in(unwanted, postgres, f"skipped_{grain}{tag}", negate=True)]
-
-
-def _bucket_in(values: list[int], postgres: bool, name: str, *, negate: bool) -> ColumnElement[bool]:
-    """``bucket`` is (not) one of ``values``, bound: one array parameter on PostgreSQL."""
-    column = SpendRollup.__table__.c.bucket
-    if not values:
-        return true() if negate else false()
-    if postgres:
-        array = bindparam(name, values, type_=ARRAY(BigInteger()))
-        return column != all_(array) if negate else column == any_(array)
-    return column.not_in(values) if negate else column.in_(values)
 
 
 def _scope_id_in(ids: list[str], postgres: bool) -> ColumnElement[bool]:
