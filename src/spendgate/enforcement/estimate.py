@@ -3,12 +3,16 @@
 ``prompt estimate × input rate + max output × max(output, reasoning) rate``, with the rates
 the prompt selects (tier, long-context threshold, service tier), resolved by the same
 calculator that prices the real call.
+
+A target that names what its prices depend on (:class:`KeyedTarget`) has its worst cases
+kept (:func:`target_worst_case`): the same call shape at the same prices is not priced again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from datetime import datetime
+from decimal import getcontext
 from typing import Any, Protocol
 
 from spendgate.core.money import to_nano
@@ -21,6 +25,7 @@ from spendgate.core.usage.model import Usage, token_usage
 __all__ = [
     "CHOICE_FIELDS",
     "OUTPUT_CAP_FIELDS",
+    "KeyedTarget",
     "PricedTarget",
     "declared_choices",
     "declared_max_output",
@@ -113,6 +118,18 @@ class PricedTarget(Protocol):
     ) -> CostBreakdown: ...
 
 
+class KeyedTarget(PricedTarget, Protocol):
+    """A :class:`PricedTarget` whose worst cases may be kept (:func:`target_worst_case`)."""
+
+    @property
+    def worst_case_key(self) -> Hashable:
+        """What the target's prices depend on, besides the usage, tier and time: two targets
+        with equal keys price every usage alike, with ``book`` at ``price_model`` /
+        ``price_provider``, and depend on the time only through the book's price history and
+        off-peak windows (so the key holds the book: a new book is a new key)."""
+        ...
+
+
 def target_worst_case(
     target: PricedTarget,
     prompt_tokens: int,
@@ -125,10 +142,44 @@ def target_worst_case(
     nano-USD, at ``service_tier`` (``priority``, ``batch`` …; None: standard): the larger of
     :func:`worst_case_nanos` on the target's price and the target's own price of that usage
     (discounts and margins applied). 0 when the model has no price: it is recorded unpriced,
-    nothing to reserve. One function for live calls and batch lines alike."""
-    resolved = target.book.resolve(target.price_model, target.price_provider, at)
+    nothing to reserve. One function for live calls and batch lines alike.
+
+    For a :class:`KeyedTarget` the result is kept (see :data:`_MEMO`) when it cannot depend
+    on the time: the model's price has no history in any layer of the book and no off-peak
+    window. The same counts at the same key, tier and decimal context then give the kept
+    value, which is the value computed the first time."""
+    memo_key = getattr(target, "worst_case_key", None)
+    if memo_key is None or prompt_tokens.__class__ is not int or max_output_tokens.__class__ is not int:
+        return _worst_case(target, prompt_tokens, max_output_tokens, service_tier, at)[0]
+    stats = _MEMO_STATS
+    if stats[1] > 0:  # stepping aside: the memo missed too often
+        stats[1] -= 1
+        return _worst_case(target, prompt_tokens, max_output_tokens, service_tier, at)[0]
+    context = getcontext()
+    key = (memo_key, prompt_tokens, max_output_tokens, service_tier, context.prec, context.rounding)
+    found = _MEMO.get(key)
+    if found is not None:
+        stats[0] += 1
+        return found
+    worst, timeless = _worst_case(target, prompt_tokens, max_output_tokens, service_tier, at)
+    if timeless:
+        _remember(key, worst)
+    return worst
+
+
+def _worst_case(
+    target: PricedTarget,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    service_tier: str | None,
+    at: datetime | None,
+) -> tuple[int, bool]:
+    """:func:`target_worst_case` computed, and whether it holds at every moment (the price
+    has no history and no off-peak window)."""
+    book = target.book
+    resolved = book.resolve(target.price_model, target.price_provider, at)
     if resolved is None:
-        return 0
+        return 0, False
     worst = worst_case_nanos(
         resolved.spec, prompt_tokens, max_output_tokens, service_tier=service_tier, at=at
     )
@@ -136,4 +187,39 @@ def target_worst_case(
     breakdown = target.price(usage, at, served_tier=service_tier)
     if breakdown.priced:
         worst = max(worst, breakdown.total_nanos)
-    return worst
+    timeless = (
+        resolved.spec.off_peak is None
+        and book.resolve_static(target.price_model, target.price_provider) is resolved
+    )
+    return worst, timeless
+
+
+# -- the memo ----------------------------------------------------------------------------------
+#
+# A worst case is priced twice (the rates the prompt selects, then the target's own price of
+# the worst usage): 4-7 us warm and several times that inside a real call, for every call
+# that reserves against a budget. It depends on the target's key (model, provider, book,
+# adjustments), the two counts, the service tier and the decimal context, and on the time
+# only through price history and off-peak windows, which are never kept. Bounded, and it
+# steps aside while it misses (every call with a new prompt size), as the calculator's
+# memo does: a miss costs one key and one insertion.
+
+_MEMO_SIZE = 4096
+_MEMO_PAUSE = 16 * _MEMO_SIZE
+"""Calls computed without the memo after a full memo saved less than one in eight."""
+_MEMO: dict[tuple[object, ...], int] = {}
+_MEMO_STATS = [0, 0]
+"""[hits since the memo was last emptied, calls left before it is tried again]."""
+
+
+def _remember(key: tuple[object, ...], worst: int) -> None:
+    memo = _MEMO
+    if len(memo) >= _MEMO_SIZE:
+        stats = _MEMO_STATS
+        if stats[0] < _MEMO_SIZE // 8:
+            stats[1] = _MEMO_PAUSE
+        stats[0] = 0
+        memo.clear()
+        if stats[1] > 0:
+            return
+    memo[key] = worst

@@ -107,6 +107,8 @@ class _Target:
         self.price_model = model
         self.price_provider = ""
         self.book = book
+        self.worst_case_key = (_Target, model, book)
+        """What its prices depend on (its worst cases are kept: ``estimate.KeyedTarget``)."""
 
     def price(
         self,

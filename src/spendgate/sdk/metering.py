@@ -128,6 +128,12 @@ class PricedModel:
     def book(self) -> PriceBook:
         return default_price_book()
 
+    @property
+    def worst_case_key(self) -> tuple[PricedModel, PriceBook]:
+        """What its prices depend on (a :class:`~spendgate.enforcement.estimate.KeyedTarget`,
+        so its worst cases are kept): the model, the provider and the process's book."""
+        return self, default_price_book()
+
     def price(
         self,
         usage: Usage,
