@@ -9,12 +9,15 @@ be equal, for streams that keep to its short path and for every case that leaves
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.usage.model import Usage
@@ -159,3 +162,77 @@ def test_an_openai_stream_keeps_to_the_short_path() -> None:
     assert not translator._in_order  # nothing was fed to the gateway's relay yet ...
     assert translator.text == "the fox ran"  # ... until its text was read
     assert translator._in_order
+
+
+_PIECES = [
+    _event(_chunk("a", **TIER)),
+    _event(_chunk("b")),
+    _event(_chunk("c", service_tier="flex")),
+    _event(None, b'{"choices":[{"index":0,"delta":{"content":"d"}}],"usage" : null}'),
+    _event(None, b'{"choices":[{"index":0,"delta":{"content":"\\\\ \\u00e9"}}],"usage":null}'),
+    _event(None, b'{"choices":[{"index":0,"delta":{"content":"a \\\\ b"}}],"usage":null}'),
+    _event({**_chunk("e"), "choices": [{"index": 0, "delta": {"annotations": [CITATION]}}]}),
+    _event(_chunk("[DONE] is text here")),
+    _event(_chunk(None, "stop", **TIER)),
+    _event(_usage_chunk(service_tier="default")),
+    _event(_usage_chunk()),
+    _event(_chunk("f", usage=USAGE)),
+    b": keep-alive\n\n",
+    b"\n\n",
+    DONE,
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    picks=st.lists(st.integers(0, len(_PIECES) - 1), max_size=12),
+    cuts=st.lists(st.integers(0, 4000), max_size=6),
+    crlf=st.booleans(),
+    include_usage=st.booleans(),
+)
+def test_any_stream_split_anywhere_gives_what_the_gateways_relay_gives(
+    picks: list[int], cuts: list[int], crlf: bool, include_usage: bool
+) -> None:
+    """Events before the first one that needs a look of their own are kept in one step:
+    whatever the events and wherever the reads split them, the result is the relay's."""
+    body = b"".join(_PIECES[i] for i in picks)
+    if crlf:
+        body = body.replace(b"\n", b"\r\n")
+    bounds = sorted({min(c, len(body)) for c in cuts} | {0, len(body)})
+    parts = [body[a:b] for a, b in itertools.pairwise(bounds)]
+
+    def make(pricer: Pricer) -> StreamTranslator:
+        return ChatStreamRelay(pricer, include_usage=include_usage)
+
+    def run(translator: StreamTranslator) -> dict[str, Any]:
+        out = b"".join(translator.feed(part) for part in parts) + translator.close()
+        usage = translator.usage()
+        breakdown = translator.breakdown
+        return {
+            "out": out,
+            "usage": usage,
+            "finished": translator.finished,
+            "breakdown": None if breakdown is None else breakdown.to_dict(),
+            "service_tier": translator.service_tier,
+            "text": translator.text,
+        }
+
+    assert run(DeferredChatStream(make, _pricer)) == run(make(_pricer))
+
+
+def test_text_chunks_read_together_are_kept_in_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked: list[bytes] = []
+    one_by_one = DeferredChatStream._event
+
+    def event(self: DeferredChatStream, data: bytes) -> bytes:
+        looked.append(data)
+        return one_by_one(self, data)
+
+    monkeypatch.setattr(DeferredChatStream, "_event", event)
+    translator = DeferredChatStream(partial(ChatStreamRelay, include_usage=False), _pricer)
+    body = STREAMS["openai"]
+    out = translator.feed(body)
+    assert looked == [_event(_usage_chunk(service_tier="default")), DONE]  # not the 4 text chunks
+    assert out == body.replace(_event(_usage_chunk(service_tier="default")), b"")
+    assert len(translator._kept) == 5 and translator._tier_said
+    assert translator.usage() is not None and translator.finished
