@@ -13,8 +13,9 @@ key's other windows, and the team's, the user's and the proxy's spend, as they w
 
 * it is written here, not through the batch writer, and adds to the rollups of its key
   alone (``scope_type`` ``key``, model, provider and deployment ``''``), with every count
-  (requests, tokens, latency, cache hits) zero: a report by key shows the key's spend with
-  it and the same request counts; ``global``, team, user, organization, customer, tag,
+  (requests, tokens, latency, cache hits) zero, and to its rows of every model together
+  (``key_total``, :data:`~spendgate.ledger.rollups.TOTALS`): a report by key shows the
+  key's spend with it and the same request counts; ``global``, team, user, organization, customer, tag,
   model and provider figures never include it;
 * the same amount goes to rollup rows of its own, :data:`ADJUSTMENT_ROLLUP` (scope id the
   key), which nothing but the key's budget window reads look at: a read of any budget
@@ -48,7 +49,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spendgate.ledger.events import EventStatus, SpendEvent
-from spendgate.ledger.rollups import GRAINS, ROLLUP_KEY
+from spendgate.ledger.rollups import GRAINS, ROLLUP_KEY, TOTALS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 from spendgate.stores.database.partitions import ensure_partitions, month_of
 
@@ -157,7 +158,7 @@ async def record_key_adjustment(conn: AsyncConnection, adjustment: KeyAdjustment
             cost_nanos=amount,
         )
         for grain in GRAINS  # ascending, then by scope type: the writers' lock order
-        for scope_type in ("key", ADJUSTMENT_ROLLUP)
+        for scope_type in sorted(("key", ADJUSTMENT_ROLLUP, TOTALS["key"]))
     ]
     stmt = (pg_insert if postgres else sqlite_insert)(_ROLLUPS).values(rows)
     await conn.execute(

@@ -13,6 +13,9 @@ as one over a day. They are exact in any IANA timezone:
   UTC days, plus or minus the piece between each boundary and its nearest UTC midnight
   (an Asia/Kolkata day: 1 daily, 5 hourly and 2 quarter-hour rows per group, not 23 + 4;
   :func:`signed_plan`);
+* a report by a scope without model, provider or deployment reads the scope's rows of
+  every model together (``key_total``…, :data:`spendgate.ledger.rollups.TOTALS`): one row
+  per value and bucket;
 * each bucket is mapped to its local period in SQL, from the UTC offset in force at the
   bucket (a ``CASE`` over the zone's transitions in the range) or, for months, from the
   month boundaries.
@@ -67,7 +70,7 @@ from spendgate.ledger.report_plan import (
     signed_rows,
 )
 from spendgate.ledger.report_top import MANY_VALUES, top_by_difference, top_groups
-from spendgate.ledger.rollups import ATTRIBUTED, BREAKDOWNS, GRAINS, ROLLUP_KEY
+from spendgate.ledger.rollups import ATTRIBUTED, BREAKDOWNS, GRAINS, ROLLUP_KEY, TOTALS
 from spendgate.stores.database.models import SpendRollup
 
 __all__ = ["DIMENSIONS", "GRANULARITIES", "Report", "ReportRow", "Totals", "spend_report"]
@@ -440,6 +443,8 @@ async def spend_report(
 
     postgres = _is_postgres(db)
     scope_type = SCOPE_DIMENSIONS[scopes[0]] if scopes else "global"
+    if scope_type in TOTALS and not any(d in COLUMN_DIMENSIONS for d in group):
+        scope_type = TOTALS[scope_type]  # one row per value and bucket, not one per model
     table = SpendRollup.__table__.c
     # When every period is one rollup bucket (hourly periods on the hourly grain, unless
     # the range has a repeated autumn hour), a group is the rollup rows of one bucket with

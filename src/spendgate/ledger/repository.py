@@ -47,6 +47,7 @@ from spendgate.ledger.rollups import (
     GRAINS,
     METRICS,
     ROLLUP_KEY,
+    TOTALS,
     mode_of,
     rollup_deltas,
 )
@@ -203,8 +204,10 @@ def _months(first: datetime, last: datetime) -> set[tuple[int, int]]:
 
 def _split_by_model(events: list[SpendEvent]) -> list[list[SpendEvent]]:
     """Two parts of about equal size whose events have no model in common (rollup rows
-    are per model, so writers of the two parts never wait for each other's rows); one
-    part when the batch has a single model."""
+    are per model, so writers of the two parts never wait for each other's rows, but for
+    the rows of every model together, ``rollups.TOTALS``, of a key or customer in both:
+    upserted in one order by both, one part may wait for the other there, never both for
+    each other); one part when the batch has a single model."""
     models = [e.model or "" for e in events]  # no model and "" share rollup rows
     counts = Counter(models)
     if len(counts) < 2:
@@ -312,7 +315,8 @@ def _pg_write_sql() -> str:
     rollups, upserted in key order. Returns the number of events inserted.
 
     The rollups are aggregated in the database: the scalar scope types in one pass (one
-    grouping set each), tags after fanning out, both at the 15-minute grain; the coarser
+    grouping set each, and one more each for the key's and the customer's rows of every
+    model, ``rollups.TOTALS``), tags after fanning out, both at the 15-minute grain; the coarser
     grains are summed from those. It mirrors :func:`spendgate.ledger.rollups.rollup_deltas`
     (used on SQLite); the report tests check both against the raw events. Only module
     constants are interpolated.
@@ -333,8 +337,14 @@ def _pg_write_sql() -> str:
         "sum(coalesce(latency_ms, 0))::bigint, count(*) FILTER (WHERE cache_hit), sum(saved_nanos)::bigint"
     )
     scope_type = " ".join(f"WHEN grouping({c}) = 0 THEN '{t}'" for t, c in _SCOPE_COLUMNS.items())
+    totalled = [(TOTALS[t], c) for t, c in ATTRIBUTED if t in TOTALS]
+    total_type = " ".join(f"WHEN grouping({c}) = 0 THEN '{t}'" for t, c in totalled)
     scope_id = " ".join(f"WHEN grouping({c}) = 0 THEN {c}" for c in list(_SCOPE_COLUMNS.values())[1:])
-    grouping_sets = ", ".join(f"({c})" for c in _SCOPE_COLUMNS.values())
+    # Per model and provider, each scope column; then every model together (TOTALS), the
+    # key's and the customer's columns alone.
+    grouping_sets = ", ".join(
+        [*(f"(model, provider, {c})" for c in _SCOPE_COLUMNS.values()), *(f"({c})" for _, c in totalled)]
+    )
     metrics = ", ".join(METRICS)
     resum = ", ".join(f"sum({m})::bigint" for m in METRICS)
     coarser = "".join(
@@ -357,10 +367,12 @@ WITH ins AS (
               request_tags, status, unpriced, estimated, cost_nanos, input_tokens, output_tokens,
               cache_read_tokens, cache_write_tokens, reasoning_tokens, latency_ms, cache_hit, saved_nanos
 ), fine ({", ".join(ROLLUP_KEY[1:])}, {metrics}) AS (
-    SELECT bucket, CASE {scope_type} END, CASE {scope_id} ELSE '' END, model, provider,
+    SELECT bucket, CASE WHEN grouping(model) = 0 THEN CASE {scope_type} END ELSE CASE {total_type} END END,
+           CASE {scope_id} ELSE '' END, CASE WHEN grouping(model) = 0 THEN model ELSE '' END,
+           CASE WHEN grouping(provider) = 0 THEN provider ELSE '' END,
            CASE WHEN grouping(deployment_id) = 0 THEN deployment_id ELSE '' END, {sums}
     FROM ins
-    GROUP BY bucket, model, provider, GROUPING SETS ({grouping_sets})
+    GROUP BY bucket, GROUPING SETS ({grouping_sets})
     UNION ALL
     SELECT bucket, 'tag', tag, model, provider, '', {sums}
     FROM ins CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(request_tags, '[""]')) AS t(tag)

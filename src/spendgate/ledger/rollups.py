@@ -19,8 +19,10 @@ multiple of 15 minutes, so the 15-minute grain answers exactly in any zone
 (Asia/Kolkata +5:30, Asia/Kathmandu +5:45); UTC days, weeks and months read the daily
 grain (a month is 30 rows per group, not 720), and any other zone's days, weeks and
 months read them too, plus or minus the hours and quarter hours between each local
-midnight and the nearest UTC one (:func:`spendgate.ledger.reports._signed_plan`). The trade-off is
-write volume: each event touches 3 grains × 9 scope types and breakdowns (more with several
+midnight and the nearest UTC one (:func:`spendgate.ledger.report_plan.signed_plan`).
+Keys and customers also have rows of every model together (:data:`TOTALS`), which
+reports not showing the model read. The trade-off is
+write volume: each event touches 3 grains × 11 scope types and breakdowns (more with several
 tags; the breakdowns have few values, so a batch adds to few of their rows); the
 writer aggregates a batch first (on PostgreSQL in the database, on SQLite with
 :func:`rollup_deltas`), so under load (bigger batches) the rows written per event fall,
@@ -36,7 +38,16 @@ from operator import add, attrgetter
 from spendgate.core.scopes import ROLLUP_SCOPE_TYPES
 from spendgate.ledger.events import EventStatus, SpendEvent
 
-__all__ = ["ATTRIBUTED", "BREAKDOWNS", "GRAINS", "METRICS", "ROLLUP_KEY", "mode_of", "rollup_deltas"]
+__all__ = [
+    "ATTRIBUTED",
+    "BREAKDOWNS",
+    "GRAINS",
+    "METRICS",
+    "ROLLUP_KEY",
+    "TOTALS",
+    "mode_of",
+    "rollup_deltas",
+]
 
 GRAINS = (900, 3600, 86400)
 """The rollup bucket widths in seconds, finest first: each divides the next."""
@@ -48,6 +59,14 @@ ATTRIBUTED: tuple[tuple[str, str], ...] = tuple(
 """``(rollup scope type, spend_events column)`` of the scope types attributed by one column
 (key, user, team, org, customer): the rest of :data:`~spendgate.core.scopes.ROLLUP_SCOPE_TYPES`
 is ``global`` (every event) and ``tag`` (fanned out from ``request_tags``)."""
+TOTALS = {"key": "key_total", "customer": "customer_total"}
+"""Rollup scope type → its twin of every model in one row (``key`` → ``key_total``): the
+same spend per scope id and bucket with model, provider and deployment ``''`` (migration
+0014). A report by key or customer alone reads one row per value and bucket instead of one
+per model (a key uses a few models, a customer dozens): 3 to 40 times fewer rows, for the
+scopes of thousands of values. Not kept for users, teams and organizations: few enough
+rows per value already, and their few values would make the rows every concurrent writer
+adds to (an organization's, per bucket), where they are per model now."""
 BREAKDOWNS = ("endpoint", "mode")
 """Rollup ``scope_type`` values that are no budget scope but a breakdown of all spend: by
 ``endpoint`` (the call's canonical path, ``/v1/chat/completions``; a batch's is its
@@ -78,6 +97,8 @@ _Attribution = tuple[
 ]
 """bucket, scope ids, tags, model, provider, deployment, endpoint, mode."""
 _TYPES = tuple(t for t, _ in ATTRIBUTED)
+_TOTAL_OF = tuple((TOTALS[t], i) for i, t in enumerate(_TYPES) if t in TOTALS)
+"""(total scope type, index of its scope in an event's ids)."""
 _ids: Callable[[SpendEvent], tuple[str | None, ...]] = attrgetter(*(c for _, c in ATTRIBUTED))
 """An event's ids of the :data:`ATTRIBUTED` scope types (its fields are named as the columns)."""
 
@@ -140,6 +161,7 @@ def rollup_deltas(events: Iterable[SpendEvent]) -> list[dict[str, int | str]]:
             (900, bucket, "mode", mode, m, p, ""),
         ]
         keys.extend((900, bucket, t, i or "", m, p, "") for t, i in zip(_TYPES, ids, strict=True))
+        keys.extend((900, bucket, t, ids[i] or "", "", "", "") for t, i in _TOTAL_OF)
         if tags:
             keys.extend((900, bucket, "tag", t, m, p, "") for t in tags)
         else:
