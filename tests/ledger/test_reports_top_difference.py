@@ -10,10 +10,12 @@ minutes or more than 12 hours, and ranges of any length starting and ending anyw
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -247,3 +249,51 @@ def test_top_elsewhere_is_the_fold_of_the_report(
             await engine.dispose()
 
     asyncio.run(run())
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Australia/Lord_Howe", "America/Santiago", "Asia/Kathmandu"])
+@pytest.mark.parametrize("granularity", ["day", "week", "month"])
+@pytest.mark.parametrize("dim", ["key", "customer", "team"])
+async def test_one_statement_never_binds_one_name_twice(
+    postgres_url: str, tz: str, granularity: str, dim: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads by difference in one statement (``signed_rows`` under several names) bind
+    their bucket lists as PostgreSQL array parameters: no two of them share a name (one
+    would silently take the other's value). Over a year and a half of DST changes, so the
+    plans have many parts. Compiled only: the statement is not run."""
+    captured: list[Any] = []
+
+    async def capture(conn: Any, stmt: Any) -> Any:
+        captured.append(stmt)
+        raise _Captured
+
+    monkeypatch.setattr(reports, "_fetch_columns", capture)
+    engine = create_engine(postgres_url)
+    try:
+        for start, days in (
+            (datetime(2025, 12, 3, 7, tzinfo=UTC), 500),
+            (datetime(2026, 3, 25, tzinfo=UTC), 20),
+        ):
+            with pytest.raises(_Captured):
+                await spend_report(
+                    engine,
+                    start=start,
+                    end=start + timedelta(days=days),
+                    group_by=[dim],
+                    granularity=granularity,
+                    tz=tz,
+                    top=3,
+                )
+            compiled = captured.pop().compile(dialect=engine.dialect)
+            values: dict[str, set[str]] = defaultdict(set)
+            for bind, name in compiled.bind_names.items():
+                values[name].add(repr(bind.value))
+            assert {n: v for n, v in values.items() if len(v) > 1} == {}
+            assert any(name.startswith("buckets_") or name.startswith("skipped_") for name in values)
+    finally:
+        await engine.dispose()
