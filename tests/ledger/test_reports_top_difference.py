@@ -44,6 +44,7 @@ ZONES = [
     "Pacific/Pago_Pago",
 ]
 DIMENSIONS = ["key", "user", "team", "org", "customer"]
+SOME_IDS = ["", "k1", "ka", "u1", "t2", "o1", "c3"]
 LO = datetime(2026, 3, 24)
 HI = datetime(2026, 4, 12)
 
@@ -203,6 +204,18 @@ def test_top_by_difference_equals_every_group_summed(
                         granularity=granularity,
                         tz=tz,
                     )
+                # Narrowed to some ids: every group summed (top_groups), over the same rows.
+                await _check(
+                    engine,
+                    False,
+                    tops[0],
+                    start=start,
+                    end=end,
+                    group_by=[dim],
+                    granularity=granularity,
+                    tz=tz,
+                    scope_ids=SOME_IDS,
+                )
         finally:
             await engine.dispose()
 
