@@ -15,7 +15,9 @@ does 1 and 2, the rollups aggregated in the database: every scalar scope type in
 pass (a grouping set each), tags after fanning out, at the 15-minute grain; the hourly
 and daily grains are summed from those. A batch with several models is split in two by model and
 written on two connections at once: rollup rows are per model, so the two transactions
-never lock the same row, and the database works on both halves in parallel.
+lock none of the same rows but the key's and customer's rows of every model together
+(``rollups.TOTALS``), which both upsert in one order (one may wait there for the other,
+never both), and the database works on both halves in parallel.
 
 SQLite: a multi-row ``INSERT … RETURNING``, rollups aggregated in Python
 (:func:`~spendgate.ledger.rollups.rollup_deltas`).
@@ -91,7 +93,8 @@ class LedgerRepository:
 
         SQLite: one transaction. PostgreSQL: a batch of at least :data:`SPLIT_MIN` events
         with several models is written as two concurrent transactions, one per half of the
-        models (rollup rows are per model, so the two never touch the same row); each is
+        models (rollup rows are per model, so the two share only the rows of every model
+        together, ``rollups.TOTALS``, upserted in one order); each is
         exact on its own. If one fails the call raises after both have finished, and a
         retry of the whole batch only adds what is missing.
         """
