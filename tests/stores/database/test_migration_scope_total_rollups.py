@@ -1,5 +1,6 @@
 """Migration 0014 on SQLite and PostgreSQL: the rows of every model together per key and
-per customer (``rollups.TOTALS``) backfilled from a ledger written before it, exactly as the writer (both writers) and a key's adjustments now keep them."""
+per customer (``rollups.TOTALS``) backfilled from a ledger written before it, exactly as
+both writers and a key's adjustments now keep them."""
 
 from __future__ import annotations
 
