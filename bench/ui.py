@@ -16,9 +16,17 @@ What it measures, honestly:
   time plus well under a millisecond of client. p50, p95, min, max, the HTML's size and the
   1-minute load average before and after.
 
+* **Budgets** (``--budgeted-keys``): bench13's keys have none. With the flag, every one of
+  the 2,000 keys gets three limited windows for the run (``max_budget`` per month, and
+  ``budget_limits`` of a day and of 7 days, amounts varying by key), the management API's
+  clock stands at the Overview's too (so the windows' current periods hold the data's
+  spend), and both are taken away again at the end: the Overview then ranks every key's
+  windows (``/budget/tightest``).
+
     .venv/bin/python bench/spend_api.py --only none     # once: builds bench13 (~8+ minutes)
     .venv/bin/python bench/ui.py                        # then: every page, 20 runs each
     .venv/bin/python bench/ui.py --only spend --runs 50
+    .venv/bin/python bench/ui.py --only overview,budgets,keys --budgeted-keys
 """
 
 from __future__ import annotations
@@ -104,10 +112,12 @@ def pages(busy_key: str, cursor_20: str) -> list[tuple[str, str, str, dict[str, 
 # -- the server ----------------------------------------------------------------------------
 
 
-def serve(url: str, port: int) -> None:
-    """The gateway as ``spendgate serve`` runs it, its Overview clock at :data:`NOW`."""
+def serve(url: str, port: int, *, api_clock: bool = False) -> None:
+    """The gateway as ``spendgate serve`` runs it, its Overview clock at :data:`NOW` (and
+    the management API's with ``api_clock``)."""
     import uvicorn
 
+    from spendgate.admin import _http
     from spendgate.config import parse_config
     from spendgate.server import build_app
     from spendgate.ui.pages import overview
@@ -119,6 +129,8 @@ def serve(url: str, port: int) -> None:
             return cls.fromtimestamp(moment.timestamp(), moment.tzinfo)
 
     overview.datetime = _Clock  # type: ignore[misc]
+    if api_clock:  # AdminSettings' default clock reads the module's datetime when called
+        _http.datetime = _Clock  # type: ignore[misc]
     journal = tempfile.mkdtemp(prefix="bench-ui-journal-")
     config = parse_config(
         {
@@ -143,9 +155,10 @@ def serve(url: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str, *, api_clock: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)])
+    command = [sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)]
+    proc = subprocess.Popen(command + (["--api-clock"] if api_clock else []))
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -195,20 +208,62 @@ def page_20_cursor(base: str) -> str:
     return r.headers["x-spendgate-next-cursor"]
 
 
+_BUDGETED = """
+UPDATE virtual_keys SET max_budget_nanos = (40 + (hashtext(key_id) & 255)) * 1000000000::bigint,
+       budget_duration = '1mo', budget_start = created_at
+ WHERE key_alias LIKE 'key-%';
+INSERT INTO budget_windows (scope_type, scope_id, budget_duration, max_budget_nanos, created_at, updated_at)
+SELECT 'key', key_id, d.duration,
+       (d.base + (hashtext(key_id || d.duration) & 63)) * 1000000000::bigint, now(), now()
+  FROM virtual_keys, (VALUES ('1d', 2), ('7d', 12)) AS d(duration, base)
+ WHERE key_alias LIKE 'key-%'
+ON CONFLICT DO NOTHING;
+"""
+_UNBUDGETED = """
+UPDATE virtual_keys SET max_budget_nanos = NULL, budget_duration = NULL, budget_start = NULL
+ WHERE key_alias LIKE 'key-%';
+DELETE FROM budget_windows WHERE scope_type = 'key'
+   AND scope_id IN (SELECT key_id FROM virtual_keys WHERE key_alias LIKE 'key-%');
+"""
+
+
+def _sql(url: str, statements: str) -> None:
+    """Run ``statements`` on the bench database, in one transaction."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            async with conn.transaction():
+                await conn.execute(statements)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("SPENDGATE_BENCH_POSTGRES_URL", DEFAULT_URL))
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--slow-runs", type=int, default=5, help="runs of a page whose warm-up took > 2 s")
     parser.add_argument("--only", default="", help="comma-separated groups (overview,spend,keys,…)")
+    parser.add_argument(
+        "--budgeted-keys", action="store_true", help="give every key three windows for the run"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--api-clock", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.database_url, args.port)
+        serve(args.database_url, args.port, api_clock=args.api_clock)
         return
     only = {g for g in args.only.split(",") if g}
-    proc, base = start_server(args.database_url)
+    if args.budgeted_keys:
+        _sql(args.database_url, _UNBUDGETED + _BUDGETED)
+    proc, base = start_server(args.database_url, api_clock=args.budgeted_keys)
     try:
         client = signed_in(base)
         cursor = page_20_cursor(base) if not only or "logs" in only else ""
@@ -224,6 +279,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
+        if args.budgeted_keys:
+            _sql(args.database_url, _UNBUDGETED)
 
 
 if __name__ == "__main__":

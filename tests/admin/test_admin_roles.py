@@ -307,6 +307,7 @@ SPEND_CASES: list[tuple[str, str, dict[str, Any], tuple[int, ...]]] = [
     ("report-keys", "/global/spend/report", {**DAYS, "group_by": "api_key"}, ALL_SPEND),
     ("report-key-target", "/global/spend/report", {**DAYS, "api_key": "{target}"}, TARGET_KEY),
     ("report-user-member", "/global/spend/report", {**DAYS, "internal_user_id": "member"}, MEMBER_USER),
+    ("budget-tightest", "/budget/tightest", {}, ALL_SPEND),
 ]
 
 

@@ -7,19 +7,11 @@ pages of 25; and what a non-admin sees follows the API (a 403 is the 403 page)."
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 import openai
 from gateway_helpers import MASTER_KEY, GatewayServer, Ledger
 from playwright.sync_api import Page, expect
-from ui_helpers import admin, shot, sign_in
-
-
-def _post(gateway: GatewayServer, path: str, body: dict[str, Any]) -> Any:
-    with admin(gateway) as client:
-        answer = client.post(path, json=body)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+from ui_helpers import admin, admin_post, shot, sign_in
 
 
 def _tab(page: Page, title: str) -> None:
@@ -34,12 +26,12 @@ def _percent(spent: Decimal, limit: Decimal) -> str:
 def test_every_scope_shows_its_windows_with_the_exact_spend(
     page: Page, gateway: GatewayServer, ledger: Ledger
 ) -> None:
-    _post(
+    admin_post(
         gateway,
         "/organization/new",
         {"organization_id": "bs-org", "organization_alias": "Budget Org", "max_budget": "0.005"},
     )
-    _post(
+    admin_post(
         gateway,
         "/team/new",
         {
@@ -51,9 +43,11 @@ def test_every_scope_shows_its_windows_with_the_exact_spend(
             "budget_duration": "1mo",
         },
     )
-    _post(gateway, "/user/new", {"user_id": "bs-user", "max_budget": "0.002", "auto_create_key": False})
-    _post(gateway, "/customer/new", {"user_id": "bs-cust", "max_budget": "0.004", "budget_duration": "7d"})
-    key = _post(
+    admin_post(gateway, "/user/new", {"user_id": "bs-user", "max_budget": "0.002", "auto_create_key": False})
+    admin_post(
+        gateway, "/customer/new", {"user_id": "bs-cust", "max_budget": "0.004", "budget_duration": "7d"}
+    )
+    key = admin_post(
         gateway,
         "/key/generate",
         {
@@ -135,15 +129,15 @@ def test_scopes_page_by_25(page: Page, gateway: GatewayServer) -> None:
 
 
 def test_a_member_sees_their_own_and_customers_are_a_403(page: Page, gateway: GatewayServer) -> None:
-    _post(gateway, "/team/new", {"team_id": "own-team", "max_budget": "1"})
-    _post(gateway, "/team/new", {"team_id": "other-team", "max_budget": "1"})
-    member = _post(
+    admin_post(gateway, "/team/new", {"team_id": "own-team", "max_budget": "1"})
+    admin_post(gateway, "/team/new", {"team_id": "other-team", "max_budget": "1"})
+    member = admin_post(
         gateway,
         "/user/new",
         {"user_id": "own-user", "user_role": "internal_user", "max_budget": "1", "teams": ["own-team"]},
     )
-    _post(gateway, "/user/new", {"user_id": "other-user", "max_budget": "1", "auto_create_key": False})
-    _post(gateway, "/customer/new", {"user_id": "secret-cust", "max_budget": "1"})
+    admin_post(gateway, "/user/new", {"user_id": "other-user", "max_budget": "1", "auto_create_key": False})
+    admin_post(gateway, "/customer/new", {"user_id": "secret-cust", "max_budget": "1"})
     base = gateway.base_url
     sign_in(page, base, member["key"])
     page.goto(f"{base}/ui/budgets?scope=teams")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from gateway_helpers import MASTER_KEY, GatewayServer
@@ -35,6 +36,14 @@ def admin(gateway: GatewayServer) -> httpx.Client:
     return httpx.Client(
         base_url=gateway.base_url, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
     )
+
+
+def admin_post(gateway: GatewayServer, path: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` to the management API with the master key; its JSON answer (a 200)."""
+    with admin(gateway) as client:
+        answer = client.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def save_windows(page: Page, expect_status: str = "Saved.", **fields: str) -> None:

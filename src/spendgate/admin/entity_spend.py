@@ -40,7 +40,7 @@ from spendgate.ledger.rebuild import served_spend
 from spendgate.ledger.scope_spend import PeriodSpend, SpendQuery, scope_spend
 from spendgate.stores.database.models import Budget
 
-__all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend", "profile_reset_at"]
+__all__ = ["EntitySpend", "SpendAt", "WindowSpend", "entity_spend", "limited_windows", "profile_reset_at"]
 
 _LIFETIME = Window("lifetime")
 
@@ -172,6 +172,50 @@ def _budgets(spec: LimitSpec, at: SpendAt) -> list[_Budget]:
     return out
 
 
+def _window_queries(
+    rollup: str, scope_id: str, spec: LimitSpec, at: SpendAt
+) -> list[tuple[_Budget, SpendQuery]]:
+    """Each budget window of one entity with the question that reads its current period."""
+    return [
+        (b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model, b.anchor, adjustments=b.main))
+        for b in _budgets(spec, at)
+    ]
+
+
+def _windows(
+    budgets: list[tuple[_Budget, SpendQuery]], answers: dict[SpendQuery, PeriodSpend]
+) -> list[WindowSpend]:
+    return [
+        WindowSpend(
+            budget_duration=b.duration,
+            max_nanos=b.max_nanos,
+            effective_max_nanos=b.effective_max_nanos,
+            spend_nanos=answers[q].spend_nanos,
+            period=answers[q].period,
+            tz=b.tz,
+            model=b.model,
+        )
+        for b, q in budgets
+    ]
+
+
+async def _answer(
+    repo: EntityRepository, scope: ScopeType, queries: list[SpendQuery], at: SpendAt
+) -> dict[SpendQuery, PeriodSpend]:
+    """Every question answered in as few reads as possible (model windows as the enforcer
+    counts them when the router's groups are known)."""
+    if not queries:
+        return {}
+    conn = await repo.session.connection()
+    by_group = at.served_by is not None and scope.ledger_column is not None
+    by_model = [q for q in queries if q.model is not None and by_group]
+    answers = await scope_spend(conn, [q for q in queries if q.model is None or not by_group], now=at.now)
+    if by_model:
+        assert at.served_by is not None
+        answers.update(await _group_spend(conn, scope, by_model, at.served_by, at.now))
+    return answers
+
+
 async def entity_spend(
     repo: EntityRepository,
     scope: ScopeType,
@@ -189,7 +233,6 @@ async def entity_spend(
     """
     rollup = scope.rollup
     assert rollup is not None, f"{scope.name} spend is not rolled up"
-    by_group = at.served_by is not None and scope.ledger_column is not None
     plans: list[tuple[str, SpendQuery, SpendQuery, list[tuple[_Budget, SpendQuery]]]] = []
     for scope_id, spec in specs:
         main_window = parse_window(spec.budget_duration) if spec.budget_duration else _LIFETIME
@@ -197,42 +240,43 @@ async def entity_spend(
         # A key's spend set by /key/update counts in ``spend`` (its main window) and, as in
         # the reports by key, in its lifetime spend; its other budget windows count real spend.
         lifetime = SpendQuery(rollup, scope_id, _LIFETIME, at.tz)
-        budgets = [
-            (b, SpendQuery(rollup, scope_id, b.window, b.tz, b.model, b.anchor, adjustments=b.main))
-            for b in _budgets(spec, at)
-        ]
-        plans.append((scope_id, main, lifetime, budgets))
+        plans.append((scope_id, main, lifetime, _window_queries(rollup, scope_id, spec, at)))
     queries = [q for _, main, life, bs in plans for q in (main, life, *(q for _, q in bs))]
-    if not queries:
-        return {}
-    conn = await repo.session.connection()
-    by_model = [q for q in queries if q.model is not None and by_group]
-    answers = await scope_spend(conn, [q for q in queries if q.model is None or not by_group], now=at.now)
-    if by_model:
-        assert at.served_by is not None
-        answers.update(await _group_spend(conn, scope, by_model, at.served_by, at.now))
+    answers = await _answer(repo, scope, queries, at)
     out: dict[str, EntitySpend] = {}
     for (scope_id, spec), (_, main, lifetime, budgets) in zip(specs, plans, strict=True):
-        windows = [
-            WindowSpend(
-                budget_duration=b.duration,
-                max_nanos=b.max_nanos,
-                effective_max_nanos=b.effective_max_nanos,
-                spend_nanos=answers[q].spend_nanos,
-                period=answers[q].period,
-                tz=b.tz,
-                model=b.model,
-            )
-            for b, q in budgets
-        ]
         out[scope_id] = EntitySpend(
             spend_nanos=answers[main].spend_nanos,
             period=answers[main].period,
             lifetime_nanos=answers[lifetime].spend_nanos,
             soft_budget_nanos=spec.soft_budget_nanos,
-            windows=windows,
+            windows=_windows(budgets, answers),
         )
     return out
+
+
+async def limited_windows(
+    repo: EntityRepository,
+    scope: ScopeType,
+    specs: Sequence[tuple[str, LimitSpec]],
+    at: SpendAt,
+) -> dict[str, list[WindowSpend]]:
+    """The budget windows with a limit of each entity that has one (entities without are
+    left out), read as :func:`entity_spend` reads them, without the lifetime and ``spend``
+    figures: what ranks entities by how near their limits they are."""
+    rollup = scope.rollup
+    assert rollup is not None, f"{scope.name} spend is not rolled up"
+    plans = []
+    for scope_id, spec in specs:
+        budgets = [
+            (b, q)
+            for b, q in _window_queries(rollup, scope_id, spec, at)
+            if b.effective_max_nanos is not None
+        ]
+        if budgets:
+            plans.append((scope_id, budgets))
+    answers = await _answer(repo, scope, [q for _, bs in plans for _, q in bs], at)
+    return {scope_id: _windows(budgets, answers) for scope_id, budgets in plans}
 
 
 async def _group_spend(

@@ -20,6 +20,7 @@ from spendgate.admin.roles import Caller
 from spendgate.admin.schemas import KeyGenerate, KeyUpdate, parse_expiry_duration
 from spendgate.entities.codec import nanos
 from spendgate.entities.keys import ALL_MODELS, KEY_SCOPE
+from spendgate.entities.repository import KeyFilter
 from spendgate.entities.service import EntityService
 from spendgate.http.errors import PermissionDenied
 from spendgate.stores.database.models import User, VirtualKey
@@ -28,6 +29,7 @@ __all__ = [
     "check_create_rights",
     "check_update_rights",
     "expiry",
+    "key_filter",
     "may_manage_key",
     "may_read_key",
     "within_owner_models",
@@ -43,6 +45,14 @@ _TEAM_ADMIN_ONLY = ("end_user_id", "temp_budget_increase", "temp_budget_expiry")
 def expiry(now: datetime, duration: str | None) -> datetime | None:
     """When a key given ``duration`` now expires (None: never)."""
     return None if duration is None else now + timedelta(seconds=parse_expiry_duration(duration))
+
+
+def key_filter(caller: Caller, **equal: str | None) -> KeyFilter:
+    """The keys a listing shows the caller (every key to those who read all; else their own
+    and their admin teams'), narrowed by ``equal`` (:class:`KeyFilter`'s equality fields)."""
+    return KeyFilter(
+        restricted=not caller.reads_all, visible_to=caller.user_id, admin_teams=caller.admin_teams, **equal
+    )
 
 
 def may_manage_key(caller: Caller, vk: VirtualKey) -> bool:

@@ -17,6 +17,7 @@ from spendgate.admin.key_rights import (
     check_create_rights,
     check_update_rights,
     expiry,
+    key_filter,
     may_manage_key,
     may_read_key,
     within_owner_models,
@@ -46,7 +47,7 @@ from spendgate.entities.keys import (
     require_key,
     retoken_key,
 )
-from spendgate.entities.repository import KeyFilter, Page
+from spendgate.entities.repository import Page
 from spendgate.entities.service import merged_metadata, utc
 from spendgate.http.errors import InvalidField, PermissionDenied
 from spendgate.ledger.adjustments import KeyAdjustment, adjustment_time, record_key_adjustment
@@ -236,11 +237,8 @@ async def key_info(ctx: Context, query: KeyInfoQuery) -> dict[str, Any]:
 
 
 async def list_keys(ctx: Context, query: KeyListQuery) -> dict[str, Any]:
-    caller = ctx.caller
-    where = KeyFilter(
-        restricted=not caller.reads_all,
-        visible_to=caller.user_id,
-        admin_teams=caller.admin_teams,
+    where = key_filter(
+        ctx.caller,
         user_id=query.user_id,
         team_id=query.team_id,
         organization_id=query.organization_id,

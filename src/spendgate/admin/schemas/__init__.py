@@ -24,6 +24,7 @@ from spendgate.admin.schemas.budgets import (
     BudgetIds,
     BudgetInfoQuery,
     BudgetNew,
+    BudgetTightestQuery,
     BudgetUpdate,
 )
 from spendgate.admin.schemas.customers import (
@@ -115,6 +116,7 @@ __all__ = [
     "BudgetInfoQuery",
     "BudgetLimitField",
     "BudgetNew",
+    "BudgetTightestQuery",
     "BudgetUpdate",
     "CustomKey",
     "CustomerIds",

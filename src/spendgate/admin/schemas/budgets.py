@@ -18,6 +18,7 @@ __all__ = [
     "BudgetIds",
     "BudgetInfoQuery",
     "BudgetNew",
+    "BudgetTightestQuery",
     "BudgetUpdate",
 ]
 
@@ -48,3 +49,7 @@ class BudgetExplain(StrictModel):
     key: Ref = Field(description="The raw key or its hash (token).")
     customer: Ref | None = None
     model: Ref | None = None
+
+
+class BudgetTightestQuery(StrictModel):
+    limit: int = Field(default=10, ge=1, le=100, description="How many keys to return.")

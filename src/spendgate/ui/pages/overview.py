@@ -98,12 +98,12 @@ def _day(period_start: str) -> date:
 
 
 async def _tightest(ctx: PageContext) -> list[Window]:
-    """The ten budget windows nearest their limit among the first 25 keys the caller may
-    read (one page of /key/list: the API computes each key's spend, ~10 ms a key on a
-    10 M-event ledger; the Budgets page pages through all of them)."""
-    keys = await ctx.visible_keys(1, 25)
-    found = [w for key in keys for w in windows_of(key, "key") if w.limit is not None]
-    found.sort(key=lambda w: w.used_percent or Decimal(0), reverse=True)
+    """The ten budget windows nearest their limit among every key the caller may read
+    (``/budget/tightest`` ranks them all and answers the ten keys whose fullest windows lead:
+    their windows hold the ten fullest)."""
+    answer = await ctx.api.get("/budget/tightest", {"limit": 10})
+    found = [w for key in answer["keys"] for w in windows_of(key, "key") if w.limit is not None]
+    found.sort(key=lambda w: (w.effective_limit == 0, w.used_percent or Decimal(0)), reverse=True)
     return found[:10]
 
 
