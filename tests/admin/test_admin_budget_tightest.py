@@ -24,12 +24,13 @@ import httpx
 import pytest
 import pytest_asyncio
 from admin_helpers import MASTER, Api
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 
 from spendgate.admin import AdminSettings, budget_tightest
 from spendgate.admin.app import admin_routes
 from spendgate.core.usage.model import Usage
+from spendgate.entities.repository import EntityRepository, KeyFilter, Page
 from spendgate.ledger.events import SpendEvent
 from spendgate.ledger.repository import LedgerRepository
 
@@ -203,3 +204,12 @@ async def test_a_bad_limit_is_a_422(sqlite_api: Api, limit: str) -> None:
 
 async def test_no_key_answers_empty(sqlite_api: Api) -> None:
     assert await sqlite_api.ok("GET", "/budget/tightest") == {"keys": [], "budgeted_keys": 0}
+
+
+async def test_only_keys_that_may_have_a_budget_are_read(world: World, engine: AsyncEngine) -> None:
+    """The listing behind the ranking skips keys with no limit of any kind (a deployment's
+    many unbudgeted keys are not read page after page)."""
+    async with AsyncSession(engine) as session:
+        total, rows = await EntityRepository(session).list_keys(KeyFilter(budgeted=True), Page(1, 100))
+    assert {vk.key_alias for vk in rows} == set(KEYS) - set(UNLIMITED)
+    assert total == len(rows)

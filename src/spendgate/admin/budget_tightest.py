@@ -72,13 +72,14 @@ async def _ranked(ctx: Context, rows: list[VirtualKey]) -> list[tuple[_Rank, Vir
 
 
 async def _visible(ctx: Context) -> AsyncIterator[list[VirtualKey]]:
-    """The keys the caller may read, a page at a time (a key of no user: itself)."""
+    """The keys the caller may read that may have a budget window, a page at a time (a
+    key of no user: itself)."""
     caller = ctx.caller
     if caller.role is None:
         if caller.key_hash is not None:
             yield [await require_key(ctx.entities, caller.key_hash)]
         return
-    where = key_filter(caller)
+    where = key_filter(caller, budgeted=True)
     number = 1
     while True:
         total, rows = await ctx.repo.list_keys(where, Page(number, _PAGE))

@@ -47,9 +47,9 @@ def expiry(now: datetime, duration: str | None) -> datetime | None:
     return None if duration is None else now + timedelta(seconds=parse_expiry_duration(duration))
 
 
-def key_filter(caller: Caller, **equal: str | None) -> KeyFilter:
+def key_filter(caller: Caller, **equal: Any) -> KeyFilter:
     """The keys a listing shows the caller (every key to those who read all; else their own
-    and their admin teams'), narrowed by ``equal`` (:class:`KeyFilter`'s equality fields)."""
+    and their admin teams'), narrowed by ``equal`` (:class:`KeyFilter`'s other fields)."""
     return KeyFilter(
         restricted=not caller.reads_all, visible_to=caller.user_id, admin_teams=caller.admin_teams, **equal
     )

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, RowMapping, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spendgate.core.scopes import scope_type
 from spendgate.stores.database.models import (
     Budget,
     BudgetWindow,
@@ -98,6 +99,13 @@ class KeyFilter:
     key_alias: str | None = None
     search: str | None = None
     """A fragment of the alias, name, id, user id or team id (see :data:`SEARCHED`)."""
+    budgeted: bool = False
+    """Only keys that may have a budget window: a ``max_budget``, a budget profile, a
+    ``model_max_budget`` or ``budget_limits`` (a superset: the caller decodes the limits)."""
+
+
+_KEY_WINDOWS = scope_type("key").name
+"""The ``scope_type`` of keys' ``budget_limits`` rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +489,16 @@ class EntityRepository:
                 stmt = stmt.where(getattr(VirtualKey, name) == value)
         if where.search is not None:
             stmt = stmt.where(_matching(VirtualKey, where.search))
+        if where.budgeted:
+            windows = select(BudgetWindow.scope_id).where(BudgetWindow.scope_type == _KEY_WINDOWS)
+            stmt = stmt.where(
+                or_(
+                    VirtualKey.max_budget_nanos.is_not(None),
+                    VirtualKey.budget_id.is_not(None),
+                    VirtualKey.model_max_budget.is_not(None),
+                    VirtualKey.key_id.in_(windows),
+                )
+            )
         return await self._page(stmt, (VirtualKey.created_at, VirtualKey.token), page)
 
     async def key_ids(
