@@ -4,7 +4,9 @@ The management API shows, on every key, user, team, organization and customer, w
 has spent in each of its budget windows' current period (and in its lifetime). Those
 figures must equal the ledger exactly and must cost the same whatever the history, so
 they come from ``spend_rollups`` (``ix_spend_rollups_scope``: scope type, scope id,
-grain, bucket), never from a scan of ``spend_events``.
+grain, bucket), never from a scan of ``spend_events``; a key's or customer's spend of any
+model from their rows of every model together (:data:`~spendgate.ledger.rollups.TOTALS`:
+one row a bucket, not one per model).
 
 A period ``[start, end)`` is read as the whole 15-minute buckets inside it, at the daily
 grain when both ends fall on UTC midnights (UTC days, weeks, months), at the hourly grain
@@ -40,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from spendgate.core.periods import Period, Window, period_for
 from spendgate.core.scopes import by_rollup
 from spendgate.ledger.adjustments import ADJUSTMENT, ADJUSTMENT_ROLLUP
-from spendgate.ledger.rollups import GRAINS
+from spendgate.ledger.rollups import GRAINS, TOTALS
 from spendgate.stores.database.models import SpendEventRow, SpendRollup
 
 __all__ = ["PeriodSpend", "SpendQuery", "range_spend", "scope_spend"]
@@ -136,8 +138,10 @@ def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
     tag = literal(index, Integer).label("part")
     if part.grain:
         r = SpendRollup
+        # Any model: a key's or customer's rows of every model together (one per bucket).
+        scope_type = TOTALS.get(part.scope_type, part.scope_type) if part.model is None else part.scope_type
         where: list[ColumnElement[bool]] = [
-            r.scope_type == part.scope_type,
+            r.scope_type == scope_type,
             r.scope_id.in_(ids),
             r.grain == part.grain,
             r.bucket >= part.lo,
