@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, func, literal, select, union_all
+from sqlalchemy import ARRAY, ColumnElement, Integer, String, any_, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spendgate.core.periods import Period, Window, period_for
@@ -134,7 +134,17 @@ def _parts(
     return parts
 
 
-def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
+def _among(column: Any, ids: Sequence[str], postgres: bool) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL ``column = ANY(array)``: one parameter, not hundreds
+    (compiling and sending hundreds of binds cost more than the index scans)."""
+    if postgres:
+        among: ColumnElement[bool] = column == any_(literal(list(ids), ARRAY(String)))
+        return among
+    inside: ColumnElement[bool] = column.in_(ids)
+    return inside
+
+
+def _select(index: int, part: _Part, ids: Sequence[str], postgres: bool = False) -> Any:
     tag = literal(index, Integer).label("part")
     if part.grain:
         r = SpendRollup
@@ -142,7 +152,7 @@ def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
         scope_type = TOTALS.get(part.scope_type, part.scope_type) if part.model is None else part.scope_type
         where: list[ColumnElement[bool]] = [
             r.scope_type == scope_type,
-            r.scope_id.in_(ids),
+            _among(r.scope_id, ids, postgres),
             r.grain == part.grain,
             r.bucket >= part.lo,
             r.bucket < part.hi,
@@ -169,7 +179,7 @@ def _select(index: int, part: _Part, ids: Sequence[str]) -> Any:
     column = events[column_name]
     return (
         select(tag, column.label("scope_id"), func.sum(events.cost_nanos).label("spend"))
-        .where(*where, column.in_(ids))
+        .where(*where, _among(column, ids, postgres))
         .group_by(column)
     )
 
@@ -193,14 +203,25 @@ async def scope_spend(
     periods: dict[SpendQuery, Period] = {}
     wanted: dict[_Part, set[str]] = defaultdict(set)
     parts_of: dict[SpendQuery, list[tuple[_Part, int]]] = {}
+    # Many questions share a window, zone and scope type (a page of keys): each period and
+    # its parts are worked out once.
+    known_periods: dict[tuple[Window, str, datetime | None], Period] = {}
+    known_parts: dict[tuple[Period, str, str | None, bool], list[tuple[_Part, int]]] = {}
     for q in asked:
         if not q.window.is_calendar:
             raise ValueError(f"rolling window {q.window.name} has no current calendar period")
-        period = period_for(q.window, now, q.tz, q.anchor)
+        anchor = q.anchor if q.window.runs_from_start else None  # other windows ignore it
+        period = known_periods.get((q.window, q.tz, anchor))
+        if period is None:
+            period = known_periods[(q.window, q.tz, anchor)] = period_for(q.window, now, q.tz, anchor)
         periods[q] = period
         scope_id = "" if q.scope_type == "global" else q.scope_id
-        parts_of[q] = _parts(period, q.scope_type, q.model, q.adjustments)
-        for part, _ in parts_of[q]:
+        shape = (period, q.scope_type, q.model, q.adjustments)
+        parts = known_parts.get(shape)
+        if parts is None:
+            parts = known_parts[shape] = _parts(period, q.scope_type, q.model, q.adjustments)
+        parts_of[q] = parts
+        for part, _ in parts:
             wanted[part].add(scope_id)
 
     terms: list[tuple[_Part, list[str]]] = []
@@ -209,9 +230,10 @@ async def scope_spend(
         for i in range(0, len(ordered), _IDS_PER_PART):
             terms.append((part, ordered[i : i + _IDS_PER_PART]))
     found: dict[tuple[_Part, str], int] = {}
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(terms), _PARTS_PER_STATEMENT):
         chunk = terms[start : start + _PARTS_PER_STATEMENT]
-        selects = [_select(start + i, part, ids) for i, (part, ids) in enumerate(chunk)]
+        selects = [_select(start + i, part, ids, postgres) for i, (part, ids) in enumerate(chunk)]
         stmt: Any = selects[0] if len(selects) == 1 else union_all(*selects)
         rows: list[Any] = list(await conn.execute(stmt))
         for index, scope_id, spend in rows:
