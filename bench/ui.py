@@ -65,6 +65,7 @@ def pages(busy_key: str, cursor_20: str) -> list[tuple[str, str, str, dict[str, 
     return [
         ("overview", "overview (UTC)", "/ui/overview", {}),
         ("overview", "overview (Asia/Kolkata)", "/ui/overview", kolkata),
+        ("overview", "overview: nearest their limit (after the page)", "/ui/overview/tightest", {}),
         _spend("30 days per day", "team"),
         _spend("30 days per day", "key"),
         _spend("30 days per day", "model"),

@@ -27,7 +27,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from gateway_helpers import MASTER_KEY, GatewayServer
 from playwright.sync_api import Browser, Page, expect
-from ui_helpers import admin, save_windows, shot, sign_in
+from ui_helpers import admin, loaded, save_windows, shot, sign_in
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 """WCAG 2.0 and 2.1 A and AA, and 2.2 AA's new rule (target size)."""
@@ -105,7 +105,9 @@ def world(gateway: GatewayServer) -> World:
 
 def _audit(page: Page, name: str) -> None:
     """Fail with every violation of those rules axe finds on ``page``, readably. Closed
-    ``<details>`` (the create forms) are opened first: axe skips what is hidden."""
+    ``<details>`` (the create forms) are opened first: axe skips what is hidden; parts
+    loaded after the page are waited for."""
+    loaded(page)
     page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     options = {"runOnly": {"type": "tag", "values": RULE_TAGS}, "resultTypes": ["violations"]}
     found = AXE.run(page, options=options).response["violations"]

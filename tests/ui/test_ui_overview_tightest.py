@@ -53,3 +53,20 @@ def test_the_fullest_key_leads_even_past_the_first_page(
     assert second.get_attribute("data-entity") == first["token"]
     expected = (spent_first * 100).quantize(Decimal("0.1"))
     assert Decimal(second.locator(".bar").get_attribute("data-percent") or "nan") == expected
+
+
+def test_the_overview_does_not_wait_for_the_ranking(page: Page, gateway: GatewayServer) -> None:
+    """The page comes without the ranking (it is loaded after it, by htmx); the fragment
+    alone is the table, or the empty state, for the signed-in key."""
+    sign_in(page, gateway.base_url, MASTER_KEY)
+    html = page.request.get(f"{gateway.base_url}/ui/overview").text()
+    assert (
+        'hx-get="/ui/overview/tightest"' in html
+        and "<table" not in html.split('id="tightest"')[1].split("</section>")[0]
+    )
+    fragment = page.request.get(f"{gateway.base_url}/ui/overview/tightest")
+    assert fragment.ok and "<html" not in fragment.text()
+    assert (
+        'aria-label="Budgets nearest their limit"' in fragment.text()
+        or "No key you can see has a budget" in fragment.text()
+    )

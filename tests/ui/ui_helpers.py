@@ -13,8 +13,15 @@ from playwright.sync_api import Page, expect
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
+def loaded(page: Page) -> None:
+    """Wait until the parts a page loads after it (marked ``aria-busy``: the Overview's
+    budgets nearest their limit) have arrived."""
+    expect(page.locator("[aria-busy=true]")).to_have_count(0)
+
+
 def shot(page: Page, name: str) -> None:
-    """The page, whole, to docs/screenshots/<name>.png (linked from docs/dashboard.md)."""
+    """The page, whole and loaded, to docs/screenshots/<name>.png (linked from docs/dashboard.md)."""
+    loaded(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 

@@ -17,7 +17,7 @@ from spendgate.ui.pages.entities import entity_list, entity_page
 from spendgate.ui.pages.keys import create_key, key_page, keys, regenerate_key
 from spendgate.ui.pages.logs import logs
 from spendgate.ui.pages.members import add_member, remove_member
-from spendgate.ui.pages.overview import overview
+from spendgate.ui.pages.overview import overview, tightest
 from spendgate.ui.pages.spend import export, spend
 
 __all__ = ["MENU", "PAGES"]
@@ -26,6 +26,7 @@ Handler = Callable[[PageContext], Awaitable[Response]]
 
 PAGES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/overview", overview, ("GET",)),
+    ("/overview/tightest", tightest, ("GET",)),
     ("/spend", spend, ("GET",)),
     ("/spend/export", export, ("GET",)),
     ("/keys", keys, ("GET",)),
