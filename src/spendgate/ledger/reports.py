@@ -31,7 +31,7 @@ spend of the same events grouped by team.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -41,6 +41,7 @@ from operator import itemgetter, ne, or_
 from typing import Any
 
 from sqlalchemy import (
+    ClauseElement,
     ColumnElement,
     Select,
     String,
@@ -55,7 +56,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, iter_periods, period_for
@@ -659,8 +662,7 @@ async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any]) -> list[list[
     # the rows of a sorted subquery in order); all columns come from the same row stream,
     # so they stay aligned whatever happens.
     rows = stmt.subquery("r")
-    packed = select(*[func.array_agg(c) for c in rows.c]).compile(dialect=conn.dialect)
-    params = packed.params
+    packed, params = _compiled(select(*[func.array_agg(c) for c in rows.c]), conn.dialect)
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
     # Through SQLAlchemy, which opens the connection's transaction first if none is open:
@@ -672,6 +674,34 @@ async def _fetch_columns(conn: AsyncConnection, stmt: Select[Any]) -> list[list[
     await conn.execute(_PG_RESTORE, {"work_mem": before[0], "jit": before[1], "sort": before[2]})
     assert record is not None
     return [c if c is not None else [] for c in record]  # arrays arrive as lists
+
+
+_COMPILED: dict[Any, SQLCompiler] = {}
+_COMPILED_KEPT = 256
+
+
+def _compiled(stmt: ClauseElement, dialect: Dialect) -> tuple[SQLCompiler, Mapping[str, Any]]:
+    """``stmt`` compiled for ``dialect``, with its parameters' values. A report's statement
+    is large (tens of kB of SQL) and compiling it costs ~30 ms; the same report asked again
+    (a page reloaded, another range of the same shape) has the same structure, so the
+    compiled form is kept per structure (SQLAlchemy's cache key, as its own statement cache
+    keys it; the values are this statement's) and only the values are taken anew."""
+    key = stmt._generate_cache_key()
+    name = None if key is None else (dialect.name, key.key)
+    found = _COMPILED.get(name) if name is not None else None
+    if found is None:  # (a construct without a cache key is compiled each time)
+        compiled = (
+            stmt.compile(dialect=dialect) if key is None else stmt.compile(dialect=dialect, cache_key=key)
+        )
+        assert isinstance(compiled, SQLCompiler)
+        found = compiled
+        if name is not None:
+            if len(_COMPILED) >= _COMPILED_KEPT:
+                _COMPILED.clear()
+            _COMPILED[name] = found
+    if key is None:
+        return found, found.params
+    return found, found.construct_params(extracted_parameters=key.bindparams)
 
 
 # For the report's statement only (transaction-local, restored after it by _PG_RESTORE):
