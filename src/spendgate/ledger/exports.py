@@ -125,6 +125,8 @@ def export_filename(fmt: str, start: date, end: date, group_by: Sequence[str] = 
 
 
 def _cell(value: Any) -> Any:
+    if type(value) is int:  # most cells: counts and tokens
+        return value
     if value is None:
         return ""
     if value is True:
@@ -357,10 +359,17 @@ async def _grouped(
     names = [n for d in group_by for n in ((d, "key_alias") if d == "key" else (d,))]
     out.row(["period_start", "period_end", *names, *GROUPED_METRICS, *(["other_groups"] if top else [])])
     yield out.take()
+    shown: dict[Any, tuple[str, str]] = {}  # each period's ends as text, once (rows repeat them)
     for i in range(report.row_count):
         if allowed is not None and not any(cols[d][i] in ids for d, ids in allowed.items() if d in cols):
             continue
         period = cols["period"][i]
+        ends = shown.get(period)
+        if ends is None:
+            ends = shown[period] = (
+                period.start.astimezone(zone).isoformat(),
+                period.end.astimezone(zone).isoformat(),
+            )
         values = [cols[d][i] for d in group_by]
         if "key" in group_by:
             k = group_by.index("key")
@@ -368,8 +377,7 @@ async def _grouped(
             values[k : k + 1] = [token, alias]
         out.row(
             [
-                period.start.astimezone(zone).isoformat(),
-                period.end.astimezone(zone).isoformat(),
+                *ends,
                 *values,
                 usd_text(cols["cost_nanos"][i]),
                 *(cols[m][i] for m in GROUPED_METRICS[1:]),
