@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import getcontext
 from typing import Any, Protocol
 
+from spendgate.core.memo import remember
 from spendgate.core.money import to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.calculator import effective_rates
@@ -213,13 +214,4 @@ _MEMO_STATS = [0, 0]
 
 
 def _remember(key: tuple[object, ...], worst: int) -> None:
-    memo = _MEMO
-    if len(memo) >= _MEMO_SIZE:
-        stats = _MEMO_STATS
-        if stats[0] < _MEMO_SIZE // 8:
-            stats[1] = _MEMO_PAUSE
-        stats[0] = 0
-        memo.clear()
-        if stats[1] > 0:
-            return
-    memo[key] = worst
+    remember(_MEMO, _MEMO_STATS, key, worst, _MEMO_SIZE, _MEMO_PAUSE)

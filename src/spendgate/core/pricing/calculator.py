@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, getcontext
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from spendgate.core.memo import remember
 from spendgate.core.money import ZERO
 from spendgate.core.pricing.breakdown import CostBreakdown, priced_breakdown
 from spendgate.core.pricing.spec import OffPeak, PriceSpec, Rates
@@ -308,16 +309,7 @@ def _memo_key(
 
 
 def _remember(key: tuple[object, ...], breakdown: CostBreakdown) -> None:
-    memo = _MEMO
-    if len(memo) >= _MEMO_SIZE:
-        stats = _MEMO_STATS
-        if stats[0] < _MEMO_SIZE // 8:
-            stats[1] = _MEMO_PAUSE
-        stats[0] = 0
-        memo.clear()
-        if stats[1] > 0:
-            return
-    memo[key] = breakdown
+    remember(_MEMO, _MEMO_STATS, key, breakdown, _MEMO_SIZE, _MEMO_PAUSE)
 
 
 def _calculate(
