@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from admin_helpers import MASTER
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from spendgate.admin import AdminSettings
 from spendgate.admin._http import Context, Endpoint, make_handler
 from spendgate.entities import EntityConflict, EntityInvalid, EntityNotFound
 from spendgate.errors import BudgetExceeded
+from spendgate.stores.database.models import Budget
 
 pytestmark = pytest.mark.asyncio
 
@@ -70,3 +72,26 @@ async def test_entity_refusals(engine: AsyncEngine, exc: Exception, status: int,
         "team_id" if status != 422 else "metadata.x",
         code,
     )
+
+
+async def test_an_answer_that_cannot_be_written_changes_nothing(engine: AsyncEngine) -> None:
+    """A handler's change and its answer are one: an answer that cannot be serialised is a
+    500 in the error shape, and the change is rolled back (never a failure reported for a
+    change that was made)."""
+
+    async def handler(ctx: Context, body: Any) -> Any:
+        await ctx.repo.add(Budget(budget_id="written-then-failed"))
+        return {"unserialisable": object()}
+
+    endpoint = Endpoint(path="/half", methods=("POST",), handler=handler, summary="", tag="t", write=True)
+    settings = AdminSettings.from_master_key(engine, MASTER)
+    app = Starlette(routes=[Route("/half", make_handler(endpoint, settings), methods=["POST"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+        response = await client.post("/half", headers={"authorization": f"Bearer {MASTER}"})
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "internal_error"
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            select(func.count()).select_from(Budget).where(Budget.budget_id == "written-then-failed")
+        )
+    assert left == 0

@@ -309,6 +309,9 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
                 service = EntityService(repo, now=now, by=caller.name)
                 ctx = Context(service, caller, now, request, settings)
                 result = await endpoint.handler(ctx, parsed)
+                # Serialised before the commit: an answer that cannot be written rolls the
+                # change back rather than reporting a failure for a change that was made.
+                answer = result if isinstance(result, Response) else _json(result)
                 changed = ctx.changed_keys
                 spend_set = ctx.spend_set_keys
             # Leaving ``session.begin()`` without an error committed the one transaction.
@@ -333,6 +336,4 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
     if settings.on_key_spend_set is not None:
         for key_id in dict.fromkeys(spend_set):
             await settings.on_key_spend_set(request, key_id)
-    if isinstance(result, Response):  # e.g. an export streamed from its own connection
-        return result
-    return _json(result)
+    return answer  # (a Response as the handler gave it: e.g. an export streamed from its own connection)
