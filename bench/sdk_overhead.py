@@ -444,7 +444,7 @@ def stages(case: str, clients: Clients, n: int) -> None:
     options = InstrumentOptions()
     call = MeteredCall.open(request, options, async_call=False)
     assert call is not None
-    breakdown = call.finish(body, content_type)
+    breakdown, _ = call.finish(body, content_type)
     usage = call.exchange.read_response(body, content_type)[0]
     assert usage is not None
     path = request.url.path.rstrip("/")

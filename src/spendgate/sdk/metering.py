@@ -483,24 +483,28 @@ class MeteredCall:
 
     # -- after ----------------------------------------------------------------------------------
 
-    def finish(self, body: bytes, content_type: str, response: Any = None) -> CostBreakdown:
-        """A complete answer: meter, price, settle, call back. Returns its price."""
-        usage, _, _ = self.exchange.read_response(body, content_type)
+    def finish(self, body: bytes, content_type: str) -> tuple[CostBreakdown, Any]:
+        """A complete answer: meter, price, settle, call back. Returns its price, and the
+        answer's JSON as the adapter parsed it when no callback was given it (else None):
+        the SDK may read that parse (:mod:`spendgate.sdk.answer_json`)."""
+        exchange = self.exchange
+        usage, _, _ = exchange.read_response(body, content_type)
         estimated = usage is None
         if usage is None:
-            usage = self.exchange.estimate(response_text(body))
+            usage = exchange.estimate(response_text(body))
         breakdown = self.model.price(
-            usage, at=self.started_at, served_tier=self.exchange.service_tier, requested_tier=self.tier
+            usage, at=self.started_at, served_tier=exchange.service_tier, requested_tier=self.tier
         )
-        if response is None and callbacks.listening(success=True):  # for the callbacks only
-            response = self.exchange.answer  # as the adapter parsed it: not parsed twice
+        response = None
+        if callbacks.listening(success=True):  # for the callbacks only
+            response = exchange.answer  # as the adapter parsed it: not parsed twice
             if response is None:
                 try:
                     response = orjson.loads(body)
                 except orjson.JSONDecodeError:
                     response = None
         self._end(usage, breakdown, "success", estimated=estimated, response=response)
-        return breakdown
+        return breakdown, (exchange.answer if response is None else None)
 
     def translator(self) -> StreamTranslator:
         """The gateway's stream translator for this call, pricing at its model."""

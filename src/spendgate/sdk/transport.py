@@ -39,6 +39,7 @@ from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.http.headers import RESPONSE_COST, cost_text
 from spendgate.providers.base import StreamTranslator
 from spendgate.sdk import results
+from spendgate.sdk.answer_json import hand_on
 from spendgate.sdk.httpx_compat import MODULES, add_header, header_items, joined, module_of
 from spendgate.sdk.metering import InstrumentOptions, MeteredCall, endpoint_of, status_error
 
@@ -389,7 +390,9 @@ class _SyncMetering:
             raise
         finally:
             upstream.close()
-        breakdown = call.finish(body, read[0])
+        breakdown, parsed = call.finish(body, read[0])
+        if parsed is not None:
+            hand_on(upstream, parsed)
         return _answered(call, upstream, breakdown, started, read)
 
     def close(self) -> None:
@@ -451,7 +454,9 @@ class _AsyncMetering:
             raise
         finally:
             await upstream.aclose()
-        breakdown = call.finish(body, read[0])
+        breakdown, parsed = call.finish(body, read[0])
+        if parsed is not None:
+            hand_on(upstream, parsed)
         return _answered(call, upstream, breakdown, started, read)
 
     async def aclose(self) -> None:
