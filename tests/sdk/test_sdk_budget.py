@@ -18,7 +18,7 @@ from spendgate.core.money import to_nano
 from spendgate.enforcement.estimate import target_worst_case
 from spendgate.providers.base import estimate_prompt_tokens
 from spendgate.providers.mock import MockServer, run_mock_provider
-from spendgate.sdk.budget import BUDGET, GlobalBudget
+from spendgate.sdk.budget import _UNCOUNTED_KEPT, BUDGET, GlobalBudget, Hold
 from spendgate.sdk.budget_history import SpendHistory
 from spendgate.sdk.metering import DEFAULT_MAX_OUTPUT, PricedModel
 
@@ -289,3 +289,48 @@ def test_spend_history_is_exact_on_quarter_hours_and_never_less_inside_a_slot() 
         assert history.since(since) == truth(since), back
     assert history.since(now - 86_400 + 30) >= truth(now - 86_400 + 30)  # inside a slot: never less
     assert history.since(start) == history.total == truth(start)
+
+
+def test_costs_settled_without_the_lock_count_in_the_period_they_were_settled_in() -> None:
+    """A call that reserved nothing settles without the lock (queued); the queue is counted
+    before the spend is read or checked, each cost in the period of its settling."""
+    clock = _Clock("2026-12-01T23:00:00+00:00")
+    budget = GlobalBudget(clock=clock)
+    budget.max_budget_duration = "1d"
+    assert budget.current_cost_nanos == 0  # the period is 1 December
+    budget.settle(budget.reserve(0), 100)  # queued on 1 December, counted on the 2nd
+    clock.at("2026-12-02T01:00:00+00:00")
+    budget.settle(budget.reserve(0), 30)
+    assert budget.current_cost_nanos == 30
+    budget.max_budget_duration = None
+    assert budget.current_cost_nanos == 130
+    budget.max_budget = Decimal("0.000000200")  # 200 nano-USD
+    budget.budget_mode = "check_only"
+    budget.settle(budget.reserve(0), 70)  # check_only reserves nothing: queued too
+    with pytest.raises(spendgate.BudgetExceededError):
+        budget.reserve(0)  # 130 + 70 counted before the check
+    hold = Hold(0)
+    budget.settle(hold, 5)
+    budget.settle(hold, 5)  # once
+    assert budget.current_cost_nanos == 205
+
+
+def test_costs_settled_without_the_lock_from_many_threads_are_each_counted_once() -> None:
+    budget = GlobalBudget()
+    per_thread, threads = 3_000, 8  # past the queue's bound many times
+    start = threading.Barrier(threads)
+
+    def settle(seed: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            budget.settle(budget.reserve(0), seed + i % 7)
+
+    workers = [threading.Thread(target=settle, args=(n,)) for n in range(1, threads + 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(budget._uncounted) < _UNCOUNTED_KEPT + threads  # bounded while nothing reads
+    expected = sum(seed + i % 7 for seed in range(1, threads + 1) for i in range(per_thread))
+    assert budget.current_cost_nanos == expected
+    assert len(budget._uncounted) == 0

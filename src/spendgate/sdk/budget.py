@@ -9,9 +9,14 @@ alike, can never overshoot: the check and the reservation are one step under a l
 
 The counters are integer nano-USD behind one ``threading.Lock``, held for a few integer
 operations and never across an ``await``, so it is safe from threads and from an event
-loop. ``max_budget_duration`` ("1d", "7d", "1mo" …) turns the limit into calendar periods
-of :mod:`spendgate.core.periods` in ``budget_timezone``: a period's spend is what was
-settled inside it, so a new period starts at zero when the clock moves into it (no reset
+loop. A call that reserved nothing (no limit, or ``check_only``) settles without the lock:
+its cost joins a queue (``deque.append`` is atomic) that is counted, in order, under the
+lock before anything reads or checks the spend, and at least every
+:data:`_UNCOUNTED_KEPT` calls.
+
+``max_budget_duration`` ("1d", "7d", "1mo" …) turns the limit into calendar periods of
+:mod:`spendgate.core.periods` in ``budget_timezone``: a period's spend is what was settled
+inside it, so a new period starts at zero when the clock moves into it (no reset
 job), and a window set or changed after spending counts the calls settled inside its
 current period (from :class:`~spendgate.sdk.budget_history.SpendHistory`), not the
 process's whole spend.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +41,9 @@ from spendgate.sdk.errors import BudgetExceededError
 __all__ = ["BUDGET", "BudgetMode", "GlobalBudget", "Hold"]
 
 BudgetMode = Literal["strict", "check_only"]
+
+_UNCOUNTED_KEPT = 1024
+"""Settled costs that may wait in the queue before the settling call counts them."""
 
 
 class Hold:
@@ -80,6 +89,8 @@ class GlobalBudget:
         self._spent = 0
         """The spend the limit applies to: the current period's (the lifetime's without a window)."""
         self._reserved = 0
+        self._uncounted: deque[tuple[int, float]] = deque()
+        """(nano-USD, when) settled without the lock, not yet in the counters."""
 
     # -- settings (the facade forwards spendgate.<name> here) ---------------------------------
 
@@ -103,6 +114,7 @@ class GlobalBudget:
     def max_budget_duration(self, value: str | None) -> None:
         window = None if value is None else parse_duration(value)
         with self._lock:
+            self._count()
             self._duration, self._window, self._period = value, window, None
             if window is None:
                 self._spent = self._history.total
@@ -140,6 +152,7 @@ class GlobalBudget:
     @property
     def current_cost_nanos(self) -> int:
         with self._lock:
+            self._count()
             self._roll(self._clock())
             return self._spent
 
@@ -174,6 +187,7 @@ class GlobalBudget:
         if self._limit is None and worst_nanos <= 0:
             return Hold(0)  # unlimited and nothing to reserve: no lock (the spend is counted at settle)
         with self._lock:
+            self._count()
             self._roll(self._clock())
             limit = self._limit
             strict = self._mode == "strict"
@@ -197,17 +211,25 @@ class GlobalBudget:
 
     def settle(self, hold: Hold, cost_nanos: int) -> None:
         """The call's real cost replaces its reservation (once)."""
+        if not hold.nanos:  # nothing reserved: queued, counted before the spend is next read
+            if hold.done:
+                return
+            hold.done = True
+            if cost_nanos > 0:
+                uncounted = self._uncounted
+                uncounted.append((cost_nanos, self._clock()))
+                if len(uncounted) >= _UNCOUNTED_KEPT:
+                    with self._lock:
+                        self._count()
+            return
         with self._lock:
             if hold.done:
                 return
             hold.done = True
             self._reserved -= hold.nanos
             if cost_nanos > 0:
-                now = self._clock()
-                if self._window is not None:
-                    self._roll(now)  # first: the period it is settled in
-                self._history.add(cost_nanos, now)
-                self._spent += cost_nanos
+                self._count()  # first: the costs settled before this one
+                self._add(cost_nanos, self._clock())
 
     def release(self, hold: Hold) -> None:
         """Nothing is billed: give the reservation back (once)."""
@@ -216,9 +238,25 @@ class GlobalBudget:
     def reset(self) -> None:
         """Back to the defaults: no limit, no spend, strict, lifetime, UTC (tests use it)."""
         with self._lock:
+            self._uncounted.clear()
             self._limit, self._duration, self._window, self._period = None, None, None, None
             self._tz, self._mode, self._spent, self._reserved = "UTC", "strict", 0, 0
             self._history = SpendHistory()
+
+    def _add(self, nanos: int, at: float) -> None:
+        """Count ``nanos`` settled at ``at`` (lock held)."""
+        if self._window is not None:
+            self._roll(at)  # first: the period it is settled in
+        self._history.add(nanos, at)
+        self._spent += nanos
+
+    def _count(self) -> None:
+        """Count the costs settled without the lock, in the order they were settled (lock
+        held; ``popleft`` is atomic, so a cost appended meanwhile waits for the next count)."""
+        uncounted = self._uncounted
+        while uncounted:
+            nanos, at = uncounted.popleft()
+            self._add(nanos, at)
 
     def _roll(self, now: float) -> None:
         """Keep ``_spent`` the spend of the period the clock is in (lock held): when it moves

@@ -21,6 +21,11 @@ in two places:
   reuses ids) finds neither: a wrong price is never returned. The ids of the newest
   :data:`CALLS_KEPT` calls are kept.
 
+A call is filed by id when a price is first looked up by id (or every
+:data:`_UNFILED_KEPT` calls), not while the call returns: until then it waits in a queue
+with the start of its answer (``deque.append`` is atomic; filing pops them in order under
+the lock), so a call that nobody asks about pays for no lock, no map and no id search.
+
 A stream's price is known once it has ended (read to the end, or closed).
 """
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from decimal import Decimal
 from typing import Any
 
@@ -57,8 +62,13 @@ _AMBIGUOUS: Any = object()
 EXTENSION = "spendgate.cost_breakdown"
 """The key of a call's price in its response's ``extensions``."""
 
+_UNFILED_KEPT = 1024
+"""Calls that may wait in the queue before the remembering call files them."""
+
 _lock = threading.Lock()
 _by_id: OrderedDict[str, CostBreakdown] = OrderedDict()
+_unfiled: deque[tuple[str | None, bytes, bool, CostBreakdown]] = deque()
+"""(request id, the answer's start, whether it is a stream's first event, price)."""
 
 
 def answer_id(head: bytes, *, event: bool = False) -> str | None:
@@ -85,24 +95,37 @@ def remember(
     response: httpx.Response | None,
     request_id: str | None,
     breakdown: CostBreakdown,
-    answer: str | None = None,
+    head: bytes = b"",
+    *,
+    event: bool = False,
 ) -> None:
-    """Keep the price of one call for :func:`cost_of` (by its response, its request id and
-    its answer's own id)."""
+    """Keep the price of one call for :func:`cost_of`: on its response, and by its request
+    id and its answer's own id (in ``head``, the start of its body, or of its first event
+    for a stream: ``event=True``; see :func:`answer_id`)."""
     if response is not None:  # a copy: a transport may hand several responses one dict
         response.extensions = {**response.extensions, EXTENSION: breakdown}
-    with _lock:
+    _unfiled.append((request_id, head[:_HEAD], event, breakdown))
+    if len(_unfiled) >= _UNFILED_KEPT:
+        with _lock:
+            _file()
+
+
+def _file() -> None:
+    """File the queued calls by id, oldest first (lock held)."""
+    while _unfiled:
+        request_id, head, event, breakdown = _unfiled.popleft()
         if request_id:
             if request_id in _by_id:
                 _by_id.move_to_end(request_id)
             _by_id[request_id] = breakdown
+        answer = answer_id(head, event=event) if head else None
         if answer and answer != request_id:
             known = _by_id.get(answer)
             if known is not None:
                 _by_id.move_to_end(answer)
             _by_id[answer] = breakdown if known is None or known is breakdown else _AMBIGUOUS
-        while len(_by_id) > _IDS_KEPT:
-            _by_id.popitem(last=False)
+    while len(_by_id) > _IDS_KEPT:
+        _by_id.popitem(last=False)
 
 
 def _http_response(result: Any) -> httpx.Response | None:
@@ -130,6 +153,7 @@ def breakdown_of(result: Any) -> CostBreakdown:
         if isinstance(found, CostBreakdown):
             return found
     with _lock:
+        _file()
         if response is not None:
             keys: tuple[object, ...] = (
                 response.headers.get("x-request-id") or response.headers.get("request-id"),
@@ -163,4 +187,5 @@ def cost_of(result: Any) -> Decimal:
 def reset() -> None:
     """Forget every price remembered by id (tests use it; a response keeps its own)."""
     with _lock:
+        _unfiled.clear()
         _by_id.clear()

@@ -129,7 +129,7 @@ def _answered(
         x_id = f"spendgate-{uuid.uuid4().hex}"
         add_header(headers, b"x-request-id", x_id)
     upstream.elapsed = timedelta(0, time.perf_counter() - started)  # (days, seconds): positional is cheaper
-    results.remember(upstream, x_id or r_id, breakdown, results.answer_id(upstream.content))
+    results.remember(upstream, x_id or r_id, breakdown, upstream.content)
     return upstream
 
 
@@ -166,7 +166,7 @@ class _StreamEnd:
         breakdown = self.call.finish_stream(self.translator, closed_early=closed_early, error=error)
         response = self.response() if self.response is not None else None
         if response is not None:
-            results.remember(response, self.request_id, breakdown, results.answer_id(self.head, event=True))
+            results.remember(response, self.request_id, breakdown, self.head, event=True)
 
 
 def _streamed(
