@@ -130,3 +130,18 @@ def test_a_callback_that_changes_the_answer_does_not_change_the_result() -> None
         spendgate.success_callback = []
     assert seen and seen[0]["choices"][0]["message"]["content"] == "[redacted]"
     assert result.choices[0].message.content == "hi"
+
+
+def _async_client(answer: bytes, *, instrumented: int) -> openai.AsyncOpenAI:
+    http = HTTP.AsyncClient(transport=HTTP.MockTransport(lambda _: HTTP.Response(200, content=answer)))
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url="http://upstream.test/v1", http_client=http)
+    return spendgate.instrument(client) if instrumented else client
+
+
+@pytest.mark.parametrize("answer", [_answer(), _answer(created=2**64 + 5)], ids=["plain", "big-integer"])
+async def test_an_async_instrumented_result_equals_the_plain_clients(answer: dict[str, Any]) -> None:
+    body = json.dumps(answer).encode()
+    clients = [_async_client(body, instrumented=on) for on in (0, 1)]
+    results = [await client.chat.completions.create(model=GPT, messages=MESSAGES) for client in clients]
+    assert repr(results[1].model_dump()) == repr(results[0].model_dump())
+    assert spendgate.cost_of(results[1]) > 0
