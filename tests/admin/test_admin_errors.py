@@ -1,5 +1,6 @@
 """How the management API's edge answers what handlers raise: the configured
-budget-exceeded status, and the entity service's refusals as 404 / 409 / 422."""
+budget-exceeded status, the entity service's refusals as 404 / 409 / 422, and a pool with
+no free connection as a 503 that says the server is busy (not that the database is down)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_helpers import MASTER
+from admin_helpers import MASTER, admin_client
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -17,7 +18,8 @@ from spendgate.admin import AdminSettings
 from spendgate.admin._http import Context, Endpoint, make_handler
 from spendgate.entities import EntityConflict, EntityInvalid, EntityNotFound
 from spendgate.errors import BudgetExceeded
-from spendgate.stores.database.models import Budget
+from spendgate.stores.database import create_engine
+from spendgate.stores.database.models import Budget, Team
 
 pytestmark = pytest.mark.asyncio
 
@@ -95,3 +97,32 @@ async def test_an_answer_that_cannot_be_written_changes_nothing(engine: AsyncEng
             select(func.count()).select_from(Budget).where(Budget.budget_id == "written-then-failed")
         )
     assert left == 0
+
+
+@pytest.mark.postgres
+async def test_a_pool_with_no_free_connection_is_busy_not_down(postgres_url: str) -> None:
+    """PostgreSQL with one pooled connection, held elsewhere: a read and a write each wait
+    the pool's timeout and get 503 ``database_busy`` with a Retry-After, the write changes
+    nothing; once the connection is free both succeed."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    try:
+        async with admin_client(engine) as client:
+            auth = {"authorization": f"Bearer {MASTER}"}
+            async with engine.connect() as held:
+                await held.execute(select(1))
+                read = await client.get("/team/list", headers=auth)
+                write = await client.post("/team/new", json={"team_id": "busy-team"}, headers=auth)
+            for response in (read, write):
+                assert response.status_code == 503
+                error = response.json()["error"]
+                assert (error["type"], error["code"]) == ("service_unavailable", "database_busy")
+                assert "busy" in error["message"] and "nothing was changed" in error["message"]
+                assert response.headers["retry-after"] == "1"
+            assert (await client.get("/team/list", headers=auth)).status_code == 200
+            async with engine.connect() as conn:
+                count = select(func.count()).select_from(Team).where(Team.team_id == "busy-team")
+                assert await conn.scalar(count) == 0
+            created = await client.post("/team/new", json={"team_id": "busy-team"}, headers=auth)
+            assert created.status_code == 200
+    finally:
+        await engine.dispose()

@@ -38,11 +38,13 @@ from spendgate.http.credentials import key_from_headers
 from spendgate.http.errors import (
     AuthenticationFailed,
     Conflict,
+    DatabaseBusy,
     DatabaseUnavailable,
     InvalidField,
     MalformedRequest,
     PermissionDenied,
     is_database_outage,
+    is_pool_exhausted,
     render_error,
 )
 
@@ -58,6 +60,8 @@ __all__ = [
 log = logging.getLogger("spendgate.admin")
 
 MAX_BODY_BYTES = 1 << 20
+BUSY_RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` of a 503 ``database_busy`` (a pool wait, not an outage: seconds, not minutes)."""
 
 
 @dataclass(slots=True)
@@ -326,6 +330,13 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
     except Exception as exc:  # unreachable: OperationalError, or the driver's own errors unwrapped
         if not is_database_outage(exc):
             raise
+        if is_pool_exhausted(exc):
+            log.warning("admin request refused: no free database connection in time: %s", exc)
+            raise DatabaseBusy(
+                "the server is busy: every database connection stayed in use for the pool's "
+                "whole wait (the database itself is up); nothing was changed; try again shortly",
+                headers={"retry-after": str(BUSY_RETRY_AFTER_SECONDS)},
+            ) from None
         log.warning("admin request failed: database unavailable: %s: %s", type(exc).__name__, exc)
         raise DatabaseUnavailable("the database is unavailable; nothing was changed") from None
     if settings.on_key_change is not None:

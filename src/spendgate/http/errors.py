@@ -21,6 +21,7 @@ RateLimited (spendgate.errors)      429     rate_limit_error (+ Retry-After, x-r
 BudgetExceeded                      402*    budget_exceeded (+ Retry-After); *configurable
 StorageError (spendgate.errors)     503     service_unavailable / limits_unavailable
 DatabaseUnavailable                 503     service_unavailable / database_unavailable
+DatabaseBusy                        503     service_unavailable / database_busy (+ Retry-After)
 UpstreamStatusError 4xx             same    the upstream's own error, passed on
 UpstreamStatusError 401/403         502     upstream_error / upstream_auth_failed
 UpstreamStatusError 429             429     rate_limit_error
@@ -61,6 +62,7 @@ __all__ = [
     "AuthenticationFailed",
     "Conflict",
     "CustomerNotAllowed",
+    "DatabaseBusy",
     "DatabaseUnavailable",
     "GatewayError",
     "InvalidField",
@@ -71,6 +73,7 @@ __all__ = [
     "PermissionDenied",
     "error_body",
     "is_database_outage",
+    "is_pool_exhausted",
     "render_error",
 ]
 
@@ -255,6 +258,20 @@ class DatabaseUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "database_unavailable"
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """503: every pooled database connection stayed in use for the pool's whole wait. The
+    database is up; this process has more work in flight than connections (many
+    expensive reads at once), so the answer says so and when to try again."""
+
+    code = "database_busy"
+
+
+def is_pool_exhausted(exc: BaseException) -> bool:
+    """True when ``exc`` is the pool's checkout timeout (no free connection in time): an
+    outage to :func:`is_database_outage`, but one of load, not of the database."""
+    return isinstance(exc, sa_exc.TimeoutError)
 
 
 def is_database_outage(exc: BaseException) -> bool:
