@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from spendgate.core.usage import anthropic as anthropic_usage
 from spendgate.core.usage import from_anthropic_message, from_openai_chat, from_openai_completion
 from spendgate.core.usage import openai as openai_usage
+from spendgate.core.usage._access import dig, get
 from spendgate.core.usage.model import Usage, UsageError, token_usage
 from spendgate.core.usage.openai import openai_token_usage
+from spendgate.core.usage.tier import reported_service_tier, service_tier_name
 
 # Counts as bodies carry them, and the values the general path refuses or reads specially.
 good = st.integers(0, 5000)
@@ -191,3 +193,34 @@ def test_token_usage_equals_the_dataclass_constructor() -> None:
     fields: dict[str, Any] = dict(zip(names, counts, strict=True))
     assert fast == Usage(**fields)
     assert repr(fast) == repr(Usage(**fields))
+
+
+def _general_tier(response: Any) -> str | None:
+    """:func:`reported_service_tier` by the general accessors alone (what it did before its
+    shortcuts)."""
+    tier = service_tier_name(get(response, "service_tier"))
+    return tier if tier is not None else service_tier_name(dig(response, "usage", "service_tier"))
+
+
+_tiers = st.one_of(
+    st.sampled_from(["default", "auto", "flex", "priority", "standard", "STANDARD", "standard_only"]),
+    st.sampled_from(["weird", "", None, 3, [], {}]),
+    st.text(max_size=10),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.one_of(st.none(), _tiers).flatmap(
+        lambda top: st.one_of(
+            st.none(),
+            st.sampled_from([3, "x", []]),
+            st.dictionaries(st.just("service_tier"), _tiers, max_size=1),
+        ).map(lambda usage: {"service_tier": top, "usage": usage})
+    ),
+    st.sampled_from([(), ("service_tier",), ("usage",), ("service_tier", "usage")]),
+)
+def test_the_reported_tier_is_read_as_before(body: dict[str, Any], drop: tuple[str, ...]) -> None:
+    for key in drop:
+        body.pop(key)
+    assert reported_service_tier(body) == _general_tier(body), repr(body)

@@ -49,6 +49,12 @@ def reported_service_tier(response: object) -> str | None:
             tier = _NAMES.get(value.lower())
             if tier is not None:
                 return tier
+        elif value is None:  # said in the usage (Anthropic), or not at all
+            usage = response.get("usage")
+            if usage is None:
+                return None
+            if usage.__class__ is dict:
+                return service_tier_name(usage.get("service_tier"))
     tier = service_tier_name(get(response, "service_tier"))
     if tier is None:
         tier = service_tier_name(dig(response, "usage", "service_tier"))
