@@ -1,6 +1,6 @@
 """How the management API's edge answers what handlers raise: the configured
 budget-exceeded status, the entity service's refusals as 404 / 409 / 422, and a pool with
-no free connection as a 503 that says the server is busy (not that the database is down)."""
+no free connection as a 503 that says so (not that the database is unavailable)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ async def test_an_answer_that_cannot_be_written_changes_nothing(engine: AsyncEng
 
 
 @pytest.mark.postgres
-async def test_a_pool_with_no_free_connection_is_busy_not_down(postgres_url: str) -> None:
+async def test_a_pool_with_no_free_connection_is_busy_not_unavailable(postgres_url: str) -> None:
     """PostgreSQL with one pooled connection, held elsewhere: a read and a write each wait
     the pool's timeout and get 503 ``database_busy`` with a Retry-After, the write changes
     nothing; once the connection is free both succeed."""
@@ -116,7 +116,8 @@ async def test_a_pool_with_no_free_connection_is_busy_not_down(postgres_url: str
                 assert response.status_code == 503
                 error = response.json()["error"]
                 assert (error["type"], error["code"]) == ("service_unavailable", "database_busy")
-                assert "busy" in error["message"] and "nothing was changed" in error["message"]
+                assert "no database connection came free" in error["message"]
+                assert "nothing was changed" in error["message"]
                 assert response.headers["retry-after"] == "1"
             assert (await client.get("/team/list", headers=auth)).status_code == 200
             async with engine.connect() as conn:

@@ -49,7 +49,29 @@ def test_the_first_read_is_what_the_standard_library_reads(value: Any, spaced: b
     assert repr(response.json()) == expected  # the second read parses again
 
 
-@given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+_number_text = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+_number_text |= st.integers(min_value=-(2**70), max_value=2**70).map(str)
+_string_text = st.text(max_size=12).map(lambda t: json.dumps(t, ensure_ascii=False)) | st.sampled_from(
+    ['"\\u00e9"', '"\\ud83d\\ude00"', '"\\u2028"', '"a\\"b"', '"\\/"', '"\ufeff"']
+)
+_space = st.sampled_from(["", " ", "\n", "\t", "\r\n  "])
+
+
+@st.composite
+def _json_texts(draw: st.DrawFn) -> bytes:
+    """JSON written as a server might write it: numbers in any form (exponents, long
+    fractions, 19 digits and more), escapes, spacing, duplicate keys."""
+    scalars = st.one_of(_number_text, _string_text, st.sampled_from(["true", "null", "[]"]))
+    items = draw(st.lists(scalars, max_size=6))
+    spaced = [draw(_space) + item + draw(_space) for item in items]
+    names = st.sampled_from(['"a"', '"b"', '"usage"'])
+    keys = draw(st.lists(names, min_size=len(items), max_size=len(items)))
+    if draw(st.booleans()):
+        return ("[" + ",".join(spaced) + "]").encode()
+    return ("{" + ",".join(f"{k}:{v}" for k, v in zip(keys, spaced, strict=True)) + "}").encode()
+
+
+@given(_json_texts() | st.binary(max_size=64))
 def test_any_body_orjson_accepts_reads_as_the_standard_library_reads_it(body: bytes) -> None:
     try:
         parsed = orjson.loads(body)
@@ -112,6 +134,18 @@ def test_an_instrumented_result_equals_the_plain_clients(answer: dict[str, Any])
     plain, instrumented = (r.model_dump() for r in results)
     assert repr(instrumented) == repr(plain)
     assert spendgate.cost_of(results[1]) > 0
+
+
+def test_the_parse_is_handed_on_and_used_up_by_the_sdk() -> None:
+    """The shortcut takes effect: a raw response carries the parse until the SDK reads it."""
+    client = _client(json.dumps(_answer()).encode(), instrumented=1)
+    raw = client.chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES)
+    assert "json" in vars(raw.http_response)
+    assert raw.parse().choices[0].message.content == "hi"
+    assert vars(raw.http_response)["json"]._kept == []  # popped by the SDK's one read
+    big = _client(json.dumps(_answer(created=2**64)).encode(), instrumented=1)
+    kept = big.chat.completions.with_raw_response.create(model=GPT, messages=MESSAGES).http_response
+    assert "json" not in vars(kept)
 
 
 def test_a_callback_that_changes_the_answer_does_not_change_the_result() -> None:

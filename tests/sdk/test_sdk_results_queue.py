@@ -89,3 +89,14 @@ def test_threads_remembering_and_looking_up_each_find_their_own() -> None:
     for worker in workers:
         worker.join()
     assert wrong == []
+
+
+def test_an_answer_id_reused_after_the_kept_calls_is_the_new_calls() -> None:
+    """Filing trims after each call, as filing one call at a time did: an answer id whose
+    first call has left the kept window is the newer call's, not ambiguous."""
+    results.remember(None, "req-first", _price(1), _head("chatcmpl-dup"))
+    for n in range(CALLS_KEPT):
+        results.remember(None, f"req-{n}", _price(n), _head(f"chatcmpl-{n}"))
+    newer = _price(2)
+    results.remember(None, "req-newer", newer, _head("chatcmpl-dup"))
+    assert breakdown_of(SimpleNamespace(_request_id=None, id="chatcmpl-dup")) is newer

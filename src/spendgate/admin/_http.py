@@ -61,7 +61,7 @@ log = logging.getLogger("spendgate.admin")
 
 MAX_BODY_BYTES = 1 << 20
 BUSY_RETRY_AFTER_SECONDS = 1
-"""``Retry-After`` of a 503 ``database_busy`` (a pool wait, not an outage: seconds, not minutes)."""
+"""``Retry-After`` of a 503 ``database_busy`` (a wait for a pooled connection)."""
 
 
 @dataclass(slots=True)
@@ -333,8 +333,9 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
         if is_pool_exhausted(exc):
             log.warning("admin request refused: no free database connection in time: %s", exc)
             raise DatabaseBusy(
-                "the server is busy: every database connection stayed in use for the pool's "
-                "whole wait (the database itself is up); nothing was changed; try again shortly",
+                "no database connection came free in time: every pooled connection stayed in "
+                "use for the pool's whole wait (more work in flight than connections, or a "
+                "database slow to answer); nothing was changed; try again shortly",
                 headers={"retry-after": str(BUSY_RETRY_AFTER_SECONDS)},
             ) from None
         log.warning("admin request failed: database unavailable: %s: %s", type(exc).__name__, exc)

@@ -261,16 +261,17 @@ class DatabaseUnavailable(GatewayError):
 
 
 class DatabaseBusy(DatabaseUnavailable):
-    """503: every pooled database connection stayed in use for the pool's whole wait. The
-    database is up; this process has more work in flight than connections (many
-    expensive reads at once), so the answer says so and when to try again."""
+    """503: every pooled database connection stayed in use for the pool's whole wait. Most
+    often the process has more work in flight than connections (many expensive reads at
+    once); a database that stopped answering holds its connections too, so the answer
+    says what happened, not which of the two it was."""
 
     code = "database_busy"
 
 
 def is_pool_exhausted(exc: BaseException) -> bool:
     """True when ``exc`` is the pool's checkout timeout (no free connection in time): an
-    outage to :func:`is_database_outage`, but one of load, not of the database."""
+    outage to :func:`is_database_outage`, usually one of load rather than of the database."""
     return isinstance(exc, sa_exc.TimeoutError)
 
 

@@ -124,8 +124,8 @@ def _file() -> None:
             if known is not None:
                 _by_id.move_to_end(answer)
             _by_id[answer] = breakdown if known is None or known is breakdown else _AMBIGUOUS
-    while len(_by_id) > _IDS_KEPT:
-        _by_id.popitem(last=False)
+        while len(_by_id) > _IDS_KEPT:  # per call, as when each was filed on its own
+            _by_id.popitem(last=False)
 
 
 def _http_response(result: Any) -> httpx.Response | None:

@@ -202,7 +202,7 @@ def _general_tier(response: Any) -> str | None:
     return tier if tier is not None else service_tier_name(dig(response, "usage", "service_tier"))
 
 
-_tiers = st.one_of(
+_tiers: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from(["default", "auto", "flex", "priority", "standard", "STANDARD", "standard_only"]),
     st.sampled_from(["weird", "", None, 3, [], {}]),
     st.text(max_size=10),
