@@ -1,5 +1,5 @@
-"""Fixtures of the alert tests: real receivers (see ``alert_receivers``), and PostgreSQL
-behind a fault proxy for the outage tests."""
+"""Fixtures of the alert tests: real receivers (see ``alert_receivers``), the mock provider
+for the tests that run a gateway, and PostgreSQL behind a fault proxy for the outage tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db_helpers import clear_database
 from netfaults import FaultProxy
+from spendgate.providers.mock import MockServer, run_mock_provider
 from spendgate.stores.database import create_engine
+
+
+@pytest.fixture(scope="module")
+def mock_server() -> Iterator[MockServer]:
+    """The mock provider, for the tests that run a gateway in front of it."""
+    with run_mock_provider() as server:
+        yield server
 
 
 @pytest_asyncio.fixture

@@ -32,7 +32,7 @@ from cluster_helpers import Cluster, fetch, require_redis, running_cluster
 from limits_helpers import Admin, cent_call
 
 from spendgate.core.keys import hash_key
-from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.providers.mock import MockServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -40,12 +40,6 @@ FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 DAY_ONE = "@2026-12-10 01:00:00"  # early in the day: no forecast fires (it waits for 10 %)
 DAY_TWO = "@2026-12-11 01:00:00"
 _ID = re.compile(r"alert_[0-9a-f]{40}")
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    with run_mock_provider() as server:
-        yield server
 
 
 @pytest_asyncio.fixture

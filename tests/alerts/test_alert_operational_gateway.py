@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import orjson
-import pytest
 from alert_receivers import WHSEC, HttpReceiver, until
 from standardwebhooks.webhooks import Webhook
 
@@ -24,14 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metrics"))
 from gateway_helpers import MASTER_KEY, GatewayServer, make_config
 from metrics_helpers import assert_finite, promtool_check, total
 
-from spendgate.providers.mock import MockServer, run_mock_provider
+from spendgate.providers.mock import MockServer
 from spendgate.server import Services
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockServer]:
-    with run_mock_provider() as server:
-        yield server
 
 
 async def test_unpriced_usage_reaches_the_webhook_once_and_metrics_count_the_attempts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -190,16 +191,64 @@ class TestMemo:
         ticket = await enforcer.admit(EnforcementRequest("x", [BudgetLimit.of(KEY, "1d", USD)], (), USD, 0))
         assert await enforcer.settle(ticket, USD)
 
-    async def test_a_batch_reservation_rebuilt_from_json_is_not_watched(self, clock: FakeClock) -> None:
+    async def test_a_batch_reservation_rebuilt_from_json_is_watched_as_a_live_one(
+        self, clock: FakeClock
+    ) -> None:
+        """A batch's reservation keeps the limits it was planned from: settled from its JSON
+        (another instance, hours later), it reports the crossings the live one would."""
+        from spendgate.enforcement import MemoryStorage
+
+        clock.set(NOON - timedelta(hours=11))
+        limits = [
+            BudgetLimit.of(KEY, "1d", USD, soft_nanos=70 * CENT),
+            replace(
+                BudgetLimit.of(Scope("team", "t-1"), "1mo", USD, tz="Asia/Kolkata"),
+                alert_thresholds=(Decimal(85),),
+            ),
+            BudgetLimit.of(Scope("user", "u-1"), "rolling:7d", 10 * USD),
+        ]
+        seen = {"live": Seen(), "stored": Seen()}
+        for how, sink in seen.items():
+            enforcer = Enforcer(MemoryStorage(), clock=clock, watch=CrossingWatch(sink))
+            ticket = await enforcer.admit(EnforcementRequest("b", limits, (), USD, 0))
+            if how == "stored":
+                ticket = Reservation.from_json(json.loads(json.dumps(ticket.to_json())))
+                assert ticket.stored_limits == tuple(limits)
+            assert await enforcer.settle(ticket, 90 * CENT)
+        assert seen["stored"].crossings == seen["live"].crossings
+        assert seen["stored"].levels() == [
+            ("threshold", "50"),  # the key's day
+            ("threshold", "80"),
+            ("soft", None),
+            ("threshold", "50"),  # the team's Kolkata month, with its own 85 %
+            ("threshold", "80"),
+            ("threshold", "85"),
+            ("projected", None),
+        ]  # (the user's rolling week: 9 %, nothing)
+
+    @pytest.mark.parametrize(
+        "limits", [None, "not a list", [{"scope": ["key"]}]], ids=["absent", "odd", "bad"]
+    )
+    async def test_a_reservation_stored_without_readable_limits_is_settled_unwatched(
+        self, clock: FakeClock, limits: object
+    ) -> None:
+        """Stored before limits were kept (or with limits that cannot be read): it still
+        settles; its crossings are reported by the window's next live settle."""
         from spendgate.enforcement import MemoryStorage
 
         clock.set(NOON - timedelta(hours=11))
         seen = Seen()
         enforcer = Enforcer(MemoryStorage(), clock=clock, watch=CrossingWatch(seen))
         ticket = await enforcer.admit(EnforcementRequest("b", [BudgetLimit.of(KEY, "1d", USD)], (), USD, 0))
-        stored = Reservation.from_json(ticket.to_json())
+        data = ticket.to_json()
+        if limits is None:
+            del data["limits"]
+        else:
+            data["limits"] = limits
+        stored = Reservation.from_json(data)
+        assert stored.stored_limits == ()
         assert await enforcer.settle(stored, 90 * CENT)
-        assert seen.levels() == []  # the next live settle of the window reports it
+        assert seen.levels() == []
         await _spend(enforcer, [BudgetLimit.of(KEY, "1d", USD)], 0)
         assert seen.levels() == [("threshold", "50"), ("threshold", "80")]
 

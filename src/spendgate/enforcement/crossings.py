@@ -37,6 +37,7 @@ from spendgate.core.periods import Period
 from spendgate.enforcement.limits import BudgetLimit, utc_from_ms
 from spendgate.enforcement.planning import PeriodWindow
 from spendgate.enforcement.reservation import Reservation
+from spendgate.stores.counters.base import BudgetOp
 
 __all__ = ["DEFAULT_THRESHOLDS", "Crossing", "CrossingKind", "CrossingWatch", "alert_of"]
 
@@ -144,12 +145,17 @@ class CrossingWatch:
     def __call__(self, reservation: Reservation, spends: Sequence[int], now_ms: int) -> None:
         """Look at one settle (the enforcer calls this with the storage's answer)."""
         source = reservation._source
-        if source is None:  # rebuilt from JSON (a batch's): no limits to compare with
+        if source is not None:
+            planned: Sequence[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]] = source[1]
+        elif reservation.stored_limits:  # rebuilt from JSON (a batch's), with its limits
+            stored = zip(reservation.stored_limits, reservation.budget_ops, strict=True)
+            planned = [(budget, op, None, 0) for budget, op in stored]
+        else:  # rebuilt from JSON stored without them: nothing to compare with
             return
         fn, fd = self._floor
         memo = self._memo
         found: list[Crossing] = []
-        for (budget, op, window, _), after in zip(source[1], spends, strict=False):
+        for (budget, op, window, _), after in zip(planned, spends, strict=False):
             if after < 0:
                 continue
             limit = op.max_nanos
@@ -183,7 +189,7 @@ class CrossingWatch:
         budget: BudgetLimit,
         key: str,
         limit: int,
-        window: PeriodWindow,
+        window: PeriodWindow | None,
         reservation: Reservation,
         after: int,
         now_ms: int,
@@ -277,7 +283,7 @@ class CrossingWatch:
 
     @staticmethod
     def _period(
-        budget: BudgetLimit, window: PeriodWindow, reservation: Reservation, now_ms: int
+        budget: BudgetLimit, window: PeriodWindow | None, reservation: Reservation, now_ms: int
     ) -> tuple[int, int]:
         """The reported period: (start ms, end ms). A calendar window's is the one its
         reservation charged (its counter key names it); a rolling window's, the block of its
@@ -290,7 +296,7 @@ class CrossingWatch:
             length = budget.window.count * 1000
             start = now_ms - now_ms % length
             return start, start + length
-        period: Period | None = window.period
+        period: Period | None = None if window is None else window.period
         if period is None:
             period = budget.period_at(utc_from_ms(reservation.admitted_at_ms))
         return int(period.start.timestamp() * 1000), int(period.end.timestamp() * 1000)

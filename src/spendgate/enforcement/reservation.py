@@ -13,7 +13,9 @@ A reservation that must outlive the process (a batch's, settled hours later, pos
 another instance or after a restart) is stored as :meth:`Reservation.to_json` and rebuilt
 with :meth:`Reservation.from_json`: any :class:`~spendgate.enforcement.enforcer.Enforcer` on
 the same storage (same Redis and key prefix; in-process, the same storage object) can then
-settle, release or renew it.
+settle, release or renew it. It keeps the budget limits its operations were planned from
+(:mod:`spendgate.enforcement.stored_limits`), so its settle is checked for budget
+crossings as a request's is.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from spendgate.enforcement.limits import BudgetLimit, RateLimit, utc_from_ms
 from spendgate.enforcement.planning import BudgetPlan, new_tuple
+from spendgate.enforcement.stored_limits import limit_from_json, limit_to_json
 from spendgate.stores.counters.base import RATE_PARALLEL, TICKS, BudgetOp, BudgetState, RateOp, RateState
 
 __all__ = [
@@ -125,6 +128,16 @@ class Reservation:
     _source: tuple[Any, ...] | None = None
     _views: tuple[tuple[BudgetView, ...], tuple[RateView, ...]] | None = None
     lease_ms: int = 0
+    stored_limits: tuple[BudgetLimit, ...] = ()
+    """A rebuilt reservation's budget limits, one per budget operation (empty: not kept,
+    as in a reservation stored before they were)."""
+
+    @property
+    def budget_limits(self) -> tuple[BudgetLimit, ...]:
+        """The limit of each budget operation, in their order (empty when not known)."""
+        if self._source is not None:
+            return tuple(plan[0] for plan in self._source[1])
+        return self.stored_limits
 
     @property
     def budgets(self) -> tuple[BudgetView, ...]:
@@ -137,13 +150,14 @@ class Reservation:
         return self._build()[1]
 
     def to_json(self) -> dict[str, Any]:
-        """What settling, releasing or renewing needs, as JSON-safe values (str, int, list).
+        """What settling, releasing or renewing needs, as JSON-safe values.
 
         The storage operations are kept as they were planned at admission (keys, the period
         or bucket charged, expiries), so a settle charges the window the reservation was
-        taken in, whenever and wherever it runs. Not kept: the views (``budgets``, ``rates``)
-        and ``soft_crossed``, which describe the admission itself (a rebuilt reservation
-        has none).
+        taken in, whenever and wherever it runs, and so are the limits they were planned
+        from (``limits``: crossings are checked against them). Not kept: the views
+        (``budgets``, ``rates``) and ``soft_crossed``, which describe the admission itself
+        (a rebuilt reservation has none).
         """
         return {
             "v": _JSON_VERSION,
@@ -155,6 +169,7 @@ class Reservation:
             "enforced": 1 if self.enforced else 0,
             "budgets": [[*b[:8], 1 if b.require_seed else 0] for b in self.budget_ops],
             "rates": [list(r) for r in self.rate_ops],
+            "limits": [limit_to_json(limit) for limit in self.budget_limits],
         }
 
     @classmethod
@@ -195,6 +210,7 @@ class Reservation:
                 rates,
                 enforced=bool(_typed(data["enforced"], int)),
                 lease_ms=_typed(data["lease_ms"], int),
+                stored_limits=_limits(data.get("limits"), len(budgets)),
             )
         except KeyError as exc:
             raise ValueError(f"a stored reservation lacks {exc.args[0]!r}") from None
@@ -213,6 +229,18 @@ def _typed(value: Any, kind: type[_T]) -> _T:
     if type(value) is not kind:
         raise ValueError(f"a stored reservation has {value!r} where a {kind.__name__} belongs")
     return value
+
+
+def _limits(value: Any, count: int) -> tuple[BudgetLimit, ...]:
+    """The stored limits, one per budget operation; none when they were not stored (a
+    reservation from before they were), do not match the operations or cannot be read
+    (the reservation is still settled: only its crossings go unchecked)."""
+    if not isinstance(value, list) or len(value) != count:
+        return ()
+    try:
+        return tuple(limit_from_json(item) for item in value)
+    except ValueError:
+        return ()
 
 
 def _rows(value: Any, width: int) -> list[list[Any]]:
