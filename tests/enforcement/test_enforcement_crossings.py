@@ -226,6 +226,33 @@ class TestMemo:
             ("projected", None),
         ]  # (the user's rolling week: 9 %, nothing)
 
+    async def test_a_batch_settled_hours_later_is_read_at_its_limit_now_and_not_in_rolling_windows(
+        self, clock: FakeClock
+    ) -> None:
+        """Hours between a batch's admission and its settle: a temporary increase that has
+        expired since is not the limit any more (no false "back under" resolution), and a
+        rolling window's spend as the storage answers it spans more than the window (summed
+        from the oldest bucket at admission), so it is not checked."""
+        from spendgate.enforcement import MemoryStorage
+
+        clock.set(datetime(2026, 11, 1, 6, 0, tzinfo=UTC))
+        seen = Seen()
+        enforcer = Enforcer(MemoryStorage(), clock=clock, watch=CrossingWatch(seen))
+        expiry = datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
+        month = BudgetLimit.of(KEY, "1mo", USD, temp_increase_nanos=USD, temp_expiry=expiry)
+        day = BudgetLimit.of(Scope("user", "u-1"), "rolling:1d", USD)
+        await _spend(enforcer, [day], 45 * CENT)  # at 06:00: out of the rolling day by the settle
+        clock.set(datetime(2026, 11, 1, 22, 0, tzinfo=UTC))
+        request = EnforcementRequest("b", [month, day], (), 10 * CENT, 0)
+        batch = await enforcer.admit(request, lease_seconds=86_400)
+        stored = Reservation.from_json(json.loads(json.dumps(batch.to_json())))
+        clock.set(datetime(2026, 11, 2, 21, 0, tzinfo=UTC))  # the increase expired; a day on
+        await _spend(enforcer, [month], 85 * CENT)
+        before = seen.levels()
+        assert ("threshold", "80") in before  # of the $1 the month has now
+        assert await enforcer.settle(stored, 5 * CENT)  # 90 % of the month; the rolling day: 5 %
+        assert seen.levels() == before  # nothing new, nothing "cleared"
+
     @pytest.mark.parametrize(
         "limits", [None, "not a list", [{"scope": ["key"]}]], ids=["absent", "odd", "bad"]
     )

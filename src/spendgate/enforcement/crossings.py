@@ -145,20 +145,22 @@ class CrossingWatch:
     def __call__(self, reservation: Reservation, spends: Sequence[int], now_ms: int) -> None:
         """Look at one settle (the enforcer calls this with the storage's answer)."""
         source = reservation._source
+        live = source is not None
         if source is not None:
             planned: Sequence[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]] = source[1]
         elif reservation.stored_limits:  # rebuilt from JSON (a batch's), with its limits
-            stored = zip(reservation.stored_limits, reservation.budget_ops, strict=True)
-            planned = [(budget, op, None, 0) for budget, op in stored]
+            planned = _stored_plans(reservation, now_ms)
         else:  # rebuilt from JSON stored without them: nothing to compare with
             return
         fn, fd = self._floor
         memo = self._memo
         found: list[Crossing] = []
-        for (budget, op, window, _), after in zip(planned, spends, strict=False):
-            if after < 0:
+        for (budget, op, window, stored_limit), after in zip(planned, spends, strict=False):
+            if after < 0 or (not live and budget.window.unit == "rolling"):
+                # (A rebuilt reservation's rolling window: the storage sums its buckets from
+                # the oldest at admission, hours before, so the spend is not the window's.)
                 continue
-            limit = op.max_nanos
+            limit = op.max_nanos if live else stored_limit
             soft = budget.soft_nanos
             seen = memo.get(op.key)
             if seen is None:
@@ -178,7 +180,7 @@ class CrossingWatch:
                 )
             ):
                 continue  # past some level already reported, short of the next one
-            self._check(found, seen, budget, op.key, limit, window, reservation, after, now_ms)
+            self._check(found, seen, budget, op.key, limit, window, reservation, after, now_ms, live=live)
         if found:
             self.sink(found)
 
@@ -193,6 +195,8 @@ class CrossingWatch:
         reservation: Reservation,
         after: int,
         now_ms: int,
+        *,
+        live: bool = True,
     ) -> None:
         rolling = budget.window.unit == "rolling"
         if seen is None or (rolling and not seen.start_ms <= now_ms < seen.end_ms):
@@ -223,7 +227,8 @@ class CrossingWatch:
                         report("threshold", name, threshold=t)
                 # Reported at a lower limit, below it at this one: the limit was raised.
                 # (Not merely a lower spend: concurrent settles' answers arrive in any order.)
-                elif at is not None and at < limit and not rolling:
+                # Never from a stored reservation: its limit may be hours old.
+                elif at is not None and at < limit and not rolling and live:
                     del reported[name]
                     cleared = t
             if cleared is not None:
@@ -324,6 +329,18 @@ def _alert_window(budget: BudgetLimit) -> str | None:
         return None
     name = budget.window.name
     return name if budget.main or budget.scope.type != "key" else f"{LIMITS_WINDOW}{name}"
+
+
+def _stored_plans(
+    reservation: Reservation, now_ms: int
+) -> list[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]]:
+    """A rebuilt reservation's budgets as the watch reads them, each with its limit now (a
+    temporary increase may have expired since the batch was admitted; ``-1``: unlimited)."""
+    plans: list[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]] = []
+    for budget, op in zip(reservation.stored_limits, reservation.budget_ops, strict=True):
+        limit = budget.effective_max_ms(now_ms)
+        plans.append((budget, op, None, -1 if limit is None else limit))
+    return plans
 
 
 def alert_of(crossing: Crossing) -> Alert:
