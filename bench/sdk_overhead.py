@@ -480,7 +480,7 @@ def stages(case: str, clients: Clients, n: int) -> None:
         ("  of which orjson.loads(answer) for the callbacks", lambda: orjson.loads(body)),
         (
             "_answered (cost and request id headers, elapsed, remember)",
-            lambda: _answered(call, upstream, breakdown, time.perf_counter(), read),
+            lambda: _answered(call, upstream, breakdown, None, time.perf_counter(), read),
         ),
         ("  of which cost_text", lambda: cost_text(breakdown.total_nanos)),
     ]

@@ -149,18 +149,20 @@ class CrossingWatch:
         if source is not None:
             planned: Sequence[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]] = source[1]
         elif reservation.stored_limits:  # rebuilt from JSON (a batch's), with its limits
-            planned = _stored_plans(reservation, now_ms)
+            stored = zip(reservation.stored_limits, reservation.budget_ops, strict=True)
+            planned = [(budget, op, None, 0) for budget, op in stored]
         else:  # rebuilt from JSON stored without them: nothing to compare with
             return
         fn, fd = self._floor
         memo = self._memo
         found: list[Crossing] = []
-        for (budget, op, window, stored_limit), after in zip(planned, spends, strict=False):
+        for (budget, op, window, _), after in zip(planned, spends, strict=False):
             if after < 0 or (not live and budget.window.unit == "rolling"):
                 # (A rebuilt reservation's rolling window: the storage sums its buckets from
                 # the oldest at admission, hours before, so the spend is not the window's.)
                 continue
-            limit = op.max_nanos if live else stored_limit
+            # A rebuilt reservation's limit is read now: an increase may have expired since.
+            limit = op.max_nanos if live else _limit_now(budget, now_ms)
             soft = budget.soft_nanos
             seen = memo.get(op.key)
             if seen is None:
@@ -331,16 +333,10 @@ def _alert_window(budget: BudgetLimit) -> str | None:
     return name if budget.main or budget.scope.type != "key" else f"{LIMITS_WINDOW}{name}"
 
 
-def _stored_plans(
-    reservation: Reservation, now_ms: int
-) -> list[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]]:
-    """A rebuilt reservation's budgets as the watch reads them, each with its limit now (a
-    temporary increase may have expired since the batch was admitted; ``-1``: unlimited)."""
-    plans: list[tuple[BudgetLimit, BudgetOp, PeriodWindow | None, int]] = []
-    for budget, op in zip(reservation.stored_limits, reservation.budget_ops, strict=True):
-        limit = budget.effective_max_ms(now_ms)
-        plans.append((budget, op, None, -1 if limit is None else limit))
-    return plans
+def _limit_now(budget: BudgetLimit, now_ms: int) -> int:
+    """The budget's limit at ``now_ms`` as a counter operation carries it (``-1``: unlimited)."""
+    limit = budget.effective_max_ms(now_ms)
+    return -1 if limit is None else limit
 
 
 def alert_of(crossing: Crossing) -> Alert:

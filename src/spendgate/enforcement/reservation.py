@@ -14,8 +14,9 @@ another instance or after a restart) is stored as :meth:`Reservation.to_json` an
 with :meth:`Reservation.from_json`: any :class:`~spendgate.enforcement.enforcer.Enforcer` on
 the same storage (same Redis and key prefix; in-process, the same storage object) can then
 settle, release or renew it. It keeps the budget limits its operations were planned from
-(:mod:`spendgate.enforcement.stored_limits`), so its settle is checked for budget
-crossings as a request's is.
+(:func:`_limit_json`: the scope, the window and its calendar, the soft limit, the alert
+thresholds), so its settle is checked for budget crossings
+(:mod:`spendgate.enforcement.crossings`) as a request's is.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, TypeVar
 
+from spendgate.core.periods import Window
+from spendgate.core.scopes import Scope
 from spendgate.enforcement.limits import BudgetLimit, RateLimit, utc_from_ms
 from spendgate.enforcement.planning import BudgetPlan, new_tuple
-from spendgate.enforcement.stored_limits import limit_from_json, limit_to_json
 from spendgate.stores.counters.base import RATE_PARALLEL, TICKS, BudgetOp, BudgetState, RateOp, RateState
 
 __all__ = [
@@ -169,7 +172,7 @@ class Reservation:
             "enforced": 1 if self.enforced else 0,
             "budgets": [[*b[:8], 1 if b.require_seed else 0] for b in self.budget_ops],
             "rates": [list(r) for r in self.rate_ops],
-            "limits": [limit_to_json(limit) for limit in self.budget_limits],
+            "limits": [_limit_json(limit) for limit in self.budget_limits],
         }
 
     @classmethod
@@ -231,16 +234,55 @@ def _typed(value: Any, kind: type[_T]) -> _T:
     return value
 
 
+def _limit_json(limit: BudgetLimit) -> dict[str, Any]:
+    """A budget limit as JSON-safe values (amounts as integers, instants and thresholds as text)."""
+    window = limit.window
+    return {
+        "scope": [limit.scope.type, limit.scope.id],
+        "window": [window.unit, window.count, window.fiscal_start_month],
+        "max": limit.max_nanos,
+        "soft": limit.soft_nanos,
+        "tz": limit.tz,
+        "temp": limit.temp_increase_nanos,
+        "temp_expiry": None if limit.temp_expiry is None else limit.temp_expiry.isoformat(),
+        "thresholds": [str(t) for t in limit.alert_thresholds],
+        "anchor": None if limit.anchor is None else limit.anchor.isoformat(),
+        "main": limit.main,
+    }
+
+
 def _limits(value: Any, count: int) -> tuple[BudgetLimit, ...]:
-    """The stored limits, one per budget operation; none when they were not stored (a
-    reservation from before they were), do not match the operations or cannot be read
-    (the reservation is still settled: only its crossings go unchecked)."""
+    """The stored limits (:func:`_limit_json`), one per budget operation; none when they
+    were not stored (a reservation from before they were), do not match the operations or
+    cannot be read (the reservation is still settled: only its crossings go unchecked)."""
     if not isinstance(value, list) or len(value) != count:
         return ()
     try:
-        return tuple(limit_from_json(item) for item in value)
-    except ValueError:
+        return tuple(_limit_of(item) for item in value)
+    except (ValueError, KeyError, TypeError, InvalidOperation):
         return ()
+
+
+def _limit_of(data: Any) -> BudgetLimit:
+    """The limit :func:`_limit_json` described (raises on anything else)."""
+    scope_type, scope_id = data["scope"]
+    unit, count, fiscal = data["window"]
+    return BudgetLimit(
+        Scope(_typed(scope_type, str), _typed(scope_id, str)),
+        Window(_typed(unit, str), _typed(count, int), _typed(fiscal, int)),
+        None if data["max"] is None else _typed(data["max"], int),
+        None if data["soft"] is None else _typed(data["soft"], int),
+        None if data["tz"] is None else _typed(data["tz"], str),
+        _typed(data["temp"], int),
+        _instant(data["temp_expiry"]),
+        tuple(Decimal(_typed(t, str)) for t in data["thresholds"]),
+        _instant(data["anchor"]),
+        _typed(data["main"], bool),
+    )
+
+
+def _instant(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(_typed(value, str))
 
 
 def _rows(value: Any, width: int) -> list[list[Any]]:

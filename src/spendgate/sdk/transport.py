@@ -108,7 +108,12 @@ def _headers(
 
 
 def _answered(
-    call: MeteredCall, upstream: httpx.Response, breakdown: CostBreakdown, started: float, read: _Read
+    call: MeteredCall,
+    upstream: httpx.Response,
+    breakdown: CostBreakdown,
+    parsed: Any,
+    started: float,
+    read: _Read,
 ) -> httpx.Response:
     """The complete answer for the SDK: the upstream's own response, already read (its
     decoded content is what the SDK reads), with the cost header and, when the upstream
@@ -130,6 +135,8 @@ def _answered(
         add_header(headers, b"x-request-id", x_id)
     upstream.elapsed = timedelta(0, time.perf_counter() - started)  # (days, seconds): positional is cheaper
     results.remember(upstream, x_id or r_id, breakdown, upstream.content)
+    if parsed is not None:  # the metered path's parse, seen by no callback: the SDK's too
+        hand_on(upstream, parsed)
     return upstream
 
 
@@ -391,9 +398,7 @@ class _SyncMetering:
         finally:
             upstream.close()
         breakdown, parsed = call.finish(body, read[0])
-        if parsed is not None:
-            hand_on(upstream, parsed)
-        return _answered(call, upstream, breakdown, started, read)
+        return _answered(call, upstream, breakdown, parsed, started, read)
 
     def close(self) -> None:
         if self.owns_inner:
@@ -455,9 +460,7 @@ class _AsyncMetering:
         finally:
             await upstream.aclose()
         breakdown, parsed = call.finish(body, read[0])
-        if parsed is not None:
-            hand_on(upstream, parsed)
-        return _answered(call, upstream, breakdown, started, read)
+        return _answered(call, upstream, breakdown, parsed, started, read)
 
     async def aclose(self) -> None:
         if self.owns_inner:
