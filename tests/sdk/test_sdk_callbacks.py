@@ -95,6 +95,13 @@ def test_custom_logger_hooks_and_the_kwargs(client: openai.OpenAI) -> None:
     assert slo["request_tags"] == ["batch-a"]
     assert slo["metadata"] == {"tags": ["batch-a"], "job": 3}
     assert slo["startTime"] <= slo["endTime"]
+    # LiteLLM's other fields spendgate can fill
+    assert slo["trace_id"] == slo["id"] == kwargs["litellm_call_id"]
+    assert slo["model_parameters"] == kwargs["optional_params"] == {"max_tokens": 9, "user": "customer-7"}
+    assert slo["hidden_params"]["response_cost"] == float(cost)
+    assert slo["hidden_params"]["api_base"] == kwargs["api_base"]
+    assert slo["hidden_params"]["litellm_model_name"] == "gpt-4o"
+    assert slo["error_information"] is None and slo["cache_key"] is None
 
 
 def test_a_raising_callback_never_breaks_the_call(
@@ -137,6 +144,10 @@ def test_the_failure_callback_sees_the_upstream_error_with_cost_zero(client: ope
     assert kwargs["response_cost"] == 0.0
     assert kwargs["standard_logging_object"]["status"] == "failure"
     assert kwargs["standard_logging_object"]["error_str"]
+    info = kwargs["standard_logging_object"]["error_information"]
+    assert info["error_code"] == "500" and info["error_class"] == "UpstreamStatusError"
+    assert info["llm_provider"] == "openai" and info["error_message"] == str(kwargs["exception"])
+    assert info["traceback"] == kwargs["traceback_exception"] and "UpstreamStatusError" in info["traceback"]
     assert "error" in response  # the upstream's error body
     assert spendgate.current_cost == 0
 
@@ -148,6 +159,8 @@ def test_the_failure_callback_sees_a_connection_error(mock: MockServer) -> None:
         with pytest.raises(openai.APIConnectionError):
             dead.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)
     assert len(failures) == 1 and failures[0]["response_cost"] == 0.0
+    info = failures[0]["standard_logging_object"]["error_information"]
+    assert info["error_code"] == "" and info["error_class"] == type(failures[0]["exception"]).__name__
     assert BUDGET.reserved_nanos == 0
 
 

@@ -138,6 +138,10 @@ def _messages(payload: Mapping[str, Any]) -> Any:
     return None
 
 
+_PROMPT_KEYS = frozenset({"model", "messages", "input", "prompt"})
+"""Request fields that are not parameters (``optional_params``, ``model_parameters``)."""
+
+
 def logging_kwargs(record: CallRecord) -> dict[str, Any]:
     """The ``kwargs`` a callback receives, with LiteLLM's names."""
     breakdown = record.breakdown
@@ -163,9 +167,13 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
     end = record.end_time or record.start_time
     started, ended = record.start_time.timestamp(), end.timestamp()
     messages = _messages(record.payload)
-    error = None if record.exception is None else str(record.exception) or type(record.exception).__name__
+    exception = record.exception
+    error = None if exception is None else str(exception) or type(exception).__name__
+    trace = None if exception is None else "".join(traceback.format_exception(exception))
+    parameters = {k: v for k, v in record.payload.items() if k not in _PROMPT_KEYS}
     standard = {
         "id": record.call_id,
+        "trace_id": record.call_id,
         "call_type": record.call_type,
         "stream": record.stream,
         "status": record.status,
@@ -200,6 +208,25 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "messages": messages,
         "response": record.response,
         "error_str": error,
+        "error_information": None
+        if exception is None or error is None or trace is None
+        else {
+            "error_code": _error_code(exception),
+            "error_class": type(exception).__name__,
+            "llm_provider": record.provider,
+            "traceback": trace,
+            "error_message": error,
+        },
+        "model_parameters": parameters,
+        "hidden_params": {
+            "model_id": None,
+            "cache_key": None,
+            "api_base": record.api_base,
+            "response_cost": cost,
+            "litellm_model_name": record.model,
+        },
+        "cache_key": None,
+        "requester_ip_address": None,
         "spendgate_outcome": record.outcome,
         "spendgate_estimated": record.estimated,
     }
@@ -207,9 +234,7 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "model": record.model,
         "messages": messages,
         "input": messages,
-        "optional_params": {
-            k: v for k, v in record.payload.items() if k not in ("model", "messages", "input", "prompt")
-        },
+        "optional_params": dict(parameters),
         "stream": record.stream,
         "call_type": record.call_type,
         "litellm_call_id": record.call_id,
@@ -229,10 +254,17 @@ def logging_kwargs(record: CallRecord) -> dict[str, Any]:
         "start_time": record.start_time,
         "end_time": end,
     }
-    if record.exception is not None:
-        kwargs["exception"] = record.exception
-        kwargs["traceback_exception"] = "".join(traceback.format_exception(record.exception))
+    if exception is not None:
+        kwargs["exception"] = exception
+        kwargs["traceback_exception"] = trace
     return kwargs
+
+
+def _error_code(exception: BaseException) -> str:
+    """LiteLLM's ``error_information.error_code``: the HTTP status of an error answer (as
+    text), else ``""`` (a transport error has none)."""
+    status = getattr(exception, "status_code", None)
+    return str(status) if isinstance(status, int) else ""
 
 
 # -- dispatch ------------------------------------------------------------------------------
