@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -334,3 +335,81 @@ def test_costs_settled_without_the_lock_from_many_threads_are_each_counted_once(
     expected = sum(seed + i % 7 for seed in range(1, threads + 1) for i in range(per_thread))
     assert budget.current_cost_nanos == expected
     assert len(budget._uncounted) == 0
+
+
+CLAUDE = "claude-sonnet-4-6"
+
+
+def _refused_once(mock: MockServer, monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[list[int], int]:
+    """Counts the budget's admissions; sets a budget that refuses the next call."""
+    admissions: list[int] = []
+    reserve = BUDGET.reserve
+
+    def counting(*args: Any, **kwargs: Any) -> Hold:
+        admissions.append(1)
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(BUDGET, "reserve", counting)
+    if mode == "check_only":  # refused only once the spend is at the limit: a zero limit
+        spendgate.budget_mode = "check_only"
+        spendgate.max_budget = 0
+    else:
+        spendgate.max_budget = Decimal("0.0001")  # 20,000 output tokens do not fit
+    return admissions, _sent(mock)
+
+
+def _is_the_refusal(error: BaseException) -> None:
+    """Raised to the caller as it is: a spendgate refusal (and an anthropic error, which the
+    anthropic SDK hands on unchanged), not wrapped in a connection error."""
+    assert isinstance(error, spendgate.BudgetExceededError)
+    assert isinstance(error, anthropic.AnthropicError)
+    assert not isinstance(error, anthropic.APIConnectionError)
+    assert error.max_budget in (0, Decimal("0.0001"))
+
+
+@pytest.mark.parametrize("mode", ["strict", "check_only"])
+def test_an_anthropic_refusal_reaches_the_caller_unwrapped_and_is_not_retried(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    admissions, sent = _refused_once(mock, monkeypatch, mode)
+    with spendgate.anthropic.Anthropic(base_url=mock.base_url, api_key="sk") as claude:  # 2 retries
+        with pytest.raises(spendgate.BudgetExceededError) as refused:
+            claude.messages.create(model=CLAUDE, messages=MESSAGES, max_tokens=20_000)
+    _is_the_refusal(refused.value)
+    assert admissions == [1]  # the SDK did not retry it
+    assert _sent(mock) == sent and BUDGET.reserved_nanos == 0
+
+
+async def test_an_async_anthropic_refusal_reaches_the_caller_unwrapped(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admissions, sent = _refused_once(mock, monkeypatch, "strict")
+    async with spendgate.anthropic.AsyncAnthropic(base_url=mock.base_url, api_key="sk") as claude:
+        with pytest.raises(spendgate.BudgetExceededError) as refused:
+            async with claude.messages.stream(model=CLAUDE, messages=MESSAGES, max_tokens=20_000) as stream:
+                await stream.get_final_message()
+    _is_the_refusal(refused.value)
+    assert admissions == [1] and _sent(mock) == sent
+
+
+def test_completion_of_an_anthropic_model_refused_raises_the_refusal(
+    mock: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admissions, sent = _refused_once(mock, monkeypatch, "strict")
+    with pytest.raises(spendgate.BudgetExceededError) as refused:
+        spendgate.completion(
+            model=f"anthropic/{CLAUDE}",
+            messages=MESSAGES,
+            max_tokens=20_000,
+            api_base=mock.base_url,
+            api_key="sk",
+        )
+    _is_the_refusal(refused.value)
+    assert admissions == [1] and _sent(mock) == sent
+
+
+def test_an_openai_refusal_is_a_plain_budget_error(client: openai.OpenAI) -> None:
+    spendgate.max_budget = 0
+    with pytest.raises(spendgate.BudgetExceededError) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+    assert type(refused.value) is spendgate.BudgetExceededError

@@ -170,7 +170,12 @@ class GlobalBudget:
     # -- reserve / settle / release ----------------------------------------------------------
 
     def reserve(
-        self, worst_nanos: int, *, unbounded_output: int | None = None, catalogued_output: bool = False
+        self,
+        worst_nanos: int,
+        *,
+        unbounded_output: int | None = None,
+        catalogued_output: bool = False,
+        refusal: type[BudgetExceededError] = BudgetExceededError,
     ) -> Hold:
         """Reserve a call's worst case (strict) or check the spend (check_only).
 
@@ -180,6 +185,8 @@ class GlobalBudget:
                 worst case assumed (named in the refusal, with how to bound it).
             catalogued_output: ``unbounded_output`` is the model's maximum in the
                 catalogue (else the default the catalogue's silence left).
+            refusal: the class the refusal is raised as (a subclass of
+                :class:`BudgetExceededError`: :func:`~spendgate.sdk.errors.refusal_for`).
 
         Raises:
             BudgetExceededError: the call does not fit.
@@ -196,7 +203,7 @@ class GlobalBudget:
                 over = self._spent + self._reserved + amount > limit if strict else self._spent >= limit
                 if over:
                     period = self._period
-                    raise BudgetExceededError(
+                    raise refusal(
                         window=self._window.name if self._window is not None else "lifetime",
                         spend_nanos=self._spent,
                         reserved_nanos=self._reserved,

@@ -6,18 +6,23 @@ so one ``except spendgate.BudgetExceededError`` catches either. It is a subclass
 gateway's :class:`~spendgate.errors.BudgetExceeded` (same fields, integer nano-USD), with
 LiteLLM's names on top (``current_cost``, ``max_budget``), so code written for
 ``litellm.BudgetExceededError`` catches it, and code written for spendgate's errors does too.
+
+A refusal of an Anthropic call is raised as :func:`refusal_for` says: also an
+``anthropic.AnthropicError``, so that the anthropic SDK hands it to the caller as it is.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from spendgate.core.money import from_nano, usd_text
 from spendgate.errors import BudgetExceeded
 from spendgate.sdk.amounts import plain_usd
 
-__all__ = ["GLOBAL_SCOPE", "BudgetExceededError"]
+__all__ = ["GLOBAL_SCOPE", "BudgetExceededError", "refusal_for"]
 
 GLOBAL_SCOPE = "spendgate.max_budget"
 """The ``scope`` of a refusal by the global budget."""
@@ -153,3 +158,32 @@ def _global_message(
             "max_output_tokens) to bound it"
         )
     return message
+
+
+def refusal_for(endpoint: str) -> type[BudgetExceededError]:
+    """The class a metered call's refusal is raised as. For Anthropic's messages (called by
+    the anthropic SDK), a :class:`BudgetExceededError` that is also an
+    ``anthropic.AnthropicError``: that SDK hands its own errors to the caller unchanged, but
+    turns any other exception its transport raises into an ``APIConnectionError`` and
+    retries it, so a plain refusal would reach the caller as a connection error, after
+    being refused again on each retry. (The openai SDK lets any non-httpx error through.)"""
+    if endpoint == "messages":
+        module = sys.modules.get("anthropic")  # loaded: its SDK made the call
+        base = getattr(module, "AnthropicError", None)
+        if isinstance(base, type) and issubclass(base, Exception):
+            return _anthropic_refusal(base)
+    return BudgetExceededError
+
+
+_ANTHROPIC_REFUSALS: dict[type[Exception], type[BudgetExceededError]] = {}
+
+
+def _anthropic_refusal(base: type[Exception]) -> type[BudgetExceededError]:
+    """The refusal class deriving from ``base`` (``anthropic.AnthropicError``), made once."""
+    refusal = _ANTHROPIC_REFUSALS.get(base)
+    if refusal is None:
+        doc = "A :class:`BudgetExceededError` of an Anthropic call (see :func:`refusal_for`)."
+        namespace = {"__module__": __name__, "__doc__": doc}
+        made = type("AnthropicBudgetExceededError", (BudgetExceededError, base), namespace)
+        refusal = _ANTHROPIC_REFUSALS.setdefault(base, cast("type[BudgetExceededError]", made))
+    return refusal
