@@ -408,23 +408,24 @@ async def test_async_anthropic_stream_helper_and_its_final_message_have_a_cost(m
     assert _nanos(message) == _nanos(stream) == costs[0] > 0
 
 
+def _chat_answer(answer_id: str, output: int) -> dict[str, Any]:
+    """A chat completion with its own id and ``output`` tokens."""
+    return {
+        "id": answer_id,
+        "object": "chat.completion",
+        "created": 1,
+        "model": GPT,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": output, "total_tokens": 3 + output},
+    }
+
+
 def test_an_answer_id_two_calls_shared_finds_neither() -> None:
     """A server that reuses answer ids: the id alone never gives a wrong price."""
     answers = iter([("chatcmpl-same", 5), ("chatcmpl-same", 50), ("chatcmpl-other", 7)])
 
     def handler(request: Any) -> Any:
-        answer, output = next(answers)
-        body = {
-            "id": answer,
-            "object": "chat.completion",
-            "created": 1,
-            "model": GPT,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}
-            ],
-            "usage": {"prompt_tokens": 3, "completion_tokens": output, "total_tokens": 3 + output},
-        }
-        return http.Response(200, json=body)
+        return http.Response(200, json=_chat_answer(*next(answers)))
 
     http = module_of_type(openai.DefaultHttpxClient)
     own = openai.DefaultHttpxClient(transport=http.MockTransport(handler))
@@ -441,6 +442,64 @@ def test_an_answer_id_two_calls_shared_finds_neither() -> None:
     assert spendgate.cost_of(copies[2]) == spendgate.cost_of(third)
     client.close()
     own.close()
+
+
+def _echoing_request_id(header: str, body: Any) -> Any:
+    """An upstream that answers every call with the request id the client sent (a tracing
+    proxy's habit), each answer with its own id and a different usage."""
+    outputs = iter(range(1, 100))
+
+    def handler(request: Any) -> Any:
+        output = 10 ** next(outputs)
+        return http.Response(200, json=body(output), headers={header: request.headers[header]})
+
+    http = module_of_type(openai.DefaultHttpxClient)
+    return http.MockTransport(handler)
+
+
+def _anthropic_answer(answer_id: str, output: int) -> dict[str, Any]:
+    """An Anthropic message with its own id and ``output`` tokens."""
+    return {
+        "id": answer_id,
+        "type": "message",
+        "role": "assistant",
+        "model": CLAUDE,
+        "content": [{"type": "text", "text": "x"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": output},
+    }
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_request_id_two_calls_shared_never_gives_the_other_calls_price(sdk: str) -> None:
+    """The client sends one request id on every call and the upstream echoes it: each
+    result's cost is its own (found by its answer's id), never the other call's."""
+    counter = iter(range(100))
+    openai_like = sdk == "openai"
+    header = "x-request-id" if openai_like else "request-id"
+    model = GPT if openai_like else CLAUDE
+    usage_of = from_openai_chat if openai_like else from_anthropic_message
+
+    def answer(output: int) -> dict[str, Any]:
+        n = next(counter)
+        return _chat_answer(f"chatcmpl-{n}", output) if openai_like else _anthropic_answer(f"msg_{n}", output)
+
+    module: Any = openai if openai_like else anthropic
+    client: Any = (spendgate.openai.OpenAI if openai_like else spendgate.anthropic.Anthropic)(
+        base_url="http://upstream.test/v1" if openai_like else "http://upstream.test",
+        api_key="sk",
+        http_client=module.DefaultHttpxClient(transport=_echoing_request_id(header, answer)),
+        default_headers={header: "trace-42"},
+    )
+    call = client.chat.completions.create if openai_like else client.messages.create
+    small, big = (call(model=model, messages=MESSAGES, max_tokens=500) for _ in range(2))
+    assert small._request_id == big._request_id == "trace-42"
+    for result in (small, big):
+        expected = spendgate.price(model, usage_of(result.model_dump())).total
+        assert spendgate.cost_of(result) == expected
+    assert spendgate.cost_of(small) < spendgate.cost_of(big)
+    client.close()
 
 
 # -- a stream the upstream cuts (issue #14 doc review, item 3) --------------------------------

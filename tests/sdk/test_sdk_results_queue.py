@@ -1,7 +1,7 @@
 """Prices remembered by id wait in a queue until a look-up files them
 (``spendgate.sdk.results``): every call is found by its request id and its answer's own id,
-however many calls came between, across filings and threads; an answer id two calls had
-finds neither."""
+however many calls came between, across filings and threads; a request id or an answer
+id two calls had finds neither."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def test_an_answer_id_two_calls_had_finds_neither_even_in_different_filings() ->
     with pytest.raises(LookupError):
         breakdown_of(SimpleNamespace(_request_id=None, id="chatcmpl-same"))
     assert breakdown_of(SimpleNamespace(_request_id="req-b")).input == 2
+
+
+def test_a_request_id_two_calls_had_finds_neither_but_each_answer_id_finds_its_own() -> None:
+    first, second = _price(1), _price(2)
+    results.remember(None, "trace-42", first, _head("chatcmpl-1"))
+    with pytest.raises(LookupError):
+        breakdown_of(SimpleNamespace(_request_id="req-unknown"))  # files the first call
+    results.remember(None, "trace-42", second, _head("chatcmpl-2"))
+    with pytest.raises(LookupError):
+        breakdown_of(SimpleNamespace(_request_id="trace-42", id=None))
+    assert breakdown_of(SimpleNamespace(_request_id="trace-42", id="chatcmpl-1")) is first
+    assert breakdown_of(SimpleNamespace(_request_id="trace-42", id="chatcmpl-2")) is second
 
 
 def test_the_newest_calls_are_kept() -> None:

@@ -114,16 +114,13 @@ def _file() -> None:
     """File the queued calls by id, oldest first (lock held)."""
     while _unfiled:
         request_id, head, event, breakdown = _unfiled.popleft()
-        if request_id:
-            if request_id in _by_id:
-                _by_id.move_to_end(request_id)
-            _by_id[request_id] = breakdown
         answer = answer_id(head, event=event) if head else None
-        if answer and answer != request_id:
-            known = _by_id.get(answer)
-            if known is not None:
-                _by_id.move_to_end(answer)
-            _by_id[answer] = breakdown if known is None or known is breakdown else _AMBIGUOUS
+        for key in (request_id, answer if answer != request_id else None):
+            if key:  # an id another call had already (a server reusing ids): neither's
+                known = _by_id.get(key)
+                if known is not None:
+                    _by_id.move_to_end(key)
+                _by_id[key] = breakdown if known is None or known is breakdown else _AMBIGUOUS
         while len(_by_id) > _IDS_KEPT:  # per call, as when each was filed on its own
             _by_id.popitem(last=False)
 
