@@ -11,6 +11,7 @@ import pytest
 from admin_helpers import MASTER, admin_client
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -74,6 +75,15 @@ async def test_entity_refusals(engine: AsyncEngine, exc: Exception, status: int,
         "team_id" if status != 422 else "metadata.x",
         code,
     )
+
+
+async def test_a_write_that_lost_a_race_is_a_conflict(engine: AsyncEngine) -> None:
+    """The row a write read was deleted or re-keyed before it was written (SQLAlchemy's
+    ``StaleDataError``): 409, not a 500 (tests/admin/test_admin_races.py makes the race)."""
+    stale = StaleDataError("UPDATE statement on table 'teams' expected to update 1 row(s); 0 were matched.")
+    status, error = await _status(engine, stale)
+    assert (status, error["code"]) == (409, "conflict")
+    assert "another request" in error["message"] and "teams" not in error["message"]
 
 
 async def test_an_answer_that_cannot_be_written_changes_nothing(engine: AsyncEngine) -> None:

@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -323,6 +324,12 @@ async def _serve(endpoint: Endpoint, settings: AdminSettings, request: Request) 
         log.info("admin write refused by the database: %s", exc.orig)
         raise Conflict(
             "the change conflicts with existing data (a duplicate id or alias, or an object in use)"
+        ) from None
+    except StaleDataError as exc:  # the row was deleted or re-keyed since this request read it
+        log.info("admin write lost a race with another request: %s", exc)
+        raise Conflict(
+            "the object was changed or deleted by another request at the same time; nothing "
+            "was changed by this one: read it again and retry if it still applies"
         ) from None
     except DataError as exc:  # e.g. a text longer than its column on PostgreSQL
         log.info("admin write refused by the database: %s", exc.orig)

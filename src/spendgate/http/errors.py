@@ -137,7 +137,8 @@ class MethodNotAllowed(GatewayError):
 
 
 class Conflict(GatewayError):
-    """409: the object already exists (an id or ``key_alias``) or is still in use."""
+    """409: the object already exists (an id or ``key_alias``), is still in use, or was
+    changed or deleted by a concurrent request while this one was changing it."""
 
     status = 409
     code = "conflict"
