@@ -245,6 +245,15 @@ def _response_model(response: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _response_provider(response: Any) -> str | None:
+    """The provider a result of ``spendgate.completion()`` (or LiteLLM's) says served it
+    (``_hidden_params["custom_llm_provider"]``): its model name alone may be another
+    provider's, or none (``llama-3.1-8b-instant`` served by ``groq``)."""
+    hidden = getattr(response, "_hidden_params", None)
+    provider = hidden.get("custom_llm_provider") if isinstance(hidden, Mapping) else None
+    return provider if isinstance(provider, str) and provider else None
+
+
 def cost_per_token(
     model: str = "",
     prompt_tokens: int = 0,
@@ -393,7 +402,8 @@ def completion_cost(
 
     Give an OpenAI or Anthropic response (SDK object or dict), or ``model`` plus ``usage``
     (a :class:`Usage`, an OpenAI or Anthropic SDK usage object, or a dict in either's
-    shape). The model defaults to the response's ``model``; ``batch=True`` is
+    shape). The model defaults to the response's ``model``, the provider to the one its
+    ``_hidden_params`` name (a result of ``spendgate.completion()``); ``batch=True`` is
     ``service_tier="batch"``.
 
     Raises:
@@ -404,6 +414,8 @@ def completion_cost(
     name = model or (_response_model(completion_response) if completion_response is not None else None)
     if not name:
         raise ValueError("completion_cost() needs a model, or a response that names one")
+    if custom_llm_provider is None and completion_response is not None:
+        custom_llm_provider = _response_provider(completion_response)
     tier = "batch" if batch else service_tier
     if tier is None and completion_response is not None:
         served = (

@@ -166,7 +166,8 @@ async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) 
         reply["choices"][0]["finish_reason"] == "length" and reply["choices"][0]["message"]["content"] == "hi"
     )
     assert reply["usage"] == {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12,
-                              "prompt_tokens_details": {"cached_tokens": 3}}  # fmt: skip
+                              "prompt_tokens_details": {"cached_tokens": 3},
+                              "cache_creation_input_tokens": 0, "cache_read_input_tokens": 3}  # fmt: skip
     (event,) = sink.events
     assert (event.usage.input_tokens, event.usage.cache_read_tokens) == (8, 3)
 

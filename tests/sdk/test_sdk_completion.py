@@ -205,6 +205,45 @@ def test_anthropic_is_translated_and_costs_what_the_anthropic_client_pays(mock: 
     )
 
 
+def test_a_completion_result_prices_again_to_its_own_cost(mock: MockServer, tmp_path: Any) -> None:
+    """LiteLLM's flow prices a completion() result again (``completion_cost``, a
+    BudgetManager's ``update_cost``): the same cost as the call's, for a model named by its
+    provider only (groq) and for an Anthropic answer with cache reads and 5-minute and
+    1-hour cache writes (carried by the translated usage)."""
+    groq = spendgate.completion(
+        model="groq/llama-3.1-8b-instant", messages=MESSAGES, api_base=mock.url, api_key="gk", max_tokens=4
+    )
+    cached = {
+        "x-mock-cached-tokens": "5",
+        "x-mock-cache-write-tokens": "7",
+        "x-mock-cache-write-1h-tokens": "3",
+    }
+    long_prompt = [{"role": "user", "content": "exact money, please " * 10}]  # room for the cache counts
+    claude = spendgate.completion(
+        model="anthropic/claude-sonnet-4-6",
+        messages=long_prompt,
+        api_base=mock.base_url,
+        api_key="sk-ant",
+        max_tokens=6,
+        extra_headers=cached,
+    )
+    usage = spendgate.breakdown_of(claude).usage
+    assert usage.cache_read_tokens and usage.cache_write_tokens > usage.cache_write_1h_tokens > 0
+    dumped = claude.model_dump()["usage"]
+    assert dumped["cache_creation_input_tokens"] == usage.cache_write_tokens  # LiteLLM's names
+    assert dumped["cache_read_input_tokens"] == usage.cache_read_tokens
+    with spendgate.BudgetManager("p", path=tmp_path / "budgets.json") as manager:
+        manager.create_budget(10, "u")
+        for result in (groq, claude):
+            exact = spendgate.cost_of(result)
+            assert spendgate.completion_cost(completion_response=result) == exact > 0
+            if result is claude:  # its dict too (a dict of groq's names no provider)
+                assert spendgate.completion_cost(completion_response=result.model_dump()) == exact
+            before = manager.get_current_cost_nanos("u")
+            manager.update_cost("u", completion_obj=result)
+            assert manager.get_current_cost_nanos("u") - before == spendgate.breakdown_of(result).total_nanos
+
+
 def test_streams_openai_and_anthropic(mock: MockServer) -> None:
     stream = spendgate.completion(
         model="openai/gpt-4o-mini",

@@ -211,11 +211,24 @@ def _blocks(content: object) -> list[dict[str, Any]]:
 
 
 def _chat_usage(usage: Usage) -> dict[str, Any]:
+    """A message's usage in a chat completion: OpenAI's fields (``prompt_tokens`` counts
+    every input token, cached and written ones included), the cache writes as spendgate's
+    extractor and LiteLLM's readers find them (so the usage prices again to the call's
+    cost), and LiteLLM's top-level names for an Anthropic model's cache use."""
+    details: dict[str, Any] = {"cached_tokens": usage.cache_read_tokens}
+    if usage.cache_write_tokens:
+        details["cache_write_tokens"] = usage.cache_write_tokens
+        details["cache_creation_token_details"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - usage.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+        }
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "prompt_tokens_details": details,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
     }
 
 

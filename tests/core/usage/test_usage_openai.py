@@ -444,3 +444,36 @@ def test_bad_response_fields_raise() -> None:
         from_openai_image({"data": "abc"})
     with pytest.raises(UsageError, match=r"usage\.seconds"):
         from_openai_transcription({"usage": {"type": "duration", "seconds": -3}})
+
+
+def test_litellms_names_for_an_anthropic_models_cache_writes_are_read() -> None:
+    """A chat usage in LiteLLM's shape for an Anthropic model (and spendgate's translation of
+    a message): the writes from ``cache_creation_input_tokens`` or the details' names, the
+    1-hour ones from ``cache_creation_token_details``."""
+    details = {"cached_tokens": 30, "cache_creation_token_details": {"ephemeral_1h_input_tokens": 8}}
+    litellm = {
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "cache_creation_input_tokens": 20,
+        "cache_read_input_tokens": 30,
+        "prompt_tokens_details": details,
+    }
+    expected = Usage(
+        input_tokens=100,
+        cache_read_tokens=30,
+        cache_write_tokens=20,
+        cache_write_1h_tokens=8,
+        output_tokens=5,
+    )
+    assert from_openai_chat(litellm) == expected
+    in_details = {**details, "cache_creation_tokens": 20}
+    assert (
+        from_openai_chat(
+            {**litellm, "cache_creation_input_tokens": None, "prompt_tokens_details": in_details}
+        )
+        == expected
+    )
+    assert (
+        from_openai_chat({**litellm, "prompt_tokens_details": {**details, "cache_write_tokens": 20}})
+        == expected
+    )

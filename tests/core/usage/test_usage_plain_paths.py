@@ -47,7 +47,14 @@ def details(draw: st.DrawFn, keys: tuple[str, ...]) -> Any:
     return out
 
 
-IN_KEYS = ("cached_tokens", "cache_write_tokens", "audio_tokens", "image_tokens", "video_tokens")
+IN_KEYS = (
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_creation_tokens",
+    "audio_tokens",
+    "image_tokens",
+    "video_tokens",
+)
 OUT_KEYS = ("reasoning_tokens", "audio_tokens", "image_tokens", "video_tokens")
 
 
@@ -62,6 +69,11 @@ def openai_usages(draw: st.DrawFn) -> dict[str, Any]:
     for key in ("prompt_tokens_details", "input_tokens_details", "input_token_details"):
         if draw(st.integers(0, 2)) == 0:
             out[key] = draw(details(IN_KEYS))
+            if isinstance(out[key], dict) and draw(st.integers(0, 3)) == 0:  # LiteLLM's TTL split
+                ttl = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+                out[key]["cache_creation_token_details"] = draw(details(ttl))
+    if draw(st.integers(0, 5)) == 0:
+        out["cache_creation_input_tokens"] = draw(value)  # LiteLLM's name for an Anthropic model's
     for key in ("completion_tokens_details", "output_tokens_details", "output_token_details"):
         if draw(st.integers(0, 2)) == 0:
             out[key] = draw(details(OUT_KEYS))

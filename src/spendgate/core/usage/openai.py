@@ -215,10 +215,22 @@ def openai_token_usage(usage: object, *, path: str = "usage") -> Usage:
     if reasoning and _reasoning_is_extra(usage, path, input_tokens, output_tokens, reasoning):
         output_tokens += reasoning
 
+    # Cache writes: ours (``cache_write_tokens``), else LiteLLM's names for an Anthropic
+    # model's (``prompt_tokens_details.cache_creation_tokens``, ``cache_creation_input_tokens``);
+    # the 1-hour ones in LiteLLM's ``cache_creation_token_details``.
+    writes_name, writes = first(in_details, "cache_write_tokens", "cache_creation_tokens")
+    writes_path = f"{in_path}.{writes_name}"
+    if writes is None:
+        writes_name, writes = "cache_creation_input_tokens", get(usage, "cache_creation_input_tokens")
+        writes_path = f"{path}.{writes_name}"
+    ttl_path = f"{in_path}.cache_creation_token_details"
     result = Usage(
         input_tokens=input_tokens,
         cache_read_tokens=cached,
-        cache_write_tokens=count_of(in_details, "cache_write_tokens", in_path),
+        cache_write_tokens=count(writes, writes_path),
+        cache_write_1h_tokens=count_of(
+            get(in_details, "cache_creation_token_details"), "ephemeral_1h_input_tokens", ttl_path
+        ),
         input_audio_tokens=count_of(in_details, "audio_tokens", in_path),
         cache_read_audio_tokens=count_of(
             get(in_details, "cached_tokens_details"), "audio_tokens", f"{in_path}.cached_tokens_details"
@@ -277,6 +289,12 @@ def _plain_token_usage(usage: dict[str, object], path: str = "usage") -> Usage |
     if in_details is _REFUSED or out_details is _REFUSED:
         return None
     ind, outd = in_details, out_details
+    if (
+        "cache_creation_input_tokens" in usage
+        or "cache_creation_tokens" in ind
+        or "cache_creation_token_details" in ind
+    ):
+        return None  # LiteLLM's cache-write names: read by the general path
     cached_value = ind.get("cached_tokens")
     if cached_value is None:
         cached_value = usage.get("prompt_cache_hit_tokens")
