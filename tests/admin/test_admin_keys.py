@@ -125,6 +125,12 @@ async def test_exact_money_no_float_artifacts(api: Api) -> None:
     assert status == 422 and err["error"]["param"] == "max_budget"
     status, err = await api.post("/key/generate", {"max_budget": 1e12})
     assert status == 422 and err["error"]["param"] == "max_budget"
+    # finer than a nano-USD: refused, not rounded (1e-20 would have become 0, "nothing allowed")
+    for finer in ("1e-20", "10.0000000015", "0.0000000005", '"1.0000000001"'):
+        status, err = await api.post("/key/generate", content=f'{{"max_budget": {finer}}}'.encode())
+        assert status == 422 and err["error"]["param"] == "max_budget", finer
+        assert "nano-USD" in err["error"]["message"]
+    assert (await api.ok("POST", "/key/generate", content=b'{"max_budget": 1.5E+2}'))["max_budget"] == 150
 
 
 async def test_update_only_touches_given_fields_and_null_means_unlimited(api: Api) -> None:

@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 MAX_USD = Decimal(1_000_000_000)
+_NANO_USD = Decimal("1e-9")
 """Amounts above $1e9 are refused: nano-USD must fit a BIGINT with room to add."""
 
 MAX_COUNT = 2**62
@@ -113,6 +114,11 @@ def _usd(value: Any) -> Decimal:
     amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError("must be a finite number of USD")
+    if abs(amount) <= MAX_USD and amount != amount.quantize(_NANO_USD):  # (larger: refused by le=)
+        raise ValueError(
+            f"has more than 9 decimals ({value}): amounts are kept in nano-USD (1e-9), "
+            "and one would be rounded rather than kept as given"
+        )
     return amount
 
 
@@ -126,7 +132,7 @@ USD = Annotated[
                 {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
                 {"type": "string", "pattern": USD_TEXT},
             ],
-            "description": "USD (at most 1e9); null = unlimited, 0 = nothing",
+            "description": "USD (at most 1e9, at most 9 decimals); null = unlimited, 0 = nothing",
         }
     ),
 ]
