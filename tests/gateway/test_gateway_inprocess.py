@@ -142,15 +142,17 @@ async def test_upstream_refusing_the_gateway_key_is_502(tmp_path: Path) -> None:
     assert [e.status.value for e in sink.events] == ["error"]
 
 
+def _claude_message(text: str, stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+            "content": [{"type": "text", "text": text}], "stop_reason": stop_reason,
+            "usage": usage}  # fmt: skip
+
+
 async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(
-            200,
-            json={"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-                  "content": [{"type": "text", "text": "hi"}], "stop_reason": "max_tokens",
-                  "usage": {"input_tokens": 5, "output_tokens": 4, "cache_read_input_tokens": 3}},
-        )  # fmt: skip
+        usage = {"input_tokens": 5, "output_tokens": 4, "cache_read_input_tokens": 3}
+        return httpx.Response(200, json=_claude_message("hi", "max_tokens", usage))
 
     deployment = {"litellm_params": {"model": "anthropic/claude-sonnet-4-6", "api_key": "ak"}}
     chat = {**CHAT, "messages": [{"role": "system", "content": "sys"}, *CHAT["messages"]], "stop": "END"}
@@ -170,6 +172,63 @@ async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) 
                               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 3}  # fmt: skip
     (event,) = sink.events
     assert (event.usage.input_tokens, event.usage.cache_read_tokens) == (8, 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}]},
+         "messages[0].content[0].image_url"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+         "messages[0].content[0].text"),
+        ({"stop": 5}, "stop"),
+        ({"stop": ["END", 5]}, "stop"),
+        ({"tools": [{"type": "function", "function": "x"}]}, "tools[0].function"),
+        ({"tool_choice": 5}, "tool_choice"),
+        ({"messages": [{"role": "assistant", "content": "x", "tool_calls": [{"function": "f"}]}]},
+         "messages[0].tool_calls[0].function"),
+    ],
+)  # fmt: skip
+async def test_a_chat_body_anthropic_cannot_take_is_a_422_naming_the_field(
+    tmp_path: Path, seen: list[httpx.Request], change: dict[str, Any], param: str
+) -> None:
+    """Translated for an Anthropic deployment, a field of a shape the translation cannot carry
+    is refused naming it (no Python error text), and nothing is sent upstream."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500)
+
+    deployment = {"litellm_params": {"model": "anthropic/claude-sonnet-4-6", "api_key": "ak"}}
+    async with _gateway(tmp_path, deployment, handler) as (client, _):
+        response = await client.post("/v1/chat/completions", json={**CHAT, **change})
+    error = response.json()["error"]
+    assert (response.status_code, error["param"], error["code"]) == (422, param, "invalid_value")
+    assert "object" not in error["message"].split(":", 1)[0] and "attribute" not in error["message"]
+    assert seen == []
+
+
+async def test_an_image_url_given_as_a_string_is_translated_as_a_link(
+    tmp_path: Path, seen: list[httpx.Request]
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json=_claude_message("a cat", "end_turn", {"input_tokens": 9, "output_tokens": 2})
+        )
+
+    content = [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": "https://x.test/cat.png"},
+    ]
+    deployment = {"litellm_params": {"model": "anthropic/claude-sonnet-4-6", "api_key": "ak"}}
+    async with _gateway(tmp_path, deployment, handler) as (client, _):
+        response = await client.post(
+            "/v1/chat/completions", json={**CHAT, "messages": [{"role": "user", "content": content}]}
+        )
+    assert response.status_code == 200
+    sent = orjson.loads(seen[0].content)["messages"][0]["content"]
+    assert sent[1] == {"type": "image", "source": {"type": "url", "url": "https://x.test/cat.png"}}
 
 
 async def test_no_master_key_means_open_gateway_and_env_override(tmp_path: Path) -> None:

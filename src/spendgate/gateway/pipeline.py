@@ -65,6 +65,7 @@ from spendgate.ledger.events import EventStatus, SpendEvent
 from spendgate.metrics import RequestMetrics
 from spendgate.providers.anthropic import AnthropicChatExchange, AnthropicExchange
 from spendgate.providers.base import ENDPOINT_PATHS, ClientCall, Exchange, estimate_prompt_tokens
+from spendgate.providers.body_rules import BodyFieldError
 from spendgate.providers.http import UpstreamClient, UpstreamResponse
 from spendgate.providers.metering import stream_usage
 from spendgate.providers.openai_compat import OpenAIExchange
@@ -311,9 +312,16 @@ class Pipeline:
         exchange = exchange_for(call.client, deployment)
         try:
             request = exchange.build_request()
-        except (AttributeError, TypeError, ValueError) as exc:  # a body the adapter cannot translate
+        except BodyFieldError as exc:  # a field the adapter cannot translate, named
             raise InvalidField(
-                f"cannot translate this request for a {deployment.provider} deployment: {exc}"
+                f"cannot translate this request for the {deployment.provider} deployment: {exc.message}",
+                param=exc.field,
+            ) from exc
+        except (AttributeError, TypeError, ValueError) as exc:  # any other shape it cannot translate
+            log.info("request not translatable for %s: %r", deployment.id, exc)
+            raise InvalidField(
+                f"cannot translate this request for the {deployment.provider} deployment: a field has "
+                "a shape the translation does not accept"
             ) from exc
         started = time.perf_counter()
         try:

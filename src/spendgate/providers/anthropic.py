@@ -26,6 +26,7 @@ from spendgate.providers.base import (
     StreamTranslator,
     sse_event,
 )
+from spendgate.providers.body_rules import BodyFieldError
 from spendgate.providers.http import UpstreamRequest
 
 __all__ = ["AnthropicChatExchange", "AnthropicExchange", "chat_to_messages", "message_to_chat"]
@@ -97,10 +98,16 @@ class AnthropicChatExchange(AnthropicExchange):
 
 
 def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
-    """An OpenAI chat request as an Anthropic Messages request."""
+    """An OpenAI chat request as an Anthropic Messages request.
+
+    Raises:
+        BodyFieldError: a field of a shape the translation cannot carry over (naming it).
+    """
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for message in chat.get("messages") or []:
+    for i, message in enumerate(_list(chat.get("messages"), "messages")):
+        at = f"messages[{i}]"
+        message = _object(message, at)
         role = message.get("role")
         if role in ("system", "developer"):
             system.append(_plain_text(message.get("content")))
@@ -113,12 +120,14 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
             }
             _append(messages, "user", [block])
             continue
-        blocks = _blocks(message.get("content"))
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") or {}
+        blocks = _blocks(message.get("content"), f"{at}.content")
+        for j, call in enumerate(_list(message.get("tool_calls"), f"{at}.tool_calls")):
+            function = _object(
+                _object(call, f"{at}.tool_calls[{j}]").get("function"), f"{at}.tool_calls[{j}].function"
+            )
             try:
                 arguments = orjson.loads(function.get("arguments") or "{}")
-            except orjson.JSONDecodeError:
+            except (orjson.JSONDecodeError, TypeError):
                 arguments = {}
             blocks.append(
                 {
@@ -141,12 +150,16 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
             body[key] = chat[key]
     stop = chat.get("stop")
     if stop:
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise BodyFieldError("stop", "stop must be a string or a list of strings")
+        body["stop_sequences"] = stops
     if isinstance(chat.get("user"), str):
         body["metadata"] = {"user_id": chat["user"]}
-    tools = [
-        t.get("function") or {} for t in chat.get("tools") or [] if t.get("type", "function") == "function"
-    ]
+    tools = []
+    for i, tool in enumerate(_list(chat.get("tools"), "tools")):
+        if _object(tool, f"tools[{i}]").get("type", "function") == "function":
+            tools.append(_object(tool.get("function") or {}, f"tools[{i}].function"))
     if tools:
         body["tools"] = [
             {
@@ -165,7 +178,27 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
         body["tool_choice"] = {"type": "none"}
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         body["tool_choice"] = {"type": "tool", "name": choice["function"].get("name", "")}
+    elif choice is not None:
+        raise BodyFieldError(
+            "tool_choice",
+            "tool_choice must be 'auto', 'required', 'none' or {'type': 'function', 'function': {...}}",
+        )
     return body
+
+
+def _list(value: object, field: str) -> list[Any]:
+    """``value`` as a list (None: empty); anything else cannot be translated."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BodyFieldError(field, f"{field} must be a list")
+    return value
+
+
+def _object(value: object, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BodyFieldError(field, f"{field} must be an object")
+    return value
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -180,23 +213,33 @@ def _plain_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
     return ""
 
 
-def _blocks(content: object) -> list[dict[str, Any]]:
+def _blocks(content: object, field: str) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks: list[dict[str, Any]] = []
-    for part in content if isinstance(content, list) else []:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
-        elif part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "")
+    for j, part in enumerate(_list(content, field)):
+        at = f"{field}[{j}]"
+        kind = _object(part, at).get("type")
+        if kind == "text":
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise BodyFieldError(f"{at}.text", f"{at}.text must be a string")
+            blocks.append({"type": "text", "text": text})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image if isinstance(image, str) else _object(image, f"{at}.image_url").get("url")
+            if not isinstance(url, str) or not url:
+                raise BodyFieldError(f"{at}.image_url", f"{at}.image_url must be an object with a url")
             if url.startswith("data:") and ";base64," in url:
                 media, data = url[5:].split(";base64,", 1)
                 blocks.append(
