@@ -32,11 +32,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from spendgate.core.money import from_nano, to_nano
+from spendgate.core.money import from_nano
 from spendgate.core.periods import Period, Window, get_timezone, parse_duration, period_for
 from spendgate.sdk.amounts import plain_usd
 from spendgate.sdk.budget_history import SpendHistory
-from spendgate.sdk.errors import BudgetExceededError
+from spendgate.sdk.budget_reservation import usd_to_nanos
+from spendgate.sdk.errors import refusal_for
 
 __all__ = ["BUDGET", "BudgetMode", "GlobalBudget", "Hold"]
 
@@ -54,18 +55,6 @@ class Hold:
     def __init__(self, nanos: int) -> None:
         self.nanos = nanos
         self.done = False
-
-
-def _usd_to_nanos(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise TypeError(f"spendgate.{name} must be a number of USD or None, got {value!r}")
-    try:
-        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    except ArithmeticError:
-        raise ValueError(f"spendgate.{name} must be a number of USD, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"spendgate.{name} must be a finite amount >= 0, got {value!r}")
-    return to_nano(amount)
 
 
 class GlobalBudget:
@@ -101,7 +90,7 @@ class GlobalBudget:
 
     @max_budget.setter
     def max_budget(self, value: object) -> None:
-        limit = None if value is None else _usd_to_nanos(value, "max_budget")
+        limit = None if value is None else usd_to_nanos(value, "spendgate.max_budget", limit=True)
         with self._lock:
             self._limit = limit
 
@@ -175,7 +164,7 @@ class GlobalBudget:
         *,
         unbounded_output: int | None = None,
         catalogued_output: bool = False,
-        refusal: type[BudgetExceededError] = BudgetExceededError,
+        endpoint: str = "",
     ) -> Hold:
         """Reserve a call's worst case (strict) or check the spend (check_only).
 
@@ -185,8 +174,8 @@ class GlobalBudget:
                 worst case assumed (named in the refusal, with how to bound it).
             catalogued_output: ``unbounded_output`` is the model's maximum in the
                 catalogue (else the default the catalogue's silence left).
-            refusal: the class the refusal is raised as (a subclass of
-                :class:`BudgetExceededError`: :func:`~spendgate.sdk.errors.refusal_for`).
+            endpoint: the endpoint the call is to (``messages`` …): a refusal is raised as
+                :func:`~spendgate.sdk.errors.refusal_for` that endpoint says.
 
         Raises:
             BudgetExceededError: the call does not fit.
@@ -203,7 +192,7 @@ class GlobalBudget:
                 over = self._spent + self._reserved + amount > limit if strict else self._spent >= limit
                 if over:
                     period = self._period
-                    raise refusal(
+                    raise refusal_for(endpoint)(
                         window=self._window.name if self._window is not None else "lifetime",
                         spend_nanos=self._spent,
                         reserved_nanos=self._reserved,

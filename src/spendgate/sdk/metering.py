@@ -48,7 +48,6 @@ from spendgate.sdk import callbacks, sink
 from spendgate.sdk.budget import BUDGET, Hold
 from spendgate.sdk.callbacks import CallRecord
 from spendgate.sdk.chat_stream import DeferredChatStream
-from spendgate.sdk.errors import refusal_for
 from spendgate.sdk.httpx_compat import header_items, module_of
 
 __all__ = [
@@ -393,14 +392,14 @@ class MeteredCall:
         Raises:
             BudgetExceededError: the budget has no room for it (nothing was sent).
         """
+        endpoint = self.client.endpoint  # (a refusal of an Anthropic call is also an AnthropicError)
         if BUDGET.needs_estimate:
             worst, unbounded, catalogued = self.worst_case()
-            refusal = refusal_for(self.client.endpoint)
             self.hold = BUDGET.reserve(
-                worst, unbounded_output=unbounded, catalogued_output=catalogued, refusal=refusal
+                worst, unbounded_output=unbounded, catalogued_output=catalogued, endpoint=endpoint
             )
         else:  # no limit, or check_only: a call is refused only when the spend is at the limit
-            self.hold = BUDGET.reserve(0, refusal=refusal_for(self.client.endpoint))
+            self.hold = BUDGET.reserve(0, endpoint=endpoint)
         if callbacks.listening_any():
             callbacks.notify_start(self.record)
 
