@@ -125,12 +125,16 @@ async def test_exact_money_no_float_artifacts(api: Api) -> None:
     assert status == 422 and err["error"]["param"] == "max_budget"
     status, err = await api.post("/key/generate", {"max_budget": 1e12})
     assert status == 422 and err["error"]["param"] == "max_budget"
-    # finer than a nano-USD: refused, not rounded (1e-20 would have become 0, "nothing allowed")
-    for finer in ("1e-20", "10.0000000015", "0.0000000005", '"1.0000000001"'):
-        status, err = await api.post("/key/generate", content=f'{{"max_budget": {finer}}}'.encode())
-        assert status == 422 and err["error"]["param"] == "max_budget", finer
+    # a positive amount kept as 0 would mean "nothing allowed": refused
+    for tiny in ("1e-20", "0.0000000004999", "0.0000000005", '"0.0000000001"'):
+        status, err = await api.post("/key/generate", content=f'{{"max_budget": {tiny}}}'.encode())
+        assert status == 422 and err["error"]["param"] == "max_budget", tiny
         assert "nano-USD" in err["error"]["message"]
-    assert (await api.ok("POST", "/key/generate", content=b'{"max_budget": 1.5E+2}'))["max_budget"] == 150
+    # finer amounts are rounded to the nano-USD (half even), as a budget computed with floats sends
+    for sent, kept in (("0.30000000000000004", "0.3"), ("3.3333333333333335", "3.333333333"),
+                       ("0.0000000015", "0.000000002"), ("1.5E+2", "150")):  # fmt: skip
+        created = await api.ok("POST", "/key/generate", content=f'{{"max_budget": {sent}}}'.encode())
+        assert created["max_budget"] == Decimal(kept), sent
 
 
 async def test_update_only_touches_given_fields_and_null_means_unlimited(api: Api) -> None:

@@ -147,6 +147,9 @@ def test_create_budget_returns_litellm_shape_and_replaces(make: Factory) -> None
     assert bm.is_valid_user("a") and not bm.is_valid_user("nobody")
     with pytest.raises(ValueError, match="duration"):
         bm.create_budget(1, "c", "fortnightly")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rounds to 0 nano-USD"):  # 0 would allow nothing
+        bm.create_budget(1e-20, "c")
+    assert not bm.is_valid_user("c")
     with pytest.raises(ValueError, match="non-negative"):
         bm.create_budget(-1, "c")
 

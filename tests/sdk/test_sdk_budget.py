@@ -110,6 +110,18 @@ def test_a_window_uses_calendar_periods(client: openai.OpenAI) -> None:
         spendgate.max_budget = -1
 
 
+def test_a_positive_budget_that_rounds_to_zero_nano_usd_is_refused() -> None:
+    """0 means nothing is allowed: a positive amount kept as 0 would refuse every call."""
+    for tiny in (1e-20, "0.0000000005", Decimal("1e-12")):
+        with pytest.raises(ValueError, match="rounds to 0 nano-USD"):
+            spendgate.max_budget = tiny
+        assert spendgate.max_budget is None  # unchanged
+    spendgate.max_budget = 0.1 * 3  # a float's noise is rounded, not refused
+    assert spendgate.max_budget == Decimal("0.3")
+    spendgate.max_budget = 0
+    assert spendgate.max_budget == 0
+
+
 def _budget_for(client: openai.OpenAI, calls: int) -> tuple[Decimal, Decimal]:
     """A budget with room for ``calls`` worst cases and a half, and one call's real cost."""
     probe = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=20)

@@ -226,7 +226,7 @@ class BudgetManager:
         else:
             when = datetime.fromtimestamp(float(created_at), UTC)
         record = new_record(
-            usd_to_nanos(total_budget, "total_budget"),
+            usd_to_nanos(total_budget, "total_budget", limit=True),
             duration,
             calendar=self.calendar,
             timezone=self.timezone,

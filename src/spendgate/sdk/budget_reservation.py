@@ -38,20 +38,33 @@ __all__ = [
 ]
 
 
-def usd_to_nanos(value: int | float | Decimal | str, what: str) -> int:
-    """A USD amount given as a number → nano-USD (a float is read by its shortest repr, so
-    ``0.1`` is exactly 100 000 000).
+def usd_to_nanos(value: object, what: str, *, limit: bool = False) -> int:
+    """A USD amount given as a number → nano-USD, rounded half to even (a float is read by
+    its shortest repr, so ``0.1`` is exactly 100 000 000).
+
+    Args:
+        limit: the amount is a budget: a positive one that rounds to 0 nano-USD (``1e-20``)
+            is refused, as 0 would mean nothing is allowed.
 
     Raises:
         TypeError: not a number.
-        ValueError: negative, NaN or infinite.
+        ValueError: negative, NaN or infinite; a limit that rounds to 0.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise TypeError(f"{what} must be a number of USD, got {type(value).__name__}")
-    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    try:
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"{what} must be a number of USD, got {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"{what} must be a finite, non-negative number of USD, got {value!r}")
-    return to_nano(amount)
+    nanos = to_nano(amount)
+    if limit and nanos == 0 and amount > 0:
+        raise ValueError(
+            f"{what} of {value!r} rounds to 0 nano-USD, which means nothing is allowed "
+            "(amounts are kept in nano-USD, 1e-9)"
+        )
+    return nanos
 
 
 def nanos_to_usd(nanos: int) -> float:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from spendgate.core.money import to_nano
 from spendgate.core.periods import HINT, parse_duration
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
 ]
 
 MAX_USD = Decimal(1_000_000_000)
-_NANO_USD = Decimal("1e-9")
 """Amounts above $1e9 are refused: nano-USD must fit a BIGINT with room to add."""
 
 MAX_COUNT = 2**62
@@ -114,10 +114,10 @@ def _usd(value: Any) -> Decimal:
     amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError("must be a finite number of USD")
-    if abs(amount) <= MAX_USD and amount != amount.quantize(_NANO_USD):  # (larger: refused by le=)
+    if 0 < amount <= MAX_USD and to_nano(amount) == 0:  # kept as 0, which means "nothing allowed"
         raise ValueError(
-            f"has more than 9 decimals ({value}): amounts are kept in nano-USD (1e-9), "
-            "and one would be rounded rather than kept as given"
+            f"{value} rounds to 0 nano-USD (amounts are kept in nano-USD, 1e-9, rounded half "
+            "to even): it would be kept as 0, which means nothing is allowed"
         )
     return amount
 
@@ -132,7 +132,7 @@ USD = Annotated[
                 {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
                 {"type": "string", "pattern": USD_TEXT},
             ],
-            "description": "USD (at most 1e9, at most 9 decimals); null = unlimited, 0 = nothing",
+            "description": "USD (at most 1e9; kept in nano-USD); null = unlimited, 0 = nothing",
         }
     ),
 ]
