@@ -148,6 +148,17 @@ def _claude_message(text: str, stop_reason: str, usage: dict[str, int]) -> dict[
             "usage": usage}  # fmt: skip
 
 
+def _answering_claude(seen: list[httpx.Request], text: str) -> Any:
+    """An Anthropic upstream that records each request and answers ``text``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        usage = {"input_tokens": 9, "output_tokens": 2}
+        return httpx.Response(200, json=_claude_message(text, "end_turn", usage))
+
+    return handler
+
+
 async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -185,6 +196,11 @@ async def test_anthropic_wire_format(tmp_path: Path, seen: list[httpx.Request]) 
         ({"stop": ["END", 5]}, "stop"),
         ({"tools": [{"type": "function", "function": "x"}]}, "tools[0].function"),
         ({"tool_choice": 5}, "tool_choice"),
+        ({"messages": [{"role": "system", "content": [{"type": "text", "text": 5}]}, *CHAT["messages"]]},
+         "messages[0].content[0].text"),
+        ({"messages": [{"role": "assistant", "content": "x",
+                        "tool_calls": [{"function": {"name": "f", "arguments": 5}}]}]},
+         "messages[0].tool_calls[0].function.arguments"),
         ({"messages": [{"role": "assistant", "content": "x", "tool_calls": [{"function": "f"}]}]},
          "messages[0].tool_calls[0].function"),
     ],
@@ -208,15 +224,28 @@ async def test_a_chat_body_anthropic_cannot_take_is_a_422_naming_the_field(
     assert seen == []
 
 
+async def test_tool_call_arguments_as_an_object_and_tool_choice_objects_are_carried_over(
+    tmp_path: Path, seen: list[httpx.Request]
+) -> None:
+    handler = _answering_claude(seen, "ok")
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}
+    messages = [*CHAT["messages"], {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"}]  # fmt: skip
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    deployment = {"litellm_params": {"model": "anthropic/claude-sonnet-4-6", "api_key": "ak"}}
+    async with _gateway(tmp_path, deployment, handler) as (client, _):
+        for choice, expected in (({"type": "required"}, {"type": "any"}), ({"type": "allowed_tools"}, None)):
+            body = {**CHAT, "messages": messages, "tools": tools, "tool_choice": choice}
+            assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
+            sent = orjson.loads(seen[-1].content)
+            assert sent["messages"][1]["content"][0]["input"] == {"x": 1}  # not dropped
+            assert sent.get("tool_choice") == expected
+
+
 async def test_an_image_url_given_as_a_string_is_translated_as_a_link(
     tmp_path: Path, seen: list[httpx.Request]
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(
-            200, json=_claude_message("a cat", "end_turn", {"input_tokens": 9, "output_tokens": 2})
-        )
-
+    handler = _answering_claude(seen, "a cat")
     content = [
         {"type": "text", "text": "what is it?"},
         {"type": "image_url", "image_url": "https://x.test/cat.png"},

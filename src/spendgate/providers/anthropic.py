@@ -110,25 +110,21 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
         message = _object(message, at)
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_plain_text(message.get("content")))
+            system.append(_plain_text(message.get("content"), f"{at}.content"))
             continue
         if role == "tool":
             block = {
                 "type": "tool_result",
                 "tool_use_id": message.get("tool_call_id", ""),
-                "content": _plain_text(message.get("content")),
+                "content": _plain_text(message.get("content"), f"{at}.content"),
             }
             _append(messages, "user", [block])
             continue
         blocks = _blocks(message.get("content"), f"{at}.content")
         for j, call in enumerate(_list(message.get("tool_calls"), f"{at}.tool_calls")):
-            function = _object(
-                _object(call, f"{at}.tool_calls[{j}]").get("function"), f"{at}.tool_calls[{j}].function"
-            )
-            try:
-                arguments = orjson.loads(function.get("arguments") or "{}")
-            except (orjson.JSONDecodeError, TypeError):
-                arguments = {}
+            at_call = f"{at}.tool_calls[{j}]"
+            function = _object(_object(call, at_call).get("function"), f"{at_call}.function")
+            arguments = _arguments(function.get("arguments"), f"{at_call}.function.arguments")
             blocks.append(
                 {
                     "type": "tool_use",
@@ -143,8 +139,9 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
         "messages": messages,
         "max_tokens": chat.get("max_completion_tokens") or chat.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }
-    if system:
-        body["system"] = "\n\n".join(s for s in system if s)
+    system_text = "\n\n".join(s for s in system if s)
+    if system_text:
+        body["system"] = system_text
     for key in ("temperature", "top_p", "stream"):
         if chat.get(key) is not None:
             body[key] = chat[key]
@@ -170,6 +167,8 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
             for f in tools
         ]
     choice = chat.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("auto", "required", "none"):
+        choice = choice["type"]  # the object form of the three modes
     if choice == "auto":
         body["tool_choice"] = {"type": "auto"}
     elif choice == "required":
@@ -178,12 +177,27 @@ def chat_to_messages(chat: dict[str, Any], model: str) -> dict[str, Any]:
         body["tool_choice"] = {"type": "none"}
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         body["tool_choice"] = {"type": "tool", "name": choice["function"].get("name", "")}
-    elif choice is not None:
+    elif choice is not None and not isinstance(choice, str | dict):  # (other modes: Anthropic's default)
         raise BodyFieldError(
             "tool_choice",
             "tool_choice must be 'auto', 'required', 'none' or {'type': 'function', 'function': {...}}",
         )
     return body
+
+
+def _arguments(value: object, field: str) -> Any:
+    """A tool call's ``arguments`` as Anthropic's ``input``: OpenAI's JSON text parsed (text
+    that is not JSON: ``{}``, as before), or an object as given."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise BodyFieldError(field, f"{field} must be a JSON string")
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {}
 
 
 def _list(value: object, field: str) -> list[Any]:
@@ -209,15 +223,12 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
         messages.append({"role": role, "content": blocks})
 
 
-def _plain_text(content: object) -> str:
+def _plain_text(content: object, field: str) -> str:
+    """The text of a system or tool message (its text parts joined)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            p["text"]
-            for p in content
-            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        )
+        return "".join(block["text"] for block in _blocks(content, field) if block["type"] == "text")
     return ""
 
 
