@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spendgate.core.money import allocate_nanos, format_usd, from_nano, parse_rate, to_nano, usd_text
+from spendgate.core.money import (
+    allocate_nanos,
+    format_usd,
+    from_nano,
+    limit_to_nano,
+    parse_rate,
+    to_nano,
+    usd_text,
+)
 from spendgate.errors import MoneyError
 
 
@@ -75,3 +83,12 @@ def test_usd_text() -> None:
     assert usd_text(-3_000_000_000) == "-3"
     for nanos in (0, 1, 7, 62_500, 999_999_999, 1_000_000_001, 123_456_789_000, -5, -1_500_000_000):
         assert D(usd_text(nanos)) == from_nano(nanos)
+
+
+def test_a_limit_that_rounds_to_zero_is_refused_and_zero_is_not() -> None:
+    for tiny in ("1e-20", "0.0000000005", "0.0000000004999"):
+        with pytest.raises(ValueError, match="rounds to 0 nano-USD"):
+            limit_to_nano(D(tiny))
+    assert limit_to_nano(D(0)) == 0
+    assert limit_to_nano(D("0.0000000015")) == 2  # half to even, as to_nano
+    assert limit_to_nano(D("0.30000000000000004")) == to_nano(D("0.3"))

@@ -21,6 +21,7 @@ __all__ = [
     "allocate_nanos",
     "format_usd",
     "from_nano",
+    "limit_to_nano",
     "parse_rate",
     "tidy",
     "to_nano",
@@ -39,6 +40,22 @@ def to_nano(usd: Decimal) -> int:
     """Round a USD amount to integer nano-USD, half to even (the one rounding rule)."""
     # Context methods instead of `localcontext()`: this runs for every recorded call.
     return int(_CTX.scaleb(_CTX.quantize(usd, _NANO), 9))
+
+
+def limit_to_nano(usd: Decimal) -> int:
+    """A budget limit in nano-USD (:func:`to_nano`), refusing a positive amount that rounds
+    to 0: a limit of 0 means nothing is allowed, the opposite of what was asked.
+
+    Raises:
+        ValueError: ``usd`` is positive and rounds to 0 nano-USD.
+    """
+    nanos = to_nano(usd)
+    if nanos == 0 and usd > 0:
+        raise ValueError(
+            f"{usd} rounds to 0 nano-USD (amounts are kept in nano-USD, 1e-9, rounded half to "
+            "even): kept as 0, it would mean nothing is allowed"
+        )
+    return nanos
 
 
 def from_nano(nanos: int) -> Decimal:

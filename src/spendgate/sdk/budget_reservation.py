@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from spendgate.core.money import from_nano, to_nano
+from spendgate.core.money import from_nano, limit_to_nano, to_nano
 from spendgate.core.pricing.breakdown import CostBreakdown
 from spendgate.core.pricing.catalogue import PriceBook
 from spendgate.core.usage.model import Usage
@@ -58,13 +58,12 @@ def usd_to_nanos(value: object, what: str, *, limit: bool = False) -> int:
         raise ValueError(f"{what} must be a number of USD, got {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"{what} must be a finite, non-negative number of USD, got {value!r}")
-    nanos = to_nano(amount)
-    if limit and nanos == 0 and amount > 0:
-        raise ValueError(
-            f"{what} of {value!r} rounds to 0 nano-USD, which means nothing is allowed "
-            "(amounts are kept in nano-USD, 1e-9)"
-        )
-    return nanos
+    if not limit:
+        return to_nano(amount)
+    try:
+        return limit_to_nano(amount)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 def nanos_to_usd(nanos: int) -> float:

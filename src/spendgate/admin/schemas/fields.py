@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from spendgate.core.money import to_nano
+from spendgate.core.money import limit_to_nano
 from spendgate.core.periods import HINT, parse_duration
 
 __all__ = [
@@ -114,11 +114,8 @@ def _usd(value: Any) -> Decimal:
     amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError("must be a finite number of USD")
-    if 0 < amount <= MAX_USD and to_nano(amount) == 0:  # kept as 0, which means "nothing allowed"
-        raise ValueError(
-            f"{value} rounds to 0 nano-USD (amounts are kept in nano-USD, 1e-9, rounded half "
-            "to even): it would be kept as 0, which means nothing is allowed"
-        )
+    if amount <= MAX_USD:  # (larger: refused by le=)
+        limit_to_nano(amount)  # a positive amount kept as 0 would mean "nothing allowed"
     return amount
 
 
