@@ -125,6 +125,9 @@ async def test_exact_money_no_float_artifacts(api: Api) -> None:
     assert status == 422 and err["error"]["param"] == "max_budget"
     status, err = await api.post("/key/generate", {"max_budget": 1e12})
     assert status == 422 and err["error"]["param"] == "max_budget"
+    for huge in ("-7.2e307", "1e300"):  # refused by the bounds, never rounded (a 500 once)
+        status, err = await api.post("/key/generate", content=f'{{"max_budget": {huge}}}'.encode())
+        assert status == 422 and err["error"]["param"] == "max_budget", huge
     # a positive amount kept as 0 would mean "nothing allowed": refused
     for tiny in ("1e-20", "0.0000000004999", "0.0000000005", '"0.0000000001"'):
         status, err = await api.post("/key/generate", content=f'{{"max_budget": {tiny}}}'.encode())

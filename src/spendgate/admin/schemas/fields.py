@@ -114,7 +114,7 @@ def _usd(value: Any) -> Decimal:
     amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError("must be a finite number of USD")
-    if amount <= MAX_USD:  # (larger: refused by le=)
+    if 0 < amount <= MAX_USD:  # (outside: refused by ge= / le=, before any rounding)
         limit_to_nano(amount)  # a positive amount kept as 0 would mean "nothing allowed"
     return amount
 
